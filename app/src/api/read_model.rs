@@ -1,0 +1,41 @@
+//! The read side the server crate implements for server functions and SSR.
+
+use crate::model::{ListQuery, QueryError, WorkflowDetail, WorkflowList};
+use leptos::prelude::*;
+use std::sync::Arc;
+
+/// Why a read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// The client asked for something malformed: safe to show.
+    #[error(transparent)]
+    BadQuery(#[from] QueryError),
+    /// The store failed: logged, never shown.
+    #[error("store failure: {0}")]
+    Store(String),
+}
+
+/// Queries of the read model, implemented by the server's store.
+#[async_trait::async_trait]
+pub trait ReadModel: Send + Sync + 'static {
+    async fn list_workflows(&self, query: &ListQuery) -> Result<WorkflowList, ReadError>;
+    async fn workflow_detail(&self, id: &str) -> Result<Option<WorkflowDetail>, ReadError>;
+}
+
+/// The read model as put into the Leptos context.
+pub type SharedReadModel = Arc<dyn ReadModel>;
+
+pub(super) fn from_context() -> Result<SharedReadModel, ServerFnError> {
+    use_context::<SharedReadModel>()
+        .ok_or_else(|| ServerFnError::new("the read model is not available"))
+}
+
+pub(super) fn to_client_error(error: ReadError) -> ServerFnError {
+    match error {
+        ReadError::BadQuery(e) => ServerFnError::new(e.to_string()),
+        ReadError::Store(cause) => {
+            tracing::error!(%cause, "read model failure");
+            ServerFnError::new("the workflow store could not be read; see the server log")
+        }
+    }
+}

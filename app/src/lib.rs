@@ -1,0 +1,59 @@
+//! Stepline's app: the wire model, the pages, and the server functions behind them.
+//! Compiled twice: with `ssr` into the server, with `hydrate` into the browser's WASM.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod model;
+pub mod ui;
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Redirect, Route, Router, Routes},
+    path, SsrMode,
+};
+
+/// The HTML document around the app, rendered on the server.
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8" />
+                <meta name="viewport" content="width=device-width, initial-scale=1" />
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                <AutoReload options=options.clone() />
+                <HydrationScripts options />
+                <MetaTags />
+            </head>
+            <body>
+                <App />
+            </body>
+        </html>
+    }
+}
+
+/// The app: routes to the orchestration pages.
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    ui::provide_live_connection();
+    view! {
+        <Stylesheet id="stepline" href="/pkg/stepline.css" />
+        <Title text="Stepline" />
+        <Router>
+            <ui::Header />
+            <main>
+                <Routes fallback=ui::NotFound>
+                    <Route path=path!("/") view=|| view! { <Redirect path="/orchestration" /> } />
+                    // Async: the list is in the HTML itself, readable with JavaScript off.
+                    <Route
+                        path=path!("/orchestration")
+                        view=ui::WorkflowListPage
+                        ssr=SsrMode::Async
+                    />
+                </Routes>
+            </main>
+        </Router>
+    }
+}

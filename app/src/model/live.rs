@@ -1,0 +1,137 @@
+//! The WebSocket protocol (`/ws/orchestration`): what clients send and what the live hub
+//! pushes. Every pushed message carries the hub's `seq`, so a client that reconnects can
+//! ask for what it missed.
+
+use super::status::{StepStatus, WorkflowStatus};
+use super::workflow::Workflow;
+use serde::{Deserialize, Serialize};
+
+/// A change to the read model, as the story names it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum LiveEvent {
+    /// A list row appeared or changed (status, progress, SLA, ...): the whole row, so a
+    /// client can upsert it without knowing every rule that derived it.
+    WorkflowUpdated { workflow: Box<Workflow> },
+    StepStarted {
+        workflow_id: String,
+        step_number: u32,
+        step_name: String,
+        attempt: u32,
+    },
+    /// An attempt failed and another will follow.
+    StepRetrying {
+        workflow_id: String,
+        step_number: u32,
+        step_name: String,
+        attempt: u32,
+        error: Option<String>,
+    },
+    StepCompleted {
+        workflow_id: String,
+        step_number: u32,
+        step_name: String,
+        duration_seconds: f64,
+        status: StepStatus,
+    },
+    StepFailed {
+        workflow_id: String,
+        step_number: u32,
+        step_name: String,
+        error: Option<String>,
+        attempts: u32,
+    },
+    WorkflowStatusChanged {
+        workflow_id: String,
+        old_status: WorkflowStatus,
+        new_status: WorkflowStatus,
+        duration_seconds: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// The run reached 90 % of its SLA target.
+    SlaWarning {
+        workflow_id: String,
+        message: String,
+        current_duration: f64,
+        sla_target: i64,
+    },
+    /// The run went past its SLA target.
+    SlaBreached {
+        workflow_id: String,
+        message: String,
+        current_duration: f64,
+        sla_target: i64,
+    },
+    LogAppended {
+        workflow_id: String,
+        step_number: u32,
+        lines: Vec<String>,
+    },
+    /// Sent first on every connection: the hub's current position.
+    Hello {},
+    /// A fresh picture of the subscribed workflows, sent instead of a replay when the
+    /// client is too far behind (or was too slow to keep up). `complete` is false when
+    /// only the most recently changed rows fit: the client should reload its view.
+    Snapshot {
+        workflows: Vec<Workflow>,
+        complete: bool,
+    },
+    /// The client sent something the hub could not take; the connection stays open.
+    ProtocolError { message: String },
+}
+
+impl LiveEvent {
+    /// The workflow the event is about, for routing to subscribers.
+    pub fn workflow_id(&self) -> Option<&str> {
+        match self {
+            Self::WorkflowUpdated { workflow } => Some(&workflow.id),
+            Self::StepStarted { workflow_id, .. }
+            | Self::StepRetrying { workflow_id, .. }
+            | Self::StepCompleted { workflow_id, .. }
+            | Self::StepFailed { workflow_id, .. }
+            | Self::WorkflowStatusChanged { workflow_id, .. }
+            | Self::SlaWarning { workflow_id, .. }
+            | Self::SlaBreached { workflow_id, .. }
+            | Self::LogAppended { workflow_id, .. } => Some(workflow_id),
+            Self::Hello {} | Self::Snapshot { .. } | Self::ProtocolError { .. } => None,
+        }
+    }
+}
+
+/// A pushed message: an event with its position in the hub's sequence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveMessage {
+    pub seq: u64,
+    #[serde(flatten)]
+    pub event: LiveEvent,
+}
+
+/// What a client asks for: all workflows, or some ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Subscription {
+    /// Every workflow (the list page).
+    #[serde(default)]
+    pub all: bool,
+    /// These workflows (a detail page), in addition to `all`.
+    #[serde(default)]
+    pub workflow_ids: Vec<String>,
+}
+
+/// Messages from a client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// Adds to the subscription. With `since_seq`, the hub first replays what the client
+    /// missed after that seq (or sends a snapshot when it no longer has it).
+    Subscribe {
+        #[serde(flatten)]
+        subscription: Subscription,
+        #[serde(default)]
+        since_seq: Option<u64>,
+    },
+    Unsubscribe {
+        #[serde(flatten)]
+        subscription: Subscription,
+    },
+}

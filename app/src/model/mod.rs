@@ -1,0 +1,32 @@
+//! Wire types of the orchestration story: what the REST API, the WebSocket and the UI
+//! exchange. Serde only, so the same types compile into the browser's WASM.
+
+mod live;
+mod query;
+mod status;
+mod workflow;
+
+pub use live::{ClientMessage, LiveEvent, LiveMessage, Subscription};
+pub use query::{Cursor, ListQuery, QueryError, DEFAULT_LIMIT, MAX_LIMIT};
+pub use status::{SlaStatus, StepKind, StepStatus, WorkflowStatus};
+pub use workflow::{
+    derive_branches, format_duration, progress_of, Attempt, Branch, Capabilities, DefinitionInfo,
+    ErrorBody, Execution, LiveMode, Metadata, Priority, Progress, Step, Workflow, WorkflowDetail,
+    WorkflowList, WorkflowStats,
+};
+
+/// Longest workflow id the API accepts; ids travel in URLs.
+pub const MAX_WORKFLOW_ID_LEN: usize = 128;
+
+/// Whether `id` can be used as a workflow id: 1–128 characters from `[A-Za-z0-9._:-]`,
+/// so it is stable in URLs without escaping.
+pub fn is_valid_workflow_id(id: &str) -> bool {
+    !id.is_empty()
+        && id.len() <= MAX_WORKFLOW_ID_LEN
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,255 @@
+//! Status vocabularies shared by every engine, as the story spells them on the wire.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Where a workflow run stands. Engines map their own states onto these.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum WorkflowStatus {
+    /// Queued: waiting for a concurrency slot or for its engine to pick it up.
+    Pending,
+    Running,
+    /// A pause was requested; the running step(s) finish first.
+    Pausing,
+    Paused,
+    Completed,
+    Failed,
+    /// Cancel requested; compensations (if any) are running.
+    Cancelling,
+    Cancelled,
+    /// A compensation failed: the run needs manual intervention.
+    CompensationFailed,
+    /// Hard-stopped by the engine without compensation.
+    Terminated,
+    TimedOut,
+}
+
+impl WorkflowStatus {
+    pub const ALL: [WorkflowStatus; 11] = [
+        Self::Pending,
+        Self::Running,
+        Self::Pausing,
+        Self::Paused,
+        Self::Completed,
+        Self::Failed,
+        Self::Cancelling,
+        Self::Cancelled,
+        Self::CompensationFailed,
+        Self::Terminated,
+        Self::TimedOut,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Running => "RUNNING",
+            Self::Pausing => "PAUSING",
+            Self::Paused => "PAUSED",
+            Self::Completed => "COMPLETED",
+            Self::Failed => "FAILED",
+            Self::Cancelling => "CANCELLING",
+            Self::Cancelled => "CANCELLED",
+            Self::CompensationFailed => "COMPENSATION_FAILED",
+            Self::Terminated => "TERMINATED",
+            Self::TimedOut => "TIMED_OUT",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
+    }
+
+    /// No further transitions happen on their own: the run is over (a retry starts anew).
+    pub fn is_terminal(self) -> bool {
+        matches!(
+            self,
+            Self::Completed
+                | Self::Failed
+                | Self::Cancelled
+                | Self::CompensationFailed
+                | Self::Terminated
+                | Self::TimedOut
+        )
+    }
+
+    /// Counted as "active" in the stats: work is in progress or held mid-run.
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            Self::Running | Self::Pausing | Self::Paused | Self::Cancelling
+        )
+    }
+
+    /// Whether an engine may report a move from `self` to `next`. A finished run only
+    /// reopens (a retry); CANCELLING only ends; nothing returns to PENDING once started.
+    pub fn can_become(self, next: WorkflowStatus) -> bool {
+        use WorkflowStatus::*;
+        if self == next {
+            return true;
+        }
+        match self {
+            _ if self.is_terminal() => matches!(next, Pending | Running),
+            Pending => next != Pausing,
+            Running | Pausing => next != Pending,
+            Paused => !matches!(next, Pending | Pausing),
+            Cancelling => matches!(
+                next,
+                Cancelled | CompensationFailed | Failed | Terminated | TimedOut
+            ),
+            _ => false,
+        }
+    }
+
+    /// The icon the story uses for this status.
+    pub fn icon(self) -> &'static str {
+        match self {
+            Self::Pending => "⏳",
+            Self::Running | Self::Pausing => "⚙️",
+            Self::Paused => "⏸️",
+            Self::Completed => "✅",
+            Self::Failed | Self::CompensationFailed | Self::TimedOut => "❌",
+            Self::Cancelling => "↩️",
+            Self::Cancelled | Self::Terminated => "⛔",
+        }
+    }
+}
+
+impl fmt::Display for WorkflowStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where one step stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StepStatus {
+    Pending,
+    Running,
+    /// An attempt failed and the next one waits for its backoff.
+    Retrying,
+    Completed,
+    Failed,
+    Cancelled,
+    Skipped,
+}
+
+impl StepStatus {
+    pub const ALL: [StepStatus; 7] = [
+        Self::Pending,
+        Self::Running,
+        Self::Retrying,
+        Self::Completed,
+        Self::Failed,
+        Self::Cancelled,
+        Self::Skipped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "PENDING",
+            Self::Running => "RUNNING",
+            Self::Retrying => "RETRYING",
+            Self::Completed => "COMPLETED",
+            Self::Failed => "FAILED",
+            Self::Cancelled => "CANCELLED",
+            Self::Skipped => "SKIPPED",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
+    }
+
+    pub fn is_finished(self) -> bool {
+        matches!(
+            self,
+            Self::Completed | Self::Failed | Self::Cancelled | Self::Skipped
+        )
+    }
+}
+
+impl fmt::Display for StepStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A step of the workflow's own work, or a compensation that undoes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    #[default]
+    Normal,
+    Compensation,
+}
+
+impl StepKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Normal => "normal",
+            Self::Compensation => "compensation",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "normal" => Some(Self::Normal),
+            "compensation" => Some(Self::Compensation),
+            _ => None,
+        }
+    }
+}
+
+/// How a run stands against its SLA target: at risk from 90 % of the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SlaStatus {
+    /// The workflow type declares no SLA target.
+    #[default]
+    NoTarget,
+    OnTrack,
+    AtRisk,
+    Breached,
+}
+
+impl SlaStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoTarget => "no_target",
+            Self::OnTrack => "on_track",
+            Self::AtRisk => "at_risk",
+            Self::Breached => "breached",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "no_target" => Some(Self::NoTarget),
+            "on_track" => Some(Self::OnTrack),
+            "at_risk" => Some(Self::AtRisk),
+            "breached" => Some(Self::Breached),
+            _ => None,
+        }
+    }
+
+    /// The SLA status of a run that has lasted `elapsed_ms` against `target_seconds`.
+    /// At risk from 90 % of the target, breached beyond it.
+    pub fn derive(elapsed_ms: i64, target_seconds: Option<i64>) -> Self {
+        match target_seconds {
+            None => Self::NoTarget,
+            Some(target) if target <= 0 => Self::NoTarget,
+            Some(target) => {
+                let target_ms = target.saturating_mul(1000);
+                if elapsed_ms > target_ms {
+                    Self::Breached
+                } else if elapsed_ms.saturating_mul(10) >= target_ms.saturating_mul(9) {
+                    Self::AtRisk
+                } else {
+                    Self::OnTrack
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,419 @@
+//! The story's example payloads must parse into our wire types: they are the contract.
+
+use super::*;
+use serde_json::json;
+
+const STORY_LIST: &str = r#"{
+  "workflows": [
+    {
+      "id": "trial-wf-12345",
+      "type": "trial_activation",
+      "status": "RUNNING",
+      "progress": {
+        "current_step": 7,
+        "total_steps": 15,
+        "percent": 47
+      },
+      "started_at": "2026-01-01T12:00:00Z",
+      "duration_seconds": 120,
+      "sla_target_seconds": 300,
+      "sla_status": "on_track",
+      "triggered_by": "user@example.com",
+      "priority": "HIGH",
+      "can_pause": true,
+      "can_cancel": true
+    }
+  ],
+  "total": 3,
+  "stats": {
+    "active": 3,
+    "pending": 1,
+    "completed_today": 45,
+    "failed_today": 7
+  }
+}"#;
+
+const STORY_DETAIL: &str = r#"{
+  "id": "trial-wf-12345",
+  "type": "trial_activation",
+  "status": "RUNNING",
+  "definition": {
+    "name": "Trial Activation Workflow",
+    "version": "1.2.0",
+    "steps": 15,
+    "sla_target_seconds": 300
+  },
+  "execution": {
+    "started_at": "2026-01-01T12:00:00Z",
+    "updated_at": "2026-01-01T12:05:30Z",
+    "duration_seconds": 330,
+    "current_step": 7,
+    "steps": [
+      {
+        "step_number": 1,
+        "name": "validate_trial_request",
+        "status": "COMPLETED",
+        "started_at": "2026-01-01T12:00:00Z",
+        "completed_at": "2026-01-01T12:00:02Z",
+        "duration_seconds": 2,
+        "input": {"customer_id": "cust-123", "plan": "pro"},
+        "output": {"valid": true},
+        "logs": ["Validating customer...", "Customer verified"],
+        "error": null,
+        "retry_count": 0
+      },
+      {
+        "step_number": 7,
+        "name": "initialize_agent_context",
+        "status": "RUNNING",
+        "started_at": "2026-01-01T12:05:00Z",
+        "completed_at": null,
+        "duration_seconds": 300,
+        "input": {"agent_id": "WowMemory", "context_size": "large"},
+        "output": null,
+        "logs": ["Loading context file...", "Progress: 45%"],
+        "error": null,
+        "retry_count": 0
+      }
+    ],
+    "parallel_branches": [
+      {
+        "branch_id": "branch-a",
+        "steps": [4, 5, 6],
+        "status": "COMPLETED"
+      },
+      {
+        "branch_id": "branch-b",
+        "steps": [7, 8],
+        "status": "RUNNING"
+      }
+    ]
+  },
+  "metadata": {
+    "triggered_by": "user@example.com",
+    "trigger_type": "manual",
+    "priority": "HIGH",
+    "tags": ["trial", "customer-123"]
+  }
+}"#;
+
+#[test]
+fn story_list_payload_parses() {
+    let list: WorkflowList = serde_json::from_str(STORY_LIST).expect("story list parses");
+    assert_eq!(list.total, 3);
+    assert_eq!(list.stats.completed_today, 45);
+    let wf = &list.workflows[0];
+    assert_eq!(wf.workflow_type, "trial_activation");
+    assert_eq!(wf.status, WorkflowStatus::Running);
+    assert_eq!(
+        wf.progress,
+        Progress {
+            current_step: 7,
+            total_steps: 15,
+            percent: 47
+        }
+    );
+    assert_eq!(wf.sla_status, SlaStatus::OnTrack);
+    assert_eq!(wf.priority, Priority::High);
+    assert!(wf.can_pause && wf.can_cancel);
+}
+
+#[test]
+fn story_detail_payload_parses_and_round_trips_field_names() {
+    let detail: WorkflowDetail = serde_json::from_str(STORY_DETAIL).expect("story detail parses");
+    assert_eq!(detail.definition.version.as_deref(), Some("1.2.0"));
+    assert_eq!(detail.execution.current_step, 7);
+    let step = &detail.execution.steps[1];
+    assert_eq!(step.name, "initialize_agent_context");
+    assert_eq!(step.status, StepStatus::Running);
+    assert_eq!(step.kind, StepKind::Normal);
+    assert_eq!(step.logs, ["Loading context file...", "Progress: 45%"]);
+    assert_eq!(detail.execution.parallel_branches[0].steps, [4, 5, 6]);
+    assert_eq!(detail.metadata.tags, ["trial", "customer-123"]);
+
+    // Every field the story names comes back out under the same name.
+    let out = serde_json::to_value(&detail).unwrap();
+    let original: serde_json::Value = serde_json::from_str(STORY_DETAIL).unwrap();
+    assert_same_keys(&original, &out, "$");
+}
+
+/// Checks that every object key of `story` is present in `ours`, recursively.
+fn assert_same_keys(story: &serde_json::Value, ours: &serde_json::Value, path: &str) {
+    match (story, ours) {
+        (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+            for (key, value) in a {
+                let inner = b
+                    .get(key)
+                    .unwrap_or_else(|| panic!("{path}.{key} is missing from our output"));
+                assert_same_keys(value, inner, &format!("{path}.{key}"));
+            }
+        }
+        (serde_json::Value::Array(a), serde_json::Value::Array(b)) => {
+            for (i, (x, y)) in a.iter().zip(b).enumerate() {
+                assert_same_keys(x, y, &format!("{path}[{i}]"));
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn story_live_events_parse() {
+    let completed: LiveEvent = serde_json::from_value(json!({
+      "event": "step_completed",
+      "workflow_id": "trial-wf-12345",
+      "step_number": 7,
+      "step_name": "initialize_agent_context",
+      "duration_seconds": 480,
+      "status": "COMPLETED"
+    }))
+    .unwrap();
+    assert_eq!(completed.workflow_id(), Some("trial-wf-12345"));
+
+    let changed: LiveEvent = serde_json::from_value(json!({
+      "event": "workflow_status_changed",
+      "workflow_id": "trial-wf-12345",
+      "old_status": "RUNNING",
+      "new_status": "COMPLETED",
+      "duration_seconds": 540
+    }))
+    .unwrap();
+    assert!(matches!(
+        changed,
+        LiveEvent::WorkflowStatusChanged {
+            new_status: WorkflowStatus::Completed,
+            ..
+        }
+    ));
+
+    let warning: LiveEvent = serde_json::from_value(json!({
+      "event": "sla_warning",
+      "workflow_id": "trial-wf-12345",
+      "message": "Workflow at 90% of SLA target",
+      "current_duration": 270,
+      "sla_target": 300
+    }))
+    .unwrap();
+    assert!(matches!(
+        warning,
+        LiveEvent::SlaWarning {
+            sla_target: 300,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn live_messages_carry_seq_next_to_the_event_name() {
+    let message = LiveMessage {
+        seq: 42,
+        event: LiveEvent::LogAppended {
+            workflow_id: "wf-1".into(),
+            step_number: 3,
+            lines: vec!["<script>".into()],
+        },
+    };
+    let value = serde_json::to_value(&message).unwrap();
+    assert_eq!(value["seq"], 42);
+    assert_eq!(value["event"], "log_appended");
+    assert_eq!(
+        serde_json::from_value::<LiveMessage>(value).unwrap(),
+        message
+    );
+}
+
+#[test]
+fn story_subscribe_message_parses() {
+    let message: ClientMessage = serde_json::from_value(json!(
+        { "action": "subscribe", "workflow_ids": ["trial-wf-12345"] }
+    ))
+    .unwrap();
+    assert_eq!(
+        message,
+        ClientMessage::Subscribe {
+            subscription: Subscription {
+                all: false,
+                workflow_ids: vec!["trial-wf-12345".into()]
+            },
+            since_seq: None
+        }
+    );
+}
+
+#[test]
+fn progress_matches_the_story_examples() {
+    // "Step 7/15 (47%)": six steps done, the seventh running.
+    assert_eq!(progress_of(6, 15, WorkflowStatus::Running).percent, 47);
+    assert_eq!(progress_of(6, 15, WorkflowStatus::Running).current_step, 7);
+    // "3/8 (38%)" and a pending "1/5 (20%)".
+    assert_eq!(progress_of(2, 8, WorkflowStatus::Running).percent, 38);
+    assert_eq!(progress_of(0, 5, WorkflowStatus::Pending).percent, 20);
+    // Finished runs sit on their last step; unknown totals show nothing.
+    assert_eq!(progress_of(15, 15, WorkflowStatus::Completed).percent, 100);
+    assert_eq!(
+        progress_of(15, 15, WorkflowStatus::Running).current_step,
+        15
+    );
+    assert_eq!(progress_of(0, 0, WorkflowStatus::Running).percent, 0);
+    // More completed steps than declared never shows more than 100 %.
+    assert_eq!(progress_of(9, 5, WorkflowStatus::Running).percent, 100);
+}
+
+#[test]
+fn sla_is_at_risk_from_ninety_percent() {
+    assert_eq!(SlaStatus::derive(269_999, Some(300)), SlaStatus::OnTrack);
+    assert_eq!(SlaStatus::derive(270_000, Some(300)), SlaStatus::AtRisk);
+    assert_eq!(SlaStatus::derive(300_000, Some(300)), SlaStatus::AtRisk);
+    assert_eq!(SlaStatus::derive(300_001, Some(300)), SlaStatus::Breached);
+    assert_eq!(SlaStatus::derive(10, None), SlaStatus::NoTarget);
+    assert_eq!(SlaStatus::derive(10, Some(0)), SlaStatus::NoTarget);
+}
+
+#[test]
+fn durations_read_in_hours_past_an_hour() {
+    assert_eq!(format_duration(0.42), "0.4s");
+    assert_eq!(format_duration(2.0), "2s");
+    assert_eq!(format_duration(330.0), "5:30");
+    assert_eq!(format_duration(3_600.0), "1h 00m");
+    assert_eq!(format_duration(2.0 * 3_600.0 + 5.0 * 60.0 + 9.0), "2h 05m");
+    assert_eq!(format_duration(-1.0), "–");
+}
+
+#[test]
+fn statuses_round_trip_through_their_names() {
+    for status in WorkflowStatus::ALL {
+        assert_eq!(WorkflowStatus::parse(status.as_str()), Some(status));
+        assert_eq!(
+            serde_json::to_value(status).unwrap(),
+            serde_json::Value::String(status.as_str().into())
+        );
+    }
+    for status in StepStatus::ALL {
+        assert_eq!(StepStatus::parse(status.as_str()), Some(status));
+    }
+    assert_eq!(WorkflowStatus::parse("running"), None);
+}
+
+#[test]
+fn workflow_ids_are_url_safe() {
+    assert!(is_valid_workflow_id("trial-wf-12345"));
+    assert!(is_valid_workflow_id("temporal:default:wf.1_a"));
+    assert!(!is_valid_workflow_id(""));
+    assert!(!is_valid_workflow_id("a/b"));
+    assert!(!is_valid_workflow_id("a b"));
+    assert!(!is_valid_workflow_id(&"x".repeat(129)));
+}
+
+#[test]
+fn list_query_reads_the_query_string_and_refuses_bad_input() {
+    let query = ListQuery::from_params([
+        ("status", "RUNNING,pending"),
+        ("type", "data_sync"),
+        ("limit", "20"),
+        ("utm_source", "mail"),
+    ])
+    .unwrap();
+    assert_eq!(
+        query.statuses,
+        [WorkflowStatus::Running, WorkflowStatus::Pending]
+    );
+    assert_eq!(query.workflow_type.as_deref(), Some("data_sync"));
+    assert_eq!(query.effective_limit(), 20);
+    assert!(query.matches(WorkflowStatus::Pending, "data_sync"));
+    assert!(!query.matches(WorkflowStatus::Failed, "data_sync"));
+    assert!(!query.matches(WorkflowStatus::Running, "trial_activation"));
+
+    assert_eq!(
+        ListQuery::from_params([("status", "BOGUS")]),
+        Err(QueryError::UnknownStatus("BOGUS".into()))
+    );
+    assert!(matches!(
+        ListQuery::from_params([("limit", "0")]),
+        Err(QueryError::BadLimit(_))
+    ));
+    assert!(matches!(
+        ListQuery::from_params([("limit", "501")]),
+        Err(QueryError::BadLimit(_))
+    ));
+    assert!(matches!(
+        ListQuery::from_params([("cursor", "nope")]),
+        Err(QueryError::BadCursor(_))
+    ));
+    let cursor = Cursor {
+        created_ms: 17,
+        id: "wf-1".into(),
+    };
+    assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
+}
+
+fn step(step_number: u32, branch: Option<&str>, status: StepStatus) -> Step {
+    Step {
+        step_number,
+        name: format!("step_{step_number}"),
+        status,
+        started_at: None,
+        completed_at: None,
+        duration_seconds: None,
+        input: None,
+        output: None,
+        logs: Vec::new(),
+        error: None,
+        retry_count: 0,
+        attempts: Vec::new(),
+        kind: StepKind::Normal,
+        branch: branch.map(str::to_owned),
+        compensates: None,
+    }
+}
+
+#[test]
+fn branches_are_derived_from_their_steps() {
+    use StepStatus::*;
+    let steps = [
+        step(3, None, Completed),
+        step(4, Some("branch-a"), Completed),
+        step(5, Some("branch-a"), Completed),
+        step(6, Some("branch-a"), Completed),
+        step(7, Some("branch-b"), Completed),
+        step(8, Some("branch-b"), Pending),
+        step(9, Some("branch-c"), Retrying),
+        step(10, Some("branch-d"), Failed),
+        step(11, Some("branch-d"), Running),
+        step(12, Some("branch-e"), Pending),
+    ];
+    let branches = derive_branches(&steps);
+    let summary: Vec<(&str, Vec<u32>, StepStatus)> = branches
+        .iter()
+        .map(|b| (b.branch_id.as_str(), b.steps.clone(), b.status))
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("branch-a", vec![4, 5, 6], Completed),
+            ("branch-b", vec![7, 8], Running),
+            ("branch-c", vec![9], Running),
+            ("branch-d", vec![10, 11], Failed),
+            ("branch-e", vec![12], Pending),
+        ]
+    );
+}
+
+#[test]
+fn status_transitions_follow_the_run_lifecycle() {
+    use WorkflowStatus::*;
+    assert!(Pending.can_become(Running));
+    assert!(Running.can_become(Pausing));
+    assert!(Pausing.can_become(Paused));
+    assert!(Paused.can_become(Running));
+    assert!(Running.can_become(Cancelling));
+    assert!(Cancelling.can_become(Cancelled));
+    assert!(Cancelling.can_become(CompensationFailed));
+    assert!(Failed.can_become(Running), "a retry reopens a failed run");
+    assert!(Running.can_become(Running), "repeats are harmless");
+
+    assert!(!Completed.can_become(Paused));
+    assert!(!Completed.can_become(Failed));
+    assert!(!Running.can_become(Pending));
+    assert!(!Cancelling.can_become(Running));
+    assert!(!Paused.can_become(Pausing));
+}

@@ -1,0 +1,332 @@
+//! Workflows, steps and attempts as the REST API and the UI see them.
+
+use super::status::{SlaStatus, StepKind, StepStatus, WorkflowStatus};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Queue priority of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Priority {
+    High,
+    #[default]
+    Normal,
+    Low,
+}
+
+impl Priority {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::High => "HIGH",
+            Self::Normal => "NORMAL",
+            Self::Low => "LOW",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "HIGH" => Some(Self::High),
+            "NORMAL" => Some(Self::Normal),
+            "LOW" => Some(Self::Low),
+            _ => None,
+        }
+    }
+}
+
+/// How fresh an engine's data is: pushed to us as it happens, or polled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LiveMode {
+    #[default]
+    Push,
+    Poll,
+}
+
+/// What the engine behind a workflow can honour. The UI offers exactly these actions and
+/// the API refuses the others with 409: capabilities are never faked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Capabilities {
+    pub can_pause: bool,
+    pub can_resume: bool,
+    pub can_cancel: bool,
+    pub compensates_on_cancel: bool,
+    pub can_retry_from_step: bool,
+    pub can_clone: bool,
+    pub has_logs: bool,
+    pub live: LiveMode,
+}
+
+/// The story's progress triple: the step the run is on, out of how many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Progress {
+    pub current_step: u32,
+    pub total_steps: u32,
+    pub percent: u32,
+}
+
+/// Progress as the story shows it ("Step 7/15 (47%)" while step 7 runs after six
+/// completed): the step being worked on is `completed + 1`, a finished run is on its
+/// last step, and percent is that position over the total, rounded half up.
+pub fn progress_of(completed_steps: u32, total_steps: u32, status: WorkflowStatus) -> Progress {
+    let total = total_steps.max(completed_steps);
+    let current = if total == 0 {
+        0
+    } else if status == WorkflowStatus::Completed {
+        total
+    } else {
+        (completed_steps + 1).min(total)
+    };
+    let percent = if total == 0 {
+        0
+    } else {
+        (current * 200 + total) / (total * 2)
+    };
+    Progress {
+        current_step: current,
+        total_steps: total,
+        percent,
+    }
+}
+
+/// One row of the workflow list (and the summary pushed live when a row changes).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Workflow {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub workflow_type: String,
+    /// Which engine (and namespace) the run comes from, e.g. `builtin`, `custom:billing`.
+    #[serde(default)]
+    pub engine: String,
+    pub status: WorkflowStatus,
+    pub progress: Progress,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+    /// Seconds run so far (to now while active, to the end once finished).
+    pub duration_seconds: f64,
+    pub sla_target_seconds: Option<i64>,
+    pub sla_status: SlaStatus,
+    pub triggered_by: Option<String>,
+    pub trigger_type: Option<String>,
+    pub priority: Priority,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub capabilities: Capabilities,
+    /// Pause is possible now: the engine can and the status allows it.
+    #[serde(default)]
+    pub can_pause: bool,
+    /// Cancel is possible now: the engine can and the status allows it.
+    #[serde(default)]
+    pub can_cancel: bool,
+}
+
+/// Counts shown above the list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct WorkflowStats {
+    pub active: u64,
+    pub pending: u64,
+    pub completed_today: u64,
+    pub failed_today: u64,
+}
+
+/// A page of the workflow list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct WorkflowList {
+    pub workflows: Vec<Workflow>,
+    /// How many workflows match the filters, over all pages.
+    pub total: u64,
+    pub stats: WorkflowStats,
+    /// Opaque cursor of the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+    /// The live hub's position when the page was read: subscribing from it replays
+    /// every change since, so nothing falls between the page and the live stream.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seq: Option<u64>,
+}
+
+/// One try of a step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Attempt {
+    pub attempt: u32,
+    pub status: StepStatus,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub duration_seconds: Option<f64>,
+    pub error: Option<String>,
+}
+
+/// One step of a run, with every attempt it took.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Step {
+    pub step_number: u32,
+    pub name: String,
+    pub status: StepStatus,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub duration_seconds: Option<f64>,
+    pub input: Option<Value>,
+    pub output: Option<Value>,
+    /// The most recent log lines (untrusted text: always rendered as text).
+    #[serde(default)]
+    pub logs: Vec<String>,
+    pub error: Option<String>,
+    /// Attempts beyond the first.
+    #[serde(default)]
+    pub retry_count: u32,
+    #[serde(default)]
+    pub attempts: Vec<Attempt>,
+    #[serde(default)]
+    pub kind: StepKind,
+    /// The parallel branch the step belongs to, if any.
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// For a compensation: the step it undoes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compensates: Option<u32>,
+}
+
+/// A parallel path of a run and how far it got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Branch {
+    pub branch_id: String,
+    pub steps: Vec<u32>,
+    pub status: StepStatus,
+}
+
+/// The definition a run follows, as far as its engine tells.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct DefinitionInfo {
+    pub name: Option<String>,
+    pub version: Option<String>,
+    pub steps: u32,
+    pub sla_target_seconds: Option<i64>,
+}
+
+/// The execution part of the detail view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Execution {
+    pub started_at: Option<DateTime<Utc>>,
+    pub updated_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub duration_seconds: f64,
+    pub current_step: u32,
+    pub steps: Vec<Step>,
+    #[serde(default)]
+    pub parallel_branches: Vec<Branch>,
+}
+
+/// Who started a run, how, and how it is labelled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Metadata {
+    pub triggered_by: Option<String>,
+    pub trigger_type: Option<String>,
+    #[serde(default)]
+    pub priority: Priority,
+    #[serde(default)]
+    pub tags: Vec<String>,
+}
+
+/// Everything about one run (`GET .../workflows/{id}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowDetail {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub workflow_type: String,
+    #[serde(default)]
+    pub engine: String,
+    pub status: WorkflowStatus,
+    /// Why the run ended as it did (cancel reason, final error), when known.
+    #[serde(default)]
+    pub status_reason: Option<String>,
+    #[serde(default)]
+    pub progress: Progress,
+    #[serde(default)]
+    pub sla_status: SlaStatus,
+    #[serde(default)]
+    pub capabilities: Capabilities,
+    #[serde(default)]
+    pub can_pause: bool,
+    #[serde(default)]
+    pub can_cancel: bool,
+    pub definition: DefinitionInfo,
+    pub execution: Execution,
+    pub metadata: Metadata,
+}
+
+/// The body of every error the API answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+    pub message: String,
+    /// For a refused batch of source events: the (0-based) index of the offending one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_index: Option<usize>,
+}
+
+/// The one way every view writes a duration: `0.4s`, `12s`, `5:30`, and in hours from an
+/// hour on (`2h 05m`).
+pub fn format_duration(seconds: f64) -> String {
+    if !seconds.is_finite() || seconds < 0.0 {
+        return "–".to_owned();
+    }
+    if seconds < 1.0 {
+        return format!("{seconds:.1}s");
+    }
+    let whole = seconds.floor() as u64;
+    if whole < 60 {
+        format!("{whole}s")
+    } else if whole < 3600 {
+        format!("{}:{:02}", whole / 60, whole % 60)
+    } else {
+        format!("{}h {:02}m", whole / 3600, (whole % 3600) / 60)
+    }
+}
+
+/// The parallel branches of a run, from its steps' `branch` labels, in order of their
+/// first step. A branch failed if any of its steps did, runs while any step runs or
+/// retries, is complete when every step completed (or was skipped), and is pending else.
+pub fn derive_branches(steps: &[Step]) -> Vec<Branch> {
+    let mut branches: Vec<Branch> = Vec::new();
+    for step in steps.iter().filter(|s| s.kind == StepKind::Normal) {
+        let Some(id) = &step.branch else { continue };
+        match branches.iter_mut().find(|b| &b.branch_id == id) {
+            Some(branch) => branch.steps.push(step.step_number),
+            None => branches.push(Branch {
+                branch_id: id.clone(),
+                steps: vec![step.step_number],
+                status: StepStatus::Pending,
+            }),
+        }
+    }
+    for branch in &mut branches {
+        let statuses = steps
+            .iter()
+            .filter(|s| branch.steps.contains(&s.step_number) && s.kind == StepKind::Normal)
+            .map(|s| s.status);
+        branch.status = branch_status(statuses);
+    }
+    branches
+}
+
+fn branch_status(statuses: impl Iterator<Item = StepStatus>) -> StepStatus {
+    let (mut any_failed, mut any_active, mut all_done, mut any_started) =
+        (false, false, true, false);
+    for status in statuses {
+        any_failed |= matches!(status, StepStatus::Failed | StepStatus::Cancelled);
+        any_active |= matches!(status, StepStatus::Running | StepStatus::Retrying);
+        all_done &= matches!(status, StepStatus::Completed | StepStatus::Skipped);
+        any_started |= status != StepStatus::Pending;
+    }
+    if any_failed {
+        StepStatus::Failed
+    } else if any_active || (any_started && !all_done) {
+        StepStatus::Running
+    } else if all_done {
+        StepStatus::Completed
+    } else {
+        StepStatus::Pending
+    }
+}

@@ -1,0 +1,181 @@
+//! The browser's live connection to `/ws/orchestration`: a small state machine
+//! (connecting, connected, disconnected with backoff) that keeps the newest summary of
+//! every workflow it hears about, and resumes from the last `seq` after a reconnect.
+
+use crate::model::Workflow;
+use leptos::prelude::*;
+use std::collections::HashMap;
+
+/// Where the live connection stands; the header shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConnectionState {
+    Connecting,
+    Connected,
+    /// Lost; the next attempt is scheduled with capped exponential backoff.
+    Disconnected,
+}
+
+impl ConnectionState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Connecting => "connecting",
+            Self::Connected => "connected",
+            Self::Disconnected => "disconnected",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Connecting => "● connecting…",
+            Self::Connected => "● live",
+            Self::Disconnected => "● reconnecting…",
+        }
+    }
+}
+
+/// The app's one live connection and what it has received.
+#[derive(Clone, Copy)]
+pub struct LiveConnection {
+    pub state: RwSignal<ConnectionState>,
+    /// Newest summary of each workflow heard of since the page loaded.
+    pub workflows: RwSignal<HashMap<String, Workflow>>,
+    /// Bumped when the hub could only send a partial snapshot: views reload from the API.
+    pub reloads: RwSignal<u64>,
+    /// The newest seq seen (from a page or the socket): where a (re)subscription resumes.
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    last_seq: StoredValue<Option<u64>>,
+    /// Failed connection attempts in a row, for the backoff.
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    failures: StoredValue<u32>,
+}
+
+impl LiveConnection {
+    /// Notes the hub position a page was read at, so the subscription replays every
+    /// change after it: nothing falls between the rendered page and the live stream.
+    pub fn resume_from(&self, seq: Option<u64>) {
+        if self.last_seq.get_value().is_none() {
+            self.last_seq.set_value(seq);
+        }
+    }
+}
+
+/// Creates the live connection once per app and shares it through the context; in the
+/// browser it connects after hydration. Later calls return the same connection.
+pub fn provide_live_connection() -> LiveConnection {
+    if let Some(existing) = use_context::<LiveConnection>() {
+        return existing;
+    }
+    let connection = LiveConnection {
+        state: RwSignal::new(ConnectionState::Connecting),
+        workflows: RwSignal::new(HashMap::new()),
+        reloads: RwSignal::new(0),
+        last_seq: StoredValue::new(None),
+        failures: StoredValue::new(0),
+    };
+    provide_context(connection);
+    #[cfg(feature = "hydrate")]
+    Effect::new(move |_| client::connect(connection));
+    connection
+}
+
+#[cfg(feature = "hydrate")]
+mod client {
+    use super::{ConnectionState, LiveConnection};
+    use crate::model::{ClientMessage, LiveEvent, LiveMessage, Subscription};
+    use leptos::prelude::*;
+    use std::time::Duration;
+    use wasm_bindgen::{closure::Closure, JsCast};
+
+    const FIRST_RETRY_MS: u64 = 250;
+    const MAX_RETRY_MS: u64 = 10_000;
+
+    pub fn connect(connection: LiveConnection) {
+        connection.state.set(ConnectionState::Connecting);
+        let Some(url) = socket_url() else { return };
+        let socket = match web_sys::WebSocket::new(&url) {
+            Ok(socket) => socket,
+            Err(_) => return reconnect_later(connection),
+        };
+
+        let onopen = {
+            let socket = socket.clone();
+            Closure::<dyn FnMut()>::new(move || {
+                connection.failures.set_value(0);
+                connection.state.set(ConnectionState::Connected);
+                let subscribe = ClientMessage::Subscribe {
+                    subscription: Subscription {
+                        all: true,
+                        workflow_ids: Vec::new(),
+                    },
+                    since_seq: connection.last_seq.get_value(),
+                };
+                if let Ok(text) = serde_json::to_string(&subscribe) {
+                    let _ = socket.send_with_str(&text);
+                }
+            })
+        };
+        socket.set_onopen(Some(onopen.as_ref().unchecked_ref()));
+        onopen.forget();
+
+        let onmessage = Closure::<dyn FnMut(web_sys::MessageEvent)>::new(
+            move |event: web_sys::MessageEvent| {
+                let Some(text) = event.data().as_string() else {
+                    return;
+                };
+                match serde_json::from_str::<LiveMessage>(&text) {
+                    Ok(message) => apply(connection, message),
+                    Err(error) => leptos::logging::warn!("unreadable live message: {error}"),
+                }
+            },
+        );
+        socket.set_onmessage(Some(onmessage.as_ref().unchecked_ref()));
+        onmessage.forget();
+
+        let onclose = Closure::<dyn FnMut()>::new(move || reconnect_later(connection));
+        socket.set_onclose(Some(onclose.as_ref().unchecked_ref()));
+        onclose.forget();
+    }
+
+    fn socket_url() -> Option<String> {
+        let location = web_sys::window()?.location();
+        let scheme = match location.protocol().ok()?.as_str() {
+            "https:" => "wss",
+            _ => "ws",
+        };
+        Some(format!(
+            "{scheme}://{}/ws/orchestration",
+            location.host().ok()?
+        ))
+    }
+
+    fn reconnect_later(connection: LiveConnection) {
+        connection.state.set(ConnectionState::Disconnected);
+        let failures = connection.failures.get_value();
+        connection.failures.set_value(failures.saturating_add(1));
+        let delay = FIRST_RETRY_MS
+            .saturating_mul(1 << failures.min(16))
+            .min(MAX_RETRY_MS);
+        set_timeout(move || connect(connection), Duration::from_millis(delay));
+    }
+
+    fn apply(connection: LiveConnection, message: LiveMessage) {
+        connection.last_seq.set_value(Some(message.seq));
+        match message.event {
+            LiveEvent::WorkflowUpdated { workflow } => connection.workflows.update(|rows| {
+                rows.insert(workflow.id.clone(), *workflow);
+            }),
+            LiveEvent::Snapshot {
+                workflows,
+                complete,
+            } => {
+                connection.workflows.update(|rows| {
+                    rows.extend(workflows.into_iter().map(|w| (w.id.clone(), w)));
+                });
+                if !complete {
+                    connection.reloads.update(|n| *n += 1);
+                }
+            }
+            _ => {}
+        }
+    }
+}

@@ -1,0 +1,62 @@
+// Playwright runs the real Stepline server (started here, stopped by Playwright) and
+// drives Debian's Chromium: no browser is downloaded. scripts/test.sh sets the env.
+import { defineConfig } from '@playwright/test';
+
+const port = Number(process.env.STEPLINE_E2E_PORT ?? 3400);
+const serverBinary = process.env.STEPLINE_SERVER_BIN;
+const siteRoot = process.env.STEPLINE_SITE_ROOT;
+const database = process.env.STEPLINE_E2E_DATABASE_URL;
+if (!serverBinary || !siteRoot || !database) {
+  throw new Error(
+    'Run the browser tests through scripts/test.sh (it builds the site and sets ' +
+      'STEPLINE_SERVER_BIN, STEPLINE_SITE_ROOT and STEPLINE_E2E_DATABASE_URL).',
+  );
+}
+
+const chromium = {
+  executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
+};
+
+export default defineConfig({
+  testDir: './tests',
+  fullyParallel: false,
+  workers: 1,
+  retries: 0,
+  forbidOnly: !!process.env.CI,
+  timeout: 30_000,
+  expect: { timeout: 5_000 },
+  reporter: [['list']],
+  use: {
+    baseURL: `http://127.0.0.1:${port}`,
+    launchOptions: chromium,
+    trace: 'retain-on-failure',
+  },
+  projects: [
+    { name: 'hydrated', use: { javaScriptEnabled: true } },
+    { name: 'no-javascript', use: { javaScriptEnabled: false } },
+  ],
+  webServer: {
+    command: serverBinary,
+    url: `http://127.0.0.1:${port}/api/health`,
+    timeout: 60_000,
+    reuseExistingServer: false,
+    stdout: 'pipe',
+    stderr: 'pipe',
+    env: {
+      STEPLINE_LISTEN: `127.0.0.1:${port}`,
+      STEPLINE_DATABASE_URL: database,
+      LEPTOS_SITE_ROOT: siteRoot,
+      LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
+    },
+  },
+});

@@ -1,0 +1,134 @@
+//! Engines: the sources of workflow executions. Every engine speaks to the rest of
+//! Stepline only through normalised [`SourceEvent`]s, which the projector applies.
+
+pub mod ingest;
+
+use app::model::{Priority, StepKind, WorkflowStatus};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// One fact an engine reports about one workflow run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SourceEvent {
+    pub workflow_id: String,
+    /// When it happened, by the engine's clock.
+    pub at: DateTime<Utc>,
+    #[serde(flatten)]
+    pub change: Change,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Change {
+    WorkflowStarted(WorkflowStart),
+    /// A step became known before it runs (its name, branch and input).
+    StepScheduled(StepDeclaration),
+    /// An attempt of a step began.
+    StepStarted {
+        step_number: u32,
+        #[serde(default)]
+        name: Option<String>,
+        /// Attempt number (1 for the first try); the next one when absent.
+        #[serde(default)]
+        attempt: Option<u32>,
+        #[serde(default)]
+        input: Option<Value>,
+        #[serde(default)]
+        kind: Option<StepKind>,
+        #[serde(default)]
+        branch: Option<String>,
+        #[serde(default)]
+        compensates: Option<u32>,
+    },
+    /// An attempt failed and the engine will try again.
+    StepAttemptFailed {
+        step_number: u32,
+        error: String,
+    },
+    StepCompleted {
+        step_number: u32,
+        #[serde(default)]
+        output: Option<Value>,
+    },
+    /// The step failed for good (no attempt left).
+    StepFailed {
+        step_number: u32,
+        error: String,
+    },
+    StepSkipped {
+        step_number: u32,
+    },
+    WorkflowStatusChanged {
+        status: WorkflowStatus,
+        #[serde(default)]
+        reason: Option<String>,
+    },
+    LogLines {
+        step_number: u32,
+        lines: Vec<String>,
+    },
+}
+
+impl Change {
+    /// The step the change is about, if it is about one.
+    pub fn step_number(&self) -> Option<u32> {
+        match self {
+            Self::StepScheduled(declaration) => Some(declaration.step_number),
+            Self::StepStarted { step_number, .. }
+            | Self::StepAttemptFailed { step_number, .. }
+            | Self::StepCompleted { step_number, .. }
+            | Self::StepFailed { step_number, .. }
+            | Self::StepSkipped { step_number }
+            | Self::LogLines { step_number, .. } => Some(*step_number),
+            Self::WorkflowStarted(_) | Self::WorkflowStatusChanged { .. } => None,
+        }
+    }
+}
+
+/// A new run and what is known of it up front.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowStart {
+    pub workflow_type: String,
+    /// PENDING (queued) or RUNNING; RUNNING when absent.
+    #[serde(default)]
+    pub status: Option<WorkflowStatus>,
+    #[serde(default)]
+    pub definition_name: Option<String>,
+    #[serde(default)]
+    pub definition_version: Option<String>,
+    /// How many (normal) steps the run will have, when the engine knows.
+    #[serde(default)]
+    pub total_steps: Option<u32>,
+    #[serde(default)]
+    pub sla_target_seconds: Option<i64>,
+    #[serde(default)]
+    pub triggered_by: Option<String>,
+    #[serde(default)]
+    pub trigger_type: Option<String>,
+    #[serde(default)]
+    pub priority: Option<Priority>,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    #[serde(default)]
+    pub input: Option<Value>,
+    /// Steps known before they run.
+    #[serde(default)]
+    pub steps: Vec<StepDeclaration>,
+}
+
+/// A step as known before it runs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepDeclaration {
+    pub step_number: u32,
+    pub name: String,
+    #[serde(default)]
+    pub kind: StepKind,
+    #[serde(default)]
+    pub branch: Option<String>,
+    #[serde(default)]
+    pub compensates: Option<u32>,
+    #[serde(default)]
+    pub input: Option<Value>,
+}

@@ -1,0 +1,97 @@
+//! `POST .../events`: where a custom (in-house) engine pushes batches of normalised
+//! source events. A batch is applied atomically; a refused event is named by its index.
+
+use super::{AppError, AppState};
+use crate::engines::{ingest, SourceEvent};
+use crate::projector::{apply::Refusal, ApplyError, Batch};
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+/// A pushed batch, before each event is checked.
+#[derive(Deserialize)]
+struct RawBatch {
+    source: String,
+    events: Vec<serde_json::Value>,
+}
+
+#[derive(Serialize)]
+pub struct Accepted {
+    pub status: &'static str,
+    pub source: String,
+    pub applied: usize,
+}
+
+pub async fn push_events(
+    State(state): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Accepted>, AppError> {
+    let body = body.map_err(|e| match e.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => AppError::PayloadTooLarge(format!(
+            "a batch may be at most {} bytes; send several",
+            ingest::MAX_BATCH_BYTES
+        )),
+        _ => AppError::BadRequest(e.body_text()),
+    })?;
+    let raw: RawBatch = serde_json::from_slice(&body).map_err(|e| {
+        AppError::BadRequest(format!(
+            "expected {{\"source\": \"...\", \"events\": [...]}}: {e}"
+        ))
+    })?;
+    let source = ingest::engine_id(&raw.source).map_err(AppError::BadRequest)?;
+    if raw.events.is_empty() {
+        return Err(AppError::Unprocessable("the batch has no events".into()));
+    }
+    if raw.events.len() > ingest::MAX_BATCH_EVENTS {
+        return Err(AppError::PayloadTooLarge(format!(
+            "a batch may hold at most {} events, this one has {}",
+            ingest::MAX_BATCH_EVENTS,
+            raw.events.len()
+        )));
+    }
+    let events = raw
+        .events
+        .into_iter()
+        .enumerate()
+        .map(|(index, value)| {
+            serde_json::from_value::<SourceEvent>(value).map_err(|e| AppError::EventRefused {
+                index,
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                message: format!("malformed: {e}"),
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let applied = state
+        .projector
+        .apply(Batch {
+            engine: source,
+            capabilities: ingest::capabilities(),
+            events,
+        })
+        .await
+        .map_err(|error| match error {
+            ApplyError::Refused {
+                index,
+                workflow_id: _,
+                refusal,
+            } => AppError::EventRefused {
+                index,
+                status: match refusal {
+                    Refusal::AlreadyExists(_) | Refusal::OutOfOrder(_) => StatusCode::CONFLICT,
+                    Refusal::UnknownWorkflow(_) | Refusal::Invalid(_) => {
+                        StatusCode::UNPROCESSABLE_ENTITY
+                    }
+                },
+                message: refusal.to_string(),
+            },
+            other => AppError::Internal(other.to_string()),
+        })?;
+    Ok(Json(Accepted {
+        status: "accepted",
+        source: raw.source,
+        applied,
+    }))
+}

@@ -1,0 +1,120 @@
+//! The REST API (`/api/platform/orchestration/...`) and the live endpoint, as an axum
+//! router over the shared application state.
+
+mod error;
+mod ingest;
+mod workflows;
+
+pub use error::AppError;
+
+use crate::live::{ws, LiveHub, SnapshotSource};
+use crate::projector::{now_ms, Projector};
+use crate::store::Store;
+use app::api::{ReadError, ReadModel};
+use app::model::{ListQuery, Workflow, WorkflowDetail, WorkflowList};
+use axum::extract::{DefaultBodyLimit, FromRef};
+use axum::routing::{any, get, post};
+use axum::Router;
+use leptos::config::LeptosOptions;
+use std::sync::Arc;
+
+/// Everything a request handler may need.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Store,
+    pub projector: Projector,
+    pub hub: Arc<LiveHub>,
+    pub leptos_options: LeptosOptions,
+}
+
+impl FromRef<AppState> for LeptosOptions {
+    fn from_ref(state: &AppState) -> Self {
+        state.leptos_options.clone()
+    }
+}
+
+impl FromRef<AppState> for ws::LiveEndpoint {
+    fn from_ref(state: &AppState) -> Self {
+        ws::LiveEndpoint {
+            hub: state.hub.clone(),
+            snapshots: Arc::new(state.reader()),
+        }
+    }
+}
+
+impl AppState {
+    /// The read side for pages, server functions and snapshots.
+    pub fn reader(&self) -> StoreReader {
+        StoreReader {
+            store: self.store.clone(),
+            hub: self.hub.clone(),
+        }
+    }
+}
+
+/// The API routes (without the pages).
+pub fn api_router() -> Router<AppState> {
+    Router::new()
+        .route(
+            "/api/platform/orchestration/workflows",
+            get(workflows::list),
+        )
+        .route(
+            "/api/platform/orchestration/workflows/{id}",
+            get(workflows::detail),
+        )
+        .route(
+            "/api/platform/orchestration/events",
+            post(ingest::push_events).layer(DefaultBodyLimit::max(
+                crate::engines::ingest::MAX_BATCH_BYTES,
+            )),
+        )
+        .route("/api/health", get(|| async { "ok" }))
+        // Unknown API paths answer in JSON, not with the app's HTML 404 page.
+        .route("/api/{*rest}", any(api_not_found))
+        .route("/ws/orchestration", get(ws::handler))
+}
+
+async fn api_not_found() -> AppError {
+    AppError::NotFound("no such API route".into())
+}
+
+/// The read model over the store, stamped with the live hub's position.
+#[derive(Clone)]
+pub struct StoreReader {
+    store: Store,
+    hub: Arc<LiveHub>,
+}
+
+#[async_trait::async_trait]
+impl ReadModel for StoreReader {
+    async fn list_workflows(&self, query: &ListQuery) -> Result<WorkflowList, ReadError> {
+        // The seq is taken before reading, so replaying from it covers every change the
+        // page might not show; a change seen twice is harmless (rows are upserted).
+        let seq = self.hub.current_seq();
+        let mut list = self
+            .store
+            .list_workflows(query, now_ms())
+            .await
+            .map_err(|e| ReadError::Store(e.to_string()))?;
+        list.seq = Some(seq);
+        Ok(list)
+    }
+
+    async fn workflow_detail(&self, id: &str) -> Result<Option<WorkflowDetail>, ReadError> {
+        self.store
+            .workflow_detail(id, now_ms())
+            .await
+            .map_err(|e| ReadError::Store(e.to_string()))
+    }
+}
+
+#[async_trait::async_trait]
+impl SnapshotSource for StoreReader {
+    async fn rows(&self, ids: &[String]) -> Result<Vec<Workflow>, String> {
+        self.store
+            .workflows_by_id(ids, now_ms())
+            .await
+            .map_err(|e| e.to_string())
+    }
+}

@@ -1,0 +1,70 @@
+//! Stepline's server: the store, the projector, the live hub, the engines, and the HTTP
+//! surface (REST, WebSocket, server-rendered pages), assembled by [`launch`].
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod engines;
+pub mod http;
+pub mod live;
+pub mod projector;
+pub mod store;
+
+use app::api::SharedReadModel;
+use app::{shell, App};
+use axum::Router;
+use http::AppState;
+use leptos::config::LeptosOptions;
+use leptos::prelude::provide_context;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use live::LiveHub;
+use projector::Projector;
+use std::future::Future;
+use std::sync::Arc;
+use store::Store;
+use tokio::net::TcpListener;
+use tower_http::compression::CompressionLayer;
+
+/// The running core: store, projector and hub, wired together.
+pub async fn start_core(
+    database_url: &str,
+    leptos_options: LeptosOptions,
+) -> Result<AppState, store::StoreError> {
+    let store = Store::open(database_url).await?;
+    let hub = Arc::new(LiveHub::starting_now());
+    let projector = Projector::spawn(store.clone(), hub.clone());
+    Ok(AppState {
+        store,
+        projector,
+        hub,
+        leptos_options,
+    })
+}
+
+/// The whole HTTP surface: API, live endpoint, pages and static files.
+pub fn app(state: AppState) -> Router {
+    let options = state.leptos_options.clone();
+    let routes = generate_route_list(App);
+    let reader: SharedReadModel = Arc::new(state.reader());
+    Router::new()
+        .merge(http::api_router())
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || provide_context(reader.clone()),
+            move || shell(options.clone()),
+        )
+        .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(CompressionLayer::new())
+        .with_state(state)
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves. Tests call this on port 0.
+pub async fn launch_with_listener(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

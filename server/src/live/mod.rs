@@ -1,0 +1,147 @@
+//! The live hub: numbers every live event with a `seq`, keeps the newest ones in a ring
+//! for clients that reconnect, and fans them out to the WebSocket sessions. Publishing
+//! never waits for a client: a session that falls behind is resynced, not waited for.
+
+mod session;
+pub mod ws;
+
+pub use session::{run_session, SnapshotSource};
+
+use app::model::{LiveEvent, LiveMessage};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+
+/// How many recent events the hub keeps for replay.
+pub const RING_CAPACITY: usize = 8_192;
+/// How many events a session may fall behind before it is resynced.
+const FANOUT_CAPACITY: usize = 4_096;
+
+/// A published event, serialised once for every client.
+#[derive(Debug)]
+pub struct Published {
+    pub seq: u64,
+    pub workflow_id: Option<String>,
+    pub json: String,
+}
+
+struct Ring {
+    next_seq: u64,
+    events: VecDeque<Arc<Published>>,
+}
+
+/// The hub; share it as `Arc<LiveHub>`.
+pub struct LiveHub {
+    ring: Mutex<Ring>,
+    fanout: broadcast::Sender<Arc<Published>>,
+}
+
+/// What a replay request found.
+pub enum Replay {
+    /// Every event after the requested seq (possibly none).
+    Events(Vec<Arc<Published>>),
+    /// The ring no longer reaches back that far (or the seq is from another run of the
+    /// server): the client needs a snapshot.
+    TooOld,
+}
+
+impl LiveHub {
+    /// A hub whose sequence starts at `first_seq`. Starting from the clock's milliseconds
+    /// times 1000 keeps seqs rising across restarts, so a client's old seq is never
+    /// mistaken for a new one.
+    pub fn new(first_seq: u64) -> Self {
+        let (fanout, _) = broadcast::channel(FANOUT_CAPACITY);
+        Self {
+            ring: Mutex::new(Ring {
+                next_seq: first_seq.max(1),
+                events: VecDeque::with_capacity(RING_CAPACITY),
+            }),
+            fanout,
+        }
+    }
+
+    pub fn starting_now() -> Self {
+        let millis = u64::try_from(chrono::Utc::now().timestamp_millis()).unwrap_or(1);
+        Self::new(millis.saturating_mul(1000))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Ring> {
+        // A panic while holding the lock leaves the ring consistent (every step is a
+        // single push or pop), so a poisoned lock is still usable.
+        self.ring
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Numbers and sends events, in order.
+    pub fn publish(&self, events: Vec<LiveEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let mut ring = self.lock();
+        for event in events {
+            let seq = ring.next_seq;
+            ring.next_seq += 1;
+            let workflow_id = event.workflow_id().map(str::to_owned);
+            let message = LiveMessage { seq, event };
+            let json = match serde_json::to_string(&message) {
+                Ok(json) => json,
+                Err(error) => {
+                    tracing::error!(%error, "live event not serialisable; skipped");
+                    continue;
+                }
+            };
+            let published = Arc::new(Published {
+                seq,
+                workflow_id,
+                json,
+            });
+            if ring.events.len() == RING_CAPACITY {
+                ring.events.pop_front();
+            }
+            ring.events.push_back(published.clone());
+            // No receivers is fine: nobody is watching.
+            let _ = self.fanout.send(published);
+        }
+    }
+
+    /// The seq of the newest event (0 before the first one).
+    pub fn current_seq(&self) -> u64 {
+        self.lock().next_seq - 1
+    }
+
+    /// Joins the fan-out; returns the seq it starts after, so nothing falls in between.
+    pub fn subscribe(&self) -> (u64, broadcast::Receiver<Arc<Published>>) {
+        let ring = self.lock();
+        (ring.next_seq - 1, self.fanout.subscribe())
+    }
+
+    /// Events after `since` up to `until` (inclusive), from the ring.
+    pub fn replay(&self, since: u64, until: u64) -> Replay {
+        let ring = self.lock();
+        let newest = ring.next_seq - 1;
+        if since > newest {
+            return Replay::TooOld;
+        }
+        if since == newest || since >= until {
+            return Replay::Events(Vec::new());
+        }
+        match ring.events.front() {
+            Some(oldest) if oldest.seq <= since + 1 => {
+                let skip = (since + 1 - oldest.seq) as usize;
+                Replay::Events(
+                    ring.events
+                        .iter()
+                        .skip(skip)
+                        .take_while(|e| e.seq <= until)
+                        .cloned()
+                        .collect(),
+                )
+            }
+            _ => Replay::TooOld,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

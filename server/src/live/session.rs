@@ -1,0 +1,229 @@
+//! One client's WebSocket session, generic over its message sink and stream so tests
+//! drive it with channels. It follows the client's subscription, replays what a
+//! reconnecting client missed, and resyncs a client that fell behind.
+
+use super::{LiveHub, Published, Replay};
+use app::model::{
+    is_valid_workflow_id, ClientMessage, LiveEvent, LiveMessage, Subscription, Workflow,
+};
+use futures::{Sink, SinkExt, Stream, StreamExt};
+use std::collections::HashSet;
+use std::sync::Arc;
+use tokio::sync::broadcast::error::RecvError;
+
+/// Most workflow ids one connection may follow.
+pub const MAX_SUBSCRIBED_IDS: usize = 1_000;
+
+/// Where sessions get the current rows of workflows for a snapshot.
+#[async_trait::async_trait]
+pub trait SnapshotSource: Send + Sync {
+    async fn rows(&self, ids: &[String]) -> Result<Vec<Workflow>, String>;
+}
+
+struct Session<S> {
+    outgoing: S,
+    hub: Arc<LiveHub>,
+    snapshots: Arc<dyn SnapshotSource>,
+    all: bool,
+    ids: HashSet<String>,
+    /// The newest seq this client has been brought up to.
+    last_sent: u64,
+}
+
+/// The client went away.
+struct Gone;
+
+impl<S> Session<S>
+where
+    S: Sink<String> + Unpin,
+{
+    fn follows(&self, published: &Published) -> bool {
+        self.all
+            || published
+                .workflow_id
+                .as_ref()
+                .is_some_and(|id| self.ids.contains(id))
+    }
+
+    async fn send_text(&mut self, text: String) -> Result<(), Gone> {
+        self.outgoing.send(text).await.map_err(|_| Gone)
+    }
+
+    async fn send_event(&mut self, event: LiveEvent) -> Result<(), Gone> {
+        let message = LiveMessage {
+            seq: self.last_sent,
+            event,
+        };
+        match serde_json::to_string(&message) {
+            Ok(text) => self.send_text(text).await,
+            Err(_) => Ok(()),
+        }
+    }
+
+    async fn send_published(&mut self, events: Vec<Arc<Published>>) -> Result<(), Gone> {
+        for published in events {
+            if self.follows(&published) {
+                self.send_text(published.json.clone()).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// A fresh picture of `ids` (and, for an `all` subscription, a request to reload).
+    async fn send_snapshot(&mut self, ids: Vec<String>, everything: bool) -> Result<(), Gone> {
+        let workflows = if ids.is_empty() {
+            Vec::new()
+        } else {
+            match self.snapshots.rows(&ids).await {
+                Ok(rows) => rows,
+                Err(cause) => {
+                    tracing::error!(%cause, "snapshot failed; asking the client to reload");
+                    return self
+                        .send_event(LiveEvent::Snapshot {
+                            workflows: Vec::new(),
+                            complete: false,
+                        })
+                        .await;
+                }
+            }
+        };
+        self.send_event(LiveEvent::Snapshot {
+            workflows,
+            complete: !everything,
+        })
+        .await
+    }
+
+    /// Brings the client from `since` up to the hub's newest event: from the ring when
+    /// it still holds them, else by a snapshot.
+    async fn catch_up(&mut self, since: u64) -> Result<(), Gone> {
+        let newest = self.hub.current_seq();
+        match self.hub.replay(since, newest) {
+            Replay::Events(events) => {
+                self.last_sent = newest.max(self.last_sent);
+                self.send_published(events).await
+            }
+            Replay::TooOld => {
+                self.last_sent = newest.max(self.last_sent);
+                let ids: Vec<String> = self.ids.iter().cloned().collect();
+                let all = self.all;
+                self.send_snapshot(ids, all).await
+            }
+        }
+    }
+
+    async fn on_client_message(&mut self, text: &str) -> Result<(), Gone> {
+        let message = match serde_json::from_str::<ClientMessage>(text) {
+            Ok(message) => message,
+            Err(error) => {
+                return self
+                    .send_event(LiveEvent::ProtocolError {
+                        message: format!("unreadable message: {error}"),
+                    })
+                    .await
+            }
+        };
+        match message {
+            ClientMessage::Subscribe {
+                subscription,
+                since_seq,
+            } => {
+                if let Err(message) = self.check(&subscription) {
+                    return self.send_event(LiveEvent::ProtocolError { message }).await;
+                }
+                let new_ids: Vec<String> = subscription
+                    .workflow_ids
+                    .iter()
+                    .filter(|id| !self.ids.contains(*id))
+                    .cloned()
+                    .collect();
+                self.all |= subscription.all;
+                self.ids.extend(new_ids.iter().cloned());
+                match since_seq {
+                    Some(since) => match self.hub.replay(since, self.last_sent) {
+                        Replay::Events(events) => self.send_published(events).await,
+                        Replay::TooOld => {
+                            let ids: Vec<String> = self.ids.iter().cloned().collect();
+                            let all = self.all;
+                            self.send_snapshot(ids, all).await
+                        }
+                    },
+                    None if !new_ids.is_empty() => self.send_snapshot(new_ids, false).await,
+                    None => Ok(()),
+                }
+            }
+            ClientMessage::Unsubscribe { subscription } => {
+                if subscription.all {
+                    self.all = false;
+                }
+                for id in &subscription.workflow_ids {
+                    self.ids.remove(id);
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn check(&self, subscription: &Subscription) -> Result<(), String> {
+        if let Some(bad) = subscription
+            .workflow_ids
+            .iter()
+            .find(|id| !is_valid_workflow_id(id))
+        {
+            return Err(format!("{bad:?} is not a workflow id"));
+        }
+        if self.ids.len() + subscription.workflow_ids.len() > MAX_SUBSCRIBED_IDS {
+            return Err(format!(
+                "a connection follows at most {MAX_SUBSCRIBED_IDS} workflows; subscribe to all instead"
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Serves one client until it disconnects or the hub shuts down.
+pub async fn run_session<S, R>(
+    hub: Arc<LiveHub>,
+    snapshots: Arc<dyn SnapshotSource>,
+    outgoing: S,
+    mut incoming: R,
+) where
+    S: Sink<String> + Unpin,
+    R: Stream<Item = String> + Unpin,
+{
+    let (start, mut receiver) = hub.subscribe();
+    let mut session = Session {
+        outgoing,
+        hub,
+        snapshots,
+        all: false,
+        ids: HashSet::new(),
+        last_sent: start,
+    };
+    if session.send_event(LiveEvent::Hello {}).await.is_err() {
+        return;
+    }
+    loop {
+        let step = tokio::select! {
+            text = incoming.next() => match text {
+                Some(text) => session.on_client_message(&text).await,
+                None => break,
+            },
+            received = receiver.recv() => match received {
+                Ok(published) if published.seq <= session.last_sent => Ok(()),
+                Ok(published) => {
+                    session.last_sent = published.seq;
+                    session.send_published(vec![published]).await
+                }
+                Err(RecvError::Lagged(_)) => {
+                    let since = session.last_sent;
+                    session.catch_up(since).await
+                }
+                Err(RecvError::Closed) => break,
+            },
+        };
+        if step.is_err() {
+            break;
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! The `/ws/orchestration` endpoint: adapts axum's WebSocket to a live session.
+
+use super::{run_session, LiveHub, SnapshotSource};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use futures::{future, SinkExt, StreamExt};
+use std::sync::Arc;
+
+/// Largest message a client may send (subscriptions are small).
+const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+
+/// What the endpoint needs.
+#[derive(Clone)]
+pub struct LiveEndpoint {
+    pub hub: Arc<LiveHub>,
+    pub snapshots: Arc<dyn SnapshotSource>,
+}
+
+pub async fn handler(State(endpoint): State<LiveEndpoint>, upgrade: WebSocketUpgrade) -> Response {
+    upgrade
+        .max_message_size(MAX_CLIENT_MESSAGE)
+        .on_upgrade(move |socket| serve(endpoint, socket))
+}
+
+async fn serve(endpoint: LiveEndpoint, socket: WebSocket) {
+    let (sink, stream) = socket.split();
+    let outgoing =
+        sink.with(|text: String| future::ok::<_, axum::Error>(Message::Text(text.into())));
+    let incoming = stream
+        .take_while(|message| {
+            future::ready(matches!(message, Ok(m) if !matches!(m, Message::Close(_))))
+        })
+        .filter_map(|message| {
+            future::ready(match message {
+                Ok(Message::Text(text)) => Some(text.to_string()),
+                _ => None,
+            })
+        });
+    run_session(
+        endpoint.hub,
+        endpoint.snapshots,
+        Box::pin(outgoing),
+        Box::pin(incoming),
+    )
+    .await;
+}

@@ -1,0 +1,51 @@
+//! The `stepline` binary: config → tracing → store → projector → hub → router → serve.
+#![forbid(unsafe_code)]
+
+use anyhow::Context;
+use clap::Parser;
+use server::config::Config;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&config.log).context("--log")?)
+        .init();
+
+    let leptos_options = leptos::config::get_configuration(None)
+        .context("reading the Leptos site settings")?
+        .leptos_options;
+    let addr = config.listen.unwrap_or(leptos_options.site_addr);
+
+    let state = server::start_core(&config.database_url, leptos_options)
+        .await
+        .with_context(|| format!("opening the store at {}", config.database_url))?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    tracing::info!(database = %config.database_url, "Stepline is serving on http://{local}/orchestration");
+    println!("Stepline is running: http://{local}/orchestration");
+
+    server::launch_with_listener(listener, state, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,205 @@
+//! The projector: the single writer of the read model. Engines hand it batches of source
+//! events; it applies each batch atomically (all or nothing), derives progress, SLA and
+//! durations once for every engine, and publishes the resulting live events after the
+//! commit. A ticker moves SLA statuses on as time passes.
+
+pub mod apply;
+
+use crate::engines::{Change, SourceEvent};
+use crate::live::LiveHub;
+use crate::store::{self, rows::Millis, Store, StoreError};
+use app::model::{Capabilities, LiveEvent};
+use apply::{Refusal, WorkflowState};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// How often SLA statuses are re-derived for time passing.
+const SLA_SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+/// Events from one engine, applied together or not at all.
+#[derive(Debug, Clone)]
+pub struct Batch {
+    /// The engine's id, stored on the runs it creates (e.g. `custom:billing`).
+    pub engine: String,
+    /// What that engine can do with the runs it creates.
+    pub capabilities: Capabilities,
+    pub events: Vec<SourceEvent>,
+}
+
+/// Why a batch was not applied.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    /// An event was malformed or out of order; nothing of the batch was applied.
+    #[error("event {index} ({workflow_id}): {refusal}")]
+    Refused {
+        index: usize,
+        workflow_id: String,
+        refusal: Refusal,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the projector has stopped")]
+    Stopped,
+}
+
+impl From<sqlx::Error> for ApplyError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Store(StoreError::Sql(error))
+    }
+}
+
+struct Request {
+    batch: Batch,
+    reply: oneshot::Sender<Result<usize, ApplyError>>,
+}
+
+/// How engines and the ingest API reach the projector; cheap to clone.
+#[derive(Clone)]
+pub struct Projector {
+    requests: mpsc::Sender<Request>,
+}
+
+impl Projector {
+    /// Starts the projector task over `store`, publishing to `hub`.
+    pub fn spawn(store: Store, hub: Arc<LiveHub>) -> Self {
+        let (requests, inbox) = mpsc::channel(256);
+        tokio::spawn(run(store, hub, inbox));
+        Self { requests }
+    }
+
+    /// Applies a batch; returns how many events it held once they are durable.
+    pub async fn apply(&self, batch: Batch) -> Result<usize, ApplyError> {
+        let (reply, answer) = oneshot::channel();
+        self.requests
+            .send(Request { batch, reply })
+            .await
+            .map_err(|_| ApplyError::Stopped)?;
+        answer.await.map_err(|_| ApplyError::Stopped)?
+    }
+}
+
+pub fn now_ms() -> Millis {
+    chrono::Utc::now().timestamp_millis()
+}
+
+async fn run(store: Store, hub: Arc<LiveHub>, mut inbox: mpsc::Receiver<Request>) {
+    let mut sweep = tokio::time::interval(SLA_SWEEP_EVERY);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            request = inbox.recv() => {
+                let Some(Request { batch, reply }) = request else { break };
+                let count = batch.events.len();
+                let result = apply_batch(&store, &batch, now_ms()).await;
+                let answer = match result {
+                    Ok(events) => {
+                        hub.publish(events);
+                        Ok(count)
+                    }
+                    Err(error) => {
+                        if let ApplyError::Store(cause) = &error {
+                            tracing::error!(%cause, engine = %batch.engine, "batch not applied");
+                        }
+                        Err(error)
+                    }
+                };
+                // The sender may have given up waiting; the batch stands either way.
+                let _ = reply.send(answer);
+            }
+            _ = sweep.tick() => {
+                match sweep_sla(&store, now_ms()).await {
+                    Ok(events) => hub.publish(events),
+                    Err(cause) => tracing::error!(%cause, "SLA sweep failed"),
+                }
+            }
+        }
+    }
+}
+
+/// Applies a batch in one transaction and returns the live events it caused.
+pub async fn apply_batch(
+    store: &Store,
+    batch: &Batch,
+    now: Millis,
+) -> Result<Vec<LiveEvent>, ApplyError> {
+    let mut tx = store.pool().begin().await?;
+    let mut states: HashMap<String, WorkflowState> = HashMap::new();
+    let mut order: Vec<String> = Vec::new();
+    let mut out = Vec::new();
+    for (index, event) in batch.events.iter().enumerate() {
+        let refused = |refusal| ApplyError::Refused {
+            index,
+            workflow_id: event.workflow_id.clone(),
+            refusal,
+        };
+        let id = &event.workflow_id;
+        if let Change::WorkflowStarted(start) = &event.change {
+            if states.contains_key(id) || store::load_workflow(&mut tx, id).await?.is_some() {
+                return Err(refused(Refusal::AlreadyExists(id.clone())));
+            }
+            let state = apply::start(event, start, &batch.engine, batch.capabilities, now)
+                .map_err(refused)?;
+            states.insert(id.clone(), state);
+            order.push(id.clone());
+            continue;
+        }
+        if !states.contains_key(id) {
+            let Some(row) = store::load_workflow(&mut tx, id).await? else {
+                return Err(refused(Refusal::UnknownWorkflow(id.clone())));
+            };
+            if row.engine != batch.engine {
+                return Err(refused(Refusal::Invalid(format!(
+                    "workflow {id:?} belongs to engine {:?}",
+                    row.engine
+                ))));
+            }
+            let steps = store::load_steps(&mut tx, id).await?;
+            states.insert(id.clone(), WorkflowState::loaded(row, steps));
+            order.push(id.clone());
+        }
+        let state = states.get_mut(id).expect("inserted above");
+        apply::apply(state, event, now, &mut out).map_err(refused)?;
+    }
+    for id in &order {
+        let state = states.get_mut(id).expect("every ordered id has a state");
+        apply::finish(state, now, &mut out);
+        store::save_workflow(&mut tx, &state.row).await?;
+        for step_number in &state.dirty_steps {
+            store::save_step(&mut tx, id, &state.steps[step_number]).await?;
+        }
+        store::append_logs(&mut tx, id, &state.new_logs).await?;
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+/// Moves on the SLA status of runs that crossed 90 % or 100 % of their target since
+/// their last change, and returns the live events of the crossings.
+pub async fn sweep_sla(store: &Store, now: Millis) -> Result<Vec<LiveEvent>, StoreError> {
+    let candidates = store.sla_candidates(now).await?;
+    let mut out = Vec::new();
+    if candidates.is_empty() {
+        return Ok(out);
+    }
+    let mut tx = store.pool().begin().await?;
+    for mut row in candidates {
+        let before = row.sla_status;
+        row.sla_status = row.sla_at(now);
+        if row.sla_status == before {
+            continue;
+        }
+        row.updated_ms = now.max(row.updated_ms + 1);
+        store::save_workflow(&mut tx, &row).await?;
+        apply::push_sla_crossing(&row, before, now, &mut out);
+        out.push(LiveEvent::WorkflowUpdated {
+            workflow: Box::new(row.to_wire(now)),
+        });
+    }
+    tx.commit().await?;
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests;

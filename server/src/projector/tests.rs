@@ -1,0 +1,527 @@
+//! The projector against a real (in-memory) SQLite store: derivations, refusals,
+//! atomic batches, and the live events a batch publishes.
+
+use super::*;
+use crate::engines::{ingest, StepDeclaration, WorkflowStart};
+use app::model::{SlaStatus, StepKind, StepStatus, WorkflowStatus};
+use chrono::{DateTime, TimeZone, Utc};
+
+const T0: i64 = 1_767_268_800_000; // 2026-01-01T12:00:00Z
+
+fn at(offset_ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(T0 + offset_ms).unwrap()
+}
+
+fn event(id: &str, offset_ms: i64, change: Change) -> SourceEvent {
+    SourceEvent {
+        workflow_id: id.into(),
+        at: at(offset_ms),
+        change,
+    }
+}
+
+fn started(id: &str, total: u32, sla: Option<i64>) -> SourceEvent {
+    event(
+        id,
+        0,
+        Change::WorkflowStarted(WorkflowStart {
+            workflow_type: "trial_activation".into(),
+            status: None,
+            definition_name: Some("Trial Activation Workflow".into()),
+            definition_version: Some("1.2.0".into()),
+            total_steps: Some(total),
+            sla_target_seconds: sla,
+            triggered_by: Some("user@example.com".into()),
+            trigger_type: Some("manual".into()),
+            priority: None,
+            tags: vec!["trial".into()],
+            input: None,
+            steps: Vec::new(),
+        }),
+    )
+}
+
+fn step_started(id: &str, offset_ms: i64, step: u32) -> SourceEvent {
+    event(
+        id,
+        offset_ms,
+        Change::StepStarted {
+            step_number: step,
+            name: Some(format!("step_{step}")),
+            attempt: None,
+            input: None,
+            kind: None,
+            branch: None,
+            compensates: None,
+        },
+    )
+}
+
+fn step_completed(id: &str, offset_ms: i64, step: u32) -> SourceEvent {
+    event(
+        id,
+        offset_ms,
+        Change::StepCompleted {
+            step_number: step,
+            output: Some(serde_json::json!({"ok": true})),
+        },
+    )
+}
+
+fn batch(events: Vec<SourceEvent>) -> Batch {
+    Batch {
+        engine: "custom:test".into(),
+        capabilities: ingest::capabilities(),
+        events,
+    }
+}
+
+async fn store() -> Store {
+    Store::open("sqlite::memory:")
+        .await
+        .expect("in-memory store")
+}
+
+#[tokio::test]
+async fn progress_and_durations_are_derived_from_steps() {
+    let store = store().await;
+    let mut events = vec![started("wf-1", 15, Some(300))];
+    for step in 1..=6 {
+        let t = i64::from(step) * 1_000;
+        events.push(step_started("wf-1", t, step));
+        events.push(step_completed("wf-1", t + 500, step));
+    }
+    events.push(step_started("wf-1", 7_000, 7));
+    apply_batch(&store, &batch(events), T0 + 8_000)
+        .await
+        .unwrap();
+
+    let detail = store
+        .workflow_detail("wf-1", T0 + 10_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(detail.status, WorkflowStatus::Running);
+    assert_eq!(
+        (
+            detail.progress.current_step,
+            detail.progress.total_steps,
+            detail.progress.percent
+        ),
+        (7, 15, 47)
+    );
+    assert_eq!(detail.execution.duration_seconds, 10.0);
+    assert_eq!(detail.execution.steps.len(), 7);
+    let step_2 = &detail.execution.steps[1];
+    assert_eq!(step_2.status, StepStatus::Completed);
+    assert_eq!(step_2.duration_seconds, Some(0.5));
+    assert_eq!(step_2.output, Some(serde_json::json!({"ok": true})));
+    let step_7 = &detail.execution.steps[6];
+    assert_eq!(step_7.status, StepStatus::Running);
+    assert_eq!(
+        step_7.duration_seconds,
+        Some(3.0),
+        "a running step lasts until now"
+    );
+    assert_eq!(detail.definition.version.as_deref(), Some("1.2.0"));
+    assert_eq!(detail.metadata.tags, ["trial"]);
+}
+
+#[tokio::test]
+async fn retries_keep_every_attempt_with_its_error() {
+    let store = store().await;
+    let events = vec![
+        started("wf-r", 5, None),
+        step_started("wf-r", 1_000, 1),
+        event(
+            "wf-r",
+            2_000,
+            Change::StepAttemptFailed {
+                step_number: 1,
+                error: "Connection refused".into(),
+            },
+        ),
+        step_started("wf-r", 3_000, 1),
+        event(
+            "wf-r",
+            4_000,
+            Change::StepAttemptFailed {
+                step_number: 1,
+                error: "Connection refused".into(),
+            },
+        ),
+        step_started("wf-r", 6_000, 1),
+        event(
+            "wf-r",
+            7_000,
+            Change::StepFailed {
+                step_number: 1,
+                error: "psycopg2.OperationalError: Connection refused".into(),
+            },
+        ),
+    ];
+    let live = apply_batch(&store, &batch(events), T0 + 8_000)
+        .await
+        .unwrap();
+    let detail = store
+        .workflow_detail("wf-r", T0 + 8_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let step = &detail.execution.steps[0];
+    assert_eq!(step.status, StepStatus::Failed);
+    assert_eq!(step.retry_count, 2);
+    assert_eq!(step.attempts.len(), 3);
+    assert!(step.attempts.iter().all(|a| a.status == StepStatus::Failed));
+    assert_eq!(step.attempts[1].duration_seconds, Some(1.0));
+    assert_eq!(
+        step.error.as_deref(),
+        Some("psycopg2.OperationalError: Connection refused")
+    );
+    let retrying = live
+        .iter()
+        .filter(|e| matches!(e, LiveEvent::StepRetrying { .. }))
+        .count();
+    assert_eq!(retrying, 2);
+    assert!(live
+        .iter()
+        .any(|e| matches!(e, LiveEvent::StepFailed { attempts: 3, .. })));
+}
+
+#[tokio::test]
+async fn a_refused_event_leaves_nothing_of_its_batch_behind() {
+    let store = store().await;
+    let events = vec![
+        started("wf-a", 3, None),
+        step_started("wf-a", 1_000, 1),
+        // Step 2 never started: out of order.
+        step_completed("wf-a", 2_000, 2),
+    ];
+    let error = apply_batch(&store, &batch(events), T0 + 3_000)
+        .await
+        .unwrap_err();
+    match error {
+        ApplyError::Refused {
+            index,
+            workflow_id,
+            refusal: Refusal::OutOfOrder(message),
+        } => {
+            assert_eq!(index, 2);
+            assert_eq!(workflow_id, "wf-a");
+            assert!(message.contains("step 2"), "{message}");
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(store.workflow_detail("wf-a", T0).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn events_that_break_the_lifecycle_are_refused() {
+    let store = store().await;
+    apply_batch(&store, &batch(vec![started("wf-l", 1, None)]), T0 + 1)
+        .await
+        .unwrap();
+
+    let refusal = |events| {
+        let store = store.clone();
+        async move {
+            match apply_batch(&store, &batch(events), T0 + 10_000).await {
+                Err(ApplyError::Refused { refusal, .. }) => refusal,
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        }
+    };
+    assert!(matches!(
+        refusal(vec![started("wf-l", 1, None)]).await,
+        Refusal::AlreadyExists(_)
+    ));
+    assert!(matches!(
+        refusal(vec![step_started("nope", 1, 1)]).await,
+        Refusal::UnknownWorkflow(_)
+    ));
+    assert!(matches!(
+        refusal(vec![step_started("wf-l", -5_000, 1)]).await,
+        Refusal::OutOfOrder(_)
+    ));
+    assert!(matches!(
+        refusal(vec![event(
+            "wf-l",
+            1_000,
+            Change::WorkflowStatusChanged {
+                status: WorkflowStatus::Pending,
+                reason: None
+            }
+        )])
+        .await,
+        Refusal::OutOfOrder(_)
+    ));
+    assert!(matches!(
+        refusal(vec![
+            step_started("wf-l", 1_000, 1),
+            step_started("wf-l", 2_000, 1)
+        ])
+        .await,
+        Refusal::OutOfOrder(_)
+    ));
+    assert!(matches!(
+        refusal(vec![event(
+            "wf-l",
+            1_000,
+            Change::LogLines {
+                step_number: 1,
+                lines: vec!["x".repeat(apply::limits::LOG_LINE + 1)]
+            }
+        )])
+        .await,
+        Refusal::Invalid(_) | Refusal::OutOfOrder(_)
+    ));
+
+    // Another engine cannot write to this engine's run.
+    let foreign = Batch {
+        engine: "custom:other".into(),
+        ..batch(vec![step_started("wf-l", 1_000, 1)])
+    };
+    assert!(matches!(
+        apply_batch(&store, &foreign, T0 + 2_000).await,
+        Err(ApplyError::Refused {
+            refusal: Refusal::Invalid(_),
+            ..
+        })
+    ));
+}
+
+#[tokio::test]
+async fn finished_runs_only_reopen() {
+    let store = store().await;
+    let events = vec![
+        started("wf-f", 1, None),
+        step_started("wf-f", 1_000, 1),
+        step_completed("wf-f", 2_000, 1),
+        event(
+            "wf-f",
+            3_000,
+            Change::WorkflowStatusChanged {
+                status: WorkflowStatus::Completed,
+                reason: None,
+            },
+        ),
+    ];
+    let live = apply_batch(&store, &batch(events), T0 + 4_000)
+        .await
+        .unwrap();
+    assert!(live.iter().any(|e| matches!(
+        e,
+        LiveEvent::WorkflowStatusChanged {
+            old_status: WorkflowStatus::Running,
+            new_status: WorkflowStatus::Completed,
+            ..
+        }
+    )));
+    let row = store
+        .workflow_detail("wf-f", T0 + 60_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(row.progress.percent, 100);
+    assert_eq!(
+        row.execution.duration_seconds, 3.0,
+        "a finished run's duration stops at its end"
+    );
+    let pause = batch(vec![event(
+        "wf-f",
+        5_000,
+        Change::WorkflowStatusChanged {
+            status: WorkflowStatus::Paused,
+            reason: None,
+        },
+    )]);
+    assert!(apply_batch(&store, &pause, T0 + 6_000).await.is_err());
+}
+
+#[tokio::test]
+async fn declared_steps_branches_and_compensations_are_kept() {
+    let store = store().await;
+    let mut start = started("wf-b", 4, None);
+    if let Change::WorkflowStarted(start) = &mut start.change {
+        start.steps = vec![
+            StepDeclaration {
+                step_number: 1,
+                name: "provision".into(),
+                kind: StepKind::Normal,
+                branch: Some("branch-a".into()),
+                compensates: None,
+                input: Some(serde_json::json!({"size": "large"})),
+            },
+            StepDeclaration {
+                step_number: 2,
+                name: "configure".into(),
+                kind: StepKind::Normal,
+                branch: Some("branch-b".into()),
+                compensates: None,
+                input: None,
+            },
+            StepDeclaration {
+                step_number: 5,
+                name: "release".into(),
+                kind: StepKind::Compensation,
+                branch: None,
+                compensates: Some(1),
+                input: None,
+            },
+        ];
+    }
+    let events = vec![
+        start,
+        step_started("wf-b", 10, 1),
+        step_completed("wf-b", 20, 1),
+    ];
+    apply_batch(&store, &batch(events), T0 + 100).await.unwrap();
+    let detail = store
+        .workflow_detail("wf-b", T0 + 100)
+        .await
+        .unwrap()
+        .unwrap();
+    let branches: Vec<_> = detail
+        .execution
+        .parallel_branches
+        .iter()
+        .map(|b| (b.branch_id.as_str(), b.status))
+        .collect();
+    assert_eq!(
+        branches,
+        [
+            ("branch-a", StepStatus::Completed),
+            ("branch-b", StepStatus::Pending)
+        ]
+    );
+    assert_eq!(
+        detail.execution.steps[0].input,
+        Some(serde_json::json!({"size": "large"}))
+    );
+    let compensation = &detail.execution.steps[2];
+    assert_eq!(compensation.kind, StepKind::Compensation);
+    assert_eq!(compensation.compensates, Some(1));
+    // Compensations do not count as progress: 1 of 4 normal steps done.
+    assert_eq!(detail.progress.current_step, 2);
+    assert_eq!(detail.progress.total_steps, 4);
+}
+
+#[tokio::test]
+async fn logs_are_kept_in_order_and_the_detail_shows_the_tail() {
+    let store = store().await;
+    let lines: Vec<String> = (0..150).map(|i| format!("line {i}")).collect();
+    let events = vec![
+        started("wf-log", 1, None),
+        step_started("wf-log", 10, 1),
+        event(
+            "wf-log",
+            20,
+            Change::LogLines {
+                step_number: 1,
+                lines: lines.clone(),
+            },
+        ),
+    ];
+    apply_batch(&store, &batch(events), T0 + 100).await.unwrap();
+    let detail = store
+        .workflow_detail("wf-log", T0 + 100)
+        .await
+        .unwrap()
+        .unwrap();
+    let logs = &detail.execution.steps[0].logs;
+    assert_eq!(logs.len(), crate::store::LOG_TAIL as usize);
+    assert_eq!(logs.first().map(String::as_str), Some("line 50"));
+    assert_eq!(logs.last().map(String::as_str), Some("line 149"));
+}
+
+#[tokio::test]
+async fn sla_moves_to_at_risk_and_breached_as_time_passes() {
+    let store = store().await;
+    apply_batch(
+        &store,
+        &batch(vec![
+            started("wf-sla", 3, Some(100)),
+            step_started("wf-sla", 1_000, 1),
+        ]),
+        T0 + 2_000,
+    )
+    .await
+    .unwrap();
+
+    assert!(sweep_sla(&store, T0 + 89_000).await.unwrap().is_empty());
+
+    let at_risk = sweep_sla(&store, T0 + 90_000).await.unwrap();
+    assert!(matches!(
+        at_risk.as_slice(),
+        [
+            LiveEvent::SlaWarning {
+                sla_target: 100,
+                ..
+            },
+            LiveEvent::WorkflowUpdated { .. }
+        ]
+    ));
+    assert!(
+        sweep_sla(&store, T0 + 95_000).await.unwrap().is_empty(),
+        "said once"
+    );
+
+    let breached = sweep_sla(&store, T0 + 100_001).await.unwrap();
+    assert!(matches!(
+        breached.first(),
+        Some(LiveEvent::SlaBreached { .. })
+    ));
+    let detail = store
+        .workflow_detail("wf-sla", T0 + 100_001)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(detail.sla_status, SlaStatus::Breached);
+    assert!(sweep_sla(&store, T0 + 200_000).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_list_pages_stably_and_counts() {
+    let store = store().await;
+    let mut events = Vec::new();
+    for i in 0..7 {
+        let mut e = started(&format!("wf-{i}"), 2, None);
+        e.at = at(i * 10);
+        events.push(e);
+    }
+    apply_batch(&store, &batch(events), T0 + 1_000)
+        .await
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut query = app::model::ListQuery {
+        limit: Some(3),
+        ..Default::default()
+    };
+    loop {
+        let page = store.list_workflows(&query, T0 + 1_000).await.unwrap();
+        assert_eq!(page.total, 7);
+        assert_eq!(page.stats.active, 7);
+        seen.extend(page.workflows.iter().map(|w| w.id.clone()));
+        match page.next_cursor {
+            Some(cursor) => query.cursor = Some(cursor),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        ["wf-6", "wf-5", "wf-4", "wf-3", "wf-2", "wf-1", "wf-0"]
+    );
+
+    let filtered = store
+        .list_workflows(
+            &app::model::ListQuery {
+                statuses: vec![WorkflowStatus::Completed],
+                ..Default::default()
+            },
+            T0,
+        )
+        .await
+        .unwrap();
+    assert_eq!(filtered.total, 0);
+    assert!(filtered.workflows.is_empty());
+}

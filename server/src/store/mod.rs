@@ -1,0 +1,432 @@
+//! The read model's storage: SQLite (WAL) through sqlx. The projector is its only writer;
+//! everything else reads.
+
+pub mod rows;
+
+use app::model::{
+    derive_branches, Cursor, DefinitionInfo, Execution, ListQuery, Metadata, WorkflowDetail,
+    WorkflowList, WorkflowStats, WorkflowStatus,
+};
+use rows::{LogRow, Millis, StepRow, WorkflowRow};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use std::collections::HashMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// How many of a step's newest log lines the detail view carries.
+pub const LOG_TAIL: i64 = 100;
+
+/// Why the store failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database URL {0:?} is not supported: use sqlite://PATH or sqlite::memory:")]
+    UnsupportedUrl(String),
+    #[error("could not create the database folder {path}: {source}")]
+    CreateDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Sql(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// The handle on the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: SqlitePool,
+}
+
+impl Store {
+    /// Opens (creating if need be) and migrates the database at `url`.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let path = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+            .ok_or_else(|| StoreError::UnsupportedUrl(url.to_owned()))?;
+        let in_memory = path == ":memory:" || path.is_empty();
+        if !in_memory {
+            if let Some(dir) = std::path::Path::new(path).parent() {
+                if !dir.as_os_str().is_empty() {
+                    std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+                        path: dir.display().to_string(),
+                        source,
+                    })?;
+                }
+            }
+        }
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // NORMAL under WAL: a committed transaction survives a crash of the process;
+            // only a power cut can lose the last few.
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let pool = SqlitePoolOptions::new()
+            // An in-memory database lives in one connection only.
+            .max_connections(if in_memory { 1 } else { 8 })
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// A page of the list, its total and the stats line.
+    pub async fn list_workflows(
+        &self,
+        query: &ListQuery,
+        now: Millis,
+    ) -> Result<WorkflowList, StoreError> {
+        let limit = query.effective_limit();
+        let cursor = query.cursor.as_deref().and_then(Cursor::decode);
+
+        let mut page = QueryBuilder::<Sqlite>::new("SELECT * FROM workflows WHERE 1=1");
+        push_filters(&mut page, query);
+        if let Some(cursor) = &cursor {
+            page.push(" AND (created_ms < ")
+                .push_bind(cursor.created_ms)
+                .push(" OR (created_ms = ")
+                .push_bind(cursor.created_ms)
+                .push(" AND id < ")
+                .push_bind(cursor.id.clone())
+                .push("))");
+        }
+        page.push(" ORDER BY created_ms DESC, id DESC LIMIT ")
+            .push_bind(i64::from(limit) + 1);
+        let mut rows: Vec<WorkflowRow> = page.build_query_as().fetch_all(&self.pool).await?;
+        let next_cursor = if rows.len() > limit as usize {
+            rows.truncate(limit as usize);
+            rows.last().map(|last| {
+                Cursor {
+                    created_ms: last.created_ms,
+                    id: last.id.clone(),
+                }
+                .encode()
+            })
+        } else {
+            None
+        };
+
+        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM workflows WHERE 1=1");
+        push_filters(&mut count, query);
+        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+
+        Ok(WorkflowList {
+            workflows: rows.iter().map(|row| row.to_wire(now)).collect(),
+            total: u64::try_from(total).unwrap_or(0),
+            stats: self.stats(now).await?,
+            next_cursor,
+            seq: None,
+        })
+    }
+
+    /// Active and pending counts, and runs that ended today (UTC).
+    pub async fn stats(&self, now: Millis) -> Result<WorkflowStats, StoreError> {
+        let mut stats = WorkflowStats::default();
+        let current: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT status, COUNT(*) FROM workflows
+             WHERE status IN ('PENDING', 'RUNNING', 'PAUSING', 'PAUSED', 'CANCELLING')
+             GROUP BY status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        for (status, n) in current {
+            let n = u64::try_from(n).unwrap_or(0);
+            match WorkflowStatus::parse(&status) {
+                Some(WorkflowStatus::Pending) => stats.pending += n,
+                Some(s) if s.is_active() => stats.active += n,
+                _ => {}
+            }
+        }
+        let start_of_day = now - now.rem_euclid(86_400_000);
+        let ended: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT status, COUNT(*) FROM workflows WHERE completed_ms >= ? GROUP BY status",
+        )
+        .bind(start_of_day)
+        .fetch_all(&self.pool)
+        .await?;
+        for (status, n) in ended {
+            let n = u64::try_from(n).unwrap_or(0);
+            match WorkflowStatus::parse(&status) {
+                Some(WorkflowStatus::Completed) => stats.completed_today += n,
+                Some(
+                    WorkflowStatus::Failed
+                    | WorkflowStatus::CompensationFailed
+                    | WorkflowStatus::TimedOut,
+                ) => stats.failed_today += n,
+                _ => {}
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Everything about one run, or `None` for an unknown id.
+    pub async fn workflow_detail(
+        &self,
+        id: &str,
+        now: Millis,
+    ) -> Result<Option<WorkflowDetail>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let Some(row) = load_workflow(&mut conn, id).await? else {
+            return Ok(None);
+        };
+        let steps = load_steps(&mut conn, id).await?;
+        let mut logs: HashMap<u32, Vec<String>> = HashMap::new();
+        let log_rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT step_number, line FROM (
+                 SELECT step_number, line, id,
+                        ROW_NUMBER() OVER (PARTITION BY step_number ORDER BY id DESC) AS newest
+                 FROM step_logs WHERE workflow_id = ?
+             ) WHERE newest <= ? ORDER BY step_number, id",
+        )
+        .bind(id)
+        .bind(LOG_TAIL)
+        .fetch_all(&mut *conn)
+        .await?;
+        for (step, line) in log_rows {
+            if let Ok(step) = u32::try_from(step) {
+                logs.entry(step).or_default().push(line);
+            }
+        }
+        let steps: Vec<_> = steps
+            .iter()
+            .map(|step| step.to_wire(logs.remove(&step.step_number).unwrap_or_default(), now))
+            .collect();
+        let summary = row.to_wire(now);
+        Ok(Some(WorkflowDetail {
+            id: row.id.clone(),
+            workflow_type: row.workflow_type.clone(),
+            engine: row.engine.clone(),
+            status: row.status,
+            status_reason: row.status_reason.clone(),
+            progress: summary.progress,
+            sla_status: summary.sla_status,
+            capabilities: row.capabilities,
+            can_pause: summary.can_pause,
+            can_cancel: summary.can_cancel,
+            definition: DefinitionInfo {
+                name: row.definition_name.clone(),
+                version: row.definition_version.clone(),
+                steps: row.total_steps,
+                sla_target_seconds: row.sla_target_seconds,
+            },
+            execution: Execution {
+                started_at: summary.started_at,
+                updated_at: summary.updated_at,
+                completed_at: summary.completed_at,
+                duration_seconds: summary.duration_seconds,
+                current_step: summary.progress.current_step,
+                parallel_branches: derive_branches(&steps),
+                steps,
+            },
+            metadata: Metadata {
+                triggered_by: row.triggered_by,
+                trigger_type: row.trigger_type,
+                priority: row.priority,
+                tags: row.tags,
+            },
+        }))
+    }
+
+    /// The list rows of the given ids that exist, in no particular order.
+    pub async fn workflows_by_id(
+        &self,
+        ids: &[String],
+        now: Millis,
+    ) -> Result<Vec<app::model::Workflow>, StoreError> {
+        let mut rows = Vec::with_capacity(ids.len());
+        // Chunked: SQLite binds at most 32766 values per statement.
+        for chunk in ids.chunks(500) {
+            let mut select = QueryBuilder::<Sqlite>::new("SELECT * FROM workflows WHERE id IN (");
+            let mut separated = select.separated(", ");
+            for id in chunk {
+                separated.push_bind(id.clone());
+            }
+            separated.push_unseparated(")");
+            let found: Vec<WorkflowRow> = select.build_query_as().fetch_all(&self.pool).await?;
+            rows.extend(found.iter().map(|row| row.to_wire(now)));
+        }
+        Ok(rows)
+    }
+
+    /// The runs whose SLA status may have moved with time since it was last derived:
+    /// active, with a target, not yet breached, and past 90 % of their target at `now`.
+    pub async fn sla_candidates(&self, now: Millis) -> Result<Vec<WorkflowRow>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM workflows
+             WHERE status IN ('RUNNING', 'PAUSING', 'PAUSED', 'CANCELLING')
+               AND sla_target_seconds > 0
+               AND sla_status IN ('on_track', 'at_risk')
+               AND started_ms + sla_target_seconds * 900 <= ?",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+fn push_filters(builder: &mut QueryBuilder<'_, Sqlite>, query: &ListQuery) {
+    if !query.statuses.is_empty() {
+        builder.push(" AND status IN (");
+        let mut separated = builder.separated(", ");
+        for status in &query.statuses {
+            separated.push_bind(status.as_str());
+        }
+        separated.push_unseparated(")");
+    }
+    if let Some(workflow_type) = &query.workflow_type {
+        builder
+            .push(" AND workflow_type = ")
+            .push_bind(workflow_type.clone());
+    }
+}
+
+/// One workflow row, read on the given connection (or transaction).
+pub async fn load_workflow(
+    conn: &mut SqliteConnection,
+    id: &str,
+) -> Result<Option<WorkflowRow>, StoreError> {
+    Ok(sqlx::query_as("SELECT * FROM workflows WHERE id = ?")
+        .bind(id)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// A workflow's steps in step order.
+pub async fn load_steps(conn: &mut SqliteConnection, id: &str) -> Result<Vec<StepRow>, StoreError> {
+    Ok(
+        sqlx::query_as("SELECT * FROM steps WHERE workflow_id = ? ORDER BY step_number")
+            .bind(id)
+            .fetch_all(conn)
+            .await?,
+    )
+}
+
+/// Writes a workflow row (insert or update).
+pub async fn save_workflow(
+    conn: &mut SqliteConnection,
+    row: &WorkflowRow,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO workflows (
+             id, engine, workflow_type, status, status_reason, definition_name,
+             definition_version, declared_steps, completed_steps, total_steps,
+             sla_target_seconds, sla_status, triggered_by, trigger_type, priority, tags,
+             input, capabilities, created_ms, started_ms, completed_ms, updated_ms)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (id) DO UPDATE SET
+             status = excluded.status,
+             status_reason = excluded.status_reason,
+             declared_steps = excluded.declared_steps,
+             completed_steps = excluded.completed_steps,
+             total_steps = excluded.total_steps,
+             sla_status = excluded.sla_status,
+             started_ms = excluded.started_ms,
+             completed_ms = excluded.completed_ms,
+             updated_ms = excluded.updated_ms",
+    )
+    .bind(&row.id)
+    .bind(&row.engine)
+    .bind(&row.workflow_type)
+    .bind(row.status.as_str())
+    .bind(&row.status_reason)
+    .bind(&row.definition_name)
+    .bind(&row.definition_version)
+    .bind(row.declared_steps.map(i64::from))
+    .bind(i64::from(row.completed_steps))
+    .bind(i64::from(row.total_steps))
+    .bind(row.sla_target_seconds)
+    .bind(row.sla_status.as_str())
+    .bind(&row.triggered_by)
+    .bind(&row.trigger_type)
+    .bind(row.priority.as_str())
+    .bind(json_text(&row.tags))
+    .bind(row.input.as_ref().map(json_text))
+    .bind(json_text(&row.capabilities))
+    .bind(row.created_ms)
+    .bind(row.started_ms)
+    .bind(row.completed_ms)
+    .bind(row.updated_ms)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Writes a step row (insert or update).
+pub async fn save_step(
+    conn: &mut SqliteConnection,
+    workflow_id: &str,
+    step: &StepRow,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO steps (
+             workflow_id, step_number, name, status, kind, branch, compensates, started_ms,
+             completed_ms, input, output, error, retry_count, attempts)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (workflow_id, step_number) DO UPDATE SET
+             name = excluded.name,
+             status = excluded.status,
+             kind = excluded.kind,
+             branch = excluded.branch,
+             compensates = excluded.compensates,
+             started_ms = excluded.started_ms,
+             completed_ms = excluded.completed_ms,
+             input = excluded.input,
+             output = excluded.output,
+             error = excluded.error,
+             retry_count = excluded.retry_count,
+             attempts = excluded.attempts",
+    )
+    .bind(workflow_id)
+    .bind(i64::from(step.step_number))
+    .bind(&step.name)
+    .bind(step.status.as_str())
+    .bind(step.kind.as_str())
+    .bind(&step.branch)
+    .bind(step.compensates.map(i64::from))
+    .bind(step.started_ms)
+    .bind(step.completed_ms)
+    .bind(step.input.as_ref().map(json_text))
+    .bind(step.output.as_ref().map(json_text))
+    .bind(&step.error)
+    .bind(i64::from(step.retry_count()))
+    .bind(json_text(&step.attempts))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Appends log lines of a workflow's steps.
+pub async fn append_logs(
+    conn: &mut SqliteConnection,
+    workflow_id: &str,
+    logs: &[LogRow],
+) -> Result<(), StoreError> {
+    // SQLite allows 32766 bound values per statement; 4 per line.
+    for chunk in logs.chunks(1000) {
+        let mut insert = QueryBuilder::<Sqlite>::new(
+            "INSERT INTO step_logs (workflow_id, step_number, at_ms, line) ",
+        );
+        insert.push_values(chunk, |mut values, log| {
+            values
+                .push_bind(workflow_id)
+                .push_bind(i64::from(log.step_number))
+                .push_bind(log.at_ms)
+                .push_bind(&log.line);
+        });
+        insert.build().execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    // Serialising our own plain data types to a string cannot fail.
+    serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}

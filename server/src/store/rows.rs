@@ -1,0 +1,300 @@
+//! Row types of the store, typed, and their conversion to the wire model. The projector
+//! works on these rows; readers turn them into wire types with `to_wire`.
+
+use app::model::{
+    progress_of, Attempt, Capabilities, Priority, SlaStatus, Step, StepKind, StepStatus, Workflow,
+    WorkflowStatus,
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sqlx::{sqlite::SqliteRow, FromRow, Row};
+
+/// Milliseconds since the Unix epoch: how the store keeps every instant.
+pub type Millis = i64;
+
+pub fn to_datetime(ms: Millis) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+pub fn to_millis(at: DateTime<Utc>) -> Millis {
+    at.timestamp_millis()
+}
+
+/// Seconds between two instants, to the millisecond.
+pub fn seconds_between(from: Millis, to: Millis) -> f64 {
+    (to - from).max(0) as f64 / 1000.0
+}
+
+/// A workflow run as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkflowRow {
+    pub id: String,
+    pub engine: String,
+    pub workflow_type: String,
+    pub status: WorkflowStatus,
+    pub status_reason: Option<String>,
+    pub definition_name: Option<String>,
+    pub definition_version: Option<String>,
+    /// Step count the engine announced, if any.
+    pub declared_steps: Option<u32>,
+    /// Normal steps completed or skipped (derived by the projector).
+    pub completed_steps: u32,
+    /// Normal steps expected (derived by the projector).
+    pub total_steps: u32,
+    pub sla_target_seconds: Option<i64>,
+    /// SLA status at the last projection; time moves it on (see the projector's sweep).
+    pub sla_status: SlaStatus,
+    pub triggered_by: Option<String>,
+    pub trigger_type: Option<String>,
+    pub priority: Priority,
+    pub tags: Vec<String>,
+    pub input: Option<Value>,
+    pub capabilities: Capabilities,
+    pub created_ms: Millis,
+    pub started_ms: Option<Millis>,
+    pub completed_ms: Option<Millis>,
+    pub updated_ms: Millis,
+}
+
+impl WorkflowRow {
+    /// How long the run has lasted at `now`: to its end once finished.
+    pub fn elapsed_ms(&self, now: Millis) -> Millis {
+        match self.started_ms {
+            None => 0,
+            Some(start) => (self.completed_ms.unwrap_or(now) - start).max(0),
+        }
+    }
+
+    /// The SLA status the run has at `now`.
+    pub fn sla_at(&self, now: Millis) -> SlaStatus {
+        SlaStatus::derive(self.elapsed_ms(now), self.sla_target_seconds)
+    }
+
+    /// Pause is possible now: the engine can, and the run is going.
+    pub fn can_pause_now(&self) -> bool {
+        self.capabilities.can_pause && self.status == WorkflowStatus::Running
+    }
+
+    /// Cancel is possible now: the engine can, and the run has not ended or begun to.
+    pub fn can_cancel_now(&self) -> bool {
+        self.capabilities.can_cancel
+            && matches!(
+                self.status,
+                WorkflowStatus::Pending
+                    | WorkflowStatus::Running
+                    | WorkflowStatus::Pausing
+                    | WorkflowStatus::Paused
+            )
+    }
+
+    /// The list row the API and the live hub send, as of `now`.
+    pub fn to_wire(&self, now: Millis) -> Workflow {
+        Workflow {
+            id: self.id.clone(),
+            workflow_type: self.workflow_type.clone(),
+            engine: self.engine.clone(),
+            status: self.status,
+            progress: progress_of(self.completed_steps, self.total_steps, self.status),
+            started_at: self.started_ms.map(to_datetime),
+            completed_at: self.completed_ms.map(to_datetime),
+            updated_at: Some(to_datetime(self.updated_ms)),
+            duration_seconds: self.elapsed_ms(now) as f64 / 1000.0,
+            sla_target_seconds: self.sla_target_seconds,
+            sla_status: self.sla_at(now),
+            triggered_by: self.triggered_by.clone(),
+            trigger_type: self.trigger_type.clone(),
+            priority: self.priority,
+            tags: self.tags.clone(),
+            capabilities: self.capabilities,
+            can_pause: self.can_pause_now(),
+            can_cancel: self.can_cancel_now(),
+        }
+    }
+}
+
+fn decode_error(column: &str, message: impl Into<String>) -> sqlx::Error {
+    sqlx::Error::ColumnDecode {
+        index: column.to_owned(),
+        source: message.into().into(),
+    }
+}
+
+fn json_column<T: for<'de> Deserialize<'de>>(row: &SqliteRow, column: &str) -> sqlx::Result<T> {
+    let text: String = row.try_get(column)?;
+    serde_json::from_str(&text).map_err(|e| decode_error(column, e.to_string()))
+}
+
+fn optional_json_column(row: &SqliteRow, column: &str) -> sqlx::Result<Option<Value>> {
+    let text: Option<String> = row.try_get(column)?;
+    text.map(|t| serde_json::from_str(&t).map_err(|e| decode_error(column, e.to_string())))
+        .transpose()
+}
+
+fn enum_column<T>(row: &SqliteRow, column: &str, parse: fn(&str) -> Option<T>) -> sqlx::Result<T> {
+    let text: String = row.try_get(column)?;
+    parse(&text).ok_or_else(|| decode_error(column, format!("unknown value {text:?}")))
+}
+
+fn u32_column(row: &SqliteRow, column: &str) -> sqlx::Result<u32> {
+    let value: i64 = row.try_get(column)?;
+    u32::try_from(value).map_err(|_| decode_error(column, format!("out of range: {value}")))
+}
+
+fn optional_u32_column(row: &SqliteRow, column: &str) -> sqlx::Result<Option<u32>> {
+    let value: Option<i64> = row.try_get(column)?;
+    value
+        .map(|v| u32::try_from(v).map_err(|_| decode_error(column, format!("out of range: {v}"))))
+        .transpose()
+}
+
+impl<'r> FromRow<'r, SqliteRow> for WorkflowRow {
+    fn from_row(row: &'r SqliteRow) -> sqlx::Result<Self> {
+        Ok(Self {
+            id: row.try_get("id")?,
+            engine: row.try_get("engine")?,
+            workflow_type: row.try_get("workflow_type")?,
+            status: enum_column(row, "status", WorkflowStatus::parse)?,
+            status_reason: row.try_get("status_reason")?,
+            definition_name: row.try_get("definition_name")?,
+            definition_version: row.try_get("definition_version")?,
+            declared_steps: optional_u32_column(row, "declared_steps")?,
+            completed_steps: u32_column(row, "completed_steps")?,
+            total_steps: u32_column(row, "total_steps")?,
+            sla_target_seconds: row.try_get("sla_target_seconds")?,
+            sla_status: enum_column(row, "sla_status", SlaStatus::parse)?,
+            triggered_by: row.try_get("triggered_by")?,
+            trigger_type: row.try_get("trigger_type")?,
+            priority: enum_column(row, "priority", Priority::parse)?,
+            tags: json_column(row, "tags")?,
+            input: optional_json_column(row, "input")?,
+            capabilities: json_column(row, "capabilities")?,
+            created_ms: row.try_get("created_ms")?,
+            started_ms: row.try_get("started_ms")?,
+            completed_ms: row.try_get("completed_ms")?,
+            updated_ms: row.try_get("updated_ms")?,
+        })
+    }
+}
+
+/// One try of a step, as stored (in the step row's `attempts` column).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRecord {
+    pub attempt: u32,
+    pub status: StepStatus,
+    pub started_ms: Option<Millis>,
+    pub completed_ms: Option<Millis>,
+    pub error: Option<String>,
+}
+
+impl AttemptRecord {
+    fn to_wire(&self) -> Attempt {
+        Attempt {
+            attempt: self.attempt,
+            status: self.status,
+            started_at: self.started_ms.map(to_datetime),
+            completed_at: self.completed_ms.map(to_datetime),
+            duration_seconds: self
+                .started_ms
+                .zip(self.completed_ms)
+                .map(|(from, to)| seconds_between(from, to)),
+            error: self.error.clone(),
+        }
+    }
+}
+
+/// A step as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepRow {
+    pub step_number: u32,
+    pub name: String,
+    pub status: StepStatus,
+    pub kind: StepKind,
+    pub branch: Option<String>,
+    pub compensates: Option<u32>,
+    /// Start of the first attempt.
+    pub started_ms: Option<Millis>,
+    /// End of the last attempt, once finished.
+    pub completed_ms: Option<Millis>,
+    pub input: Option<Value>,
+    pub output: Option<Value>,
+    pub error: Option<String>,
+    pub attempts: Vec<AttemptRecord>,
+}
+
+impl StepRow {
+    /// A step known by name only, not yet run.
+    pub fn pending(step_number: u32, name: String) -> Self {
+        Self {
+            step_number,
+            name,
+            status: StepStatus::Pending,
+            kind: StepKind::Normal,
+            branch: None,
+            compensates: None,
+            started_ms: None,
+            completed_ms: None,
+            input: None,
+            output: None,
+            error: None,
+            attempts: Vec::new(),
+        }
+    }
+
+    pub fn retry_count(&self) -> u32 {
+        u32::try_from(self.attempts.len().saturating_sub(1)).unwrap_or(u32::MAX)
+    }
+
+    /// Seconds from the first attempt's start to the end (or to `now` while running).
+    pub fn duration_seconds(&self, now: Millis) -> Option<f64> {
+        let start = self.started_ms?;
+        Some(seconds_between(start, self.completed_ms.unwrap_or(now)))
+    }
+
+    pub fn to_wire(&self, logs: Vec<String>, now: Millis) -> Step {
+        Step {
+            step_number: self.step_number,
+            name: self.name.clone(),
+            status: self.status,
+            started_at: self.started_ms.map(to_datetime),
+            completed_at: self.completed_ms.map(to_datetime),
+            duration_seconds: self.duration_seconds(now),
+            input: self.input.clone(),
+            output: self.output.clone(),
+            logs,
+            error: self.error.clone(),
+            retry_count: self.retry_count(),
+            attempts: self.attempts.iter().map(AttemptRecord::to_wire).collect(),
+            kind: self.kind,
+            branch: self.branch.clone(),
+            compensates: self.compensates,
+        }
+    }
+}
+
+impl<'r> FromRow<'r, SqliteRow> for StepRow {
+    fn from_row(row: &'r SqliteRow) -> sqlx::Result<Self> {
+        Ok(Self {
+            step_number: u32_column(row, "step_number")?,
+            name: row.try_get("name")?,
+            status: enum_column(row, "status", StepStatus::parse)?,
+            kind: enum_column(row, "kind", StepKind::parse)?,
+            branch: row.try_get("branch")?,
+            compensates: optional_u32_column(row, "compensates")?,
+            started_ms: row.try_get("started_ms")?,
+            completed_ms: row.try_get("completed_ms")?,
+            input: optional_json_column(row, "input")?,
+            output: optional_json_column(row, "output")?,
+            error: row.try_get("error")?,
+            attempts: json_column(row, "attempts")?,
+        })
+    }
+}
+
+/// A log line waiting to be written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogRow {
+    pub step_number: u32,
+    pub at_ms: Millis,
+    pub line: String,
+}

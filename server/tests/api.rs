@@ -1,0 +1,274 @@
+//! The HTTP surface, request by request (`oneshot` against the real router, store and
+//! projector on a temporary SQLite file).
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use tower::ServiceExt;
+
+struct TestServer {
+    router: Router,
+    _dir: tempfile::TempDir,
+}
+
+impl TestServer {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/stepline.db", dir.path().display());
+        let options = leptos::config::LeptosOptions::builder()
+            .output_name("stepline")
+            .build();
+        let state = server::start_core(&url, options).await.unwrap();
+        Self {
+            router: server::app(state),
+            _dir: dir,
+        }
+    }
+
+    async fn send(&self, request: Request<Body>) -> (StatusCode, String) {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        let (status, body) = self
+            .send(Request::get(uri).body(Body::empty()).unwrap())
+            .await;
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        )
+    }
+
+    async fn push_raw(&self, body: impl Into<Body>) -> (StatusCode, Value) {
+        let (status, body) = self
+            .send(
+                Request::post("/api/platform/orchestration/events")
+                    .header("content-type", "application/json")
+                    .body(body.into())
+                    .unwrap(),
+            )
+            .await;
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or(Value::String(body)),
+        )
+    }
+
+    async fn push(&self, events: Value) -> (StatusCode, Value) {
+        self.push_raw(json!({"source": "billing", "events": events}).to_string())
+            .await
+    }
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339()
+}
+
+fn started(id: &str) -> Value {
+    json!({
+        "type": "workflow_started", "workflow_id": id, "at": now(),
+        "workflow_type": "trial_activation", "total_steps": 15, "sla_target_seconds": 300,
+        "triggered_by": "user@example.com", "trigger_type": "manual", "priority": "HIGH",
+        "tags": ["trial", "customer-123"]
+    })
+}
+
+fn step(kind: &str, id: &str, step: u32) -> Value {
+    json!({"type": kind, "workflow_id": id, "at": now(), "step_number": step,
+           "name": format!("step_{step}")})
+}
+
+#[tokio::test]
+async fn an_empty_store_lists_nothing() {
+    let server = TestServer::start().await;
+    let (status, body) = server.get("/api/platform/orchestration/workflows").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["total"], 0);
+    assert_eq!(body["workflows"], json!([]));
+    assert_eq!(
+        body["stats"],
+        json!({"active": 0, "pending": 0, "completed_today": 0, "failed_today": 0})
+    );
+}
+
+#[tokio::test]
+async fn pushed_events_show_in_the_list_and_the_detail() {
+    let server = TestServer::start().await;
+    let mut events = vec![started("trial-wf-12345")];
+    for n in 1..=6 {
+        events.push(step("step_started", "trial-wf-12345", n));
+        events.push(step("step_completed", "trial-wf-12345", n));
+    }
+    events.push(step("step_started", "trial-wf-12345", 7));
+    events.push(
+        json!({"type": "log_lines", "workflow_id": "trial-wf-12345", "at": now(),
+                       "step_number": 7, "lines": ["Loading context file...", "Progress: 45%"]}),
+    );
+    let (status, body) = server.push(Value::Array(events)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["applied"], 15);
+
+    let (status, list) = server
+        .get("/api/platform/orchestration/workflows?status=RUNNING&limit=50")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(list["total"], 1);
+    assert_eq!(list["stats"]["active"], 1);
+    let row = &list["workflows"][0];
+    assert_eq!(row["id"], "trial-wf-12345");
+    assert_eq!(row["engine"], "custom:billing");
+    assert_eq!(
+        row["progress"],
+        json!({"current_step": 7, "total_steps": 15, "percent": 47})
+    );
+    assert_eq!(row["sla_status"], "on_track");
+    assert_eq!(row["priority"], "HIGH");
+    assert_eq!(row["can_pause"], false, "a pushed run offers no actions");
+
+    let (status, detail) = server
+        .get("/api/platform/orchestration/workflows/trial-wf-12345")
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(detail["execution"]["current_step"], 7);
+    let steps = detail["execution"]["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 7);
+    assert_eq!(steps[6]["status"], "RUNNING");
+    assert_eq!(
+        steps[6]["logs"],
+        json!(["Loading context file...", "Progress: 45%"])
+    );
+    assert_eq!(detail["metadata"]["tags"], json!(["trial", "customer-123"]));
+
+    let (_, others) = server
+        .get("/api/platform/orchestration/workflows?type=data_sync")
+        .await;
+    assert_eq!(others["total"], 0);
+}
+
+#[tokio::test]
+async fn unknown_and_malformed_ids_are_client_errors() {
+    let server = TestServer::start().await;
+    let (status, body) = server
+        .get("/api/platform/orchestration/workflows/nope-123")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"], "not_found");
+    assert!(body["message"].as_str().unwrap().contains("nope-123"));
+
+    let (status, body) = server
+        .get("/api/platform/orchestration/workflows/bad%20id")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "bad_request");
+
+    let (status, body) = server.get("/api/platform/orchestration/nothing-here").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["error"], "not_found");
+}
+
+#[tokio::test]
+async fn bad_list_parameters_are_explained() {
+    let server = TestServer::start().await;
+    for (query, needle) in [
+        ("status=BOGUS", "unknown status"),
+        ("limit=0", "limit"),
+        ("limit=many", "limit"),
+        ("cursor=xyz", "cursor"),
+    ] {
+        let (status, body) = server
+            .get(&format!("/api/platform/orchestration/workflows?{query}"))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+        assert!(
+            body["message"].as_str().unwrap().contains(needle),
+            "{query}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn malformed_batches_are_refused_with_the_offending_event() {
+    let server = TestServer::start().await;
+
+    let (status, body) = server.push_raw("{not json").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(body["error"], "bad_request");
+
+    let (status, body) = server
+        .push_raw(json!({"source": "Not Valid!", "events": [started("a")]}).to_string())
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(body["message"].as_str().unwrap().contains("source"));
+
+    let (status, _) = server.push(json!([])).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let (status, body) = server
+        .push(
+            json!([started("wf-ok"), {"type": "teleported", "workflow_id": "wf-ok", "at": now()}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["event_index"], 1);
+    assert!(
+        body["message"].as_str().unwrap().contains("teleported"),
+        "{body}"
+    );
+
+    let (status, body) = server
+        .push(json!([
+            started("wf-ooo"),
+            step("step_completed", "wf-ooo", 3)
+        ]))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(body["event_index"], 1);
+
+    let (status, body) = server.push(json!([step("step_started", "ghost", 1)])).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(body["message"].as_str().unwrap().contains("ghost"));
+
+    let many: Vec<Value> = (0..1001).map(|i| started(&format!("wf-{i}"))).collect();
+    let (status, _) = server.push(Value::Array(many)).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+
+    let huge = format!(
+        "{{\"source\":\"billing\",\"events\":[{{\"pad\":\"{}\"}}]}}",
+        "x".repeat(5 * 1024 * 1024)
+    );
+    let (status, body) = server.push_raw(huge).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(body["error"], "payload_too_large");
+
+    // Nothing of a refused batch was applied.
+    let (_, list) = server.get("/api/platform/orchestration/workflows").await;
+    assert_eq!(list["total"], 0, "{list}");
+}
+
+#[tokio::test]
+async fn the_page_is_server_rendered_with_untrusted_text_escaped() {
+    let server = TestServer::start().await;
+    let mut hostile = started("wf-html");
+    hostile["triggered_by"] = json!("<script>alert(1)</script>");
+    let (status, _) = server.push(json!([hostile])).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, html) = server
+        .send(Request::get("/orchestration").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("data-workflow-id=\"wf-html\""), "{html}");
+    assert!(html.contains("1/15 (7%)"));
+    assert!(!html.contains("<script>alert(1)</script>"));
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+
+    let (status, _) = server
+        .send(Request::get("/no-such-page").body(Body::empty()).unwrap())
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
