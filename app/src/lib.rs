@@ -7,7 +7,7 @@ pub mod model;
 pub mod ui;
 
 use leptos::prelude::*;
-use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_meta::{provide_meta_context, MetaTags};
 use leptos_router::{
     components::{Redirect, Route, Router, Routes},
     path, SsrMode,
@@ -22,6 +22,10 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
+                // In the server-rendered shell, not through leptos_meta: its <Stylesheet>
+                // broke hydration here (the client looked for it in the body).
+                <link rel="stylesheet" id="stepline" href="/pkg/stepline.css" />
+                <title>"Stepline"</title>
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
                 <MetaTags />
@@ -39,8 +43,6 @@ pub fn App() -> impl IntoView {
     provide_meta_context();
     ui::provide_live_connection();
     view! {
-        <Stylesheet id="stepline" href="/pkg/stepline.css" />
-        <Title text="Stepline" />
         <Router>
             <ui::Header />
             <main>

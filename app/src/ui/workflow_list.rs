@@ -5,7 +5,7 @@ use super::live::LiveConnection;
 use crate::api::list_workflows;
 use crate::model::{format_duration, ListQuery, SlaStatus, Workflow, WorkflowList, WorkflowStatus};
 use leptos::prelude::*;
-use leptos_router::{components::A, hooks::use_query_map};
+use leptos_router::hooks::use_query_map;
 
 /// Query-string keys the list understands.
 const QUERY_KEYS: [&str; 4] = ["status", "type", "limit", "cursor"];
@@ -85,10 +85,18 @@ fn StatusFilters() -> impl IntoView {
                     } else {
                         format!("/orchestration?status={status}")
                     };
+                    // Plain links (the router still takes their clicks): `A` would mark
+                    // every one as the current page, as they differ only in the query.
                     view! {
-                        <A href=href attr:class=move || {
-                            if current() == status { "filter active" } else { "filter" }
-                        }>{label}</A>
+                        <a
+                            href=href
+                            class=move || {
+                                if current() == status { "filter active" } else { "filter" }
+                            }
+                            aria-current=move || (current() == status).then_some("true")
+                        >
+                            {label}
+                        </a>
                     }
                 })
                 .collect_view()}
