@@ -1,6 +1,8 @@
 //! Stepline's app: the wire model, the pages, and the server functions behind them.
 //! Compiled twice: with `ssr` into the server, with `hydrate` into the browser's WASM.
 #![forbid(unsafe_code)]
+// Leptos view types nest deeply; the default limit is too low for the release build.
+#![recursion_limit = "256"]
 
 pub mod api;
 pub mod model;

@@ -132,3 +132,38 @@ pub struct StepDeclaration {
     #[serde(default)]
     pub input: Option<Value>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The batch shown to engine authors must keep parsing.
+    #[test]
+    fn a_documented_batch_parses() {
+        let events: Vec<SourceEvent> = serde_json::from_value(serde_json::json!([
+            {"type": "workflow_started", "workflow_id": "sync-wf-11111", "at": "2026-01-01T12:00:00Z",
+             "workflow_type": "data_sync", "status": "PENDING", "total_steps": 5,
+             "sla_target_seconds": 300, "priority": "LOW", "triggered_by": "scheduler",
+             "trigger_type": "scheduled",
+             "steps": [{"step_number": 1, "name": "extract", "branch": "branch-a"}]},
+            {"type": "step_started", "workflow_id": "sync-wf-11111", "at": "2026-01-01T12:00:01Z",
+             "step_number": 1, "input": {"table": "trials"}},
+            {"type": "log_lines", "workflow_id": "sync-wf-11111", "at": "2026-01-01T12:00:02Z",
+             "step_number": 1, "lines": ["read 120 rows"]},
+            {"type": "step_attempt_failed", "workflow_id": "sync-wf-11111", "at": "2026-01-01T12:00:03Z",
+             "step_number": 1, "error": "timeout"},
+            {"type": "step_completed", "workflow_id": "sync-wf-11111", "at": "2026-01-01T12:00:09Z",
+             "step_number": 1, "output": {"rows": 120}},
+            {"type": "workflow_status_changed", "workflow_id": "sync-wf-11111",
+             "at": "2026-01-01T12:01:00Z", "status": "FAILED", "reason": "step 2 failed"}
+        ]))
+        .expect("the documented events parse");
+        assert_eq!(events.len(), 6);
+        assert!(matches!(
+            &events[0].change,
+            Change::WorkflowStarted(start) if start.status == Some(WorkflowStatus::Pending)
+                && start.steps[0].branch.as_deref() == Some("branch-a")
+        ));
+        assert_eq!(events[2].change.step_number(), Some(1));
+    }
+}

@@ -130,37 +130,33 @@ impl Store {
     /// Active and pending counts, and runs that ended today (UTC).
     pub async fn stats(&self, now: Millis) -> Result<WorkflowStats, StoreError> {
         let mut stats = WorkflowStats::default();
-        let current: Vec<(String, i64)> = sqlx::query_as(
+        let current = sqlx::query_as(
             "SELECT status, COUNT(*) FROM workflows
              WHERE status IN ('PENDING', 'RUNNING', 'PAUSING', 'PAUSED', 'CANCELLING')
              GROUP BY status",
         )
         .fetch_all(&self.pool)
         .await?;
-        for (status, n) in current {
-            let n = u64::try_from(n).unwrap_or(0);
-            match WorkflowStatus::parse(&status) {
-                Some(WorkflowStatus::Pending) => stats.pending += n,
-                Some(s) if s.is_active() => stats.active += n,
+        for (status, n) in by_status(current) {
+            match status {
+                WorkflowStatus::Pending => stats.pending += n,
+                s if s.is_active() => stats.active += n,
                 _ => {}
             }
         }
         let start_of_day = now - now.rem_euclid(86_400_000);
-        let ended: Vec<(String, i64)> = sqlx::query_as(
+        let ended = sqlx::query_as(
             "SELECT status, COUNT(*) FROM workflows WHERE completed_ms >= ? GROUP BY status",
         )
         .bind(start_of_day)
         .fetch_all(&self.pool)
         .await?;
-        for (status, n) in ended {
-            let n = u64::try_from(n).unwrap_or(0);
-            match WorkflowStatus::parse(&status) {
-                Some(WorkflowStatus::Completed) => stats.completed_today += n,
-                Some(
-                    WorkflowStatus::Failed
-                    | WorkflowStatus::CompensationFailed
-                    | WorkflowStatus::TimedOut,
-                ) => stats.failed_today += n,
+        for (status, n) in by_status(ended) {
+            match status {
+                WorkflowStatus::Completed => stats.completed_today += n,
+                WorkflowStatus::Failed
+                | WorkflowStatus::CompensationFailed
+                | WorkflowStatus::TimedOut => stats.failed_today += n,
                 _ => {}
             }
         }
@@ -270,6 +266,12 @@ impl Store {
         .fetch_all(&self.pool)
         .await?)
     }
+}
+
+/// Typed `(status, count)` pairs of a `GROUP BY status` query.
+fn by_status(rows: Vec<(String, i64)>) -> impl Iterator<Item = (WorkflowStatus, u64)> {
+    rows.into_iter()
+        .filter_map(|(status, n)| Some((WorkflowStatus::parse(&status)?, u64::try_from(n).ok()?)))
 }
 
 fn push_filters(builder: &mut QueryBuilder<'_, Sqlite>, query: &ListQuery) {
