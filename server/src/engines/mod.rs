@@ -1,6 +1,7 @@
 //! Engines: the sources of workflow executions. Every engine speaks to the rest of
 //! Stepline only through normalised [`SourceEvent`]s, which the projector applies.
 
+pub mod builtin;
 pub mod ingest;
 
 use app::model::{Priority, StepKind, WorkflowStatus};
