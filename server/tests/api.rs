@@ -272,3 +272,105 @@ async fn the_page_is_server_rendered_with_untrusted_text_escaped() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn actions_the_engine_cannot_honour_are_refused_with_the_reason() {
+    let server = TestServer::start().await;
+    let (status, _) = server
+        .push(json!([
+            started("wf-act"),
+            step("step_started", "wf-act", 1)
+        ]))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let post = |uri: &str, body: &str| {
+        Request::post(uri)
+            .header("content-type", "application/json")
+            .body(Body::from(body.to_owned()))
+            .unwrap()
+    };
+    for action in ["pause", "resume", "cancel", "retry", "clone"] {
+        let (status, body) = server
+            .send(post(
+                &format!("/api/platform/orchestration/workflows/wf-act/{action}"),
+                "",
+            ))
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{action}: {body}");
+        assert!(
+            body.contains(&format!("cannot {action}")),
+            "{action}: {body}"
+        );
+        assert!(body.contains("custom:billing"), "{body}");
+    }
+
+    let (status, _) = server
+        .send(post(
+            "/api/platform/orchestration/workflows/ghost/pause",
+            "",
+        ))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = server
+        .send(post(
+            "/api/platform/orchestration/workflows/wf-act/cancel",
+            "{\"reason\": 5}",
+        ))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = server
+        .send(post(
+            "/api/platform/orchestration/workflows/wf-act/retry",
+            "{\"from_step\": 0}",
+        ))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+}
+
+#[tokio::test]
+async fn export_downloads_the_whole_trace() {
+    let server = TestServer::start().await;
+    let lines: Vec<String> = (0..250).map(|i| format!("line {i}")).collect();
+    let (status, _) = server
+        .push(json!([
+            started("wf-export"),
+            step("step_started", "wf-export", 1),
+            {"type": "log_lines", "workflow_id": "wf-export", "at": now(), "step_number": 1,
+             "lines": lines}
+        ]))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    let response = server
+        .router
+        .clone()
+        .oneshot(
+            Request::get("/api/platform/orchestration/workflows/wf-export/export")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(
+        response.headers()["content-disposition"],
+        "attachment; filename=\"wf-export.json\""
+    );
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    let trace: Value = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(trace["id"], "wf-export");
+    assert_eq!(
+        trace["execution"]["steps"][0]["logs"]
+            .as_array()
+            .unwrap()
+            .len(),
+        250,
+        "the export keeps every log line, not just the tail"
+    );
+
+    let (status, _) = server
+        .get("/api/platform/orchestration/workflows/nope/export")
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}

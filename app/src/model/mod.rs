@@ -10,9 +10,9 @@ pub use live::{ClientMessage, LiveEvent, LiveMessage, Subscription};
 pub use query::{Cursor, ListQuery, QueryError, DEFAULT_LIMIT, MAX_LIMIT};
 pub use status::{SlaStatus, StepKind, StepStatus, WorkflowStatus};
 pub use workflow::{
-    derive_branches, format_duration, progress_of, Attempt, Branch, Capabilities, DefinitionInfo,
-    ErrorBody, Execution, LiveMode, Metadata, Priority, Progress, Step, Workflow, WorkflowDetail,
-    WorkflowList, WorkflowStats,
+    derive_branches, format_duration, progress_of, Action, ActionResponse, Attempt, Branch,
+    Capabilities, DefinitionInfo, ErrorBody, Execution, LiveMode, Metadata, Priority, Progress,
+    Step, Workflow, WorkflowDetail, WorkflowList, WorkflowStats,
 };
 
 /// Longest workflow id the API accepts; ids travel in URLs.

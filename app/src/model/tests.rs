@@ -417,3 +417,45 @@ fn status_transitions_follow_the_run_lifecycle() {
     assert!(!Cancelling.can_become(Running));
     assert!(!Paused.can_become(Pausing));
 }
+
+#[test]
+fn actions_need_both_the_capability_and_a_fitting_status() {
+    let all = Capabilities {
+        can_pause: true,
+        can_resume: true,
+        can_cancel: true,
+        compensates_on_cancel: true,
+        can_retry_from_step: true,
+        can_clone: true,
+        has_logs: true,
+        live: LiveMode::Push,
+    };
+    assert_eq!(Action::Pause.refusal(WorkflowStatus::Running, &all), None);
+    assert_eq!(
+        Action::Pause
+            .refusal(WorkflowStatus::Completed, &all)
+            .as_deref(),
+        Some("cannot pause a COMPLETED workflow")
+    );
+    assert!(Action::Resume
+        .refusal(WorkflowStatus::Running, &all)
+        .is_some());
+    assert_eq!(Action::Resume.refusal(WorkflowStatus::Paused, &all), None);
+    assert_eq!(Action::Cancel.refusal(WorkflowStatus::Pending, &all), None);
+    assert!(Action::Cancel
+        .refusal(WorkflowStatus::Cancelling, &all)
+        .is_some());
+    assert_eq!(Action::Retry.refusal(WorkflowStatus::Failed, &all), None);
+    assert!(Action::Retry
+        .refusal(WorkflowStatus::Running, &all)
+        .is_some());
+    assert_eq!(Action::Clone.refusal(WorkflowStatus::Completed, &all), None);
+
+    let none = Capabilities::default();
+    assert_eq!(
+        Action::Pause
+            .refusal(WorkflowStatus::Running, &none)
+            .as_deref(),
+        Some("the engine of this workflow cannot pause")
+    );
+}

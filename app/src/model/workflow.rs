@@ -330,3 +330,68 @@ fn branch_status(statuses: impl Iterator<Item = StepStatus>) -> StepStatus {
         StepStatus::Pending
     }
 }
+
+/// What an operator can ask of a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Pause,
+    Resume,
+    Cancel,
+    Retry,
+    Clone,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pause => "pause",
+            Self::Resume => "resume",
+            Self::Cancel => "cancel",
+            Self::Retry => "retry",
+            Self::Clone => "clone",
+        }
+    }
+
+    /// Why `self` cannot be done to a run in `status` whose engine can do `capabilities`,
+    /// or `None` when it can. Both the UI (to offer buttons) and the API (to answer 409)
+    /// ask this one question.
+    pub fn refusal(self, status: WorkflowStatus, capabilities: &Capabilities) -> Option<String> {
+        use WorkflowStatus::*;
+        let (capable, allowed) = match self {
+            Self::Pause => (capabilities.can_pause, status == Running),
+            Self::Resume => (capabilities.can_resume, matches!(status, Paused | Pausing)),
+            Self::Cancel => (
+                capabilities.can_cancel,
+                matches!(status, Pending | Running | Pausing | Paused),
+            ),
+            Self::Retry => (
+                capabilities.can_retry_from_step,
+                matches!(
+                    status,
+                    Failed | Cancelled | CompensationFailed | Terminated | TimedOut
+                ),
+            ),
+            Self::Clone => (capabilities.can_clone, true),
+        };
+        if !capable {
+            Some(format!(
+                "the engine of this workflow cannot {}",
+                self.as_str()
+            ))
+        } else if !allowed {
+            Some(format!("cannot {} a {status} workflow", self.as_str()))
+        } else {
+            None
+        }
+    }
+}
+
+/// The answer to an action (`POST .../workflows/{id}/pause` and the like).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ActionResponse {
+    pub status: String,
+    pub workflow_id: String,
+    pub new_status: WorkflowStatus,
+    pub message: String,
+}

@@ -1,6 +1,7 @@
 //! The REST API (`/api/platform/orchestration/...`) and the live endpoint, as an axum
 //! router over the shared application state.
 
+mod actions;
 mod error;
 mod ingest;
 mod workflows;
@@ -62,6 +63,30 @@ pub fn api_router() -> Router<AppState> {
         .route(
             "/api/platform/orchestration/workflows/{id}",
             get(workflows::detail),
+        )
+        .route(
+            "/api/platform/orchestration/workflows/{id}/pause",
+            post(actions::pause),
+        )
+        .route(
+            "/api/platform/orchestration/workflows/{id}/resume",
+            post(actions::resume),
+        )
+        .route(
+            "/api/platform/orchestration/workflows/{id}/cancel",
+            post(actions::cancel),
+        )
+        .route(
+            "/api/platform/orchestration/workflows/{id}/retry",
+            post(actions::retry),
+        )
+        .route(
+            "/api/platform/orchestration/workflows/{id}/clone",
+            post(actions::clone),
+        )
+        .route(
+            "/api/platform/orchestration/workflows/{id}/export",
+            get(actions::export),
         )
         .route(
             "/api/platform/orchestration/events",

@@ -163,11 +163,30 @@ impl Store {
         Ok(stats)
     }
 
-    /// Everything about one run, or `None` for an unknown id.
+    /// Everything about one run, with each step's newest `LOG_TAIL` log lines, or `None`
+    /// for an unknown id.
     pub async fn workflow_detail(
         &self,
         id: &str,
         now: Millis,
+    ) -> Result<Option<WorkflowDetail>, StoreError> {
+        self.workflow_with_logs(id, now, LOG_TAIL).await
+    }
+
+    /// The full execution trace of a run: the detail with every log line kept.
+    pub async fn workflow_trace(
+        &self,
+        id: &str,
+        now: Millis,
+    ) -> Result<Option<WorkflowDetail>, StoreError> {
+        self.workflow_with_logs(id, now, i64::MAX).await
+    }
+
+    async fn workflow_with_logs(
+        &self,
+        id: &str,
+        now: Millis,
+        log_lines_per_step: i64,
     ) -> Result<Option<WorkflowDetail>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let Some(row) = load_workflow(&mut conn, id).await? else {
@@ -183,7 +202,7 @@ impl Store {
              ) WHERE newest <= ? ORDER BY step_number, id",
         )
         .bind(id)
-        .bind(LOG_TAIL)
+        .bind(log_lines_per_step)
         .fetch_all(&mut *conn)
         .await?;
         for (step, line) in log_rows {
@@ -229,6 +248,12 @@ impl Store {
                 tags: row.tags,
             },
         }))
+    }
+
+    /// One workflow's row, if it exists.
+    pub async fn workflow_row(&self, id: &str) -> Result<Option<WorkflowRow>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        load_workflow(&mut conn, id).await
     }
 
     /// The list rows of the given ids that exist, in no particular order.

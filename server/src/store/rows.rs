@@ -2,8 +2,8 @@
 //! works on these rows; readers turn them into wire types with `to_wire`.
 
 use app::model::{
-    progress_of, Attempt, Capabilities, Priority, SlaStatus, Step, StepKind, StepStatus, Workflow,
-    WorkflowStatus,
+    progress_of, Action, Attempt, Capabilities, Priority, SlaStatus, Step, StepKind, StepStatus,
+    Workflow, WorkflowStatus,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -71,21 +71,9 @@ impl WorkflowRow {
         SlaStatus::derive(self.elapsed_ms(now), self.sla_target_seconds)
     }
 
-    /// Pause is possible now: the engine can, and the run is going.
-    pub fn can_pause_now(&self) -> bool {
-        self.capabilities.can_pause && self.status == WorkflowStatus::Running
-    }
-
-    /// Cancel is possible now: the engine can, and the run has not ended or begun to.
-    pub fn can_cancel_now(&self) -> bool {
-        self.capabilities.can_cancel
-            && matches!(
-                self.status,
-                WorkflowStatus::Pending
-                    | WorkflowStatus::Running
-                    | WorkflowStatus::Pausing
-                    | WorkflowStatus::Paused
-            )
+    /// Why `action` cannot be done to the run now, or `None` when it can.
+    pub fn refusal(&self, action: Action) -> Option<String> {
+        action.refusal(self.status, &self.capabilities)
     }
 
     /// The list row the API and the live hub send, as of `now`.
@@ -107,8 +95,8 @@ impl WorkflowRow {
             priority: self.priority,
             tags: self.tags.clone(),
             capabilities: self.capabilities,
-            can_pause: self.can_pause_now(),
-            can_cancel: self.can_cancel_now(),
+            can_pause: self.refusal(Action::Pause).is_none(),
+            can_cancel: self.refusal(Action::Cancel).is_none(),
         }
     }
 }
