@@ -374,3 +374,17 @@ async fn export_downloads_the_whole_trace() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn an_unknown_action_is_not_found() {
+    let server = TestServer::start().await;
+    let (status, body) = server
+        .send(
+            Request::post("/api/platform/orchestration/workflows/wf-1/explode")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(body.contains("explode"), "{body}");
+}

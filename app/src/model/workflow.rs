@@ -353,6 +353,18 @@ impl Action {
         }
     }
 
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            Self::Pause,
+            Self::Resume,
+            Self::Cancel,
+            Self::Retry,
+            Self::Clone,
+        ]
+        .into_iter()
+        .find(|action| action.as_str() == s)
+    }
+
     /// Why `self` cannot be done to a run in `status` whose engine can do `capabilities`,
     /// or `None` when it can. Both the UI (to offer buttons) and the API (to answer 409)
     /// ask this one question.

@@ -34,17 +34,18 @@ fn checked_id(id: &str) -> Result<(), AppError> {
     }
 }
 
-async fn act(
-    state: &AppState,
-    id: &str,
-    action: Action,
-    body: &Bytes,
+pub async fn act(
+    State(state): State<AppState>,
+    Path((id, action)): Path<(String, String)>,
+    body: Bytes,
 ) -> Result<Json<ActionResponse>, AppError> {
-    checked_id(id)?;
+    let action = Action::parse(&action)
+        .ok_or_else(|| AppError::NotFound(format!("no action {action:?}")))?;
+    checked_id(&id)?;
     let body: ActionBody = if body.iter().all(u8::is_ascii_whitespace) {
         ActionBody::default()
     } else {
-        serde_json::from_slice(body)
+        serde_json::from_slice(&body)
             .map_err(|e| AppError::BadRequest(format!("unreadable body: {e}")))?
     };
     if body.reason.as_ref().is_some_and(|r| r.len() > MAX_REASON) {
@@ -57,7 +58,7 @@ async fn act(
     }
     let row = state
         .store
-        .workflow_row(id)
+        .workflow_row(&id)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no workflow {id:?}")))?;
     if let Some(reason) = row.refusal(action) {
@@ -74,24 +75,6 @@ async fn act(
         action.as_str()
     )))
 }
-
-macro_rules! action_handler {
-    ($name:ident, $action:expr) => {
-        pub async fn $name(
-            State(state): State<AppState>,
-            Path(id): Path<String>,
-            body: Bytes,
-        ) -> Result<Json<ActionResponse>, AppError> {
-            act(&state, &id, $action, &body).await
-        }
-    };
-}
-
-action_handler!(pause, Action::Pause);
-action_handler!(resume, Action::Resume);
-action_handler!(cancel, Action::Cancel);
-action_handler!(retry, Action::Retry);
-action_handler!(clone, Action::Clone);
 
 /// The full execution trace as a JSON download.
 pub async fn export(

@@ -65,24 +65,8 @@ pub fn api_router() -> Router<AppState> {
             get(workflows::detail),
         )
         .route(
-            "/api/platform/orchestration/workflows/{id}/pause",
-            post(actions::pause),
-        )
-        .route(
-            "/api/platform/orchestration/workflows/{id}/resume",
-            post(actions::resume),
-        )
-        .route(
-            "/api/platform/orchestration/workflows/{id}/cancel",
-            post(actions::cancel),
-        )
-        .route(
-            "/api/platform/orchestration/workflows/{id}/retry",
-            post(actions::retry),
-        )
-        .route(
-            "/api/platform/orchestration/workflows/{id}/clone",
-            post(actions::clone),
+            "/api/platform/orchestration/workflows/{id}/{action}",
+            post(actions::act),
         )
         .route(
             "/api/platform/orchestration/workflows/{id}/export",
