@@ -226,3 +226,33 @@ fn branch_labels_continue_past_z() {
     assert_eq!(branch_label(25), "branch-z");
     assert_eq!(branch_label(26), "branch-aa");
 }
+
+#[test]
+fn the_demo_definitions_load_with_the_story_shapes() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../workflows");
+    let definitions = load_dir(&dir).unwrap_or_else(|e| panic!("{e}"));
+    let shape = |workflow_type: &str| {
+        let definition = definitions
+            .iter()
+            .find(|d| d.workflow_type == workflow_type)
+            .unwrap_or_else(|| panic!("{workflow_type} is defined"));
+        let mut branches: Vec<&str> = definition
+            .steps
+            .iter()
+            .filter_map(|s| s.branch.as_deref())
+            .collect();
+        branches.dedup();
+        let compensated = definition
+            .steps
+            .iter()
+            .filter(|s| s.compensation.is_some())
+            .count();
+        (definition.steps.len(), branches, compensated > 0)
+    };
+    assert_eq!(
+        shape("trial_activation"),
+        (15, vec!["branch-a", "branch-b"], true)
+    );
+    assert_eq!(shape("agent_deployment"), (8, vec![], true));
+    assert_eq!(shape("data_sync"), (5, vec![], true));
+}
