@@ -44,15 +44,18 @@ impl TestServer {
         )
     }
 
-    async fn push_raw(&self, body: impl Into<Body>) -> (StatusCode, Value) {
-        let (status, body) = self
-            .send(
-                Request::post("/api/platform/orchestration/events")
-                    .header("content-type", "application/json")
-                    .body(body.into())
-                    .unwrap(),
-            )
-            .await;
+    async fn post(&self, uri: &str, body: &str) -> (StatusCode, String) {
+        self.send(
+            Request::post(uri)
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_owned()))
+                .unwrap(),
+        )
+        .await
+    }
+
+    async fn push_raw(&self, body: &str) -> (StatusCode, Value) {
+        let (status, body) = self.post("/api/platform/orchestration/events", body).await;
         (
             status,
             serde_json::from_str(&body).unwrap_or(Value::String(body)),
@@ -60,7 +63,7 @@ impl TestServer {
     }
 
     async fn push(&self, events: Value) -> (StatusCode, Value) {
-        self.push_raw(json!({"source": "billing", "events": events}).to_string())
+        self.push_raw(&json!({"source": "billing", "events": events}).to_string())
             .await
     }
 }
@@ -200,7 +203,7 @@ async fn malformed_batches_are_refused_with_the_offending_event() {
     assert_eq!(body["error"], "bad_request");
 
     let (status, body) = server
-        .push_raw(json!({"source": "Not Valid!", "events": [started("a")]}).to_string())
+        .push_raw(&json!({"source": "Not Valid!", "events": [started("a")]}).to_string())
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(body["message"].as_str().unwrap().contains("source"));
@@ -241,7 +244,7 @@ async fn malformed_batches_are_refused_with_the_offending_event() {
         "{{\"source\":\"billing\",\"events\":[{{\"pad\":\"{}\"}}]}}",
         "x".repeat(5 * 1024 * 1024)
     );
-    let (status, body) = server.push_raw(huge).await;
+    let (status, body) = server.push_raw(&huge).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(body["error"], "payload_too_large");
 
@@ -284,18 +287,12 @@ async fn actions_the_engine_cannot_honour_are_refused_with_the_reason() {
         .await;
     assert_eq!(status, StatusCode::OK);
 
-    let post = |uri: &str, body: &str| {
-        Request::post(uri)
-            .header("content-type", "application/json")
-            .body(Body::from(body.to_owned()))
-            .unwrap()
-    };
     for action in ["pause", "resume", "cancel", "retry", "clone"] {
         let (status, body) = server
-            .send(post(
+            .post(
                 &format!("/api/platform/orchestration/workflows/wf-act/{action}"),
                 "",
-            ))
+            )
             .await;
         assert_eq!(status, StatusCode::CONFLICT, "{action}: {body}");
         assert!(
@@ -306,24 +303,21 @@ async fn actions_the_engine_cannot_honour_are_refused_with_the_reason() {
     }
 
     let (status, _) = server
-        .send(post(
-            "/api/platform/orchestration/workflows/ghost/pause",
-            "",
-        ))
+        .post("/api/platform/orchestration/workflows/ghost/pause", "")
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, body) = server
-        .send(post(
+        .post(
             "/api/platform/orchestration/workflows/wf-act/cancel",
             "{\"reason\": 5}",
-        ))
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (status, _) = server
-        .send(post(
+        .post(
             "/api/platform/orchestration/workflows/wf-act/retry",
             "{\"from_step\": 0}",
-        ))
+        )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
@@ -379,11 +373,7 @@ async fn export_downloads_the_whole_trace() {
 async fn an_unknown_action_is_not_found() {
     let server = TestServer::start().await;
     let (status, body) = server
-        .send(
-            Request::post("/api/platform/orchestration/workflows/wf-1/explode")
-                .body(Body::empty())
-                .unwrap(),
-        )
+        .post("/api/platform/orchestration/workflows/wf-1/explode", "")
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body.contains("explode"), "{body}");
