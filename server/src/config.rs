@@ -3,6 +3,7 @@
 
 use clap::Parser;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -22,6 +23,19 @@ pub struct Config {
     /// Address to serve on (defaults to the Leptos site address, 127.0.0.1:3000).
     #[arg(long, env = "STEPLINE_LISTEN")]
     pub listen: Option<SocketAddr>,
+
+    /// The built-in engine's workflow definitions: a folder of TOML files.
+    #[arg(long, env = "STEPLINE_WORKFLOWS", default_value = "workflows")]
+    pub workflows: PathBuf,
+
+    /// Most built-in runs in progress at once across all types; more wait as PENDING.
+    #[arg(long, env = "STEPLINE_MAX_RUNNING", default_value_t = 1_000,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_running: u32,
+
+    /// Keep starting demo runs of the defined workflow types.
+    #[arg(long, env = "STEPLINE_DEMO")]
+    pub demo: bool,
 
     /// Log filter, in tracing's EnvFilter syntax.
     #[arg(

@@ -12,6 +12,9 @@ pub mod store;
 use app::api::SharedReadModel;
 use app::{shell, App};
 use axum::Router;
+use engines::builtin::definition::Definition;
+use engines::builtin::{BuiltinEngine, Limits};
+use engines::Engines;
 use http::AppState;
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
@@ -24,18 +27,44 @@ use store::Store;
 use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
 
-/// The running core: store, projector and hub, wired together.
+/// What the built-in engine runs: its workflow definitions and its limits.
+#[derive(Debug, Clone, Default)]
+pub struct BuiltinSettings {
+    pub definitions: Vec<Definition>,
+    pub limits: Limits,
+}
+
+/// The running core: store, projector, hub and engines, wired together. With
+/// `builtin`, the built-in engine starts and resumes the runs it left open.
 pub async fn start_core(
     database_url: &str,
     leptos_options: LeptosOptions,
+    builtin: Option<BuiltinSettings>,
 ) -> Result<AppState, store::StoreError> {
     let store = Store::open(database_url).await?;
     let hub = Arc::new(LiveHub::starting_now());
     let projector = Projector::spawn(store.clone(), hub.clone());
+    let mut engines = Engines::default();
+    let builtin = match builtin {
+        Some(settings) => {
+            let engine = BuiltinEngine::start(
+                store.clone(),
+                projector.clone(),
+                settings.definitions,
+                settings.limits,
+            )
+            .await?;
+            engines.add(Arc::new(engine.clone()));
+            Some(engine)
+        }
+        None => None,
+    };
     Ok(AppState {
         store,
         projector,
         hub,
+        engines,
+        builtin,
         leptos_options,
     })
 }

@@ -1,9 +1,13 @@
-//! The `stepline` binary: config → tracing → store → projector → hub → router → serve.
+//! The `stepline` binary: config → tracing → store → projector → hub → engines → router
+//! → serve.
 #![forbid(unsafe_code)]
 
 use anyhow::Context;
 use clap::Parser;
 use server::config::Config;
+use server::engines::builtin::definition::load_dir;
+use server::engines::builtin::{demo, Limits};
+use server::BuiltinSettings;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -17,9 +21,30 @@ async fn main() -> anyhow::Result<()> {
         .leptos_options;
     let addr = config.listen.unwrap_or(leptos_options.site_addr);
 
-    let state = server::start_core(&config.database_url, leptos_options)
+    let definitions = if config.workflows.is_dir() {
+        load_dir(&config.workflows).context("loading workflow definitions")?
+    } else {
+        tracing::warn!(folder = %config.workflows.display(), "no workflow definitions folder: the built-in engine has no workflow types");
+        Vec::new()
+    };
+    tracing::info!(
+        types = ?definitions.iter().map(|d| d.workflow_type.as_str()).collect::<Vec<_>>(),
+        "built-in engine definitions loaded"
+    );
+    let builtin = BuiltinSettings {
+        definitions,
+        limits: Limits {
+            max_running: config.max_running as usize,
+        },
+    };
+    let state = server::start_core(&config.database_url, leptos_options, Some(builtin))
         .await
         .with_context(|| format!("opening the store at {}", config.database_url))?;
+    if config.demo {
+        if let Some(engine) = state.builtin.clone() {
+            tokio::spawn(demo::run(engine, demo::DemoSettings::default()));
+        }
+    }
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;

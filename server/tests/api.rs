@@ -20,7 +20,7 @@ impl TestServer {
         let options = leptos::config::LeptosOptions::builder()
             .output_name("stepline")
             .build();
-        let state = server::start_core(&url, options).await.unwrap();
+        let state = server::start_core(&url, options, None).await.unwrap();
         Self {
             router: server::app(state),
             _dir: dir,

@@ -89,6 +89,8 @@ impl WorkflowStatus {
             return true;
         }
         match self {
+            // A failed rollback is retried by rolling back again.
+            CompensationFailed => matches!(next, Pending | Running | Cancelling),
             _ if self.is_terminal() => matches!(next, Pending | Running),
             Pending => next != Pausing,
             Running | Pausing => next != Pending,

@@ -1,13 +1,17 @@
 //! Engines: the sources of workflow executions. Every engine speaks to the rest of
-//! Stepline only through normalised [`SourceEvent`]s, which the projector applies.
+//! Stepline only through normalised [`SourceEvent`]s, which the projector applies, and
+//! takes operators' [`Command`]s through the [`Engine`] trait.
 
 pub mod builtin;
 pub mod ingest;
 
 use app::model::{Priority, StepKind, WorkflowStatus};
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
 
 /// One fact an engine reports about one workflow run.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -61,6 +65,12 @@ pub enum Change {
     StepSkipped {
         step_number: u32,
     },
+    /// A running or retrying step was stopped (the run was cancelled, or failed
+    /// elsewhere); its running attempt, if any, ends with `reason`.
+    StepCancelled {
+        step_number: u32,
+        reason: String,
+    },
     WorkflowStatusChanged {
         status: WorkflowStatus,
         #[serde(default)]
@@ -82,6 +92,7 @@ impl Change {
             | Self::StepCompleted { step_number, .. }
             | Self::StepFailed { step_number, .. }
             | Self::StepSkipped { step_number }
+            | Self::StepCancelled { step_number, .. }
             | Self::LogLines { step_number, .. } => Some(*step_number),
             Self::WorkflowStarted(_) | Self::WorkflowStatusChanged { .. } => None,
         }
@@ -132,6 +143,75 @@ pub struct StepDeclaration {
     pub compensates: Option<u32>,
     #[serde(default)]
     pub input: Option<Value>,
+}
+
+/// What an operator asks an engine to do to one of its runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Pause,
+    Resume,
+    Cancel {
+        reason: Option<String>,
+    },
+    /// Run again from the start (`None`) or from a step.
+    Retry {
+        from_step: Option<u32>,
+    },
+    /// Start a new run with the same type and input.
+    Clone {
+        triggered_by: Option<String>,
+    },
+}
+
+/// What an engine did with a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandOutcome {
+    /// The run the outcome is about (the new run, for a clone).
+    pub workflow_id: String,
+    pub new_status: WorkflowStatus,
+    /// What happened, in the operator's words ("paused after step 7 completes").
+    pub message: String,
+}
+
+/// Why an engine did not do a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// The run's state does not allow it (HTTP 409).
+    #[error("{0}")]
+    Refused(String),
+    #[error("the engine does not know workflow {0:?}")]
+    UnknownWorkflow(String),
+    /// The engine cannot be reached now (HTTP 503).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// An engine Stepline can send commands to.
+#[async_trait]
+pub trait Engine: Send + Sync {
+    /// The id stored on the runs it reports (`builtin`, `temporal:prod`, ...).
+    fn id(&self) -> &str;
+    async fn command(
+        &self,
+        workflow_id: &str,
+        command: Command,
+    ) -> Result<CommandOutcome, CommandError>;
+}
+
+/// The engines that accept commands, by id.
+#[derive(Clone, Default)]
+pub struct Engines {
+    by_id: HashMap<String, Arc<dyn Engine>>,
+}
+
+impl Engines {
+    pub fn add(&mut self, engine: Arc<dyn Engine>) {
+        self.by_id.insert(engine.id().to_owned(), engine);
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<dyn Engine>> {
+        self.by_id.get(id)
+    }
 }
 
 #[cfg(test)]

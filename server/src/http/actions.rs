@@ -1,16 +1,24 @@
-//! What operators do to a run: `POST .../workflows/{id}/{pause,resume,cancel,retry,clone}`,
-//! and `GET .../workflows/{id}/export`. An action the run's engine cannot honour, or
-//! that its status does not allow, is refused with 409 and the reason.
+//! What operators do to runs: start one (`POST .../workflows`), act on one
+//! (`POST .../workflows/{id}/{pause,resume,cancel,retry,clone}`), and export one
+//! (`GET .../workflows/{id}/export`). An action the run's engine cannot honour, or that
+//! its status does not allow, is refused with 409 and the reason.
 
 use super::{AppError, AppState};
+use crate::engines::builtin::run::StartRequest;
+use crate::engines::{Command, CommandOutcome};
+use crate::projector::apply::limits;
 use crate::projector::now_ms;
-use app::model::{is_valid_workflow_id, Action, ActionResponse};
+use app::model::{is_valid_workflow_id, Action, ActionResponse, Priority};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
+use serde_json::Value;
+
+/// Largest start request (its input is stored and shown with every step).
+pub const MAX_START_BYTES: usize = 256 * 1024;
 
 /// Longest cancel reason accepted.
 const MAX_REASON: usize = 2 * 1024;
@@ -24,6 +32,75 @@ struct ActionBody {
     reason: Option<String>,
     #[serde(default)]
     from_step: Option<u32>,
+}
+
+/// The body of `POST .../workflows`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartBody {
+    workflow_type: String,
+    #[serde(default)]
+    input: Option<Value>,
+    #[serde(default)]
+    priority: Option<Priority>,
+    #[serde(default)]
+    triggered_by: Option<String>,
+    #[serde(default)]
+    trigger_type: Option<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+}
+
+fn answer(outcome: CommandOutcome) -> ActionResponse {
+    ActionResponse {
+        status: "success".into(),
+        workflow_id: outcome.workflow_id,
+        new_status: outcome.new_status,
+        message: outcome.message,
+    }
+}
+
+/// Starts a run of a workflow type of the built-in engine.
+pub async fn start(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<ActionResponse>), AppError> {
+    let body: StartBody = serde_json::from_slice(&body)
+        .map_err(|e| AppError::BadRequest(format!("unreadable body: {e}")))?;
+    let engine = state.builtin.as_ref().ok_or_else(|| {
+        AppError::Conflict("the built-in engine is not running, so no run can be started".into())
+    })?;
+    if body.tags.len() > limits::TAGS {
+        return Err(AppError::BadRequest(format!(
+            "at most {} tags",
+            limits::TAGS
+        )));
+    }
+    let too_long = body.tags.iter().any(|t| t.len() > limits::TAG)
+        || [&body.triggered_by, &body.trigger_type]
+            .into_iter()
+            .flatten()
+            .any(|v| v.len() > limits::NAME);
+    if too_long {
+        return Err(AppError::BadRequest(format!(
+            "tags may be at most {} bytes, triggered_by and trigger_type {}",
+            limits::TAG,
+            limits::NAME
+        )));
+    }
+    let outcome = engine
+        .start_workflow(StartRequest {
+            workflow_type: body.workflow_type,
+            input: body
+                .input
+                .unwrap_or_else(|| Value::Object(Default::default())),
+            priority: body.priority,
+            triggered_by: body.triggered_by,
+            trigger_type: body.trigger_type.or_else(|| Some("api".into())),
+            tags: body.tags,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(answer(outcome))))
 }
 
 fn checked_id(id: &str) -> Result<(), AppError> {
@@ -67,13 +144,25 @@ pub async fn act(
             row.engine
         )));
     }
-    // Only engines that accept commands declare capabilities; none is connected yet
-    // that could take this one.
-    Err(AppError::Conflict(format!(
-        "engine {} is not connected to Stepline, so it cannot {} {id:?}",
-        row.engine,
-        action.as_str()
-    )))
+    let engine = state.engines.get(&row.engine).ok_or_else(|| {
+        AppError::Conflict(format!(
+            "engine {} is not connected to Stepline, so it cannot {} {id:?}",
+            row.engine,
+            action.as_str()
+        ))
+    })?;
+    let command = match action {
+        Action::Pause => Command::Pause,
+        Action::Resume => Command::Resume,
+        Action::Cancel => Command::Cancel {
+            reason: body.reason,
+        },
+        Action::Retry => Command::Retry {
+            from_step: body.from_step,
+        },
+        Action::Clone => Command::Clone { triggered_by: None },
+    };
+    Ok(Json(answer(engine.command(&id, command).await?)))
 }
 
 /// The full execution trace as a JSON download.

@@ -18,6 +18,9 @@ pub enum AppError {
     Unprocessable(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// An engine or the store cannot take the request now; trying later may work.
+    #[error("{0}")]
+    Unavailable(String),
     /// One event of a pushed batch was refused; nothing of the batch was applied.
     #[error("event {index}: {message}")]
     EventRefused {
@@ -38,6 +41,7 @@ impl AppError {
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
             Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::EventRefused { status, .. } => (*status, "event_refused"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
@@ -72,5 +76,16 @@ impl IntoResponse for AppError {
 impl From<crate::store::StoreError> for AppError {
     fn from(error: crate::store::StoreError) -> Self {
         Self::Internal(error.to_string())
+    }
+}
+
+impl From<crate::engines::CommandError> for AppError {
+    fn from(error: crate::engines::CommandError) -> Self {
+        use crate::engines::CommandError;
+        match error {
+            CommandError::Refused(message) => Self::Conflict(message),
+            CommandError::UnknownWorkflow(_) => Self::NotFound(error.to_string()),
+            CommandError::Unavailable(message) => Self::Unavailable(message),
+        }
     }
 }

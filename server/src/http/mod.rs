@@ -8,6 +8,8 @@ mod workflows;
 
 pub use error::AppError;
 
+use crate::engines::builtin::BuiltinEngine;
+use crate::engines::Engines;
 use crate::live::{ws, LiveHub, SnapshotSource};
 use crate::projector::{now_ms, Projector};
 use crate::store::Store;
@@ -25,6 +27,10 @@ pub struct AppState {
     pub store: Store,
     pub projector: Projector,
     pub hub: Arc<LiveHub>,
+    /// The engines that take commands, by the engine id stored on their runs.
+    pub engines: Engines,
+    /// The built-in engine, which also starts new runs by type.
+    pub builtin: Option<BuiltinEngine>,
     pub leptos_options: LeptosOptions,
 }
 
@@ -58,7 +64,9 @@ pub fn api_router() -> Router<AppState> {
     Router::new()
         .route(
             "/api/platform/orchestration/workflows",
-            get(workflows::list),
+            get(workflows::list)
+                .post(actions::start)
+                .layer(DefaultBodyLimit::max(actions::MAX_START_BYTES)),
         )
         .route(
             "/api/platform/orchestration/workflows/{id}",

@@ -252,14 +252,20 @@ pub fn apply(
             check_declaration(declaration)?;
             require_open(state, "schedule a step")?;
             match state.steps.get_mut(&declaration.step_number) {
-                Some(step) if step.status != StepStatus::Pending => {
+                Some(step) if matches!(step.status, StepStatus::Running | StepStatus::Retrying) => {
                     return Err(Refusal::OutOfOrder(format!(
                         "step {} of {id:?} is already {}",
                         declaration.step_number, step.status
                     )))
                 }
                 Some(step) => {
-                    *step = declared_step(declaration);
+                    // A finished step scheduled again will run again (a retry of the
+                    // run): it waits anew, and its earlier attempts stay in the history.
+                    let attempts = std::mem::take(&mut step.attempts);
+                    *step = StepRow {
+                        attempts,
+                        ..declared_step(declaration)
+                    };
                 }
                 None => {
                     state
@@ -430,6 +436,20 @@ pub fn apply(
             }
             step.status = StepStatus::Skipped;
             step.completed_ms = Some(at);
+            state.dirty_steps.insert(*step_number);
+        }
+        Change::StepCancelled {
+            step_number,
+            reason,
+        } => {
+            check_len("reason", reason, limits::REASON)?;
+            let step = running_step(state, *step_number, "it was cancelled")?;
+            if step.status == StepStatus::Running {
+                finish_attempt(step, StepStatus::Cancelled, Some(reason.clone()), at)?;
+            }
+            step.status = StepStatus::Cancelled;
+            step.completed_ms = Some(at);
+            step.error = Some(reason.clone());
             state.dirty_steps.insert(*step_number);
         }
         Change::WorkflowStatusChanged { status, reason } => {

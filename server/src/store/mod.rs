@@ -256,6 +256,48 @@ impl Store {
         load_workflow(&mut conn, id).await
     }
 
+    /// A workflow's steps in step order.
+    pub async fn steps_of(&self, id: &str) -> Result<Vec<StepRow>, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        load_steps(&mut conn, id).await
+    }
+
+    /// Every run of `engine` that has not ended, with its steps: what the engine picks
+    /// up again after a restart.
+    pub async fn open_runs(
+        &self,
+        engine: &str,
+    ) -> Result<Vec<(WorkflowRow, Vec<StepRow>)>, StoreError> {
+        const OPEN: &str = "('PENDING', 'RUNNING', 'PAUSING', 'PAUSED', 'CANCELLING')";
+        let rows: Vec<WorkflowRow> = sqlx::query_as(&format!(
+            "SELECT * FROM workflows WHERE status IN {OPEN} AND engine = ? ORDER BY created_ms, id"
+        ))
+        .bind(engine)
+        .fetch_all(&self.pool)
+        .await?;
+        let steps: Vec<(String, StepRow)> = sqlx::query_as(&format!(
+            "SELECT s.workflow_id AS owner, s.* FROM steps s JOIN workflows w ON w.id = s.workflow_id
+             WHERE w.status IN {OPEN} AND w.engine = ? ORDER BY s.workflow_id, s.step_number"
+        ))
+        .bind(engine)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|OwnedStep { owner, step }| (owner, step))
+        .collect();
+        let mut by_run: HashMap<String, Vec<StepRow>> = HashMap::new();
+        for (owner, step) in steps {
+            by_run.entry(owner).or_default().push(step);
+        }
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let steps = by_run.remove(&row.id).unwrap_or_default();
+                (row, steps)
+            })
+            .collect())
+    }
+
     /// The list rows of the given ids that exist, in no particular order.
     pub async fn workflows_by_id(
         &self,
@@ -291,6 +333,14 @@ impl Store {
         .fetch_all(&self.pool)
         .await?)
     }
+}
+
+/// A step row with the id of the run it belongs to.
+#[derive(sqlx::FromRow)]
+struct OwnedStep {
+    owner: String,
+    #[sqlx(flatten)]
+    step: StepRow,
 }
 
 /// Typed `(status, count)` pairs of a `GROUP BY status` query.

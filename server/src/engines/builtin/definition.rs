@@ -7,10 +7,13 @@
 //! version = "1.0.0"
 //! sla_target = "3m"
 //! priority = "NORMAL"          # of new runs, unless the start request says otherwise
+//! max_concurrent = 4            # runs of this type at once; more wait as PENDING
 //!
 //! [[steps]]
 //! name = "extract"
 //! action = { kind = "simulate", duration = "1s..3s", failure_rate = 0.05, logs = ["Reading"] }
+//! # simulate also takes: fail_attempts = 2 (the first two attempts fail, for tests),
+//! # error = "Connection refused", stall_rate = 0.1 with stall = "1m..2m" (a slow run).
 //! retry = { max_attempts = 3, initial_delay = "1s", max_delay = "10s" }
 //! timeout = "30s"
 //! compensation = { kind = "simulate", duration = "500ms" }
@@ -57,6 +60,8 @@ pub struct Definition {
     pub version: String,
     pub sla_target: Option<Duration>,
     pub priority: Priority,
+    /// Most runs of this type at once (beyond it, new runs wait as PENDING).
+    pub max_concurrent: Option<u32>,
     /// Steps in an order where every step comes after its dependencies; a step's
     /// number is its position + 1.
     pub steps: Vec<StepDefinition>,
@@ -90,11 +95,25 @@ pub enum Action {
     /// Runs a program; its output lines are the step's logs.
     Command { program: String, args: Vec<String> },
     /// Pretends to work, for demos and tests.
-    Simulate {
-        duration: (Duration, Duration),
-        failure_rate: f64,
-        logs: Vec<String>,
-    },
+    Simulate(Simulation),
+}
+
+/// A simulated step: how long it takes, how it fails, what it logs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Simulation {
+    /// Shortest and longest duration; each attempt takes a random one in between.
+    pub duration: (Duration, Duration),
+    /// Chance that an attempt fails.
+    pub failure_rate: f64,
+    /// The first this many attempts fail whatever the rate (deterministic tests).
+    pub fail_attempts: u32,
+    /// The error a failed attempt reports.
+    pub error: String,
+    /// Chance that an attempt stalls, taking a duration from `stall` instead.
+    pub stall_rate: f64,
+    pub stall: (Duration, Duration),
+    /// Lines logged, spread over the attempt's duration.
+    pub logs: Vec<String>,
 }
 
 /// How often and how patiently a step is retried: exponential backoff from
@@ -148,6 +167,8 @@ struct RawDefinition {
     sla_target: Option<String>,
     #[serde(default)]
     priority: Option<String>,
+    #[serde(default)]
+    max_concurrent: Option<u32>,
     steps: Vec<RawStep>,
 }
 
@@ -185,6 +206,14 @@ enum RawAction {
         duration: String,
         #[serde(default)]
         failure_rate: f64,
+        #[serde(default)]
+        fail_attempts: u32,
+        #[serde(default)]
+        error: Option<String>,
+        #[serde(default)]
+        stall_rate: f64,
+        #[serde(default)]
+        stall: Option<String>,
         #[serde(default)]
         logs: Vec<String>,
     },
@@ -281,6 +310,9 @@ pub fn parse(file: &Path, text: &str) -> Result<Definition, DefinitionError> {
         Some(p) => Priority::parse(p)
             .ok_or_else(|| fail(None, format!("priority {p:?} is not HIGH, NORMAL or LOW")))?,
     };
+    if raw.max_concurrent == Some(0) {
+        return Err(fail(None, "max_concurrent must be at least 1".into()));
+    }
     if raw.steps.is_empty() {
         return Err(fail(None, "a workflow needs at least one step".into()));
     }
@@ -364,6 +396,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Definition, DefinitionError> {
         version: raw.version,
         sla_target,
         priority,
+        max_concurrent: raw.max_concurrent,
         steps,
         file: file.to_owned(),
     })
@@ -372,6 +405,21 @@ pub fn parse(file: &Path, text: &str) -> Result<Definition, DefinitionError> {
 fn duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim())
         .map_err(|e| format!("{text:?} is not a duration like \"500ms\", \"30s\" or \"5m\" ({e})"))
+}
+
+/// `"2s"` (exactly) or `"1s..3s"` (anywhere between).
+fn duration_range(range: &str) -> Result<(Duration, Duration), String> {
+    let (low, high) = match range.split_once("..") {
+        Some((low, high)) => (duration(low)?, duration(high)?),
+        None => {
+            let exact = duration(range)?;
+            (exact, exact)
+        }
+    };
+    if low > high {
+        return Err(format!("duration {range:?} ends before it starts"));
+    }
+    Ok((low, high))
 }
 
 fn action(raw: &RawAction) -> Result<Action, String> {
@@ -408,28 +456,31 @@ fn action(raw: &RawAction) -> Result<Action, String> {
         RawAction::Simulate {
             duration: range,
             failure_rate,
+            fail_attempts,
+            error,
+            stall_rate,
+            stall,
             logs,
         } => {
-            let (low, high) = match range.split_once("..") {
-                Some((low, high)) => (duration(low)?, duration(high)?),
-                None => {
-                    let exact = duration(range)?;
-                    (exact, exact)
+            for (name, rate) in [("failure_rate", failure_rate), ("stall_rate", stall_rate)] {
+                if !(0.0..=1.0).contains(rate) {
+                    return Err(format!("{name} {rate} must be between 0 and 1"));
                 }
+            }
+            let stall = match stall {
+                Some(stall) => duration_range(stall)?,
+                None if *stall_rate > 0.0 => return Err("stall_rate needs a stall duration".into()),
+                None => (Duration::ZERO, Duration::ZERO),
             };
-            if low > high {
-                return Err(format!("duration {range:?} ends before it starts"));
-            }
-            if !(0.0..=1.0).contains(failure_rate) {
-                return Err(format!(
-                    "failure_rate {failure_rate} must be between 0 and 1"
-                ));
-            }
-            Action::Simulate {
-                duration: (low, high),
+            Action::Simulate(Simulation {
+                duration: duration_range(range)?,
                 failure_rate: *failure_rate,
+                fail_attempts: *fail_attempts,
+                error: error.clone().unwrap_or_else(|| "simulated failure".into()),
+                stall_rate: *stall_rate,
+                stall,
                 logs: logs.clone(),
-            }
+            })
         }
     })
 }

@@ -1,4 +1,892 @@
 //! The built-in durable engine: runs workflows described in definition files, on the
-//! same SQLite database as the read model.
+//! same SQLite database as the read model. One task (the driver) owns every live run;
+//! it collects what happened (results, operators' commands, retry timers), decides the
+//! next transitions, has the projector make them durable in one transaction, and only
+//! then starts or stops work. So whatever ran is in the store, and a restart picks every
+//! open run up again from there (a step that was running runs again: at-least-once).
 
 pub mod definition;
+pub mod demo;
+pub mod execute;
+pub mod run;
+
+use super::{Command, CommandError, CommandOutcome, Engine};
+use crate::projector::{now_ms, ApplyError, Batch, Projector};
+use crate::store::rows::Millis;
+use crate::store::Store;
+use app::model::{Capabilities, LiveMode, Priority, WorkflowStatus};
+use async_trait::async_trait;
+use definition::Definition;
+use execute::LogSink;
+use run::{holds_slot, Decisions, Effect, Launch, Run, StartRequest};
+use serde_json::Value;
+use std::cmp::Reverse;
+use std::collections::{BTreeSet, BinaryHeap, HashMap};
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::AbortHandle;
+
+/// The engine id stored on its runs.
+pub const ENGINE_ID: &str = "builtin";
+
+/// Most source events committed in one transaction; more wait for the next one.
+const MAX_EVENTS_PER_COMMIT: usize = 4_000;
+
+/// What the built-in engine can do with its runs: everything, honestly.
+pub fn capabilities() -> Capabilities {
+    Capabilities {
+        can_pause: true,
+        can_resume: true,
+        can_cancel: true,
+        compensates_on_cancel: true,
+        can_retry_from_step: true,
+        can_clone: true,
+        has_logs: true,
+        live: LiveMode::Push,
+    }
+}
+
+/// How much the engine runs at once.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Runs holding a slot (RUNNING, PAUSING, CANCELLING) across all types; more wait
+    /// as PENDING. Each type's `max_concurrent` applies as well.
+    pub max_running: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self { max_running: 1_000 }
+    }
+}
+
+/// How many runs are where, per type (for the demo generator and the census).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Census {
+    pub running: HashMap<String, usize>,
+    pub pending: HashMap<String, usize>,
+}
+
+type Reply = oneshot::Sender<Result<CommandOutcome, CommandError>>;
+
+enum Message {
+    Start(StartRequest, Reply),
+    Command(String, Command, Reply),
+    Census(oneshot::Sender<Census>),
+    Log {
+        workflow_id: String,
+        step_number: u32,
+        attempt: u32,
+        line: String,
+    },
+    Finished {
+        workflow_id: String,
+        step_number: u32,
+        attempt: u32,
+        result: Result<Option<Value>, String>,
+    },
+}
+
+/// The handle on the running engine; cheap to clone.
+#[derive(Clone)]
+pub struct BuiltinEngine {
+    inbox: mpsc::Sender<Message>,
+    definitions: Arc<HashMap<String, Arc<Definition>>>,
+}
+
+impl BuiltinEngine {
+    /// Starts the engine over `definitions`, after picking up every run the store holds
+    /// open from before.
+    pub async fn start(
+        store: Store,
+        projector: Projector,
+        definitions: Vec<Definition>,
+        limits: Limits,
+    ) -> Result<Self, crate::store::StoreError> {
+        let definitions: Arc<HashMap<String, Arc<Definition>>> = Arc::new(
+            definitions
+                .into_iter()
+                .map(|d| (d.workflow_type.clone(), Arc::new(d)))
+                .collect(),
+        );
+        // One process-wide TLS provider; a second install attempt is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let (inbox, messages) = mpsc::channel(8_192);
+        let mut driver = Driver {
+            definitions: definitions.clone(),
+            limits,
+            runs: HashMap::new(),
+            queue: BTreeSet::new(),
+            slots: HashMap::new(),
+            slots_total: 0,
+            timers: BinaryHeap::new(),
+            executions: HashMap::new(),
+            projector,
+            store,
+            inbox: inbox.downgrade(),
+            http: reqwest::Client::builder()
+                .user_agent(concat!("stepline/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .expect("the HTTP client has a valid configuration"),
+            ids: IdGenerator::default(),
+        };
+        driver.recover().await?;
+        tokio::spawn(driver.run(messages));
+        Ok(Self { inbox, definitions })
+    }
+
+    /// The workflow types this engine can start.
+    pub fn workflow_types(&self) -> Vec<String> {
+        let mut types: Vec<String> = self.definitions.keys().cloned().collect();
+        types.sort();
+        types
+    }
+
+    async fn ask<T>(
+        &self,
+        message: impl FnOnce(oneshot::Sender<T>) -> Message,
+    ) -> Result<T, CommandError> {
+        let (reply, answer) = oneshot::channel();
+        let stopped = || CommandError::Unavailable("the built-in engine has stopped".into());
+        self.inbox
+            .send(message(reply))
+            .await
+            .map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())
+    }
+
+    /// Starts a run of `request.workflow_type` (queued while the limits are reached).
+    pub async fn start_workflow(
+        &self,
+        request: StartRequest,
+    ) -> Result<CommandOutcome, CommandError> {
+        if !self.definitions.contains_key(&request.workflow_type) {
+            return Err(CommandError::Refused(format!(
+                "no workflow type {:?}; known types: {}",
+                request.workflow_type,
+                self.workflow_types().join(", ")
+            )));
+        }
+        self.ask(|reply| Message::Start(request, reply)).await?
+    }
+
+    pub async fn census(&self) -> Result<Census, CommandError> {
+        self.ask(Message::Census).await
+    }
+}
+
+#[async_trait]
+impl Engine for BuiltinEngine {
+    fn id(&self) -> &str {
+        ENGINE_ID
+    }
+
+    async fn command(
+        &self,
+        workflow_id: &str,
+        command: Command,
+    ) -> Result<CommandOutcome, CommandError> {
+        let id = workflow_id.to_owned();
+        self.ask(|reply| Message::Command(id, command, reply))
+            .await?
+    }
+}
+
+/// Readable, unique run ids: `<type prefix>-wf-<time><counter>`, e.g.
+/// `trial-wf-mi3k2x9a01`.
+#[derive(Default)]
+struct IdGenerator {
+    last_ms: Millis,
+    counter: u32,
+}
+
+impl IdGenerator {
+    fn next(&mut self, workflow_type: &str, now: Millis) -> String {
+        if now == self.last_ms {
+            self.counter += 1;
+        } else {
+            self.last_ms = now;
+            self.counter = 0;
+        }
+        let prefix = workflow_type.split(['_', '-']).next().unwrap_or("run");
+        format!(
+            "{prefix}-wf-{}{:0>2}",
+            base36(now.max(0) as u64),
+            base36(u64::from(self.counter))
+        )
+    }
+}
+
+fn base36(mut n: u64) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = Vec::new();
+    loop {
+        out.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+        if n == 0 {
+            break;
+        }
+    }
+    out.reverse();
+    String::from_utf8(out).expect("base36 digits are ASCII")
+}
+
+/// The order PENDING runs leave the queue: higher priority first, then oldest first.
+type QueueKey = (u8, Millis, String);
+
+fn queue_key(run: &Run) -> QueueKey {
+    let rank = match run.priority {
+        Priority::High => 0,
+        Priority::Normal => 1,
+        Priority::Low => 2,
+    };
+    (rank, run.created_ms, run.id.clone())
+}
+
+/// What one cycle decided and owes: events to commit, then effects and replies.
+#[derive(Default)]
+struct Cycle {
+    decisions: Decisions,
+    replies: Vec<(Reply, Result<(String, String), CommandError>)>,
+    touched: BTreeSet<String>,
+    /// Log lines per (run, step), in arrival order, folded into events at commit.
+    logs: Vec<(String, u32, Vec<String>)>,
+}
+
+struct Driver {
+    definitions: Arc<HashMap<String, Arc<Definition>>>,
+    limits: Limits,
+    /// Every open run (and runs that ended in this cycle, until it commits).
+    runs: HashMap<String, Run>,
+    queue: BTreeSet<QueueKey>,
+    /// Slots held per type, and in all.
+    slots: HashMap<String, usize>,
+    slots_total: usize,
+    timers: BinaryHeap<Reverse<(Millis, String)>>,
+    executions: HashMap<(String, u32), AbortHandle>,
+    projector: Projector,
+    store: Store,
+    /// For executions to report back; weak so the engine stops when its handles go.
+    inbox: mpsc::WeakSender<Message>,
+    http: reqwest::Client,
+    ids: IdGenerator,
+}
+
+impl Driver {
+    /// Loads every open run of this engine from the store and commits what a restart
+    /// changes (interrupted attempts), then starts their work.
+    async fn recover(&mut self) -> Result<(), crate::store::StoreError> {
+        let open = self.store.open_runs(ENGINE_ID).await?;
+        let now = now_ms();
+        let mut cycle = Cycle::default();
+        let count = open.len();
+        for (row, steps) in open {
+            self.restore(&row, &steps, now, &mut cycle);
+        }
+        if count > 0 {
+            tracing::info!(
+                runs = count,
+                "built-in engine resumed the runs open before the restart"
+            );
+        }
+        self.admit(now, &mut cycle);
+        self.commit(cycle).await;
+        Ok(())
+    }
+
+    /// Puts a run read from the store back in memory, or fails it when its definition
+    /// is gone or changed shape.
+    fn restore(
+        &mut self,
+        row: &crate::store::rows::WorkflowRow,
+        steps: &[crate::store::rows::StepRow],
+        now: Millis,
+        cycle: &mut Cycle,
+    ) {
+        let restored = match self.definitions.get(&row.workflow_type) {
+            Some(definition) => {
+                Run::restore(row, steps, definition.clone(), now, &mut cycle.decisions)
+            }
+            None => Err(format!(
+                "workflow type {:?} is no longer defined, so this run cannot go on",
+                row.workflow_type
+            )),
+        };
+        match restored {
+            Ok(mut run) => {
+                // Interrupted steps run again now; waits go on from where they were.
+                run.advance(now, &mut cycle.decisions);
+                self.track(&run.id, None, Some(&run));
+                cycle.touched.insert(run.id.clone());
+                self.runs.insert(run.id.clone(), run);
+            }
+            Err(problem) if !row.status.is_terminal() => {
+                tracing::warn!(workflow = %row.id, %problem, "run cannot resume");
+                cycle.decisions.events.push(crate::engines::SourceEvent {
+                    workflow_id: row.id.clone(),
+                    at: crate::store::rows::to_datetime(now),
+                    change: crate::engines::Change::WorkflowStatusChanged {
+                        status: WorkflowStatus::Failed,
+                        reason: Some(problem),
+                    },
+                });
+            }
+            Err(_) => {}
+        }
+    }
+
+    /// Keeps the queue and slot counts in step with a run's status change.
+    fn track(
+        &mut self,
+        id: &str,
+        before: Option<(WorkflowStatus, QueueKey, &str)>,
+        after: Option<&Run>,
+    ) {
+        if let Some((status, key, workflow_type)) = before {
+            if status == WorkflowStatus::Pending {
+                self.queue.remove(&key);
+            }
+            if holds_slot(status) {
+                self.slots_total -= 1;
+                if let Some(n) = self.slots.get_mut(workflow_type) {
+                    *n -= 1;
+                }
+            }
+        }
+        if let Some(run) = after {
+            debug_assert_eq!(run.id, id);
+            if run.status == WorkflowStatus::Pending {
+                self.queue.insert(queue_key(run));
+            }
+            if holds_slot(run.status) {
+                self.slots_total += 1;
+                *self
+                    .slots
+                    .entry(run.definition.workflow_type.clone())
+                    .or_default() += 1;
+            }
+        }
+    }
+
+    /// Changes one run through `change`, keeping the bookkeeping right.
+    fn with_run<T>(
+        &mut self,
+        id: &str,
+        cycle: &mut Cycle,
+        change: impl FnOnce(&mut Run, &mut Decisions) -> T,
+    ) -> Option<T> {
+        let mut run = self.runs.remove(id)?;
+        let before = (
+            run.status,
+            queue_key(&run),
+            run.definition.workflow_type.clone(),
+        );
+        let result = change(&mut run, &mut cycle.decisions);
+        self.track(id, Some((before.0, before.1, &before.2)), Some(&run));
+        cycle.touched.insert(id.to_owned());
+        self.runs.insert(id.to_owned(), run);
+        Some(result)
+    }
+
+    async fn run(mut self, mut messages: mpsc::Receiver<Message>) {
+        loop {
+            let wake = self.timers.peek().map(|Reverse((at, _))| *at);
+            let first = tokio::select! {
+                message = messages.recv() => match message {
+                    Some(message) => Some(message),
+                    None => break,
+                },
+                () = sleep_until(wake) => None,
+            };
+            let now = now_ms();
+            let mut cycle = Cycle::default();
+            if let Some(message) = first {
+                self.handle(message, now, &mut cycle).await;
+            }
+            while cycle.decisions.events.len() < MAX_EVENTS_PER_COMMIT {
+                match messages.try_recv() {
+                    Ok(message) => self.handle(message, now, &mut cycle).await,
+                    Err(_) => break,
+                }
+            }
+            self.fire_timers(now, &mut cycle);
+            self.admit(now, &mut cycle);
+            self.commit(cycle).await;
+        }
+        for (_, execution) in self.executions.drain() {
+            execution.abort();
+        }
+    }
+
+    async fn handle(&mut self, message: Message, now: Millis, cycle: &mut Cycle) {
+        match message {
+            Message::Start(request, reply) => {
+                let Some(definition) = self.definitions.get(&request.workflow_type).cloned() else {
+                    let refused = CommandError::Refused(format!(
+                        "no workflow type {:?}",
+                        request.workflow_type
+                    ));
+                    let _ = reply.send(Err(refused));
+                    return;
+                };
+                let id = self.ids.next(&definition.workflow_type, now);
+                let run = Run::create(id.clone(), definition, request, now, &mut cycle.decisions);
+                self.track(&id, None, Some(&run));
+                self.runs.insert(id.clone(), run);
+                cycle.touched.insert(id.clone());
+                cycle
+                    .replies
+                    .push((reply, Ok((id, "Workflow started".to_owned()))));
+            }
+            Message::Command(id, command, reply) => {
+                let outcome = self.command(&id, command, now, cycle).await;
+                cycle.replies.push((reply, outcome));
+            }
+            Message::Census(reply) => {
+                let mut census = Census::default();
+                for run in self.runs.values() {
+                    let counts = match run.status {
+                        WorkflowStatus::Pending => &mut census.pending,
+                        status if holds_slot(status) => &mut census.running,
+                        _ => continue,
+                    };
+                    *counts
+                        .entry(run.definition.workflow_type.clone())
+                        .or_default() += 1;
+                }
+                let _ = reply.send(census);
+            }
+            Message::Log {
+                workflow_id,
+                step_number,
+                attempt,
+                line,
+            } => {
+                let current = self
+                    .runs
+                    .get(&workflow_id)
+                    .is_some_and(|run| run.attempt_running(step_number) == Some(attempt));
+                if !current {
+                    return;
+                }
+                match cycle.logs.iter_mut().find(|(id, step, lines)| {
+                    id == &workflow_id
+                        && *step == step_number
+                        && lines.len() < crate::projector::apply::limits::LOG_LINES_PER_EVENT
+                }) {
+                    Some((_, _, lines)) => lines.push(line),
+                    None => cycle.logs.push((workflow_id, step_number, vec![line])),
+                }
+            }
+            Message::Finished {
+                workflow_id,
+                step_number,
+                attempt,
+                result,
+            } => {
+                if self
+                    .runs
+                    .get(&workflow_id)
+                    .and_then(|run| run.attempt_running(step_number))
+                    == Some(attempt)
+                {
+                    self.executions.remove(&(workflow_id.clone(), step_number));
+                }
+                // Lines logged before the result come first in the history.
+                flush_logs(cycle, &workflow_id, step_number, now);
+                self.with_run(&workflow_id, cycle, |run, decisions| {
+                    run.finish_attempt(step_number, attempt, result, now, decisions)
+                });
+            }
+        }
+    }
+
+    async fn command(
+        &mut self,
+        id: &str,
+        command: Command,
+        now: Millis,
+        cycle: &mut Cycle,
+    ) -> Result<(String, String), CommandError> {
+        if !self.runs.contains_key(id) {
+            // A finished run is not kept in memory: read it back for a retry or clone.
+            let row = self
+                .store
+                .workflow_row(id)
+                .await
+                .map_err(|e| CommandError::Unavailable(format!("reading the store: {e}")))?
+                .filter(|row| row.engine == ENGINE_ID)
+                .ok_or_else(|| CommandError::UnknownWorkflow(id.to_owned()))?;
+            let steps = self
+                .store
+                .steps_of(id)
+                .await
+                .map_err(|e| CommandError::Unavailable(format!("reading the store: {e}")))?;
+            if let Command::Clone { triggered_by } = command {
+                return self.clone_run(
+                    id,
+                    &row.workflow_type,
+                    row.input.clone(),
+                    row.priority,
+                    triggered_by,
+                    now,
+                    cycle,
+                );
+            }
+            self.restore(&row, &steps, now, cycle);
+            if !self.runs.contains_key(id) {
+                return Err(CommandError::Refused(format!(
+                    "workflow {id:?} cannot be resumed by this engine: its definition changed or is gone"
+                )));
+            }
+        }
+        let result = match command {
+            Command::Pause => self.with_run(id, cycle, |run, d| run.pause(now, d)),
+            Command::Resume => self.with_run(id, cycle, |run, d| run.resume(now, d)),
+            Command::Cancel { reason } => {
+                self.with_run(id, cycle, |run, d| run.cancel(reason, now, d))
+            }
+            Command::Retry { from_step } => {
+                self.with_run(id, cycle, |run, d| run.retry(from_step, now, d))
+            }
+            Command::Clone { triggered_by } => {
+                let run = &self.runs[id];
+                let (workflow_type, input, priority) = (
+                    run.definition.workflow_type.clone(),
+                    Some(run.input.clone()),
+                    run.priority,
+                );
+                return self.clone_run(
+                    id,
+                    &workflow_type,
+                    input,
+                    priority,
+                    triggered_by,
+                    now,
+                    cycle,
+                );
+            }
+        }
+        .expect("the run is in memory");
+        result
+            .map(|message| (id.to_owned(), message))
+            .map_err(CommandError::Refused)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn clone_run(
+        &mut self,
+        original: &str,
+        workflow_type: &str,
+        input: Option<Value>,
+        priority: Priority,
+        triggered_by: Option<String>,
+        now: Millis,
+        cycle: &mut Cycle,
+    ) -> Result<(String, String), CommandError> {
+        let definition = self
+            .definitions
+            .get(workflow_type)
+            .cloned()
+            .ok_or_else(|| {
+                CommandError::Refused(format!(
+                    "workflow type {workflow_type:?} is no longer defined"
+                ))
+            })?;
+        let id = self.ids.next(workflow_type, now);
+        let request = StartRequest {
+            workflow_type: workflow_type.to_owned(),
+            input: input.unwrap_or(Value::Null),
+            priority: Some(priority),
+            triggered_by: triggered_by.or_else(|| Some("operator".into())),
+            trigger_type: Some(format!("clone of {original}")),
+            tags: Vec::new(),
+        };
+        let run = Run::create(id.clone(), definition, request, now, &mut cycle.decisions);
+        self.track(&id, None, Some(&run));
+        self.runs.insert(id.clone(), run);
+        cycle.touched.insert(id.clone());
+        Ok((id.clone(), format!("Cloned {original} as {id}")))
+    }
+
+    fn fire_timers(&mut self, now: Millis, cycle: &mut Cycle) {
+        while let Some(Reverse((at, _))) = self.timers.peek() {
+            if *at > now {
+                break;
+            }
+            let Reverse((_, id)) = self.timers.pop().expect("peeked");
+            if self.runs.contains_key(&id) {
+                self.with_run(&id, cycle, |run, d| run.advance(now, d));
+            }
+        }
+    }
+
+    /// Starts queued runs while slots are free, highest priority and oldest first.
+    fn admit(&mut self, now: Millis, cycle: &mut Cycle) {
+        if self.queue.is_empty() || self.slots_total >= self.limits.max_running {
+            return;
+        }
+        let mut admitted = Vec::new();
+        let mut taken: HashMap<&str, usize> = HashMap::new();
+        let mut total = self.slots_total;
+        for (_, _, id) in &self.queue {
+            if total >= self.limits.max_running {
+                break;
+            }
+            let run = &self.runs[id];
+            let workflow_type = run.definition.workflow_type.as_str();
+            let held = self.slots.get(workflow_type).copied().unwrap_or(0)
+                + taken.get(workflow_type).copied().unwrap_or(0);
+            if run
+                .definition
+                .max_concurrent
+                .is_some_and(|limit| held >= limit as usize)
+            {
+                continue;
+            }
+            *taken.entry(workflow_type).or_default() += 1;
+            total += 1;
+            admitted.push(id.clone());
+        }
+        for id in admitted {
+            self.with_run(&id, cycle, |run, d| run.admit(now, d));
+        }
+    }
+
+    /// Hands events to the projector, which stores them in one transaction.
+    async fn persist(&self, events: Vec<crate::engines::SourceEvent>) -> Result<(), ApplyError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        self.projector
+            .apply(Batch {
+                engine: ENGINE_ID.into(),
+                capabilities: capabilities(),
+                events,
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Makes the cycle's events durable, then carries out its effects and answers.
+    async fn commit(&mut self, mut cycle: Cycle) {
+        let buffered: Vec<(String, u32)> = cycle
+            .logs
+            .iter()
+            .map(|(id, step, _)| (id.clone(), *step))
+            .collect();
+        let now = now_ms();
+        for (id, step) in buffered {
+            flush_logs(&mut cycle, &id, step, now);
+        }
+        let Cycle {
+            decisions,
+            replies,
+            touched,
+            ..
+        } = cycle;
+        match self.persist(decisions.events).await {
+            Ok(()) => {
+                for effect in decisions.effects {
+                    self.carry_out(effect);
+                }
+                for (reply, outcome) in replies {
+                    let answer = outcome.map(|(workflow_id, message)| CommandOutcome {
+                        new_status: self
+                            .runs
+                            .get(&workflow_id)
+                            .map_or(WorkflowStatus::Pending, |run| run.status),
+                        workflow_id,
+                        message,
+                    });
+                    let _ = reply.send(answer);
+                }
+                self.drop_ended(&touched);
+            }
+            Err(error) => {
+                tracing::error!(%error, "built-in engine: transitions not stored; reloading the runs involved");
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(CommandError::Unavailable(format!(
+                        "the change could not be stored: {error}"
+                    ))));
+                }
+                self.reload(touched, error).await;
+            }
+        }
+    }
+
+    /// Ended runs leave memory; a retry or clone reads them back.
+    fn drop_ended(&mut self, ids: &BTreeSet<String>) {
+        for id in ids {
+            if self
+                .runs
+                .get(id)
+                .is_some_and(|run| run.status.is_terminal())
+            {
+                self.forget(id);
+            }
+        }
+    }
+
+    fn forget(&mut self, id: &str) {
+        if let Some(run) = self.runs.remove(id) {
+            let key = queue_key(&run);
+            self.track(
+                id,
+                Some((run.status, key, &run.definition.workflow_type)),
+                None,
+            );
+        }
+        self.executions.retain(|(run_id, _), execution| {
+            let keep = run_id != id;
+            if !keep {
+                execution.abort();
+            }
+            keep
+        });
+    }
+
+    /// After a failed commit, rebuilds the runs involved from the store (the truth)
+    /// and stores what that changes, backing off while the store keeps failing. The
+    /// engine makes no other progress meanwhile: without its store it cannot.
+    async fn reload(&mut self, mut ids: BTreeSet<String>, mut error: ApplyError) {
+        let mut backoff = std::time::Duration::from_millis(100);
+        loop {
+            if let ApplyError::Refused { workflow_id, .. } = &error {
+                // Our rules and the projector's disagree about this run: leave it as
+                // stored rather than loop on it.
+                tracing::error!(workflow = %workflow_id, "run set aside: its transition was refused");
+                self.forget(workflow_id);
+                ids.remove(workflow_id);
+            }
+            let now = now_ms();
+            let mut cycle = Cycle::default();
+            for id in &ids {
+                if !self.runs.contains_key(id) {
+                    continue;
+                }
+                self.forget(id);
+                match self.store.workflow_row(id).await {
+                    Ok(Some(row)) if !row.status.is_terminal() => {
+                        match self.store.steps_of(id).await {
+                            Ok(steps) => self.restore(&row, &steps, now, &mut cycle),
+                            Err(e) => {
+                                tracing::error!(error = %e, workflow = %id, "cannot reload run")
+                            }
+                        }
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, workflow = %id, "cannot reload run"),
+                }
+            }
+            match self.persist(cycle.decisions.events).await {
+                Ok(()) => {
+                    for effect in cycle.decisions.effects {
+                        self.carry_out(effect);
+                    }
+                    return;
+                }
+                Err(next) => {
+                    tracing::error!(error = %next, "built-in engine: store still failing");
+                    error = next;
+                    ids = cycle.touched;
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+                }
+            }
+        }
+    }
+
+    fn carry_out(&mut self, effect: Effect) {
+        match effect {
+            Effect::Launch(launch) => self.launch(launch),
+            Effect::Abort {
+                workflow_id,
+                step_number,
+            } => {
+                if let Some(execution) = self.executions.remove(&(workflow_id, step_number)) {
+                    execution.abort();
+                }
+            }
+            Effect::WakeAt { workflow_id, at } => self.timers.push(Reverse((at, workflow_id))),
+        }
+    }
+
+    fn launch(&mut self, launch: Launch) {
+        let Some(inbox) = self.inbox.upgrade() else {
+            return;
+        };
+        let http = self.http.clone();
+        let key = (launch.workflow_id.clone(), launch.step_number);
+        let task = tokio::spawn(async move {
+            let (lines, mut received) = mpsc::unbounded_channel();
+            let sink = LogSink::new(lines);
+            let forward = {
+                let inbox = inbox.clone();
+                let (workflow_id, step_number, attempt) = (
+                    launch.workflow_id.clone(),
+                    launch.step_number,
+                    launch.attempt,
+                );
+                async move {
+                    while let Some(line) = received.recv().await {
+                        let message = Message::Log {
+                            workflow_id: workflow_id.clone(),
+                            step_number,
+                            attempt,
+                            line,
+                        };
+                        if inbox.send(message).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            };
+            let work = async {
+                let result = execute::perform(&launch, &http, &sink).await;
+                drop(sink);
+                result
+            };
+            // Every log line is handed over before the result, so it lands first.
+            let (result, ()) = tokio::join!(work, forward);
+            let _ = inbox
+                .send(Message::Finished {
+                    workflow_id: launch.workflow_id,
+                    step_number: launch.step_number,
+                    attempt: launch.attempt,
+                    result,
+                })
+                .await;
+        });
+        if let Some(previous) = self.executions.insert(key, task.abort_handle()) {
+            previous.abort();
+        }
+    }
+}
+
+/// Turns the buffered log lines of one step into events, before what follows them.
+fn flush_logs(cycle: &mut Cycle, workflow_id: &str, step_number: u32, now: Millis) {
+    let mut kept = Vec::with_capacity(cycle.logs.len());
+    for (id, step, lines) in cycle.logs.drain(..) {
+        if id == workflow_id && step == step_number {
+            cycle.decisions.events.push(crate::engines::SourceEvent {
+                workflow_id: id,
+                at: crate::store::rows::to_datetime(now),
+                change: crate::engines::Change::LogLines { step_number, lines },
+            });
+        } else {
+            kept.push((id, step, lines));
+        }
+    }
+    cycle.logs = kept;
+}
+
+async fn sleep_until(at: Option<Millis>) {
+    match at {
+        Some(at) => {
+            let wait = (at - now_ms()).max(0) as u64;
+            tokio::time::sleep(std::time::Duration::from_millis(wait)).await
+        }
+        None => std::future::pending().await,
+    }
+}

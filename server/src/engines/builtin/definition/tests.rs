@@ -84,11 +84,15 @@ fn a_diamond_is_numbered_in_order_with_two_branches() {
     );
     assert_eq!(
         definition.steps[0].action,
-        Action::Simulate {
+        Action::Simulate(Simulation {
             duration: (Duration::from_secs(1), Duration::from_secs(2)),
             failure_rate: 0.1,
+            fail_attempts: 0,
+            error: "simulated failure".into(),
+            stall_rate: 0.0,
+            stall: (Duration::ZERO, Duration::ZERO),
             logs: vec!["ok".into()]
-        }
+        })
     );
     assert!(definition.steps[1].compensation.is_some());
     assert_eq!(definition.steps[0].timeout, Some(Duration::from_secs(30)));

@@ -1,0 +1,702 @@
+//! The built-in engine end to end: real definitions run by the real server (HTTP on a
+//! loopback port, SQLite in a temporary folder), driven and observed through the REST
+//! API an operator uses. The restart test kills the real binary with SIGKILL.
+
+use serde_json::{json, Value};
+use std::future::Future;
+use std::path::Path;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+const API: &str = "/api/platform/orchestration";
+/// How long a condition may take to come true before a test fails.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+/// Polls `check` until it yields a value, failing the test after [`PATIENCE`].
+async fn until<T, F, Fut>(what: &str, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    until_or_none(check)
+        .await
+        .unwrap_or_else(|| panic!("timed out waiting for {what}"))
+}
+
+/// Polls `check` until it yields a value, or gives `None` after [`PATIENCE`].
+async fn until_or_none<T, F, Fut>(mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        if let Some(value) = check().await {
+            return Some(value);
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn write_definitions(dir: &Path, definitions: &[&str]) -> std::path::PathBuf {
+    let folder = dir.join("workflows");
+    std::fs::create_dir_all(&folder).unwrap();
+    for (i, text) in definitions.iter().enumerate() {
+        std::fs::write(folder.join(format!("{i}.toml")), text).unwrap();
+    }
+    folder
+}
+
+/// A client of a running Stepline.
+#[derive(Clone)]
+struct Client {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    fn new(base: String) -> Self {
+        Self {
+            base,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{API}{path}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn start(&self, workflow_type: &str) -> String {
+        let (status, body) = self
+            .post(
+                "/workflows",
+                json!({"workflow_type": workflow_type, "input": {"customer": "c-1"}}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["workflow_id"].as_str().unwrap().to_owned()
+    }
+
+    async fn detail(&self, id: &str) -> Value {
+        self.http
+            .get(format!("{}{API}/workflows/{id}", self.base))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    async fn status(&self, id: &str) -> String {
+        self.detail(id).await["status"].as_str().unwrap().to_owned()
+    }
+
+    /// Waits until the run has `status`, and returns its detail then.
+    async fn wait_status(&self, id: &str, status: &str) -> Value {
+        let last = std::sync::Mutex::new(Value::Null);
+        let what = format!("{id} to be {status}");
+        let found = until_or_none(|| async {
+            let detail = self.detail(id).await;
+            if detail["status"] == status {
+                return Some(detail);
+            }
+            *last.lock().unwrap() = detail;
+            None
+        })
+        .await;
+        found.unwrap_or_else(|| {
+            panic!(
+                "timed out waiting for {what}; last seen: {}",
+                last.lock().unwrap()
+            )
+        })
+    }
+
+    /// Waits until step `number` of the run has `status`.
+    async fn wait_step(&self, id: &str, number: usize, status: &str) -> Value {
+        until(&format!("step {number} of {id} to be {status}"), || async {
+            let detail = self.detail(id).await;
+            (step(&detail, number)["status"] == status).then_some(detail)
+        })
+        .await
+    }
+}
+
+fn step(detail: &Value, number: usize) -> &Value {
+    detail["execution"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["step_number"] == number)
+        .unwrap_or_else(|| panic!("no step {number} in {detail}"))
+}
+
+fn instant(value: &Value) -> chrono::DateTime<chrono::Utc> {
+    value.as_str().unwrap().parse().unwrap()
+}
+
+/// (start, end) of every attempt of a step.
+fn attempt_times(
+    step: &Value,
+) -> Vec<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>)> {
+    step["attempts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (instant(&a["started_at"]), instant(&a["completed_at"])))
+        .collect()
+}
+
+/// The server in this process, on a free loopback port.
+struct InProcess {
+    client: Client,
+    _dir: tempfile::TempDir,
+    _stop: tokio::sync::oneshot::Sender<()>,
+}
+
+async fn serve(definitions: &[&str]) -> InProcess {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = write_definitions(dir.path(), definitions);
+    let url = format!("sqlite://{}/stepline.db", dir.path().display());
+    let options = leptos::config::LeptosOptions::builder()
+        .output_name("stepline")
+        .build();
+    let settings = server::BuiltinSettings {
+        definitions: server::engines::builtin::definition::load_dir(&folder).unwrap(),
+        limits: Default::default(),
+    };
+    let state = server::start_core(&url, options, Some(settings))
+        .await
+        .unwrap();
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server::launch_with_listener(listener, state, async {
+        let _ = stopped.await;
+    }));
+    InProcess {
+        client: Client::new(base),
+        _dir: dir,
+        _stop: stop,
+    }
+}
+
+#[tokio::test]
+async fn parallel_branches_overlap_in_time() {
+    let server = serve(&[r#"
+type = "fan"
+name = "Fan out"
+version = "1"
+[[steps]]
+name = "prepare"
+action = { kind = "simulate", duration = "50ms" }
+[[steps]]
+name = "left"
+after = ["prepare"]
+action = { kind = "simulate", duration = "400ms" }
+[[steps]]
+name = "right"
+after = ["prepare"]
+action = { kind = "simulate", duration = "400ms" }
+[[steps]]
+name = "join"
+after = ["left", "right"]
+action = { kind = "simulate", duration = "50ms" }
+"#])
+    .await;
+    let id = server.client.start("fan").await;
+    let detail = server.client.wait_status(&id, "COMPLETED").await;
+    let (left, right) = (
+        attempt_times(step(&detail, 2))[0],
+        attempt_times(step(&detail, 3))[0],
+    );
+    assert!(
+        left.0 < right.1 && right.0 < left.1,
+        "left {left:?} and right {right:?} overlap"
+    );
+    let join = attempt_times(step(&detail, 4))[0];
+    assert!(
+        join.0 >= left.1 && join.0 >= right.1,
+        "join starts after both"
+    );
+    let branches = detail["execution"]["parallel_branches"].as_array().unwrap();
+    assert_eq!(branches.len(), 2, "{branches:?}");
+    assert_eq!(detail["progress"]["percent"], 100);
+}
+
+#[tokio::test]
+async fn retries_back_off_as_configured() {
+    let server = serve(&[r#"
+type = "flaky"
+name = "Flaky"
+version = "1"
+[[steps]]
+name = "call_database"
+action = { kind = "simulate", duration = "10ms", fail_attempts = 2, error = "Connection refused" }
+retry = { max_attempts = 3, initial_delay = "300ms", max_delay = "2s" }
+"#])
+    .await;
+    let id = server.client.start("flaky").await;
+    let detail = server.client.wait_status(&id, "COMPLETED").await;
+    let database = step(&detail, 1);
+    let times = attempt_times(database);
+    assert_eq!(times.len(), 3);
+    let first_wait = (times[1].0 - times[0].1).num_milliseconds();
+    let second_wait = (times[2].0 - times[1].1).num_milliseconds();
+    assert!(first_wait >= 300, "first wait {first_wait} ms");
+    assert!(second_wait >= 600, "second wait {second_wait} ms doubles");
+    assert!(second_wait > first_wait);
+    let attempts = database["attempts"].as_array().unwrap();
+    assert_eq!(attempts[0]["error"], "Connection refused");
+    assert_eq!(attempts[2]["status"], "COMPLETED");
+    assert_eq!(database["retry_count"], 2);
+}
+
+const TWO_STEPS: &str = r#"
+type = "two"
+name = "Two steps"
+version = "1"
+[[steps]]
+name = "long_first"
+action = { kind = "simulate", duration = "600ms" }
+[[steps]]
+name = "second"
+after = ["long_first"]
+action = { kind = "simulate", duration = "20ms" }
+"#;
+
+#[tokio::test]
+async fn pause_stops_after_the_current_step_and_resume_continues() {
+    let server = serve(&[TWO_STEPS]).await;
+    let client = &server.client;
+    let id = client.start("two").await;
+    client.wait_step(&id, 1, "RUNNING").await;
+    let (status, body) = client
+        .post(&format!("/workflows/{id}/pause"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["new_status"], "PAUSING");
+    assert_eq!(
+        body["message"],
+        "Workflow pauses after step 1 (long_first) completes"
+    );
+    let paused = client.wait_status(&id, "PAUSED").await;
+    assert_eq!(step(&paused, 1)["status"], "COMPLETED");
+    assert_eq!(
+        step(&paused, 2)["status"],
+        "PENDING",
+        "nothing ran after the pause"
+    );
+
+    let (status, body) = client
+        .post(&format!("/workflows/{id}/pause"), json!({}))
+        .await;
+    assert_eq!(status, 409, "a paused run cannot pause again: {body}");
+    let (status, body) = client
+        .post(&format!("/workflows/{id}/resume"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["new_status"], "RUNNING");
+    client.wait_status(&id, "COMPLETED").await;
+    let (status, _) = client
+        .post(&format!("/workflows/{id}/resume"), json!({}))
+        .await;
+    assert_eq!(status, 409, "a completed run cannot resume");
+    let (status, _) = client.post("/workflows/no-such-run/pause", json!({})).await;
+    assert_eq!(status, 404);
+}
+
+#[tokio::test]
+async fn cancel_runs_compensations_in_reverse_order() {
+    let server = serve(&[r#"
+type = "deploy"
+name = "Deploy"
+version = "1"
+[[steps]]
+name = "reserve_resources"
+action = { kind = "simulate", duration = "20ms" }
+compensation = { kind = "simulate", duration = "50ms", logs = ["Released reserved resources"] }
+[[steps]]
+name = "deploy_container"
+after = ["reserve_resources"]
+action = { kind = "simulate", duration = "20ms" }
+compensation = { kind = "simulate", duration = "50ms", logs = ["Deleted deployed container"] }
+[[steps]]
+name = "record_without_undo"
+after = ["deploy_container"]
+action = { kind = "simulate", duration = "20ms" }
+[[steps]]
+name = "wait_for_external_api"
+after = ["record_without_undo"]
+action = { kind = "simulate", duration = "1h" }
+compensation = { kind = "simulate", duration = "10ms" }
+"#])
+    .await;
+    let client = &server.client;
+    let id = client.start("deploy").await;
+    client.wait_step(&id, 4, "RUNNING").await;
+    let (status, body) = client
+        .post(
+            &format!("/workflows/{id}/cancel"),
+            json!({"reason": "Manual cancellation"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["new_status"], "CANCELLING");
+    let detail = client.wait_status(&id, "CANCELLED").await;
+    assert_eq!(detail["status_reason"], "Manual cancellation");
+    assert_eq!(
+        step(&detail, 4)["status"],
+        "CANCELLED",
+        "the running step was stopped"
+    );
+    let compensations: Vec<&Value> = detail["execution"]["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["kind"] == "compensation")
+        .collect();
+    let undone: Vec<u64> = compensations
+        .iter()
+        .map(|s| s["compensates"].as_u64().unwrap())
+        .collect();
+    assert_eq!(undone, vec![2, 1], "latest completed step is undone first");
+    let (c1, c2) = (
+        attempt_times(compensations[0])[0],
+        attempt_times(compensations[1])[0],
+    );
+    assert!(c1.1 <= c2.0, "C2 starts after C1 ends");
+    assert!(compensations.iter().all(|c| c["status"] == "COMPLETED"));
+    assert_eq!(compensations[0]["logs"][0], "Deleted deployed container");
+    let (status, _) = client
+        .post(&format!("/workflows/{id}/cancel"), json!({}))
+        .await;
+    assert_eq!(status, 409, "a cancelled run cannot be cancelled again");
+}
+
+#[tokio::test]
+async fn a_failed_compensation_is_left_for_manual_intervention() {
+    let server = serve(&[r#"
+type = "fragile"
+name = "Fragile rollback"
+version = "1"
+[[steps]]
+name = "create_account"
+action = { kind = "simulate", duration = "10ms" }
+compensation = { kind = "simulate", duration = "10ms", fail_attempts = 1, error = "account locked" }
+[[steps]]
+name = "wait"
+after = ["create_account"]
+action = { kind = "simulate", duration = "1h" }
+"#])
+    .await;
+    let client = &server.client;
+    let id = client.start("fragile").await;
+    client.wait_step(&id, 2, "RUNNING").await;
+    client
+        .post(&format!("/workflows/{id}/cancel"), json!({}))
+        .await;
+    let detail = client.wait_status(&id, "COMPENSATION_FAILED").await;
+    let reason = detail["status_reason"].as_str().unwrap();
+    assert!(reason.contains("account locked"), "{reason}");
+    assert!(reason.contains("Not rolled back yet: step 1"), "{reason}");
+    // The operator fixed the cause: retrying finishes the rollback.
+    let (status, body) = client
+        .post(&format!("/workflows/{id}/retry"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let detail = client.wait_status(&id, "CANCELLED").await;
+    assert_eq!(step(&detail, 3)["attempts"].as_array().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn retry_from_step_four_reruns_from_step_four() {
+    let server = serve(&[r#"
+type = "trial"
+name = "Trial"
+version = "1"
+[[steps]]
+name = "validate"
+action = { kind = "simulate", duration = "10ms" }
+[[steps]]
+name = "provision"
+after = ["validate"]
+action = { kind = "simulate", duration = "10ms" }
+[[steps]]
+name = "configure"
+after = ["provision"]
+action = { kind = "simulate", duration = "10ms" }
+[[steps]]
+name = "database_insert"
+after = ["configure"]
+action = { kind = "simulate", duration = "10ms", fail_attempts = 3, error = "psycopg2.OperationalError: Connection refused" }
+retry = { max_attempts = 3, initial_delay = "20ms", max_delay = "50ms" }
+[[steps]]
+name = "notify"
+after = ["database_insert"]
+action = { kind = "simulate", duration = "10ms" }
+"#])
+    .await;
+    let client = &server.client;
+    let id = client.start("trial").await;
+    let failed = client.wait_status(&id, "FAILED").await;
+    assert_eq!(step(&failed, 4)["attempts"].as_array().unwrap().len(), 3);
+    assert!(failed["status_reason"]
+        .as_str()
+        .unwrap()
+        .contains("step 4 (database_insert) failed: psycopg2.OperationalError"));
+    let (status, body) = client
+        .post(&format!("/workflows/{id}/retry"), json!({"from_step": 4}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["message"], "Retrying from step 4 (database_insert)");
+    let done = client.wait_status(&id, "COMPLETED").await;
+    for number in 1..=3 {
+        assert_eq!(
+            step(&done, number)["attempts"].as_array().unwrap().len(),
+            1,
+            "step {number} did not run again"
+        );
+    }
+    let database = step(&done, 4);
+    let attempts = database["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 4, "the failed attempts stay in the history");
+    assert_eq!(attempts[3]["status"], "COMPLETED");
+    assert_eq!(step(&done, 5)["status"], "COMPLETED");
+
+    let (status, body) = client
+        .post(&format!("/workflows/{id}/retry"), json!({"from_step": 4}))
+        .await;
+    assert_eq!(status, 409, "a completed run has nothing to retry: {body}");
+}
+
+#[tokio::test]
+async fn command_output_lines_become_logs_and_exit_codes_fail() {
+    let server = serve(&[r#"
+type = "script"
+name = "Script"
+version = "1"
+[[steps]]
+name = "export_rows"
+action = { kind = "command", program = "sh", args = ["-c", "echo \"exporting for $STEPLINE_WORKFLOW_ID\"; echo 'disk almost full' >&2; echo '{\"rows\": 3}'"] }
+[[steps]]
+name = "fail_loudly"
+after = ["export_rows"]
+action = { kind = "command", program = "sh", args = ["-c", "echo 'cannot reach <b>warehouse</b>'; exit 3"] }
+"#])
+    .await;
+    let client = &server.client;
+    let id = client.start("script").await;
+    let detail = client.wait_status(&id, "FAILED").await;
+    let export = step(&detail, 1);
+    let logs: Vec<&str> = export["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert!(
+        logs.contains(&format!("exporting for {id}").as_str()),
+        "{logs:?}"
+    );
+    assert!(logs.contains(&"disk almost full"), "{logs:?}");
+    assert_eq!(export["output"], json!({"rows": 3}));
+    let failed = step(&detail, 2);
+    assert_eq!(failed["error"], "sh exited with code 3");
+    assert_eq!(failed["logs"][0], "cannot reach <b>warehouse</b>");
+}
+
+#[tokio::test]
+async fn http_steps_post_the_input_and_keep_the_answer() {
+    use axum::routing::post;
+    let endpoint = axum::Router::new()
+        .route(
+            "/provision",
+            post(|axum::Json(body): axum::Json<Value>| async move {
+                axum::Json(
+                    json!({"provisioned_for": body["input"]["customer"], "step": body["step"]}),
+                )
+            }),
+        )
+        .route(
+            "/down",
+            post(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "maintenance") }),
+        );
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, endpoint).await });
+    let definition = format!(
+        r#"
+type = "remote"
+name = "Remote"
+version = "1"
+[[steps]]
+name = "provision"
+action = {{ kind = "http", url = "http://{address}/provision" }}
+[[steps]]
+name = "notify"
+after = ["provision"]
+action = {{ kind = "http", url = "http://{address}/down" }}
+"#
+    );
+    let server = serve(&[&definition]).await;
+    let id = server.client.start("remote").await;
+    let detail = server.client.wait_status(&id, "FAILED").await;
+    assert_eq!(
+        step(&detail, 1)["output"],
+        json!({"provisioned_for": "c-1", "step": "provision"})
+    );
+    assert_eq!(
+        step(&detail, 2)["error"],
+        format!("HTTP 503 Service Unavailable from http://{address}/down: maintenance")
+    );
+}
+
+#[tokio::test]
+async fn runs_beyond_a_type_limit_wait_as_pending_and_clone_copies_the_input() {
+    let server = serve(&[r#"
+type = "single"
+name = "One at a time"
+version = "1"
+max_concurrent = 1
+[[steps]]
+name = "work"
+action = { kind = "simulate", duration = "300ms" }
+"#])
+    .await;
+    let client = &server.client;
+    let first = client.start("single").await;
+    let second = client.start("single").await;
+    client.wait_status(&first, "RUNNING").await;
+    assert_eq!(client.status(&second).await, "PENDING");
+    client.wait_status(&first, "COMPLETED").await;
+    client.wait_status(&second, "COMPLETED").await;
+
+    let (status, body) = client
+        .post(&format!("/workflows/{first}/clone"), json!({}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let clone = body["workflow_id"].as_str().unwrap();
+    assert_ne!(clone, first);
+    let detail = client.wait_status(clone, "COMPLETED").await;
+    assert_eq!(step(&detail, 1)["input"], json!({"customer": "c-1"}));
+
+    let (status, body) = client
+        .post("/workflows", json!({"workflow_type": "nope"}))
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["message"]
+        .as_str()
+        .unwrap()
+        .contains("known types: single"));
+    let (status, _) = client.post("/workflows", json!({"input": {}})).await;
+    assert_eq!(status, 400, "workflow_type is required");
+}
+
+/// The real binary, with its output read until it says where it serves.
+struct Binary {
+    child: tokio::process::Child,
+    client: Client,
+}
+
+async fn launch_binary(dir: &Path, folder: &Path) -> Binary {
+    use tokio::io::AsyncBufReadExt;
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .env("STEPLINE_LISTEN", "127.0.0.1:0")
+        .env(
+            "STEPLINE_DATABASE_URL",
+            format!("sqlite://{}/stepline.db", dir.display()),
+        )
+        .env("STEPLINE_WORKFLOWS", folder)
+        .env("STEPLINE_LOG", "warn")
+        .env("LEPTOS_SITE_ROOT", dir.join("site"))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("the server prints its address");
+        if let Some(rest) = line.strip_prefix("Stepline is running: ") {
+            break rest.trim_end_matches("/orchestration").to_owned();
+        }
+    };
+    Binary {
+        child,
+        client: Client::new(base),
+    }
+}
+
+#[tokio::test]
+async fn a_server_killed_mid_run_resumes_every_workflow_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = write_definitions(
+        dir.path(),
+        &[r#"
+type = "sync"
+name = "Sync"
+version = "1"
+max_concurrent = 3
+[[steps]]
+name = "extract"
+action = { kind = "simulate", duration = "50ms" }
+[[steps]]
+name = "load"
+after = ["extract"]
+action = { kind = "command", program = "sh", args = ["-c", "echo loading; sleep 1; echo loaded"] }
+[[steps]]
+name = "report"
+after = ["load"]
+action = { kind = "simulate", duration = "50ms" }
+"#],
+    );
+    let mut first = launch_binary(dir.path(), &folder).await;
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(first.client.start("sync").await);
+    }
+    for id in &ids[..3] {
+        first.client.wait_step(id, 2, "RUNNING").await;
+    }
+    assert_eq!(first.client.status(&ids[3]).await, "PENDING");
+    first.child.kill().await.unwrap(); // SIGKILL: no chance to clean up
+
+    let second = launch_binary(dir.path(), &folder).await;
+    for id in &ids {
+        let detail = second.client.wait_status(id, "COMPLETED").await;
+        for number in 1..=3 {
+            assert_eq!(
+                step(&detail, number)["status"],
+                "COMPLETED",
+                "{id} step {number}"
+            );
+        }
+    }
+    for id in &ids[..3] {
+        let detail = second.client.detail(id).await;
+        let attempts = step(&detail, 2)["attempts"].as_array().unwrap().clone();
+        assert_eq!(attempts.len(), 2, "{id}: interrupted attempt + the rerun");
+        assert!(attempts[0]["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("interrupted"));
+        assert_eq!(attempts[1]["status"], "COMPLETED");
+        assert_eq!(step(&detail, 1)["attempts"].as_array().unwrap().len(), 1);
+    }
+}
