@@ -12,4 +12,6 @@ cargo leptos build --release
 mkdir -p data
 export LEPTOS_SITE_ROOT="$PWD/target/site"
 export STEPLINE_DATABASE_URL="${STEPLINE_DATABASE_URL:-sqlite://$PWD/data/stepline.db}"
-exec "$CARGO_TARGET_DIR/release/server" "$@"
+# --demo: the built-in engine runs the demo workflows of ./workflows and keeps starting
+# new runs, so the console shows active, queued, completed, failed and slow ones.
+exec "$CARGO_TARGET_DIR/release/server" --demo "$@"

@@ -525,3 +525,89 @@ async fn the_list_pages_stably_and_counts() {
     assert_eq!(filtered.total, 0);
     assert!(filtered.workflows.is_empty());
 }
+
+#[tokio::test]
+async fn a_cancelled_step_ends_its_attempt_and_a_rescheduled_one_keeps_its_history() {
+    let store = store().await;
+    let status = |offset, status| {
+        event(
+            "wf-c",
+            offset,
+            Change::WorkflowStatusChanged {
+                status,
+                reason: None,
+            },
+        )
+    };
+    let events = vec![
+        started("wf-c", 2, None),
+        step_started("wf-c", 1_000, 1),
+        event(
+            "wf-c",
+            2_000,
+            Change::StepCancelled {
+                step_number: 1,
+                reason: "cancelled: Manual cancellation".into(),
+            },
+        ),
+        status(2_000, WorkflowStatus::Cancelled),
+    ];
+    apply_batch(&store, &batch(events), T0 + 3_000)
+        .await
+        .unwrap();
+    let detail = store
+        .workflow_detail("wf-c", T0 + 3_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let step = &detail.execution.steps[0];
+    assert_eq!(step.status, StepStatus::Cancelled);
+    assert_eq!(step.attempts[0].status, StepStatus::Cancelled);
+    assert_eq!(step.attempts[0].duration_seconds, Some(1.0));
+
+    // A retry: the run reopens and the step is scheduled again, then runs attempt 2.
+    let scheduled = event(
+        "wf-c",
+        4_000,
+        Change::StepScheduled(StepDeclaration {
+            step_number: 1,
+            name: "step_1".into(),
+            kind: StepKind::Normal,
+            branch: None,
+            compensates: None,
+            input: None,
+        }),
+    );
+    let events = vec![status(4_000, WorkflowStatus::Running), scheduled.clone()];
+    apply_batch(&store, &batch(events), T0 + 4_000)
+        .await
+        .unwrap();
+    let detail = store
+        .workflow_detail("wf-c", T0 + 4_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let step = &detail.execution.steps[0];
+    assert_eq!(step.status, StepStatus::Pending);
+    assert_eq!(step.attempts.len(), 1, "the cancelled attempt stays");
+    assert_eq!(detail.progress.current_step, 1);
+
+    apply_batch(
+        &store,
+        &batch(vec![step_started("wf-c", 5_000, 1)]),
+        T0 + 5_000,
+    )
+    .await
+    .unwrap();
+    let refused = apply_batch(&store, &batch(vec![scheduled]), T0 + 5_000).await;
+    assert!(
+        matches!(refused, Err(ApplyError::Refused { .. })),
+        "a running step cannot be scheduled again"
+    );
+    let detail = store
+        .workflow_detail("wf-c", T0 + 5_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(detail.execution.steps[0].attempts[1].attempt, 2);
+}
