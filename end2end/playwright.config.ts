@@ -57,6 +57,8 @@ export default defineConfig({
       STEPLINE_DATABASE_URL: database,
       LEPTOS_SITE_ROOT: siteRoot,
       LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
+      // The browser tests' own workflow types (deterministic durations and failures).
+      STEPLINE_WORKFLOWS: `${process.cwd()}/workflows`,
     },
   },
 });

@@ -44,6 +44,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 pub fn App() -> impl IntoView {
     provide_meta_context();
     ui::provide_live_connection();
+    ui::provide_clock();
     view! {
         <Router>
             <ui::Header />
@@ -54,6 +55,11 @@ pub fn App() -> impl IntoView {
                     <Route
                         path=path!("/orchestration")
                         view=ui::WorkflowListPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route
+                        path=path!("/orchestration/workflows/:id")
+                        view=ui::WorkflowDetailPage
                         ssr=SsrMode::Async
                     />
                 </Routes>

@@ -25,7 +25,7 @@ test('the list shows a pushed workflow with its progress, rendered by the server
   await expect(list.row(id)).toContainText('e2e@example.com');
 });
 
-test('status filters are links that reproduce the view', async ({ page, request }) => {
+test('tabs are links that reproduce the view', async ({ page, request }) => {
   const running = uniqueId('filter-running');
   const done = uniqueId('filter-done');
   await push(request, [
@@ -43,8 +43,8 @@ test('status filters are links that reproduce the view', async ({ page, request 
 
   const list = new OrchestrationPage(page);
   await list.goto();
-  await page.getByRole('link', { name: 'Completed', exact: true }).click();
-  await expect(page).toHaveURL(/status=COMPLETED/);
+  await page.locator('a[data-tab="completed"]').click();
+  await expect(page).toHaveURL(/tab=completed/);
   await expect(list.row(done)).toBeVisible();
   await expect(list.progressText(done)).toHaveText('1/1 (100%)');
   await expect(list.row(running)).toHaveCount(0);

@@ -1,6 +1,8 @@
 //! Stepline's server: the store, the projector, the live hub, the engines, and the HTTP
 //! surface (REST, WebSocket, server-rendered pages), assembled by [`launch`].
 #![forbid(unsafe_code)]
+// The app's view types, instantiated here by the routes, nest deeply.
+#![recursion_limit = "512"]
 
 pub mod config;
 pub mod engines;
@@ -9,7 +11,7 @@ pub mod live;
 pub mod projector;
 pub mod store;
 
-use app::api::SharedReadModel;
+use app::api::{SharedOperations, SharedReadModel};
 use app::{shell, App};
 use axum::Router;
 use engines::builtin::definition::Definition;
@@ -74,12 +76,16 @@ pub fn app(state: AppState) -> Router {
     let options = state.leptos_options.clone();
     let routes = generate_route_list(App);
     let reader: SharedReadModel = Arc::new(state.reader());
+    let operations: SharedOperations = Arc::new(state.operations());
     Router::new()
         .merge(http::api_router())
         .leptos_routes_with_context(
             &state,
             routes,
-            move || provide_context(reader.clone()),
+            move || {
+                provide_context(reader.clone());
+                provide_context(operations.clone());
+            },
             move || shell(options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))

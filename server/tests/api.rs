@@ -95,7 +95,9 @@ async fn an_empty_store_lists_nothing() {
     assert_eq!(body["workflows"], json!([]));
     assert_eq!(
         body["stats"],
-        json!({"active": 0, "pending": 0, "completed_today": 0, "failed_today": 0})
+        json!({"active": 0, "pending": 0, "completed_today": 0, "failed_today": 0,
+               "sla_compliance_today": null,
+               "tabs": {"active": 0, "pending": 0, "completed": 0, "failed": 0, "slow": 0}})
     );
 }
 
@@ -377,4 +379,57 @@ async fn an_unknown_action_is_not_found() {
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body.contains("explode"), "{body}");
+}
+
+#[tokio::test]
+async fn tabs_search_and_engine_filter_the_list() {
+    let server = TestServer::start().await;
+    let (status, _) = server
+        .push_raw(
+            &json!({"source": "billing", "events": [
+                {"type": "workflow_started", "workflow_id": "bill-wf-1", "at": now(),
+                 "workflow_type": "invoice_run", "tags": ["customer_7"], "sla_target_seconds": 60},
+                {"type": "workflow_started", "workflow_id": "bill-wf-2", "at": now(),
+                 "workflow_type": "invoice_run", "status": "PENDING"},
+                {"type": "workflow_started", "workflow_id": "bill-wf-3", "at": now(),
+                 "workflow_type": "refund_run", "tags": ["customer%7"]},
+                {"type": "workflow_status_changed", "workflow_id": "bill-wf-3", "at": now(),
+                 "status": "FAILED", "reason": "no funds"}
+            ]})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let ids = |body: &Value| -> Vec<String> {
+        body["workflows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w["id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    let list = "/api/platform/orchestration/workflows";
+    let (_, body) = server.get(&format!("{list}?tab=active")).await;
+    assert_eq!(ids(&body), ["bill-wf-1"]);
+    assert_eq!(
+        body["stats"]["tabs"],
+        json!({"active": 1, "pending": 1, "completed": 0, "failed": 1, "slow": 0})
+    );
+    let (_, body) = server.get(&format!("{list}?tab=failed")).await;
+    assert_eq!(ids(&body), ["bill-wf-3"]);
+    // `%` and `_` in the search are literal, not wildcards.
+    let (_, body) = server.get(&format!("{list}?q=customer%25")).await;
+    assert_eq!(ids(&body), ["bill-wf-3"]);
+    let (_, body) = server.get(&format!("{list}?q=CUSTOMER_")).await;
+    assert_eq!(ids(&body), ["bill-wf-1"]);
+    let (_, body) = server
+        .get(&format!("{list}?engine=custom:billing&sort=oldest"))
+        .await;
+    assert_eq!(ids(&body), ["bill-wf-1", "bill-wf-2", "bill-wf-3"]);
+    let (_, body) = server.get(&format!("{list}?engine=builtin")).await;
+    assert_eq!(body["total"], 0);
+    let (status, body) = server.get(&format!("{list}?tab=stuck")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    let (status, _) = server.get(&format!("{list}?from=yesterday")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
 }

@@ -4,13 +4,15 @@
 //! read it. Internal errors never cross to the browser as text: they are logged on the
 //! server and the page gets a plain message.
 
-use crate::model::{ListQuery, WorkflowDetail, WorkflowList};
+use crate::model::{
+    Action, ActionResponse, ListQuery, WorkflowDetail, WorkflowList, WorkflowStats,
+};
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
 mod read_model;
 #[cfg(feature = "ssr")]
-pub use read_model::{ReadError, ReadModel, SharedReadModel};
+pub use read_model::{Operations, ReadError, ReadModel, SharedOperations, SharedReadModel};
 
 /// One page of the workflow list.
 #[server]
@@ -22,6 +24,13 @@ pub async fn list_workflows(query: ListQuery) -> Result<WorkflowList, ServerFnEr
         .map_err(read_model::to_client_error)
 }
 
+/// The stats line and the tabs' counts.
+#[server]
+pub async fn get_stats() -> Result<WorkflowStats, ServerFnError> {
+    let model = read_model::from_context()?;
+    model.stats().await.map_err(read_model::to_client_error)
+}
+
 /// One workflow with its steps, or `None` when no engine knows the id.
 #[server]
 pub async fn get_workflow(id: String) -> Result<Option<WorkflowDetail>, ServerFnError> {
@@ -30,4 +39,21 @@ pub async fn get_workflow(id: String) -> Result<Option<WorkflowDetail>, ServerFn
         .workflow_detail(&id)
         .await
         .map_err(read_model::to_client_error)
+}
+
+/// An operator's action on a run (the detail page's buttons). The answer, or the
+/// engine's reason for refusing, is shown to the operator as it is.
+#[server]
+pub async fn act_on_workflow(
+    id: String,
+    action: Action,
+    reason: Option<String>,
+    from_step: Option<u32>,
+) -> Result<ActionResponse, ServerFnError> {
+    let operations = use_context::<SharedOperations>()
+        .ok_or_else(|| ServerFnError::new("actions are not available"))?;
+    operations
+        .act(&id, action, reason, from_step)
+        .await
+        .map_err(ServerFnError::new)
 }

@@ -1,6 +1,8 @@
 //! The read side the server crate implements for server functions and SSR.
 
-use crate::model::{ListQuery, QueryError, WorkflowDetail, WorkflowList};
+use crate::model::{
+    Action, ActionResponse, ListQuery, QueryError, WorkflowDetail, WorkflowList, WorkflowStats,
+};
 use leptos::prelude::*;
 use std::sync::Arc;
 
@@ -20,10 +22,27 @@ pub enum ReadError {
 pub trait ReadModel: Send + Sync + 'static {
     async fn list_workflows(&self, query: &ListQuery) -> Result<WorkflowList, ReadError>;
     async fn workflow_detail(&self, id: &str) -> Result<Option<WorkflowDetail>, ReadError>;
+    async fn stats(&self) -> Result<WorkflowStats, ReadError>;
 }
 
 /// The read model as put into the Leptos context.
 pub type SharedReadModel = Arc<dyn ReadModel>;
+
+/// Operators' actions, implemented by the server with the same rules as its REST API.
+#[async_trait::async_trait]
+pub trait Operations: Send + Sync + 'static {
+    /// Does `action` to run `id`; the error is a message fit for the operator.
+    async fn act(
+        &self,
+        id: &str,
+        action: Action,
+        reason: Option<String>,
+        from_step: Option<u32>,
+    ) -> Result<ActionResponse, String>;
+}
+
+/// The operations as put into the Leptos context.
+pub type SharedOperations = Arc<dyn Operations>;
 
 pub(super) fn from_context() -> Result<SharedReadModel, ServerFnError> {
     use_context::<SharedReadModel>()

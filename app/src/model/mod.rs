@@ -7,12 +7,16 @@ mod status;
 mod workflow;
 
 pub use live::{ClientMessage, LiveEvent, LiveMessage, Subscription};
-pub use query::{Cursor, ListQuery, QueryError, DEFAULT_LIMIT, MAX_LIMIT};
+pub use query::{
+    Cursor, ListQuery, QueryError, Sort, Tab, COMPLETED_TAB_SIZE, DEFAULT_LIMIT, MAX_LIMIT,
+    MAX_SEARCH,
+};
 pub use status::{SlaStatus, StepKind, StepStatus, WorkflowStatus};
 pub use workflow::{
-    derive_branches, format_duration, progress_of, Action, ActionResponse, Attempt, Branch,
-    Capabilities, DefinitionInfo, ErrorBody, Execution, LiveMode, Metadata, Priority, Progress,
-    Step, Workflow, WorkflowDetail, WorkflowList, WorkflowStats,
+    attempt_label, derive_branches, format_duration, progress_of, Action, ActionResponse, Attempt,
+    Branch, Capabilities, DefinitionInfo, ErrorBody, Execution, LiveMode, Metadata, Priority,
+    Progress, RetryPolicyInfo, Step, TabCounts, Workflow, WorkflowDetail, WorkflowList,
+    WorkflowStats,
 };
 
 /// Longest workflow id the API accepts; ids travel in URLs.

@@ -1,6 +1,8 @@
 //! The workflow list's filters and paging, shared by the REST API and the page.
 
-use super::status::WorkflowStatus;
+use super::status::{SlaStatus, WorkflowStatus};
+use super::workflow::Workflow;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Default page size of the list.
@@ -8,9 +10,108 @@ pub const DEFAULT_LIMIT: u32 = 50;
 /// Largest page the API serves.
 pub const MAX_LIMIT: u32 = 500;
 
+/// The list's tabs: where an operator looks first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tab {
+    /// Running, pausing, paused or rolling back.
+    Active,
+    /// Queued.
+    Pending,
+    /// The newest completed runs (at most [`COMPLETED_TAB_SIZE`]).
+    Completed,
+    /// Failed, rollback failed, timed out or terminated.
+    Failed,
+    /// Active and past 90 % of their SLA target.
+    Slow,
+}
+
+/// How many completed runs the Completed tab shows.
+pub const COMPLETED_TAB_SIZE: u32 = 100;
+
+impl Tab {
+    pub const ALL: [Tab; 5] = [
+        Self::Active,
+        Self::Pending,
+        Self::Completed,
+        Self::Failed,
+        Self::Slow,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Pending => "pending",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Slow => "slow",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Active => "Active",
+            Self::Pending => "Pending",
+            Self::Completed => "Completed",
+            Self::Failed => "Failed",
+            Self::Slow => "Slow",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|tab| tab.as_str() == s)
+    }
+
+    /// The statuses a run of this tab has.
+    pub fn statuses(self) -> &'static [WorkflowStatus] {
+        use WorkflowStatus::*;
+        match self {
+            Self::Active | Self::Slow => &[Running, Pausing, Paused, Cancelling],
+            Self::Pending => &[Pending],
+            Self::Completed => &[Completed],
+            Self::Failed => &[Failed, CompensationFailed, TimedOut, Terminated],
+        }
+    }
+
+    /// Whether a run with this status and SLA status belongs in the tab.
+    pub fn holds(self, status: WorkflowStatus, sla: SlaStatus) -> bool {
+        self.statuses().contains(&status)
+            && (self != Self::Slow || matches!(sla, SlaStatus::AtRisk | SlaStatus::Breached))
+    }
+}
+
+/// The list's order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Sort {
+    #[default]
+    Newest,
+    Oldest,
+}
+
+/// Longest free-text search.
+pub const MAX_SEARCH: usize = 100;
+
 /// Which workflows to list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct ListQuery {
+    /// One of the tabs; none = every run.
+    #[serde(default)]
+    pub tab: Option<Tab>,
+    /// Only runs of this engine (`builtin`, `custom:billing`, ...).
+    #[serde(default)]
+    pub engine: Option<String>,
+    /// Runs whose id, type, trigger or tags contain this text.
+    #[serde(default)]
+    pub text: Option<String>,
+    /// Runs created at or after this instant.
+    #[serde(default)]
+    pub since: Option<DateTime<Utc>>,
+    /// Runs created before this instant.
+    #[serde(default)]
+    pub until: Option<DateTime<Utc>>,
+    #[serde(default)]
+    pub sort: Sort,
     /// Any of these statuses; empty = all.
     #[serde(default)]
     pub statuses: Vec<WorkflowStatus>,
@@ -58,6 +159,32 @@ pub enum QueryError {
     BadCursor(String),
     #[error("type must be 1 to 100 characters")]
     BadType,
+    #[error("unknown tab {0:?}; expected active, pending, completed, failed or slow")]
+    BadTab(String),
+    #[error("engine must be 1 to 100 characters")]
+    BadEngine,
+    #[error("the search text may be at most {MAX_SEARCH} characters")]
+    BadText,
+    #[error("{0:?} is not a date (2026-11-26) or an instant (2026-11-26T08:00:00Z)")]
+    BadDate(String),
+    #[error("sort must be newest or oldest, got {0:?}")]
+    BadSort(String),
+}
+
+/// A date (its start, or the start of the next day for an end) or an RFC 3339 instant.
+fn parse_instant(value: &str, end_of_day: bool) -> Result<DateTime<Utc>, QueryError> {
+    if let Ok(instant) = DateTime::parse_from_rfc3339(value) {
+        return Ok(instant.with_timezone(&Utc));
+    }
+    let date = NaiveDate::parse_from_str(value, "%Y-%m-%d")
+        .map_err(|_| QueryError::BadDate(value.to_owned()))?;
+    let day = if end_of_day {
+        date.succ_opt()
+            .ok_or_else(|| QueryError::BadDate(value.to_owned()))?
+    } else {
+        date
+    };
+    Ok(day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
 }
 
 impl ListQuery {
@@ -91,6 +218,32 @@ impl ListQuery {
                         .ok_or_else(|| QueryError::BadLimit(value.to_owned()))?;
                     query.limit = Some(limit);
                 }
+                "tab" if !value.is_empty() => {
+                    query.tab = Some(
+                        Tab::parse(value).ok_or_else(|| QueryError::BadTab(value.to_owned()))?,
+                    );
+                }
+                "engine" if !value.is_empty() => {
+                    if value.len() > 100 {
+                        return Err(QueryError::BadEngine);
+                    }
+                    query.engine = Some(value.to_owned());
+                }
+                "q" if !value.trim().is_empty() => {
+                    if value.chars().count() > MAX_SEARCH {
+                        return Err(QueryError::BadText);
+                    }
+                    query.text = Some(value.trim().to_owned());
+                }
+                "from" if !value.is_empty() => query.since = Some(parse_instant(value, false)?),
+                "to" if !value.is_empty() => query.until = Some(parse_instant(value, true)?),
+                "sort" if !value.is_empty() => {
+                    query.sort = match value {
+                        "newest" => Sort::Newest,
+                        "oldest" => Sort::Oldest,
+                        other => return Err(QueryError::BadSort(other.to_owned())),
+                    };
+                }
                 "cursor" if !value.is_empty() => {
                     Cursor::decode(value).ok_or_else(|| QueryError::BadCursor(value.to_owned()))?;
                     query.cursor = Some(value.to_owned());
@@ -104,15 +257,79 @@ impl ListQuery {
 
     /// The page size to use.
     pub fn effective_limit(&self) -> u32 {
-        self.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT)
+        let limit = self.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
+        if self.tab == Some(Tab::Completed) {
+            limit.min(COMPLETED_TAB_SIZE)
+        } else {
+            limit
+        }
     }
 
-    /// Whether a workflow of this status and type belongs in the result.
-    pub fn matches(&self, status: WorkflowStatus, workflow_type: &str) -> bool {
-        (self.statuses.is_empty() || self.statuses.contains(&status))
+    /// The query-string form, the inverse of [`ListQuery::from_params`] (without the
+    /// cursor), for links that keep the view.
+    pub fn to_params(&self) -> Vec<(&'static str, String)> {
+        let mut params = Vec::new();
+        if let Some(tab) = self.tab {
+            params.push(("tab", tab.as_str().to_owned()));
+        }
+        if !self.statuses.is_empty() {
+            let names: Vec<&str> = self.statuses.iter().map(|s| s.as_str()).collect();
+            params.push(("status", names.join(",")));
+        }
+        for (key, value) in [
+            ("type", &self.workflow_type),
+            ("engine", &self.engine),
+            ("q", &self.text),
+        ] {
+            if let Some(value) = value {
+                params.push((key, value.clone()));
+            }
+        }
+        if let Some(since) = self.since {
+            params.push((
+                "from",
+                since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ));
+        }
+        if let Some(until) = self.until {
+            params.push((
+                "to",
+                until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            ));
+        }
+        if self.sort == Sort::Oldest {
+            params.push(("sort", "oldest".into()));
+        }
+        if let Some(limit) = self.limit {
+            params.push(("limit", limit.to_string()));
+        }
+        params
+    }
+
+    /// Whether a workflow belongs in the result (for rows that change live).
+    pub fn matches(&self, workflow: &Workflow) -> bool {
+        let text_matches = |text: &str| {
+            let text = text.to_lowercase();
+            [&workflow.id, &workflow.workflow_type]
+                .into_iter()
+                .chain(workflow.triggered_by.as_ref())
+                .chain(workflow.tags.iter())
+                .any(|field| field.to_lowercase().contains(&text))
+        };
+        (self.statuses.is_empty() || self.statuses.contains(&workflow.status))
+            && self
+                .tab
+                .is_none_or(|tab| tab.holds(workflow.status, workflow.sla_status))
             && self
                 .workflow_type
                 .as_deref()
-                .is_none_or(|t| t == workflow_type)
+                .is_none_or(|t| t == workflow.workflow_type)
+            && self.engine.as_deref().is_none_or(|e| e == workflow.engine)
+            && self.text.as_deref().is_none_or(text_matches)
+            && (self.since.is_none() && self.until.is_none()
+                || workflow.created_at.is_some_and(|created| {
+                    self.since.is_none_or(|since| created >= since)
+                        && self.until.is_none_or(|until| created < until)
+                }))
     }
 }

@@ -319,9 +319,14 @@ fn list_query_reads_the_query_string_and_refuses_bad_input() {
     );
     assert_eq!(query.workflow_type.as_deref(), Some("data_sync"));
     assert_eq!(query.effective_limit(), 20);
-    assert!(query.matches(WorkflowStatus::Pending, "data_sync"));
-    assert!(!query.matches(WorkflowStatus::Failed, "data_sync"));
-    assert!(!query.matches(WorkflowStatus::Running, "trial_activation"));
+    let row = |status, workflow_type: &str| Workflow {
+        status,
+        workflow_type: workflow_type.into(),
+        ..list_row("sync-wf-1")
+    };
+    assert!(query.matches(&row(WorkflowStatus::Pending, "data_sync")));
+    assert!(!query.matches(&row(WorkflowStatus::Failed, "data_sync")));
+    assert!(!query.matches(&row(WorkflowStatus::Running, "trial_activation")));
 
     assert_eq!(
         ListQuery::from_params([("status", "BOGUS")]),
@@ -363,6 +368,7 @@ fn step(step_number: u32, branch: Option<&str>, status: StepStatus) -> Step {
         kind: StepKind::Normal,
         branch: branch.map(str::to_owned),
         compensates: None,
+        retry_policy: None,
     }
 }
 
@@ -458,4 +464,96 @@ fn actions_need_both_the_capability_and_a_fitting_status() {
             .as_deref(),
         Some("the engine of this workflow cannot pause")
     );
+}
+
+/// A list row to test filters against: RUNNING data_sync, created 2026-11-26 08:00 UTC.
+fn list_row(id: &str) -> Workflow {
+    serde_json::from_value(serde_json::json!({
+        "id": id, "type": "data_sync", "engine": "builtin", "status": "RUNNING",
+        "progress": {"current_step": 1, "total_steps": 5, "percent": 20},
+        "created_at": "2026-11-26T08:00:00Z", "started_at": "2026-11-26T08:00:00Z",
+        "completed_at": null, "updated_at": "2026-11-26T08:00:01Z", "duration_seconds": 1.0,
+        "sla_target_seconds": 60, "sla_status": "at_risk", "triggered_by": "ops@company.com",
+        "trigger_type": "manual", "priority": "NORMAL", "tags": ["customer-7"]
+    }))
+    .expect("a valid list row")
+}
+
+#[test]
+fn tabs_text_engine_and_dates_filter_the_list_and_survive_the_url() {
+    let query = ListQuery::from_params([
+        ("tab", "slow"),
+        ("engine", "builtin"),
+        ("q", "CUSTOMER-7"),
+        ("from", "2026-11-26"),
+        ("to", "2026-11-26"),
+        ("sort", "oldest"),
+    ])
+    .unwrap();
+    assert_eq!(query.tab, Some(Tab::Slow));
+    assert_eq!(query.sort, Sort::Oldest);
+    assert!(
+        query.matches(&list_row("sync-wf-1")),
+        "tag matches the text, any case"
+    );
+    let on_track = Workflow {
+        sla_status: SlaStatus::OnTrack,
+        ..list_row("sync-wf-2")
+    };
+    assert!(
+        !query.matches(&on_track),
+        "the Slow tab holds runs at risk or breached"
+    );
+    let next_day = Workflow {
+        created_at: Some("2026-11-27T00:00:00Z".parse().unwrap()),
+        ..list_row("sync-wf-3")
+    };
+    assert!(
+        !query.matches(&next_day),
+        "`to` includes its whole day and no more"
+    );
+    let other_engine = Workflow {
+        engine: "custom:billing".into(),
+        ..list_row("sync-wf-4")
+    };
+    assert!(!query.matches(&other_engine));
+
+    let again =
+        ListQuery::from_params(query.to_params().iter().map(|(k, v)| (*k, v.as_str()))).unwrap();
+    assert_eq!(again, query, "a link reproduces the view");
+
+    assert_eq!(
+        ListQuery::from_params([("tab", "stuck")]),
+        Err(QueryError::BadTab("stuck".into()))
+    );
+    assert_eq!(
+        ListQuery::from_params([("from", "yesterday")]),
+        Err(QueryError::BadDate("yesterday".into()))
+    );
+    assert_eq!(
+        ListQuery::from_params([("q", "x".repeat(101).as_str())]),
+        Err(QueryError::BadText)
+    );
+    let completed = ListQuery::from_params([("tab", "completed"), ("limit", "500")]).unwrap();
+    assert_eq!(
+        completed.effective_limit(),
+        100,
+        "the Completed tab is the newest 100"
+    );
+}
+
+#[test]
+fn attempts_are_labelled_as_the_story_does() {
+    let policy = RetryPolicyInfo {
+        max_attempts: 4,
+        delays_seconds: vec![1.0, 2.0, 4.0],
+    };
+    assert_eq!(policy.attempt_label(1), "Attempt 1");
+    assert_eq!(policy.attempt_label(2), "Retry 1/3");
+    assert_eq!(policy.attempt_label(4), "Retry 3/3");
+    assert_eq!(
+        policy.describe(),
+        "Up to 3 retries, exponential backoff (1s, 2s, 4s)"
+    );
+    assert_eq!(attempt_label(3, None), "Retry 2");
 }

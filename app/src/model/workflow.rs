@@ -100,6 +100,9 @@ pub struct Workflow {
     pub engine: String,
     pub status: WorkflowStatus,
     pub progress: Progress,
+    /// When the engine first reported the run (queued runs have not started yet).
+    #[serde(default)]
+    pub created_at: Option<DateTime<Utc>>,
     pub started_at: Option<DateTime<Utc>>,
     pub completed_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
@@ -129,6 +132,36 @@ pub struct WorkflowStats {
     pub pending: u64,
     pub completed_today: u64,
     pub failed_today: u64,
+    /// Of the runs with an SLA target that ended today (UTC), the percentage that ended
+    /// within it; none when no such run ended yet.
+    #[serde(default)]
+    pub sla_compliance_today: Option<u32>,
+    /// How many runs each tab of the list holds.
+    #[serde(default)]
+    pub tabs: TabCounts,
+}
+
+/// The list tabs' counts (the Completed tab shows at most its newest 100).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct TabCounts {
+    pub active: u64,
+    pub pending: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub slow: u64,
+}
+
+impl TabCounts {
+    pub fn of(&self, tab: super::query::Tab) -> u64 {
+        use super::query::Tab;
+        match tab {
+            Tab::Active => self.active,
+            Tab::Pending => self.pending,
+            Tab::Completed => self.completed,
+            Tab::Failed => self.failed,
+            Tab::Slow => self.slow,
+        }
+    }
 }
 
 /// A page of the workflow list.
@@ -186,6 +219,53 @@ pub struct Step {
     /// For a compensation: the step it undoes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compensates: Option<u32>,
+    /// How the engine retries the step, when it says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_policy: Option<RetryPolicyInfo>,
+}
+
+/// How a step is retried, as its engine declares it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RetryPolicyInfo {
+    /// Attempts in all, the first one included.
+    pub max_attempts: u32,
+    /// The waits before the second, third, ... attempt.
+    #[serde(default)]
+    pub delays_seconds: Vec<f64>,
+}
+
+impl RetryPolicyInfo {
+    /// "Exponential backoff (1s, 2s, 4s)", or "No retries".
+    pub fn describe(&self) -> String {
+        if self.max_attempts <= 1 {
+            return "No retries".into();
+        }
+        let waits: Vec<String> = self
+            .delays_seconds
+            .iter()
+            .map(|s| format_duration(*s))
+            .collect();
+        format!(
+            "Up to {} retries, exponential backoff ({})",
+            self.max_attempts - 1,
+            waits.join(", ")
+        )
+    }
+
+    /// How the story labels attempt `attempt` of a step: "Attempt 1", then
+    /// "Retry 1/3", "Retry 2/3", ...
+    pub fn attempt_label(&self, attempt: u32) -> String {
+        attempt_label(attempt, Some(self.max_attempts))
+    }
+}
+
+/// "Attempt 1", then "Retry 1/3" (or "Retry 1" when the limit is unknown).
+pub fn attempt_label(attempt: u32, max_attempts: Option<u32>) -> String {
+    match (attempt, max_attempts) {
+        (0 | 1, _) => "Attempt 1".into(),
+        (n, Some(max)) if max > 1 => format!("Retry {}/{}", n - 1, max - 1),
+        (n, _) => format!("Retry {}", n - 1),
+    }
 }
 
 /// A parallel path of a run and how far it got.

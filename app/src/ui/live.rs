@@ -47,6 +47,10 @@ pub struct LiveConnection {
     /// Failed connection attempts in a row, for the backoff.
     #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
     failures: StoredValue<u32>,
+    /// Messages received since the last animation frame, applied together in the next
+    /// one, so a burst of events costs one re-render rather than one each.
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    inbox: StoredValue<Vec<crate::model::LiveMessage>>,
 }
 
 impl LiveConnection {
@@ -71,6 +75,7 @@ pub fn provide_live_connection() -> LiveConnection {
         reloads: RwSignal::new(0),
         last_seq: StoredValue::new(None),
         failures: StoredValue::new(0),
+        inbox: StoredValue::new(Vec::new()),
     };
     provide_context(connection);
     #[cfg(feature = "hydrate")]
@@ -123,7 +128,7 @@ mod client {
                     return;
                 };
                 match serde_json::from_str::<LiveMessage>(&text) {
-                    Ok(message) => apply(connection, message),
+                    Ok(message) => enqueue(connection, message),
                     Err(error) => leptos::logging::warn!("unreadable live message: {error}"),
                 }
             },
@@ -158,24 +163,43 @@ mod client {
         set_timeout(move || connect(connection), Duration::from_millis(delay));
     }
 
-    fn apply(connection: LiveConnection, message: LiveMessage) {
-        connection.last_seq.set_value(Some(message.seq));
-        match message.event {
-            LiveEvent::WorkflowUpdated { workflow } => connection.workflows.update(|rows| {
-                rows.insert(workflow.id.clone(), *workflow);
-            }),
-            LiveEvent::Snapshot {
-                workflows,
-                complete,
-            } => {
-                connection.workflows.update(|rows| {
-                    rows.extend(workflows.into_iter().map(|w| (w.id.clone(), w)));
-                });
-                if !complete {
-                    connection.reloads.update(|n| *n += 1);
+    fn enqueue(connection: LiveConnection, message: LiveMessage) {
+        let first = connection.inbox.try_update_value(|inbox| {
+            inbox.push(message);
+            inbox.len() == 1
+        });
+        if first == Some(true) {
+            request_animation_frame(move || flush(connection));
+        }
+    }
+
+    /// Applies every message that arrived since the last frame in one update.
+    fn flush(connection: LiveConnection) {
+        let messages = connection
+            .inbox
+            .try_update_value(std::mem::take)
+            .unwrap_or_default();
+        let mut reload = false;
+        connection.workflows.update(|rows| {
+            for message in messages {
+                connection.last_seq.set_value(Some(message.seq));
+                match message.event {
+                    LiveEvent::WorkflowUpdated { workflow } => {
+                        rows.insert(workflow.id.clone(), *workflow);
+                    }
+                    LiveEvent::Snapshot {
+                        workflows,
+                        complete,
+                    } => {
+                        rows.extend(workflows.into_iter().map(|w| (w.id.clone(), w)));
+                        reload |= !complete;
+                    }
+                    _ => {}
                 }
             }
-            _ => {}
+        });
+        if reload {
+            connection.reloads.update(|n| *n += 1);
         }
     }
 }

@@ -1,24 +1,53 @@
-//! `/orchestration`: the workflow list, rendered on the server from the store and kept
-//! current in the browser by the live connection.
+//! `/orchestration`: the workflow list — tabs (Active, Pending, Completed, Failed, Slow)
+//! with live counts, the stats line, filters, sorting and pages, all in the URL so a
+//! link reproduces the view. Rendered on the server from the store and kept current in
+//! the browser by the live connection: rows change, enter and leave as runs move.
 
+use super::clock::use_now;
 use super::live::LiveConnection;
-use crate::api::list_workflows;
-use crate::model::{format_duration, ListQuery, SlaStatus, Workflow, WorkflowList, WorkflowStatus};
+use super::{sla_class, status_class};
+use crate::api::{get_stats, list_workflows};
+use crate::model::{
+    format_duration, ListQuery, Sort, Tab, Workflow, WorkflowList, WorkflowStats, WorkflowStatus,
+};
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
 /// Query-string keys the list understands.
-const QUERY_KEYS: [&str; 4] = ["status", "type", "limit", "cursor"];
-
-/// The status filters offered above the table.
-const STATUS_FILTERS: [(&str, &str); 6] = [
-    ("All", ""),
-    ("Running", "RUNNING"),
-    ("Pending", "PENDING"),
-    ("Paused", "PAUSED"),
-    ("Completed", "COMPLETED"),
-    ("Failed", "FAILED"),
+const QUERY_KEYS: [&str; 10] = [
+    "tab", "status", "type", "engine", "q", "from", "to", "sort", "limit", "cursor",
 ];
+
+/// `/orchestration?...` for a query (without its cursor), plus extra pairs.
+fn list_href(query: &ListQuery, extra: &[(&str, String)]) -> String {
+    let mut pairs: Vec<(String, String)> = query
+        .to_params()
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+    pairs.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+    if pairs.is_empty() {
+        return "/orchestration".into();
+    }
+    let encoded: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", encode_component(v)))
+        .collect();
+    format!("/orchestration?{}", encoded.join("&"))
+}
+
+/// Percent-encodes a query-string value.
+fn encode_component(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
 
 #[component]
 pub fn WorkflowListPage() -> impl IntoView {
@@ -43,20 +72,59 @@ pub fn WorkflowListPage() -> impl IntoView {
             }
         },
     );
+    // Counts move with every change; they are re-read at most once a second.
+    let stats_version = RwSignal::new(0u64);
+    #[cfg(feature = "hydrate")]
+    {
+        let waiting = StoredValue::new(false);
+        Effect::new(move |first: Option<()>| {
+            live.workflows.track();
+            if first.is_some() && !waiting.get_value() {
+                waiting.set_value(true);
+                set_timeout(
+                    move || {
+                        waiting.set_value(false);
+                        stats_version.update(|n| *n += 1);
+                    },
+                    std::time::Duration::from_secs(1),
+                );
+            }
+        });
+    }
+    let fresh_stats = Resource::new(
+        move || stats_version.get(),
+        |version| async move {
+            if version == 0 {
+                None
+            } else {
+                get_stats().await.ok()
+            }
+        },
+    );
 
     view! {
         <section class="workflows">
             <h1>"Orchestration workflows"</h1>
-            <StatusFilters />
             <Suspense fallback=|| view! { <p class="loading">"Loading workflows…"</p> }>
                 {move || Suspend::new(async move {
                     match list.await {
                         Ok(page) => {
                             let query = query.get_untracked().unwrap_or_default();
-                            view! { <WorkflowTable page query live /> }.into_any()
+                            let initial = page.stats;
+                            let stats = Signal::derive(move || {
+                                fresh_stats.get().flatten().unwrap_or(initial)
+                            });
+                            view! {
+                                <StatsLine stats />
+                                <Tabs query=query.clone() stats />
+                                <Filters query=query.clone() />
+                                <WorkflowTable page query live />
+                            }
+                                .into_any()
                         }
                         Err(message) => {
                             view! {
+                                <Tabs query=ListQuery::default() stats=Signal::stored(WorkflowStats::default()) />
                                 <p class="error" role="alert">
                                     "Could not load workflows: "
                                     {message}
@@ -72,30 +140,69 @@ pub fn WorkflowListPage() -> impl IntoView {
 }
 
 #[component]
-fn StatusFilters() -> impl IntoView {
-    let params = use_query_map();
-    let current = move || params.with(|p| p.get("status").unwrap_or_default());
+fn StatsLine(stats: Signal<WorkflowStats>) -> impl IntoView {
     view! {
-        <nav class="filters" aria-label="Status">
-            {STATUS_FILTERS
+        <p class="stats" data-testid="stats">
+            <span data-testid="stat-active">{move || stats.get().active} " active"</span>
+            " • "
+            <span data-testid="stat-pending">{move || stats.get().pending} " pending"</span>
+            " • "
+            <span data-testid="stat-sla">
+                {move || match stats.get().sla_compliance_today {
+                    Some(percent) => format!("{percent}% SLA compliance today"),
+                    None => "no SLA results today".to_owned(),
+                }}
+            </span>
+            " • "
+            <span>{move || stats.get().completed_today} " completed today"</span>
+            " • "
+            <span>{move || stats.get().failed_today} " failed today"</span>
+        </p>
+    }
+}
+
+#[component]
+fn Tabs(query: ListQuery, stats: Signal<WorkflowStats>) -> impl IntoView {
+    let all_query = ListQuery {
+        tab: None,
+        cursor: None,
+        ..query.clone()
+    };
+    let current = query.tab;
+    view! {
+        <nav class="tabs" aria-label="Tabs">
+            <a
+                href=list_href(&all_query, &[])
+                class=if current.is_none() { "tab active" } else { "tab" }
+                aria-current=current.is_none().then_some("page")
+                data-tab="all"
+            >
+                "All"
+            </a>
+            {Tab::ALL
                 .into_iter()
-                .map(|(label, status)| {
-                    let href = if status.is_empty() {
-                        "/orchestration".to_owned()
-                    } else {
-                        format!("/orchestration?status={status}")
-                    };
-                    // Plain links (the router still takes their clicks): `A` would mark
-                    // every one as the current page, as they differ only in the query.
+                .map(|tab| {
+                    let href = list_href(
+                        &ListQuery {
+                            tab: Some(tab),
+                            statuses: Vec::new(),
+                            ..all_query.clone()
+                        },
+                        &[],
+                    );
+                    let selected = current == Some(tab);
                     view! {
                         <a
                             href=href
-                            class=move || {
-                                if current() == status { "filter active" } else { "filter" }
-                            }
-                            aria-current=move || (current() == status).then_some("true")
+                            class=if selected { "tab active" } else { "tab" }
+                            aria-current=selected.then_some("page")
+                            data-tab=tab.as_str()
                         >
-                            {label}
+                            {tab.label()}
+                            " "
+                            <span class="count" data-testid=format!("count-{}", tab.as_str())>
+                                {move || stats.get().tabs.of(tab)}
+                            </span>
                         </a>
                     }
                 })
@@ -104,9 +211,64 @@ fn StatusFilters() -> impl IntoView {
     }
 }
 
+/// The filter form: a plain GET form, so it works without JavaScript too.
+#[component]
+fn Filters(query: ListQuery) -> impl IntoView {
+    let date = |instant: Option<chrono::DateTime<chrono::Utc>>| {
+        instant
+            .map(|i| i.format("%Y-%m-%d").to_string())
+            .unwrap_or_default()
+    };
+    // `to` is exclusive: the form shows the last day included.
+    let to_day = query.until.map(|until| until - chrono::Duration::days(1));
+    view! {
+        <form class="filters" method="get" action="/orchestration" role="search">
+            {query.tab.map(|tab| view! { <input type="hidden" name="tab" value=tab.as_str() /> })}
+            <label>
+                "Search "
+                <input type="search" name="q" maxlength="100" placeholder="id, type, trigger, tag"
+                    value=query.text.clone().unwrap_or_default() />
+            </label>
+            <label>
+                "Type "
+                <input type="text" name="type" maxlength="100" value=query.workflow_type.clone().unwrap_or_default() />
+            </label>
+            <label>
+                "Engine "
+                <input type="text" name="engine" maxlength="100" value=query.engine.clone().unwrap_or_default() />
+            </label>
+            <label>
+                "Status "
+                <select name="status">
+                    <option value="" selected=query.statuses.is_empty()>"any"</option>
+                    {WorkflowStatus::ALL
+                        .into_iter()
+                        .map(|status| view! {
+                            <option value=status.as_str() selected=query.statuses == [status]>
+                                {status.as_str()}
+                            </option>
+                        })
+                        .collect_view()}
+                </select>
+            </label>
+            <label>"From " <input type="date" name="from" value=date(query.since) /></label>
+            <label>"To " <input type="date" name="to" value=date(to_day) /></label>
+            <label>
+                "Sort "
+                <select name="sort">
+                    <option value="newest" selected=query.sort == Sort::Newest>"newest first"</option>
+                    <option value="oldest" selected=query.sort == Sort::Oldest>"oldest first"</option>
+                </select>
+            </label>
+            <button type="submit">"Apply"</button>
+            <a class="reset" href="/orchestration">"Reset"</a>
+        </form>
+    }
+}
+
 /// The rows of a page, with live changes laid over them: changed rows are replaced,
-/// rows that no longer match the filters leave, and new matching runs appear on top
-/// (on the first page only, where the newest runs belong).
+/// rows that no longer match the view leave, and new matching runs appear on top (on
+/// the first page of the newest-first order, where new runs belong).
 fn merge_live(
     page: &WorkflowList,
     query: &ListQuery,
@@ -117,43 +279,36 @@ fn merge_live(
         _ => row.clone(),
     };
     let mut rows: Vec<Workflow> = Vec::with_capacity(page.workflows.len());
-    if query.cursor.is_none() {
+    if query.cursor.is_none() && query.sort == Sort::Newest {
         let mut fresh: Vec<&Workflow> = live
             .values()
             .filter(|w| !page.workflows.iter().any(|row| row.id == w.id))
-            .filter(|w| query.matches(w.status, &w.workflow_type))
+            .filter(|w| query.matches(w))
             .collect();
-        fresh.sort_by(|a, b| b.started_at.cmp(&a.started_at).then(b.id.cmp(&a.id)));
+        fresh.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
         rows.extend(fresh.into_iter().cloned());
     }
     rows.extend(
         page.workflows
             .iter()
             .map(newer)
-            .filter(|w| query.matches(w.status, &w.workflow_type)),
+            .filter(|w| query.matches(w)),
     );
     rows
 }
 
 #[component]
 fn WorkflowTable(page: WorkflowList, query: ListQuery, live: LiveConnection) -> impl IntoView {
-    let stats = page.stats;
     let total = page.total;
-    let next_cursor = page.next_cursor.clone();
+    let next = page
+        .next_cursor
+        .clone()
+        .map(|cursor| list_href(&query, &[("cursor", cursor)]));
+    let first_page = query.cursor.is_some().then(|| list_href(&query, &[]));
     live.resume_from(page.seq);
     let rows = Memo::new(move |_| live.workflows.with(|map| merge_live(&page, &query, map)));
     view! {
-        <p class="stats" data-testid="stats">
-            <span>{stats.active} " active"</span>
-            " • "
-            <span>{stats.pending} " pending"</span>
-            " • "
-            <span>{stats.completed_today} " completed today"</span>
-            " • "
-            <span>{stats.failed_today} " failed today"</span>
-            " • "
-            <span>{total} " matching"</span>
-        </p>
+        <p class="matching" data-testid="matching">{total} " matching"</p>
         <Show
             when=move || rows.with(|rows| !rows.is_empty())
             fallback=|| {
@@ -187,24 +342,33 @@ fn WorkflowTable(page: WorkflowList, query: ListQuery, live: LiveConnection) -> 
                 </tbody>
             </table>
         </Show>
-        {next_cursor
-            .map(|cursor| {
-                view! {
-                    <p class="pager">
-                        <a href=format!("?cursor={cursor}")>"Older workflows →"</a>
-                    </p>
-                }
-            })}
+        <nav class="pager" aria-label="Pages">
+            {first_page.map(|href| view! { <a href=href>"← Newest"</a> })}
+            {next.map(|href| view! { <a href=href data-testid="next-page">"Next page →"</a> })}
+        </nav>
     }
 }
 
 #[component]
 fn WorkflowRow(workflow: Workflow) -> impl IntoView {
+    let now = use_now();
     let progress = workflow.progress;
     let status = workflow.status;
+    let ticking = status.is_active();
+    let (started, seconds) = (workflow.started_at, workflow.duration_seconds);
+    let duration = move || {
+        let live = match started {
+            Some(start) if ticking => {
+                ((now.get() - start.timestamp_millis() as f64) / 1000.0).max(seconds)
+            }
+            _ => seconds,
+        };
+        format_duration(live)
+    };
+    let href = format!("/orchestration/workflows/{}", workflow.id);
     view! {
         <tr data-workflow-id=workflow.id.clone() data-status=status.as_str()>
-            <td class="id">{workflow.id.clone()}</td>
+            <td class="id"><a href=href>{workflow.id.clone()}</a></td>
             <td>{workflow.workflow_type.clone()}</td>
             <td class="engine">{workflow.engine.clone()}</td>
             <td class="progress">
@@ -218,7 +382,7 @@ fn WorkflowRow(workflow: Workflow) -> impl IntoView {
                     )}
                 </span>
             </td>
-            <td class="duration">{format_duration(workflow.duration_seconds)}</td>
+            <td class="duration">{duration}</td>
             <td class="status">
                 <span class=status_class(status)>{status.icon()} " " {status.as_str()}</span>
             </td>
@@ -231,12 +395,4 @@ fn WorkflowRow(workflow: Workflow) -> impl IntoView {
             <td>{workflow.priority.as_str()}</td>
         </tr>
     }
-}
-
-fn status_class(status: WorkflowStatus) -> String {
-    format!("badge status-{}", status.as_str().to_ascii_lowercase())
-}
-
-fn sla_class(sla: SlaStatus) -> String {
-    format!("badge sla-{}", sla.as_str())
 }

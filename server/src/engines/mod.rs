@@ -5,7 +5,7 @@
 pub mod builtin;
 pub mod ingest;
 
-use app::model::{Priority, StepKind, WorkflowStatus};
+use app::model::{Priority, RetryPolicyInfo, StepKind, WorkflowStatus};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -143,6 +143,8 @@ pub struct StepDeclaration {
     pub compensates: Option<u32>,
     #[serde(default)]
     pub input: Option<Value>,
+    #[serde(default)]
+    pub retry_policy: Option<RetryPolicyInfo>,
 }
 
 /// What an operator asks an engine to do to one of its runs.

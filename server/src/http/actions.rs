@@ -118,29 +118,43 @@ pub async fn act(
 ) -> Result<Json<ActionResponse>, AppError> {
     let action = Action::parse(&action)
         .ok_or_else(|| AppError::NotFound(format!("no action {action:?}")))?;
-    checked_id(&id)?;
     let body: ActionBody = if body.iter().all(u8::is_ascii_whitespace) {
         ActionBody::default()
     } else {
         serde_json::from_slice(&body)
             .map_err(|e| AppError::BadRequest(format!("unreadable body: {e}")))?
     };
-    if body.reason.as_ref().is_some_and(|r| r.len() > MAX_REASON) {
+    perform(&state, &id, action, body.reason, body.from_step)
+        .await
+        .map(Json)
+}
+
+/// Does an action to a run: the REST API and the pages' server function both come
+/// here, so they answer alike.
+pub async fn perform(
+    state: &AppState,
+    id: &str,
+    action: Action,
+    reason: Option<String>,
+    from_step: Option<u32>,
+) -> Result<ActionResponse, AppError> {
+    checked_id(id)?;
+    if reason.as_ref().is_some_and(|r| r.len() > MAX_REASON) {
         return Err(AppError::BadRequest(format!(
             "reason may be at most {MAX_REASON} bytes"
         )));
     }
-    if body.from_step == Some(0) {
+    if from_step == Some(0) {
         return Err(AppError::BadRequest("from_step counts from 1".into()));
     }
     let row = state
         .store
-        .workflow_row(&id)
+        .workflow_row(id)
         .await?
         .ok_or_else(|| AppError::NotFound(format!("no workflow {id:?}")))?;
-    if let Some(reason) = row.refusal(action) {
+    if let Some(refusal) = row.refusal(action) {
         return Err(AppError::Conflict(format!(
-            "{reason} (engine {})",
+            "{refusal} (engine {})",
             row.engine
         )));
     }
@@ -154,15 +168,11 @@ pub async fn act(
     let command = match action {
         Action::Pause => Command::Pause,
         Action::Resume => Command::Resume,
-        Action::Cancel => Command::Cancel {
-            reason: body.reason,
-        },
-        Action::Retry => Command::Retry {
-            from_step: body.from_step,
-        },
+        Action::Cancel => Command::Cancel { reason },
+        Action::Retry => Command::Retry { from_step },
         Action::Clone => Command::Clone { triggered_by: None },
     };
-    Ok(Json(answer(engine.command(&id, command).await?)))
+    Ok(answer(engine.command(id, command).await?))
 }
 
 /// The full execution trace as a JSON download.

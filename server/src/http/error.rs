@@ -48,16 +48,24 @@ impl AppError {
     }
 }
 
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        let (status, code) = self.parts();
-        let message = match &self {
+impl AppError {
+    /// What the client is told: the whole message for its own mistakes, an opaque one
+    /// for ours (whose cause is logged here, once).
+    pub fn public_message(&self) -> String {
+        match self {
             Self::Internal(cause) => {
                 tracing::error!(%cause, "request failed");
                 "Something went wrong on our side; the cause is in the server log.".to_owned()
             }
             other => other.to_string(),
-        };
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.parts();
+        let message = self.public_message();
         (
             status,
             Json(ErrorBody {

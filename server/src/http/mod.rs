@@ -1,7 +1,7 @@
 //! The REST API (`/api/platform/orchestration/...`) and the live endpoint, as an axum
 //! router over the shared application state.
 
-mod actions;
+pub mod actions;
 mod error;
 mod ingest;
 mod workflows;
@@ -13,7 +13,8 @@ use crate::engines::Engines;
 use crate::live::{ws, LiveHub, SnapshotSource};
 use crate::projector::{now_ms, Projector};
 use crate::store::Store;
-use app::api::{ReadError, ReadModel};
+use app::api::{Operations, ReadError, ReadModel};
+use app::model::{Action, ActionResponse};
 use app::model::{ListQuery, Workflow, WorkflowDetail, WorkflowList};
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::{any, get, post};
@@ -96,6 +97,35 @@ async fn api_not_found() -> AppError {
     AppError::NotFound("no such API route".into())
 }
 
+/// Operators' actions for the pages' server functions: the REST API's rules.
+#[derive(Clone)]
+pub struct PageOperations {
+    state: AppState,
+}
+
+impl AppState {
+    pub fn operations(&self) -> PageOperations {
+        PageOperations {
+            state: self.clone(),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Operations for PageOperations {
+    async fn act(
+        &self,
+        id: &str,
+        action: Action,
+        reason: Option<String>,
+        from_step: Option<u32>,
+    ) -> Result<ActionResponse, String> {
+        actions::perform(&self.state, id, action, reason, from_step)
+            .await
+            .map_err(|error| error.public_message())
+    }
+}
+
 /// The read model over the store, stamped with the live hub's position.
 #[derive(Clone)]
 pub struct StoreReader {
@@ -116,6 +146,13 @@ impl ReadModel for StoreReader {
             .map_err(|e| ReadError::Store(e.to_string()))?;
         list.seq = Some(seq);
         Ok(list)
+    }
+
+    async fn stats(&self) -> Result<app::model::WorkflowStats, ReadError> {
+        self.store
+            .stats(now_ms())
+            .await
+            .map_err(|e| ReadError::Store(e.to_string()))
     }
 
     async fn workflow_detail(&self, id: &str) -> Result<Option<WorkflowDetail>, ReadError> {

@@ -222,6 +222,7 @@ fn declared_step(declaration: &StepDeclaration) -> StepRow {
         branch: declaration.branch.clone(),
         compensates: declaration.compensates,
         input: declaration.input.clone(),
+        retry_policy: declaration.retry_policy.clone(),
         ..StepRow::pending(declaration.step_number, declaration.name.clone())
     }
 }

@@ -351,6 +351,10 @@ async fn declared_steps_branches_and_compensations_are_kept() {
                 branch: Some("branch-a".into()),
                 compensates: None,
                 input: Some(serde_json::json!({"size": "large"})),
+                retry_policy: Some(app::model::RetryPolicyInfo {
+                    max_attempts: 3,
+                    delays_seconds: vec![1.0, 2.0],
+                }),
             },
             StepDeclaration {
                 step_number: 2,
@@ -359,6 +363,7 @@ async fn declared_steps_branches_and_compensations_are_kept() {
                 branch: Some("branch-b".into()),
                 compensates: None,
                 input: None,
+                retry_policy: None,
             },
             StepDeclaration {
                 step_number: 5,
@@ -367,6 +372,7 @@ async fn declared_steps_branches_and_compensations_are_kept() {
                 branch: None,
                 compensates: Some(1),
                 input: None,
+                retry_policy: None,
             },
         ];
     }
@@ -397,6 +403,14 @@ async fn declared_steps_branches_and_compensations_are_kept() {
     assert_eq!(
         detail.execution.steps[0].input,
         Some(serde_json::json!({"size": "large"}))
+    );
+    assert_eq!(
+        detail.execution.steps[0]
+            .retry_policy
+            .as_ref()
+            .map(|p| p.max_attempts),
+        Some(3),
+        "the declared retry policy is stored and shown"
     );
     let compensation = &detail.execution.steps[2];
     assert_eq!(compensation.kind, StepKind::Compensation);
@@ -576,6 +590,7 @@ async fn a_cancelled_step_ends_its_attempt_and_a_rescheduled_one_keeps_its_histo
             branch: None,
             compensates: None,
             input: None,
+            retry_policy: None,
         }),
     );
     let events = vec![status(4_000, WorkflowStatus::Running), scheduled.clone()];

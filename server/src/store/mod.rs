@@ -4,8 +4,8 @@
 pub mod rows;
 
 use app::model::{
-    derive_branches, Cursor, DefinitionInfo, Execution, ListQuery, Metadata, WorkflowDetail,
-    WorkflowList, WorkflowStats, WorkflowStatus,
+    derive_branches, Cursor, DefinitionInfo, Execution, ListQuery, Metadata, SlaStatus, Sort, Tab,
+    WorkflowDetail, WorkflowList, WorkflowStats, WorkflowStatus, COMPLETED_TAB_SIZE,
 };
 use rows::{LogRow, Millis, StepRow, WorkflowRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -89,19 +89,25 @@ impl Store {
 
         let mut page = QueryBuilder::<Sqlite>::new("SELECT * FROM workflows WHERE 1=1");
         push_filters(&mut page, query);
+        let (before, order) = match query.sort {
+            Sort::Newest => ("<", "DESC"),
+            Sort::Oldest => (">", "ASC"),
+        };
         if let Some(cursor) = &cursor {
-            page.push(" AND (created_ms < ")
+            page.push(format!(" AND (created_ms {before} "))
                 .push_bind(cursor.created_ms)
                 .push(" OR (created_ms = ")
                 .push_bind(cursor.created_ms)
-                .push(" AND id < ")
+                .push(format!(" AND id {before} "))
                 .push_bind(cursor.id.clone())
                 .push("))");
         }
-        page.push(" ORDER BY created_ms DESC, id DESC LIMIT ")
+        page.push(format!(" ORDER BY created_ms {order}, id {order} LIMIT "))
             .push_bind(i64::from(limit) + 1);
         let mut rows: Vec<WorkflowRow> = page.build_query_as().fetch_all(&self.pool).await?;
-        let next_cursor = if rows.len() > limit as usize {
+        // The Completed tab is the newest runs only: one page, no further.
+        let single_page = query.tab == Some(Tab::Completed);
+        let next_cursor = if rows.len() > limit as usize && !single_page {
             rows.truncate(limit as usize);
             rows.last().map(|last| {
                 Cursor {
@@ -116,7 +122,11 @@ impl Store {
 
         let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM workflows WHERE 1=1");
         push_filters(&mut count, query);
-        let total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+        let mut total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+        if single_page {
+            total = total.min(i64::from(limit));
+            rows.truncate(limit as usize);
+        }
 
         Ok(WorkflowList {
             workflows: rows.iter().map(|row| row.to_wire(now)).collect(),
@@ -127,23 +137,51 @@ impl Store {
         })
     }
 
-    /// Active and pending counts, and runs that ended today (UTC).
+    /// Active and pending counts, runs that ended today (UTC), SLA compliance today,
+    /// and the tabs' counts. Each is read through an index, so it stays quick on a
+    /// long history.
     pub async fn stats(&self, now: Millis) -> Result<WorkflowStats, StoreError> {
         let mut stats = WorkflowStats::default();
-        let current = sqlx::query_as(
-            "SELECT status, COUNT(*) FROM workflows
-             WHERE status IN ('PENDING', 'RUNNING', 'PAUSING', 'PAUSED', 'CANCELLING')
-             GROUP BY status",
+        let current: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT status, sla_status, COUNT(*) FROM workflows
+             WHERE status IN ('PENDING', 'RUNNING', 'PAUSING', 'PAUSED', 'CANCELLING',
+                              'FAILED', 'COMPENSATION_FAILED', 'TIMED_OUT', 'TERMINATED')
+             GROUP BY status, sla_status",
         )
         .fetch_all(&self.pool)
         .await?;
-        for (status, n) in by_status(current) {
-            match status {
-                WorkflowStatus::Pending => stats.pending += n,
-                s if s.is_active() => stats.active += n,
-                _ => {}
+        for (status, sla, n) in current {
+            let (Some(status), Some(sla), Ok(n)) = (
+                WorkflowStatus::parse(&status),
+                SlaStatus::parse(&sla),
+                u64::try_from(n),
+            ) else {
+                continue;
+            };
+            if status == WorkflowStatus::Pending {
+                stats.pending += n;
+            } else if status.is_active() {
+                stats.active += n;
+            }
+            for tab in Tab::ALL {
+                if tab.holds(status, sla) {
+                    match tab {
+                        Tab::Active => stats.tabs.active += n,
+                        Tab::Pending => stats.tabs.pending += n,
+                        Tab::Failed => stats.tabs.failed += n,
+                        Tab::Slow => stats.tabs.slow += n,
+                        Tab::Completed => {}
+                    }
+                }
             }
         }
+        let newest_completed: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM workflows WHERE status = 'COMPLETED' LIMIT ?)",
+        )
+        .bind(i64::from(COMPLETED_TAB_SIZE))
+        .fetch_one(&self.pool)
+        .await?;
+        stats.tabs.completed = u64::try_from(newest_completed).unwrap_or(0);
         let start_of_day = now - now.rem_euclid(86_400_000);
         let ended = sqlx::query_as(
             "SELECT status, COUNT(*) FROM workflows WHERE completed_ms >= ? GROUP BY status",
@@ -159,6 +197,17 @@ impl Store {
                 | WorkflowStatus::TimedOut => stats.failed_today += n,
                 _ => {}
             }
+        }
+        let (ended, within): (i64, Option<i64>) = sqlx::query_as(
+            "SELECT COUNT(*), SUM(sla_status != 'breached') FROM workflows
+             WHERE completed_ms >= ? AND sla_target_seconds IS NOT NULL",
+        )
+        .bind(start_of_day)
+        .fetch_one(&self.pool)
+        .await?;
+        if ended > 0 {
+            let within = within.unwrap_or(0);
+            stats.sla_compliance_today = Some(((within * 100 + ended / 2) / ended) as u32);
         }
         Ok(stats)
     }
@@ -350,13 +399,58 @@ fn by_status(rows: Vec<(String, i64)>) -> impl Iterator<Item = (WorkflowStatus, 
 }
 
 fn push_filters(builder: &mut QueryBuilder<'_, Sqlite>, query: &ListQuery) {
-    if !query.statuses.is_empty() {
+    let statuses = |builder: &mut QueryBuilder<'_, Sqlite>, statuses: &[WorkflowStatus]| {
         builder.push(" AND status IN (");
         let mut separated = builder.separated(", ");
-        for status in &query.statuses {
+        for status in statuses {
             separated.push_bind(status.as_str());
         }
         separated.push_unseparated(")");
+    };
+    if !query.statuses.is_empty() {
+        statuses(builder, &query.statuses);
+    }
+    if let Some(tab) = query.tab {
+        statuses(builder, tab.statuses());
+        if tab == Tab::Slow {
+            builder.push(" AND sla_status IN ('at_risk', 'breached')");
+        }
+    }
+    if let Some(engine) = &query.engine {
+        builder.push(" AND engine = ").push_bind(engine.clone());
+    }
+    if let Some(text) = &query.text {
+        // LIKE with the text's own % and _ taken literally.
+        let pattern = format!(
+            "%{}%",
+            text.replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_")
+        );
+        builder.push(" AND (");
+        for (i, column) in ["id", "workflow_type", "triggered_by", "tags"]
+            .iter()
+            .enumerate()
+        {
+            if i > 0 {
+                builder.push(" OR ");
+            }
+            builder
+                .push(format!("{column} LIKE "))
+                .push_bind(pattern.clone())
+                .push(" ESCAPE '\\'");
+        }
+        builder.push(")");
+    }
+    if let Some(since) = query.since {
+        builder
+            .push(" AND created_ms >= ")
+            .push_bind(since.timestamp_millis());
+    }
+    if let Some(until) = query.until {
+        builder
+            .push(" AND created_ms < ")
+            .push_bind(until.timestamp_millis());
     }
     if let Some(workflow_type) = &query.workflow_type {
         builder
@@ -445,8 +539,8 @@ pub async fn save_step(
     sqlx::query(
         "INSERT INTO steps (
              workflow_id, step_number, name, status, kind, branch, compensates, started_ms,
-             completed_ms, input, output, error, retry_count, attempts)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             completed_ms, input, output, error, retry_count, attempts, retry_policy)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (workflow_id, step_number) DO UPDATE SET
              name = excluded.name,
              status = excluded.status,
@@ -459,7 +553,8 @@ pub async fn save_step(
              output = excluded.output,
              error = excluded.error,
              retry_count = excluded.retry_count,
-             attempts = excluded.attempts",
+             attempts = excluded.attempts,
+             retry_policy = excluded.retry_policy",
     )
     .bind(workflow_id)
     .bind(i64::from(step.step_number))
@@ -475,6 +570,7 @@ pub async fn save_step(
     .bind(&step.error)
     .bind(i64::from(step.retry_count()))
     .bind(json_text(&step.attempts))
+    .bind(step.retry_policy.as_ref().map(json_text))
     .execute(conn)
     .await?;
     Ok(())

@@ -2,8 +2,8 @@
 //! works on these rows; readers turn them into wire types with `to_wire`.
 
 use app::model::{
-    progress_of, Action, Attempt, Capabilities, Priority, SlaStatus, Step, StepKind, StepStatus,
-    Workflow, WorkflowStatus,
+    progress_of, Action, Attempt, Capabilities, Priority, RetryPolicyInfo, SlaStatus, Step,
+    StepKind, StepStatus, Workflow, WorkflowStatus,
 };
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -84,6 +84,7 @@ impl WorkflowRow {
             engine: self.engine.clone(),
             status: self.status,
             progress: progress_of(self.completed_steps, self.total_steps, self.status),
+            created_at: Some(to_datetime(self.created_ms)),
             started_at: self.started_ms.map(to_datetime),
             completed_at: self.completed_ms.map(to_datetime),
             updated_at: Some(to_datetime(self.updated_ms)),
@@ -113,7 +114,10 @@ fn json_column<T: for<'de> Deserialize<'de>>(row: &SqliteRow, column: &str) -> s
     serde_json::from_str(&text).map_err(|e| decode_error(column, e.to_string()))
 }
 
-fn optional_json_column(row: &SqliteRow, column: &str) -> sqlx::Result<Option<Value>> {
+fn optional_json_column<T: serde::de::DeserializeOwned>(
+    row: &SqliteRow,
+    column: &str,
+) -> sqlx::Result<Option<T>> {
     let text: Option<String> = row.try_get(column)?;
     text.map(|t| serde_json::from_str(&t).map_err(|e| decode_error(column, e.to_string())))
         .transpose()
@@ -208,6 +212,7 @@ pub struct StepRow {
     pub output: Option<Value>,
     pub error: Option<String>,
     pub attempts: Vec<AttemptRecord>,
+    pub retry_policy: Option<RetryPolicyInfo>,
 }
 
 impl StepRow {
@@ -226,6 +231,7 @@ impl StepRow {
             output: None,
             error: None,
             attempts: Vec::new(),
+            retry_policy: None,
         }
     }
 
@@ -256,6 +262,7 @@ impl StepRow {
             kind: self.kind,
             branch: self.branch.clone(),
             compensates: self.compensates,
+            retry_policy: self.retry_policy.clone(),
         }
     }
 }
@@ -275,6 +282,7 @@ impl<'r> FromRow<'r, SqliteRow> for StepRow {
             output: optional_json_column(row, "output")?,
             error: row.try_get("error")?,
             attempts: json_column(row, "attempts")?,
+            retry_policy: optional_json_column(row, "retry_policy")?,
         })
     }
 }

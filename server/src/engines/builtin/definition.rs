@@ -154,6 +154,19 @@ impl RetryPolicy {
     }
 }
 
+impl RetryPolicy {
+    /// The policy as the console shows it, with every wait spelled out.
+    pub fn info(&self) -> app::model::RetryPolicyInfo {
+        app::model::RetryPolicyInfo {
+            max_attempts: self.max_attempts,
+            delays_seconds: (2..=self.max_attempts)
+                .filter_map(|attempt| self.delay_before(attempt))
+                .map(|wait| wait.as_secs_f64())
+                .collect(),
+        }
+    }
+}
+
 // The file format, before checks.
 
 #[derive(Deserialize)]

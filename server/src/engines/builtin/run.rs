@@ -164,6 +164,7 @@ impl Run {
                 branch: step.branch.clone(),
                 compensates: None,
                 input: None,
+                retry_policy: Some(step.retry.info()),
             })
             .collect();
         decisions.push(
@@ -641,6 +642,7 @@ impl Run {
                     branch: None,
                     compensates: Some(*undoes),
                     input: None,
+                    retry_policy: Some(self.definition.steps[*undoes as usize - 1].retry.info()),
                 }),
             );
             self.compensations.push(CompensationRun {
@@ -789,6 +791,7 @@ impl Run {
                     branch: definition.branch.clone(),
                     compensates: None,
                     input: None,
+                    retry_policy: Some(definition.retry.info()),
                 }),
             );
         }

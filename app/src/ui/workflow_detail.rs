@@ -1,0 +1,627 @@
+//! `/orchestration/workflows/:id`: one run — header with progress, duration against SLA
+//! and the actions its engine allows; the step timeline with attempts, input, output,
+//! logs and errors; parallel branches side by side; the rollback (C1, C2, ...). It is
+//! rendered on the server and re-read whenever the live connection reports the run
+//! changed. Everything the workflow produced is shown as text, never as HTML.
+
+use super::clock::use_now;
+use super::live::{ConnectionState, LiveConnection};
+use super::{sla_class, status_class};
+use crate::api::{act_on_workflow, get_workflow};
+use crate::model::{
+    attempt_label, format_duration, Action, Attempt, SlaStatus, Step, StepKind, StepStatus,
+    WorkflowDetail, WorkflowStatus,
+};
+use leptos::prelude::*;
+use leptos_router::hooks::{use_params_map, use_query_map};
+use std::collections::HashSet;
+
+/// Steps shown per page of a long timeline.
+const STEPS_PER_PAGE: usize = 100;
+/// Beyond this many branches, the branch block starts collapsed.
+const BRANCHES_SHOWN_OPEN: usize = 5;
+
+/// What the page tells the operator after an action.
+#[derive(Debug, Clone, PartialEq)]
+enum Notice {
+    Done(String),
+    Failed(String),
+}
+
+/// A dialog the actions bar opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialog {
+    Cancel,
+    Retry,
+}
+
+/// State of the page that outlives each re-read of the run.
+#[derive(Clone, Copy)]
+struct PageState {
+    expanded: RwSignal<HashSet<u32>>,
+    notice: RwSignal<Option<Notice>>,
+    dialog: RwSignal<Option<Dialog>>,
+    busy: RwSignal<bool>,
+}
+
+#[component]
+pub fn WorkflowDetailPage() -> impl IntoView {
+    let params = use_params_map();
+    let id = Memo::new(move |_| params.with(|p| p.get("id").unwrap_or_default()));
+    let live = expect_context::<LiveConnection>();
+    // Re-read when the live summary of this run changes, and on every (re)connect, so
+    // nothing that happened while the socket was down is missed.
+    let version = Memo::new(move |_| {
+        live.workflows
+            .with(|rows| rows.get(&id.get()).and_then(|w| w.updated_at))
+    });
+    let connected = Memo::new(move |_| live.state.get() == ConnectionState::Connected);
+    let detail = Resource::new(
+        move || (id.get(), version.get(), connected.get()),
+        |(id, _, _)| async move { get_workflow(id).await.map_err(|e| e.to_string()) },
+    );
+    let state = PageState {
+        expanded: RwSignal::new(HashSet::new()),
+        notice: RwSignal::new(None),
+        dialog: RwSignal::new(None),
+        busy: RwSignal::new(false),
+    };
+
+    view! {
+        <section class="detail">
+            <p class="back">
+                <a href="/orchestration">"← All workflows"</a>
+            </p>
+            <Transition fallback=|| view! { <p class="loading">"Loading the workflow…"</p> }>
+                {move || Suspend::new(async move {
+                    match detail.await {
+                        Ok(Some(run)) => view! { <RunView run state /> }.into_any(),
+                        Ok(None) => {
+                            #[cfg(feature = "ssr")]
+                            if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
+                                response.set_status(http::StatusCode::NOT_FOUND);
+                            }
+                            view! {
+                                <div class="empty" data-testid="not-found">
+                                    <h1>"Workflow not found"</h1>
+                                    <p>"No engine has reported a workflow with this id."</p>
+                                </div>
+                            }
+                                .into_any()
+                        }
+                        Err(message) => {
+                            view! {
+                                <p class="error" role="alert">
+                                    "Could not load the workflow: "
+                                    {message}
+                                </p>
+                            }
+                                .into_any()
+                        }
+                    }
+                })}
+            </Transition>
+        </section>
+    }
+}
+
+/// The seconds a run has been going, ticking while it is active.
+fn live_duration(
+    run_seconds: f64,
+    started_at: Option<chrono::DateTime<chrono::Utc>>,
+    active: bool,
+    now: f64,
+) -> f64 {
+    match started_at {
+        Some(start) if active => {
+            let since = (now - start.timestamp_millis() as f64) / 1000.0;
+            since.max(run_seconds)
+        }
+        _ => run_seconds,
+    }
+}
+
+#[component]
+fn RunView(run: WorkflowDetail, state: PageState) -> impl IntoView {
+    let now = use_now();
+    let status = run.status;
+    let active = status.is_active() || status == WorkflowStatus::Pending;
+    let started_at = run.execution.started_at;
+    let run_seconds = run.execution.duration_seconds;
+    let duration =
+        move || format_duration(live_duration(run_seconds, started_at, active, now.get()));
+    let sla_target = run.definition.sla_target_seconds;
+    let progress = run.progress;
+    let banner = match run.sla_status {
+        SlaStatus::AtRisk => Some((
+            "sla-banner at-risk",
+            "This workflow has used 90% of its SLA target.".to_owned(),
+        )),
+        SlaStatus::Breached => Some((
+            "sla-banner breached",
+            "This workflow has exceeded its SLA target.".to_owned(),
+        )),
+        _ => None,
+    };
+    let reason = run.status_reason.clone();
+    let id = run.id.clone();
+    view! {
+        <header class="run-header">
+            <h1>
+                <span class="id" data-testid="workflow-id">{run.id.clone()}</span>
+                <span class=status_class(status) data-testid="workflow-status">
+                    {status.icon()} " " {status.as_str()}
+                </span>
+            </h1>
+            <p class="run-meta">
+                <span>{run.workflow_type.clone()}</span>
+                " • "
+                <span>{run.engine.clone()}</span>
+                {run.definition.version.clone().map(|v| view! { " • " <span>"v" {v}</span> })}
+                " • "
+                <span>{run.metadata.priority.as_str()}</span>
+                {run.metadata.triggered_by.clone().map(|t| view! { " • triggered by " <span>{t}</span> })}
+            </p>
+            <div class="run-figures">
+                <div class="progress">
+                    <progress max=progress.total_steps.max(1) value=progress.current_step></progress>
+                    <span class="progress-text" data-testid="progress">
+                        {format!("Step {}/{} ({}%)", progress.current_step, progress.total_steps, progress.percent)}
+                    </span>
+                </div>
+                <div class="duration" data-testid="duration">
+                    {duration}
+                    {sla_target.map(|target| format!(" of {} SLA", format_duration(target as f64)))}
+                </div>
+                <span class=sla_class(run.sla_status)>
+                    {run.sla_status.as_str().replace('_', " ")}
+                </span>
+            </div>
+            {banner.map(|(class, text)| view! { <p class=class role="status" data-testid="sla-banner">{text}</p> })}
+            {reason.map(|reason| view! { <p class="status-reason" data-testid="status-reason">{reason}</p> })}
+        </header>
+        <ActionsBar run=run.clone() state />
+        <NoticeLine state />
+        <Timeline run state />
+        <p class="export">
+            <a href=format!("/api/platform/orchestration/workflows/{id}/export") download="">
+                "Export JSON"
+            </a>
+        </p>
+    }
+}
+
+#[component]
+fn NoticeLine(state: PageState) -> impl IntoView {
+    move || {
+        state.notice.get().map(|notice| match notice {
+            Notice::Done(message) => {
+                view! { <p class="notice ok" role="status" data-testid="notice">{message}</p> }
+                    .into_any()
+            }
+            Notice::Failed(message) => {
+                view! { <p class="notice error" role="alert" data-testid="notice">{message}</p> }
+                    .into_any()
+            }
+        })
+    }
+}
+
+/// Sends an action and reports its outcome on the page.
+fn send(
+    state: PageState,
+    id: String,
+    action: Action,
+    reason: Option<String>,
+    from_step: Option<u32>,
+) {
+    state.busy.set(true);
+    state.dialog.set(None);
+    leptos::task::spawn_local(async move {
+        let outcome = act_on_workflow(id, action, reason, from_step).await;
+        state.busy.set(false);
+        state.notice.set(Some(match outcome {
+            Ok(answer) => Notice::Done(answer.message),
+            Err(error) => Notice::Failed(server_message(error)),
+        }));
+    });
+}
+
+/// The message of a server function error, without the framework's prefix.
+fn server_message(error: ServerFnError) -> String {
+    match error {
+        ServerFnError::ServerError(message) => message,
+        other => other.to_string(),
+    }
+}
+
+#[component]
+fn ActionsBar(run: WorkflowDetail, state: PageState) -> impl IntoView {
+    let allowed = |action: Action| action.refusal(run.status, &run.capabilities).is_none();
+    let id = run.id.clone();
+    let failed_step = run
+        .execution
+        .steps
+        .iter()
+        .find(|s| s.kind == StepKind::Normal && matches!(s.status, StepStatus::Failed))
+        .map(|s| (s.step_number, s.name.clone()));
+    let pause_hint = run
+        .execution
+        .steps
+        .iter()
+        .filter(|s| s.status == StepStatus::Running)
+        .map(|s| format!("step {}", s.step_number))
+        .collect::<Vec<_>>();
+    let pause_title = if pause_hint.is_empty() {
+        "Pause now".to_owned()
+    } else {
+        format!("Pauses after {} completes", pause_hint.join(" and "))
+    };
+    let button = {
+        let id = id.clone();
+        move |action: Action, label: &'static str, title: String| {
+            let id = id.clone();
+            view! {
+                <button
+                    class=format!("action {}", action.as_str())
+                    data-action=action.as_str()
+                    title=title
+                    disabled=move || state.busy.get()
+                    on:click=move |_| match action {
+                        Action::Cancel => state.dialog.set(Some(Dialog::Cancel)),
+                        Action::Retry => state.dialog.set(Some(Dialog::Retry)),
+                        other => send(state, id.clone(), other, None, None),
+                    }
+                >
+                    {label}
+                </button>
+            }
+        }
+    };
+    let none_allowed = ![
+        Action::Pause,
+        Action::Resume,
+        Action::Cancel,
+        Action::Retry,
+        Action::Clone,
+    ]
+    .into_iter()
+    .any(allowed);
+    view! {
+        <div class="actions" role="toolbar" aria-label="Actions">
+            {allowed(Action::Pause).then(|| button(Action::Pause, "⏸ Pause", pause_title.clone()))}
+            {allowed(Action::Resume).then(|| button(Action::Resume, "▶ Resume", "Continue the run".into()))}
+            {allowed(Action::Cancel).then(|| button(Action::Cancel, "⛔ Cancel", "Stop and roll back".into()))}
+            {allowed(Action::Retry).then(|| button(Action::Retry, "↻ Retry", "Run again".into()))}
+            {allowed(Action::Clone).then(|| button(Action::Clone, "⧉ Clone", "Start a new run with the same input".into()))}
+            {none_allowed.then(|| view! {
+                <span class="no-actions">"The engine of this workflow takes no actions from Stepline."</span>
+            })}
+        </div>
+        <CancelDialog id=id.clone() state />
+        <RetryDialog id status=run.status failed_step state />
+    }
+}
+
+#[component]
+fn CancelDialog(id: String, state: PageState) -> impl IntoView {
+    let reason = RwSignal::new("Manual cancellation".to_owned());
+    let question = format!("Cancel {id}? This will trigger rollback.");
+    view! {
+        <Show when=move || state.dialog.get() == Some(Dialog::Cancel)>
+            <div class="dialog" role="dialog" aria-modal="true" aria-labelledby="cancel-title">
+                <p id="cancel-title" class="dialog-title">{question.clone()}</p>
+                <label>
+                    "Reason "
+                    <input
+                        type="text"
+                        name="reason"
+                        maxlength="2048"
+                        prop:value=move || reason.get()
+                        on:input=move |ev| reason.set(event_target_value(&ev))
+                    />
+                </label>
+                <div class="dialog-buttons">
+                    <button
+                        class="danger"
+                        data-action="confirm-cancel"
+                        on:click={
+                            let id = id.clone();
+                            move |_| send(state, id.clone(), Action::Cancel, Some(reason.get_untracked()), None)
+                        }
+                    >
+                        "Cancel workflow"
+                    </button>
+                    <button on:click=move |_| state.dialog.set(None)>"Keep running"</button>
+                </div>
+            </div>
+        </Show>
+    }
+}
+
+#[component]
+fn RetryDialog(
+    id: String,
+    status: WorkflowStatus,
+    failed_step: Option<(u32, String)>,
+    state: PageState,
+) -> impl IntoView {
+    let rollback = status == WorkflowStatus::CompensationFailed;
+    view! {
+        <Show when=move || state.dialog.get() == Some(Dialog::Retry)>
+            <div class="dialog" role="dialog" aria-modal="true" aria-labelledby="retry-title">
+                <p id="retry-title" class="dialog-title">
+                    {if rollback { "Retry the rollback?" } else { "Retry this workflow from…" }}
+                </p>
+                <div class="dialog-buttons">
+                    <button
+                        data-action="retry-start"
+                        on:click={
+                            let id = id.clone();
+                            move |_| send(state, id.clone(), Action::Retry, None, None)
+                        }
+                    >
+                        {if rollback { "Retry the failed compensation" } else { "From the start" }}
+                    </button>
+                    {(!rollback)
+                        .then(|| failed_step.clone())
+                        .flatten()
+                        .map(|(number, name)| {
+                            let id = id.clone();
+                            view! {
+                                <button
+                                    data-action="retry-failed-step"
+                                    on:click=move |_| send(state, id.clone(), Action::Retry, None, Some(number))
+                                >
+                                    {format!("From failed step {number} ({name})")}
+                                </button>
+                            }
+                        })}
+                    <button on:click=move |_| state.dialog.set(None)>"Close"</button>
+                </div>
+            </div>
+        </Show>
+    }
+}
+
+/// A stretch of the timeline: one step, or steps of parallel branches side by side.
+enum Stretch<'a> {
+    Single(&'a Step),
+    Branches(Vec<(String, Vec<&'a Step>)>),
+}
+
+fn stretches<'a>(steps: &[&'a Step]) -> Vec<Stretch<'a>> {
+    let mut out: Vec<Stretch<'a>> = Vec::new();
+    for step in steps {
+        match (&step.branch, out.last_mut()) {
+            (None, _) => out.push(Stretch::Single(step)),
+            (Some(branch), Some(Stretch::Branches(columns))) => {
+                match columns.iter_mut().find(|(label, _)| label == branch) {
+                    Some((_, column)) => column.push(step),
+                    None => columns.push((branch.clone(), vec![step])),
+                }
+            }
+            (Some(branch), _) => out.push(Stretch::Branches(vec![(branch.clone(), vec![step])])),
+        }
+    }
+    out
+}
+
+#[component]
+fn Timeline(run: WorkflowDetail, state: PageState) -> impl IntoView {
+    let query = use_query_map();
+    let normal: Vec<Step> = run
+        .execution
+        .steps
+        .iter()
+        .filter(|s| s.kind == StepKind::Normal)
+        .cloned()
+        .collect();
+    let compensations: Vec<Step> = run
+        .execution
+        .steps
+        .iter()
+        .filter(|s| s.kind == StepKind::Compensation)
+        .cloned()
+        .collect();
+    let pages = normal.len().div_ceil(STEPS_PER_PAGE).max(1);
+    let page = query
+        .with_untracked(|q| q.get("page").and_then(|p| p.parse::<usize>().ok()))
+        .unwrap_or(1)
+        .clamp(1, pages);
+    let shown: Vec<&Step> = normal
+        .iter()
+        .skip((page - 1) * STEPS_PER_PAGE)
+        .take(STEPS_PER_PAGE)
+        .collect();
+    let id = run.id.clone();
+    let blocks = stretches(&shown)
+        .into_iter()
+        .map(|stretch| match stretch {
+            Stretch::Single(step) => view! { <StepItem step=step.clone() label=None state /> }.into_any(),
+            Stretch::Branches(columns) => {
+                let open = columns.len() <= BRANCHES_SHOWN_OPEN;
+                let count = columns.len();
+                view! {
+                    <li class="branches">
+                        <details open=open>
+                            <summary>{format!("{count} parallel branches")}</summary>
+                            <div class="branch-columns">
+                                {columns
+                                    .into_iter()
+                                    .map(|(label, steps)| view! {
+                                        <ol class="branch" data-branch=label.clone() aria-label=label.clone()>
+                                            <li class="branch-label">{label.clone()}</li>
+                                            {steps
+                                                .into_iter()
+                                                .map(|step| view! { <StepItem step=step.clone() label=None state /> })
+                                                .collect_view()}
+                                        </ol>
+                                    })
+                                    .collect_view()}
+                            </div>
+                        </details>
+                    </li>
+                }
+                .into_any()
+            }
+        })
+        .collect_view();
+    view! {
+        <h2>"Steps"</h2>
+        <ol class="timeline" data-testid="timeline">{blocks}</ol>
+        {(pages > 1).then(|| view! {
+            <nav class="pager" aria-label="Step pages">
+                {(1..=pages)
+                    .map(|n| {
+                        let first = (n - 1) * STEPS_PER_PAGE + 1;
+                        let last = (n * STEPS_PER_PAGE).min(normal.len());
+                        view! {
+                            <a
+                                href=format!("/orchestration/workflows/{id}?page={n}")
+                                aria-current=(n == page).then_some("page")
+                            >
+                                {format!("Steps {first}–{last}")}
+                            </a>
+                        }
+                    })
+                    .collect_view()}
+            </nav>
+        })}
+        {(!compensations.is_empty()).then(|| view! {
+            <h2>"Rollback"</h2>
+            <ol class="timeline rollback" data-testid="rollback">
+                {compensations
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, step)| view! { <StepItem step label=Some(format!("C{}", i + 1)) state /> })
+                    .collect_view()}
+            </ol>
+        })}
+    }
+}
+
+fn step_icon(status: StepStatus) -> &'static str {
+    match status {
+        StepStatus::Pending => "⏳",
+        StepStatus::Running => "⚙️",
+        StepStatus::Retrying => "🔁",
+        StepStatus::Completed => "✅",
+        StepStatus::Failed => "❌",
+        StepStatus::Cancelled => "⛔",
+        StepStatus::Skipped => "⏭️",
+    }
+}
+
+fn pretty(value: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+}
+
+#[component]
+fn StepItem(step: Step, label: Option<String>, state: PageState) -> impl IntoView {
+    let number = step.step_number;
+    let name_label = match &label {
+        Some(label) => format!("{label} {}", step.name),
+        None => format!("Step {number}: {}", step.name),
+    };
+    let max_attempts = step.retry_policy.as_ref().map(|p| p.max_attempts);
+    let attempt_note = step
+        .attempts
+        .last()
+        .filter(|a| a.attempt > 1)
+        .map(|a| attempt_label(a.attempt, max_attempts));
+    let compensation = step.kind == StepKind::Compensation;
+    let class = format!(
+        "step status-{}{}",
+        step.status.as_str().to_ascii_lowercase(),
+        if compensation { " compensation" } else { "" }
+    );
+    // The page decides whether a step is open (so it stays open across live re-reads);
+    // without JavaScript the browser's own <details> toggling works.
+    let toggle = move |ev: leptos::ev::MouseEvent| {
+        ev.prevent_default();
+        state.expanded.update(|set| {
+            if !set.remove(&number) {
+                set.insert(number);
+            }
+        });
+    };
+    let undoes = step.compensates.map(|n| format!("undoes step {n}"));
+    let running = step.status == StepStatus::Running;
+    view! {
+        <li class=class data-step=number data-status=step.status.as_str()>
+            <details open=move || state.expanded.with(|set| set.contains(&number))>
+                <summary on:click=toggle>
+                    <span class="icon">{step_icon(step.status)}</span>
+                    <span class="name">{name_label}</span>
+                    <span class="step-status">{step.status.as_str()}</span>
+                    {attempt_note.map(|note| view! { <span class="attempt-note">{note}</span> })}
+                    <span class="step-duration">{step.duration_seconds.map(format_duration).unwrap_or_default()}</span>
+                    {undoes.map(|u| view! { <span class="undoes">{u}</span> })}
+                </summary>
+                <div class="step-body">
+                    {step.error.clone().map(|error| view! {
+                        <div class="field"><h4>"Error"</h4><pre class="error-text" data-testid="step-error">{error}</pre></div>
+                    })}
+                    {step.retry_policy.clone().map(|policy| view! {
+                        <div class="field"><h4>"Retry policy"</h4><p data-testid="retry-policy">{policy.describe()}</p></div>
+                    })}
+                    {(!step.attempts.is_empty()).then(|| {
+                        let attempts = step.attempts.clone();
+                        let last = attempts.len();
+                        view! { <AttemptsTable attempts last max_attempts /> }
+                    })}
+                    {step.input.as_ref().map(|input| view! {
+                        <div class="field"><h4>"Input"</h4><pre class="json" data-testid="step-input">{pretty(input)}</pre></div>
+                    })}
+                    {step.output.as_ref().map(|output| view! {
+                        <div class="field"><h4>"Output"</h4><pre class="json" data-testid="step-output">{pretty(output)}</pre></div>
+                    })}
+                    {(!step.logs.is_empty()).then(|| view! {
+                        <div class="field">
+                            <h4>{if running { "Logs (live tail)" } else { "Logs" }}</h4>
+                            <pre class="logs" data-testid="step-logs">{step.logs.join("\n")}</pre>
+                        </div>
+                    })}
+                </div>
+            </details>
+        </li>
+    }
+}
+
+#[component]
+fn AttemptsTable(attempts: Vec<Attempt>, last: usize, max_attempts: Option<u32>) -> impl IntoView {
+    view! {
+        <div class="field">
+            <h4>"Attempts"</h4>
+            <table class="attempts">
+                <thead>
+                    <tr><th>"Attempt"</th><th>"Status"</th><th>"Started"</th><th>"Duration"</th><th>"Error"</th></tr>
+                </thead>
+                <tbody>
+                    {attempts
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, attempt)| {
+                            let final_failure = i + 1 == last && attempt.status == StepStatus::Failed;
+                            let label = format!(
+                                "{}{}",
+                                attempt_label(attempt.attempt, max_attempts),
+                                if final_failure { " (Final)" } else { "" }
+                            );
+                            view! {
+                                <tr data-attempt=attempt.attempt>
+                                    <td>{label}</td>
+                                    <td>{attempt.status.as_str()}</td>
+                                    <td>{attempt.started_at.map(|t| t.format("%H:%M:%S%.3f").to_string()).unwrap_or_default()}</td>
+                                    <td>{attempt.duration_seconds.map(format_duration).unwrap_or_default()}</td>
+                                    <td>{attempt.error.unwrap_or_default()}</td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+}
