@@ -1,6 +1,6 @@
 // The orchestration list: server-rendered from the store, hydrated, and updated live
 // from events a custom engine pushes through the ingest endpoint.
-import { expect, test } from '@playwright/test';
+import { expect, test, WebSocketRoute } from '@playwright/test';
 import { OrchestrationPage } from '../support/orchestration-page';
 import { push, stepCompleted, stepStarted, uniqueId, workflowStarted } from '../support/ingest';
 
@@ -133,5 +133,46 @@ test.describe('live updates', () => {
       },
     ]);
     await expect(list.row(id)).toHaveCount(0);
+  });
+
+  test('after the server drops the socket, the page resumes and misses nothing', async ({
+    page,
+    request,
+  }) => {
+    // The first socket goes through; the server then drops it, and the page's next
+    // socket is held back until the test has made changes it must not miss.
+    let release = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let first: WebSocketRoute | undefined;
+    await page.routeWebSocket(/\/ws\/orchestration$/, async (ws) => {
+      if (!first) {
+        first = ws.connectToServer();
+        return;
+      }
+      const held: (string | Buffer)[] = [];
+      ws.onMessage((message) => held.push(message));
+      await gate;
+      const server = ws.connectToServer();
+      server.onMessage((message) => ws.send(message));
+      ws.onMessage((message) => server.send(message));
+      for (const message of held) server.send(message);
+    });
+
+    const id = uniqueId('gap-wf');
+    await push(request, [workflowStarted(id), stepStarted(id, 1, 'extract')]);
+    const list = new OrchestrationPage(page);
+    await list.goto();
+    await list.waitUntilLive();
+    await expect(list.progressText(id)).toHaveText('1/3 (33%)');
+    await page.evaluate(() => ((window as unknown as { stillHere: boolean }).stillHere = true));
+
+    await first!.close();
+    await push(request, [stepCompleted(id, 1), stepStarted(id, 2, 'transform')]);
+    await push(request, [stepCompleted(id, 2), stepStarted(id, 3, 'load')]);
+    release();
+
+    await expect(list.progressText(id)).toHaveText('3/3 (100%)');
+    await expect(list.connection()).toHaveAttribute('data-state', 'connected');
+    expect(await page.evaluate(() => (window as unknown as { stillHere?: boolean }).stillHere)).toBe(true);
   });
 });

@@ -426,16 +426,7 @@ fn status_transitions_follow_the_run_lifecycle() {
 
 #[test]
 fn actions_need_both_the_capability_and_a_fitting_status() {
-    let all = Capabilities {
-        can_pause: true,
-        can_resume: true,
-        can_cancel: true,
-        compensates_on_cancel: true,
-        can_retry_from_step: true,
-        can_clone: true,
-        has_logs: true,
-        live: LiveMode::Push,
-    };
+    let all = Capabilities::everything();
     assert_eq!(Action::Pause.refusal(WorkflowStatus::Running, &all), None);
     assert_eq!(
         Action::Pause

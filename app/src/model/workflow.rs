@@ -57,6 +57,22 @@ pub struct Capabilities {
     pub live: LiveMode,
 }
 
+impl Capabilities {
+    /// Every action, logs, and pushed updates: an engine that can do it all.
+    pub fn everything() -> Self {
+        Self {
+            can_pause: true,
+            can_resume: true,
+            can_cancel: true,
+            compensates_on_cancel: true,
+            can_retry_from_step: true,
+            can_clone: true,
+            has_logs: true,
+            live: LiveMode::Push,
+        }
+    }
+}
+
 /// The story's progress triple: the step the run is on, out of how many.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Progress {

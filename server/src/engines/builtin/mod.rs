@@ -14,7 +14,7 @@ use super::{Command, CommandError, CommandOutcome, Engine};
 use crate::projector::{now_ms, ApplyError, Batch, Projector};
 use crate::store::rows::Millis;
 use crate::store::Store;
-use app::model::{Capabilities, LiveMode, Priority, WorkflowStatus};
+use app::model::{Capabilities, Priority, WorkflowStatus};
 use async_trait::async_trait;
 use definition::Definition;
 use execute::LogSink;
@@ -34,16 +34,7 @@ const MAX_EVENTS_PER_COMMIT: usize = 4_000;
 
 /// What the built-in engine can do with its runs: everything, honestly.
 pub fn capabilities() -> Capabilities {
-    Capabilities {
-        can_pause: true,
-        can_resume: true,
-        can_cancel: true,
-        compensates_on_cancel: true,
-        can_retry_from_step: true,
-        can_clone: true,
-        has_logs: true,
-        live: LiveMode::Push,
-    }
+    Capabilities::everything()
 }
 
 /// How much the engine runs at once.
