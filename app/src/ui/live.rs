@@ -1,8 +1,10 @@
 //! The browser's live connection to `/ws/orchestration`: a small state machine
-//! (connecting, connected, disconnected with backoff) that keeps the newest summary of
-//! every workflow it hears about, and resumes from the last `seq` after a reconnect.
+//! (connecting, connected, disconnected with backoff) that follows what the page on
+//! screen shows (every run for the list, one run for a detail page), keeps the newest
+//! summary of every workflow it hears about, and resumes from the last `seq` after a
+//! reconnect or a change of subscription.
 
-use crate::model::Workflow;
+use crate::model::{Subscription, Workflow};
 use leptos::prelude::*;
 use std::collections::HashMap;
 
@@ -41,6 +43,8 @@ pub struct LiveConnection {
     pub workflows: RwSignal<HashMap<String, Workflow>>,
     /// Bumped when the hub could only send a partial snapshot: views reload from the API.
     pub reloads: RwSignal<u64>,
+    /// What the page on screen follows.
+    following: RwSignal<Subscription>,
     /// The newest seq seen (from a page or the socket): where a (re)subscription resumes.
     #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
     last_seq: StoredValue<Option<u64>>,
@@ -54,6 +58,17 @@ pub struct LiveConnection {
 }
 
 impl LiveConnection {
+    /// Follows every run (the list) or just some (a detail page); the socket's
+    /// subscription changes to match, resuming from the last seq seen.
+    pub fn follow(&self, subscription: Subscription) {
+        if self
+            .following
+            .with_untracked(|current| *current != subscription)
+        {
+            self.following.set(subscription);
+        }
+    }
+
     /// Notes the hub position a page was read at, so the subscription replays every
     /// change after it: nothing falls between the rendered page and the live stream.
     pub fn resume_from(&self, seq: Option<u64>) {
@@ -73,13 +88,26 @@ pub fn provide_live_connection() -> LiveConnection {
         state: RwSignal::new(ConnectionState::Connecting),
         workflows: RwSignal::new(HashMap::new()),
         reloads: RwSignal::new(0),
+        following: RwSignal::new(Subscription {
+            all: true,
+            workflow_ids: Vec::new(),
+        }),
         last_seq: StoredValue::new(None),
         failures: StoredValue::new(0),
         inbox: StoredValue::new(Vec::new()),
     };
     provide_context(connection);
     #[cfg(feature = "hydrate")]
-    Effect::new(move |_| client::connect(connection));
+    {
+        Effect::new(move |_| client::connect(connection));
+        Effect::new(move |previous: Option<Subscription>| {
+            let wanted = connection.following.get();
+            if let Some(previous) = previous.filter(|p| *p != wanted) {
+                client::resubscribe(connection, previous, wanted.clone());
+            }
+            wanted
+        });
+    }
     connection
 }
 
@@ -88,8 +116,47 @@ mod client {
     use super::{ConnectionState, LiveConnection};
     use crate::model::{ClientMessage, LiveEvent, LiveMessage, Subscription};
     use leptos::prelude::*;
+    use std::cell::RefCell;
     use std::time::Duration;
     use wasm_bindgen::{closure::Closure, JsCast};
+
+    thread_local! {
+        /// The open socket, to change its subscription as the page changes.
+        static SOCKET: RefCell<Option<web_sys::WebSocket>> = const { RefCell::new(None) };
+    }
+
+    fn send(socket: &web_sys::WebSocket, message: &ClientMessage) {
+        if let Ok(text) = serde_json::to_string(message) {
+            let _ = socket.send_with_str(&text);
+        }
+    }
+
+    /// Swaps the open socket's subscription: drop what the last page followed, follow
+    /// what this one shows, replaying from the last seq so nothing falls in between.
+    pub fn resubscribe(connection: LiveConnection, previous: Subscription, wanted: Subscription) {
+        SOCKET.with(|socket| {
+            let socket = socket.borrow();
+            let Some(socket) = socket.as_ref() else {
+                return;
+            };
+            if socket.ready_state() != web_sys::WebSocket::OPEN {
+                return;
+            }
+            send(
+                socket,
+                &ClientMessage::Unsubscribe {
+                    subscription: previous,
+                },
+            );
+            send(
+                socket,
+                &ClientMessage::Subscribe {
+                    subscription: wanted,
+                    since_seq: connection.last_seq.get_value(),
+                },
+            );
+        });
+    }
 
     const FIRST_RETRY_MS: u64 = 250;
     const MAX_RETRY_MS: u64 = 10_000;
@@ -102,21 +169,17 @@ mod client {
             Err(_) => return reconnect_later(connection),
         };
 
+        SOCKET.with(|current| *current.borrow_mut() = Some(socket.clone()));
         let onopen = {
             let socket = socket.clone();
             Closure::<dyn FnMut()>::new(move || {
                 connection.failures.set_value(0);
                 connection.state.set(ConnectionState::Connected);
                 let subscribe = ClientMessage::Subscribe {
-                    subscription: Subscription {
-                        all: true,
-                        workflow_ids: Vec::new(),
-                    },
+                    subscription: connection.following.get_untracked(),
                     since_seq: connection.last_seq.get_value(),
                 };
-                if let Ok(text) = serde_json::to_string(&subscribe) {
-                    let _ = socket.send_with_str(&text);
-                }
+                send(&socket, &subscribe);
             })
         };
         socket.set_onopen(Some(onopen.as_ref().unchecked_ref()));

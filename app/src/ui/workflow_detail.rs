@@ -10,7 +10,7 @@ use super::{sla_class, status_class};
 use crate::api::{act_on_workflow, get_workflow};
 use crate::model::{
     attempt_label, format_duration, Action, Attempt, SlaStatus, Step, StepKind, StepStatus,
-    WorkflowDetail, WorkflowStatus,
+    Subscription, WorkflowDetail, WorkflowStatus,
 };
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
@@ -49,6 +49,13 @@ pub fn WorkflowDetailPage() -> impl IntoView {
     let params = use_params_map();
     let id = Memo::new(move |_| params.with(|p| p.get("id").unwrap_or_default()));
     let live = expect_context::<LiveConnection>();
+    // The socket follows this run only while its page is on screen.
+    Effect::new(move |_| {
+        live.follow(Subscription {
+            all: false,
+            workflow_ids: vec![id.get()],
+        })
+    });
     // Re-read when the live summary of this run changes, and on every (re)connect, so
     // nothing that happened while the socket was down is missed.
     let version = Memo::new(move |_| {

@@ -8,7 +8,8 @@ use super::live::LiveConnection;
 use super::{sla_class, status_class};
 use crate::api::{get_stats, list_workflows};
 use crate::model::{
-    format_duration, ListQuery, Sort, Tab, Workflow, WorkflowList, WorkflowStats, WorkflowStatus,
+    format_duration, ListQuery, Sort, Subscription, Tab, Workflow, WorkflowList, WorkflowStats,
+    WorkflowStatus,
 };
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
@@ -63,6 +64,13 @@ pub fn WorkflowListPage() -> impl IntoView {
         })
     });
     let live = expect_context::<LiveConnection>();
+    // The list shows any run that starts: the socket follows them all.
+    Effect::new(move |_| {
+        live.follow(Subscription {
+            all: true,
+            workflow_ids: Vec::new(),
+        })
+    });
     let list = Resource::new(
         move || (query.get(), live.reloads.get()),
         |(query, _)| async move {
