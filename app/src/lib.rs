@@ -58,6 +58,11 @@ pub fn App() -> impl IntoView {
                         ssr=SsrMode::Async
                     />
                     <Route
+                        path=path!("/orchestration/analytics")
+                        view=ui::AnalyticsPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route
                         path=path!("/orchestration/workflows/:id")
                         view=ui::WorkflowDetailPage
                         ssr=SsrMode::Async

@@ -433,3 +433,120 @@ async fn tabs_search_and_engine_filter_the_list() {
     let (status, _) = server.get(&format!("{list}?from=yesterday")).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
 }
+
+/// An instant `seconds_ago` before now, as the API writes them.
+fn ago(seconds_ago: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::seconds(seconds_ago)).to_rfc3339()
+}
+
+#[tokio::test]
+async fn analytics_sum_up_the_runs_that_ended_in_the_period() {
+    let server = TestServer::start().await;
+    // Three data_sync runs of 100, 200 and 300 s (target 250 s: the last breaches it),
+    // whose "extract" step took 10, 20 (after a retry) and 30 s; one run failed after 50 s.
+    let mut events = Vec::new();
+    for (i, (run_s, step_s, retried)) in [(100, 10, false), (200, 20, true), (300, 30, false)]
+        .into_iter()
+        .enumerate()
+    {
+        let id = format!("an-wf-{i}");
+        let start = 1_000;
+        events.push(
+            json!({"type": "workflow_started", "workflow_id": id, "at": ago(start),
+            "workflow_type": "data_sync", "sla_target_seconds": 250, "total_steps": 1}),
+        );
+        events.push(
+            json!({"type": "step_started", "workflow_id": id, "at": ago(start),
+            "step_number": 1, "name": "extract"}),
+        );
+        if retried {
+            events.push(json!({"type": "step_attempt_failed", "workflow_id": id,
+                "at": ago(start - 5), "step_number": 1, "error": "timeout"}));
+            events.push(
+                json!({"type": "step_started", "workflow_id": id, "at": ago(start - 6),
+                "step_number": 1}),
+            );
+        }
+        events.push(json!({"type": "step_completed", "workflow_id": id,
+            "at": ago(start - step_s), "step_number": 1}));
+        events.push(json!({"type": "workflow_status_changed", "workflow_id": id,
+            "at": ago(start - run_s), "status": "COMPLETED"}));
+    }
+    events.push(
+        json!({"type": "workflow_started", "workflow_id": "an-wf-failed", "at": ago(500),
+        "workflow_type": "data_sync", "sla_target_seconds": 250}),
+    );
+    events.push(
+        json!({"type": "workflow_status_changed", "workflow_id": "an-wf-failed",
+        "at": ago(450), "status": "FAILED", "reason": "boom"}),
+    );
+    // Still running: not in the analytics.
+    events.push(
+        json!({"type": "workflow_started", "workflow_id": "an-wf-open", "at": ago(10),
+        "workflow_type": "trial_activation"}),
+    );
+    let (status, body) = server.push(json!(events)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let (status, body) = server
+        .get("/api/platform/orchestration/analytics?period=24h")
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["period"], "24h");
+    assert_eq!(body["runs"], 4);
+    assert_eq!(
+        body["sla_compliance"],
+        json!({"percent": 75, "on_track": 3, "breached": 1})
+    );
+    // (100 + 200 + 300 + 50) / 4 = 162.5 s.
+    assert_eq!(body["avg_duration_by_type"], json!({"data_sync": 163}));
+    let p95 = body["p95_duration_by_type"]["data_sync"].as_f64().unwrap();
+    assert!((p95 - 300.0).abs() <= 15.0, "p95 {p95} is 300 s within 5 %");
+    assert_eq!(
+        body["failure_rate"],
+        json!({"overall": 25, "by_type": {"data_sync": 25}})
+    );
+    let slowest = &body["slowest_steps"][0];
+    assert_eq!(slowest["step_name"], "extract");
+    assert_eq!(slowest["avg_duration_seconds"], 20.0);
+    assert_eq!(slowest["occurrences"], 3);
+    assert_eq!(body["retry_rate"]["overall"], 33);
+    assert_eq!(body["retry_rate"]["top_steps"][0]["retry_rate"], 33);
+
+    let (status, _) = server
+        .get("/api/platform/orchestration/analytics?period=1y")
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = server.get("/api/platform/orchestration/analytics").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["period"], "24h");
+}
+
+#[tokio::test]
+async fn a_retried_run_counts_once_with_its_latest_outcome() {
+    let server = TestServer::start().await;
+    let status = |at: i64, status: &str| {
+        json!({"type": "workflow_status_changed", "workflow_id": "re-wf", "at": ago(at),
+               "status": status})
+    };
+    let (code, body) = server
+        .push(json!([
+            {"type": "workflow_started", "workflow_id": "re-wf", "at": ago(100),
+             "workflow_type": "data_sync"},
+            status(90, "FAILED")
+        ]))
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let (_, body) = server.get("/api/platform/orchestration/analytics").await;
+    assert_eq!(body["runs"], 1);
+    assert_eq!(body["failure_rate"]["overall"], 100);
+
+    let (code, body) = server
+        .push(json!([status(80, "RUNNING"), status(70, "COMPLETED")]))
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let (_, body) = server.get("/api/platform/orchestration/analytics").await;
+    assert_eq!(body["runs"], 1, "the failure was replaced, not added to");
+    assert_eq!(body["failure_rate"]["overall"], 0);
+    assert_eq!(body["avg_duration_by_type"]["data_sync"], 30);
+}

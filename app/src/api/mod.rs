@@ -57,3 +57,15 @@ pub async fn act_on_workflow(
         .await
         .map_err(ServerFnError::new)
 }
+
+/// How the fleet did over a period (the analytics page).
+#[server]
+pub async fn get_analytics(
+    period: crate::model::analytics::Period,
+) -> Result<crate::model::analytics::Analytics, ServerFnError> {
+    let model = read_model::from_context()?;
+    model
+        .analytics(period)
+        .await
+        .map_err(read_model::to_client_error)
+}

@@ -23,6 +23,10 @@ pub trait ReadModel: Send + Sync + 'static {
     async fn list_workflows(&self, query: &ListQuery) -> Result<WorkflowList, ReadError>;
     async fn workflow_detail(&self, id: &str) -> Result<Option<WorkflowDetail>, ReadError>;
     async fn stats(&self) -> Result<WorkflowStats, ReadError>;
+    async fn analytics(
+        &self,
+        period: crate::model::analytics::Period,
+    ) -> Result<crate::model::analytics::Analytics, ReadError>;
 }
 
 /// The read model as put into the Leptos context.

@@ -93,11 +93,7 @@ pub fn progress_of(completed_steps: u32, total_steps: u32, status: WorkflowStatu
     } else {
         (completed_steps + 1).min(total)
     };
-    let percent = if total == 0 {
-        0
-    } else {
-        (current * 200 + total) / (total * 2)
-    };
+    let percent = super::analytics::percent(u64::from(current), u64::from(total));
     Progress {
         current_step: current,
         total_steps: total,

@@ -1,10 +1,12 @@
 //! The pages and their shared pieces.
 
+mod analytics;
 mod clock;
 mod live;
 mod workflow_detail;
 mod workflow_list;
 
+pub use analytics::AnalyticsPage;
 pub use clock::provide_clock;
 pub use live::{provide_live_connection, ConnectionState, LiveConnection};
 pub use workflow_detail::WorkflowDetailPage;
@@ -34,7 +36,8 @@ pub fn Header() -> impl IntoView {
                 "⚙️ Stepline"
             </A>
             <nav>
-                <A href="/orchestration">"Workflows"</A>
+                <A href="/orchestration" exact=true>"Workflows"</A>
+                <A href="/orchestration/analytics">"Analytics"</A>
             </nav>
             <span
                 class="connection"

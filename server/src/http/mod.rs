@@ -87,6 +87,10 @@ pub fn api_router() -> Router<AppState> {
                 crate::engines::ingest::MAX_BATCH_BYTES,
             )),
         )
+        .route(
+            "/api/platform/orchestration/analytics",
+            get(workflows::analytics),
+        )
         .route("/api/health", get(|| async { "ok" }))
         // Unknown API paths answer in JSON, not with the app's HTML 404 page.
         .route("/api/{*rest}", any(api_not_found))
@@ -146,6 +150,15 @@ impl ReadModel for StoreReader {
             .map_err(|e| ReadError::Store(e.to_string()))?;
         list.seq = Some(seq);
         Ok(list)
+    }
+
+    async fn analytics(
+        &self,
+        period: app::model::analytics::Period,
+    ) -> Result<app::model::analytics::Analytics, ReadError> {
+        crate::analytics::analytics(self.store.pool(), period, now_ms())
+            .await
+            .map_err(|e| ReadError::Store(e.to_string()))
     }
 
     async fn stats(&self) -> Result<app::model::WorkflowStats, ReadError> {

@@ -1,7 +1,8 @@
-//! `GET .../workflows` and `GET .../workflows/{id}`.
+//! `GET .../workflows`, `GET .../workflows/{id}` and `GET .../analytics`.
 
 use super::{AppError, AppState};
 use app::api::{ReadError, ReadModel};
+use app::model::analytics::{Analytics, Period};
 use app::model::{is_valid_workflow_id, ListQuery, WorkflowDetail, WorkflowList};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -45,4 +46,24 @@ pub async fn detail(
         .map_err(read_error)?
         .map(Json)
         .ok_or_else(|| AppError::NotFound(format!("no workflow {id:?}")))
+}
+
+/// `GET .../analytics?period=1h|24h|7d` (24h when absent).
+pub async fn analytics(
+    State(state): State<AppState>,
+    params: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<Json<Analytics>, AppError> {
+    let Query(params) = params.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let period = match params.iter().find(|(k, _)| k == "period") {
+        None => Period::default(),
+        Some((_, value)) => Period::parse(value).ok_or_else(|| {
+            AppError::BadRequest(format!("period {value:?} must be 1h, 24h or 7d"))
+        })?,
+    };
+    state
+        .reader()
+        .analytics(period)
+        .await
+        .map(Json)
+        .map_err(read_error)
 }

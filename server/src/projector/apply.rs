@@ -48,12 +48,19 @@ pub struct WorkflowState {
     pub new_logs: Vec<LogRow>,
     /// SLA status before the batch, to tell when it crossed a threshold.
     pub sla_before: SlaStatus,
+    /// The run as it was when loaded, if it had ended: the analytics take it out again
+    /// when a retry reopens it.
+    pub ended_before: Option<Box<(WorkflowRow, Vec<StepRow>)>>,
 }
 
 impl WorkflowState {
     pub fn loaded(row: WorkflowRow, steps: Vec<StepRow>) -> Self {
         Self {
             sla_before: row.sla_status,
+            ended_before: row
+                .status
+                .is_terminal()
+                .then(|| Box::new((row.clone(), steps.clone()))),
             row,
             steps: steps.into_iter().map(|s| (s.step_number, s)).collect(),
             dirty_steps: BTreeSet::new(),
@@ -209,6 +216,7 @@ pub fn start(
     let dirty_steps = steps.keys().copied().collect();
     Ok(WorkflowState {
         sla_before: row.sla_status,
+        ended_before: None,
         row,
         steps,
         dirty_steps,

@@ -162,14 +162,34 @@ pub async fn apply_batch(
         let state = states.get_mut(id).expect("inserted above");
         apply::apply(state, event, now, &mut out).map_err(refused)?;
     }
+    let mut rollup = crate::analytics::Rollup::default();
     for id in &order {
         let state = states.get_mut(id).expect("every ordered id has a state");
         apply::finish(state, now, &mut out);
+        // Each run counts once, with its latest outcome.
+        let outcome_changed = match &state.ended_before {
+            Some(before) => {
+                before.0.status != state.row.status
+                    || before.0.completed_ms != state.row.completed_ms
+            }
+            None => true,
+        };
+        if outcome_changed {
+            if let Some(before) = &state.ended_before {
+                rollup.remove_run(&before.0, &before.1);
+            }
+            if state.row.status.is_terminal() {
+                rollup.add_run(&state.row, state.steps.values());
+            }
+        }
         store::save_workflow(&mut tx, &state.row).await?;
         for step_number in &state.dirty_steps {
             store::save_step(&mut tx, id, &state.steps[step_number]).await?;
         }
         store::append_logs(&mut tx, id, &state.new_logs).await?;
+    }
+    if !rollup.is_empty() {
+        rollup.write(&mut tx).await?;
     }
     tx.commit().await?;
     Ok(out)

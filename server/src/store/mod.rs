@@ -71,6 +71,19 @@ impl Store {
             .connect_with(options)
             .await?;
         sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
+        // Runs that ended before analytics rollups existed are rolled up once.
+        let rolled_up: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM analytics_runs)")
+            .fetch_one(&pool)
+            .await?;
+        let ended: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM workflows WHERE completed_ms IS NOT NULL)",
+        )
+        .fetch_one(&pool)
+        .await?;
+        if ended && !rolled_up {
+            let runs = crate::analytics::rebuild(&pool).await?;
+            tracing::info!(runs, "analytics rolled up from the stored runs");
+        }
         Ok(Self { pool })
     }
 
@@ -386,10 +399,10 @@ impl Store {
 
 /// A step row with the id of the run it belongs to.
 #[derive(sqlx::FromRow)]
-struct OwnedStep {
-    owner: String,
+pub(crate) struct OwnedStep {
+    pub owner: String,
     #[sqlx(flatten)]
-    step: StepRow,
+    pub step: StepRow,
 }
 
 /// Typed `(status, count)` pairs of a `GROUP BY status` query.

@@ -1,0 +1,72 @@
+// The analytics page against figures this test computes itself, from the same runs, read
+// through the list API.
+import { APIRequestContext, expect, test } from '@playwright/test';
+import { startWorkflow, waitForStatus } from '../support/engine';
+
+const API = '/api/platform/orchestration';
+const FAILED = ['FAILED', 'COMPENSATION_FAILED', 'TIMED_OUT', 'TERMINATED'];
+
+async function openBuiltinRuns(request: APIRequestContext): Promise<number> {
+  let open = 0;
+  for (const tab of ['active', 'pending']) {
+    const response = await request.get(`${API}/workflows?engine=builtin&tab=${tab}&limit=1`);
+    open += (await response.json()).total;
+  }
+  return open;
+}
+
+/** Every run that ended in the last 24 hours, page by page. */
+async function endedToday(request: APIRequestContext): Promise<any[]> {
+  const since = Date.now() - 24 * 3600 * 1000;
+  const rows: any[] = [];
+  let cursor = '';
+  do {
+    const response = await request.get(`${API}/workflows?limit=500${cursor ? `&cursor=${cursor}` : ''}`);
+    const page = await response.json();
+    rows.push(...page.workflows);
+    cursor = page.next_cursor ?? '';
+  } while (cursor);
+  return rows.filter((w) => w.completed_at && Date.parse(w.completed_at) >= since);
+}
+
+test('the analytics page shows what the runs add up to', async ({ page, request }) => {
+  const failing = await startWorkflow(request, 'e2e_failing');
+  const passing = await startWorkflow(request, 'e2e_monitor');
+  await waitForStatus(request, failing, 'FAILED');
+  await waitForStatus(request, passing, 'COMPLETED');
+  // Built-in runs end by themselves; the figures are compared once none is open.
+  await expect.poll(() => openBuiltinRuns(request), { timeout: 30_000 }).toBe(0);
+
+  const ended = await endedToday(request);
+  const failed = ended.filter((w) => FAILED.includes(w.status)).length;
+  const withTarget = ended.filter((w) => w.sla_target_seconds != null);
+  const breached = withTarget.filter((w) => w.sla_status === 'breached').length;
+  const monitors = ended.filter((w) => w.type === 'e2e_monitor');
+  const meanMonitor = monitors.reduce((sum, w) => sum + w.duration_seconds, 0) / monitors.length;
+
+  await page.goto('/orchestration/analytics?period=24h');
+  await expect(page.getByTestId('runs-ended')).toHaveText(`${ended.length} runs ended`);
+  await expect(page.getByTestId('failure-overall')).toHaveText(
+    `${Math.round((failed * 100) / ended.length)}%`,
+  );
+  await expect(page.getByTestId('sla-percent')).toHaveText(
+    `${Math.round(((withTarget.length - breached) * 100) / withTarget.length)}%`,
+  );
+  await expect(page.locator('li[data-type="e2e_monitor"] [data-testid="avg-duration"]')).toHaveAttribute(
+    'data-seconds',
+    String(Math.round(meanMonitor)),
+  );
+  await expect(page.getByTestId('slowest-steps')).toContainText('database_insert');
+  await expect(page.getByTestId('retry-overall')).toContainText('% of step runs needed a retry');
+
+  await page.locator('a[data-period="7d"]').click();
+  await expect(page).toHaveURL(/period=7d/);
+  await expect(page.getByTestId('runs-ended')).toHaveText(`${ended.length} runs ended`);
+});
+
+test('an unknown period is refused', async ({ page, request }) => {
+  const response = await request.get(`${API}/analytics?period=1y`);
+  expect(response.status()).toBe(400);
+  await page.goto('/orchestration/analytics?period=1y');
+  await expect(page.getByRole('alert')).toContainText('period "1y" must be 1h, 24h or 7d');
+});
