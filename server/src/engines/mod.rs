@@ -4,6 +4,7 @@
 
 pub mod builtin;
 pub mod ingest;
+pub mod temporal;
 
 use app::model::{Priority, RetryPolicyInfo, StepKind, WorkflowStatus};
 use async_trait::async_trait;

@@ -452,7 +452,16 @@ pub fn apply(
             reason,
         } => {
             check_len("reason", reason, limits::REASON)?;
-            let step = running_step(state, *step_number, "it was cancelled")?;
+            // A step may be cancelled before it started (a pending one) as well.
+            let pending = state
+                .steps
+                .get(step_number)
+                .is_some_and(|step| step.status == StepStatus::Pending);
+            let step = if pending {
+                state.steps.get_mut(step_number).expect("checked above")
+            } else {
+                running_step(state, *step_number, "it was cancelled")?
+            };
             if step.status == StepStatus::Running {
                 finish_attempt(step, StepStatus::Cancelled, Some(reason.clone()), at)?;
             }

@@ -1,0 +1,414 @@
+//! Temporal workflow histories (the HTTP API's JSON, oldest event first) mapped onto
+//! Stepline's source events: activities, timers and child workflows become steps,
+//! workflow events become status changes. Fed a history in slices as it is read, the
+//! mapper keeps what it needs (which step each scheduled event became) between them.
+
+use crate::engines::{Change, SourceEvent, StepDeclaration, WorkflowStart};
+use app::model::{RetryPolicyInfo, StepKind, WorkflowStatus};
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use serde_json::{json, Value};
+use std::collections::HashMap;
+
+/// Which activities are compensations: Temporal has no marker for them, so the
+/// source's configuration names them (by type, or by a type prefix).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CompensationRule {
+    pub prefixes: Vec<String>,
+    pub types: Vec<String>,
+}
+
+impl CompensationRule {
+    pub fn is_compensation(&self, activity_type: &str) -> bool {
+        self.types.iter().any(|t| t == activity_type)
+            || self
+                .prefixes
+                .iter()
+                .any(|p| activity_type.starts_with(p.as_str()))
+    }
+}
+
+/// Why a history could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("history event {event_id}: {problem}")]
+pub struct MappingError {
+    pub event_id: String,
+    pub problem: String,
+}
+
+/// A payload as Stepline shows it: JSON as it is; anything else as its encoding and size.
+pub fn payload(value: Option<&Value>) -> Option<Value> {
+    let value = value?;
+    if let Some(payloads) = value.get("payloads").and_then(Value::as_array) {
+        let described: Vec<Value> = payloads.iter().map(describe_payload).collect();
+        return Some(match described.len() {
+            1 => described.into_iter().next().expect("one element"),
+            _ => Value::Array(described),
+        });
+    }
+    match value {
+        // The shorthand for json/plain payloads: a list of arguments.
+        Value::Array(items) if items.len() == 1 => Some(items[0].clone()),
+        other => Some(other.clone()),
+    }
+}
+
+fn describe_payload(payload: &Value) -> Value {
+    let decode = |text: &str| base64::engine::general_purpose::STANDARD.decode(text).ok();
+    let encoding = payload
+        .pointer("/metadata/encoding")
+        .and_then(Value::as_str)
+        .and_then(decode)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .unwrap_or_else(|| "unknown".into());
+    let data = payload.get("data").and_then(Value::as_str).unwrap_or("");
+    let size = decode(data).map_or(data.len() * 3 / 4, |bytes| bytes.len());
+    json!({ "encoding": encoding, "size_bytes": size })
+}
+
+fn attributes(event: &Value) -> &Value {
+    event
+        .as_object()
+        .and_then(|fields| {
+            fields
+                .iter()
+                .find(|(key, _)| key.ends_with("EventAttributes"))
+                .map(|(_, value)| value)
+        })
+        .unwrap_or(&Value::Null)
+}
+
+fn text<'v>(value: &'v Value, pointer: &str) -> Option<&'v str> {
+    value.pointer(pointer).and_then(Value::as_str)
+}
+
+/// A Temporal duration (`"3.5s"`) in seconds.
+fn seconds(value: Option<&str>) -> Option<f64> {
+    value?.strip_suffix('s')?.parse().ok()
+}
+
+/// The retry policy of an activity, with its waits spelled out.
+fn retry_policy(policy: &Value) -> Option<RetryPolicyInfo> {
+    let max_attempts = policy.get("maximumAttempts").and_then(Value::as_u64)? as u32;
+    if max_attempts == 0 {
+        return None; // unlimited
+    }
+    let initial = seconds(text(policy, "/initialInterval")).unwrap_or(1.0);
+    let factor = policy
+        .get("backoffCoefficient")
+        .and_then(Value::as_f64)
+        .unwrap_or(2.0);
+    let cap = seconds(text(policy, "/maximumInterval")).unwrap_or(initial * 100.0);
+    let delays_seconds = (0..max_attempts.saturating_sub(1).min(100))
+        .map(|k| (initial * factor.powi(k as i32)).min(cap))
+        .collect();
+    Some(RetryPolicyInfo {
+        max_attempts,
+        delays_seconds,
+    })
+}
+
+/// Maps one workflow's history onto source events, slice by slice.
+#[derive(Debug, Clone)]
+pub struct HistoryMapper {
+    workflow_id: String,
+    rule: CompensationRule,
+    /// The step each scheduling event (activity, timer, child) became.
+    steps: HashMap<String, u32>,
+    next_step: u32,
+}
+
+impl HistoryMapper {
+    pub fn new(workflow_id: impl Into<String>, rule: CompensationRule) -> Self {
+        Self {
+            workflow_id: workflow_id.into(),
+            rule,
+            steps: HashMap::new(),
+            next_step: 1,
+        }
+    }
+
+    /// The source events of the next slice of history (oldest first).
+    pub fn map(&mut self, events: &[Value]) -> Result<Vec<SourceEvent>, MappingError> {
+        // Activities scheduled by one workflow task run in parallel: they get branches.
+        let mut per_task: HashMap<&str, usize> = HashMap::new();
+        for event in events {
+            if text(event, "/eventType") == Some("EVENT_TYPE_ACTIVITY_TASK_SCHEDULED") {
+                if let Some(task) = text(attributes(event), "/workflowTaskCompletedEventId") {
+                    *per_task.entry(task).or_default() += 1;
+                }
+            }
+        }
+        let mut branch_index: HashMap<String, usize> = HashMap::new();
+        let mut out = Vec::new();
+        for event in events {
+            self.map_event(event, &per_task, &mut branch_index, &mut out)?;
+        }
+        Ok(out)
+    }
+
+    fn new_step(&mut self, scheduled_event: &str) -> u32 {
+        let number = self.next_step;
+        self.next_step += 1;
+        self.steps.insert(scheduled_event.to_owned(), number);
+        number
+    }
+
+    fn step_of(&self, event_id: &str, scheduled: Option<&str>) -> Result<u32, MappingError> {
+        scheduled
+            .and_then(|id| self.steps.get(id).copied())
+            .ok_or_else(|| MappingError {
+                event_id: event_id.to_owned(),
+                problem: format!("refers to unknown scheduling event {scheduled:?}"),
+            })
+    }
+
+    fn map_event(
+        &mut self,
+        event: &Value,
+        per_task: &HashMap<&str, usize>,
+        branch_index: &mut HashMap<String, usize>,
+        out: &mut Vec<SourceEvent>,
+    ) -> Result<(), MappingError> {
+        let event_id = text(event, "/eventId").unwrap_or("?").to_owned();
+        let fail = |problem: &str| MappingError {
+            event_id: event_id.clone(),
+            problem: problem.to_owned(),
+        };
+        let at: DateTime<Utc> = text(event, "/eventTime")
+            .and_then(|t| t.parse().ok())
+            .ok_or_else(|| fail("no readable eventTime"))?;
+        let kind = text(event, "/eventType").ok_or_else(|| fail("no eventType"))?;
+        let attrs = attributes(event);
+        let workflow_id = self.workflow_id.clone();
+        let mut push = |change: Change| {
+            out.push(SourceEvent {
+                workflow_id: workflow_id.clone(),
+                at,
+                change,
+            })
+        };
+        let status = |status: WorkflowStatus, reason: Option<String>| {
+            Change::WorkflowStatusChanged { status, reason }
+        };
+        let failure = |attrs: &Value| {
+            let message = text(attrs, "/failure/message").unwrap_or("failed");
+            match text(attrs, "/failure/cause/message") {
+                Some(cause) => format!("{message}: {cause}"),
+                None => message.to_owned(),
+            }
+        };
+        match kind.trim_start_matches("EVENT_TYPE_") {
+            "WORKFLOW_EXECUTION_STARTED" => push(Change::WorkflowStarted(WorkflowStart {
+                workflow_type: text(attrs, "/workflowType/name")
+                    .ok_or_else(|| fail("no workflow type"))?
+                    .to_owned(),
+                status: Some(WorkflowStatus::Running),
+                definition_name: None,
+                definition_version: None,
+                total_steps: None,
+                sla_target_seconds: None,
+                triggered_by: text(attrs, "/identity").map(str::to_owned),
+                trigger_type: Some(
+                    text(attrs, "/taskQueue/name")
+                        .map_or("temporal".to_owned(), |q| format!("task queue {q}")),
+                ),
+                priority: None,
+                tags: Vec::new(),
+                input: payload(attrs.get("input")),
+                steps: Vec::new(),
+            })),
+            "ACTIVITY_TASK_SCHEDULED" => {
+                let activity_type = text(attrs, "/activityType/name").unwrap_or("activity");
+                // Activities are often one type run with different arguments: a short
+                // first argument names the step better than the type alone.
+                let name = match attrs.pointer("/input/0").and_then(Value::as_str) {
+                    Some(label) if label.len() <= 60 => format!("{activity_type} · {label}"),
+                    _ => activity_type.to_owned(),
+                };
+                let task = text(attrs, "/workflowTaskCompletedEventId").unwrap_or("");
+                let branch = (per_task.get(task).copied().unwrap_or(0) > 1).then(|| {
+                    let index = branch_index.entry(task.to_owned()).or_default();
+                    *index += 1;
+                    format!("task-{task}-branch-{}", *index)
+                });
+                let number = self.new_step(&event_id);
+                let compensation = self.rule.is_compensation(activity_type);
+                push(Change::StepScheduled(StepDeclaration {
+                    step_number: number,
+                    name,
+                    kind: if compensation {
+                        StepKind::Compensation
+                    } else {
+                        StepKind::Normal
+                    },
+                    branch,
+                    compensates: None,
+                    input: payload(attrs.get("input")),
+                    retry_policy: attrs.get("retryPolicy").and_then(retry_policy),
+                }));
+            }
+            "ACTIVITY_TASK_STARTED" => {
+                let number = self.step_of(&event_id, text(attrs, "/scheduledEventId"))?;
+                let attempt = attrs.get("attempt").and_then(Value::as_u64).unwrap_or(1) as u32;
+                // Temporal keeps only the last attempt; the earlier ones are recorded as
+                // failed, at this instant, with the last failure it kept.
+                let last_failure = text(attrs, "/lastFailure/message").unwrap_or("failed");
+                for earlier in 1..attempt {
+                    push(Change::StepStarted {
+                        step_number: number,
+                        name: None,
+                        attempt: Some(earlier),
+                        input: None,
+                        kind: None,
+                        branch: None,
+                        compensates: None,
+                    });
+                    let error = if earlier + 1 == attempt {
+                        last_failure.to_owned()
+                    } else {
+                        "failed (Temporal keeps only the last failure)".to_owned()
+                    };
+                    push(Change::StepAttemptFailed {
+                        step_number: number,
+                        error,
+                    });
+                }
+                push(Change::StepStarted {
+                    step_number: number,
+                    name: None,
+                    attempt: Some(attempt),
+                    input: None,
+                    kind: None,
+                    branch: None,
+                    compensates: None,
+                });
+            }
+            "ACTIVITY_TASK_COMPLETED" | "CHILD_WORKFLOW_EXECUTION_COMPLETED" => {
+                let scheduled =
+                    text(attrs, "/scheduledEventId").or(text(attrs, "/initiatedEventId"));
+                let number = self.step_of(&event_id, scheduled)?;
+                push(Change::StepCompleted {
+                    step_number: number,
+                    output: payload(attrs.get("result")),
+                });
+            }
+            "ACTIVITY_TASK_FAILED" | "CHILD_WORKFLOW_EXECUTION_FAILED" => {
+                let scheduled =
+                    text(attrs, "/scheduledEventId").or(text(attrs, "/initiatedEventId"));
+                let number = self.step_of(&event_id, scheduled)?;
+                push(Change::StepFailed {
+                    step_number: number,
+                    error: failure(attrs),
+                });
+            }
+            "ACTIVITY_TASK_TIMED_OUT" | "CHILD_WORKFLOW_EXECUTION_TIMED_OUT" => {
+                let scheduled =
+                    text(attrs, "/scheduledEventId").or(text(attrs, "/initiatedEventId"));
+                let number = self.step_of(&event_id, scheduled)?;
+                let kind = text(attrs, "/failure/timeoutFailureInfo/timeoutType")
+                    .unwrap_or("TIMEOUT_TYPE_UNSPECIFIED")
+                    .trim_start_matches("TIMEOUT_TYPE_")
+                    .to_ascii_lowercase()
+                    .replace('_', "-");
+                push(Change::StepFailed {
+                    step_number: number,
+                    error: format!("timed out ({kind})"),
+                });
+            }
+            "ACTIVITY_TASK_CANCELED"
+            | "CHILD_WORKFLOW_EXECUTION_CANCELED"
+            | "TIMER_CANCELED"
+            | "CHILD_WORKFLOW_EXECUTION_TERMINATED" => {
+                let scheduled = text(attrs, "/scheduledEventId")
+                    .or(text(attrs, "/initiatedEventId"))
+                    .or(text(attrs, "/startedEventId"));
+                let number = self.step_of(&event_id, scheduled)?;
+                push(Change::StepCancelled {
+                    step_number: number,
+                    reason: "cancelled".into(),
+                });
+            }
+            "TIMER_STARTED" => {
+                let number = self.new_step(&event_id);
+                let wait = text(attrs, "/startToFireTimeout").unwrap_or("?");
+                push(Change::StepStarted {
+                    step_number: number,
+                    name: Some(format!(
+                        "⏱ timer {} ({wait})",
+                        text(attrs, "/timerId").unwrap_or("?")
+                    )),
+                    attempt: Some(1),
+                    input: None,
+                    kind: None,
+                    branch: None,
+                    compensates: None,
+                });
+            }
+            "TIMER_FIRED" => {
+                let number = self.step_of(&event_id, text(attrs, "/startedEventId"))?;
+                push(Change::StepCompleted {
+                    step_number: number,
+                    output: None,
+                });
+            }
+            "START_CHILD_WORKFLOW_EXECUTION_INITIATED" => {
+                let number = self.new_step(&event_id);
+                push(Change::StepScheduled(StepDeclaration {
+                    step_number: number,
+                    name: format!(
+                        "child workflow {} ({})",
+                        text(attrs, "/workflowType/name").unwrap_or("?"),
+                        text(attrs, "/workflowId").unwrap_or("?")
+                    ),
+                    kind: StepKind::Normal,
+                    branch: None,
+                    compensates: None,
+                    input: payload(attrs.get("input")),
+                    retry_policy: None,
+                }));
+            }
+            "CHILD_WORKFLOW_EXECUTION_STARTED" => {
+                let number = self.step_of(&event_id, text(attrs, "/initiatedEventId"))?;
+                push(Change::StepStarted {
+                    step_number: number,
+                    name: None,
+                    attempt: Some(1),
+                    input: None,
+                    kind: None,
+                    branch: None,
+                    compensates: None,
+                });
+            }
+            "WORKFLOW_EXECUTION_COMPLETED" => push(status(WorkflowStatus::Completed, None)),
+            "WORKFLOW_EXECUTION_FAILED" => {
+                push(status(WorkflowStatus::Failed, Some(failure(attrs))))
+            }
+            "WORKFLOW_EXECUTION_TIMED_OUT" => push(status(WorkflowStatus::TimedOut, None)),
+            "WORKFLOW_EXECUTION_CANCEL_REQUESTED" => push(status(
+                WorkflowStatus::Cancelling,
+                text(attrs, "/cause").map(str::to_owned),
+            )),
+            "WORKFLOW_EXECUTION_CANCELED" => push(status(WorkflowStatus::Cancelled, None)),
+            "WORKFLOW_EXECUTION_TERMINATED" => push(status(
+                WorkflowStatus::Terminated,
+                text(attrs, "/reason").map(str::to_owned),
+            )),
+            "WORKFLOW_EXECUTION_CONTINUED_AS_NEW" => push(status(
+                WorkflowStatus::Completed,
+                Some(format!(
+                    "continued as new run {}",
+                    text(attrs, "/newExecutionRunId").unwrap_or("?")
+                )),
+            )),
+            "WORKFLOW_EXECUTION_PAUSED" => push(status(WorkflowStatus::Paused, None)),
+            "WORKFLOW_EXECUTION_UNPAUSED" => push(status(WorkflowStatus::Running, None)),
+            // Workflow tasks, signals, markers...: not steps.
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;
