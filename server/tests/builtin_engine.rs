@@ -492,8 +492,12 @@ version = "1"
 name = "export_rows"
 action = { kind = "command", program = "sh", args = ["-c", "echo \"exporting for $STEPLINE_WORKFLOW_ID\"; echo 'disk almost full' >&2; echo '{\"rows\": 3}'"] }
 [[steps]]
-name = "fail_loudly"
+name = "read_input"
 after = ["export_rows"]
+action = { kind = "command", program = "sh", args = ["-c", "read -r input; echo \"got $input\""] }
+[[steps]]
+name = "fail_loudly"
+after = ["read_input"]
 action = { kind = "command", program = "sh", args = ["-c", "echo 'cannot reach <b>warehouse</b>'; exit 3"] }
 "#])
     .await;
@@ -513,7 +517,12 @@ action = { kind = "command", program = "sh", args = ["-c", "echo 'cannot reach <
     );
     assert!(logs.contains(&"disk almost full"), "{logs:?}");
     assert_eq!(export["output"], json!({"rows": 3}));
-    let failed = step(&detail, 2);
+    assert_eq!(
+        step(&detail, 2)["logs"][0],
+        r#"got {"customer":"c-1"}"#,
+        "the input arrives on stdin"
+    );
+    let failed = step(&detail, 3);
     assert_eq!(failed["error"], "sh exited with code 3");
     assert_eq!(failed["logs"][0], "cannot reach <b>warehouse</b>");
 }
@@ -699,4 +708,35 @@ action = { kind = "simulate", duration = "50ms" }
         assert_eq!(attempts[1]["status"], "COMPLETED");
         assert_eq!(step(&detail, 1)["attempts"].as_array().unwrap().len(), 1);
     }
+}
+
+#[tokio::test]
+async fn a_command_gets_a_large_input_on_stdin_only() {
+    let server = serve(&[r#"
+type = "bulk"
+name = "Bulk"
+version = "1"
+[[steps]]
+name = "count_input"
+action = { kind = "command", program = "sh", args = ["-c", "echo \"env:${#STEPLINE_INPUT}\"; wc -c"] }
+"#])
+    .await;
+    let big = "x".repeat(100 * 1024);
+    let (status, body) = server
+        .client
+        .post(
+            "/workflows",
+            json!({"workflow_type": "bulk", "input": {"blob": big}}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    let id = body["workflow_id"].as_str().unwrap().to_owned();
+    let detail = server.client.wait_status(&id, "COMPLETED").await;
+    let logs = step(&detail, 1)["logs"].clone();
+    // {"blob":"xxx..."} is 102,411 bytes, plus the newline.
+    assert_eq!(
+        logs,
+        json!(["env:0", "102412"]),
+        "too big for the environment"
+    );
 }

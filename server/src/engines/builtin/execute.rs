@@ -113,27 +113,45 @@ async fn simulate(
     }
 }
 
-/// Runs a program with the workflow's input in `STEPLINE_INPUT`. Each output line is a
-/// log line; a last stdout line that is a JSON object becomes the output.
+/// Largest input also passed in `STEPLINE_INPUT`: Linux refuses a larger environment
+/// string (128 KiB) and the program would not start at all.
+const MAX_INPUT_IN_ENV: usize = 64 * 1024;
+
+/// Runs a program with the workflow's input as JSON on its stdin (and in
+/// `STEPLINE_INPUT` when it is at most 64 KiB). Each output line is a log line; a last
+/// stdout line that is a JSON object becomes the output.
 async fn command(
     launch: &Launch,
     program: &str,
     args: &[String],
     logs: &LogSink,
 ) -> Result<Option<Value>, String> {
-    let mut child = tokio::process::Command::new(program)
+    let input = launch.input.to_string();
+    let mut command = tokio::process::Command::new(program);
+    command
         .args(args)
         .env("STEPLINE_WORKFLOW_ID", &launch.workflow_id)
         .env("STEPLINE_STEP", &launch.step_name)
-        .env("STEPLINE_ATTEMPT", launch.attempt.to_string())
-        .env("STEPLINE_INPUT", launch.input.to_string())
-        .stdin(Stdio::null())
+        .env("STEPLINE_ATTEMPT", launch.attempt.to_string());
+    if input.len() <= MAX_INPUT_IN_ENV {
+        command.env("STEPLINE_INPUT", &input);
+    }
+    let mut child = command
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         // Cancel and timeouts drop this future: the program must not outlive it.
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("cannot start {program:?}: {e}"))?;
+    let mut stdin = child.stdin.take().expect("stdin is piped");
+    // Written alongside reading the output: a program that prints before it reads its
+    // input must not block on a full pipe. A program that never reads is fine too.
+    let feed = async move {
+        use tokio::io::AsyncWriteExt;
+        let _ = stdin.write_all(input.as_bytes()).await;
+        let _ = stdin.write_all(b"\n").await;
+    };
     let stdout = child.stdout.take().expect("stdout is piped");
     let stderr = child.stderr.take().expect("stderr is piped");
     let (mut out_lines, mut err_lines) = (
@@ -143,8 +161,11 @@ async fn command(
     let (mut kept, mut dropped) = (0usize, 0usize);
     let mut last_stdout: Option<String> = None;
     let (mut out_open, mut err_open) = (true, true);
+    tokio::pin!(feed);
+    let mut fed = false;
     while out_open || err_open {
         let line = tokio::select! {
+            () = &mut feed, if !fed => { fed = true; None }
             line = out_lines.next_line(), if out_open => match line {
                 Ok(Some(line)) => { last_stdout = Some(line.clone()); Some(line) }
                 _ => { out_open = false; None }
