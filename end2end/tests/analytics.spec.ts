@@ -70,3 +70,11 @@ test('an unknown period is refused', async ({ page, request }) => {
   await page.goto('/orchestration/analytics?period=1y');
   await expect(page.getByRole('alert')).toContainText('period "1y" must be 1h, 24h or 7d');
 });
+
+test('a list filtered by dates links to the analytics of the same dates', async ({ page }) => {
+  const today = new Date().toISOString().slice(0, 10);
+  await page.goto(`/orchestration?from=${today}&to=${today}`);
+  await page.getByTestId('range-analytics').click();
+  await expect(page).toHaveURL(/\/orchestration\/analytics\?from=/);
+  await expect(page.getByTestId('range')).toContainText(`From ${today} 00:00`);
+});

@@ -4,7 +4,7 @@
 //!
 //! `cargo bench -p server --bench analytics` (`STEPLINE_BENCH_RUNS`, default 1000000).
 
-use app::model::analytics::Period;
+use app::model::analytics::{Period, Window};
 use app::model::Capabilities;
 use std::time::Instant;
 
@@ -88,7 +88,7 @@ async fn main() {
         let mut ended = 0;
         for _ in 0..200 {
             let started = Instant::now();
-            let answer = server::analytics::analytics(pool, period, now)
+            let answer = server::analytics::analytics(pool, Window::Period(period), now)
                 .await
                 .expect("analytics");
             times.push(started.elapsed().as_secs_f64() * 1000.0);

@@ -9,7 +9,7 @@
 use crate::store::rows::{Millis, StepRow, WorkflowRow};
 use crate::store::StoreError;
 use app::model::analytics::{
-    percent, Analytics, FailureRate, Period, RetryRate, SlaCompliance, SlowStep, StepRetryRate,
+    percent, Analytics, FailureRate, RetryRate, SlaCompliance, SlowStep, StepRetryRate, Window,
 };
 use app::model::{SlaStatus, StepKind, StepStatus, WorkflowStatus};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
@@ -293,25 +293,32 @@ pub async fn rebuild(pool: &SqlitePool) -> Result<u64, StoreError> {
     Ok(counted)
 }
 
-/// The analytics of the runs that ended in `period` before `now`.
+/// The analytics of the runs that ended in `window` (as of `now`). Bounds are taken to
+/// the enclosing five-minute buckets.
 pub async fn analytics(
     pool: &SqlitePool,
-    period: Period,
+    window: Window,
     now: Millis,
 ) -> Result<Analytics, StoreError> {
-    let since = now - period.millis();
+    let (since, until) = window.bounds(now);
     let first_bucket = since - since.rem_euclid(BUCKET_MS);
     let mut answer = Analytics {
-        period,
+        period: match window {
+            Window::Period(period) => Some(period),
+            Window::Range { .. } => None,
+        },
+        from: Some(crate::store::rows::to_datetime(since)),
+        to: Some(crate::store::rows::to_datetime(until)),
         ..Analytics::default()
     };
 
     let runs: Vec<(String, i64, i64, i64, i64, i64, String)> = sqlx::query_as(
         "SELECT workflow_type, SUM(ended), SUM(failed), SUM(with_target), SUM(breached),
                 SUM(duration_ms), group_concat(histogram, '|')
-         FROM analytics_runs WHERE bucket_ms >= ? GROUP BY workflow_type",
+         FROM analytics_runs WHERE bucket_ms >= ? AND bucket_ms < ? GROUP BY workflow_type",
     )
     .bind(first_bucket)
+    .bind(until)
     .fetch_all(pool)
     .await?;
     let (mut ended_all, mut failed_all, mut with_target, mut breached) = (0u64, 0u64, 0u64, 0u64);
@@ -355,9 +362,11 @@ pub async fn analytics(
 
     let steps: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
         "SELECT workflow_type, step_name, SUM(occurrences), SUM(retried), SUM(duration_ms)
-         FROM analytics_steps WHERE bucket_ms >= ? GROUP BY workflow_type, step_name",
+         FROM analytics_steps WHERE bucket_ms >= ? AND bucket_ms < ?
+         GROUP BY workflow_type, step_name",
     )
     .bind(first_bucket)
+    .bind(until)
     .fetch_all(pool)
     .await?;
     let (mut occurrences_all, mut retried_all) = (0u64, 0u64);
@@ -387,9 +396,10 @@ pub async fn analytics(
         // Percentiles only for the few steps listed: their histograms are all we read.
         let histograms: Vec<String> = sqlx::query_scalar(
             "SELECT histogram FROM analytics_steps
-             WHERE bucket_ms >= ? AND workflow_type = ? AND step_name = ?",
+             WHERE bucket_ms >= ? AND bucket_ms < ? AND workflow_type = ? AND step_name = ?",
         )
         .bind(first_bucket)
+        .bind(until)
         .bind(&workflow_type)
         .bind(&step_name)
         .fetch_all(pool)

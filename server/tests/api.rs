@@ -550,3 +550,42 @@ async fn a_retried_run_counts_once_with_its_latest_outcome() {
     assert_eq!(body["failure_rate"]["overall"], 0);
     assert_eq!(body["avg_duration_by_type"]["data_sync"], 30);
 }
+
+#[tokio::test]
+async fn analytics_follow_a_date_range_like_the_list() {
+    let server = TestServer::start().await;
+    let (code, body) = server
+        .push(json!([
+            {"type": "workflow_started", "workflow_id": "range-wf", "at": ago(100),
+             "workflow_type": "data_sync"},
+            {"type": "workflow_status_changed", "workflow_id": "range-wf", "at": ago(40),
+             "status": "COMPLETED"}
+        ]))
+        .await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    let day = |offset: i64| {
+        (chrono::Utc::now() + chrono::Duration::days(offset))
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let analytics = "/api/platform/orchestration/analytics";
+    let (status, body) = server
+        .get(&format!("{analytics}?from={}&to={}", day(-1), day(0)))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["runs"], 1);
+    assert_eq!(body["period"], Value::Null);
+    let (_, body) = server
+        .get(&format!("{analytics}?from=2026-01-01&to=2026-01-02"))
+        .await;
+    assert_eq!(body["runs"], 0, "a range before the run");
+    for bad in [
+        "from=2026-01-02&to=2026-01-01",
+        "from=2025-01-01&to=2026-01-01",
+        "period=24h&from=2026-01-01",
+        "to=2026-01-01",
+    ] {
+        let (status, body) = server.get(&format!("{analytics}?{bad}")).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+    }
+}

@@ -61,11 +61,11 @@ pub async fn act_on_workflow(
 /// How the fleet did over a period (the analytics page).
 #[server]
 pub async fn get_analytics(
-    period: crate::model::analytics::Period,
+    window: crate::model::analytics::Window,
 ) -> Result<crate::model::analytics::Analytics, ServerFnError> {
     let model = read_model::from_context()?;
     model
-        .analytics(period)
+        .analytics(window)
         .await
         .map_err(read_model::to_client_error)
 }

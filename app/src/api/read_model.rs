@@ -25,7 +25,7 @@ pub trait ReadModel: Send + Sync + 'static {
     async fn stats(&self) -> Result<WorkflowStats, ReadError>;
     async fn analytics(
         &self,
-        period: crate::model::analytics::Period,
+        window: crate::model::analytics::Window,
     ) -> Result<crate::model::analytics::Analytics, ReadError>;
 }
 

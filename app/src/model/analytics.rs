@@ -2,8 +2,101 @@
 //! (`GET /api/platform/orchestration/analytics?period=24h`), plus the p95 figures the
 //! console adds.
 
+use super::query::parse_instant;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+
+/// The longest custom range analytics are computed over.
+pub const MAX_RANGE_DAYS: i64 = 92;
+
+/// What analytics cover: one of the periods up to now, or a date range (the list's
+/// `from`/`to`, so a filtered list and its analytics show the same runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Window {
+    Period(Period),
+    Range {
+        from: DateTime<Utc>,
+        /// Exclusive; none = up to now.
+        to: Option<DateTime<Utc>>,
+    },
+}
+
+impl Default for Window {
+    fn default() -> Self {
+        Self::Period(Period::default())
+    }
+}
+
+impl Window {
+    /// Reads `period=24h`, or `from=2026-11-01&to=2026-11-26` (`to` includes its day).
+    pub fn from_params<'a>(
+        params: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Self, String> {
+        let (mut period, mut from, mut to) = (None, None, None);
+        for (key, value) in params {
+            match key {
+                "period" if !value.is_empty() => {
+                    period = Some(
+                        Period::parse(value)
+                            .ok_or_else(|| format!("period {value:?} must be 1h, 24h or 7d"))?,
+                    )
+                }
+                "from" if !value.is_empty() => {
+                    from = Some(parse_instant(value, false).map_err(|e| e.to_string())?)
+                }
+                "to" if !value.is_empty() => {
+                    to = Some(parse_instant(value, true).map_err(|e| e.to_string())?)
+                }
+                _ => {}
+            }
+        }
+        match (period, from, to) {
+            (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+                Err("give a period or a from/to range, not both".into())
+            }
+            (Some(period), None, None) => Ok(Self::Period(period)),
+            (None, None, None) => Ok(Self::default()),
+            (None, None, Some(_)) => Err("a range needs its start: from".into()),
+            (None, Some(from), to) => {
+                if to.is_some_and(|to| to <= from) {
+                    return Err("the range ends before it starts".into());
+                }
+                let end = to.unwrap_or_else(Utc::now);
+                if end - from > chrono::Duration::days(MAX_RANGE_DAYS) {
+                    return Err(format!("a range may cover at most {MAX_RANGE_DAYS} days"));
+                }
+                Ok(Self::Range { from, to })
+            }
+        }
+    }
+
+    /// The covered instants, `[start, end)` in milliseconds, as of `now`.
+    pub fn bounds(&self, now: i64) -> (i64, i64) {
+        match self {
+            Self::Period(period) => (now - period.millis(), now),
+            Self::Range { from, to } => (
+                from.timestamp_millis(),
+                to.map_or(now, |to| to.timestamp_millis()),
+            ),
+        }
+    }
+
+    /// The query string that selects this window.
+    pub fn to_query(&self) -> String {
+        match self {
+            Self::Period(period) => format!("period={}", period.as_str()),
+            Self::Range { from, to } => {
+                let instant =
+                    |t: &DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+                match to {
+                    Some(to) => format!("from={}&to={}", instant(from), instant(to)),
+                    None => format!("from={}", instant(from)),
+                }
+            }
+        }
+    }
+}
 
 /// The periods analytics are computed over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
@@ -95,7 +188,11 @@ pub struct RetryRate {
 /// The analytics of the runs that ended within a period.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct Analytics {
-    pub period: Period,
+    /// The period asked for; none for a date range.
+    pub period: Option<Period>,
+    /// The instants covered (`to` exclusive).
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
     /// Runs that ended in the period.
     pub runs: u64,
     pub sla_compliance: SlaCompliance,

@@ -172,7 +172,7 @@ pub enum QueryError {
 }
 
 /// A date (its start, or the start of the next day for an end) or an RFC 3339 instant.
-fn parse_instant(value: &str, end_of_day: bool) -> Result<DateTime<Utc>, QueryError> {
+pub fn parse_instant(value: &str, end_of_day: bool) -> Result<DateTime<Utc>, QueryError> {
     if let Ok(instant) = DateTime::parse_from_rfc3339(value) {
         return Ok(instant.with_timezone(&Utc));
     }

@@ -4,7 +4,7 @@
 //! URL.
 
 use crate::api::get_analytics;
-use crate::model::analytics::{Analytics, Period};
+use crate::model::analytics::{Analytics, Period, Window};
 use crate::model::format_duration;
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
@@ -12,18 +12,20 @@ use leptos_router::hooks::use_query_map;
 #[component]
 pub fn AnalyticsPage() -> impl IntoView {
     let params = use_query_map();
-    let period = Memo::new(move |_| {
-        params.with(|p| match p.get("period") {
-            None => Ok(Period::default()),
-            Some(value) => Period::parse(&value)
-                .ok_or_else(|| format!("period {value:?} must be 1h, 24h or 7d")),
+    let window = Memo::new(move |_| {
+        params.with(|p| {
+            let pairs: Vec<(&str, String)> = ["period", "from", "to"]
+                .into_iter()
+                .filter_map(|key| p.get(key).map(|value| (key, value)))
+                .collect();
+            Window::from_params(pairs.iter().map(|(k, v)| (*k, v.as_str())))
         })
     });
     let analytics = Resource::new(
-        move || period.get(),
-        |period| async move {
-            match period {
-                Ok(period) => get_analytics(period).await.map_err(|e| e.to_string()),
+        move || window.get(),
+        |window| async move {
+            match window {
+                Ok(window) => get_analytics(window).await.map_err(|e| e.to_string()),
                 Err(message) => Err(message),
             }
         },
@@ -35,7 +37,7 @@ pub fn AnalyticsPage() -> impl IntoView {
                 {Period::ALL
                     .into_iter()
                     .map(|p| {
-                        let selected = move || period.get() == Ok(p);
+                        let selected = move || window.get() == Ok(Window::Period(p));
                         view! {
                             <a
                                 href=format!("/orchestration/analytics?period={}", p.as_str())
@@ -49,6 +51,17 @@ pub fn AnalyticsPage() -> impl IntoView {
                     })
                     .collect_view()}
             </nav>
+            {move || match window.get() {
+                Ok(Window::Range { from, to }) => {
+                    let until = to.map_or("now".to_owned(), |to| to.format("%Y-%m-%d %H:%M").to_string());
+                    Some(view! {
+                        <p class="muted" data-testid="range">
+                            {format!("From {} to {until} (UTC)", from.format("%Y-%m-%d %H:%M"))}
+                        </p>
+                    })
+                }
+                _ => None,
+            }}
             <Suspense fallback=|| view! { <p class="loading">"Computing…"</p> }>
                 {move || Suspend::new(async move {
                     match analytics.await {

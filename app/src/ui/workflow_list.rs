@@ -270,6 +270,15 @@ fn Filters(query: ListQuery) -> impl IntoView {
             </label>
             <button type="submit">"Apply"</button>
             <a class="reset" href="/orchestration">"Reset"</a>
+            {query.since.map(|from| {
+                let window = crate::model::analytics::Window::Range { from, to: query.until };
+                view! {
+                    <a class="analytics-link" data-testid="range-analytics"
+                        href=format!("/orchestration/analytics?{}", window.to_query())>
+                        "Analytics for these dates"
+                    </a>
+                }
+            })}
         </form>
     }
 }

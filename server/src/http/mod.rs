@@ -154,9 +154,9 @@ impl ReadModel for StoreReader {
 
     async fn analytics(
         &self,
-        period: app::model::analytics::Period,
+        window: app::model::analytics::Window,
     ) -> Result<app::model::analytics::Analytics, ReadError> {
-        crate::analytics::analytics(self.store.pool(), period, now_ms())
+        crate::analytics::analytics(self.store.pool(), window, now_ms())
             .await
             .map_err(|e| ReadError::Store(e.to_string()))
     }

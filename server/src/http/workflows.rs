@@ -2,7 +2,7 @@
 
 use super::{AppError, AppState};
 use app::api::{ReadError, ReadModel};
-use app::model::analytics::{Analytics, Period};
+use app::model::analytics::{Analytics, Window};
 use app::model::{is_valid_workflow_id, ListQuery, WorkflowDetail, WorkflowList};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
@@ -48,21 +48,17 @@ pub async fn detail(
         .ok_or_else(|| AppError::NotFound(format!("no workflow {id:?}")))
 }
 
-/// `GET .../analytics?period=1h|24h|7d` (24h when absent).
+/// `GET .../analytics?period=1h|24h|7d` (24h when absent), or `?from=...&to=...`.
 pub async fn analytics(
     State(state): State<AppState>,
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Analytics>, AppError> {
     let Query(params) = params.map_err(|e| AppError::BadRequest(e.body_text()))?;
-    let period = match params.iter().find(|(k, _)| k == "period") {
-        None => Period::default(),
-        Some((_, value)) => Period::parse(value).ok_or_else(|| {
-            AppError::BadRequest(format!("period {value:?} must be 1h, 24h or 7d"))
-        })?,
-    };
+    let window = Window::from_params(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(AppError::BadRequest)?;
     state
         .reader()
-        .analytics(period)
+        .analytics(window)
         .await
         .map(Json)
         .map_err(read_error)
