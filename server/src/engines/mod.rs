@@ -84,6 +84,19 @@ pub enum Change {
 }
 
 impl Change {
+    /// An attempt of an already known step begins (nothing else about it changes).
+    pub fn attempt_started(step_number: u32, attempt: u32) -> Self {
+        Self::StepStarted {
+            step_number,
+            name: None,
+            attempt: Some(attempt),
+            input: None,
+            kind: None,
+            branch: None,
+            compensates: None,
+        }
+    }
+
     /// The step the change is about, if it is about one.
     pub fn step_number(&self) -> Option<u32> {
         match self {

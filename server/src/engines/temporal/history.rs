@@ -255,15 +255,7 @@ impl HistoryMapper {
                 // failed, at this instant, with the last failure it kept.
                 let last_failure = text(attrs, "/lastFailure/message").unwrap_or("failed");
                 for earlier in 1..attempt {
-                    push(Change::StepStarted {
-                        step_number: number,
-                        name: None,
-                        attempt: Some(earlier),
-                        input: None,
-                        kind: None,
-                        branch: None,
-                        compensates: None,
-                    });
+                    push(Change::attempt_started(number, earlier));
                     let error = if earlier + 1 == attempt {
                         last_failure.to_owned()
                     } else {
@@ -274,15 +266,7 @@ impl HistoryMapper {
                         error,
                     });
                 }
-                push(Change::StepStarted {
-                    step_number: number,
-                    name: None,
-                    attempt: Some(attempt),
-                    input: None,
-                    kind: None,
-                    branch: None,
-                    compensates: None,
-                });
+                push(Change::attempt_started(number, attempt));
             }
             "ACTIVITY_TASK_COMPLETED" | "CHILD_WORKFLOW_EXECUTION_COMPLETED" => {
                 let scheduled =
@@ -370,15 +354,7 @@ impl HistoryMapper {
             }
             "CHILD_WORKFLOW_EXECUTION_STARTED" => {
                 let number = self.step_of(&event_id, text(attrs, "/initiatedEventId"))?;
-                push(Change::StepStarted {
-                    step_number: number,
-                    name: None,
-                    attempt: Some(1),
-                    input: None,
-                    kind: None,
-                    branch: None,
-                    compensates: None,
-                });
+                push(Change::attempt_started(number, 1));
             }
             "WORKFLOW_EXECUTION_COMPLETED" => push(status(WorkflowStatus::Completed, None)),
             "WORKFLOW_EXECUTION_FAILED" => {
