@@ -5,6 +5,7 @@
 #![recursion_limit = "256"]
 
 pub mod api;
+pub mod gantt;
 pub mod model;
 pub mod ui;
 

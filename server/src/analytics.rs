@@ -9,7 +9,8 @@
 use crate::store::rows::{Millis, StepRow, WorkflowRow};
 use crate::store::StoreError;
 use app::model::analytics::{
-    percent, Analytics, FailureRate, RetryRate, SlaCompliance, SlowStep, StepRetryRate, Window,
+    percent, Analytics, FailureRate, RetryRate, SlaCompliance, SlowStep, StepNorm, StepRetryRate,
+    Window,
 };
 use app::model::{SlaStatus, StepKind, StepStatus, WorkflowStatus};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
@@ -430,6 +431,44 @@ pub async fn analytics(
         top_steps: retrying,
     };
     Ok(answer)
+}
+
+/// How long `workflow_type`'s steps usually take: the p50 and p95 of each step over the
+/// runs that ended within `window`, from the same rollups.
+pub async fn step_norms(
+    pool: &SqlitePool,
+    workflow_type: &str,
+    window: Window,
+    now: Millis,
+) -> Result<Vec<StepNorm>, StoreError> {
+    let (since, until) = window.bounds(now);
+    let rows: Vec<(String, i64, String)> = sqlx::query_as(
+        "SELECT step_name, occurrences, histogram FROM analytics_steps
+         WHERE workflow_type = ? AND bucket_ms >= ? AND bucket_ms < ?",
+    )
+    .bind(workflow_type)
+    .bind(since - since.rem_euclid(BUCKET_MS))
+    .bind(until)
+    .fetch_all(pool)
+    .await?;
+    let mut by_step: BTreeMap<String, (i64, Histogram)> = BTreeMap::new();
+    for (step_name, occurrences, histogram) in rows {
+        let entry = by_step.entry(step_name).or_default();
+        entry.0 += occurrences;
+        entry.1.merge(&Histogram::from_json(&histogram));
+    }
+    Ok(by_step
+        .into_iter()
+        .filter(|(_, (occurrences, _))| *occurrences > 0)
+        .filter_map(|(step_name, (occurrences, histogram))| {
+            Some(StepNorm {
+                step_name,
+                p50_seconds: histogram.quantile(0.5)? / 1000.0,
+                p95_seconds: histogram.quantile(0.95)? / 1000.0,
+                occurrences: occurrences as u64,
+            })
+        })
+        .collect())
 }
 
 #[cfg(test)]

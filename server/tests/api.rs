@@ -589,3 +589,107 @@ async fn analytics_follow_a_date_range_like_the_list() {
         assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
     }
 }
+
+#[tokio::test]
+async fn the_gantt_svg_flags_a_step_far_slower_than_usual() {
+    let server = TestServer::start().await;
+    // Six earlier runs whose "load" took 2 s; then one where it took 12 s.
+    let mut events = Vec::new();
+    let mut run = |id: &str, load_s: i64, start: i64| {
+        events.push(
+            json!({"type": "workflow_started", "workflow_id": id, "at": ago(start),
+            "workflow_type": "etl", "total_steps": 1}),
+        );
+        events.push(
+            json!({"type": "step_started", "workflow_id": id, "at": ago(start),
+            "step_number": 1, "name": "load"}),
+        );
+        events.push(json!({"type": "step_completed", "workflow_id": id,
+            "at": ago(start - load_s), "step_number": 1}));
+        events.push(json!({"type": "workflow_status_changed", "workflow_id": id,
+            "at": ago(start - load_s), "status": "COMPLETED"}));
+    };
+    for i in 0..6 {
+        run(&format!("etl-usual-{i}"), 2, 1_000 + i * 10);
+    }
+    run("etl-slow", 12, 500);
+    let (status, body) = server.push(json!(events)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let (status, svg) = server
+        .send(
+            Request::get("/api/platform/orchestration/workflows/etl-slow/gantt.svg?width=900")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(svg.starts_with("<svg"), "{}", &svg[..60]);
+    // Against the seven runs (six of 2 s, one of 12 s): p50 ≈ 2 s, p95 ≈ 12 s, so 12 s is
+    // no outlier there; a usual run is not flagged either.
+    let (_, usual) = server
+        .send(
+            Request::get("/api/platform/orchestration/workflows/etl-usual-0/gantt.svg")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert!(!usual.contains("× usual"), "a 2 s load is usual");
+    assert!(usual.contains(r#"data-step="1" data-attempt="1" data-tone="succeeded""#));
+
+    // Thirty more usual runs push p95 down to 2 s: now 12 s is flagged, 6× the median.
+    let mut events = Vec::new();
+    for i in 0..30 {
+        let id = format!("etl-more-{i}");
+        events.push(
+            json!({"type": "workflow_started", "workflow_id": id, "at": ago(900),
+            "workflow_type": "etl", "total_steps": 1}),
+        );
+        events.push(
+            json!({"type": "step_started", "workflow_id": id, "at": ago(900),
+            "step_number": 1, "name": "load"}),
+        );
+        events.push(
+            json!({"type": "step_completed", "workflow_id": id, "at": ago(898),
+            "step_number": 1}),
+        );
+        events.push(json!({"type": "workflow_status_changed", "workflow_id": id,
+            "at": ago(898), "status": "COMPLETED"}));
+    }
+    let (status, body) = server.push(json!(events)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, svg) = server
+        .send(
+            Request::get("/api/platform/orchestration/workflows/etl-slow/gantt.svg")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    let flag = svg
+        .lines()
+        .find(|line| line.contains("× usual"))
+        .unwrap_or_else(|| panic!("no slow flag in {svg}"));
+    assert!(flag.contains("⚠ 6.") || flag.contains("⚠ 5."), "{flag}");
+
+    for (uri, expected) in [
+        (
+            "/api/platform/orchestration/workflows/etl-slow/gantt.svg?width=10",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/platform/orchestration/workflows/etl-slow/gantt.svg?width=wide",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            "/api/platform/orchestration/workflows/no-such-run/gantt.svg",
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/api/platform/orchestration/workflows/bad%20id/gantt.svg",
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (status, _) = server.get(uri).await;
+        assert_eq!(status, expected, "{uri}");
+    }
+}

@@ -69,3 +69,18 @@ pub async fn get_analytics(
         .await
         .map_err(read_model::to_client_error)
 }
+
+/// How long the steps of a workflow type usually take, for the Gantt chart's flags.
+#[server]
+pub async fn get_step_norms(
+    workflow_type: String,
+) -> Result<Vec<crate::model::analytics::StepNorm>, ServerFnError> {
+    if workflow_type.len() > crate::model::MAX_WORKFLOW_TYPE_LEN {
+        return Err(ServerFnError::new("the workflow type is too long"));
+    }
+    let model = read_model::from_context()?;
+    model
+        .step_norms(&workflow_type)
+        .await
+        .map_err(read_model::to_client_error)
+}

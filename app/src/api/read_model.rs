@@ -27,6 +27,11 @@ pub trait ReadModel: Send + Sync + 'static {
         &self,
         window: crate::model::analytics::Window,
     ) -> Result<crate::model::analytics::Analytics, ReadError>;
+    /// How long the steps of `workflow_type` usually take (the Gantt chart's yardstick).
+    async fn step_norms(
+        &self,
+        workflow_type: &str,
+    ) -> Result<Vec<crate::model::analytics::StepNorm>, ReadError>;
 }
 
 /// The read model as put into the Leptos context.

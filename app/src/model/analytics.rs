@@ -206,6 +206,20 @@ pub struct Analytics {
     pub retry_rate: RetryRate,
 }
 
+/// How long a step of a workflow type usually takes: the yardstick the Gantt chart
+/// holds each step against ("ran 2.4× its usual duration").
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepNorm {
+    pub step_name: String,
+    pub p50_seconds: f64,
+    pub p95_seconds: f64,
+    /// Finished runs of the step the percentiles come from.
+    pub occurrences: u64,
+}
+
+/// How far back "usual" step durations look.
+pub const STEP_NORMS_WINDOW: Period = Period::Week;
+
 /// `part` of `whole` in percent, rounded half up; 0 of nothing.
 pub fn percent(part: u64, whole: u64) -> u32 {
     if whole == 0 {

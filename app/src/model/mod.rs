@@ -20,6 +20,9 @@ pub use workflow::{
     WorkflowStats,
 };
 
+/// Longest workflow type a query may name (longer ones cannot exist).
+pub const MAX_WORKFLOW_TYPE_LEN: usize = 256;
+
 /// Longest workflow id the API accepts; ids travel in URLs.
 pub const MAX_WORKFLOW_ID_LEN: usize = 128;
 

@@ -2,6 +2,7 @@
 
 mod analytics;
 mod clock;
+mod gantt;
 mod live;
 mod workflow_detail;
 mod workflow_list;

@@ -5,9 +5,11 @@
 //! changed. Everything the workflow produced is shown as text, never as HTML.
 
 use super::clock::use_now;
+use super::gantt::GanttPanel;
 use super::live::{ConnectionState, LiveConnection};
 use super::{sla_class, status_class};
 use crate::api::{act_on_workflow, get_workflow};
+use crate::model::analytics::StepNorm;
 use crate::model::{
     attempt_label, format_duration, Action, Attempt, SlaStatus, Step, StepKind, StepStatus,
     Subscription, WorkflowDetail, WorkflowStatus,
@@ -37,11 +39,25 @@ enum Dialog {
 
 /// State of the page that outlives each re-read of the run.
 #[derive(Clone, Copy)]
-struct PageState {
-    expanded: RwSignal<HashSet<u32>>,
+pub(super) struct PageState {
+    pub(super) expanded: RwSignal<HashSet<u32>>,
     notice: RwSignal<Option<Notice>>,
     dialog: RwSignal<Option<Dialog>>,
     busy: RwSignal<bool>,
+    /// The Gantt tab: where it was scrolled, whether its canvas has taken over from the
+    /// server's SVG, the step opened from a bar, and the type's usual step durations.
+    pub(super) gantt_scroll: RwSignal<f64>,
+    pub(super) gantt_drawn: RwSignal<bool>,
+    pub(super) gantt_selected: RwSignal<Option<u32>>,
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    pub(super) gantt_norms: RwSignal<Option<(String, Vec<StepNorm>)>>,
+}
+
+/// Which view of the steps the page shows (`?view=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StepsView {
+    Timeline,
+    Gantt,
 }
 
 #[component]
@@ -67,11 +83,18 @@ pub fn WorkflowDetailPage() -> impl IntoView {
         move || (id.get(), version.get(), connected.get()),
         |(id, _, _)| async move { get_workflow(id).await.map_err(|e| e.to_string()) },
     );
+    // `?step=N` (where the Gantt chart's links lead) opens that step.
+    let query = use_query_map();
+    let asked_step = query.with_untracked(|q| q.get("step").and_then(|s| s.parse::<u32>().ok()));
     let state = PageState {
-        expanded: RwSignal::new(HashSet::new()),
+        expanded: RwSignal::new(asked_step.into_iter().collect()),
         notice: RwSignal::new(None),
         dialog: RwSignal::new(None),
         busy: RwSignal::new(false),
+        gantt_scroll: RwSignal::new(0.0),
+        gantt_drawn: RwSignal::new(false),
+        gantt_selected: RwSignal::new(asked_step),
+        gantt_norms: RwSignal::new(None),
     };
 
     view! {
@@ -152,6 +175,32 @@ fn RunView(run: WorkflowDetail, state: PageState) -> impl IntoView {
     };
     let reason = run.status_reason.clone();
     let id = run.id.clone();
+    let query = use_query_map();
+    let steps_view = Memo::new(move |_| {
+        query.with(|q| match q.get("view").as_deref() {
+            Some("gantt") => StepsView::Gantt,
+            _ => StepsView::Timeline,
+        })
+    });
+    let tab = move |view: StepsView, href: String, label: &'static str| {
+        view! {
+            <a
+                href=href
+                role="tab"
+                aria-selected=move || (steps_view.get() == view).to_string()
+                aria-current=move || (steps_view.get() == view).then_some("page")
+            >
+                {label}
+            </a>
+        }
+    };
+    let steps = {
+        let run = run.clone();
+        move || match steps_view.get() {
+            StepsView::Timeline => view! { <Timeline run=run.clone() state /> }.into_any(),
+            StepsView::Gantt => view! { <GanttPanel run=run.clone() state /> }.into_any(),
+        }
+    };
     view! {
         <header class="run-header">
             <h1>
@@ -189,7 +238,11 @@ fn RunView(run: WorkflowDetail, state: PageState) -> impl IntoView {
         </header>
         <ActionsBar run=run.clone() state />
         <NoticeLine state />
-        <Timeline run state />
+        <nav class="view-tabs" role="tablist" aria-label="Views of the steps">
+            {tab(StepsView::Timeline, format!("/orchestration/workflows/{id}"), "Timeline")}
+            {tab(StepsView::Gantt, format!("/orchestration/workflows/{id}?view=gantt"), "📊 Gantt")}
+        </nav>
+        {steps}
         <p class="export">
             <a href=format!("/api/platform/orchestration/workflows/{id}/export") download="">
                 "Export JSON"
@@ -432,8 +485,17 @@ fn Timeline(run: WorkflowDetail, state: PageState) -> impl IntoView {
         .cloned()
         .collect();
     let pages = normal.len().div_ceil(STEPS_PER_PAGE).max(1);
+    // The page asked for, else the one holding the step asked for (`?step=N`).
     let page = query
-        .with_untracked(|q| q.get("page").and_then(|p| p.parse::<usize>().ok()))
+        .with_untracked(|q| {
+            q.get("page")
+                .and_then(|p| p.parse::<usize>().ok())
+                .or_else(|| {
+                    let step = q.get("step")?.parse::<u32>().ok()?;
+                    let index = normal.iter().position(|s| s.step_number == step)?;
+                    Some(index / STEPS_PER_PAGE + 1)
+                })
+        })
         .unwrap_or(1)
         .clamp(1, pages);
     let shown: Vec<&Step> = normal
@@ -525,7 +587,7 @@ fn pretty(value: &serde_json::Value) -> String {
 }
 
 #[component]
-fn StepItem(step: Step, label: Option<String>, state: PageState) -> impl IntoView {
+pub(super) fn StepItem(step: Step, label: Option<String>, state: PageState) -> impl IntoView {
     let number = step.step_number;
     let name_label = match &label {
         Some(label) => format!("{label} {}", step.name),
@@ -556,7 +618,7 @@ fn StepItem(step: Step, label: Option<String>, state: PageState) -> impl IntoVie
     let undoes = step.compensates.map(|n| format!("undoes step {n}"));
     let running = step.status == StepStatus::Running;
     view! {
-        <li class=class data-step=number data-status=step.status.as_str()>
+        <li class=class id=format!("step-{number}") data-step=number data-status=step.status.as_str()>
             <details open=move || state.expanded.with(|set| set.contains(&number))>
                 <summary on:click=toggle>
                     <span class="icon">{step_icon(step.status)}</span>

@@ -103,7 +103,7 @@ pub async fn start(
     Ok((StatusCode::CREATED, Json(answer(outcome))))
 }
 
-fn checked_id(id: &str) -> Result<(), AppError> {
+pub(super) fn checked_id(id: &str) -> Result<(), AppError> {
     if is_valid_workflow_id(id) {
         Ok(())
     } else {

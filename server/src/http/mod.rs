@@ -3,6 +3,7 @@
 
 pub mod actions;
 mod error;
+mod gantt;
 mod ingest;
 mod workflows;
 
@@ -82,6 +83,10 @@ pub fn api_router() -> Router<AppState> {
             get(actions::export),
         )
         .route(
+            "/api/platform/orchestration/workflows/{id}/gantt.svg",
+            get(gantt::svg),
+        )
+        .route(
             "/api/platform/orchestration/events",
             post(ingest::push_events).layer(DefaultBodyLimit::max(
                 crate::engines::ingest::MAX_BATCH_BYTES,
@@ -157,6 +162,17 @@ impl ReadModel for StoreReader {
         window: app::model::analytics::Window,
     ) -> Result<app::model::analytics::Analytics, ReadError> {
         crate::analytics::analytics(self.store.pool(), window, now_ms())
+            .await
+            .map_err(|e| ReadError::Store(e.to_string()))
+    }
+
+    async fn step_norms(
+        &self,
+        workflow_type: &str,
+    ) -> Result<Vec<app::model::analytics::StepNorm>, ReadError> {
+        let window =
+            app::model::analytics::Window::Period(app::model::analytics::STEP_NORMS_WINDOW);
+        crate::analytics::step_norms(self.store.pool(), workflow_type, window, now_ms())
             .await
             .map_err(|e| ReadError::Store(e.to_string()))
     }

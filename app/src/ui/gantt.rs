@@ -1,0 +1,397 @@
+//! The Gantt tab of a run's page. The server's SVG paints first (and is all there is
+//! without JavaScript); once the app runs, a canvas takes over: it paints only the rows in
+//! view (so 10,000 steps scroll smoothly), running bars grow with the clock, and links over
+//! the bars of the visible rows give each attempt a tooltip and open its step below.
+
+use super::clock::use_now;
+use super::workflow_detail::{PageState, StepItem};
+use crate::gantt::{self, Layout, BAR_HEIGHT};
+use crate::model::{WorkflowDetail, WorkflowStatus};
+use leptos::prelude::*;
+use std::sync::Arc;
+
+/// Width the server's SVG is drawn at before the page knows its own.
+const FIRST_PAINT_WIDTH: u32 = 1100;
+/// Rows of the server's SVG in the page (the frame shows about 30; the canvas, or the
+/// download, shows them all).
+const FIRST_PAINT_ROWS: usize = 200;
+
+/// A link over one attempt's bar.
+#[derive(Debug, Clone, PartialEq)]
+struct Hit {
+    step: u32,
+    attempt: u32,
+    left: f64,
+    top: f64,
+    width: f64,
+    tone: &'static str,
+    critical: bool,
+    tip: Vec<String>,
+}
+
+/// The bars of the rows between `top` and `top + height`.
+fn hits(layout: &Layout, top: f64, height: f64) -> Vec<Hit> {
+    let range = layout.rows_between(top + gantt::AXIS_HEIGHT, top + height);
+    layout.rows[range]
+        .iter()
+        .flat_map(|row| {
+            row.bars.iter().map(move |bar| Hit {
+                step: row.step_number,
+                attempt: bar.attempt,
+                left: bar.x0,
+                top: row.middle() - BAR_HEIGHT / 2.0,
+                width: (bar.x1 - bar.x0).max(2.0),
+                tone: bar.tone.as_str(),
+                critical: row.critical,
+                tip: gantt::tooltip(row, bar),
+            })
+        })
+        .collect()
+}
+
+#[component]
+pub(super) fn GanttPanel(run: WorkflowDetail, state: PageState) -> impl IntoView {
+    let id = run.id.clone();
+    let svg_url = format!("/api/platform/orchestration/workflows/{id}/gantt.svg");
+    let rows = run.execution.steps.len();
+    let height = gantt::AXIS_HEIGHT + rows as f64 * gantt::ROW_HEIGHT + gantt::FOOTER_HEIGHT;
+    let active = run.status.is_active() || run.status == WorkflowStatus::Pending;
+    let now = use_now();
+    let first_summary =
+        gantt::layout(&run, &[], chrono::Utc::now(), f64::from(FIRST_PAINT_WIDTH)).summary;
+    let chart: RwSignal<Option<Arc<Layout>>> = RwSignal::new(None);
+    let scroll_top = RwSignal::new(state.gantt_scroll.get_untracked());
+    let view_height = RwSignal::new(0.0_f64);
+    let width = RwSignal::new(0.0_f64);
+    let hovered: RwSignal<Option<Hit>> = RwSignal::new(None);
+    let frame = NodeRef::<leptos::html::Div>::new();
+    let canvas = NodeRef::<leptos::html::Canvas>::new();
+
+    #[cfg(feature = "hydrate")]
+    client::start(client::Parts {
+        run: run.clone(),
+        state,
+        chart,
+        scroll_top,
+        view_height,
+        width,
+        frame,
+        canvas,
+        now,
+        active,
+    });
+    #[cfg(not(feature = "hydrate"))]
+    let _ = (now, active);
+
+    let visible_hits = Memo::new(move |_| {
+        chart.with(|chart| {
+            chart
+                .as_ref()
+                .map(|layout| hits(layout, scroll_top.get(), view_height.get()))
+                .unwrap_or_default()
+        })
+    });
+    let steps = run.execution.steps.clone();
+    let selected_step = move || {
+        state.gantt_selected.get().and_then(|number| {
+            steps
+                .iter()
+                .find(|s| s.step_number == number)
+                .cloned()
+                .map(|step| {
+                    view! {
+                        <section class="gantt-step" data-testid="gantt-step" aria-label="Selected step">
+                            <ol class="timeline">
+                                <StepItem step label=None state />
+                            </ol>
+                        </section>
+                    }
+                })
+        })
+    };
+    let critical_text = move || {
+        chart.with(|chart| {
+            chart.as_ref().and_then(|layout| {
+                (!layout.critical_path.is_empty()).then(|| {
+                    let steps: Vec<String> = layout
+                        .critical_path
+                        .iter()
+                        .take(30)
+                        .map(|n| n.to_string())
+                        .collect();
+                    let more = layout.critical_path.len().saturating_sub(30);
+                    format!(
+                        "Critical path: step {}{}",
+                        steps.join(" → "),
+                        if more > 0 {
+                            format!(" … and {more} more")
+                        } else {
+                            String::new()
+                        }
+                    )
+                })
+            })
+        })
+    };
+    let download = format!("{svg_url}?download=1");
+    let first_svg = format!("{svg_url}?width={FIRST_PAINT_WIDTH}&rows={FIRST_PAINT_ROWS}");
+    view! {
+        <section class="gantt" data-testid="gantt">
+            <p class="gantt-summary" data-testid="gantt-summary">
+                {move || chart.with(|c| c.as_ref().map(|l| l.summary.clone())).unwrap_or_else(|| first_summary.clone())}
+            </p>
+            <p class="gantt-critical" data-testid="gantt-critical">{critical_text}</p>
+            <div
+                class="gantt-frame"
+                node_ref=frame
+                on:scroll=move |ev| {
+                    let top = f64::from(event_target::<leptos::web_sys::Element>(&ev).scroll_top());
+                    scroll_top.set(top);
+                    state.gantt_scroll.set(top);
+                }
+            >
+                <div class="gantt-track" style:height=format!("{height}px")>
+                    <canvas
+                        node_ref=canvas
+                        class="gantt-canvas"
+                        data-testid="gantt-canvas"
+                        hidden=move || !state.gantt_drawn.get()
+                        role="img"
+                        aria-label="Gantt chart of the steps"
+                    ></canvas>
+                    <Show when=move || !state.gantt_drawn.get()>
+                        <object
+                            class="gantt-svg"
+                            data=first_svg.clone()
+                            type="image/svg+xml"
+                            aria-label="Gantt chart of the steps"
+                        >
+                            <a href=first_svg.clone()>"Open the Gantt chart"</a>
+                        </object>
+                    </Show>
+                    <div class="gantt-hits">
+                        <For
+                            each=move || visible_hits.get()
+                            key=|hit| (hit.step, hit.attempt, (hit.left * 10.0) as i64, (hit.width * 10.0) as i64, hit.critical)
+                            let:hit
+                        >
+                            {
+                                let step = hit.step;
+                                let label = hit.tip.join(". ");
+                                let shown = hit.clone();
+                                view! {
+                                    <a
+                                        class="gantt-hit"
+                                        href=format!("?view=gantt&step={step}")
+                                        data-step=step
+                                        data-attempt=hit.attempt
+                                        data-tone=hit.tone
+                                        data-critical=hit.critical.to_string()
+                                        aria-label=label
+                                        style:left=format!("{}px", hit.left)
+                                        style:top=format!("{}px", hit.top)
+                                        style:width=format!("{}px", hit.width)
+                                        style:height=format!("{BAR_HEIGHT}px")
+                                        on:mouseenter={
+                                            let shown = shown.clone();
+                                            move |_| hovered.set(Some(shown.clone()))
+                                        }
+                                        on:focus={
+                                            let shown = shown.clone();
+                                            move |_| hovered.set(Some(shown.clone()))
+                                        }
+                                        on:mouseleave=move |_| hovered.set(None)
+                                        on:blur=move |_| hovered.set(None)
+                                        on:click=move |ev| {
+                                            ev.prevent_default();
+                                            state.expanded.update(|open| {
+                                                open.insert(step);
+                                            });
+                                            state.gantt_selected.set(Some(step));
+                                        }
+                                    ></a>
+                                }
+                            }
+                        </For>
+                    </div>
+                    {move || hovered.get().map(|hit| view! {
+                        <div
+                            class="gantt-tooltip"
+                            role="tooltip"
+                            data-testid="gantt-tooltip"
+                            // Below the bar in the upper half of the chart, above it lower
+                            // down, so the frame does not cut it off.
+                            style:left=format!("{}px", hit.left.clamp(0.0, (width.get_untracked() - 430.0).max(0.0)))
+                            style:top=format!("{}px", if hit.top < height / 2.0 { hit.top + BAR_HEIGHT + 6.0 } else { hit.top - 6.0 })
+                            style:transform=if hit.top < height / 2.0 { "none" } else { "translateY(-100%)" }
+                        >
+                            {hit.tip.into_iter().map(|line| view! { <div>{line}</div> }).collect_view()}
+                        </div>
+                    })}
+                </div>
+            </div>
+            <p class="gantt-links">
+                <a href=download download="">"Download SVG"</a>
+            </p>
+            {selected_step}
+        </section>
+    }
+}
+
+#[cfg(feature = "hydrate")]
+mod client {
+    //! Painting in the browser: layout when the run, the clock (while it runs), the width
+    //! or the usual durations change; paint when the layout or the scroll position does.
+
+    use super::*;
+    use crate::api::get_step_norms;
+    use crate::gantt::Viewport;
+    use leptos::web_sys;
+
+    pub(super) struct Parts {
+        pub run: WorkflowDetail,
+        pub state: PageState,
+        pub chart: RwSignal<Option<Arc<Layout>>>,
+        pub scroll_top: RwSignal<f64>,
+        pub view_height: RwSignal<f64>,
+        pub width: RwSignal<f64>,
+        pub frame: NodeRef<leptos::html::Div>,
+        pub canvas: NodeRef<leptos::html::Canvas>,
+        pub now: ReadSignal<f64>,
+        pub active: bool,
+    }
+
+    fn performance_now() -> f64 {
+        web_sys::window()
+            .and_then(|w| w.performance())
+            .map(|p| p.now())
+            .unwrap_or_default()
+    }
+
+    pub(super) fn start(parts: Parts) {
+        let Parts {
+            run,
+            state,
+            chart,
+            scroll_top,
+            view_height,
+            width,
+            frame,
+            canvas,
+            now,
+            active,
+        } = parts;
+        let workflow_type = run.workflow_type.clone();
+
+        // The usual step durations, once per type for as long as the page is open.
+        let known = state
+            .gantt_norms
+            .with_untracked(|n| n.as_ref().is_some_and(|(t, _)| *t == workflow_type));
+        if !known {
+            leptos::task::spawn_local(async move {
+                let norms = get_step_norms(workflow_type.clone())
+                    .await
+                    .unwrap_or_default();
+                state.gantt_norms.set(Some((workflow_type, norms)));
+            });
+        }
+
+        // The frame's size, now and whenever the window's changes.
+        let measure = move || {
+            if let Some(frame) = frame.get_untracked() {
+                width.set(f64::from(frame.client_width()));
+                view_height.set(f64::from(frame.client_height()));
+            }
+        };
+        Effect::new(move |_| {
+            if let Some(frame) = frame.get() {
+                frame.set_scroll_top(scroll_top.get_untracked() as i32);
+                measure();
+            }
+        });
+        let resize = window_event_listener(leptos::ev::resize, move |_| measure());
+        on_cleanup(move || resize.remove());
+
+        let layout_ms = RwSignal::new(0.0_f64);
+        Effect::new(move |_| {
+            let width = width.get();
+            if width <= 0.0 {
+                return;
+            }
+            let at = if active {
+                now.get()
+            } else {
+                now.get_untracked()
+            };
+            let started = performance_now();
+            let layout = state.gantt_norms.with(|norms| {
+                let norms = norms
+                    .as_ref()
+                    .filter(|(t, _)| *t == run.workflow_type)
+                    .map(|(_, n)| n.as_slice())
+                    .unwrap_or_default();
+                let at = chrono::DateTime::from_timestamp_millis(at as i64).unwrap_or_default();
+                gantt::layout(&run, norms, at, width)
+            });
+            layout_ms.set(performance_now() - started);
+            chart.set(Some(Arc::new(layout)));
+        });
+
+        Effect::new(move |_| {
+            let top = scroll_top.get();
+            let Some(canvas) = canvas.get() else { return };
+            let Some(layout) = chart.get() else { return };
+            let started = performance_now();
+            let height = view_height.get_untracked().min(layout.height).max(1.0);
+            match paint(&canvas, &layout, top, height) {
+                Ok(()) => {
+                    let drawn_ms = performance_now() - started;
+                    // For the benchmark and for anyone curious: what the last paint cost.
+                    let _ = canvas.set_attribute("data-rows", &layout.rows.len().to_string());
+                    let _ = canvas.set_attribute(
+                        "data-layout-ms",
+                        &format!("{:.2}", layout_ms.get_untracked()),
+                    );
+                    let _ = canvas.set_attribute("data-paint-ms", &format!("{drawn_ms:.2}"));
+                    let paints = canvas
+                        .get_attribute("data-paints")
+                        .and_then(|n| n.parse::<u64>().ok())
+                        .unwrap_or(0);
+                    if paints == 0 {
+                        let _ = canvas.set_attribute(
+                            "data-first-paint-at",
+                            &format!("{:.1}", performance_now()),
+                        );
+                    }
+                    let _ = canvas.set_attribute("data-paints", &(paints + 1).to_string());
+                    state.gantt_drawn.set(true);
+                }
+                Err(message) => {
+                    leptos::logging::warn!("the Gantt chart could not be painted: {message}")
+                }
+            }
+        });
+    }
+
+    fn paint(
+        canvas: &web_sys::HtmlCanvasElement,
+        layout: &Layout,
+        top: f64,
+        height: f64,
+    ) -> Result<(), String> {
+        let scale = web_sys::window()
+            .map(|w| w.device_pixel_ratio())
+            .unwrap_or(1.0)
+            .max(1.0);
+        canvas.set_width((layout.width * scale).round() as u32);
+        canvas.set_height((height * scale).round() as u32);
+        let _ = canvas.set_attribute(
+            "style",
+            &format!("width:{}px;height:{height}px", layout.width),
+        );
+        let mut backend = plotters_canvas::CanvasBackend::with_canvas_object(canvas.clone())
+            .ok_or("the browser gave no 2D context")?;
+        gantt::draw(&mut backend, layout, Viewport { top, height, scale })
+            .map_err(|e| e.to_string())
+    }
+}
