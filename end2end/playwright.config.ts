@@ -59,6 +59,10 @@ export default defineConfig({
       LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
       // The browser tests' own workflow types (deterministic durations and failures).
       STEPLINE_WORKFLOWS: `${process.cwd()}/workflows`,
+      // Temporal sources to follow too (scripts/test.sh points this at its dev server).
+      ...(process.env.STEPLINE_TEMPORAL_SOURCES
+        ? { STEPLINE_TEMPORAL_SOURCES: process.env.STEPLINE_TEMPORAL_SOURCES }
+        : {}),
     },
   },
 });

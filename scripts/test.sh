@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Sets up what is missing and runs every test: formatting, the Rust tests (model,
-# projector, store, hub, router), both builds (server and WASM), and the browser tests
-# (Playwright in Debian's Chromium against the real server).
+# projector, store, hub, router), the Temporal adapter against a real Temporal dev server
+# and fixture worker, both builds (server and WASM), and the browser tests (Playwright in
+# Debian's Chromium against the real server, which also follows that Temporal).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -12,16 +13,38 @@ step() { printf '\n==> %s\n' "$*"; }
 step "Formatting"
 cargo fmt --all -- --check
 
+work="$(mktemp -d)"
+# Services this script starts are stopped by their PIDs, whatever happens.
+cleanup() {
+  scripts/temporal.sh stop "$work/temporal" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
 step "Rust tests"
 cargo test -p app --features ssr
 cargo test -p server
+
+step "Temporal adapter against a real Temporal dev server"
+scripts/temporal.sh start "$work/temporal"
+. "$work/temporal/env"
+cargo test -p server --test temporal -- --include-ignored
 
 step "Building the site (server + WASM)"
 cargo leptos build
 
 step "Browser tests"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
+# The browser tests' Stepline also follows the Temporal dev server (mixed-engine list).
+cat > "$work/temporal-sources.toml" <<EOF
+[[source]]
+name = "e2e"
+url = "$STEPLINE_TEMPORAL_HTTP"
+task_queue = "$STEPLINE_TEMPORAL_TASK_QUEUE"
+compensation_prefixes = ["compensate_"]
+poll_interval = "250ms"
+import_since = "10m"
+EOF
+export STEPLINE_TEMPORAL_SOURCES="$work/temporal-sources.toml"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 export STEPLINE_E2E_PORT="$port"
 export STEPLINE_SERVER_BIN="$CARGO_TARGET_DIR/debug/server"

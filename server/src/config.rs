@@ -33,6 +33,10 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_running: u32,
 
+    /// A TOML file of Temporal sources to follow (see README: "Temporal").
+    #[arg(long, env = "STEPLINE_TEMPORAL_SOURCES")]
+    pub temporal_sources: Option<PathBuf>,
+
     /// Keep starting demo runs of the defined workflow types.
     #[arg(long, env = "STEPLINE_DEMO")]
     pub demo: bool,

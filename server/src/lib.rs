@@ -68,8 +68,29 @@ pub async fn start_core(
         hub,
         engines,
         builtin,
+        health: engines::health::HealthBoard::default(),
         leptos_options,
     })
+}
+
+/// Follows the Temporal `sources` (each namespace its own engine) alongside the others.
+pub async fn follow_temporal(
+    state: &mut AppState,
+    sources: Vec<engines::temporal::SourceConfig>,
+) -> Result<Vec<engines::temporal::TemporalSource>, String> {
+    let mut started = Vec::new();
+    for config in sources {
+        let source = engines::temporal::TemporalSource::start(
+            config,
+            state.store.clone(),
+            state.projector.clone(),
+            state.health.clone(),
+        )
+        .await?;
+        state.engines.add(Arc::new(source.clone()));
+        started.push(source);
+    }
+    Ok(started)
 }
 
 /// The whole HTTP surface: API, live endpoint, pages and static files.

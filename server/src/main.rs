@@ -37,9 +37,19 @@ async fn main() -> anyhow::Result<()> {
             max_running: config.max_running as usize,
         },
     };
-    let state = server::start_core(&config.database_url, leptos_options, Some(builtin))
+    let temporal = match &config.temporal_sources {
+        Some(path) => server::engines::temporal::load_sources(path).map_err(anyhow::Error::msg)?,
+        None => Vec::new(),
+    };
+    let mut state = server::start_core(&config.database_url, leptos_options, Some(builtin))
         .await
         .with_context(|| format!("opening the store at {}", config.database_url))?;
+    for source in server::follow_temporal(&mut state, temporal)
+        .await
+        .map_err(anyhow::Error::msg)?
+    {
+        tracing::info!(engine = source.engine_id(), "following Temporal");
+    }
     if config.demo {
         if let Some(engine) = state.builtin.clone() {
             tokio::spawn(demo::run(engine, demo::DemoSettings::default()));

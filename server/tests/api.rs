@@ -97,7 +97,8 @@ async fn an_empty_store_lists_nothing() {
         body["stats"],
         json!({"active": 0, "pending": 0, "completed_today": 0, "failed_today": 0,
                "sla_compliance_today": null,
-               "tabs": {"active": 0, "pending": 0, "completed": 0, "failed": 0, "slow": 0}})
+               "tabs": {"active": 0, "pending": 0, "completed": 0, "failed": 0, "slow": 0},
+               "engines": []})
     );
 }
 

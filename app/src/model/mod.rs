@@ -15,9 +15,9 @@ pub use query::{
 pub use status::{SlaStatus, StepKind, StepStatus, WorkflowStatus};
 pub use workflow::{
     attempt_label, derive_branches, format_duration, progress_of, Action, ActionResponse, Attempt,
-    Branch, Capabilities, DefinitionInfo, ErrorBody, Execution, LiveMode, Metadata, Priority,
-    Progress, RetryPolicyInfo, Step, TabCounts, Workflow, WorkflowDetail, WorkflowList,
-    WorkflowStats,
+    Branch, Capabilities, DefinitionInfo, EngineHealth, EngineState, ErrorBody, Execution,
+    LiveMode, Metadata, Priority, Progress, RetryPolicyInfo, Step, TabCounts, Workflow,
+    WorkflowDetail, WorkflowList, WorkflowStats,
 };
 
 /// Longest workflow type a query may name (longer ones cannot exist).

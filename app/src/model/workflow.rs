@@ -137,8 +137,31 @@ pub struct Workflow {
     pub can_cancel: bool,
 }
 
+/// Whether Stepline reaches an engine it follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EngineState {
+    /// Not answered yet since Stepline started.
+    Connecting,
+    Ok,
+    /// Not answering: its runs may be stale until it does (then Stepline catches up).
+    Degraded,
+}
+
+/// An engine Stepline follows, and how that goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineHealth {
+    pub engine: String,
+    pub state: EngineState,
+    /// What went wrong, when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Since when the engine is in this state.
+    pub since: DateTime<Utc>,
+}
+
 /// Counts shown above the list.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct WorkflowStats {
     pub active: u64,
     pub pending: u64,
@@ -151,6 +174,9 @@ pub struct WorkflowStats {
     /// How many runs each tab of the list holds.
     #[serde(default)]
     pub tabs: TabCounts,
+    /// The engines Stepline follows (Temporal sources), with their health.
+    #[serde(default)]
+    pub engines: Vec<EngineHealth>,
 }
 
 /// The list tabs' counts (the Completed tab shows at most its newest 100).

@@ -8,8 +8,8 @@ use super::live::LiveConnection;
 use super::{sla_class, status_class};
 use crate::api::{get_stats, list_workflows};
 use crate::model::{
-    format_duration, ListQuery, Sort, Subscription, Tab, Workflow, WorkflowList, WorkflowStats,
-    WorkflowStatus,
+    format_duration, EngineState, ListQuery, Sort, Subscription, Tab, Workflow, WorkflowList,
+    WorkflowStats, WorkflowStatus,
 };
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
@@ -118,11 +118,12 @@ pub fn WorkflowListPage() -> impl IntoView {
                     match list.await {
                         Ok(page) => {
                             let query = query.get_untracked().unwrap_or_default();
-                            let initial = page.stats;
+                            let initial = page.stats.clone();
                             let stats = Signal::derive(move || {
-                                fresh_stats.get().flatten().unwrap_or(initial)
+                                fresh_stats.get().flatten().unwrap_or_else(|| initial.clone())
                             });
                             view! {
+                                <EngineBanner stats />
                                 <StatsLine stats />
                                 <Tabs query=query.clone() stats />
                                 <Filters query=query.clone() />
@@ -144,6 +145,42 @@ pub fn WorkflowListPage() -> impl IntoView {
                 })}
             </Suspense>
         </section>
+    }
+}
+
+/// Says which followed engines Stepline cannot reach now (their runs may be stale).
+#[component]
+fn EngineBanner(stats: Signal<WorkflowStats>) -> impl IntoView {
+    move || {
+        stats.with(|stats| {
+            stats
+                .engines
+                .iter()
+                .filter(|engine| engine.state != EngineState::Ok)
+                .map(|engine| {
+                    let text = match engine.state {
+                        EngineState::Connecting => format!("Connecting to {}…", engine.engine),
+                        _ => format!(
+                            "{} is unreachable since {} UTC ({}). Its workflows may be stale; Stepline catches up when it answers again.",
+                            engine.engine,
+                            engine.since.format("%H:%M:%S"),
+                            engine.message.clone().unwrap_or_default()
+                        ),
+                    };
+                    view! {
+                        <p
+                            class="engine-banner"
+                            role="alert"
+                            data-testid="engine-banner"
+                            data-engine=engine.engine.clone()
+                            data-state=if engine.state == EngineState::Connecting { "connecting" } else { "degraded" }
+                        >
+                            {text}
+                        </p>
+                    }
+                })
+                .collect_view()
+        })
     }
 }
 

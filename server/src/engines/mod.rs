@@ -3,6 +3,7 @@
 //! takes operators' [`Command`]s through the [`Engine`] trait.
 
 pub mod builtin;
+pub mod health;
 pub mod ingest;
 pub mod temporal;
 
@@ -212,6 +213,12 @@ pub trait Engine: Send + Sync {
         workflow_id: &str,
         command: Command,
     ) -> Result<CommandOutcome, CommandError>;
+}
+
+/// Makes rustls' ring provider the process default: reqwest is built without one (see
+/// Cargo.toml). Call before building an HTTP client; calling again does nothing.
+pub fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
 /// The engines that accept commands, by id.

@@ -70,6 +70,7 @@ pub async fn push_events(
             engine: source,
             capabilities: ingest::capabilities(),
             events,
+            positions: Vec::new(),
         })
         .await
         .map_err(|error| match error {

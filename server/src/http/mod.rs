@@ -33,6 +33,8 @@ pub struct AppState {
     pub engines: Engines,
     /// The built-in engine, which also starts new runs by type.
     pub builtin: Option<BuiltinEngine>,
+    /// How the followed engines (Temporal sources) are doing.
+    pub health: crate::engines::health::HealthBoard,
     pub leptos_options: LeptosOptions,
 }
 
@@ -57,6 +59,7 @@ impl AppState {
         StoreReader {
             store: self.store.clone(),
             hub: self.hub.clone(),
+            health: self.health.clone(),
         }
     }
 }
@@ -95,6 +98,10 @@ pub fn api_router() -> Router<AppState> {
         .route(
             "/api/platform/orchestration/analytics",
             get(workflows::analytics),
+        )
+        .route(
+            "/api/platform/orchestration/engines",
+            get(workflows::engines),
         )
         .route("/api/health", get(|| async { "ok" }))
         // Unknown API paths answer in JSON, not with the app's HTML 404 page.
@@ -140,6 +147,7 @@ impl Operations for PageOperations {
 pub struct StoreReader {
     store: Store,
     hub: Arc<LiveHub>,
+    health: crate::engines::health::HealthBoard,
 }
 
 #[async_trait::async_trait]
@@ -154,6 +162,7 @@ impl ReadModel for StoreReader {
             .await
             .map_err(|e| ReadError::Store(e.to_string()))?;
         list.seq = Some(seq);
+        list.stats.engines = self.health.snapshot();
         Ok(list)
     }
 
@@ -178,10 +187,13 @@ impl ReadModel for StoreReader {
     }
 
     async fn stats(&self) -> Result<app::model::WorkflowStats, ReadError> {
-        self.store
+        let mut stats = self
+            .store
             .stats(now_ms())
             .await
-            .map_err(|e| ReadError::Store(e.to_string()))
+            .map_err(|e| ReadError::Store(e.to_string()))?;
+        stats.engines = self.health.snapshot();
+        Ok(stats)
     }
 
     async fn workflow_detail(&self, id: &str) -> Result<Option<WorkflowDetail>, ReadError> {

@@ -63,3 +63,8 @@ pub async fn analytics(
         .map(Json)
         .map_err(read_error)
 }
+
+/// `GET .../engines`: the engines Stepline follows and whether it reaches them.
+pub async fn engines(State(state): State<AppState>) -> Json<Vec<app::model::EngineHealth>> {
+    Json(state.health.snapshot())
+}

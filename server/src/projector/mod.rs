@@ -26,6 +26,10 @@ pub struct Batch {
     /// What that engine can do with the runs it creates.
     pub capabilities: Capabilities,
     pub events: Vec<SourceEvent>,
+    /// Where the engine got to in its own source (by key: e.g. a Temporal run's last
+    /// history event), saved in the same transaction: after a restart it resumes from
+    /// there, neither losing nor repeating an event.
+    pub positions: Vec<(String, String)>,
 }
 
 /// Why a batch was not applied.
@@ -190,6 +194,9 @@ pub async fn apply_batch(
     }
     if !rollup.is_empty() {
         rollup.write(&mut tx).await?;
+    }
+    for (key, position) in &batch.positions {
+        store::save_position(&mut tx, &batch.engine, key, position).await?;
     }
     tx.commit().await?;
     Ok(out)

@@ -73,6 +73,7 @@ fn batch(events: Vec<SourceEvent>) -> Batch {
         engine: "custom:test".into(),
         capabilities: ingest::capabilities(),
         events,
+        positions: Vec::new(),
     }
 }
 

@@ -383,6 +383,34 @@ impl Store {
 
     /// The runs whose SLA status may have moved with time since it was last derived:
     /// active, with a target, not yet breached, and past 90 % of their target at `now`.
+    /// For each workflow type of `engine`, the steps of its longest completed run.
+    pub async fn longest_completed_runs(
+        &self,
+        engine: &str,
+    ) -> Result<HashMap<String, u32>, StoreError> {
+        let rows: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT workflow_type, MAX(total_steps) FROM workflows
+             WHERE engine = ? AND status = 'COMPLETED' GROUP BY workflow_type",
+        )
+        .bind(engine)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(t, n)| (t, n.clamp(0, i64::from(u32::MAX)) as u32))
+            .collect())
+    }
+
+    /// Where `engine` got to in its source, by key (see [`save_position`]).
+    pub async fn positions(&self, engine: &str) -> Result<HashMap<String, String>, StoreError> {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT key, position FROM engine_positions WHERE engine = ?")
+                .bind(engine)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().collect())
+    }
+
     pub async fn sla_candidates(&self, now: Millis) -> Result<Vec<WorkflowRow>, StoreError> {
         Ok(sqlx::query_as(
             "SELECT * FROM workflows
@@ -584,6 +612,25 @@ pub async fn save_step(
     .bind(i64::from(step.retry_count()))
     .bind(json_text(&step.attempts))
     .bind(step.retry_policy.as_ref().map(json_text))
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Records where `engine` got to in its source for `key` (with the events it led to).
+pub async fn save_position(
+    conn: &mut SqliteConnection,
+    engine: &str,
+    key: &str,
+    position: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO engine_positions (engine, key, position) VALUES (?, ?, ?)
+         ON CONFLICT (engine, key) DO UPDATE SET position = excluded.position",
+    )
+    .bind(engine)
+    .bind(key)
+    .bind(position)
     .execute(conn)
     .await?;
     Ok(())

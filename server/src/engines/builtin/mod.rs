@@ -101,7 +101,7 @@ impl BuiltinEngine {
                 .collect(),
         );
         // One process-wide TLS provider; a second install attempt is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::engines::install_tls_provider();
         let (inbox, messages) = mpsc::channel(8_192);
         let mut driver = Driver {
             definitions: definitions.clone(),
@@ -654,6 +654,7 @@ impl Driver {
                 engine: ENGINE_ID.into(),
                 capabilities: capabilities(),
                 events,
+                positions: Vec::new(),
             })
             .await
             .map(|_| ())

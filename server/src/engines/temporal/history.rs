@@ -116,6 +116,22 @@ pub struct HistoryMapper {
     /// The step each scheduling event (activity, timer, child) became.
     steps: HashMap<String, u32>,
     next_step: u32,
+    /// Events up to this id were mapped before (by an earlier process): they rebuild the
+    /// mapper's state but are not emitted again.
+    replayed_through: u64,
+    /// The last event id mapped.
+    last_event_id: u64,
+    /// The step of each activity id (describe names pending activities by it).
+    activities: HashMap<String, u32>,
+    /// The highest attempt of each step already emitted (from describe or history),
+    /// whether it was last seen running, and the time of the last event emitted for it.
+    attempts: HashMap<u32, (u32, bool, DateTime<Utc>)>,
+    /// For each step, the workflow task that scheduled it: where a reset to retry it goes.
+    reset_points: HashMap<u32, u64>,
+    /// The first completed workflow task: where a retry from the start goes.
+    first_task: Option<u64>,
+    /// The history holds the run's end (completed, failed, cancelled, ...).
+    closed: bool,
 }
 
 impl HistoryMapper {
@@ -125,7 +141,175 @@ impl HistoryMapper {
             rule,
             steps: HashMap::new(),
             next_step: 1,
+            replayed_through: 0,
+            last_event_id: 0,
+            activities: HashMap::new(),
+            attempts: HashMap::new(),
+            reset_points: HashMap::new(),
+            first_task: None,
+            closed: false,
         }
+    }
+
+    /// A mapper that re-reads a history whose events up to `event_id` were already
+    /// mapped and stored: it emits only what comes after.
+    pub fn resuming(workflow_id: impl Into<String>, rule: CompensationRule, event_id: u64) -> Self {
+        let mut mapper = Self::new(workflow_id, rule);
+        mapper.replayed_through = event_id;
+        mapper
+    }
+
+    /// What the mapper knows of attempts beyond the history (from describe): stored with
+    /// its position so a restarted mapper does not report them again. Each entry is
+    /// (step, attempt, still running, ms of its last event).
+    pub fn attempt_state(&self) -> Vec<(u32, u32, bool, i64)> {
+        let mut state: Vec<_> = self
+            .attempts
+            .iter()
+            .map(|(step, (attempt, open, at))| (*step, *attempt, *open, at.timestamp_millis()))
+            .collect();
+        state.sort_unstable();
+        state
+    }
+
+    /// Takes back what [`Self::attempt_state`] gave.
+    pub fn restore_attempts(&mut self, state: &[(u32, u32, bool, i64)]) {
+        for &(step, attempt, open, ms) in state {
+            let at = DateTime::from_timestamp_millis(ms).unwrap_or(DateTime::<Utc>::MIN_UTC);
+            self.attempts.insert(step, (attempt, open, at));
+        }
+    }
+
+    /// Whether the history read so far ends the run.
+    pub fn closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The id of the last event mapped (0 before any).
+    pub fn last_event_id(&self) -> u64 {
+        self.last_event_id
+    }
+
+    /// The workflow task to reset to for re-running `step` (or from the start).
+    pub fn reset_point(&self, step: Option<u32>) -> Option<u64> {
+        match step {
+            Some(step) => self.reset_points.get(&step).copied(),
+            None => self.first_task,
+        }
+    }
+
+    /// What describe's `pendingActivities` tell that history does not yet: the attempt
+    /// an activity is on (running, or waiting to retry after `lastFailure`).
+    pub fn pending_activities(&mut self, description: &Value) -> Vec<SourceEvent> {
+        let mut out = Vec::new();
+        let pending = description
+            .get("pendingActivities")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        for activity in &pending {
+            let Some(step) =
+                text(activity, "/activityId").and_then(|id| self.activities.get(id).copied())
+            else {
+                continue;
+            };
+            let attempt = activity.get("attempt").and_then(Value::as_u64).unwrap_or(1) as u32;
+            let state = text(activity, "/state").unwrap_or("");
+            // Started: this attempt runs. Scheduled with a failure: the attempt before
+            // failed and this one waits for its backoff.
+            let running = state.ends_with("STARTED");
+            let reached = if running {
+                attempt
+            } else {
+                attempt.saturating_sub(1)
+            };
+            let started_at = text(activity, "/lastStartedTime")
+                .and_then(|t| t.parse::<DateTime<Utc>>().ok())
+                .unwrap_or_else(Utc::now);
+            let failure = text(activity, "/lastFailure/message").map(str::to_owned);
+            let failed_at = text(activity, "/lastAttemptCompleteTime")
+                .and_then(|t| t.parse::<DateTime<Utc>>().ok())
+                .unwrap_or(started_at);
+            self.emit_attempts(
+                step, reached, running, failure, started_at, failed_at, &mut out,
+            );
+        }
+        out
+    }
+
+    /// Emits what is new about `step`'s attempts: attempt `reached` runs (`running`) or
+    /// has failed; every attempt before it failed. `failure` is the latest failure
+    /// Temporal kept; older attempts' failures are not kept.
+    #[allow(clippy::too_many_arguments)]
+    fn emit_attempts(
+        &mut self,
+        step: u32,
+        reached: u32,
+        running: bool,
+        failure: Option<String>,
+        started_at: DateTime<Utc>,
+        failed_at: DateTime<Utc>,
+        out: &mut Vec<SourceEvent>,
+    ) {
+        let (done, open, last_time) =
+            self.attempts
+                .get(&step)
+                .copied()
+                .unwrap_or((0, false, DateTime::<Utc>::MIN_UTC));
+        if reached < done || (reached == done && (running || !open)) {
+            return;
+        }
+        let latest_failure = || failure.clone().unwrap_or_else(|| "failed".into());
+        // Describe and history give these times from different clocks and moments:
+        // a step's events never go back in time.
+        let failed_at = failed_at.max(last_time);
+        let started_at = started_at.max(failed_at);
+        let event = |at: DateTime<Utc>, change: Change| SourceEvent {
+            workflow_id: self.workflow_id.clone(),
+            at,
+            change,
+        };
+        let failed = |error: String| Change::StepAttemptFailed {
+            step_number: step,
+            error,
+        };
+        let mut emitted = Vec::new();
+        // The attempt last seen running has failed since.
+        if open {
+            let error = if reached == done || (reached == done + 1 && running) {
+                latest_failure()
+            } else {
+                "failed (Temporal keeps only the last failure)".to_owned()
+            };
+            emitted.push(event(failed_at, failed(error)));
+        }
+        for attempt in done + 1..=reached {
+            let last = attempt == reached;
+            // An attempt that already failed started no later than it failed.
+            let start = if last && running {
+                started_at
+            } else {
+                started_at.min(failed_at).max(last_time)
+            };
+            emitted.push(event(start, Change::attempt_started(step, attempt)));
+            if last && running {
+                continue;
+            }
+            let latest = if running {
+                attempt + 1 == reached
+            } else {
+                last
+            };
+            let error = if latest {
+                latest_failure()
+            } else {
+                "failed (Temporal keeps only the last failure)".to_owned()
+            };
+            emitted.push(event(failed_at, failed(error)));
+        }
+        let last_time = emitted.last().map_or(last_time, |e: &SourceEvent| e.at);
+        self.attempts.insert(step, (reached, running, last_time));
+        out.extend(emitted);
     }
 
     /// The source events of the next slice of history (oldest first).
@@ -142,7 +326,15 @@ impl HistoryMapper {
         let mut branch_index: HashMap<String, usize> = HashMap::new();
         let mut out = Vec::new();
         for event in events {
+            let id = text(event, "/eventId")
+                .and_then(|id| id.parse::<u64>().ok())
+                .unwrap_or(self.last_event_id + 1);
+            let emitted = out.len();
             self.map_event(event, &per_task, &mut branch_index, &mut out)?;
+            if id <= self.replayed_through {
+                out.truncate(emitted);
+            }
+            self.last_event_id = self.last_event_id.max(id);
         }
         Ok(out)
     }
@@ -179,6 +371,15 @@ impl HistoryMapper {
             .and_then(|t| t.parse().ok())
             .ok_or_else(|| fail("no readable eventTime"))?;
         let kind = text(event, "/eventType").ok_or_else(|| fail("no eventType"))?;
+        self.closed |= matches!(
+            kind.trim_start_matches("EVENT_TYPE_"),
+            "WORKFLOW_EXECUTION_COMPLETED"
+                | "WORKFLOW_EXECUTION_FAILED"
+                | "WORKFLOW_EXECUTION_TIMED_OUT"
+                | "WORKFLOW_EXECUTION_CANCELED"
+                | "WORKFLOW_EXECUTION_TERMINATED"
+                | "WORKFLOW_EXECUTION_CONTINUED_AS_NEW"
+        );
         let attrs = attributes(event);
         let workflow_id = self.workflow_id.clone();
         let mut push = |change: Change| {
@@ -233,6 +434,12 @@ impl HistoryMapper {
                     format!("task-{task}-branch-{}", *index)
                 });
                 let number = self.new_step(&event_id);
+                if let Some(activity_id) = text(attrs, "/activityId") {
+                    self.activities.insert(activity_id.to_owned(), number);
+                }
+                if let Some(task) = task.parse::<u64>().ok() {
+                    self.reset_points.insert(number, task);
+                }
                 let compensation = self.rule.is_compensation(activity_type);
                 push(Change::StepScheduled(StepDeclaration {
                     step_number: number,
@@ -251,22 +458,11 @@ impl HistoryMapper {
             "ACTIVITY_TASK_STARTED" => {
                 let number = self.step_of(&event_id, text(attrs, "/scheduledEventId"))?;
                 let attempt = attrs.get("attempt").and_then(Value::as_u64).unwrap_or(1) as u32;
-                // Temporal keeps only the last attempt; the earlier ones are recorded as
-                // failed, at this instant, with the last failure it kept.
-                let last_failure = text(attrs, "/lastFailure/message").unwrap_or("failed");
-                for earlier in 1..attempt {
-                    push(Change::attempt_started(number, earlier));
-                    let error = if earlier + 1 == attempt {
-                        last_failure.to_owned()
-                    } else {
-                        "failed (Temporal keeps only the last failure)".to_owned()
-                    };
-                    push(Change::StepAttemptFailed {
-                        step_number: number,
-                        error,
-                    });
-                }
-                push(Change::attempt_started(number, attempt));
+                // Temporal keeps only the last attempt; the earlier ones (unless describe
+                // reported them as they happened) are recorded as failed, at this
+                // instant, with the last failure it kept.
+                let failure = text(attrs, "/lastFailure/message").map(str::to_owned);
+                self.emit_attempts(number, attempt, true, failure, at, at, out);
             }
             "ACTIVITY_TASK_COMPLETED" | "CHILD_WORKFLOW_EXECUTION_COMPLETED" => {
                 let scheduled =
@@ -379,7 +575,12 @@ impl HistoryMapper {
             )),
             "WORKFLOW_EXECUTION_PAUSED" => push(status(WorkflowStatus::Paused, None)),
             "WORKFLOW_EXECUTION_UNPAUSED" => push(status(WorkflowStatus::Running, None)),
-            // Workflow tasks, signals, markers...: not steps.
+            "WORKFLOW_TASK_COMPLETED" => {
+                if self.first_task.is_none() {
+                    self.first_task = event_id.parse().ok();
+                }
+            }
+            // Other workflow task events, signals, markers...: not steps.
             _ => {}
         }
         Ok(())

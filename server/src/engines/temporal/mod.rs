@@ -1,4 +1,247 @@
-//! The Temporal adapter. For now, the mapping of workflow histories (the HTTP API's
-//! JSON) onto source events; following a live server comes next.
+//! The Temporal adapter: which Temporal servers to follow (a TOML file of sources), the
+//! HTTP client, the mapping of histories onto source events, and the live follower that
+//! is also the engine taking operators' commands.
 
+pub mod client;
+mod follow;
 pub mod history;
+
+pub use follow::TemporalSource;
+
+use history::CompensationRule;
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::time::Duration;
+
+/// One Temporal namespace to follow, as configured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceConfig {
+    /// The source's name (`a-z 0-9 - _`): part of the engine id and the workflow ids.
+    pub name: String,
+    /// The server's HTTP API, e.g. `http://127.0.0.1:7243`.
+    pub url: String,
+    pub namespace: String,
+    /// Sent as a bearer token (Temporal Cloud API keys).
+    pub api_key: Option<String>,
+    /// Only executions of this task queue.
+    pub task_queue: Option<String>,
+    /// Only executions of these types (all when empty).
+    pub workflow_types: Vec<String>,
+    pub compensation: CompensationRule,
+    /// How often the namespace's counts are checked for new executions.
+    pub poll_interval: Duration,
+    /// How far back executions are imported when the source is first followed.
+    pub import_since: Duration,
+}
+
+impl SourceConfig {
+    /// The engine id stored on the runs: `temporal:<source>:<namespace>`.
+    pub fn engine_id(&self) -> String {
+        format!("temporal:{}:{}", self.name, self.namespace)
+    }
+
+    /// Stepline's id of a Temporal run: `<source>:<namespace>:<workflow id>:<run id's
+    /// first 8>` — readable when the workflow id is URL-safe, else `::<its hash>` in its
+    /// place.
+    /// Stable, unique across engines (no other engine's ids hold three colons).
+    pub fn workflow_id(&self, workflow_id: &str, run_id: &str) -> String {
+        let run: String = run_id
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(8)
+            .collect();
+        let plain = format!("{}:{}:{workflow_id}:{run}", self.name, self.namespace);
+        if app::model::is_valid_workflow_id(&plain) {
+            return plain;
+        }
+        let digest = Sha256::digest(workflow_id.as_bytes());
+        let hash: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        // "::" never occurs in the plain form (workflow ids are not empty).
+        format!("{}:{}::{hash}:{run}", self.name, self.namespace)
+    }
+
+    /// The visibility query that selects this source's executions.
+    fn filter(&self) -> String {
+        match &self.task_queue {
+            Some(queue) => format!("TaskQueue = {}", quoted(queue)),
+            None => String::new(),
+        }
+    }
+
+    fn wants(&self, workflow_type: &str) -> bool {
+        self.workflow_types.is_empty() || self.workflow_types.iter().any(|t| t == workflow_type)
+    }
+}
+
+/// A string literal of Temporal's visibility queries.
+fn quoted(value: &str) -> String {
+    format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// The sources file (`--temporal-sources`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourcesFile {
+    #[serde(default)]
+    source: Vec<RawSource>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    name: String,
+    url: String,
+    #[serde(default = "default_namespaces")]
+    namespaces: Vec<String>,
+    /// The name of an environment variable holding the API key (keys stay out of files).
+    api_key_env: Option<String>,
+    task_queue: Option<String>,
+    #[serde(default)]
+    workflow_types: Vec<String>,
+    #[serde(default)]
+    compensation_prefixes: Vec<String>,
+    #[serde(default)]
+    compensation_types: Vec<String>,
+    poll_interval: Option<String>,
+    import_since: Option<String>,
+}
+
+fn default_namespaces() -> Vec<String> {
+    vec!["default".into()]
+}
+
+/// Reads the sources file: one [`SourceConfig`] per source and namespace, or what is
+/// wrong with it.
+pub fn load_sources(path: &Path) -> Result<Vec<SourceConfig>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("Temporal sources {}: {e}", path.display()))?;
+    parse_sources(&text).map_err(|e| format!("Temporal sources {}: {e}", path.display()))
+}
+
+fn parse_sources(text: &str) -> Result<Vec<SourceConfig>, String> {
+    let file: SourcesFile = toml::from_str(text).map_err(|e| e.to_string())?;
+    let duration = |value: &Option<String>, default: Duration, what: &str| match value {
+        Some(text) => humantime::parse_duration(text).map_err(|e| format!("{what} {text:?}: {e}")),
+        None => Ok(default),
+    };
+    let mut out = Vec::new();
+    for raw in file.source {
+        let name_ok = !raw.name.is_empty()
+            && raw.name.len() <= 32
+            && raw
+                .name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !name_ok {
+            return Err(format!(
+                "source name {:?} must be 1 to 32 characters of a-z 0-9 - _",
+                raw.name
+            ));
+        }
+        if !(raw.url.starts_with("http://") || raw.url.starts_with("https://")) {
+            return Err(format!(
+                "source {:?}: url must be http:// or https://",
+                raw.name
+            ));
+        }
+        let api_key = match &raw.api_key_env {
+            Some(var) => Some(std::env::var(var).map_err(|_| {
+                format!(
+                    "source {:?}: environment variable {var} is not set",
+                    raw.name
+                )
+            })?),
+            None => None,
+        };
+        let poll_interval = duration(&raw.poll_interval, Duration::from_secs(1), "poll_interval")?;
+        let import_since = duration(
+            &raw.import_since,
+            Duration::from_secs(24 * 3600),
+            "import_since",
+        )?;
+        for namespace in &raw.namespaces {
+            let namespace_ok = !namespace.is_empty()
+                && namespace.len() <= 64
+                && namespace
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+            if !namespace_ok {
+                return Err(format!(
+                    "source {:?}: namespace {namespace:?} is not valid",
+                    raw.name
+                ));
+            }
+            out.push(SourceConfig {
+                name: raw.name.clone(),
+                url: raw.url.clone(),
+                namespace: namespace.clone(),
+                api_key: api_key.clone(),
+                task_queue: raw.task_queue.clone(),
+                workflow_types: raw.workflow_types.clone(),
+                compensation: CompensationRule {
+                    prefixes: raw.compensation_prefixes.clone(),
+                    types: raw.compensation_types.clone(),
+                },
+                poll_interval,
+                import_since,
+            });
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sources_file_gives_one_source_per_namespace() {
+        let sources = parse_sources(
+            r#"
+            [[source]]
+            name = "prod"
+            url = "http://127.0.0.1:7243"
+            namespaces = ["orders", "billing"]
+            task_queue = "main"
+            compensation_prefixes = ["compensate_"]
+            poll_interval = "500ms"
+            "#,
+        )
+        .unwrap();
+        assert_eq!(sources.len(), 2);
+        assert_eq!(sources[1].engine_id(), "temporal:prod:billing");
+        assert_eq!(sources[0].poll_interval, Duration::from_millis(500));
+        assert_eq!(sources[0].filter(), r#"TaskQueue = "main""#);
+        assert!(sources[0]
+            .compensation
+            .is_compensation("compensate_payment"));
+        for bad in [
+            "[[source]]\nname = \"Prod!\"\nurl = \"http://x\"",
+            "[[source]]\nname = \"p\"\nurl = \"ftp://x\"",
+            "[[source]]\nname = \"p\"\nurl = \"http://x\"\nnamespaces = [\"a b\"]",
+            "[[source]]\nname = \"p\"\nurl = \"http://x\"\ncolour = \"red\"",
+            "[[source]]\nname = \"p\"\nurl = \"http://x\"\npoll_interval = \"often\"",
+        ] {
+            assert!(parse_sources(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn workflow_ids_are_url_safe_stable_and_unique() {
+        let source = &parse_sources("[[source]]\nname = \"local\"\nurl = \"http://x\"").unwrap()[0];
+        let run = "0196f6a2-7c1e-7a55-9bb0-3f0c8a1d2e4f";
+        assert_eq!(
+            source.workflow_id("order-42", run),
+            "local:default:order-42:0196f6a2"
+        );
+        let odd = source.workflow_id("order 42/ä", run);
+        assert!(app::model::is_valid_workflow_id(&odd), "{odd}");
+        assert_eq!(odd, source.workflow_id("order 42/ä", run));
+        assert_ne!(odd, source.workflow_id("order 43/ä", run));
+        let long = "x".repeat(200);
+        assert!(app::model::is_valid_workflow_id(
+            &source.workflow_id(&long, run)
+        ));
+    }
+}

@@ -40,6 +40,7 @@ async fn replay(name: &str) -> WorkflowDetail {
             engine: "temporal:local".into(),
             capabilities: Capabilities::default(),
             events: mapped,
+            positions: Vec::new(),
         };
         apply_batch(&store, &batch, now)
             .await

@@ -1,0 +1,59 @@
+// Temporal and the built-in engine side by side (issue 6): the Stepline under test also
+// follows the Temporal dev server that scripts/test.sh starts, with its fixture worker.
+import { APIRequestContext, expect, test } from '@playwright/test';
+import { startWorkflow, waitForStatus } from '../support/engine';
+import { OrchestrationPage } from '../support/orchestration-page';
+import { WorkflowPage } from '../support/workflow-page';
+
+const temporal = process.env.STEPLINE_TEMPORAL_HTTP;
+const taskQueue = process.env.STEPLINE_TEMPORAL_TASK_QUEUE ?? 'stepline-fixtures';
+
+/** Starts a fixture workflow in Temporal; answers Stepline's id of the run. */
+async function startInTemporal(type: string, input: Record<string, unknown>): Promise<string> {
+  const workflowId = `e2e-${type}-${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
+  const response = await fetch(`${temporal}/api/v1/namespaces/default/workflows/${workflowId}`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ workflowType: { name: type }, taskQueue: { name: taskQueue }, input: [input] }),
+  });
+  expect(response.ok, await response.clone().text()).toBe(true);
+  const { runId } = await response.json();
+  const run8 = (runId as string).replace(/[^A-Za-z0-9]/g, '').slice(0, 8);
+  return `e2e:default:${workflowId}:${run8}`;
+}
+
+/** The run's status in Stepline, or null while Stepline has not discovered it yet. */
+async function statusIn(request: APIRequestContext, id: string): Promise<string | null> {
+  const response = await request.get(`/api/platform/orchestration/workflows/${id}`);
+  return response.status() === 200 ? (await response.json()).status : null;
+}
+
+test.describe('a Temporal source beside the built-in engine', () => {
+  test.skip(!temporal, 'needs the Temporal dev server that scripts/test.sh starts');
+
+  test('both engines share the list, and the Temporal run opens on its timeline', async ({ page, request }) => {
+    const builtin = await startWorkflow(request, 'e2e_failing');
+    const fromTemporal = await startInTemporal('SequentialWF', { steps: 3, step_ms: 100 });
+    await expect.poll(() => statusIn(request, fromTemporal), { timeout: 20_000 }).toBe('COMPLETED');
+    await waitForStatus(request, builtin, 'FAILED');
+
+    const list = new OrchestrationPage(page);
+    await list.goto('?sort=newest');
+    await expect(list.row(fromTemporal)).toBeVisible();
+    await expect(list.row(builtin)).toBeVisible();
+    await expect(list.row(fromTemporal)).toContainText('temporal:e2e:default');
+    await expect(list.row(fromTemporal)).toContainText('SequentialWF');
+    await expect(list.row(builtin)).toContainText('builtin');
+
+    await list.row(fromTemporal).locator('a').first().click();
+    await expect(page).toHaveURL(new RegExp(`/orchestration/workflows/${fromTemporal.replace(/[.]/g, '\\.')}`));
+    const run = new WorkflowPage(page);
+    await expect(run.status()).toContainText('COMPLETED');
+    await expect(page.locator('li.step')).toHaveCount(3);
+    await expect(run.step(1)).toContainText('do_step');
+    await expect(run.step(3)).toHaveAttribute('data-status', 'COMPLETED');
+    // Its engine takes actions too: clone is offered, pause is not (the run ended).
+    await expect(run.action('clone')).toBeVisible();
+    await expect(run.action('pause')).toHaveCount(0);
+  });
+});

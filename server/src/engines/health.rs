@@ -1,0 +1,96 @@
+//! How each followed engine is doing (reachable or not), for the API, the pages and the
+//! log. Engines report; readers take a snapshot.
+
+use app::model::{EngineHealth, EngineState};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// The engines' health, shared between the engines and the readers.
+#[derive(Clone, Default)]
+pub struct HealthBoard {
+    engines: Arc<Mutex<BTreeMap<String, EngineHealth>>>,
+}
+
+impl HealthBoard {
+    /// Records `health` for `engine`; true when its state or message changed (the time
+    /// of a state is when it began).
+    pub fn set(&self, engine: &str, health: EngineHealth) -> bool {
+        let mut engines = self.engines.lock().expect("not poisoned");
+        match engines.get(engine) {
+            Some(now) if now.state == health.state && now.message == health.message => false,
+            _ => {
+                engines.insert(engine.to_owned(), health);
+                true
+            }
+        }
+    }
+
+    /// Every engine's health, by id.
+    pub fn snapshot(&self) -> Vec<EngineHealth> {
+        self.engines
+            .lock()
+            .expect("not poisoned")
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
+/// Constructors of the states an engine reports.
+pub trait Report {
+    fn connecting(engine: &str) -> Self;
+    fn ok(engine: &str) -> Self;
+    fn degraded(engine: &str, message: &str) -> Self;
+}
+
+impl Report for EngineHealth {
+    fn connecting(engine: &str) -> Self {
+        health(
+            engine,
+            EngineState::Connecting,
+            Some("not reached yet".into()),
+        )
+    }
+    fn ok(engine: &str) -> Self {
+        health(engine, EngineState::Ok, None)
+    }
+    fn degraded(engine: &str, message: &str) -> Self {
+        health(
+            engine,
+            EngineState::Degraded,
+            Some(message.chars().take(500).collect()),
+        )
+    }
+}
+
+fn health(engine: &str, state: EngineState, message: Option<String>) -> EngineHealth {
+    EngineHealth {
+        engine: engine.to_owned(),
+        state,
+        message,
+        since: chrono::Utc::now(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_changes_of_state_or_message_count() {
+        let board = HealthBoard::default();
+        assert!(board.set("temporal:a:default", EngineHealth::ok("temporal:a:default")));
+        assert!(!board.set("temporal:a:default", EngineHealth::ok("temporal:a:default")));
+        assert!(board.set(
+            "temporal:a:default",
+            EngineHealth::degraded("temporal:a:default", "refused")
+        ));
+        assert!(!board.set(
+            "temporal:a:default",
+            EngineHealth::degraded("temporal:a:default", "refused")
+        ));
+        let snapshot = board.snapshot();
+        assert_eq!(snapshot.len(), 1);
+        assert_eq!(snapshot[0].state, EngineState::Degraded);
+    }
+}

@@ -1,0 +1,780 @@
+//! Following one Temporal namespace live, and taking operators' commands for its runs.
+//!
+//! - Discovery: the namespace's counts by status are checked every poll interval (a few
+//!   ms); only when they move are the executions started since the newest one seen
+//!   listed (`StartTime >` filter). Nothing scans the whole namespace after the first
+//!   import.
+//! - One follower per open run long-polls its history (`waitNewEvent`), so a step's
+//!   completion is mapped and stored as soon as Temporal writes it; while activities are
+//!   pending, describe tells their attempts and failures (retries write no history).
+//! - Each batch stores the run's last mapped event with its events: after a restart (or
+//!   an outage) every follower resumes from there and nothing is lost or repeated.
+//! - Unreachable server: the source reports itself degraded, followers and discovery
+//!   retry with capped backoff and catch up once it answers again.
+
+use super::client::{ClientError, Execution, TemporalClient};
+use super::history::HistoryMapper;
+use super::SourceConfig;
+use crate::engines::health::{HealthBoard, Report};
+use crate::engines::{Change, Command, CommandError, CommandOutcome, Engine, SourceEvent};
+use crate::projector::{ApplyError, Batch, Projector};
+use crate::store::Store;
+use app::model::EngineHealth;
+use app::model::{Capabilities, LiveMode, WorkflowStatus};
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How often a run with pending activities is described (their attempts and failures).
+const DESCRIBE_EVERY: Duration = Duration::from_secs(1);
+/// Retry waits while the server does not answer: from 250 ms, doubling, up to 5 s.
+const BACKOFF_FIRST: Duration = Duration::from_millis(250);
+const BACKOFF_CAP: Duration = Duration::from_secs(5);
+/// Listing new executions looks this far before the newest start seen (clock skew).
+const START_OVERLAP: chrono::Duration = chrono::Duration::seconds(5);
+
+/// Where a run's follower is, stored with the events it mapped.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+struct Position {
+    #[serde(rename = "w")]
+    workflow_id: String,
+    #[serde(rename = "r")]
+    run_id: String,
+    /// The last history event mapped.
+    #[serde(rename = "e")]
+    event_id: u64,
+    /// The run closed and its history was read to the end.
+    #[serde(rename = "c")]
+    closed: bool,
+    /// Attempts known from describe, ahead of the history (see
+    /// [`HistoryMapper::attempt_state`]).
+    #[serde(rename = "a", default, skip_serializing_if = "Vec::is_empty")]
+    attempts: Vec<(u32, u32, bool, i64)>,
+}
+
+/// A Temporal namespace followed live; the engine of its runs.
+#[derive(Clone)]
+pub struct TemporalSource {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: SourceConfig,
+    engine_id: String,
+    client: TemporalClient,
+    projector: Projector,
+    store: Store,
+    health: HealthBoard,
+    capabilities: Mutex<Capabilities>,
+    /// Every run known, by Stepline id: its Temporal ids.
+    runs: Mutex<HashMap<String, (String, String)>>,
+    /// Runs with a follower now.
+    followed: Mutex<HashSet<String>>,
+    /// Steps of the longest completed run of each type: the progress total of new runs.
+    known_steps: Mutex<HashMap<String, u32>>,
+}
+
+/// Capped exponential waits between retries of a failing call.
+struct Backoff(Duration);
+
+impl Backoff {
+    fn new() -> Self {
+        Self(BACKOFF_FIRST)
+    }
+    async fn wait(&mut self) {
+        tokio::time::sleep(self.0).await;
+        self.0 = (self.0 * 2).min(BACKOFF_CAP);
+    }
+    fn reset(&mut self) {
+        self.0 = BACKOFF_FIRST;
+    }
+}
+
+impl TemporalSource {
+    /// Starts following `config`'s namespace: resumes the runs followed before, imports
+    /// what started within `import_since`, then follows new executions.
+    pub async fn start(
+        config: SourceConfig,
+        store: Store,
+        projector: Projector,
+        health: HealthBoard,
+    ) -> Result<Self, String> {
+        let client = TemporalClient::new(&config.url, &config.namespace, config.api_key.clone())?;
+        let engine_id = config.engine_id();
+        let inner = Arc::new(Inner {
+            engine_id: engine_id.clone(),
+            client,
+            projector,
+            store,
+            health,
+            capabilities: Mutex::new(capabilities(false)),
+            runs: Mutex::new(HashMap::new()),
+            followed: Mutex::new(HashSet::new()),
+            known_steps: Mutex::new(HashMap::new()),
+            config,
+        });
+        inner
+            .health
+            .set(&engine_id, EngineHealth::connecting(&engine_id));
+        let source = Self { inner };
+        tokio::spawn(source.clone().discover());
+        Ok(source)
+    }
+
+    /// Runs discovery for as long as the process lives.
+    async fn discover(self) {
+        let inner = &self.inner;
+        let known = match inner.store.positions(&inner.engine_id).await {
+            Ok(known) => known,
+            Err(cause) => {
+                tracing::error!(%cause, engine = %inner.engine_id, "cannot read the Temporal positions");
+                HashMap::new()
+            }
+        };
+        for (id, position) in known {
+            let Ok(position) = serde_json::from_str::<Position>(&position) else {
+                continue;
+            };
+            inner.remember(&id, &position.workflow_id, &position.run_id);
+            if !position.closed {
+                self.follow(
+                    id,
+                    position.workflow_id,
+                    position.run_id,
+                    position.event_id,
+                    &position.attempts,
+                );
+            }
+        }
+        if let Err(cause) = inner.learn_known_steps().await {
+            tracing::warn!(%cause, "cannot learn the step counts of completed Temporal runs");
+        }
+
+        let mut backoff = Backoff::new();
+        // The pause probe and the first import, until the server answers.
+        let mut newest_start = chrono::Utc::now()
+            - chrono::Duration::from_std(inner.config.import_since).unwrap_or_default();
+        loop {
+            // Capabilities first: they are stored on the runs the import creates.
+            let ready = match inner.probe_pause().await {
+                Ok(()) => self.import_since(&mut newest_start).await,
+                Err(error) => Err(error),
+            };
+            match ready {
+                Ok(()) => break,
+                Err(error) => {
+                    inner.degraded(&error);
+                    backoff.wait().await;
+                }
+            }
+        }
+        inner.healthy();
+        let mut counts = None;
+        let mut ticker = tokio::time::interval(inner.config.poll_interval);
+        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            ticker.tick().await;
+            let now_counts = match inner.client.count_by_status(&inner.config.filter()).await {
+                Ok(now_counts) => now_counts,
+                Err(error) => {
+                    inner.degraded(&error);
+                    continue;
+                }
+            };
+            inner.healthy();
+            if counts.as_ref() == Some(&now_counts) {
+                continue;
+            }
+            match self.import_since(&mut newest_start).await {
+                Ok(()) => counts = Some(now_counts),
+                Err(error) => inner.degraded(&error),
+            }
+        }
+    }
+
+    /// Lists the executions started after `newest_start` (a little before, for clock
+    /// skew) and follows those not known yet.
+    async fn import_since(
+        &self,
+        newest_start: &mut chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), ClientError> {
+        let inner = &self.inner;
+        let since =
+            (*newest_start - START_OVERLAP).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let mut query = format!("StartTime > \"{since}\"");
+        let filter = inner.config.filter();
+        if !filter.is_empty() {
+            query = format!("{filter} AND {query}");
+        }
+        let mut token: Option<String> = None;
+        let mut found: Vec<Execution> = Vec::new();
+        loop {
+            let (page, next) = inner.client.list(&query, token.as_deref()).await?;
+            found.extend(page);
+            match next {
+                Some(next) => token = Some(next),
+                None => break,
+            }
+        }
+        // Oldest first, so a reset's new run comes after the run it came from.
+        found.sort_by(|a, b| a.start_time.cmp(&b.start_time));
+        for execution in found {
+            if let Some(start) = execution
+                .start_time
+                .as_deref()
+                .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok())
+            {
+                *newest_start = (*newest_start).max(start);
+            }
+            if !inner.config.wants(&execution.workflow_type) {
+                continue;
+            }
+            let id = inner
+                .config
+                .workflow_id(&execution.workflow_id, &execution.run_id);
+            if inner.knows(&id) {
+                continue;
+            }
+            inner.remember(&id, &execution.workflow_id, &execution.run_id);
+            self.follow(id, execution.workflow_id, execution.run_id, 0, &[]);
+        }
+        Ok(())
+    }
+
+    /// Follows a run from after history event `from_event` (with the `attempts` known
+    /// beyond it) until it closes.
+    fn follow(
+        &self,
+        id: String,
+        workflow_id: String,
+        run_id: String,
+        from_event: u64,
+        attempts: &[(u32, u32, bool, i64)],
+    ) {
+        if !self
+            .inner
+            .followed
+            .lock()
+            .expect("not poisoned")
+            .insert(id.clone())
+        {
+            return;
+        }
+        let inner = self.inner.clone();
+        let mut mapper =
+            HistoryMapper::resuming(id.clone(), inner.config.compensation.clone(), from_event);
+        mapper.restore_attempts(attempts);
+        tokio::spawn(async move {
+            let mut follower = Follower {
+                mapper,
+                inner: inner.clone(),
+                id: id.clone(),
+                workflow_id,
+                run_id,
+                token: None,
+                pending: false,
+            };
+            follower.run().await;
+            inner.followed.lock().expect("not poisoned").remove(&id);
+        });
+    }
+
+    /// The engine's id (`temporal:<source>:<namespace>`).
+    pub fn engine_id(&self) -> &str {
+        &self.inner.engine_id
+    }
+}
+
+impl Inner {
+    fn knows(&self, id: &str) -> bool {
+        self.runs.lock().expect("not poisoned").contains_key(id)
+    }
+
+    fn remember(&self, id: &str, workflow_id: &str, run_id: &str) {
+        self.runs
+            .lock()
+            .expect("not poisoned")
+            .insert(id.to_owned(), (workflow_id.to_owned(), run_id.to_owned()));
+    }
+
+    fn temporal_ids(&self, id: &str) -> Result<(String, String), CommandError> {
+        self.runs
+            .lock()
+            .expect("not poisoned")
+            .get(id)
+            .cloned()
+            .ok_or_else(|| CommandError::UnknownWorkflow(id.to_owned()))
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        *self.capabilities.lock().expect("not poisoned")
+    }
+
+    fn degraded(&self, error: &ClientError) {
+        let changed = self.health.set(
+            &self.engine_id,
+            EngineHealth::degraded(&self.engine_id, &error.to_string()),
+        );
+        if changed {
+            tracing::warn!(engine = %self.engine_id, %error, "Temporal source degraded");
+        }
+    }
+
+    fn healthy(&self) {
+        if self
+            .health
+            .set(&self.engine_id, EngineHealth::ok(&self.engine_id))
+        {
+            tracing::info!(engine = %self.engine_id, "Temporal source connected");
+        }
+    }
+
+    /// Native workflow pause is a server option: pausing a run that does not exist
+    /// answers 501 when it is off (and 404 when it is on).
+    async fn probe_pause(&self) -> Result<(), ClientError> {
+        let answer = self
+            .client
+            .workflow_command("stepline-pause-probe", "", "pause", "capability probe")
+            .await;
+        let can_pause = match answer {
+            Err(ClientError::Refused { status: 501, .. }) => false,
+            Err(error @ (ClientError::Unreachable(_) | ClientError::Unreadable(_))) => {
+                return Err(error)
+            }
+            _ => true,
+        };
+        *self.capabilities.lock().expect("not poisoned") = capabilities(can_pause);
+        tracing::info!(engine = %self.engine_id, can_pause, "Temporal source capabilities");
+        Ok(())
+    }
+
+    /// Progress of Temporal runs: the total is not known in advance, so a new run counts
+    /// against the steps of the longest completed run of its type seen so far.
+    async fn learn_known_steps(&self) -> Result<(), crate::store::StoreError> {
+        let counts = self.store.longest_completed_runs(&self.engine_id).await?;
+        self.known_steps
+            .lock()
+            .expect("not poisoned")
+            .extend(counts);
+        Ok(())
+    }
+
+    fn known_steps(&self, workflow_type: &str) -> Option<u32> {
+        self.known_steps
+            .lock()
+            .expect("not poisoned")
+            .get(workflow_type)
+            .copied()
+    }
+
+    fn learn_completed(&self, workflow_type: &str, steps: u32) {
+        let mut known = self.known_steps.lock().expect("not poisoned");
+        let entry = known.entry(workflow_type.to_owned()).or_default();
+        *entry = (*entry).max(steps);
+    }
+
+    /// Stores a batch, retrying while the store fails; false when it was refused.
+    async fn commit(&self, events: Vec<SourceEvent>, position: (String, String)) -> bool {
+        let mut backoff = Backoff::new();
+        loop {
+            let batch = Batch {
+                engine: self.engine_id.clone(),
+                capabilities: self.capabilities(),
+                events: events.clone(),
+                positions: vec![position.clone()],
+            };
+            match self.projector.apply(batch).await {
+                Ok(_) => return true,
+                Err(ApplyError::Refused { index, refusal, .. }) => {
+                    let event = format!(
+                        "{:?}",
+                        &events[..=index.min(events.len().saturating_sub(1))]
+                    );
+                    tracing::error!(engine = %self.engine_id, run = %position.0, index, %refusal, %event,
+                        "a mapped Temporal event was refused; the run is no longer followed");
+                    return false;
+                }
+                Err(error) => {
+                    tracing::error!(engine = %self.engine_id, %error, "cannot store Temporal events; retrying");
+                    backoff.wait().await;
+                }
+            }
+        }
+    }
+}
+
+/// What Stepline can do with a Temporal run. Pause only when the server allows it.
+fn capabilities(can_pause: bool) -> Capabilities {
+    Capabilities {
+        can_pause,
+        can_resume: can_pause,
+        can_cancel: true,
+        // Cancel is a request: the workflow's own code decides what to roll back.
+        compensates_on_cancel: false,
+        can_retry_from_step: true,
+        can_clone: true,
+        has_logs: false,
+        live: LiveMode::Push,
+    }
+}
+
+/// One run followed: its history long-poll and, while activities are pending, describe.
+struct Follower {
+    inner: Arc<Inner>,
+    id: String,
+    workflow_id: String,
+    run_id: String,
+    mapper: HistoryMapper,
+    token: Option<String>,
+    /// Activities are pending (running or waiting to retry): describe them.
+    pending: bool,
+}
+
+impl Follower {
+    async fn run(&mut self) {
+        let mut backoff = Backoff::new();
+        let mut describe_tick = tokio::time::interval(DESCRIBE_EVERY);
+        describe_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let inner = self.inner.clone();
+            let (workflow_id, run_id, token) = (
+                self.workflow_id.clone(),
+                self.run_id.clone(),
+                self.token.clone(),
+            );
+            let poll = inner
+                .client
+                .history(&workflow_id, &run_id, token.as_deref(), true);
+            tokio::pin!(poll);
+            let page = loop {
+                tokio::select! {
+                    page = &mut poll => break page,
+                    _ = describe_tick.tick(), if self.pending => {
+                        if !self.describe().await {
+                            return;
+                        }
+                    }
+                }
+            };
+            let page = match page {
+                Ok(page) => page,
+                Err(ClientError::Refused { status: 404, .. }) => {
+                    tracing::warn!(run = %self.id, "Temporal no longer has this run (retention); stopped following");
+                    return;
+                }
+                Err(error) => {
+                    self.inner.degraded(&error);
+                    backoff.wait().await;
+                    continue;
+                }
+            };
+            backoff.reset();
+            self.inner.healthy();
+            let mut page = page;
+            // Read again from the start (see below): skip what was mapped already.
+            let seen = self.mapper.last_event_id();
+            page.events.retain(|event| {
+                event
+                    .get("eventId")
+                    .and_then(Value::as_str)
+                    .and_then(|id| id.parse::<u64>().ok())
+                    .is_none_or(|id| id > seen)
+            });
+            let mut events = match self.mapper.map(&page.events) {
+                Ok(events) => events,
+                Err(error) => {
+                    tracing::error!(run = %self.id, %error, "unreadable Temporal history; stopped following");
+                    return;
+                }
+            };
+            // No next token: the run closed — or is paused, which Temporal's long-poll
+            // answers alike. A paused run is read again from the start every describe
+            // period until it goes on (and gives a token again) or ends.
+            let closed = page.next_page_token.is_none() && self.mapper.closed();
+            let paused = page.next_page_token.is_none() && !closed;
+            tracing::debug!(run = %self.id, events = page.events.len(), closed, paused, "history page");
+            self.declare_total(&mut events);
+            if !page.events.is_empty() || closed {
+                self.pending = !closed;
+                if !closed && !self.describe_into(&mut events).await {
+                    return;
+                }
+                let position = self.position(closed);
+                if !self.inner.commit(events, position).await {
+                    return;
+                }
+            }
+            if closed {
+                self.learn_if_completed().await;
+                return;
+            }
+            if paused {
+                describe_tick.tick().await;
+            }
+            self.token = page.next_page_token;
+        }
+    }
+
+    /// Gives a new run the step count of its type's longest completed run.
+    fn declare_total(&self, events: &mut [SourceEvent]) {
+        for event in events.iter_mut() {
+            if let Change::WorkflowStarted(start) = &mut event.change {
+                start.total_steps = self.inner.known_steps(&start.workflow_type);
+            }
+        }
+    }
+
+    fn position(&self, closed: bool) -> (String, String) {
+        let position = Position {
+            workflow_id: self.workflow_id.clone(),
+            run_id: self.run_id.clone(),
+            event_id: self.mapper.last_event_id(),
+            closed,
+            attempts: if closed {
+                Vec::new()
+            } else {
+                self.mapper.attempt_state()
+            },
+        };
+        (
+            self.id.clone(),
+            serde_json::to_string(&position).expect("a position serializes"),
+        )
+    }
+
+    /// Describes the run and stores what its pending activities tell; false when the
+    /// follower must stop.
+    async fn describe(&mut self) -> bool {
+        let mut events = Vec::new();
+        if !self.describe_into(&mut events).await {
+            return false;
+        }
+        if events.is_empty() {
+            return true;
+        }
+        let position = self.position(false);
+        self.inner.commit(events, position).await
+    }
+
+    async fn describe_into(&mut self, events: &mut Vec<SourceEvent>) -> bool {
+        match self
+            .inner
+            .client
+            .describe(&self.workflow_id, &self.run_id)
+            .await
+        {
+            Ok(description) => {
+                let pending = description
+                    .get("pendingActivities")
+                    .and_then(Value::as_array)
+                    .is_some_and(|list| !list.is_empty());
+                self.pending = pending;
+                // Steps only of a run that exists in the store: a first page always
+                // starts with the run itself.
+                if self.mapper.last_event_id() > 0 {
+                    events.extend(self.mapper.pending_activities(&description));
+                }
+                true
+            }
+            Err(ClientError::Refused { status: 404, .. }) => false,
+            Err(error) => {
+                self.inner.degraded(&error);
+                true
+            }
+        }
+    }
+
+    async fn learn_if_completed(&self) {
+        if let Ok(Some(row)) = self.inner.store.workflow_row(&self.id).await {
+            if row.status == WorkflowStatus::Completed {
+                self.inner
+                    .learn_completed(&row.workflow_type, row.total_steps);
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Engine for TemporalSource {
+    fn id(&self) -> &str {
+        &self.inner.engine_id
+    }
+
+    async fn command(
+        &self,
+        workflow_id: &str,
+        command: Command,
+    ) -> Result<CommandOutcome, CommandError> {
+        let inner = &self.inner;
+        let (temporal_id, run_id) = inner.temporal_ids(workflow_id)?;
+        let outcome = |status: WorkflowStatus, message: String| CommandOutcome {
+            workflow_id: workflow_id.to_owned(),
+            new_status: status,
+            message,
+        };
+        match command {
+            Command::Pause => {
+                if !inner.capabilities().can_pause {
+                    return Err(CommandError::Refused(
+                        "this Temporal server has workflow pause turned off (frontend.WorkflowPauseEnabled)".into(),
+                    ));
+                }
+                inner
+                    .client
+                    .workflow_command(&temporal_id, &run_id, "pause", "paused from Stepline")
+                    .await
+                    .map_err(command_error)?;
+                Ok(outcome(
+                    WorkflowStatus::Paused,
+                    "Paused in Temporal: running activities finish, no new step starts until resumed".into(),
+                ))
+            }
+            Command::Resume => {
+                inner
+                    .client
+                    .workflow_command(&temporal_id, &run_id, "unpause", "resumed from Stepline")
+                    .await
+                    .map_err(command_error)?;
+                Ok(outcome(
+                    WorkflowStatus::Running,
+                    "Resumed in Temporal".into(),
+                ))
+            }
+            Command::Cancel { reason } => {
+                let reason = reason.unwrap_or_else(|| "cancelled from Stepline".into());
+                inner
+                    .client
+                    .workflow_command(&temporal_id, &run_id, "cancel", &reason)
+                    .await
+                    .map_err(command_error)?;
+                Ok(outcome(
+                    WorkflowStatus::Cancelling,
+                    "Cancellation requested: the workflow's own code decides what to roll back; its compensations show as they run".into(),
+                ))
+            }
+            Command::Retry { from_step } => {
+                let history = self.full_history(&temporal_id, &run_id).await?;
+                let mut mapper = HistoryMapper::resuming(
+                    workflow_id,
+                    inner.config.compensation.clone(),
+                    u64::MAX,
+                );
+                mapper
+                    .map(&history)
+                    .map_err(|e| CommandError::Unavailable(e.to_string()))?;
+                let event = mapper.reset_point(from_step).ok_or_else(|| {
+                    CommandError::Refused(match from_step {
+                        Some(step) => format!("step {step} is not an activity this run scheduled: Temporal can only reset to the workflow task that scheduled it"),
+                        None => "this run has no completed workflow task to reset to".into(),
+                    })
+                })?;
+                let reason = match from_step {
+                    Some(step) => format!("retry from step {step}, from Stepline"),
+                    None => "retry from the start, from Stepline".into(),
+                };
+                let new_run = inner
+                    .client
+                    .reset(&temporal_id, &run_id, event, &reason)
+                    .await
+                    .map_err(command_error)?;
+                let new_id = inner.config.workflow_id(&temporal_id, &new_run);
+                inner.remember(&new_id, &temporal_id, &new_run);
+                self.follow(new_id.clone(), temporal_id, new_run, 0, &[]);
+                Ok(CommandOutcome {
+                    workflow_id: new_id.clone(),
+                    new_status: WorkflowStatus::Running,
+                    message: format!(
+                        "Temporal reset the run to event {event}: the retry is the new run {new_id}"
+                    ),
+                })
+            }
+            Command::Clone { .. } => {
+                let history = self.full_history(&temporal_id, &run_id).await?;
+                let started = history
+                    .first()
+                    .and_then(|e| e.get("workflowExecutionStartedEventAttributes"))
+                    .ok_or_else(|| {
+                        CommandError::Unavailable("the run's history has no start".into())
+                    })?;
+                let text = |pointer: &str| {
+                    started
+                        .pointer(pointer)
+                        .and_then(Value::as_str)
+                        .map(str::to_owned)
+                };
+                let workflow_type = text("/workflowType/name")
+                    .ok_or_else(|| CommandError::Unavailable("the run's type is unknown".into()))?;
+                let task_queue = text("/taskQueue/name").ok_or_else(|| {
+                    CommandError::Unavailable("the run's task queue is unknown".into())
+                })?;
+                let new_temporal_id = format!(
+                    "{}-clone-{}",
+                    temporal_id.chars().take(100).collect::<String>(),
+                    chrono::Utc::now().timestamp_millis()
+                );
+                let new_run = inner
+                    .client
+                    .start(
+                        &new_temporal_id,
+                        &workflow_type,
+                        &task_queue,
+                        started.get("input").cloned(),
+                    )
+                    .await
+                    .map_err(command_error)?;
+                let new_id = inner.config.workflow_id(&new_temporal_id, &new_run);
+                inner.remember(&new_id, &new_temporal_id, &new_run);
+                self.follow(new_id.clone(), new_temporal_id, new_run, 0, &[]);
+                Ok(CommandOutcome {
+                    workflow_id: new_id.clone(),
+                    new_status: WorkflowStatus::Running,
+                    message: format!("Started {new_id}: same type, task queue and input"),
+                })
+            }
+        }
+    }
+}
+
+impl TemporalSource {
+    /// A run's whole history (for a reset point or a clone's input).
+    async fn full_history(
+        &self,
+        workflow_id: &str,
+        run_id: &str,
+    ) -> Result<Vec<Value>, CommandError> {
+        let mut events = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .inner
+                .client
+                .history(workflow_id, run_id, token.as_deref(), false)
+                .await
+                .map_err(command_error)?;
+            let empty = page.events.is_empty();
+            events.extend(page.events);
+            match page.next_page_token {
+                // A running workflow's history always has a next token: stop at its end.
+                Some(next) if !empty => token = Some(next),
+                _ => return Ok(events),
+            }
+        }
+    }
+}
+
+/// A failed call as the operator sees it: Temporal's refusal (409) or its absence (503).
+fn command_error(error: ClientError) -> CommandError {
+    match error {
+        ClientError::Refused { status, message } if (400..500).contains(&status) => {
+            CommandError::Refused(format!("Temporal refused: {message}"))
+        }
+        ClientError::Refused {
+            status: 501,
+            message,
+        } => CommandError::Refused(format!("Temporal does not support this: {message}")),
+        other => CommandError::Unavailable(format!("Temporal is unavailable: {other}")),
+    }
+}

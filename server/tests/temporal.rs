@@ -1,0 +1,666 @@
+//! The Temporal adapter against a real Temporal dev server and the fixture worker
+//! (`server/tests/temporal/worker.py`), started by `scripts/temporal.sh start DIR`, whose
+//! `DIR/env` these tests read (`scripts/test.sh` does all of it). Stepline runs in-process
+//! on a temporary SQLite file and is asked through its real router.
+//!
+//! Ignored by a plain `cargo test` (they need the server); `scripts/test.sh` runs them
+//! with `--include-ignored`.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use server::engines::temporal::history::CompensationRule;
+use server::engines::temporal::SourceConfig;
+use std::time::{Duration, Instant};
+use tower::ServiceExt;
+
+/// The real Temporal server, as `scripts/temporal.sh` started it.
+struct Temporal {
+    http: String,
+    task_queue: String,
+    client: reqwest::Client,
+}
+
+impl Temporal {
+    fn from_env() -> Self {
+        server::engines::install_tls_provider();
+        let http = std::env::var("STEPLINE_TEMPORAL_HTTP").expect(
+            "STEPLINE_TEMPORAL_HTTP is not set: start a server with `scripts/temporal.sh start DIR` and `. DIR/env`",
+        );
+        Self {
+            http,
+            task_queue: std::env::var("STEPLINE_TEMPORAL_TASK_QUEUE")
+                .unwrap_or_else(|_| "stepline-fixtures".into()),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/v1/namespaces/default/{path}", self.http)
+    }
+
+    /// Starts a fixture workflow; answers its run id.
+    async fn start(&self, workflow_type: &str, workflow_id: &str, input: Value) -> String {
+        let response = self
+            .client
+            .post(self.url(&format!("workflows/{workflow_id}")))
+            .json(&json!({
+                "workflowType": {"name": workflow_type},
+                "taskQueue": {"name": self.task_queue},
+                "input": [input],
+            }))
+            .send()
+            .await
+            .expect("Temporal answers");
+        let status = response.status();
+        let body: Value = response.json().await.expect("JSON");
+        assert!(
+            status.is_success(),
+            "start {workflow_type}: {status} {body}"
+        );
+        body["runId"].as_str().expect("a run id").to_owned()
+    }
+
+    async fn status(&self, workflow_id: &str) -> String {
+        let body: Value = self
+            .client
+            .get(self.url(&format!("workflows/{workflow_id}")))
+            .send()
+            .await
+            .expect("Temporal answers")
+            .json()
+            .await
+            .expect("JSON");
+        body.pointer("/workflowExecutionInfo/status")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_owned()
+    }
+
+    async fn terminate(&self, workflow_id: &str) {
+        let _ = self
+            .client
+            .post(self.url(&format!("workflows/{workflow_id}/terminate")))
+            .json(&json!({"reason": "test cleanup"}))
+            .send()
+            .await;
+    }
+}
+
+fn source(url: &str) -> SourceConfig {
+    SourceConfig {
+        name: "local".into(),
+        url: url.to_owned(),
+        namespace: "default".into(),
+        api_key: None,
+        task_queue: Some(
+            std::env::var("STEPLINE_TEMPORAL_TASK_QUEUE")
+                .unwrap_or_else(|_| "stepline-fixtures".into()),
+        ),
+        workflow_types: Vec::new(),
+        compensation: CompensationRule {
+            prefixes: vec!["compensate_".into()],
+            types: Vec::new(),
+        },
+        poll_interval: Duration::from_millis(200),
+        import_since: Duration::from_secs(600),
+    }
+}
+
+/// Stepline following the Temporal server at `url`, on its own SQLite file.
+struct Stepline {
+    router: Router,
+    source: SourceConfig,
+    _dir: tempfile::TempDir,
+}
+
+impl Stepline {
+    async fn following(url: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        Self::following_on(url, dir).await
+    }
+
+    /// Stepline on the store in `dir` (a restart reuses it).
+    async fn following_on(url: &str, dir: tempfile::TempDir) -> Self {
+        // The adapter's warnings (a refused event, an outage) show in a failing test.
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                std::env::var("STEPLINE_LOG").unwrap_or_else(|_| "warn,server=info".into()),
+            )
+            .with_test_writer()
+            .try_init();
+        let database = format!("sqlite://{}/stepline.db", dir.path().display());
+        let options = leptos::config::LeptosOptions::builder()
+            .output_name("stepline")
+            .build();
+        let mut state = server::start_core(&database, options, None).await.unwrap();
+        let source = source(url);
+        server::follow_temporal(&mut state, vec![source.clone()])
+            .await
+            .unwrap();
+        Self {
+            router: server::app(state),
+            source,
+            _dir: dir,
+        }
+    }
+
+    async fn send(&self, request: Request<Body>) -> (StatusCode, Value) {
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn get(&self, uri: &str) -> (StatusCode, Value) {
+        self.send(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+    }
+
+    async fn post(&self, uri: &str, body: Value) -> (StatusCode, Value) {
+        self.send(
+            Request::post(uri)
+                .header("content-type", "application/json")
+                .body(Body::from(body.to_string()))
+                .unwrap(),
+        )
+        .await
+    }
+
+    fn id(&self, workflow_id: &str, run_id: &str) -> String {
+        self.source.workflow_id(workflow_id, run_id)
+    }
+
+    /// Polls the run's detail until `done` holds, for at most `within`.
+    async fn wait_for(&self, id: &str, within: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + within;
+        let mut interval = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            interval.tick().await;
+            let (status, detail) = self
+                .get(&format!("/api/platform/orchestration/workflows/{id}"))
+                .await;
+            if status == StatusCode::OK && done(&detail) {
+                return detail;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{id} did not get there in {within:?}: {detail:#}"
+            );
+        }
+    }
+
+    async fn wait_for_status(&self, id: &str, status: &str, within: Duration) -> Value {
+        self.wait_for(id, within, |d| d["status"] == status).await
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    format!(
+        "{prefix}-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+fn steps(detail: &Value) -> Vec<Value> {
+    detail["execution"]["steps"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn millis(value: &Value) -> i64 {
+    value
+        .as_str()
+        .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok())
+        .map(|t| t.timestamp_millis())
+        .unwrap_or_else(|| panic!("not a time: {value}"))
+}
+
+const WITHIN: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+#[ignore = "needs a Temporal dev server: scripts/test.sh starts one"]
+async fn a_parallel_workflows_branches_overlap() {
+    let temporal = Temporal::from_env();
+    let stepline = Stepline::following(&temporal.http).await;
+    let workflow_id = unique("parallel");
+    let run = temporal
+        .start(
+            "ParallelWF",
+            &workflow_id,
+            json!({"branch_ms": [300, 500, 400], "step_ms": 100}),
+        )
+        .await;
+    let id = stepline.id(&workflow_id, &run);
+    let detail = stepline.wait_for_status(&id, "COMPLETED", WITHIN).await;
+    assert_eq!(detail["engine"], "temporal:local:default");
+    let branched: Vec<Value> = steps(&detail)
+        .into_iter()
+        .filter(|s| s["branch"].is_string())
+        .collect();
+    assert_eq!(branched.len(), 3, "three branches: {detail:#}");
+    // Every pair of branch steps overlaps in time.
+    for a in &branched {
+        for b in &branched {
+            assert!(
+                millis(&a["started_at"]) < millis(&b["completed_at"]),
+                "{a} / {b}"
+            );
+        }
+    }
+    assert_eq!(
+        detail["progress"]["current_step"],
+        detail["progress"]["total_steps"]
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs a Temporal dev server: scripts/test.sh starts one"]
+async fn a_retried_activity_shows_its_attempts_and_last_error() {
+    let temporal = Temporal::from_env();
+    let stepline = Stepline::following(&temporal.http).await;
+    let workflow_id = unique("retry");
+    let run = temporal
+        .start(
+            "RetryWF",
+            &workflow_id,
+            json!({"fail_attempts": 2, "step_ms": 100}),
+        )
+        .await;
+    let id = stepline.id(&workflow_id, &run);
+    // While it waits for its second attempt, describe already tells the first failed.
+    let waiting = stepline
+        .wait_for(&id, WITHIN, |d| {
+            steps(d).iter().any(|s| {
+                s["attempts"]
+                    .as_array()
+                    .is_some_and(|a| a.first().is_some_and(|first| first["status"] == "FAILED"))
+            })
+        })
+        .await;
+    assert_eq!(waiting["status"], "RUNNING", "{waiting:#}");
+    let detail = stepline.wait_for_status(&id, "COMPLETED", WITHIN).await;
+    let step = steps(&detail)
+        .into_iter()
+        .find(|s| s["name"] == "flaky_step")
+        .expect("the flaky step");
+    let attempts = step["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 3, "{step:#}");
+    assert_eq!(attempts[0]["status"], "FAILED");
+    assert_eq!(attempts[1]["status"], "FAILED");
+    assert_eq!(attempts[1]["error"], "flaky upstream: attempt 2");
+    assert_eq!(attempts[2]["status"], "COMPLETED");
+    assert_eq!(step["retry_count"], 2);
+    assert_eq!(step["retry_policy"]["max_attempts"], 5);
+}
+
+#[tokio::test]
+#[ignore = "needs a Temporal dev server: scripts/test.sh starts one"]
+async fn a_sagas_compensations_are_marked_after_a_failure() {
+    let temporal = Temporal::from_env();
+    let stepline = Stepline::following(&temporal.http).await;
+    let workflow_id = unique("saga-fail");
+    let run = temporal
+        .start(
+            "SagaWF",
+            &workflow_id,
+            json!({"steps": 4, "step_ms": 100, "fail_at": 3}),
+        )
+        .await;
+    let id = stepline.id(&workflow_id, &run);
+    let detail = stepline.wait_for_status(&id, "FAILED", WITHIN).await;
+    let all = steps(&detail);
+    let compensations: Vec<&Value> = all.iter().filter(|s| s["kind"] == "compensation").collect();
+    assert_eq!(
+        compensations.len(),
+        2,
+        "steps 2 and 1 rolled back: {detail:#}"
+    );
+    let failed = all
+        .iter()
+        .find(|s| s["kind"] == "normal" && s["status"] == "FAILED")
+        .expect("the failed step");
+    for compensation in &compensations {
+        assert_eq!(compensation["status"], "COMPLETED");
+        assert!(millis(&compensation["started_at"]) >= millis(&failed["completed_at"]));
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a Temporal dev server: scripts/test.sh starts one"]
+async fn a_cancel_from_stepline_runs_the_sagas_compensations() {
+    let temporal = Temporal::from_env();
+    let stepline = Stepline::following(&temporal.http).await;
+    let workflow_id = unique("saga-cancel");
+    let run = temporal
+        .start(
+            "SagaWF",
+            &workflow_id,
+            json!({"steps": 3, "step_ms": 100, "hold_ms": 60000}),
+        )
+        .await;
+    let id = stepline.id(&workflow_id, &run);
+    // Three steps done, then it holds (a timer) until cancelled.
+    stepline
+        .wait_for(&id, WITHIN, |d| {
+            steps(d)
+                .iter()
+                .filter(|s| s["status"] == "COMPLETED")
+                .count()
+                == 3
+        })
+        .await;
+    let (status, answer) = stepline
+        .post(
+            &format!("/api/platform/orchestration/workflows/{id}/cancel"),
+            json!({"reason": "customer withdrew"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let detail = stepline.wait_for_status(&id, "CANCELLED", WITHIN).await;
+    let compensations = steps(&detail)
+        .into_iter()
+        .filter(|s| s["kind"] == "compensation")
+        .count();
+    assert_eq!(compensations, 3, "{detail:#}");
+    assert_eq!(
+        temporal.status(&workflow_id).await,
+        "WORKFLOW_EXECUTION_STATUS_CANCELED"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs a Temporal dev server: scripts/test.sh starts one"]
+async fn pause_and_resume_from_stepline_change_temporals_status() {
+    let temporal = Temporal::from_env();
+    let stepline = Stepline::following(&temporal.http).await;
+    let workflow_id = unique("long");
+    let run = temporal
+        .start(
+            "LongRunningWF",
+            &workflow_id,
+            json!({"steps": 2, "step_ms": 30000}),
+        )
+        .await;
+    let id = stepline.id(&workflow_id, &run);
+    let running = stepline
+        .wait_for(&id, WITHIN, |d| {
+            d["status"] == "RUNNING" && d["capabilities"]["can_pause"] == true
+        })
+        .await;
+    assert_eq!(running["capabilities"]["can_cancel"], true);
+    let action = |what: &str| format!("/api/platform/orchestration/workflows/{id}/{what}");
+    let (status, answer) = stepline.post(&action("pause"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        temporal.status(&workflow_id).await,
+        "WORKFLOW_EXECUTION_STATUS_PAUSED"
+    );
+    stepline.wait_for_status(&id, "PAUSED", WITHIN).await;
+    let (status, answer) = stepline.post(&action("resume"), json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        temporal.status(&workflow_id).await,
+        "WORKFLOW_EXECUTION_STATUS_RUNNING"
+    );
+    stepline.wait_for_status(&id, "RUNNING", WITHIN).await;
+    temporal.terminate(&workflow_id).await;
+    stepline.wait_for_status(&id, "TERMINATED", WITHIN).await;
+}
+
+#[tokio::test]
+#[ignore = "needs a Temporal dev server: scripts/test.sh starts one"]
+async fn a_retry_from_the_failed_step_creates_a_new_run_that_stepline_follows() {
+    let temporal = Temporal::from_env();
+    let stepline = Stepline::following(&temporal.http).await;
+    let marker_dir = tempfile::tempdir().unwrap();
+    let marker = marker_dir.path().join("fixed");
+    let workflow_id = unique("fixable");
+    let run = temporal
+        .start(
+            "FixableWF",
+            &workflow_id,
+            json!({"marker_path": marker, "step_ms": 100}),
+        )
+        .await;
+    let id = stepline.id(&workflow_id, &run);
+    let failed = stepline.wait_for_status(&id, "FAILED", WITHIN).await;
+    let step = steps(&failed)
+        .into_iter()
+        .find(|s| s["status"] == "FAILED")
+        .expect("the failed step");
+    assert!(step["error"].as_str().unwrap().contains("marker"), "{step}");
+    std::fs::write(&marker, "fixed").unwrap();
+
+    let (status, answer) = stepline
+        .post(
+            &format!("/api/platform/orchestration/workflows/{id}/retry"),
+            json!({"from_step": step["step_number"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let new_id = answer["workflow_id"]
+        .as_str()
+        .expect("the new run's id")
+        .to_owned();
+    assert_ne!(new_id, id);
+    assert!(
+        answer["message"].as_str().unwrap().contains(&new_id),
+        "{answer}"
+    );
+    let retried = stepline.wait_for_status(&new_id, "COMPLETED", WITHIN).await;
+    assert!(
+        steps(&retried).iter().all(|s| s["status"] == "COMPLETED"),
+        "{retried:#}"
+    );
+    // The failed run stays as it was: Temporal resets a closed run into a new one.
+    let (_, old) = stepline
+        .get(&format!("/api/platform/orchestration/workflows/{id}"))
+        .await;
+    assert_eq!(old["status"], "FAILED");
+}
+
+#[tokio::test]
+#[ignore = "needs a Temporal dev server: scripts/test.sh starts one"]
+async fn a_clone_starts_the_same_workflow_again() {
+    let temporal = Temporal::from_env();
+    let stepline = Stepline::following(&temporal.http).await;
+    let workflow_id = unique("seq");
+    let run = temporal
+        .start(
+            "SequentialWF",
+            &workflow_id,
+            json!({"steps": 2, "step_ms": 50}),
+        )
+        .await;
+    let id = stepline.id(&workflow_id, &run);
+    let original = stepline.wait_for_status(&id, "COMPLETED", WITHIN).await;
+    let (status, answer) = stepline
+        .post(
+            &format!("/api/platform/orchestration/workflows/{id}/clone"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let clone_id = answer["workflow_id"].as_str().unwrap().to_owned();
+    let clone = stepline
+        .wait_for_status(&clone_id, "COMPLETED", WITHIN)
+        .await;
+    assert_eq!(clone["type"], "SequentialWF");
+    assert_eq!(steps(&clone).len(), steps(&original).len());
+    assert_eq!(steps(&clone)[0]["input"], steps(&original)[0]["input"]);
+}
+
+/// A TCP relay to the Temporal server that the test can cut and restore: an outage of
+/// the network path, with the real server behind it.
+struct Relay {
+    port: u16,
+    open: tokio::sync::watch::Sender<bool>,
+}
+
+impl Relay {
+    async fn to(target: &str) -> Self {
+        let target = target.trim_start_matches("http://").to_owned();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let (open, watch) = tokio::sync::watch::channel(true);
+        tokio::spawn(async move {
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut watch = watch.clone();
+                let target = target.clone();
+                tokio::spawn(async move {
+                    if !*watch.borrow() {
+                        return; // cut: the connection is dropped at once
+                    }
+                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
+                        _ = watch.wait_for(|open| !open) => {}
+                    }
+                });
+            }
+        });
+        Self { port, open }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn set(&self, open: bool) {
+        self.open.send_replace(open);
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a Temporal dev server: scripts/test.sh starts one"]
+async fn an_outage_shows_as_degraded_and_stepline_catches_up() {
+    let temporal = Temporal::from_env();
+    let relay = Relay::to(&temporal.http).await;
+    let stepline = Stepline::following(&relay.url()).await;
+    let workflow_id = unique("outage");
+    let run = temporal
+        .start(
+            "SequentialWF",
+            &workflow_id,
+            json!({"steps": 6, "step_ms": 400}),
+        )
+        .await;
+    let id = stepline.id(&workflow_id, &run);
+    stepline
+        .wait_for(&id, WITHIN, |d| {
+            steps(d).first().is_some_and(|s| s["status"] == "COMPLETED")
+        })
+        .await;
+
+    relay.set(false);
+    let engine_state = || async {
+        let (_, engines) = stepline.get("/api/platform/orchestration/engines").await;
+        engines[0]["state"].as_str().unwrap_or("?").to_owned()
+    };
+    let deadline = Instant::now() + WITHIN;
+    while engine_state().await != "degraded" {
+        assert!(
+            Instant::now() < deadline,
+            "the source never showed as degraded"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, list) = stepline.get("/api/platform/orchestration/workflows").await;
+    assert_eq!(list["stats"]["engines"][0]["state"], "degraded", "{list:#}");
+    // The run goes on in Temporal while Stepline cannot see it.
+    let deadline = Instant::now() + WITHIN;
+    while temporal.status(&workflow_id).await != "WORKFLOW_EXECUTION_STATUS_COMPLETED" {
+        assert!(
+            Instant::now() < deadline,
+            "the run did not complete in Temporal"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (_, stale) = stepline
+        .get(&format!("/api/platform/orchestration/workflows/{id}"))
+        .await;
+    assert_eq!(
+        stale["status"], "RUNNING",
+        "Stepline could not have seen the end yet"
+    );
+
+    relay.set(true);
+    let detail = stepline.wait_for_status(&id, "COMPLETED", WITHIN).await;
+    let all = steps(&detail);
+    assert_eq!(all.len(), 6);
+    assert!(all.iter().all(|s| s["status"] == "COMPLETED"), "{detail:#}");
+    let deadline = Instant::now() + WITHIN;
+    while engine_state().await != "ok" {
+        assert!(Instant::now() < deadline, "the source never recovered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a Temporal dev server: scripts/test.sh starts one"]
+async fn after_a_restart_stepline_resumes_each_run_where_it_stopped() {
+    let temporal = Temporal::from_env();
+    let dir = tempfile::tempdir().unwrap();
+    let database = dir.path().to_owned();
+    let workflow_id = unique("restart");
+    let run = temporal
+        .start(
+            "SequentialWF",
+            &workflow_id,
+            json!({"steps": 5, "step_ms": 500}),
+        )
+        .await;
+    let id = source(&temporal.http).workflow_id(&workflow_id, &run);
+
+    // The first Stepline runs on its own runtime: dropping it stops every task it had,
+    // as a killed process would, while the workflow goes on in Temporal.
+    let first = {
+        let (url, id) = (temporal.http.clone(), id.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            runtime.block_on(async {
+                let stepline = Stepline::following_on(&url, dir).await;
+                let seen = stepline
+                    .wait_for(&id, WITHIN, |d| {
+                        steps(d).first().is_some_and(|s| s["status"] == "COMPLETED")
+                    })
+                    .await;
+                (seen, stepline._dir)
+            })
+        })
+        .join()
+        .unwrap()
+    };
+    let (seen, dir) = first;
+    assert_eq!(seen["status"], "RUNNING");
+    assert_eq!(dir.path(), database);
+
+    let stepline = Stepline::following_on(&temporal.http, dir).await;
+    let detail = stepline.wait_for_status(&id, "COMPLETED", WITHIN).await;
+    let all = steps(&detail);
+    assert_eq!(all.len(), 5, "{detail:#}");
+    for step in &all {
+        assert_eq!(step["status"], "COMPLETED", "{step}");
+        assert_eq!(
+            step["attempts"].as_array().unwrap().len(),
+            1,
+            "no step twice: {step}"
+        );
+    }
+}
