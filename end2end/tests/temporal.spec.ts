@@ -57,3 +57,23 @@ test.describe('a Temporal source beside the built-in engine', () => {
     await expect(run.action('pause')).toHaveCount(0);
   });
 });
+
+test.describe('Temporal actions from the detail page', () => {
+  test.skip(!temporal, 'needs the Temporal dev server that scripts/test.sh starts');
+  test.skip(({ javaScriptEnabled }) => !javaScriptEnabled, 'actions need the hydrated app');
+
+  test('terminate is a separate, confirmed hard stop', async ({ page, request }) => {
+    const id = await startInTemporal('LongRunningWF', { steps: 2, step_ms: 30000 });
+    await expect.poll(() => statusIn(request, id), { timeout: 20_000 }).toBe('RUNNING');
+    const run = new WorkflowPage(page);
+    await run.goto(id);
+    await run.waitUntilLive();
+    // Cancel says what it does on Temporal: a request the workflow's code answers.
+    await expect(run.action('cancel')).toHaveAttribute('title', /its own code decides what to roll back/);
+    await run.action('terminate').click();
+    await expect(page.getByRole('dialog')).toContainText(`Terminate ${id}? It stops at once and nothing is rolled back.`);
+    await page.locator('button[data-action="confirm-terminate"]').click();
+    await expect(run.notice()).toContainText('Terminated in Temporal');
+    await expect(run.status()).toContainText('TERMINATED', { timeout: 10_000 });
+  });
+});

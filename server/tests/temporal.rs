@@ -78,15 +78,6 @@ impl Temporal {
             .unwrap_or("?")
             .to_owned()
     }
-
-    async fn terminate(&self, workflow_id: &str) {
-        let _ = self
-            .client
-            .post(self.url(&format!("workflows/{workflow_id}/terminate")))
-            .json(&json!({"reason": "test cleanup"}))
-            .send()
-            .await;
-    }
 }
 
 fn source(url: &str) -> SourceConfig {
@@ -381,7 +372,7 @@ async fn a_cancel_from_stepline_runs_the_sagas_compensations() {
 
 #[tokio::test]
 #[ignore = "needs a Temporal dev server: scripts/test.sh starts one"]
-async fn pause_and_resume_from_stepline_change_temporals_status() {
+async fn pause_resume_and_terminate_from_stepline_change_temporals_status() {
     let temporal = Temporal::from_env();
     let stepline = Stepline::following(&temporal.http).await;
     let workflow_id = unique("long");
@@ -414,8 +405,17 @@ async fn pause_and_resume_from_stepline_change_temporals_status() {
         "WORKFLOW_EXECUTION_STATUS_RUNNING"
     );
     stepline.wait_for_status(&id, "RUNNING", WITHIN).await;
-    temporal.terminate(&workflow_id).await;
-    stepline.wait_for_status(&id, "TERMINATED", WITHIN).await;
+    // The hard stop, apart from cancel.
+    let (status, answer) = stepline
+        .post(&action("terminate"), json!({"reason": "test done"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        temporal.status(&workflow_id).await,
+        "WORKFLOW_EXECUTION_STATUS_TERMINATED"
+    );
+    let ended = stepline.wait_for_status(&id, "TERMINATED", WITHIN).await;
+    assert_eq!(ended["status_reason"], "test done");
 }
 
 #[tokio::test]

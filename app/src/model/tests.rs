@@ -425,6 +425,29 @@ fn status_transitions_follow_the_run_lifecycle() {
 }
 
 #[test]
+fn terminate_is_a_separate_hard_stop() {
+    let rolls_back = Capabilities::everything();
+    assert_eq!(
+        Action::Terminate
+            .refusal(WorkflowStatus::Running, &rolls_back)
+            .as_deref(),
+        Some("the engine of this workflow cannot terminate")
+    );
+    let hard_stop = Capabilities {
+        can_terminate: true,
+        ..rolls_back
+    };
+    assert_eq!(
+        Action::Terminate.refusal(WorkflowStatus::Cancelling, &hard_stop),
+        None
+    );
+    assert!(Action::Terminate
+        .refusal(WorkflowStatus::Completed, &hard_stop)
+        .is_some());
+    assert_eq!(Action::parse("terminate"), Some(Action::Terminate));
+}
+
+#[test]
 fn actions_need_both_the_capability_and_a_fitting_status() {
     let all = Capabilities::everything();
     assert_eq!(Action::Pause.refusal(WorkflowStatus::Running, &all), None);

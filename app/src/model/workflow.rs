@@ -53,12 +53,16 @@ pub struct Capabilities {
     pub compensates_on_cancel: bool,
     pub can_retry_from_step: bool,
     pub can_clone: bool,
+    /// A hard stop, apart from cancel: nothing is rolled back (Temporal's terminate).
+    #[serde(default)]
+    pub can_terminate: bool,
     pub has_logs: bool,
     pub live: LiveMode,
 }
 
 impl Capabilities {
-    /// Every action, logs, and pushed updates: an engine that can do it all.
+    /// Every action but terminate (an engine whose cancel always rolls back has no use
+    /// for a hard stop), logs, and pushed updates.
     pub fn everything() -> Self {
         Self {
             can_pause: true,
@@ -67,6 +71,7 @@ impl Capabilities {
             compensates_on_cancel: true,
             can_retry_from_step: true,
             can_clone: true,
+            can_terminate: false,
             has_logs: true,
             live: LiveMode::Push,
         }
@@ -458,9 +463,20 @@ pub enum Action {
     Cancel,
     Retry,
     Clone,
+    /// Stop at once, without compensation.
+    Terminate,
 }
 
 impl Action {
+    pub const ALL: [Action; 6] = [
+        Self::Pause,
+        Self::Resume,
+        Self::Cancel,
+        Self::Retry,
+        Self::Clone,
+        Self::Terminate,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pause => "pause",
@@ -468,19 +484,12 @@ impl Action {
             Self::Cancel => "cancel",
             Self::Retry => "retry",
             Self::Clone => "clone",
+            Self::Terminate => "terminate",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::Pause,
-            Self::Resume,
-            Self::Cancel,
-            Self::Retry,
-            Self::Clone,
-        ]
-        .into_iter()
-        .find(|action| action.as_str() == s)
+        Self::ALL.into_iter().find(|action| action.as_str() == s)
     }
 
     /// Why `self` cannot be done to a run in `status` whose engine can do `capabilities`,
@@ -503,6 +512,10 @@ impl Action {
                 ),
             ),
             Self::Clone => (capabilities.can_clone, true),
+            Self::Terminate => (
+                capabilities.can_terminate,
+                matches!(status, Pending | Running | Pausing | Paused | Cancelling),
+            ),
         };
         if !capable {
             Some(format!(

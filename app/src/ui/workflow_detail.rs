@@ -35,6 +35,7 @@ enum Notice {
 enum Dialog {
     Cancel,
     Retry,
+    Terminate,
 }
 
 /// State of the page that outlives each re-read of the run.
@@ -330,6 +331,7 @@ fn ActionsBar(run: WorkflowDetail, state: PageState) -> impl IntoView {
                     on:click=move |_| match action {
                         Action::Cancel => state.dialog.set(Some(Dialog::Cancel)),
                         Action::Retry => state.dialog.set(Some(Dialog::Retry)),
+                        Action::Terminate => state.dialog.set(Some(Dialog::Terminate)),
                         other => send(state, id.clone(), other, None, None),
                     }
                 >
@@ -338,39 +340,68 @@ fn ActionsBar(run: WorkflowDetail, state: PageState) -> impl IntoView {
             }
         }
     };
-    let none_allowed = ![
-        Action::Pause,
-        Action::Resume,
-        Action::Cancel,
-        Action::Retry,
-        Action::Clone,
-    ]
-    .into_iter()
-    .any(allowed);
+    let none_allowed = !Action::ALL.into_iter().any(allowed);
+    let cancel_title = if run.capabilities.compensates_on_cancel {
+        "Stop and roll back"
+    } else {
+        "Ask the workflow to cancel (its own code decides what to roll back)"
+    };
+    let cancel_question = if run.capabilities.compensates_on_cancel {
+        format!("Cancel {id}? This will trigger rollback.")
+    } else {
+        format!("Request cancellation of {id}? The workflow's own code decides what to roll back.")
+    };
     view! {
         <div class="actions" role="toolbar" aria-label="Actions">
             {allowed(Action::Pause).then(|| button(Action::Pause, "⏸ Pause", pause_title.clone()))}
             {allowed(Action::Resume).then(|| button(Action::Resume, "▶ Resume", "Continue the run".into()))}
-            {allowed(Action::Cancel).then(|| button(Action::Cancel, "⛔ Cancel", "Stop and roll back".into()))}
+            {allowed(Action::Cancel).then(|| button(Action::Cancel, "⛔ Cancel", cancel_title.into()))}
             {allowed(Action::Retry).then(|| button(Action::Retry, "↻ Retry", "Run again".into()))}
             {allowed(Action::Clone).then(|| button(Action::Clone, "⧉ Clone", "Start a new run with the same input".into()))}
+            {allowed(Action::Terminate).then(|| button(Action::Terminate, "✖ Terminate (hard stop)", "Stop at once: nothing is rolled back".into()))}
             {none_allowed.then(|| view! {
                 <span class="no-actions">"The engine of this workflow takes no actions from Stepline."</span>
             })}
         </div>
-        <CancelDialog id=id.clone() state />
+        <ReasonDialog
+            id=id.clone()
+            state
+            dialog=Dialog::Cancel
+            action=Action::Cancel
+            question=cancel_question
+            confirm="Cancel workflow"
+            reason="Manual cancellation"
+        />
+        <ReasonDialog
+            id=id.clone()
+            state
+            dialog=Dialog::Terminate
+            action=Action::Terminate
+            question=format!("Terminate {id}? It stops at once and nothing is rolled back.")
+            confirm="Terminate workflow"
+            reason="Manual termination"
+        />
         <RetryDialog id status=run.status failed_step state />
     }
 }
 
+/// A confirmation with a reason (cancel, terminate).
 #[component]
-fn CancelDialog(id: String, state: PageState) -> impl IntoView {
-    let reason = RwSignal::new("Manual cancellation".to_owned());
-    let question = format!("Cancel {id}? This will trigger rollback.");
+fn ReasonDialog(
+    id: String,
+    state: PageState,
+    dialog: Dialog,
+    action: Action,
+    question: String,
+    confirm: &'static str,
+    reason: &'static str,
+) -> impl IntoView {
+    let reason = RwSignal::new(reason.to_owned());
+    let title_id = format!("{}-title", action.as_str());
     view! {
-        <Show when=move || state.dialog.get() == Some(Dialog::Cancel)>
-            <div class="dialog" role="dialog" aria-modal="true" aria-labelledby="cancel-title">
-                <p id="cancel-title" class="dialog-title">{question.clone()}</p>
+        <Show when=move || state.dialog.get() == Some(dialog)>
+            <div class="dialog" role="dialog" aria-modal="true" aria-labelledby=title_id.clone()>
+                <p id=title_id.clone() class="dialog-title">{question.clone()}</p>
                 <label>
                     "Reason "
                     <input
@@ -384,13 +415,13 @@ fn CancelDialog(id: String, state: PageState) -> impl IntoView {
                 <div class="dialog-buttons">
                     <button
                         class="danger"
-                        data-action="confirm-cancel"
+                        data-action=format!("confirm-{}", action.as_str())
                         on:click={
                             let id = id.clone();
-                            move |_| send(state, id.clone(), Action::Cancel, Some(reason.get_untracked()), None)
+                            move |_| send(state, id.clone(), action, Some(reason.get_untracked()), None)
                         }
                     >
-                        "Cancel workflow"
+                        {confirm}
                     </button>
                     <button on:click=move |_| state.dialog.set(None)>"Keep running"</button>
                 </div>

@@ -178,6 +178,10 @@ pub enum Command {
     Clone {
         triggered_by: Option<String>,
     },
+    /// Stop at once; nothing is rolled back.
+    Terminate {
+        reason: Option<String>,
+    },
 }
 
 /// What an engine did with a command.

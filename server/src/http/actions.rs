@@ -171,6 +171,7 @@ pub async fn perform(
         Action::Cancel => Command::Cancel { reason },
         Action::Retry => Command::Retry { from_step },
         Action::Clone => Command::Clone { triggered_by: None },
+        Action::Terminate => Command::Terminate { reason },
     };
     Ok(answer(engine.command(id, command).await?))
 }

@@ -531,34 +531,40 @@ impl Driver {
                 )));
             }
         }
-        let result = match command {
-            Command::Pause => self.with_run(id, cycle, |run, d| run.pause(now, d)),
-            Command::Resume => self.with_run(id, cycle, |run, d| run.resume(now, d)),
-            Command::Cancel { reason } => {
-                self.with_run(id, cycle, |run, d| run.cancel(reason, now, d))
+        let result =
+            match command {
+                Command::Pause => self.with_run(id, cycle, |run, d| run.pause(now, d)),
+                Command::Resume => self.with_run(id, cycle, |run, d| run.resume(now, d)),
+                Command::Cancel { reason } => {
+                    self.with_run(id, cycle, |run, d| run.cancel(reason, now, d))
+                }
+                Command::Retry { from_step } => {
+                    self.with_run(id, cycle, |run, d| run.retry(from_step, now, d))
+                }
+                // Not among its capabilities: its cancel always rolls back.
+                Command::Terminate { .. } => return Err(CommandError::Refused(
+                    "the built-in engine has no hard stop: cancel stops the run and rolls it back"
+                        .into(),
+                )),
+                Command::Clone { triggered_by } => {
+                    let run = &self.runs[id];
+                    let (workflow_type, input, priority) = (
+                        run.definition.workflow_type.clone(),
+                        Some(run.input.clone()),
+                        run.priority,
+                    );
+                    return self.clone_run(
+                        id,
+                        &workflow_type,
+                        input,
+                        priority,
+                        triggered_by,
+                        now,
+                        cycle,
+                    );
+                }
             }
-            Command::Retry { from_step } => {
-                self.with_run(id, cycle, |run, d| run.retry(from_step, now, d))
-            }
-            Command::Clone { triggered_by } => {
-                let run = &self.runs[id];
-                let (workflow_type, input, priority) = (
-                    run.definition.workflow_type.clone(),
-                    Some(run.input.clone()),
-                    run.priority,
-                );
-                return self.clone_run(
-                    id,
-                    &workflow_type,
-                    input,
-                    priority,
-                    triggered_by,
-                    now,
-                    cycle,
-                );
-            }
-        }
-        .expect("the run is in memory");
+            .expect("the run is in memory");
         result
             .map(|message| (id.to_owned(), message))
             .map_err(CommandError::Refused)

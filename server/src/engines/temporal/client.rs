@@ -268,17 +268,16 @@ impl TemporalClient {
         command: &str,
         reason: &str,
     ) -> Result<Value, ClientError> {
-        let mut body = json!({
-            "reason": reason,
-            "identity": "stepline",
-            "requestId": request_id(),
-        });
-        // Cancel and terminate name the run as an execution; pause and unpause by ids.
+        let mut body = json!({"reason": reason, "identity": "stepline"});
+        // Each request names the run its own way; terminate takes no request id.
         if matches!(command, "pause" | "unpause") {
             body["workflowId"] = json!(workflow_id);
             body["runId"] = json!(run_id);
         } else {
             body["workflowExecution"] = json!({"workflowId": workflow_id, "runId": run_id});
+        }
+        if command != "terminate" {
+            body["requestId"] = json!(request_id());
         }
         self.post(&["workflows", workflow_id, command], body).await
     }

@@ -416,6 +416,7 @@ fn capabilities(can_pause: bool) -> Capabilities {
         compensates_on_cancel: false,
         can_retry_from_step: true,
         can_clone: true,
+        can_terminate: true,
         has_logs: false,
         live: LiveMode::Push,
     }
@@ -653,6 +654,18 @@ impl Engine for TemporalSource {
                 Ok(outcome(
                     WorkflowStatus::Cancelling,
                     "Cancellation requested: the workflow's own code decides what to roll back; its compensations show as they run".into(),
+                ))
+            }
+            Command::Terminate { reason } => {
+                let reason = reason.unwrap_or_else(|| "terminated from Stepline".into());
+                inner
+                    .client
+                    .workflow_command(&temporal_id, &run_id, "terminate", &reason)
+                    .await
+                    .map_err(command_error)?;
+                Ok(outcome(
+                    WorkflowStatus::Terminated,
+                    "Terminated in Temporal: stopped at once, nothing rolled back".into(),
                 ))
             }
             Command::Retry { from_step } => {
