@@ -5,61 +5,11 @@
 // Usage (after `cargo leptos build --release`):
 //   STEPLINE_SERVER_BIN=$CARGO_TARGET_DIR/release/server STEPLINE_SITE_ROOT=$PWD/target/site \
 //     node end2end/perf/console-perf.js
-const { chromium } = require('playwright-core');
-const { spawn } = require('child_process');
-const fs = require('fs');
-const os = require('os');
-const path = require('path');
-
-const bin = process.env.STEPLINE_SERVER_BIN;
-const siteRoot = process.env.STEPLINE_SITE_ROOT;
-if (!bin || !siteRoot) throw new Error('set STEPLINE_SERVER_BIN and STEPLINE_SITE_ROOT');
-const API = '/api/platform/orchestration';
-
-function quantile(values, q) {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
-}
-
-async function startServer() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stepline-perf-'));
-  const server = spawn(bin, [], {
-    env: {
-      ...process.env,
-      STEPLINE_LISTEN: '127.0.0.1:0',
-      STEPLINE_DATABASE_URL: `sqlite://${dir}/perf.db`,
-      STEPLINE_WORKFLOWS: path.join(__dirname, 'workflows'),
-      STEPLINE_LOG: 'warn',
-      LEPTOS_SITE_ROOT: siteRoot,
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const base = await new Promise((resolve, reject) => {
-    server.on('exit', (code) => reject(new Error(`server exited ${code}`)));
-    server.stdout.on('data', (chunk) => {
-      const match = /Stepline is running: (http:\/\/[^/]+)/.exec(chunk.toString());
-      if (match) resolve(match[1]);
-    });
-  });
-  return { server, base };
-}
-
-async function post(base, url, body) {
-  const response = await fetch(base + url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  if (!response.ok) throw new Error(`${url}: ${response.status} ${await response.text()}`);
-  return response.json();
-}
+const { quantile, startServer, post, launchChromium, API } = require('./stepline-server');
 
 async function main() {
-  const { server, base } = await startServer();
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu'],
-  });
+  const { server, base } = await startServer({ STEPLINE_WORKFLOWS: require('path').join(__dirname, 'workflows') });
+  const browser = await launchChromium();
   try {
     const at = () => new Date().toISOString();
     // 1. 500 active workflows, pushed as a custom engine would.

@@ -6,55 +6,10 @@
 // Usage (after `cargo leptos build --release`):
 //   STEPLINE_SERVER_BIN=$CARGO_TARGET_DIR/release/server STEPLINE_SITE_ROOT=$PWD/target/site \
 //     node end2end/perf/gantt-perf.js
-const { chromium } = require('playwright-core');
-const { spawn } = require('child_process');
-const fs = require('fs');
-const os = require('os');
-const path = require('path');
+const { quantile, startServer, post, launchChromium, API } = require('./stepline-server');
 
-const bin = process.env.STEPLINE_SERVER_BIN;
-const siteRoot = process.env.STEPLINE_SITE_ROOT;
-if (!bin || !siteRoot) throw new Error('set STEPLINE_SERVER_BIN and STEPLINE_SITE_ROOT');
-const API = '/api/platform/orchestration';
 const SIZES = (process.env.GANTT_SIZES ?? '50,1000,10000').split(',').map(Number);
 const LOADS = 5;
-
-function quantile(values, q) {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
-}
-
-async function startServer() {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'stepline-gantt-perf-'));
-  const server = spawn(bin, [], {
-    env: {
-      ...process.env,
-      STEPLINE_LISTEN: '127.0.0.1:0',
-      STEPLINE_DATABASE_URL: `sqlite://${dir}/perf.db`,
-      STEPLINE_LOG: 'warn',
-      LEPTOS_SITE_ROOT: siteRoot,
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const base = await new Promise((resolve, reject) => {
-    server.on('exit', (code) => reject(new Error(`server exited ${code}`)));
-    server.stdout.on('data', (chunk) => {
-      const match = /Stepline is running: (http:\/\/[^/]+)/.exec(chunk.toString());
-      if (match) resolve(match[1]);
-    });
-  });
-  return { server, base };
-}
-
-async function post(base, url, body) {
-  const response = await fetch(base + url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(body),
-  });
-  if (!response.ok) throw new Error(`${url}: ${response.status} ${await response.text()}`);
-  return response.json();
-}
 
 /** Pushes a finished run of `steps` steps and returns its id. */
 async function pushRun(base, steps) {
@@ -88,10 +43,7 @@ async function pushRun(base, steps) {
 
 async function main() {
   const { server, base } = await startServer();
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu'],
-  });
+  const browser = await launchChromium();
   const results = [];
   try {
     for (const steps of SIZES) {
@@ -142,7 +94,7 @@ async function main() {
       `paint ${fmt(quantile(r.paint, 0.5))} / ${fmt(Math.max(...r.paint))} ms, ` +
       `layout + paint ${fmt(quantile(r.total, 0.5))} / ${fmt(Math.max(...r.total))} ms`);
     console.log(`  repaint after scrolling to the middle ${fmt(quantile(r.scrolled, 0.5))} / ${fmt(Math.max(...r.scrolled))} ms`);
-    console.log(`  navigation start to first chart paint ${fmt(quantile(r.painted, 0.5))} / ${fmt(Math.max(...r.painted))} ms`);
+    console.log(`  navigation start to first canvas paint ${fmt(quantile(r.painted, 0.5))} / ${fmt(Math.max(...r.painted))} ms`);
     console.log(`  server SVG ${fmt(quantile(r.svgTimes, 0.5))} / ${fmt(Math.max(...r.svgTimes))} ms, ${(r.svgBytes / 1024).toFixed(0)} KiB`);
   }
 }

@@ -16,69 +16,9 @@ use server::engines::temporal::SourceConfig;
 use std::time::{Duration, Instant};
 use tower::ServiceExt;
 
-/// The real Temporal server, as `scripts/temporal.sh` started it.
-struct Temporal {
-    http: String,
-    task_queue: String,
-    client: reqwest::Client,
-}
-
-impl Temporal {
-    fn from_env() -> Self {
-        server::engines::install_tls_provider();
-        let http = std::env::var("STEPLINE_TEMPORAL_HTTP").expect(
-            "STEPLINE_TEMPORAL_HTTP is not set: start a server with `scripts/temporal.sh start DIR` and `. DIR/env`",
-        );
-        Self {
-            http,
-            task_queue: std::env::var("STEPLINE_TEMPORAL_TASK_QUEUE")
-                .unwrap_or_else(|_| "stepline-fixtures".into()),
-            client: reqwest::Client::new(),
-        }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("{}/api/v1/namespaces/default/{path}", self.http)
-    }
-
-    /// Starts a fixture workflow; answers its run id.
-    async fn start(&self, workflow_type: &str, workflow_id: &str, input: Value) -> String {
-        let response = self
-            .client
-            .post(self.url(&format!("workflows/{workflow_id}")))
-            .json(&json!({
-                "workflowType": {"name": workflow_type},
-                "taskQueue": {"name": self.task_queue},
-                "input": [input],
-            }))
-            .send()
-            .await
-            .expect("Temporal answers");
-        let status = response.status();
-        let body: Value = response.json().await.expect("JSON");
-        assert!(
-            status.is_success(),
-            "start {workflow_type}: {status} {body}"
-        );
-        body["runId"].as_str().expect("a run id").to_owned()
-    }
-
-    async fn status(&self, workflow_id: &str) -> String {
-        let body: Value = self
-            .client
-            .get(self.url(&format!("workflows/{workflow_id}")))
-            .send()
-            .await
-            .expect("Temporal answers")
-            .json()
-            .await
-            .expect("JSON");
-        body.pointer("/workflowExecutionInfo/status")
-            .and_then(Value::as_str)
-            .unwrap_or("?")
-            .to_owned()
-    }
-}
+#[path = "common/temporal_fixture.rs"]
+mod temporal_fixture;
+use temporal_fixture::Temporal;
 
 fn source(url: &str) -> SourceConfig {
     SourceConfig {

@@ -49,6 +49,31 @@ fn hits(layout: &Layout, top: f64, height: f64) -> Vec<Hit> {
         .collect()
 }
 
+/// The chart's state on the page: the layout, where the frame is scrolled, its size, and
+/// the elements painted into.
+#[derive(Clone, Copy)]
+struct ChartSignals {
+    chart: RwSignal<Option<Arc<Layout>>>,
+    scroll_top: RwSignal<f64>,
+    view_height: RwSignal<f64>,
+    width: RwSignal<f64>,
+    frame: NodeRef<leptos::html::Div>,
+    canvas: NodeRef<leptos::html::Canvas>,
+}
+
+impl ChartSignals {
+    fn new(state: PageState) -> Self {
+        Self {
+            chart: RwSignal::new(None),
+            scroll_top: RwSignal::new(state.gantt_scroll.get_untracked()),
+            view_height: RwSignal::new(0.0),
+            width: RwSignal::new(0.0),
+            frame: NodeRef::new(),
+            canvas: NodeRef::new(),
+        }
+    }
+}
+
 #[component]
 pub(super) fn GanttPanel(run: WorkflowDetail, state: PageState) -> impl IntoView {
     let id = run.id.clone();
@@ -59,27 +84,19 @@ pub(super) fn GanttPanel(run: WorkflowDetail, state: PageState) -> impl IntoView
     let now = use_now();
     let first_summary =
         gantt::layout(&run, &[], chrono::Utc::now(), f64::from(FIRST_PAINT_WIDTH)).summary;
-    let chart: RwSignal<Option<Arc<Layout>>> = RwSignal::new(None);
-    let scroll_top = RwSignal::new(state.gantt_scroll.get_untracked());
-    let view_height = RwSignal::new(0.0_f64);
-    let width = RwSignal::new(0.0_f64);
-    let hovered: RwSignal<Option<Hit>> = RwSignal::new(None);
-    let frame = NodeRef::<leptos::html::Div>::new();
-    let canvas = NodeRef::<leptos::html::Canvas>::new();
-
-    #[cfg(feature = "hydrate")]
-    client::start(client::Parts {
-        run: run.clone(),
-        state,
+    let signals = ChartSignals::new(state);
+    let ChartSignals {
         chart,
         scroll_top,
         view_height,
         width,
         frame,
         canvas,
-        now,
-        active,
-    });
+    } = signals;
+    let hovered: RwSignal<Option<Hit>> = RwSignal::new(None);
+
+    #[cfg(feature = "hydrate")]
+    client::start(run.clone(), state, signals, now, active);
     #[cfg(not(feature = "hydrate"))]
     let _ = (now, active);
 
@@ -248,19 +265,6 @@ mod client {
     use crate::gantt::Viewport;
     use leptos::web_sys;
 
-    pub(super) struct Parts {
-        pub run: WorkflowDetail,
-        pub state: PageState,
-        pub chart: RwSignal<Option<Arc<Layout>>>,
-        pub scroll_top: RwSignal<f64>,
-        pub view_height: RwSignal<f64>,
-        pub width: RwSignal<f64>,
-        pub frame: NodeRef<leptos::html::Div>,
-        pub canvas: NodeRef<leptos::html::Canvas>,
-        pub now: ReadSignal<f64>,
-        pub active: bool,
-    }
-
     fn performance_now() -> f64 {
         web_sys::window()
             .and_then(|w| w.performance())
@@ -268,19 +272,21 @@ mod client {
             .unwrap_or_default()
     }
 
-    pub(super) fn start(parts: Parts) {
-        let Parts {
-            run,
-            state,
+    pub(super) fn start(
+        run: WorkflowDetail,
+        state: PageState,
+        signals: ChartSignals,
+        now: ReadSignal<f64>,
+        active: bool,
+    ) {
+        let ChartSignals {
             chart,
             scroll_top,
             view_height,
             width,
             frame,
             canvas,
-            now,
-            active,
-        } = parts;
+        } = signals;
         let workflow_type = run.workflow_type.clone();
 
         // The usual step durations, once per type for as long as the page is open.

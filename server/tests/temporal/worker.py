@@ -183,22 +183,29 @@ class ParallelWF:
         return f"{len(branch_ms)} branches joined"
 
 
+async def _prepare_then(ms: int, step_fn: Any, args: dict, retry_policy: RetryPolicy) -> str:
+    """A `prepare` step, then `step_fn` under `retry_policy`: the retry fixtures' shape."""
+    await workflow.execute_activity(
+        do_step, {"name": "prepare", "step": 1, "ms": ms}, start_to_close_timeout=_timeout(ms)
+    )
+    return await workflow.execute_activity(
+        step_fn,
+        {"step": 2, "ms": ms, **args},
+        start_to_close_timeout=_timeout(ms),
+        retry_policy=retry_policy,
+    )
+
+
 @workflow.defn
 class RetryWF:
     @workflow.run
     async def run(self, params: Optional[dict] = None) -> str:
         p = params or {}
-        ms = int(p.get("step_ms", 200))
-        await workflow.execute_activity(
-            do_step, {"name": "prepare", "step": 1, "ms": ms}, start_to_close_timeout=_timeout(ms)
-        )
-        return await workflow.execute_activity(
+        return await _prepare_then(
+            int(p.get("step_ms", 200)),
             flaky_step,
-            {"name": "charge-card", "step": 2, "ms": ms, "fail_attempts": int(p.get("fail_attempts", 2))},
-            start_to_close_timeout=_timeout(ms),
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_attempts=5
-            ),
+            {"name": "charge-card", "fail_attempts": int(p.get("fail_attempts", 2))},
+            RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0, maximum_attempts=5),
         )
 
 
@@ -207,17 +214,11 @@ class PermanentFailWF:
     @workflow.run
     async def run(self, params: Optional[dict] = None) -> str:
         p = params or {}
-        ms = int(p.get("step_ms", 200))
-        await workflow.execute_activity(
-            do_step, {"name": "prepare", "step": 1, "ms": ms}, start_to_close_timeout=_timeout(ms)
-        )
-        return await workflow.execute_activity(
+        return await _prepare_then(
+            int(p.get("step_ms", 200)),
             always_fail,
-            {"name": "ship-order", "step": 2, "ms": ms},
-            start_to_close_timeout=_timeout(ms),
-            retry_policy=RetryPolicy(
-                initial_interval=timedelta(milliseconds=500), backoff_coefficient=2.0, maximum_attempts=2
-            ),
+            {"name": "ship-order"},
+            RetryPolicy(initial_interval=timedelta(milliseconds=500), backoff_coefficient=2.0, maximum_attempts=2),
         )
 
 

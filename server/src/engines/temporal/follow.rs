@@ -499,12 +499,14 @@ impl Follower {
             tracing::debug!(run = %self.id, events = page.events.len(), closed, paused, "history page");
             self.declare_total(&mut events);
             if !page.events.is_empty() || closed {
-                self.pending = !closed;
-                if !closed && !self.describe_into(&mut events).await {
-                    return;
-                }
+                // What history says is stored at once; what describe adds (attempts of
+                // the activities now pending) follows in its own batch.
                 let position = self.position(closed);
                 if !self.inner.commit(events, position).await {
+                    return;
+                }
+                self.pending = !closed;
+                if !closed && !self.describe().await {
                     return;
                 }
             }
@@ -611,62 +613,30 @@ impl Engine for TemporalSource {
     ) -> Result<CommandOutcome, CommandError> {
         let inner = &self.inner;
         let (temporal_id, run_id) = inner.temporal_ids(workflow_id)?;
-        let outcome = |status: WorkflowStatus, message: String| CommandOutcome {
-            workflow_id: workflow_id.to_owned(),
-            new_status: status,
-            message,
-        };
         match command {
+            Command::Pause if !inner.capabilities().can_pause => Err(CommandError::Refused(
+                "this Temporal server has workflow pause turned off (frontend.WorkflowPauseEnabled)"
+                    .into(),
+            )),
             Command::Pause => {
-                if !inner.capabilities().can_pause {
-                    return Err(CommandError::Refused(
-                        "this Temporal server has workflow pause turned off (frontend.WorkflowPauseEnabled)".into(),
-                    ));
-                }
-                inner
-                    .client
-                    .workflow_command(&temporal_id, &run_id, "pause", "paused from Stepline")
+                self.workflow_command(workflow_id, "pause", None, WorkflowStatus::Paused,
+                    "Paused in Temporal: running activities finish, no new step starts until resumed")
                     .await
-                    .map_err(command_error)?;
-                Ok(outcome(
-                    WorkflowStatus::Paused,
-                    "Paused in Temporal: running activities finish, no new step starts until resumed".into(),
-                ))
             }
             Command::Resume => {
-                inner
-                    .client
-                    .workflow_command(&temporal_id, &run_id, "unpause", "resumed from Stepline")
+                self.workflow_command(workflow_id, "unpause", None, WorkflowStatus::Running,
+                    "Resumed in Temporal")
                     .await
-                    .map_err(command_error)?;
-                Ok(outcome(
-                    WorkflowStatus::Running,
-                    "Resumed in Temporal".into(),
-                ))
             }
             Command::Cancel { reason } => {
-                let reason = reason.unwrap_or_else(|| "cancelled from Stepline".into());
-                inner
-                    .client
-                    .workflow_command(&temporal_id, &run_id, "cancel", &reason)
+                self.workflow_command(workflow_id, "cancel", reason, WorkflowStatus::Cancelling,
+                    "Cancellation requested: the workflow's own code decides what to roll back; its compensations show as they run")
                     .await
-                    .map_err(command_error)?;
-                Ok(outcome(
-                    WorkflowStatus::Cancelling,
-                    "Cancellation requested: the workflow's own code decides what to roll back; its compensations show as they run".into(),
-                ))
             }
             Command::Terminate { reason } => {
-                let reason = reason.unwrap_or_else(|| "terminated from Stepline".into());
-                inner
-                    .client
-                    .workflow_command(&temporal_id, &run_id, "terminate", &reason)
+                self.workflow_command(workflow_id, "terminate", reason, WorkflowStatus::Terminated,
+                    "Terminated in Temporal: stopped at once, nothing rolled back")
                     .await
-                    .map_err(command_error)?;
-                Ok(outcome(
-                    WorkflowStatus::Terminated,
-                    "Terminated in Temporal: stopped at once, nothing rolled back".into(),
-                ))
             }
             Command::Retry { from_step } => {
                 let history = self.full_history(&temporal_id, &run_id).await?;
@@ -752,6 +722,30 @@ impl Engine for TemporalSource {
 }
 
 impl TemporalSource {
+    /// One of Temporal's own workflow commands (`pause`, `unpause`, `cancel`,
+    /// `terminate`) on run `id`; `status` and `message` say what follows.
+    async fn workflow_command(
+        &self,
+        id: &str,
+        command: &str,
+        reason: Option<String>,
+        status: WorkflowStatus,
+        message: &str,
+    ) -> Result<CommandOutcome, CommandError> {
+        let (temporal_id, run_id) = self.inner.temporal_ids(id)?;
+        let reason = reason.unwrap_or_else(|| format!("{command} from Stepline"));
+        self.inner
+            .client
+            .workflow_command(&temporal_id, &run_id, command, &reason)
+            .await
+            .map_err(command_error)?;
+        Ok(CommandOutcome {
+            workflow_id: id.to_owned(),
+            new_status: status,
+            message: message.to_owned(),
+        })
+    }
+
     /// A run's whole history (for a reset point or a clone's input).
     async fn full_history(
         &self,

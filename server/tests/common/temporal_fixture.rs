@@ -1,0 +1,92 @@
+//! The real Temporal that the Temporal tests and benchmark run against (a dev server and
+//! the fixture worker, started by `scripts/temporal.sh start DIR`; `. DIR/env` gives its
+//! address): starts fixture workflows and reads what Temporal says about them.
+// The tests and the benchmark each use a part.
+#![allow(dead_code)]
+
+use serde_json::{json, Value};
+
+pub struct Temporal {
+    pub http: String,
+    pub task_queue: String,
+    client: reqwest::Client,
+}
+
+impl Temporal {
+    pub fn from_env() -> Self {
+        server::engines::install_tls_provider();
+        let http = std::env::var("STEPLINE_TEMPORAL_HTTP").expect(
+            "STEPLINE_TEMPORAL_HTTP is not set: start a server with `scripts/temporal.sh start DIR` and `. DIR/env`",
+        );
+        Self {
+            http,
+            task_queue: std::env::var("STEPLINE_TEMPORAL_TASK_QUEUE")
+                .unwrap_or_else(|_| "stepline-fixtures".into()),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}/api/v1/namespaces/default/{path}", self.http)
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("Temporal answers")
+            .json()
+            .await
+            .expect("JSON")
+    }
+
+    /// Starts a fixture workflow; answers its run id.
+    pub async fn start(&self, workflow_type: &str, workflow_id: &str, input: Value) -> String {
+        let response = self
+            .client
+            .post(self.url(&format!("workflows/{workflow_id}")))
+            .json(&json!({
+                "workflowType": {"name": workflow_type},
+                "taskQueue": {"name": self.task_queue},
+                "input": [input],
+            }))
+            .send()
+            .await
+            .expect("Temporal answers");
+        let status = response.status();
+        let body: Value = response.json().await.expect("JSON");
+        assert!(
+            status.is_success(),
+            "start {workflow_type}: {status} {body}"
+        );
+        body["runId"].as_str().expect("a run id").to_owned()
+    }
+
+    /// The workflow's status as Temporal has it (`WORKFLOW_EXECUTION_STATUS_...`).
+    pub async fn status(&self, workflow_id: &str) -> String {
+        let body = self.get(&format!("workflows/{workflow_id}")).await;
+        body.pointer("/workflowExecutionInfo/status")
+            .and_then(Value::as_str)
+            .unwrap_or("?")
+            .to_owned()
+    }
+
+    /// When each activity of the workflow completed (its event time, epoch ms), in order.
+    pub async fn completions(&self, workflow_id: &str) -> Vec<i64> {
+        let history = self.get(&format!("workflows/{workflow_id}/history")).await;
+        history["history"]["events"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|e| e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_COMPLETED")
+            .filter_map(|e| {
+                e["eventTime"]
+                    .as_str()?
+                    .parse::<chrono::DateTime<chrono::Utc>>()
+                    .ok()
+            })
+            .map(|t| t.timestamp_millis())
+            .collect()
+    }
+}
