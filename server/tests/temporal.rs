@@ -399,6 +399,10 @@ async fn a_retry_from_the_failed_step_creates_a_new_run_that_stepline_follows() 
         "{answer}"
     );
     let retried = stepline.wait_for_status(&new_id, "COMPLETED", WITHIN).await;
+    assert_eq!(
+        retried["metadata"]["trigger_type"],
+        format!("retry of {id}")
+    );
     assert!(
         steps(&retried).iter().all(|s| s["status"] == "COMPLETED"),
         "{retried:#}"
@@ -436,6 +440,7 @@ async fn a_clone_starts_the_same_workflow_again() {
     let clone = stepline
         .wait_for_status(&clone_id, "COMPLETED", WITHIN)
         .await;
+    assert_eq!(clone["metadata"]["trigger_type"], format!("clone of {id}"));
     assert_eq!(clone["type"], "SequentialWF");
     assert_eq!(steps(&clone).len(), steps(&original).len());
     assert_eq!(steps(&clone)[0]["input"], steps(&original)[0]["input"]);

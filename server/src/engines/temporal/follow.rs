@@ -75,6 +75,9 @@ struct Inner {
     followed: Mutex<HashSet<String>>,
     /// Steps of the longest completed run of each type: the progress total of new runs.
     known_steps: Mutex<HashMap<String, u32>>,
+    /// Runs Stepline itself started (a retry's reset, a clone), with what they came
+    /// from ("retry of <id>"): their trigger, which links them to the original.
+    origins: Mutex<HashMap<String, String>>,
 }
 
 /// Capped exponential waits between retries of a failing call.
@@ -114,6 +117,7 @@ impl TemporalSource {
             runs: Mutex::new(HashMap::new()),
             followed: Mutex::new(HashSet::new()),
             known_steps: Mutex::new(HashMap::new()),
+            origins: Mutex::new(HashMap::new()),
             config,
         });
         inner
@@ -298,6 +302,14 @@ impl Inner {
             .lock()
             .expect("not poisoned")
             .insert(id.to_owned(), (workflow_id.to_owned(), run_id.to_owned()));
+    }
+
+    /// Notes that Stepline started run `id` from another (see `origins`).
+    fn started_from(&self, id: &str, origin: String) {
+        self.origins
+            .lock()
+            .expect("not poisoned")
+            .insert(id.to_owned(), origin);
     }
 
     fn temporal_ids(&self, id: &str) -> Result<(String, String), CommandError> {
@@ -497,7 +509,7 @@ impl Follower {
             let closed = page.next_page_token.is_none() && self.mapper.closed();
             let paused = page.next_page_token.is_none() && !closed;
             tracing::debug!(run = %self.id, events = page.events.len(), closed, paused, "history page");
-            self.declare_total(&mut events);
+            self.complete_start(&mut events);
             if !page.events.is_empty() || closed {
                 // What history says is stored at once; what describe adds (attempts of
                 // the activities now pending) follows in its own batch.
@@ -521,11 +533,21 @@ impl Follower {
         }
     }
 
-    /// Gives a new run the step count of its type's longest completed run.
-    fn declare_total(&self, events: &mut [SourceEvent]) {
+    /// Gives a new run the step count of its type's longest completed run, and the run
+    /// it came from when Stepline started it.
+    fn complete_start(&self, events: &mut [SourceEvent]) {
         for event in events.iter_mut() {
             if let Change::WorkflowStarted(start) = &mut event.change {
                 start.total_steps = self.inner.known_steps(&start.workflow_type);
+                if let Some(origin) = self
+                    .inner
+                    .origins
+                    .lock()
+                    .expect("not poisoned")
+                    .remove(&self.id)
+                {
+                    start.trigger_type = Some(origin);
+                }
             }
         }
     }
@@ -664,6 +686,7 @@ impl Engine for TemporalSource {
                     .await
                     .map_err(command_error)?;
                 let new_id = inner.config.workflow_id(&temporal_id, &new_run);
+                inner.started_from(&new_id, format!("retry of {workflow_id}"));
                 inner.remember(&new_id, &temporal_id, &new_run);
                 self.follow(new_id.clone(), temporal_id, new_run, 0, &[]);
                 Ok(CommandOutcome {
@@ -709,6 +732,7 @@ impl Engine for TemporalSource {
                     .await
                     .map_err(command_error)?;
                 let new_id = inner.config.workflow_id(&new_temporal_id, &new_run);
+                inner.started_from(&new_id, format!("clone of {workflow_id}"));
                 inner.remember(&new_id, &new_temporal_id, &new_run);
                 self.follow(new_id.clone(), new_temporal_id, new_run, 0, &[]);
                 Ok(CommandOutcome {
