@@ -34,6 +34,11 @@ impl TestServer {
         (status, String::from_utf8_lossy(&bytes).into_owned())
     }
 
+    async fn get_text(&self, uri: &str) -> (StatusCode, String) {
+        self.send(Request::get(uri).body(Body::empty()).unwrap())
+            .await
+    }
+
     async fn get(&self, uri: &str) -> (StatusCode, Value) {
         let (status, body) = self
             .send(Request::get(uri).body(Body::empty()).unwrap())
@@ -591,81 +596,51 @@ async fn analytics_follow_a_date_range_like_the_list() {
     }
 }
 
+/// The events of a finished `etl` run whose one step, "load", took `load_s` seconds,
+/// started `start` seconds ago.
+fn etl_run(id: &str, load_s: i64, start: i64) -> Vec<Value> {
+    vec![
+        json!({"type": "workflow_started", "workflow_id": id, "at": ago(start),
+            "workflow_type": "etl", "total_steps": 1}),
+        json!({"type": "step_started", "workflow_id": id, "at": ago(start),
+            "step_number": 1, "name": "load"}),
+        json!({"type": "step_completed", "workflow_id": id, "at": ago(start - load_s),
+            "step_number": 1}),
+        json!({"type": "workflow_status_changed", "workflow_id": id,
+            "at": ago(start - load_s), "status": "COMPLETED"}),
+    ]
+}
+
 #[tokio::test]
 async fn the_gantt_svg_flags_a_step_far_slower_than_usual() {
     let server = TestServer::start().await;
+    let svg_of = |id: &str| format!("/api/platform/orchestration/workflows/{id}/gantt.svg");
     // Six earlier runs whose "load" took 2 s; then one where it took 12 s.
-    let mut events = Vec::new();
-    let mut run = |id: &str, load_s: i64, start: i64| {
-        events.push(
-            json!({"type": "workflow_started", "workflow_id": id, "at": ago(start),
-            "workflow_type": "etl", "total_steps": 1}),
-        );
-        events.push(
-            json!({"type": "step_started", "workflow_id": id, "at": ago(start),
-            "step_number": 1, "name": "load"}),
-        );
-        events.push(json!({"type": "step_completed", "workflow_id": id,
-            "at": ago(start - load_s), "step_number": 1}));
-        events.push(json!({"type": "workflow_status_changed", "workflow_id": id,
-            "at": ago(start - load_s), "status": "COMPLETED"}));
-    };
-    for i in 0..6 {
-        run(&format!("etl-usual-{i}"), 2, 1_000 + i * 10);
-    }
-    run("etl-slow", 12, 500);
+    let mut events: Vec<Value> = (0..6)
+        .flat_map(|i| etl_run(&format!("etl-usual-{i}"), 2, 1_000 + i * 10))
+        .collect();
+    events.extend(etl_run("etl-slow", 12, 500));
     let (status, body) = server.push(json!(events)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 
     let (status, svg) = server
-        .send(
-            Request::get("/api/platform/orchestration/workflows/etl-slow/gantt.svg?width=900")
-                .body(Body::empty())
-                .unwrap(),
-        )
+        .get_text(&format!("{}?width=900", svg_of("etl-slow")))
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(svg.starts_with("<svg"), "{}", &svg[..60]);
     // Against the seven runs (six of 2 s, one of 12 s): p50 ≈ 2 s, p95 ≈ 12 s, so 12 s is
     // no outlier there; a usual run is not flagged either.
-    let (_, usual) = server
-        .send(
-            Request::get("/api/platform/orchestration/workflows/etl-usual-0/gantt.svg")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let (_, usual) = server.get_text(&svg_of("etl-usual-0")).await;
     assert!(!usual.contains("× usual"), "a 2 s load is usual");
     assert!(usual.contains(r#"data-step="1" data-attempt="1" data-tone="succeeded""#));
 
     // Thirty more usual runs push p95 down to 2 s: now 12 s is flagged, 6× the median.
-    let mut events = Vec::new();
-    for i in 0..30 {
-        let id = format!("etl-more-{i}");
-        events.push(
-            json!({"type": "workflow_started", "workflow_id": id, "at": ago(900),
-            "workflow_type": "etl", "total_steps": 1}),
-        );
-        events.push(
-            json!({"type": "step_started", "workflow_id": id, "at": ago(900),
-            "step_number": 1, "name": "load"}),
-        );
-        events.push(
-            json!({"type": "step_completed", "workflow_id": id, "at": ago(898),
-            "step_number": 1}),
-        );
-        events.push(json!({"type": "workflow_status_changed", "workflow_id": id,
-            "at": ago(898), "status": "COMPLETED"}));
-    }
+    let events: Vec<Value> = (0..30)
+        .flat_map(|i| etl_run(&format!("etl-more-{i}"), 2, 900))
+        .collect();
     let (status, body) = server.push(json!(events)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    let (_, svg) = server
-        .send(
-            Request::get("/api/platform/orchestration/workflows/etl-slow/gantt.svg")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await;
+    let (_, svg) = server.get_text(&svg_of("etl-slow")).await;
     let flag = svg
         .lines()
         .find(|line| line.contains("× usual"))

@@ -279,14 +279,6 @@ mod client {
         now: ReadSignal<f64>,
         active: bool,
     ) {
-        let ChartSignals {
-            chart,
-            scroll_top,
-            view_height,
-            width,
-            frame,
-            canvas,
-        } = signals;
         let workflow_type = run.workflow_type.clone();
 
         // The usual step durations, once per type for as long as the page is open.
@@ -304,14 +296,14 @@ mod client {
 
         // The frame's size, now and whenever the window's changes.
         let measure = move || {
-            if let Some(frame) = frame.get_untracked() {
-                width.set(f64::from(frame.client_width()));
-                view_height.set(f64::from(frame.client_height()));
+            if let Some(frame) = signals.frame.get_untracked() {
+                signals.width.set(f64::from(frame.client_width()));
+                signals.view_height.set(f64::from(frame.client_height()));
             }
         };
         Effect::new(move |_| {
-            if let Some(frame) = frame.get() {
-                frame.set_scroll_top(scroll_top.get_untracked() as i32);
+            if let Some(frame) = signals.frame.get() {
+                frame.set_scroll_top(signals.scroll_top.get_untracked() as i32);
                 measure();
             }
         });
@@ -320,7 +312,7 @@ mod client {
 
         let layout_ms = RwSignal::new(0.0_f64);
         Effect::new(move |_| {
-            let width = width.get();
+            let width = signals.width.get();
             if width <= 0.0 {
                 return;
             }
@@ -340,15 +332,23 @@ mod client {
                 gantt::layout(&run, norms, at, width)
             });
             layout_ms.set(performance_now() - started);
-            chart.set(Some(Arc::new(layout)));
+            signals.chart.set(Some(Arc::new(layout)));
         });
 
         Effect::new(move |_| {
-            let top = scroll_top.get();
-            let Some(canvas) = canvas.get() else { return };
-            let Some(layout) = chart.get() else { return };
+            let top = signals.scroll_top.get();
+            let Some(canvas) = signals.canvas.get() else {
+                return;
+            };
+            let Some(layout) = signals.chart.get() else {
+                return;
+            };
             let started = performance_now();
-            let height = view_height.get_untracked().min(layout.height).max(1.0);
+            let height = signals
+                .view_height
+                .get_untracked()
+                .min(layout.height)
+                .max(1.0);
             match paint(&canvas, &layout, top, height) {
                 Ok(()) => {
                     let drawn_ms = performance_now() - started;
