@@ -358,6 +358,109 @@ async fn pause_resume_and_terminate_from_stepline_change_temporals_status() {
     assert_eq!(ended["status_reason"], "test done");
 }
 
+/// Keeps a core busy until dropped: the follower must keep up on a loaded machine.
+struct BusyCores {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl BusyCores {
+    fn start() -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        // One core: with the other tests running beside this one, the machine is busy.
+        let threads = (0..1)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let mut x = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        x = std::hint::black_box(
+                            x.wrapping_mul(6364136223846793005).wrapping_add(1),
+                        );
+                    }
+                })
+            })
+            .collect();
+        Self { stop, threads }
+    }
+}
+
+impl Drop for BusyCores {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// How long Stepline may take to show a pause or a resume that Temporal has taken, on a
+/// loaded machine (the follower's aim is well under a second; Temporal's idle long-poll
+/// lasts 20 s, so a follower stuck in one fails this).
+const FOLLOWS_WITHIN: Duration = Duration::from_secs(5);
+
+#[tokio::test]
+#[ignore = "needs a Temporal dev server: scripts/test.sh starts one"]
+async fn twenty_pauses_and_resumes_in_a_row_are_all_followed_under_load() {
+    let temporal = Temporal::from_env();
+    let stepline = Stepline::following(&temporal.http).await;
+    let _load = BusyCores::start();
+    let workflow_id = unique("pauses");
+    // Short activities: the pauses land in every phase (activity running, workflow task
+    // in flight just after a resume, between steps).
+    let run = temporal
+        .start(
+            "LongRunningWF",
+            &workflow_id,
+            json!({"steps": 400, "step_ms": 150}),
+        )
+        .await;
+    let id = stepline.id(&workflow_id, &run);
+    stepline
+        .wait_for(&id, WITHIN, |d| {
+            d["status"] == "RUNNING" && d["capabilities"]["can_pause"] == true
+        })
+        .await;
+    let action = |what: &str| format!("/api/platform/orchestration/workflows/{id}/{what}");
+    for cycle in 1..=20 {
+        let (status, answer) = stepline.post(&action("pause"), json!({})).await;
+        assert_eq!(status, StatusCode::OK, "pause {cycle}: {answer}");
+        stepline
+            .wait_for(&id, FOLLOWS_WITHIN, |d| d["status"] == "PAUSED")
+            .await;
+        let (status, answer) = stepline.post(&action("resume"), json!({})).await;
+        assert_eq!(status, StatusCode::OK, "resume {cycle}: {answer}");
+        assert_eq!(
+            temporal.status(&workflow_id).await,
+            "WORKFLOW_EXECUTION_STATUS_RUNNING",
+            "resume {cycle}"
+        );
+        stepline
+            .wait_for(&id, FOLLOWS_WITHIN, |d| d["status"] == "RUNNING")
+            .await;
+    }
+    // Steps still advance after all that: a new one completes.
+    let (_, before) = stepline
+        .get(&format!("/api/platform/orchestration/workflows/{id}"))
+        .await;
+    let done = |d: &Value| {
+        steps(d)
+            .iter()
+            .filter(|s| s["status"] == "COMPLETED")
+            .count()
+    };
+    let completed = done(&before);
+    stepline
+        .wait_for(&id, WITHIN, |d| done(d) > completed)
+        .await;
+    let (status, answer) = stepline
+        .post(&action("terminate"), json!({"reason": "test done"}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    stepline.wait_for_status(&id, "TERMINATED", WITHIN).await;
+}
+
 #[tokio::test]
 #[ignore = "needs a Temporal dev server: scripts/test.sh starts one"]
 async fn a_retry_from_the_failed_step_creates_a_new_run_that_stepline_follows() {
@@ -503,7 +606,9 @@ async fn an_outage_shows_as_degraded_and_stepline_catches_up() {
         .start(
             "SequentialWF",
             &workflow_id,
-            json!({"steps": 6, "step_ms": 400}),
+            // Long enough that Stepline cannot have seen the end when the relay is cut,
+            // however slowly it saw the first step on a busy machine.
+            json!({"steps": 6, "step_ms": 1000}),
         )
         .await;
     let id = stepline.id(&workflow_id, &run);
@@ -608,4 +713,47 @@ async fn after_a_restart_stepline_resumes_each_run_where_it_stopped() {
             "no step twice: {step}"
         );
     }
+}
+
+#[tokio::test]
+#[ignore = "needs a Temporal dev server: scripts/test.sh starts one"]
+async fn a_run_whose_workflow_task_keeps_failing_is_seen_to_end_when_terminated() {
+    let temporal = Temporal::from_env();
+    let stepline = Stepline::following(&temporal.http).await;
+    // Without its marker path FixableWF fails its workflow task after step 1, again and
+    // again: Temporal's long-poll answers end with a task it does not store.
+    let workflow_id = unique("stuck");
+    let run = temporal
+        .start("FixableWF", &workflow_id, json!({"step_ms": 100}))
+        .await;
+    let id = stepline.id(&workflow_id, &run);
+    stepline
+        .wait_for(&id, WITHIN, |d| {
+            steps(d).first().is_some_and(|s| s["status"] == "COMPLETED")
+        })
+        .await;
+    // A few failed task attempts (1 s, then 2 s apart on the dev server).
+    let deadline = Instant::now() + WITHIN;
+    loop {
+        let history = temporal.history(&workflow_id).await;
+        let failures = history
+            .iter()
+            .filter(|e| e["eventType"] == "EVENT_TYPE_WORKFLOW_TASK_FAILED")
+            .count();
+        if failures >= 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the workflow task never failed twice"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    temporal.terminate(&workflow_id, "stuck: terminated").await;
+    let ended = stepline.wait_for_status(&id, "TERMINATED", WITHIN).await;
+    assert_eq!(ended["status_reason"], "stuck: terminated");
+    // Imported after the fact: the same end.
+    let later = Stepline::following(&temporal.http).await;
+    let imported = later.wait_for_status(&id, "TERMINATED", WITHIN).await;
+    assert_eq!(imported["status_reason"], "stuck: terminated");
 }

@@ -255,6 +255,8 @@ fn progress_matches_the_story_examples() {
         15
     );
     assert_eq!(progress_of(0, 0, WorkflowStatus::Running).percent, 0);
+    // A run that completed without any step is done, not at 0 %.
+    assert_eq!(progress_of(0, 0, WorkflowStatus::Completed).percent, 100);
     // More completed steps than declared never shows more than 100 %.
     assert_eq!(progress_of(9, 5, WorkflowStatus::Running).percent, 100);
 }

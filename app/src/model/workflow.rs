@@ -88,7 +88,8 @@ pub struct Progress {
 
 /// Progress as the story shows it ("Step 7/15 (47%)" while step 7 runs after six
 /// completed): the step being worked on is `completed + 1`, a finished run is on its
-/// last step, and percent is that position over the total, rounded half up.
+/// last step, and percent is that position over the total, rounded half up (100 once
+/// completed, even for a run that had no step).
 pub fn progress_of(completed_steps: u32, total_steps: u32, status: WorkflowStatus) -> Progress {
     let total = total_steps.max(completed_steps);
     let current = if total == 0 {
@@ -98,7 +99,12 @@ pub fn progress_of(completed_steps: u32, total_steps: u32, status: WorkflowStatu
     } else {
         (completed_steps + 1).min(total)
     };
-    let percent = super::analytics::percent(u64::from(current), u64::from(total));
+    // A completed run is done whatever it declared (one that ran no step is too).
+    let percent = if status == WorkflowStatus::Completed {
+        100
+    } else {
+        super::analytics::percent(u64::from(current), u64::from(total))
+    };
     Progress {
         current_step: current,
         total_steps: total,

@@ -299,8 +299,9 @@ pub fn apply(
             if let Some(branch) = branch {
                 check_len("branch", branch, limits::NAME)?;
             }
-            if matches!(state.row.status, WorkflowStatus::Paused) || state.row.status.is_terminal()
-            {
+            // A paused run may still start a step scheduled before the pause (Temporal
+            // dispatches activities already scheduled): that is a fact, not a mistake.
+            if state.row.status.is_terminal() {
                 return Err(Refusal::OutOfOrder(format!(
                     "workflow {id:?} is {}: no step can start",
                     state.row.status

@@ -627,3 +627,44 @@ async fn a_cancelled_step_ends_its_attempt_and_a_rescheduled_one_keeps_its_histo
         .unwrap();
     assert_eq!(detail.execution.steps[0].attempts[1].attempt, 2);
 }
+
+#[tokio::test]
+async fn a_step_scheduled_before_a_pause_may_start_while_the_run_is_paused() {
+    // Temporal's workflow pause stops new workflow tasks, not activities already
+    // scheduled: their start, reported after the pause, is recorded and the run stays
+    // PAUSED.
+    let store = store().await;
+    let paused = |offset| {
+        event(
+            "wf-p",
+            offset,
+            Change::WorkflowStatusChanged {
+                status: WorkflowStatus::Paused,
+                reason: None,
+            },
+        )
+    };
+    let events = vec![
+        started("wf-p", 2, None),
+        step_started("wf-p", 1_000, 1),
+        step_completed("wf-p", 1_500, 1),
+        paused(2_000),
+    ];
+    apply_batch(&store, &batch(events), T0 + 3_000)
+        .await
+        .unwrap();
+    let late_start = batch(vec![
+        step_started("wf-p", 2_500, 2),
+        step_completed("wf-p", 2_800, 2),
+    ]);
+    apply_batch(&store, &late_start, T0 + 3_000)
+        .await
+        .expect("a paused run's scheduled step starts and completes");
+    let detail = store
+        .workflow_detail("wf-p", T0 + 3_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(detail.status, WorkflowStatus::Paused);
+    assert_eq!(detail.execution.steps[1].status, StepStatus::Completed);
+}

@@ -63,6 +63,22 @@ impl Temporal {
         body["runId"].as_str().expect("a run id").to_owned()
     }
 
+    /// Terminates the workflow in Temporal itself (as an operator would in its own UI).
+    pub async fn terminate(&self, workflow_id: &str, reason: &str) {
+        let response = self
+            .client
+            .post(self.url(&format!("workflows/{workflow_id}/terminate")))
+            .json(&json!({"reason": reason}))
+            .send()
+            .await
+            .expect("Temporal answers");
+        assert!(
+            response.status().is_success(),
+            "terminate {workflow_id}: {}",
+            response.status()
+        );
+    }
+
     /// The workflow's status as Temporal has it (`WORKFLOW_EXECUTION_STATUS_...`).
     pub async fn status(&self, workflow_id: &str) -> String {
         let body = self.get(&format!("workflows/{workflow_id}")).await;
@@ -72,13 +88,20 @@ impl Temporal {
             .to_owned()
     }
 
-    /// When each activity of the workflow completed (its event time, epoch ms), in order.
-    pub async fn completions(&self, workflow_id: &str) -> Vec<i64> {
+    /// The workflow's stored history events, oldest first.
+    pub async fn history(&self, workflow_id: &str) -> Vec<Value> {
         let history = self.get(&format!("workflows/{workflow_id}/history")).await;
         history["history"]["events"]
             .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// When each activity of the workflow completed (its event time, epoch ms), in order.
+    pub async fn completions(&self, workflow_id: &str) -> Vec<i64> {
+        self.history(workflow_id)
+            .await
             .into_iter()
-            .flatten()
             .filter(|e| e["eventType"] == "EVENT_TYPE_ACTIVITY_TASK_COMPLETED")
             .filter_map(|e| {
                 e["eventTime"]

@@ -280,6 +280,7 @@ impl TemporalSource {
                 run_id,
                 token: None,
                 pending: false,
+                described: None,
             };
             follower.run().await;
             inner.followed.lock().expect("not poisoned").remove(&id);
@@ -388,8 +389,11 @@ impl Inner {
         *entry = (*entry).max(steps);
     }
 
-    /// Stores a batch, retrying while the store fails; false when it was refused.
-    async fn commit(&self, events: Vec<SourceEvent>, position: (String, String)) -> bool {
+    /// Stores a batch, retrying while the store fails. An event the read model refuses
+    /// is left out (and logged with the reason) and the rest is stored: one fact that
+    /// does not fit must never stop the run from being followed. False only when the
+    /// run's start itself is refused (its id is taken): its events belong to no run here.
+    async fn commit(&self, mut events: Vec<SourceEvent>, position: (String, String)) -> bool {
         let mut backoff = Backoff::new();
         loop {
             let batch = Batch {
@@ -400,14 +404,15 @@ impl Inner {
             };
             match self.projector.apply(batch).await {
                 Ok(_) => return true,
-                Err(ApplyError::Refused { index, refusal, .. }) => {
-                    let event = format!(
-                        "{:?}",
-                        &events[..=index.min(events.len().saturating_sub(1))]
-                    );
-                    tracing::error!(engine = %self.engine_id, run = %position.0, index, %refusal, %event,
-                        "a mapped Temporal event was refused; the run is no longer followed");
-                    return false;
+                Err(ApplyError::Refused { index, refusal, .. }) if index < events.len() => {
+                    if matches!(events[index].change, Change::WorkflowStarted(_)) {
+                        tracing::error!(engine = %self.engine_id, run = %position.0, %refusal,
+                            "a Temporal run's start was refused; the run is not followed");
+                        return false;
+                    }
+                    let event = events.remove(index);
+                    tracing::warn!(engine = %self.engine_id, run = %position.0, %refusal, ?event,
+                        "a mapped Temporal event was refused and left out; following goes on");
                 }
                 Err(error) => {
                     tracing::error!(engine = %self.engine_id, %error, "cannot store Temporal events; retrying");
@@ -444,6 +449,9 @@ struct Follower {
     token: Option<String>,
     /// Activities are pending (running or waiting to retry): describe them.
     pending: bool,
+    /// What the last describe said: the run is paused, and how many events its stored
+    /// history has.
+    described: Option<(bool, u64)>,
 }
 
 impl Follower {
@@ -504,8 +512,8 @@ impl Follower {
                 }
             };
             // No next token: the run closed — or is paused, which Temporal's long-poll
-            // answers alike. A paused run is read again from the start every describe
-            // period until it goes on (and gives a token again) or ends.
+            // answers alike, at once. A paused run is read again from the start once it
+            // moves (see below), until it goes on (and gives a token again) or ends.
             let closed = page.next_page_token.is_none() && self.mapper.closed();
             let paused = page.next_page_token.is_none() && !closed;
             tracing::debug!(run = %self.id, events = page.events.len(), closed, paused, "history page");
@@ -527,7 +535,18 @@ impl Follower {
                 return;
             }
             if paused {
-                describe_tick.tick().await;
+                // Watched through describe (cheap) rather than by reading the whole
+                // history again; read again as soon as it moved (a resume, new events,
+                // its end), so a resumed run is followed within one describe period.
+                loop {
+                    describe_tick.tick().await;
+                    if !self.describe().await {
+                        return;
+                    }
+                    if self.moved_since_described() {
+                        break;
+                    }
+                }
             }
             self.token = page.next_page_token;
         }
@@ -592,6 +611,17 @@ impl Follower {
             .await
         {
             Ok(description) => {
+                let info = |key: &str| {
+                    description
+                        .pointer(&format!("/workflowExecutionInfo/{key}"))
+                        .and_then(Value::as_str)
+                };
+                self.described = Some((
+                    info("status") == Some("WORKFLOW_EXECUTION_STATUS_PAUSED"),
+                    info("historyLength")
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(u64::MAX),
+                ));
                 let pending = description
                     .get("pendingActivities")
                     .and_then(Value::as_array)
@@ -607,9 +637,18 @@ impl Follower {
             Err(ClientError::Refused { status: 404, .. }) => false,
             Err(error) => {
                 self.inner.degraded(&error);
+                self.described = None;
                 true
             }
         }
+    }
+
+    /// Whether the run is no longer paused, or its history grew, as far as the last
+    /// describe tells (an unanswered describe counts as moved: the history read that
+    /// follows backs off while the server is away).
+    fn moved_since_described(&self) -> bool {
+        self.described
+            .is_none_or(|(paused, length)| !paused || length > self.mapper.last_event_id())
     }
 
     async fn learn_if_completed(&self) {

@@ -325,7 +325,24 @@ impl HistoryMapper {
         }
         let mut branch_index: HashMap<String, usize> = HashMap::new();
         let mut out = Vec::new();
-        for event in events {
+        // A page may end with a workflow task Temporal has not stored (a transient one,
+        // while a task keeps failing): its ids are handed out again to the events that
+        // are stored. Those trailing task events map to nothing; they are not counted
+        // as seen, so whatever Temporal stores under their ids is read.
+        let settled = events.len()
+            - events
+                .iter()
+                .rev()
+                .take_while(|event| {
+                    matches!(
+                        text(event, "/eventType")
+                            .unwrap_or("")
+                            .trim_start_matches("EVENT_TYPE_"),
+                        "WORKFLOW_TASK_SCHEDULED" | "WORKFLOW_TASK_STARTED"
+                    )
+                })
+                .count();
+        for (index, event) in events.iter().enumerate() {
             let id = text(event, "/eventId")
                 .and_then(|id| id.parse::<u64>().ok())
                 .unwrap_or(self.last_event_id + 1);
@@ -334,7 +351,9 @@ impl HistoryMapper {
             if id <= self.replayed_through {
                 out.truncate(emitted);
             }
-            self.last_event_id = self.last_event_id.max(id);
+            if index < settled {
+                self.last_event_id = self.last_event_id.max(id);
+            }
         }
         Ok(out)
     }

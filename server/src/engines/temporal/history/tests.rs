@@ -190,3 +190,53 @@ fn a_history_that_refers_to_an_unknown_activity_is_refused_with_its_event() {
         .expect_err("unknown scheduling event");
     assert_eq!(error.event_id, "9");
 }
+
+#[test]
+fn a_transient_workflow_task_at_the_end_of_a_page_is_not_counted_as_seen() {
+    // While a workflow task keeps failing, Temporal's long-poll ends its answer with a
+    // scheduled + started task it does not store; the event it then stores under the
+    // same id (here the run's termination) must still be read.
+    let event = |id: u64, kind: &str| {
+        serde_json::json!({
+            "eventId": id.to_string(),
+            "eventTime": "2026-01-01T12:00:00Z",
+            "eventType": format!("EVENT_TYPE_{kind}"),
+        })
+    };
+    let mut start = event(1, "WORKFLOW_EXECUTION_STARTED");
+    start["workflowExecutionStartedEventAttributes"] =
+        serde_json::json!({"workflowType": {"name": "BrokenWF"}});
+    let mut mapper = HistoryMapper::new("temporal:default:broken", saga_rule());
+    let first = vec![
+        start,
+        event(2, "WORKFLOW_TASK_SCHEDULED"),
+        event(3, "WORKFLOW_TASK_STARTED"),
+        event(4, "WORKFLOW_TASK_FAILED"),
+        event(5, "WORKFLOW_TASK_SCHEDULED"),
+        event(6, "WORKFLOW_TASK_STARTED"),
+    ];
+    mapper.map(&first).unwrap();
+    assert_eq!(
+        mapper.last_event_id(),
+        4,
+        "the trailing task is not settled"
+    );
+    let mut terminated = event(5, "WORKFLOW_EXECUTION_TERMINATED");
+    terminated["workflowExecutionTerminatedEventAttributes"] =
+        serde_json::json!({"reason": "stuck"});
+    let mapped = mapper.map(&[terminated]).unwrap();
+    assert!(mapper.closed());
+    assert!(
+        matches!(
+            mapped.as_slice(),
+            [SourceEvent {
+                change: Change::WorkflowStatusChanged {
+                    status: WorkflowStatus::Terminated,
+                    ..
+                },
+                ..
+            }]
+        ),
+        "{mapped:?}"
+    );
+}
