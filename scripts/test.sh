@@ -42,7 +42,7 @@ url = "$STEPLINE_TEMPORAL_HTTP"
 task_queue = "$STEPLINE_TEMPORAL_TASK_QUEUE"
 compensation_prefixes = ["compensate_"]
 poll_interval = "250ms"
-import_since = "10m"
+import_since = "5s"
 EOF
 export STEPLINE_TEMPORAL_SOURCES="$work/temporal-sources.toml"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"

@@ -1,5 +1,6 @@
 // Temporal and the built-in engine side by side (issue 6): the Stepline under test also
 // follows the Temporal dev server that scripts/test.sh starts, with its fixture worker.
+import { createHash } from 'node:crypto';
 import { APIRequestContext, expect, test } from '@playwright/test';
 import { startWorkflow, waitForStatus } from '../support/engine';
 import { OrchestrationPage } from '../support/orchestration-page';
@@ -18,8 +19,9 @@ async function startInTemporal(type: string, input: Record<string, unknown>): Pr
   });
   expect(response.ok, await response.clone().text()).toBe(true);
   const { runId } = await response.json();
-  const run8 = (runId as string).replace(/[^A-Za-z0-9]/g, '').slice(0, 8);
-  return `e2e:default:${workflowId}:${run8}`;
+  // Stepline's id ends with a hash of the whole run id (see SourceConfig::workflow_id).
+  const run = createHash('sha256').update(runId as string).digest('hex').slice(0, 12);
+  return `e2e:default:${workflowId}:${run}`;
 }
 
 /** The run's status in Stepline, or null while Stepline has not discovered it yet. */

@@ -12,7 +12,7 @@ use app::model::analytics::{
     percent, Analytics, FailureRate, RetryRate, SlaCompliance, SlowStep, StepNorm, StepRetryRate,
     Window,
 };
-use app::model::{SlaStatus, StepKind, StepStatus, WorkflowStatus};
+use app::model::{SlaStatus, StepKind, StepStatus};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use std::collections::{BTreeMap, HashMap};
 
@@ -93,17 +93,6 @@ struct StepTotals {
     histogram: Histogram,
 }
 
-/// Whether a run that ended so counts as a failure.
-pub fn is_failure(status: WorkflowStatus) -> bool {
-    matches!(
-        status,
-        WorkflowStatus::Failed
-            | WorkflowStatus::CompensationFailed
-            | WorkflowStatus::TimedOut
-            | WorkflowStatus::Terminated
-    )
-}
-
 /// Rollups being gathered, written with [`Rollup::write`].
 #[derive(Debug, Default)]
 pub struct Rollup {
@@ -143,7 +132,7 @@ impl Rollup {
             .or_default();
         let duration = row.elapsed_ms(ended);
         run.ended += sign;
-        run.failed += sign * i64::from(is_failure(row.status));
+        run.failed += sign * i64::from(row.status.is_failure());
         run.with_target += sign * i64::from(row.sla_target_seconds.is_some());
         run.breached += sign * i64::from(row.sla_status == SlaStatus::Breached);
         run.duration_ms += sign * duration;

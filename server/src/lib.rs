@@ -10,6 +10,7 @@ pub mod engines;
 pub mod http;
 pub mod live;
 pub mod projector;
+pub mod retry;
 pub mod store;
 
 use app::api::{SharedOperations, SharedReadModel};
@@ -111,6 +112,14 @@ pub fn app(state: AppState) -> Router {
             move || shell(options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::map_response(http::log_internal_errors))
+        // Failures are logged once, with their cause, by `log_internal_errors`.
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http()
+                .make_span_with(http::request_span)
+                .on_response(http::record_response)
+                .on_failure(()),
+        )
         .layer(CompressionLayer::new())
         .with_state(state)
 }

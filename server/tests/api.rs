@@ -669,3 +669,44 @@ async fn the_gantt_svg_flags_a_step_far_slower_than_usual() {
         assert_eq!(status, expected, "{uri}");
     }
 }
+
+#[tokio::test]
+async fn every_refusal_is_json_even_axums_own() {
+    let server = TestServer::start().await;
+    let is_json_error = |status: StatusCode, body: &str| {
+        let value: Value =
+            serde_json::from_str(body).unwrap_or_else(|_| panic!("{status}: not JSON: {body:?}"));
+        assert!(
+            value["error"].is_string() && value["message"].is_string(),
+            "{value}"
+        );
+        value
+    };
+    // A body over the limit, on an action and on the start.
+    let big = format!("{{\"reason\":\"{}\"}}", "r".repeat(3 * 1024 * 1024));
+    for uri in [
+        "/api/platform/orchestration/workflows/wf-1/cancel",
+        "/api/platform/orchestration/workflows",
+    ] {
+        let (status, body) = server.post(uri, &big).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{uri}");
+        let value = is_json_error(status, &body);
+        assert_eq!(value["error"], "payload_too_large");
+    }
+    // A path that is not UTF-8.
+    let (status, body) = server
+        .get_text("/api/platform/orchestration/workflows/%FF%FE")
+        .await;
+    assert!(status.is_client_error(), "{status}");
+    is_json_error(status, &body);
+    // A method the route does not take.
+    let (status, body) = server
+        .send(
+            Request::delete("/api/platform/orchestration/workflows")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(is_json_error(status, &body)["error"], "method_not_allowed");
+}

@@ -270,7 +270,7 @@ name = "Two steps"
 version = "1"
 [[steps]]
 name = "long_first"
-action = { kind = "simulate", duration = "600ms" }
+action = { kind = "simulate", duration = "2s" }
 [[steps]]
 name = "second"
 after = ["long_first"]
@@ -542,6 +542,16 @@ async fn http_steps_post_the_input_and_keep_the_answer() {
         .route(
             "/down",
             post(|| async { (axum::http::StatusCode::SERVICE_UNAVAILABLE, "maintenance") }),
+        )
+        .route(
+            "/moved",
+            post(|| async {
+                (
+                    axum::http::StatusCode::FOUND,
+                    [(axum::http::header::LOCATION, "/provision")],
+                    "elsewhere",
+                )
+            }),
         );
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -571,6 +581,25 @@ action = {{ kind = "http", url = "http://{address}/down" }}
         step(&detail, 2)["error"],
         format!("HTTP 503 Service Unavailable from http://{address}/down: maintenance")
     );
+
+    // A redirect is not followed: the endpoint answered, and not with a success.
+    let moved = format!(
+        r#"
+type = "moved"
+name = "Moved"
+version = "1"
+[[steps]]
+name = "provision"
+action = {{ kind = "http", url = "http://{address}/moved" }}
+"#
+    );
+    let server = serve(&[&moved]).await;
+    let id = server.client.start("moved").await;
+    let detail = server.client.wait_status(&id, "FAILED").await;
+    assert_eq!(
+        step(&detail, 1)["error"],
+        format!("HTTP 302 Found from http://{address}/moved: elsewhere")
+    );
 }
 
 #[tokio::test]
@@ -588,10 +617,19 @@ action = { kind = "simulate", duration = "300ms" }
     let client = &server.client;
     let first = client.start("single").await;
     let second = client.start("single").await;
-    client.wait_status(&first, "RUNNING").await;
-    assert_eq!(client.status(&second).await, "PENDING");
-    client.wait_status(&first, "COMPLETED").await;
-    client.wait_status(&second, "COMPLETED").await;
+    let first_done = client.wait_status(&first, "COMPLETED").await;
+    let second_done = client.wait_status(&second, "COMPLETED").await;
+    // The second waited for the first's slot, however fast or slow the machine.
+    let at = |detail: &Value, field: &str| {
+        detail["execution"][field]
+            .as_str()
+            .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok())
+            .unwrap_or_else(|| panic!("{field}: {detail}"))
+    };
+    assert!(
+        at(&second_done, "started_at") >= at(&first_done, "completed_at"),
+        "{second_done} / {first_done}"
+    );
 
     let (status, body) = client
         .post(&format!("/workflows/{first}/clone"), json!({}))
@@ -655,26 +693,30 @@ async fn launch_binary(dir: &Path, folder: &Path) -> Binary {
 #[tokio::test]
 async fn a_server_killed_mid_run_resumes_every_workflow_after_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let folder = write_definitions(
-        dir.path(),
-        &[r#"
+    // "load" runs until the test lets it finish (after the restart): the kill always
+    // lands while it runs, however slow the machine.
+    let go = dir.path().join("go");
+    let definition = format!(
+        r#"
 type = "sync"
 name = "Sync"
 version = "1"
 max_concurrent = 3
 [[steps]]
 name = "extract"
-action = { kind = "simulate", duration = "50ms" }
+action = {{ kind = "simulate", duration = "50ms" }}
 [[steps]]
 name = "load"
 after = ["extract"]
-action = { kind = "command", program = "sh", args = ["-c", "echo loading; sleep 1; echo loaded"] }
+action = {{ kind = "command", program = "sh", args = ["-c", "echo loading; until [ -e '{}' ]; do sleep 0.05; done; echo loaded"] }}
 [[steps]]
 name = "report"
 after = ["load"]
-action = { kind = "simulate", duration = "50ms" }
-"#],
+action = {{ kind = "simulate", duration = "50ms" }}
+"#,
+        go.display()
     );
+    let folder = write_definitions(dir.path(), &[&definition]);
     let mut first = launch_binary(dir.path(), &folder).await;
     let mut ids = Vec::new();
     for _ in 0..4 {
@@ -685,6 +727,7 @@ action = { kind = "simulate", duration = "50ms" }
     }
     assert_eq!(first.client.status(&ids[3]).await, "PENDING");
     first.child.kill().await.unwrap(); // SIGKILL: no chance to clean up
+    std::fs::write(&go, "").unwrap();
 
     let second = launch_binary(dir.path(), &folder).await;
     for id in &ids {

@@ -36,7 +36,9 @@ fn source(url: &str) -> SourceConfig {
             types: Vec::new(),
         },
         poll_interval: Duration::from_millis(200),
-        import_since: Duration::from_secs(600),
+        // The runs of the tests running now, not those of every test before: each
+        // test's Stepline follows what it imports.
+        import_since: Duration::from_secs(120),
     }
 }
 
@@ -108,16 +110,26 @@ impl Stepline {
         self.source.workflow_id(workflow_id, run_id)
     }
 
+    /// The run's detail as the API answers it (`Null` while it is unknown).
+    async fn detail(&self, id: &str) -> Value {
+        let (status, detail) = self
+            .get(&format!("/api/platform/orchestration/workflows/{id}"))
+            .await;
+        if status == StatusCode::OK {
+            detail
+        } else {
+            Value::Null
+        }
+    }
+
     /// Polls the run's detail until `done` holds, for at most `within`.
     async fn wait_for(&self, id: &str, within: Duration, done: impl Fn(&Value) -> bool) -> Value {
         let deadline = Instant::now() + within;
         let mut interval = tokio::time::interval(Duration::from_millis(50));
         loop {
             interval.tick().await;
-            let (status, detail) = self
-                .get(&format!("/api/platform/orchestration/workflows/{id}"))
-                .await;
-            if status == StatusCode::OK && done(&detail) {
+            let detail = self.detail(id).await;
+            if !detail.is_null() && done(&detail) {
                 return detail;
             }
             assert!(
@@ -398,7 +410,7 @@ impl Drop for BusyCores {
 /// How long Stepline may take to show a pause or a resume that Temporal has taken, on a
 /// loaded machine (the follower's aim is well under a second; Temporal's idle long-poll
 /// lasts 20 s, so a follower stuck in one fails this).
-const FOLLOWS_WITHIN: Duration = Duration::from_secs(5);
+const FOLLOWS_WITHIN: Duration = Duration::from_secs(10);
 
 #[tokio::test]
 #[ignore = "needs a Temporal dev server: scripts/test.sh starts one"]
@@ -441,9 +453,7 @@ async fn twenty_pauses_and_resumes_in_a_row_are_all_followed_under_load() {
             .await;
     }
     // Steps still advance after all that: a new one completes.
-    let (_, before) = stepline
-        .get(&format!("/api/platform/orchestration/workflows/{id}"))
-        .await;
+    let before = stepline.detail(&id).await;
     let done = |d: &Value| {
         steps(d)
             .iter()
@@ -511,9 +521,7 @@ async fn a_retry_from_the_failed_step_creates_a_new_run_that_stepline_follows() 
         "{retried:#}"
     );
     // The failed run stays as it was: Temporal resets a closed run into a new one.
-    let (_, old) = stepline
-        .get(&format!("/api/platform/orchestration/workflows/{id}"))
-        .await;
+    let old = stepline.detail(&id).await;
     assert_eq!(old["status"], "FAILED");
 }
 
@@ -642,9 +650,7 @@ async fn an_outage_shows_as_degraded_and_stepline_catches_up() {
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let (_, stale) = stepline
-        .get(&format!("/api/platform/orchestration/workflows/{id}"))
-        .await;
+    let stale = stepline.detail(&id).await;
     assert_eq!(
         stale["status"], "RUNNING",
         "Stepline could not have seen the end yet"
@@ -673,7 +679,8 @@ async fn after_a_restart_stepline_resumes_each_run_where_it_stopped() {
         .start(
             "SequentialWF",
             &workflow_id,
-            json!({"steps": 5, "step_ms": 500}),
+            // Long enough that the first Stepline is dropped mid-run on a busy machine.
+            json!({"steps": 5, "step_ms": 1000}),
         )
         .await;
     let id = source(&temporal.http).workflow_id(&workflow_id, &run);
@@ -756,4 +763,145 @@ async fn a_run_whose_workflow_task_keeps_failing_is_seen_to_end_when_terminated(
     let later = Stepline::following(&temporal.http).await;
     let imported = later.wait_for_status(&id, "TERMINATED", WITHIN).await;
     assert_eq!(imported["status_reason"], "stuck: terminated");
+}
+
+#[tokio::test]
+#[ignore = "needs a Temporal dev server: scripts/test.sh starts one"]
+async fn over_long_ids_names_and_errors_are_stored_cut_and_the_run_is_followed_to_its_end() {
+    let temporal = Temporal::from_env();
+    let stepline = Stepline::following(&temporal.http).await;
+    // A 185-character workflow id: its child's id (190) makes a step name over 200 bytes,
+    // and Stepline's own id must hash it.
+    let parent_id = format!("{}-{}", unique("long"), "p".repeat(200));
+    let parent_id = &parent_id[..185];
+    let parent_run = temporal
+        .start(
+            "ChildParentWF",
+            parent_id,
+            json!({"steps": 1, "step_ms": 100}),
+        )
+        .await;
+    // An activity that fails with a 20,000-character message.
+    let failing_id = unique("long-error");
+    let failing_run = temporal
+        .start(
+            "PermanentFailWF",
+            &failing_id,
+            json!({"step_ms": 100, "detail_len": 20_000}),
+        )
+        .await;
+
+    let parent = stepline
+        .wait_for_status(&stepline.id(parent_id, &parent_run), "COMPLETED", WITHIN)
+        .await;
+    let child_step = steps(&parent)
+        .into_iter()
+        .find(|s| {
+            s["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("child workflow"))
+        })
+        .expect("the child workflow step");
+    let name = child_step["name"].as_str().unwrap();
+    assert!(name.len() <= 200, "{name}");
+    assert!(name.ends_with("bytes cut]"), "the cut says so: {name}");
+    assert_eq!(child_step["status"], "COMPLETED");
+
+    let failed = stepline
+        .wait_for_status(&stepline.id(&failing_id, &failing_run), "FAILED", WITHIN)
+        .await;
+    let step = steps(&failed)
+        .into_iter()
+        .find(|s| s["status"] == "FAILED")
+        .expect("the failed step");
+    let error = step["error"].as_str().unwrap();
+    assert!(error.contains("upstream rejected the request"), "{error}");
+    assert!(
+        error.ends_with("bytes cut]"),
+        "{}",
+        &error[error.len() - 60..]
+    );
+    assert!(error.len() <= 16 * 1024);
+}
+
+#[tokio::test]
+#[ignore = "needs a Temporal dev server: scripts/test.sh starts one"]
+async fn two_executions_of_one_workflow_id_seconds_apart_are_two_runs() {
+    let temporal = Temporal::from_env();
+    let stepline = Stepline::following(&temporal.http).await;
+    let workflow_id = unique("twice");
+    let input = json!({"steps": 1, "step_ms": 100});
+    let first = temporal
+        .start("SequentialWF", &workflow_id, input.clone())
+        .await;
+    let first_id = stepline.id(&workflow_id, &first);
+    stepline
+        .wait_for_status(&first_id, "COMPLETED", WITHIN)
+        .await;
+    let second = temporal.start("SequentialWF", &workflow_id, input).await;
+    let second_id = stepline.id(&workflow_id, &second);
+    assert_ne!(first_id, second_id);
+    stepline
+        .wait_for_status(&second_id, "COMPLETED", WITHIN)
+        .await;
+    let first_detail = stepline.detail(&first_id).await;
+    assert_eq!(first_detail["status"], "COMPLETED");
+}
+
+#[tokio::test]
+#[ignore = "needs a Temporal dev server: scripts/test.sh starts one"]
+async fn a_timed_out_runs_running_step_ends_with_it() {
+    let temporal = Temporal::from_env();
+    let stepline = Stepline::following(&temporal.http).await;
+    let workflow_id = unique("timeout");
+    let run = temporal
+        .start_with(
+            "LongRunningWF",
+            &workflow_id,
+            json!({"steps": 1, "step_ms": 30000}),
+            json!({"workflowExecutionTimeout": "15s"}),
+        )
+        .await;
+    let id = stepline.id(&workflow_id, &run);
+    stepline
+        .wait_for(&id, WITHIN, |d| {
+            steps(d).first().is_some_and(|s| s["status"] == "RUNNING")
+        })
+        .await;
+    let ended = stepline.wait_for_status(&id, "TIMED_OUT", WITHIN).await;
+    let all = steps(&ended);
+    assert!(!all.is_empty(), "{ended:#}");
+    for step in &all {
+        assert!(
+            !matches!(step["status"].as_str(), Some("RUNNING" | "RETRYING")),
+            "no step is left open: {step}"
+        );
+    }
+    assert!(
+        all[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("TIMED_OUT")),
+        "{}",
+        all[0]
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs a Temporal dev server: scripts/test.sh starts one"]
+async fn a_local_activity_is_a_step() {
+    let temporal = Temporal::from_env();
+    let stepline = Stepline::following(&temporal.http).await;
+    let workflow_id = unique("local");
+    let run = temporal
+        .start("LocalActivityWF", &workflow_id, json!({"step_ms": 100}))
+        .await;
+    let id = stepline.id(&workflow_id, &run);
+    let done = stepline.wait_for_status(&id, "COMPLETED", WITHIN).await;
+    let all = steps(&done);
+    assert_eq!(all.len(), 2, "{done:#}");
+    assert_eq!(all[1]["name"], "do_step (local)");
+    assert_eq!(all[1]["status"], "COMPLETED");
+    assert_eq!(all[1]["output"], "local done");
+    assert!(millis(&all[1]["started_at"]) <= millis(&all[1]["completed_at"]));
+    assert_eq!(done["progress"]["percent"], 100);
 }

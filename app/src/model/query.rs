@@ -66,10 +66,10 @@ impl Tab {
     pub fn statuses(self) -> &'static [WorkflowStatus] {
         use WorkflowStatus::*;
         match self {
-            Self::Active | Self::Slow => &[Running, Pausing, Paused, Cancelling],
+            Self::Active | Self::Slow => &WorkflowStatus::ACTIVE,
             Self::Pending => &[Pending],
             Self::Completed => &[Completed],
-            Self::Failed => &[Failed, CompensationFailed, TimedOut, Terminated],
+            Self::Failed => &WorkflowStatus::FAILURES,
         }
     }
 
@@ -91,6 +91,8 @@ pub enum Sort {
 
 /// Longest free-text search.
 pub const MAX_SEARCH: usize = 100;
+/// Longest engine id filter.
+pub const MAX_ENGINE_LEN: usize = 100;
 
 /// Which workflows to list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -157,11 +159,11 @@ pub enum QueryError {
     BadLimit(String),
     #[error("cursor {0:?} is not one this API gave out")]
     BadCursor(String),
-    #[error("type must be 1 to 100 characters")]
+    #[error("type must be 1 to {} characters", super::MAX_WORKFLOW_TYPE_LEN)]
     BadType,
     #[error("unknown tab {0:?}; expected active, pending, completed, failed or slow")]
     BadTab(String),
-    #[error("engine must be 1 to 100 characters")]
+    #[error("engine must be 1 to {MAX_ENGINE_LEN} characters")]
     BadEngine,
     #[error("the search text may be at most {MAX_SEARCH} characters")]
     BadText,
@@ -204,12 +206,7 @@ impl ListQuery {
                         }
                     }
                 }
-                "type" if !value.is_empty() => {
-                    if value.len() > 100 {
-                        return Err(QueryError::BadType);
-                    }
-                    query.workflow_type = Some(value.to_owned());
-                }
+                "type" if !value.is_empty() => query.workflow_type = Some(value.to_owned()),
                 "limit" => {
                     let limit = value
                         .parse::<u32>()
@@ -223,18 +220,8 @@ impl ListQuery {
                         Tab::parse(value).ok_or_else(|| QueryError::BadTab(value.to_owned()))?,
                     );
                 }
-                "engine" if !value.is_empty() => {
-                    if value.len() > 100 {
-                        return Err(QueryError::BadEngine);
-                    }
-                    query.engine = Some(value.to_owned());
-                }
-                "q" if !value.trim().is_empty() => {
-                    if value.chars().count() > MAX_SEARCH {
-                        return Err(QueryError::BadText);
-                    }
-                    query.text = Some(value.trim().to_owned());
-                }
+                "engine" if !value.is_empty() => query.engine = Some(value.to_owned()),
+                "q" if !value.trim().is_empty() => query.text = Some(value.trim().to_owned()),
                 "from" if !value.is_empty() => query.since = Some(parse_instant(value, false)?),
                 "to" if !value.is_empty() => query.until = Some(parse_instant(value, true)?),
                 "sort" if !value.is_empty() => {
@@ -244,15 +231,50 @@ impl ListQuery {
                         other => return Err(QueryError::BadSort(other.to_owned())),
                     };
                 }
-                "cursor" if !value.is_empty() => {
-                    Cursor::decode(value).ok_or_else(|| QueryError::BadCursor(value.to_owned()))?;
-                    query.cursor = Some(value.to_owned());
-                }
+                "cursor" if !value.is_empty() => query.cursor = Some(value.to_owned()),
                 // Unknown parameters are ignored, as browsers and proxies add their own.
                 _ => {}
             }
         }
+        query.validate()?;
         Ok(query)
+    }
+
+    /// Checks the bounds of a query however it arrived (a query string, or a page's
+    /// server function, which deserializes it directly).
+    pub fn validate(&self) -> Result<(), QueryError> {
+        if self
+            .workflow_type
+            .as_ref()
+            .is_some_and(|t| t.is_empty() || t.len() > super::MAX_WORKFLOW_TYPE_LEN)
+        {
+            return Err(QueryError::BadType);
+        }
+        if self
+            .engine
+            .as_ref()
+            .is_some_and(|e| e.is_empty() || e.len() > MAX_ENGINE_LEN)
+        {
+            return Err(QueryError::BadEngine);
+        }
+        if self
+            .text
+            .as_ref()
+            .is_some_and(|t| t.chars().count() > MAX_SEARCH)
+        {
+            return Err(QueryError::BadText);
+        }
+        if let Some(limit) = self.limit {
+            if !(1..=MAX_LIMIT).contains(&limit) {
+                return Err(QueryError::BadLimit(limit.to_string()));
+            }
+        }
+        if let Some(cursor) = &self.cursor {
+            if Cursor::decode(cursor).is_none() {
+                return Err(QueryError::BadCursor(cursor.chars().take(64).collect()));
+            }
+        }
+        Ok(())
     }
 
     /// The page size to use.

@@ -73,12 +73,27 @@ impl WorkflowStatus {
         )
     }
 
+    /// Work in progress or held mid-run: the "active" count, tab and filter.
+    pub const ACTIVE: [WorkflowStatus; 4] =
+        [Self::Running, Self::Pausing, Self::Paused, Self::Cancelling];
+
+    /// Ended without doing what it was for: the "failed" count, tab, rate and filter.
+    /// A terminated run (a hard stop) counts: its work was not done.
+    pub const FAILURES: [WorkflowStatus; 4] = [
+        Self::Failed,
+        Self::CompensationFailed,
+        Self::TimedOut,
+        Self::Terminated,
+    ];
+
     /// Counted as "active" in the stats: work is in progress or held mid-run.
     pub fn is_active(self) -> bool {
-        matches!(
-            self,
-            Self::Running | Self::Pausing | Self::Paused | Self::Cancelling
-        )
+        Self::ACTIVE.contains(&self)
+    }
+
+    /// Counted as a failure everywhere (stats, the failed tab, the analytics).
+    pub fn is_failure(self) -> bool {
+        Self::FAILURES.contains(&self)
     }
 
     /// Whether an engine may report a move from `self` to `next`. A finished run only

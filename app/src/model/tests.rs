@@ -573,3 +573,31 @@ fn attempts_are_labelled_as_the_story_does() {
     );
     assert_eq!(attempt_label(3, None), "Retry 2");
 }
+
+#[test]
+fn a_query_that_skipped_the_query_string_is_bounded_all_the_same() {
+    // The pages' server function deserializes a ListQuery directly.
+    let huge = ListQuery {
+        text: Some("x".repeat(200_000)),
+        ..ListQuery::default()
+    };
+    assert_eq!(huge.validate(), Err(QueryError::BadText));
+    let bad_cursor = ListQuery {
+        cursor: Some("not-a-cursor".into()),
+        ..ListQuery::default()
+    };
+    assert!(matches!(
+        bad_cursor.validate(),
+        Err(QueryError::BadCursor(_))
+    ));
+    let long_type = ListQuery {
+        workflow_type: Some("t".repeat(crate::model::MAX_WORKFLOW_TYPE_LEN)),
+        ..ListQuery::default()
+    };
+    assert_eq!(
+        long_type.validate(),
+        Ok(()),
+        "a type as long as a run may have"
+    );
+    assert_eq!(ListQuery::default().validate(), Ok(()));
+}

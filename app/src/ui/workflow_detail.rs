@@ -44,6 +44,9 @@ pub(super) struct PageState {
     pub(super) expanded: RwSignal<HashSet<u32>>,
     notice: RwSignal<Option<Notice>>,
     dialog: RwSignal<Option<Dialog>>,
+    /// What the operator typed as the open dialog's reason (`None`: its default). Kept
+    /// here, not in the dialog, so a live re-read that redraws the dialog keeps it.
+    dialog_reason: RwSignal<Option<String>>,
     busy: RwSignal<bool>,
     /// The Gantt tab: where it was scrolled, whether its canvas has taken over from the
     /// server's SVG, the step opened from a bar, and the type's usual step durations.
@@ -91,6 +94,7 @@ pub fn WorkflowDetailPage() -> impl IntoView {
         expanded: RwSignal::new(asked_step.into_iter().collect()),
         notice: RwSignal::new(None),
         dialog: RwSignal::new(None),
+        dialog_reason: RwSignal::new(None),
         busy: RwSignal::new(false),
         gantt_scroll: RwSignal::new(0.0),
         gantt_drawn: RwSignal::new(false),
@@ -328,11 +332,14 @@ fn ActionsBar(run: WorkflowDetail, state: PageState) -> impl IntoView {
                     data-action=action.as_str()
                     title=title
                     disabled=move || state.busy.get()
-                    on:click=move |_| match action {
-                        Action::Cancel => state.dialog.set(Some(Dialog::Cancel)),
-                        Action::Retry => state.dialog.set(Some(Dialog::Retry)),
-                        Action::Terminate => state.dialog.set(Some(Dialog::Terminate)),
-                        other => send(state, id.clone(), other, None, None),
+                    on:click=move |_| {
+                        state.dialog_reason.set(None);
+                        match action {
+                            Action::Cancel => state.dialog.set(Some(Dialog::Cancel)),
+                            Action::Retry => state.dialog.set(Some(Dialog::Retry)),
+                            Action::Terminate => state.dialog.set(Some(Dialog::Terminate)),
+                            other => send(state, id.clone(), other, None, None),
+                        }
                     }
                 >
                     {label}
@@ -396,7 +403,9 @@ fn ReasonDialog(
     confirm: &'static str,
     reason: &'static str,
 ) -> impl IntoView {
-    let reason = RwSignal::new(reason.to_owned());
+    let typed = state.dialog_reason;
+    let default = reason;
+    let reason = move || typed.get().unwrap_or_else(|| default.to_owned());
     let title_id = format!("{}-title", action.as_str());
     view! {
         <Show when=move || state.dialog.get() == Some(dialog)>
@@ -408,8 +417,8 @@ fn ReasonDialog(
                         type="text"
                         name="reason"
                         maxlength="2048"
-                        prop:value=move || reason.get()
-                        on:input=move |ev| reason.set(event_target_value(&ev))
+                        prop:value=reason
+                        on:input=move |ev| typed.set(Some(event_target_value(&ev)))
                     />
                 </label>
                 <div class="dialog-buttons">
@@ -418,7 +427,7 @@ fn ReasonDialog(
                         data-action=format!("confirm-{}", action.as_str())
                         on:click={
                             let id = id.clone();
-                            move |_| send(state, id.clone(), action, Some(reason.get_untracked()), None)
+                            move |_| send(state, id.clone(), action, Some(typed.get_untracked().unwrap_or_else(|| default.to_owned())), None)
                         }
                     >
                         {confirm}

@@ -18,6 +18,10 @@ pub fn capabilities() -> Capabilities {
     }
 }
 
+/// Names a pushing source may not take: its runs would show as a look-alike of one of
+/// Stepline's own engines (`custom:builtin` beside `builtin`).
+const RESERVED_SOURCES: [&str; 4] = ["builtin", "temporal", "airflow", "custom"];
+
 /// The engine id of a pushing source (`custom:<source>`), or why the name is refused.
 pub fn engine_id(source: &str) -> Result<String, String> {
     let valid = !source.is_empty()
@@ -25,11 +29,29 @@ pub fn engine_id(source: &str) -> Result<String, String> {
         && source
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-    if valid {
+    if RESERVED_SOURCES.contains(&source) {
+        Err(format!(
+            "source {source:?} is the name of one of Stepline's own engine kinds; choose another"
+        ))
+    } else if valid {
         Ok(format!("custom:{source}"))
     } else {
         Err(format!(
             "source {source:?} must be 1 to 64 characters of a-z 0-9 - _"
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_are_named_safely_and_not_after_our_own_engines() {
+        assert_eq!(engine_id("billing-v2").unwrap(), "custom:billing-v2");
+        assert!(engine_id("builtin").unwrap_err().contains("own engine"));
+        assert!(engine_id("temporal").is_err());
+        assert!(engine_id("Billing").is_err());
+        assert!(engine_id("").is_err());
     }
 }

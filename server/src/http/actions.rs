@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use serde_json::Value;
+use tracing::Instrument;
 
 /// Largest start request (its input is stored and shown with every step).
 pub const MAX_START_BYTES: usize = 256 * 1024;
@@ -173,7 +174,9 @@ pub async fn perform(
         Action::Clone => Command::Clone { triggered_by: None },
         Action::Terminate => Command::Terminate { reason },
     };
-    Ok(answer(engine.command(id, command).await?))
+    let span = tracing::info_span!("engine_command", engine = %row.engine, workflow = %id, action = action.as_str());
+    let outcome = engine.command(id, command).instrument(span).await?;
+    Ok(answer(outcome))
 }
 
 /// The full execution trace as a JSON download.

@@ -28,9 +28,10 @@ pub enum AppError {
         status: StatusCode,
         message: String,
     },
-    /// A fault of ours: the cause is logged, never sent.
+    /// A fault of ours: the cause is logged (once, by [`log_internal_errors`]), never
+    /// sent.
     #[error("internal error")]
-    Internal(String),
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl AppError {
@@ -49,12 +50,16 @@ impl AppError {
 }
 
 impl AppError {
+    /// A fault of ours, from whatever error caused it.
+    pub fn internal(cause: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> Self {
+        Self::Internal(cause.into())
+    }
+
     /// What the client is told: the whole message for its own mistakes, an opaque one
-    /// for ours (whose cause is logged here, once).
+    /// for ours.
     pub fn public_message(&self) -> String {
         match self {
-            Self::Internal(cause) => {
-                tracing::error!(%cause, "request failed");
+            Self::Internal(_) => {
                 "Something went wrong on our side; the cause is in the server log.".to_owned()
             }
             other => other.to_string(),
@@ -62,11 +67,43 @@ impl AppError {
     }
 }
 
+/// The cause of a 5xx, carried from the handler to [`log_internal_errors`] in the
+/// response's extensions (never in its body).
+#[derive(Clone)]
+struct InternalCause(std::sync::Arc<String>);
+
+/// An error with every cause under it: "outer: inner: root".
+pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Logs the cause of every internal error once, with its chain, where the request's
+/// span (method, route) says which request it was.
+pub async fn log_internal_errors(response: Response) -> Response {
+    if let Some(InternalCause(cause)) = response.extensions().get::<InternalCause>() {
+        tracing::error!(status = response.status().as_u16(), cause = %cause, "request failed");
+    }
+    response
+}
+
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
         let message = self.public_message();
-        (
+        let cause = match &self {
+            Self::Internal(cause) => {
+                Some(InternalCause(std::sync::Arc::new(chain(cause.as_ref()))))
+            }
+            _ => None,
+        };
+        let mut response = (
             status,
             Json(ErrorBody {
                 error: code.to_owned(),
@@ -77,13 +114,17 @@ impl IntoResponse for AppError {
                 },
             }),
         )
-            .into_response()
+            .into_response();
+        if let Some(cause) = cause {
+            response.extensions_mut().insert(cause);
+        }
+        response
     }
 }
 
 impl From<crate::store::StoreError> for AppError {
     fn from(error: crate::store::StoreError) -> Self {
-        Self::Internal(error.to_string())
+        Self::internal(error)
     }
 }
 
@@ -96,4 +137,42 @@ impl From<crate::engines::CommandError> for AppError {
             CommandError::Unavailable(message) => Self::Unavailable(message),
         }
     }
+}
+
+/// Every answer of the API is JSON, axum's own rejections included (a body over its
+/// limit, a path that is not UTF-8, a method the route does not take): a 4xx or 5xx that
+/// is not JSON is rewritten into the error body, with its headers (e.g. `Allow`) kept.
+pub async fn json_errors(response: Response) -> Response {
+    let status = response.status();
+    let is_json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .is_some_and(|value| value.starts_with("application/json"));
+    if is_json || !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // axum's rejection texts are a line or two; anything longer is not worth repeating.
+    let text = axum::body::to_bytes(body, 4 * 1024)
+        .await
+        .map(|bytes| String::from_utf8_lossy(&bytes).trim().to_owned())
+        .unwrap_or_default();
+    let reason = status.canonical_reason().unwrap_or("error");
+    let body = ErrorBody {
+        error: reason.to_ascii_lowercase().replace([' ', '-'], "_"),
+        message: if text.is_empty() || status.is_server_error() {
+            reason.to_owned()
+        } else {
+            text
+        },
+        event_index: None,
+    };
+    parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+    parts.headers.insert(
+        axum::http::header::CONTENT_TYPE,
+        axum::http::HeaderValue::from_static("application/json"),
+    );
+    let json = serde_json::to_vec(&body).unwrap_or_default();
+    Response::from_parts(parts, axum::body::Body::from(json))
 }

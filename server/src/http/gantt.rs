@@ -44,12 +44,12 @@ pub async fn svg(
     let run = reader
         .workflow_detail(&id)
         .await
-        .map_err(|e| AppError::Internal(e.to_string()))?
+        .map_err(AppError::internal)?
         .ok_or_else(|| AppError::NotFound(format!("no workflow {id:?}")))?;
     let norms = reader
         .step_norms(&run.workflow_type)
         .await
-        .map_err(|e| AppError::Internal(e.to_string()))?;
+        .map_err(AppError::internal)?;
     let now = crate::store::rows::to_datetime(now_ms());
     let mut layout = app::gantt::layout(&run, &norms, now, f64::from(width));
     if let Some(rows) = params.rows {

@@ -88,7 +88,7 @@ pub async fn push_events(
                 },
                 message: refusal.to_string(),
             },
-            other => AppError::Internal(other.to_string()),
+            other => AppError::internal(other),
         })?;
     Ok(Json(Accepted {
         status: "accepted",

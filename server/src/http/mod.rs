@@ -7,7 +7,7 @@ mod gantt;
 mod ingest;
 mod workflows;
 
-pub use error::AppError;
+pub use error::{log_internal_errors, AppError};
 
 use crate::engines::builtin::BuiltinEngine;
 use crate::engines::Engines;
@@ -107,6 +107,34 @@ pub fn api_router() -> Router<AppState> {
         // Unknown API paths answer in JSON, not with the app's HTML 404 page.
         .route("/api/{*rest}", any(api_not_found))
         .route("/ws/orchestration", get(ws::handler))
+        .layer(axum::middleware::map_response(error::json_errors))
+}
+
+/// The span of a request: method, matched route (not the raw path: ids stay out of span
+/// names), and the status and latency [`record_response`] adds; everything the request
+/// logs sits in it.
+pub fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("(unmatched)", |path| path.as_str());
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        route,
+        status = tracing::field::Empty,
+        latency_ms = tracing::field::Empty,
+    )
+}
+
+pub fn record_response(
+    response: &axum::http::Response<axum::body::Body>,
+    latency: std::time::Duration,
+    span: &tracing::Span,
+) {
+    span.record("status", response.status().as_u16());
+    span.record("latency_ms", latency.as_millis() as u64);
+    tracing::debug!("answered");
 }
 
 async fn api_not_found() -> AppError {
@@ -138,7 +166,12 @@ impl Operations for PageOperations {
     ) -> Result<ActionResponse, String> {
         actions::perform(&self.state, id, action, reason, from_step)
             .await
-            .map_err(|error| error.public_message())
+            .map_err(|error| {
+                if let AppError::Internal(cause) = &error {
+                    tracing::error!(cause = %error::chain(cause.as_ref()), "action failed");
+                }
+                error.public_message()
+            })
     }
 }
 
@@ -153,6 +186,8 @@ pub struct StoreReader {
 #[async_trait::async_trait]
 impl ReadModel for StoreReader {
     async fn list_workflows(&self, query: &ListQuery) -> Result<WorkflowList, ReadError> {
+        // The pages' server function hands over a deserialized query: bound it here too.
+        query.validate()?;
         // The seq is taken before reading, so replaying from it covers every change the
         // page might not show; a change seen twice is harmless (rows are upserted).
         let seq = self.hub.current_seq();

@@ -11,7 +11,7 @@ use axum::Json;
 fn read_error(error: ReadError) -> AppError {
     match error {
         ReadError::BadQuery(e) => AppError::BadRequest(e.to_string()),
-        ReadError::Store(cause) => AppError::Internal(cause),
+        ReadError::Store(cause) => AppError::internal(cause),
     }
 }
 

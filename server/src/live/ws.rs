@@ -18,8 +18,11 @@ pub struct LiveEndpoint {
 }
 
 pub async fn handler(State(endpoint): State<LiveEndpoint>, upgrade: WebSocketUpgrade) -> Response {
+    // The frame bound too: otherwise a 16 MiB frame is read whole before the message
+    // bound refuses it.
     upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
+        .max_frame_size(MAX_CLIENT_MESSAGE)
         .on_upgrade(move |socket| serve(endpoint, socket))
 }
 

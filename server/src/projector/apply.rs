@@ -9,20 +9,27 @@ use app::model::{
 };
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Bounds on what an engine may send: everything is stored and shown, so nothing is
-/// unbounded.
+/// Bounds on what is stored of an engine's facts: everything is stored and shown, so
+/// nothing is unbounded. Text over a bound is cut (see [`super::fit`]), not refused.
 pub mod limits {
     pub const NAME: usize = 200;
     pub const ERROR: usize = 16 * 1024;
     pub const REASON: usize = 2 * 1024;
     pub const LOG_LINE: usize = 8 * 1024;
     pub const LOG_LINES_PER_EVENT: usize = 1_000;
+    /// A step's or run's input or output, as JSON text.
+    pub const PAYLOAD: usize = 64 * 1024;
+    /// What is kept of a payload over [`PAYLOAD`].
+    pub const PAYLOAD_PREVIEW: usize = 4 * 1024;
     pub const TAGS: usize = 32;
     pub const TAG: usize = 64;
     pub const STEPS: u32 = 100_000;
     pub const SLA_TARGET_SECONDS: i64 = 31 * 24 * 3600;
     /// How far ahead of our clock an engine's timestamp may be.
     pub const CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
+    /// The earliest timestamp taken (1970-01-01T00:00:00Z): anything before (year 1 is
+    /// a common zero value) is a broken clock, not a fact.
+    pub const EARLIEST_MS: i64 = 0;
 }
 
 /// Why an event was refused.
@@ -69,17 +76,6 @@ impl WorkflowState {
     }
 }
 
-fn check_len(what: &str, value: &str, max: usize) -> Result<(), Refusal> {
-    if value.len() > max {
-        Err(Refusal::Invalid(format!(
-            "{what} is {} bytes long; at most {max} are accepted",
-            value.len()
-        )))
-    } else {
-        Ok(())
-    }
-}
-
 fn check_step_number(step_number: u32) -> Result<(), Refusal> {
     if step_number == 0 || step_number > limits::STEPS {
         Err(Refusal::Invalid(format!(
@@ -91,24 +87,13 @@ fn check_step_number(step_number: u32) -> Result<(), Refusal> {
     }
 }
 
-fn check_declaration(step: &StepDeclaration) -> Result<(), Refusal> {
-    check_step_number(step.step_number)?;
-    check_name(&step.name)?;
-    if let Some(branch) = &step.branch {
-        check_len("branch", branch, limits::NAME)?;
-    }
-    Ok(())
-}
-
-fn check_name(name: &str) -> Result<(), Refusal> {
-    if name.trim().is_empty() {
-        return Err(Refusal::Invalid("a step name must not be empty".into()));
-    }
-    check_len("a step name", name, limits::NAME)
-}
-
 /// Checks an event's timestamp against our clock.
 fn check_clock(at: Millis, now: Millis) -> Result<(), Refusal> {
+    if at < limits::EARLIEST_MS {
+        return Err(Refusal::Invalid(
+            "\"at\" is before 1970; check the engine's clock".into(),
+        ));
+    }
     if at > now + limits::CLOCK_SKEW_MS {
         return Err(Refusal::Invalid(format!(
             "\"at\" is {} s in the future; check the engine's clock",
@@ -135,7 +120,6 @@ pub fn start(
     if start.workflow_type.trim().is_empty() {
         return Err(Refusal::Invalid("workflow_type must not be empty".into()));
     }
-    check_len("workflow_type", &start.workflow_type, 100)?;
     let at = to_millis(event.at);
     check_clock(at, now)?;
     let status = start.status.unwrap_or(WorkflowStatus::Running);
@@ -160,25 +144,9 @@ pub fn start(
             )));
         }
     }
-    if start.tags.len() > limits::TAGS {
-        return Err(Refusal::Invalid(format!("at most {} tags", limits::TAGS)));
-    }
-    for tag in &start.tags {
-        check_len("a tag", tag, limits::TAG)?;
-    }
-    for (what, value) in [
-        ("triggered_by", &start.triggered_by),
-        ("trigger_type", &start.trigger_type),
-        ("definition_name", &start.definition_name),
-        ("definition_version", &start.definition_version),
-    ] {
-        if let Some(value) = value {
-            check_len(what, value, limits::NAME)?;
-        }
-    }
     let mut steps = BTreeMap::new();
     for declaration in &start.steps {
-        check_declaration(declaration)?;
+        check_step_number(declaration.step_number)?;
         if steps
             .insert(declaration.step_number, declared_step(declaration))
             .is_some()
@@ -258,7 +226,6 @@ pub fn apply(
     match &event.change {
         Change::WorkflowStarted(_) => return Err(Refusal::AlreadyExists(id)),
         Change::StepScheduled(declaration) => {
-            check_declaration(declaration)?;
             require_open(state, "schedule a step")?;
             match state.steps.get_mut(&declaration.step_number) {
                 Some(step) if matches!(step.status, StepStatus::Running | StepStatus::Retrying) => {
@@ -293,12 +260,6 @@ pub fn apply(
             branch,
             compensates,
         } => {
-            if let Some(name) = name {
-                check_name(name)?;
-            }
-            if let Some(branch) = branch {
-                check_len("branch", branch, limits::NAME)?;
-            }
             // A paused run may still start a step scheduled before the pause (Temporal
             // dispatches activities already scheduled): that is a fact, not a mistake.
             if state.row.status.is_terminal() {
@@ -375,7 +336,6 @@ pub fn apply(
             }
         }
         Change::StepAttemptFailed { step_number, error } => {
-            check_len("error", error, limits::ERROR)?;
             let step = running_step(state, *step_number, "an attempt failed")?;
             finish_attempt(step, StepStatus::Failed, Some(error.clone()), at)?;
             step.status = StepStatus::Retrying;
@@ -415,7 +375,6 @@ pub fn apply(
             state.dirty_steps.insert(*step_number);
         }
         Change::StepFailed { step_number, error } => {
-            check_len("error", error, limits::ERROR)?;
             let step = running_step(state, *step_number, "it failed")?;
             if step.status == StepStatus::Running {
                 finish_attempt(step, StepStatus::Failed, Some(error.clone()), at)?;
@@ -452,7 +411,6 @@ pub fn apply(
             step_number,
             reason,
         } => {
-            check_len("reason", reason, limits::REASON)?;
             // A step may be cancelled before it started (a pending one) as well.
             let pending = state
                 .steps
@@ -472,9 +430,6 @@ pub fn apply(
             state.dirty_steps.insert(*step_number);
         }
         Change::WorkflowStatusChanged { status, reason } => {
-            if let Some(reason) = reason {
-                check_len("reason", reason, limits::REASON)?;
-            }
             let from = state.row.status;
             if !from.can_become(*status) {
                 return Err(Refusal::OutOfOrder(format!(
@@ -483,18 +438,12 @@ pub fn apply(
             }
             if from != *status {
                 set_status(state, *status, reason.clone(), at, out);
+                if status.is_terminal() {
+                    close_open_steps(state, *status, reason.as_deref(), at);
+                }
             }
         }
         Change::LogLines { step_number, lines } => {
-            if lines.len() > limits::LOG_LINES_PER_EVENT {
-                return Err(Refusal::Invalid(format!(
-                    "at most {} log lines per event",
-                    limits::LOG_LINES_PER_EVENT
-                )));
-            }
-            for line in lines {
-                check_len("a log line", line, limits::LOG_LINE)?;
-            }
             if !state.steps.contains_key(step_number) {
                 return Err(Refusal::OutOfOrder(format!(
                     "step {step_number} of {id:?} has no logs yet: it was never scheduled"
@@ -542,6 +491,45 @@ fn running_step<'s>(
         None => Err(Refusal::OutOfOrder(format!(
             "step {step_number} of {id:?} has not started: it cannot be reported that {what}"
         ))),
+    }
+}
+
+/// When a run ends, every step still running or waiting to retry ends with it, saying
+/// why: an engine does not always report each one (an activity that ignored a cancel
+/// request, a run that timed out while a step ran).
+fn close_open_steps(
+    state: &mut WorkflowState,
+    status: WorkflowStatus,
+    reason: Option<&str>,
+    at: Millis,
+) {
+    let why = match reason {
+        Some(reason) => format!("ended with the run ({status}: {reason})"),
+        None => format!("ended with the run ({status})"),
+    };
+    let why = super::fit::cut(&why, limits::ERROR).into_owned();
+    for step in state.steps.values_mut() {
+        if !matches!(step.status, StepStatus::Running | StepStatus::Retrying) {
+            continue;
+        }
+        if step.status == StepStatus::Running {
+            // Never before the attempt began, whatever the engine's clocks say.
+            let start = step
+                .attempts
+                .last()
+                .and_then(|a| a.started_ms)
+                .unwrap_or(at);
+            let _ = finish_attempt(
+                step,
+                StepStatus::Cancelled,
+                Some(why.clone()),
+                at.max(start),
+            );
+        }
+        step.status = StepStatus::Cancelled;
+        step.completed_ms = Some(at.max(step.started_ms.unwrap_or(at)));
+        step.error = Some(why.clone());
+        state.dirty_steps.insert(step.step_number);
     }
 }
 

@@ -4,6 +4,7 @@
 //! commit. A ticker moves SLA statuses on as time passes.
 
 pub mod apply;
+pub mod fit;
 
 use crate::engines::{Change, SourceEvent};
 use crate::live::LiveHub;
@@ -123,6 +124,7 @@ async fn run(store: Store, hub: Arc<LiveHub>, mut inbox: mpsc::Receiver<Request>
 }
 
 /// Applies a batch in one transaction and returns the live events it caused.
+#[tracing::instrument(name = "projector_batch", skip_all, fields(engine = %batch.engine, events = batch.events.len()))]
 pub async fn apply_batch(
     store: &Store,
     batch: &Batch,
@@ -133,6 +135,7 @@ pub async fn apply_batch(
     let mut order: Vec<String> = Vec::new();
     let mut out = Vec::new();
     for (index, event) in batch.events.iter().enumerate() {
+        let event = &fit::fit(event);
         let refused = |refusal| ApplyError::Refused {
             index,
             workflow_id: event.workflow_id.clone(),

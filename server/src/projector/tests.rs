@@ -668,3 +668,129 @@ async fn a_step_scheduled_before_a_pause_may_start_while_the_run_is_paused() {
     assert_eq!(detail.status, WorkflowStatus::Paused);
     assert_eq!(detail.execution.steps[1].status, StepStatus::Completed);
 }
+
+#[tokio::test]
+async fn facts_over_a_limit_are_stored_cut_with_a_marker_not_refused() {
+    let store = store().await;
+    let long_name = format!("child workflow SequentialWF ({})", "c".repeat(190));
+    let events = vec![
+        started("wf-cut", 2, None),
+        event(
+            "wf-cut",
+            1_000,
+            Change::StepStarted {
+                step_number: 1,
+                name: Some(long_name),
+                attempt: None,
+                input: Some(serde_json::json!({"blob": "b".repeat(200_000)})),
+                kind: None,
+                branch: None,
+                compensates: None,
+            },
+        ),
+        event(
+            "wf-cut",
+            1_500,
+            Change::LogLines {
+                step_number: 1,
+                lines: vec!["l\u{1b}[0m".repeat(5_000); 1_200],
+            },
+        ),
+        event(
+            "wf-cut",
+            2_000,
+            Change::StepFailed {
+                step_number: 1,
+                error: format!("upstream said \u{0}{}", "e".repeat(20_000)),
+            },
+        ),
+    ];
+    apply_batch(&store, &batch(events), T0 + 3_000)
+        .await
+        .expect("nothing is refused for its size");
+    let detail = store
+        .workflow_trace("wf-cut", T0 + 3_000)
+        .await
+        .unwrap()
+        .unwrap();
+    let step = &detail.execution.steps[0];
+    assert!(step.name.len() <= apply::limits::NAME);
+    assert!(step.name.ends_with("bytes cut]"), "{}", step.name);
+    let error = step.error.as_deref().unwrap();
+    assert!(error.len() <= apply::limits::ERROR);
+    assert!(
+        error.starts_with("upstream said eee"),
+        "control characters go"
+    );
+    assert!(error.ends_with("bytes cut]"));
+    let input = step.input.as_ref().unwrap();
+    assert!(input["bytes"].as_u64().unwrap() > 200_000, "{input}");
+    let logs = &step.logs;
+    assert_eq!(logs.len(), apply::limits::LOG_LINES_PER_EVENT);
+    assert!(
+        logs.last().unwrap().contains("201 more lines dropped"),
+        "{:?}",
+        logs.last()
+    );
+    assert!(logs[0].len() <= apply::limits::LOG_LINE && !logs[0].contains('\u{1b}'));
+}
+
+#[tokio::test]
+async fn when_a_run_ends_its_open_steps_end_with_it() {
+    let store = store().await;
+    let events = vec![
+        started("wf-end", 3, None),
+        step_started("wf-end", 1_000, 1),
+        step_started("wf-end", 1_000, 2),
+        event(
+            "wf-end",
+            1_500,
+            Change::StepAttemptFailed {
+                step_number: 2,
+                error: "flaky".into(),
+            },
+        ),
+        event(
+            "wf-end",
+            3_000,
+            Change::WorkflowStatusChanged {
+                status: WorkflowStatus::Cancelled,
+                reason: Some("operator cancelled".into()),
+            },
+        ),
+    ];
+    apply_batch(&store, &batch(events), T0 + 4_000)
+        .await
+        .unwrap();
+    let detail = store
+        .workflow_detail("wf-end", T0 + 4_000)
+        .await
+        .unwrap()
+        .unwrap();
+    for step in &detail.execution.steps[..2] {
+        assert_eq!(step.status, StepStatus::Cancelled, "{step:?}");
+        assert_eq!(
+            step.error.as_deref(),
+            Some("ended with the run (CANCELLED: operator cancelled)")
+        );
+        assert!(step.completed_at.is_some());
+    }
+}
+
+#[tokio::test]
+async fn a_timestamp_before_1970_is_refused_as_a_broken_clock() {
+    let store = store().await;
+    let mut ancient = started("wf-old", 1, None);
+    ancient.at = "0001-01-01T00:00:00Z".parse().unwrap();
+    let refused = apply_batch(&store, &batch(vec![ancient]), T0).await;
+    assert!(
+        matches!(
+            refused,
+            Err(ApplyError::Refused {
+                refusal: Refusal::Invalid(ref message),
+                ..
+            }) if message.contains("before 1970")
+        ),
+        "{refused:?}"
+    );
+}

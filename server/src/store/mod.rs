@@ -205,9 +205,7 @@ impl Store {
         for (status, n) in by_status(ended) {
             match status {
                 WorkflowStatus::Completed => stats.completed_today += n,
-                WorkflowStatus::Failed
-                | WorkflowStatus::CompensationFailed
-                | WorkflowStatus::TimedOut => stats.failed_today += n,
+                failure if failure.is_failure() => stats.failed_today += n,
                 _ => {}
             }
         }

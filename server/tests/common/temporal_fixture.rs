@@ -43,14 +43,31 @@ impl Temporal {
 
     /// Starts a fixture workflow; answers its run id.
     pub async fn start(&self, workflow_type: &str, workflow_id: &str, input: Value) -> String {
+        self.start_with(workflow_type, workflow_id, input, json!({}))
+            .await
+    }
+
+    /// Starts a fixture workflow with more start options (e.g. a
+    /// `workflowExecutionTimeout`); answers its run id.
+    pub async fn start_with(
+        &self,
+        workflow_type: &str,
+        workflow_id: &str,
+        input: Value,
+        options: Value,
+    ) -> String {
+        let mut body = json!({
+            "workflowType": {"name": workflow_type},
+            "taskQueue": {"name": self.task_queue},
+            "input": [input],
+        });
+        if let (Some(body), Some(options)) = (body.as_object_mut(), options.as_object()) {
+            body.extend(options.clone());
+        }
         let response = self
             .client
             .post(self.url(&format!("workflows/{workflow_id}")))
-            .json(&json!({
-                "workflowType": {"name": workflow_type},
-                "taskQueue": {"name": self.task_queue},
-                "input": [input],
-            }))
+            .json(&body)
             .send()
             .await
             .expect("Temporal answers");

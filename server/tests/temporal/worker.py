@@ -17,11 +17,12 @@ FixableWF fails its workflow task on a KeyError after step 1 and stays RUNNING: 
 | SequentialWF    | steps (3), step_ms (200)                           | completed                  |
 | ParallelWF      | branch_ms ([300, 500, 400]), step_ms (200)         | completed, branches overlap|
 | RetryWF         | fail_attempts (2), step_ms (200)                   | completed on attempt N+1   |
-| PermanentFailWF | step_ms (200)                                      | failed after 2 attempts    |
+| PermanentFailWF | step_ms (200), detail_len (0: error text added)    | failed after 2 attempts    |
 | FixableWF       | marker_path (required), step_ms (200)              | failed until marker exists |
 | SagaWF          | steps (3), step_ms (200), fail_at (null), hold_ms (0) | failed / canceled after compensation |
 | LongRunningWF   | steps (3), step_ms (30000)                         | completed (slowly)         |
 | ChildParentWF   | steps (2), step_ms (200)                           | completed, with a child    |
+| LocalActivityWF | step_ms (100)                                      | completed: an activity, then a local one |
 """
 
 import argparse
@@ -72,8 +73,9 @@ async def flaky_step(args: dict) -> str:
 async def always_fail(args: dict) -> str:
     attempt = activity.info().attempt
     await asyncio.sleep(_secs(args.get("ms", 200)) / 2)
+    detail = "d" * int(args.get("detail_len", 0))
     raise ApplicationError(
-        f"{args.get('name', 'step')}: upstream rejected the request (attempt {attempt})",
+        f"{args.get('name', 'step')}: upstream rejected the request (attempt {attempt}){detail}",
         type="UpstreamRejected",
     )
 
@@ -217,7 +219,7 @@ class PermanentFailWF:
         return await _prepare_then(
             int(p.get("step_ms", 200)),
             always_fail,
-            {"name": "ship-order"},
+            {"name": "ship-order", "detail_len": int(p.get("detail_len", 0))},
             RetryPolicy(initial_interval=timedelta(milliseconds=500), backoff_coefficient=2.0, maximum_attempts=2),
         )
 
@@ -330,7 +332,22 @@ class ChildParentWF:
         return "parent done"
 
 
-WORKFLOWS = [SequentialWF, ParallelWF, RetryWF, PermanentFailWF, FixableWF, SagaWF, LongRunningWF, ChildParentWF]
+@workflow.defn
+class LocalActivityWF:
+    @workflow.run
+    async def run(self, params: Optional[dict] = None) -> str:
+        p = params or {}
+        ms = int(p.get("step_ms", 100))
+        await workflow.execute_activity(
+            do_step, {"name": "remote", "step": 1, "ms": ms}, start_to_close_timeout=_timeout(ms)
+        )
+        await workflow.execute_local_activity(
+            do_step, {"name": "local", "step": 2, "ms": ms}, start_to_close_timeout=_timeout(ms)
+        )
+        return "local done"
+
+
+WORKFLOWS = [SequentialWF, ParallelWF, RetryWF, PermanentFailWF, FixableWF, SagaWF, LongRunningWF, ChildParentWF, LocalActivityWF]
 ACTIVITIES = [do_step, flaky_step, always_fail, check_marker, saga_step, compensate_step, long_step]
 
 

@@ -6,6 +6,7 @@
 use super::definition::{Action, Simulation};
 use super::run::Launch;
 use crate::projector::apply::limits;
+use crate::projector::fit::cut;
 use serde_json::{json, Value};
 use std::process::Stdio;
 use std::time::Duration;
@@ -32,21 +33,13 @@ impl LogSink {
 
     fn send(&self, line: &str) {
         // The engine stops listening only when the attempt is over.
-        let _ = self.lines.send(bounded_line(line));
+        // Cut here already: a program's endless line must not sit in memory whole.
+        let _ = self.lines.send(cut(line, limits::LOG_LINE).into_owned());
     }
 }
 
-/// A line cut to what the read model accepts, on a character boundary.
-fn bounded_line(line: &str) -> String {
-    if line.len() <= limits::LOG_LINE {
-        return line.to_owned();
-    }
-    let mut end = limits::LOG_LINE - 3;
-    while !line.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &line[..end])
-}
+/// How long an `http` step without a timeout of its own waits for its answer.
+const HTTP_STEP_DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
 
 /// Runs one attempt to its end (or its timeout).
 pub async fn perform(
@@ -216,6 +209,10 @@ async fn call(
     let method = reqwest::Method::from_bytes(method.as_bytes())
         .map_err(|e| format!("method {method:?}: {e}"))?;
     let mut request = http.request(method.clone(), url);
+    if launch.timeout.is_none() {
+        // A step without its own timeout still never waits forever on a silent server.
+        request = request.timeout(HTTP_STEP_DEFAULT_TIMEOUT);
+    }
     for (name, value) in headers {
         request = request.header(name, value);
     }

@@ -115,8 +115,12 @@ impl BuiltinEngine {
             projector,
             store,
             inbox: inbox.downgrade(),
+            // A redirect is the endpoint's answer (a 3xx fails the step), not an
+            // instruction to call somewhere else; see `execute::call` for the timeouts.
             http: reqwest::Client::builder()
                 .user_agent(concat!("stepline/", env!("CARGO_PKG_VERSION")))
+                .connect_timeout(std::time::Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("the HTTP client has a valid configuration"),
             ids: IdGenerator::default(),
@@ -748,7 +752,10 @@ impl Driver {
     /// and stores what that changes, backing off while the store keeps failing. The
     /// engine makes no other progress meanwhile: without its store it cannot.
     async fn reload(&mut self, mut ids: BTreeSet<String>, mut error: ApplyError) {
-        let mut backoff = std::time::Duration::from_millis(100);
+        let mut backoff = crate::retry::Backoff::new(
+            std::time::Duration::from_millis(100),
+            std::time::Duration::from_secs(10),
+        );
         loop {
             if let ApplyError::Refused { workflow_id, .. } = &error {
                 // Our rules and the projector's disagree about this run: leave it as
@@ -788,8 +795,7 @@ impl Driver {
                     tracing::error!(error = %next, "built-in engine: store still failing");
                     error = next;
                     ids = cycle.touched;
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(std::time::Duration::from_secs(10));
+                    backoff.wait().await;
                 }
             }
         }

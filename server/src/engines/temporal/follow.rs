@@ -18,6 +18,7 @@ use super::SourceConfig;
 use crate::engines::health::{HealthBoard, Report};
 use crate::engines::{Change, Command, CommandError, CommandOutcome, Engine, SourceEvent};
 use crate::projector::{ApplyError, Batch, Projector};
+use crate::retry::Backoff;
 use crate::store::Store;
 use app::model::EngineHealth;
 use app::model::{Capabilities, LiveMode, WorkflowStatus};
@@ -71,6 +72,9 @@ struct Inner {
     capabilities: Mutex<Capabilities>,
     /// Every run known, by Stepline id: its Temporal ids.
     runs: Mutex<HashMap<String, (String, String)>>,
+    /// Every execution known, by its Temporal ids (runs stored under an earlier id
+    /// scheme are known by these too, so they are not imported twice).
+    executions: Mutex<HashSet<(String, String)>>,
     /// Runs with a follower now.
     followed: Mutex<HashSet<String>>,
     /// Steps of the longest completed run of each type: the progress total of new runs.
@@ -78,22 +82,6 @@ struct Inner {
     /// Runs Stepline itself started (a retry's reset, a clone), with what they came
     /// from ("retry of <id>"): their trigger, which links them to the original.
     origins: Mutex<HashMap<String, String>>,
-}
-
-/// Capped exponential waits between retries of a failing call.
-struct Backoff(Duration);
-
-impl Backoff {
-    fn new() -> Self {
-        Self(BACKOFF_FIRST)
-    }
-    async fn wait(&mut self) {
-        tokio::time::sleep(self.0).await;
-        self.0 = (self.0 * 2).min(BACKOFF_CAP);
-    }
-    fn reset(&mut self) {
-        self.0 = BACKOFF_FIRST;
-    }
 }
 
 impl TemporalSource {
@@ -115,6 +103,7 @@ impl TemporalSource {
             health,
             capabilities: Mutex::new(capabilities(false)),
             runs: Mutex::new(HashMap::new()),
+            executions: Mutex::new(HashSet::new()),
             followed: Mutex::new(HashSet::new()),
             known_steps: Mutex::new(HashMap::new()),
             origins: Mutex::new(HashMap::new()),
@@ -157,7 +146,7 @@ impl TemporalSource {
             tracing::warn!(%cause, "cannot learn the step counts of completed Temporal runs");
         }
 
-        let mut backoff = Backoff::new();
+        let mut backoff = Backoff::new(BACKOFF_FIRST, BACKOFF_CAP);
         // The pause probe and the first import, until the server answers.
         let mut newest_start = chrono::Utc::now()
             - chrono::Duration::from_std(inner.config.import_since).unwrap_or_default();
@@ -236,12 +225,12 @@ impl TemporalSource {
             if !inner.config.wants(&execution.workflow_type) {
                 continue;
             }
+            if inner.knows(&execution.workflow_id, &execution.run_id) {
+                continue;
+            }
             let id = inner
                 .config
                 .workflow_id(&execution.workflow_id, &execution.run_id);
-            if inner.knows(&id) {
-                continue;
-            }
             inner.remember(&id, &execution.workflow_id, &execution.run_id);
             self.follow(id, execution.workflow_id, execution.run_id, 0, &[]);
         }
@@ -294,8 +283,11 @@ impl TemporalSource {
 }
 
 impl Inner {
-    fn knows(&self, id: &str) -> bool {
-        self.runs.lock().expect("not poisoned").contains_key(id)
+    fn knows(&self, workflow_id: &str, run_id: &str) -> bool {
+        self.executions
+            .lock()
+            .expect("not poisoned")
+            .contains(&(workflow_id.to_owned(), run_id.to_owned()))
     }
 
     fn remember(&self, id: &str, workflow_id: &str, run_id: &str) {
@@ -303,6 +295,10 @@ impl Inner {
             .lock()
             .expect("not poisoned")
             .insert(id.to_owned(), (workflow_id.to_owned(), run_id.to_owned()));
+        self.executions
+            .lock()
+            .expect("not poisoned")
+            .insert((workflow_id.to_owned(), run_id.to_owned()));
     }
 
     /// Notes that Stepline started run `id` from another (see `origins`).
@@ -394,7 +390,7 @@ impl Inner {
     /// does not fit must never stop the run from being followed. False only when the
     /// run's start itself is refused (its id is taken): its events belong to no run here.
     async fn commit(&self, mut events: Vec<SourceEvent>, position: (String, String)) -> bool {
-        let mut backoff = Backoff::new();
+        let mut backoff = Backoff::new(BACKOFF_FIRST, BACKOFF_CAP);
         loop {
             let batch = Batch {
                 engine: self.engine_id.clone(),
@@ -456,7 +452,7 @@ struct Follower {
 
 impl Follower {
     async fn run(&mut self) {
-        let mut backoff = Backoff::new();
+        let mut backoff = Backoff::new(BACKOFF_FIRST, BACKOFF_CAP);
         let mut describe_tick = tokio::time::interval(DESCRIBE_EVERY);
         describe_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {

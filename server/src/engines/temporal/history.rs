@@ -46,11 +46,33 @@ pub fn payload(value: Option<&Value>) -> Option<Value> {
             _ => Value::Array(described),
         });
     }
+    // The shorthand: a list of arguments, json/plain ones as their JSON and the others
+    // (binary/null, protobuf, encrypted...) as their raw payload objects.
+    let shown = |item: &Value| {
+        if is_raw_payload(item) {
+            describe_payload(item)
+        } else {
+            item.clone()
+        }
+    };
     match value {
-        // The shorthand for json/plain payloads: a list of arguments.
-        Value::Array(items) if items.len() == 1 => Some(items[0].clone()),
-        other => Some(other.clone()),
+        Value::Array(items) if items.len() == 1 => Some(shown(&items[0])),
+        Value::Array(items) => Some(Value::Array(items.iter().map(shown).collect())),
+        other => Some(shown(other)),
     }
+}
+
+/// A payload as Temporal writes it when it is not plain JSON: `metadata` with a
+/// base64 `encoding`, and at most `data` beside it.
+fn is_raw_payload(item: &Value) -> bool {
+    let Some(fields) = item.as_object() else {
+        return false;
+    };
+    let encoding = item.pointer("/metadata/encoding").and_then(Value::as_str);
+    encoding.is_some_and(|e| base64::engine::general_purpose::STANDARD.decode(e).is_ok())
+        && fields
+            .keys()
+            .all(|key| matches!(key.as_str(), "metadata" | "data" | "externalPayloads"))
 }
 
 fn describe_payload(payload: &Value) -> Value {
@@ -526,6 +548,71 @@ impl HistoryMapper {
                 push(Change::StepCancelled {
                     step_number: number,
                     reason: "cancelled".into(),
+                });
+            }
+            // A local activity runs inside the workflow task: Temporal records only a
+            // marker once it is done (Core-based SDKs and Go/Java name it differently).
+            "MARKER_RECORDED"
+                if matches!(
+                    text(attrs, "/markerName"),
+                    Some("core_local_activity" | "LocalActivity")
+                ) =>
+            {
+                let details = attrs.get("details").unwrap_or(&Value::Null);
+                let data = details.pointer("/data/0").unwrap_or(&Value::Null);
+                let activity_type = text(data, "/activity_type")
+                    .or(text(data, "/ActivityType"))
+                    .unwrap_or("local activity");
+                let attempt = data
+                    .get("attempt")
+                    .or(data.get("Attempt"))
+                    .and_then(Value::as_u64)
+                    .map_or(1, |n| n.clamp(1, u64::from(u32::MAX)) as u32);
+                let scheduled = data
+                    .pointer("/original_schedule_time/seconds")
+                    .and_then(Value::as_i64)
+                    .and_then(|seconds| {
+                        let nanos = data
+                            .pointer("/original_schedule_time/nanos")
+                            .and_then(Value::as_u64)
+                            .unwrap_or(0);
+                        DateTime::from_timestamp(seconds, nanos.min(999_999_999) as u32)
+                    })
+                    .filter(|started| *started <= at)
+                    .unwrap_or(at);
+                let number = self.new_step(&event_id);
+                let kind = if self.rule.is_compensation(activity_type) {
+                    StepKind::Compensation
+                } else {
+                    StepKind::Normal
+                };
+                out.push(SourceEvent {
+                    workflow_id: self.workflow_id.clone(),
+                    at: scheduled,
+                    change: Change::StepStarted {
+                        step_number: number,
+                        name: Some(format!("{activity_type} (local)")),
+                        attempt: Some(attempt),
+                        input: None,
+                        kind: Some(kind),
+                        branch: None,
+                        compensates: None,
+                    },
+                });
+                let end = match details.get("failure") {
+                    Some(failure) => Change::StepFailed {
+                        step_number: number,
+                        error: text(failure, "/message").unwrap_or("failed").to_owned(),
+                    },
+                    None => Change::StepCompleted {
+                        step_number: number,
+                        output: payload(details.get("result")),
+                    },
+                };
+                out.push(SourceEvent {
+                    workflow_id: self.workflow_id.clone(),
+                    at,
+                    change: end,
                 });
             }
             "TIMER_STARTED" => {

@@ -176,6 +176,13 @@ fn payloads_that_are_not_json_show_their_encoding_and_size() {
     assert_eq!(payload(Some(&json!(["x", 1]))), Some(json!(["x", 1])));
     assert_eq!(payload(Some(&json!([{"a": 1}]))), Some(json!({"a": 1})));
     assert_eq!(payload(None), None);
+    // A binary/null result in the shorthand list: a raw payload with no data.
+    assert_eq!(
+        payload(Some(
+            &json!([{"metadata": {"encoding": "YmluYXJ5L251bGw="}}])
+        )),
+        Some(json!({"encoding": "binary/null", "size_bytes": 0}))
+    );
 }
 
 #[test]

@@ -1,0 +1,219 @@
+//! Fits an engine's facts into the read model's bounds before they are applied: text over
+//! its limit is cut with a visible marker of how much was cut, control characters that
+//! would break the pages and the SVG chart are removed, and over-large payloads are kept
+//! as a preview. An engine's fact is never refused for its size: the run goes on being
+//! followed, and what was cut says so.
+
+use super::apply::limits;
+use crate::engines::{Change, SourceEvent, StepDeclaration, WorkflowStart};
+use serde_json::{json, Value};
+use std::borrow::Cow;
+
+/// `text` cut to at most `max` bytes on a character boundary, ending with a marker
+/// that says how many bytes were cut.
+pub fn cut(text: &str, max: usize) -> Cow<'_, str> {
+    if text.len() <= max {
+        return Cow::Borrowed(text);
+    }
+    // The marker's own length depends on the number it carries: size it for the
+    // largest it can be (all of `text`).
+    let marker_len = marker(text.len()).len();
+    let mut end = max.saturating_sub(marker_len);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Cow::Owned(format!("{}{}", &text[..end], marker(text.len() - end)))
+}
+
+fn marker(cut_bytes: usize) -> String {
+    format!("… [{cut_bytes} bytes cut]")
+}
+
+/// Text shown on one line (names, types, tags): every control character becomes a space.
+fn one_line(text: &str, max: usize) -> String {
+    let clean: Cow<str> = if text.chars().any(char::is_control) {
+        Cow::Owned(
+            text.chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect(),
+        )
+    } else {
+        Cow::Borrowed(text)
+    };
+    cut(&clean, max).into_owned()
+}
+
+/// Text that may span lines (errors, reasons, log lines): line breaks and tabs stay,
+/// other control characters go.
+fn multi_line(text: &str, max: usize) -> String {
+    let kept = |c: char| !c.is_control() || c == '\n' || c == '\t';
+    let clean: Cow<str> = if text.chars().all(kept) {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(text.chars().filter(|&c| kept(c)).collect())
+    };
+    cut(&clean, max).into_owned()
+}
+
+fn fit_one_line(text: &mut String, max: usize) {
+    if text.len() > max || text.chars().any(char::is_control) {
+        *text = one_line(text, max);
+    }
+}
+
+fn fit_multi_line(text: &mut String, max: usize) {
+    if text.len() > max
+        || text
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t')
+    {
+        *text = multi_line(text, max);
+    }
+}
+
+/// A payload (input or output) over [`limits::PAYLOAD`] bytes of JSON is kept as the
+/// start of its text, with its full size.
+fn fit_payload(payload: &mut Option<Value>) {
+    let Some(value) = payload else { return };
+    let text = value.to_string();
+    if text.len() <= limits::PAYLOAD {
+        return;
+    }
+    *payload = Some(json!({
+        "stepline_cut": format!("this payload is {} bytes of JSON; only its start is kept", text.len()),
+        "bytes": text.len(),
+        "start": multi_line(&text, limits::PAYLOAD_PREVIEW),
+    }));
+}
+
+fn fit_step_name(name: &mut String, step_number: u32) {
+    if name.trim().is_empty() {
+        *name = format!("step {step_number}");
+    }
+    fit_one_line(name, limits::NAME);
+}
+
+fn fit_declaration(step: &mut StepDeclaration) {
+    fit_step_name(&mut step.name, step.step_number);
+    if let Some(branch) = &mut step.branch {
+        fit_one_line(branch, limits::NAME);
+    }
+    fit_payload(&mut step.input);
+}
+
+fn fit_start(start: &mut WorkflowStart) {
+    fit_one_line(&mut start.workflow_type, app::model::MAX_WORKFLOW_TYPE_LEN);
+    for value in [
+        &mut start.triggered_by,
+        &mut start.trigger_type,
+        &mut start.definition_name,
+        &mut start.definition_version,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        fit_one_line(value, limits::NAME);
+    }
+    if start.tags.len() > limits::TAGS {
+        let dropped = start.tags.len() - (limits::TAGS - 1);
+        start.tags.truncate(limits::TAGS - 1);
+        start.tags.push(format!("+{dropped} more tags"));
+    }
+    for tag in &mut start.tags {
+        fit_one_line(tag, limits::TAG);
+    }
+    fit_payload(&mut start.input);
+    for step in &mut start.steps {
+        fit_declaration(step);
+    }
+}
+
+/// The event with every field within the read model's bounds.
+pub fn fit(event: &SourceEvent) -> SourceEvent {
+    let mut event = event.clone();
+    match &mut event.change {
+        Change::WorkflowStarted(start) => fit_start(start),
+        Change::StepScheduled(declaration) => fit_declaration(declaration),
+        Change::StepStarted {
+            step_number,
+            name,
+            input,
+            branch,
+            ..
+        } => {
+            if let Some(name) = name {
+                fit_step_name(name, *step_number);
+            }
+            if let Some(branch) = branch {
+                fit_one_line(branch, limits::NAME);
+            }
+            fit_payload(input);
+        }
+        Change::StepAttemptFailed { error, .. } | Change::StepFailed { error, .. } => {
+            fit_multi_line(error, limits::ERROR)
+        }
+        Change::StepCompleted { output, .. } => fit_payload(output),
+        Change::StepCancelled { reason, .. } => fit_multi_line(reason, limits::REASON),
+        Change::WorkflowStatusChanged { reason, .. } => {
+            if let Some(reason) = reason {
+                fit_multi_line(reason, limits::REASON);
+            }
+        }
+        Change::LogLines { lines, .. } => {
+            if lines.len() > limits::LOG_LINES_PER_EVENT {
+                let dropped = lines.len() - (limits::LOG_LINES_PER_EVENT - 1);
+                lines.truncate(limits::LOG_LINES_PER_EVENT - 1);
+                lines.push(format!(
+                    "… [{dropped} more lines dropped: at most {} in one event]",
+                    limits::LOG_LINES_PER_EVENT
+                ));
+            }
+            for line in lines {
+                fit_multi_line(line, limits::LOG_LINE);
+            }
+        }
+        Change::StepSkipped { .. } => {}
+    }
+    event
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cut_text_fits_its_limit_and_says_how_much_was_cut() {
+        let long = "é".repeat(10_000); // 20,000 bytes
+        let cut = cut(&long, limits::ERROR);
+        assert!(cut.len() <= limits::ERROR);
+        assert!(cut.starts_with("éé"));
+        let kept = cut.split('…').next().unwrap().len();
+        assert!(
+            cut.ends_with(&format!("… [{} bytes cut]", 20_000 - kept)),
+            "{cut}"
+        );
+        assert_eq!(super::cut("short", 10), "short");
+    }
+
+    #[test]
+    fn names_lose_control_characters_and_logs_keep_their_lines() {
+        assert_eq!(one_line("a\u{0}b\nc\u{1b}[31m", 100), "a b c [31m");
+        assert_eq!(
+            multi_line("line 1\nline\t2\u{7}\u{8}", 100),
+            "line 1\nline\t2"
+        );
+    }
+
+    #[test]
+    fn a_huge_payload_is_kept_as_its_start_and_size() {
+        let mut payload = Some(json!({"blob": "x".repeat(limits::PAYLOAD * 2)}));
+        fit_payload(&mut payload);
+        let kept = payload.unwrap();
+        assert!(kept["bytes"].as_u64().unwrap() > limits::PAYLOAD as u64 * 2);
+        assert!(kept["start"]
+            .as_str()
+            .unwrap()
+            .starts_with("{\"blob\":\"xxx"));
+        assert!(kept.to_string().len() < limits::PAYLOAD);
+    }
+}
