@@ -112,6 +112,7 @@ pub fn app(state: AppState) -> Router {
             move || shell(options.clone()),
         )
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::map_response(http::server_fn_status))
         .layer(axum::middleware::map_response(http::log_internal_errors))
         // Failures are logged once, with their cause, by `log_internal_errors`.
         .layer(

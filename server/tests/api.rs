@@ -710,3 +710,132 @@ async fn every_refusal_is_json_even_axums_own() {
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(is_json_error(status, &body)["error"], "method_not_allowed");
 }
+
+/// Calls a page's server function as the browser does (a form-encoded POST).
+async fn call_server_fn(server: &TestServer, name: &str, form: String) -> (StatusCode, Value) {
+    let (status, body) = server
+        .send(
+            Request::post(format!("/api/{name}"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(Body::from(form))
+                .unwrap(),
+        )
+        .await;
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(Value::String(body)),
+    )
+}
+
+#[tokio::test]
+async fn the_pages_server_functions_answer_client_mistakes_with_4xx_json() {
+    let server = TestServer::start().await;
+    let (status, body) = server.push(json!([started("wf-page")])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let (status, body) = call_server_fn(&server, "get_workflow", "id=wf-page".into()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["id"], "wf-page");
+
+    let cases = [
+        ("get_workflow", "id=a%2Fb".to_owned(), 400, "bad_request"),
+        (
+            "get_workflow",
+            format!("id={}", "x".repeat(300)),
+            400,
+            "bad_request",
+        ),
+        ("get_workflow", String::new(), 400, "bad_request"),
+        (
+            "act_on_workflow",
+            "id=wf-page&action=explode".into(),
+            400,
+            "bad_request",
+        ),
+        (
+            "act_on_workflow",
+            "id=wf-none&action=pause".into(),
+            404,
+            "not_found",
+        ),
+        (
+            "act_on_workflow",
+            "id=wf-page&action=pause".into(),
+            409,
+            "conflict",
+        ),
+        (
+            "get_step_norms",
+            format!("workflow_type={}", "t".repeat(300)),
+            400,
+            "bad_request",
+        ),
+        (
+            "list_workflows",
+            format!("query[text]={}", "s".repeat(200_000)),
+            400,
+            "bad_request",
+        ),
+        (
+            "get_workflow",
+            format!("id={}", "x".repeat(3 * 1024 * 1024)),
+            413,
+            "payload_too_large",
+        ),
+    ];
+    for (name, form, status, code) in cases {
+        let (got, body) = call_server_fn(&server, name, form.clone()).await;
+        let shown: String = form.chars().take(60).collect();
+        assert_eq!(got.as_u16(), status, "{name}({shown}): {body}");
+        assert_eq!(body["error"], code, "{name}({shown}): {body}");
+        assert!(body["message"].is_string(), "{body}");
+    }
+}
+
+#[tokio::test]
+async fn the_detail_api_pages_through_a_run_with_many_steps() {
+    let server = TestServer::start().await;
+    let id = "wf-many";
+    let mut events = vec![started(id)];
+    let total = 2_500;
+    for number in 1..=total {
+        events.push(step("step_scheduled", id, number));
+    }
+    for chunk in events.chunks(1_000) {
+        let (status, body) = server.push(json!(chunk)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let detail = |query: &str| format!("/api/platform/orchestration/workflows/{id}{query}");
+    let (status, first) = server.get(&detail("")).await;
+    assert_eq!(status, StatusCode::OK);
+    let steps = first["execution"]["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 1_000);
+    assert_eq!(steps[0]["step_number"], 1);
+    assert_eq!(
+        first["execution"]["steps_page"],
+        json!({"from": 1, "limit": 1000, "total": total, "next_from": 1001})
+    );
+    let mut seen = steps.len();
+    let mut next = first["execution"]["steps_page"]["next_from"].as_u64();
+    while let Some(from) = next {
+        let (status, page) = server
+            .get(&detail(&format!("?steps_from={from}&steps_limit=700")))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let steps = page["execution"]["steps"].as_array().unwrap();
+        assert_eq!(steps[0]["step_number"], from);
+        seen += steps.len();
+        next = page["execution"]["steps_page"]["next_from"].as_u64();
+    }
+    assert_eq!(seen, total as usize);
+    for bad in [
+        "?steps_limit=0",
+        "?steps_limit=5001",
+        "?steps_from=-1",
+        "?steps_from=x",
+    ] {
+        let (status, body) = server.get(&detail(bad)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{bad}: {body}");
+        assert_eq!(body["error"], "bad_request", "{bad}: {body}");
+    }
+}

@@ -783,3 +783,55 @@ action = { kind = "command", program = "sh", args = ["-c", "echo \"env:${#STEPLI
         "too big for the environment"
     );
 }
+
+/// The id the built-in engine hands out at `ms` (first of that millisecond): its ids are
+/// readable and so predictable.
+fn predicted_builtin_id(prefix: &str, ms: i64) -> String {
+    const DIGITS: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let (mut n, mut digits) = (ms as u64, Vec::new());
+    while n > 0 {
+        digits.push(DIGITS[(n % 36) as usize]);
+        n /= 36;
+    }
+    digits.reverse();
+    format!("{prefix}-wf-{}00", String::from_utf8(digits).unwrap())
+}
+
+#[tokio::test]
+async fn a_pushing_source_cannot_take_the_ids_the_builtin_engine_hands_out() {
+    let server = serve(&[r#"
+type = "squat"
+name = "Squatted"
+version = "1"
+[[steps]]
+name = "only"
+action = { kind = "simulate", duration = "10ms" }
+"#])
+    .await;
+    // Every id the engine could hand out in the next 4 seconds, taken by a pushed run.
+    let from = chrono::Utc::now().timestamp_millis();
+    let squatted: Vec<String> = (from..from + 4_000)
+        .map(|ms| predicted_builtin_id("squat", ms))
+        .collect();
+    for chunk in squatted.chunks(1_000) {
+        let events: Vec<Value> = chunk
+            .iter()
+            .map(|id| {
+                json!({"type": "workflow_started", "workflow_id": id,
+                       "at": chrono::Utc::now(), "workflow_type": "squat"})
+            })
+            .collect();
+        let (status, body) = server
+            .client
+            .post("/events", json!({"source": "squatter", "events": events}))
+            .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let id = server.client.start("squat").await;
+    assert!(!squatted.contains(&id), "{id} was squatted");
+    let detail = server.client.wait_status(&id, "COMPLETED").await;
+    assert_eq!(detail["engine"], "builtin");
+    // The pushed runs stay the source's own.
+    let first = server.client.detail(&squatted[0]).await;
+    assert_eq!(first["engine"], "custom:squatter", "{first}");
+}

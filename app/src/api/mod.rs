@@ -1,11 +1,14 @@
 //! Server functions: thin adapters from the pages onto the server's read model.
 //!
 //! The server crate provides a [`ReadModel`] in the Leptos context; these functions only
-//! read it. Internal errors never cross to the browser as text: they are logged on the
-//! server and the page gets a plain message.
+//! read it. They fail with the REST API's [`ErrorBody`] (its code sets the HTTP status:
+//! a client's mistake is a 4xx); internal errors never cross to the browser as text:
+//! they are logged on the server and the page gets a plain message. Each has a fixed
+//! path, `/api/<name>`, the same in every build.
 
 use crate::model::{
-    Action, ActionResponse, ListQuery, WorkflowDetail, WorkflowList, WorkflowStats,
+    Action, ActionResponse, ErrorBody, ErrorKind, ListQuery, WorkflowDetail, WorkflowList,
+    WorkflowStats,
 };
 use leptos::prelude::*;
 
@@ -15,8 +18,8 @@ mod read_model;
 pub use read_model::{Operations, ReadError, ReadModel, SharedOperations, SharedReadModel};
 
 /// One page of the workflow list.
-#[server]
-pub async fn list_workflows(query: ListQuery) -> Result<WorkflowList, ServerFnError> {
+#[server(endpoint = "list_workflows")]
+pub async fn list_workflows(query: ListQuery) -> Result<WorkflowList, ErrorBody> {
     let model = read_model::from_context()?;
     model
         .list_workflows(&query)
@@ -25,15 +28,21 @@ pub async fn list_workflows(query: ListQuery) -> Result<WorkflowList, ServerFnEr
 }
 
 /// The stats line and the tabs' counts.
-#[server]
-pub async fn get_stats() -> Result<WorkflowStats, ServerFnError> {
+#[server(endpoint = "get_stats")]
+pub async fn get_stats() -> Result<WorkflowStats, ErrorBody> {
     let model = read_model::from_context()?;
     model.stats().await.map_err(read_model::to_client_error)
 }
 
 /// One workflow with its steps, or `None` when no engine knows the id.
-#[server]
-pub async fn get_workflow(id: String) -> Result<Option<WorkflowDetail>, ServerFnError> {
+#[server(endpoint = "get_workflow")]
+pub async fn get_workflow(id: String) -> Result<Option<WorkflowDetail>, ErrorBody> {
+    if !crate::model::is_valid_workflow_id(&id) {
+        return Err(ErrorBody::new(
+            ErrorKind::BadRequest,
+            crate::model::invalid_workflow_id(&id),
+        ));
+    }
     let model = read_model::from_context()?;
     model
         .workflow_detail(&id)
@@ -43,26 +52,23 @@ pub async fn get_workflow(id: String) -> Result<Option<WorkflowDetail>, ServerFn
 
 /// An operator's action on a run (the detail page's buttons). The answer, or the
 /// engine's reason for refusing, is shown to the operator as it is.
-#[server]
+#[server(endpoint = "act_on_workflow")]
 pub async fn act_on_workflow(
     id: String,
     action: Action,
     reason: Option<String>,
     from_step: Option<u32>,
-) -> Result<ActionResponse, ServerFnError> {
+) -> Result<ActionResponse, ErrorBody> {
     let operations = use_context::<SharedOperations>()
-        .ok_or_else(|| ServerFnError::new("actions are not available"))?;
-    operations
-        .act(&id, action, reason, from_step)
-        .await
-        .map_err(ServerFnError::new)
+        .ok_or_else(|| ErrorBody::new(ErrorKind::Unavailable, "actions are not available"))?;
+    operations.act(&id, action, reason, from_step).await
 }
 
 /// How the fleet did over a period (the analytics page).
-#[server]
+#[server(endpoint = "get_analytics")]
 pub async fn get_analytics(
     window: crate::model::analytics::Window,
-) -> Result<crate::model::analytics::Analytics, ServerFnError> {
+) -> Result<crate::model::analytics::Analytics, ErrorBody> {
     let model = read_model::from_context()?;
     model
         .analytics(window)
@@ -71,12 +77,15 @@ pub async fn get_analytics(
 }
 
 /// How long the steps of a workflow type usually take, for the Gantt chart's flags.
-#[server]
+#[server(endpoint = "get_step_norms")]
 pub async fn get_step_norms(
     workflow_type: String,
-) -> Result<Vec<crate::model::analytics::StepNorm>, ServerFnError> {
+) -> Result<Vec<crate::model::analytics::StepNorm>, ErrorBody> {
     if workflow_type.len() > crate::model::MAX_WORKFLOW_TYPE_LEN {
-        return Err(ServerFnError::new("the workflow type is too long"));
+        return Err(ErrorBody::new(
+            ErrorKind::BadRequest,
+            "the workflow type is too long",
+        ));
     }
     let model = read_model::from_context()?;
     model

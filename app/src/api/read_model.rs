@@ -1,7 +1,8 @@
 //! The read side the server crate implements for server functions and SSR.
 
 use crate::model::{
-    Action, ActionResponse, ListQuery, QueryError, WorkflowDetail, WorkflowList, WorkflowStats,
+    Action, ActionResponse, ErrorBody, ErrorKind, ListQuery, QueryError, WorkflowDetail,
+    WorkflowList, WorkflowStats,
 };
 use leptos::prelude::*;
 use std::sync::Arc;
@@ -40,30 +41,34 @@ pub type SharedReadModel = Arc<dyn ReadModel>;
 /// Operators' actions, implemented by the server with the same rules as its REST API.
 #[async_trait::async_trait]
 pub trait Operations: Send + Sync + 'static {
-    /// Does `action` to run `id`; the error is a message fit for the operator.
+    /// Does `action` to run `id`; the error is the REST API's answer (404 unknown run,
+    /// 409 refused, ...), its message fit for the operator.
     async fn act(
         &self,
         id: &str,
         action: Action,
         reason: Option<String>,
         from_step: Option<u32>,
-    ) -> Result<ActionResponse, String>;
+    ) -> Result<ActionResponse, ErrorBody>;
 }
 
 /// The operations as put into the Leptos context.
 pub type SharedOperations = Arc<dyn Operations>;
 
-pub(super) fn from_context() -> Result<SharedReadModel, ServerFnError> {
+pub(super) fn from_context() -> Result<SharedReadModel, ErrorBody> {
     use_context::<SharedReadModel>()
-        .ok_or_else(|| ServerFnError::new("the read model is not available"))
+        .ok_or_else(|| ErrorBody::new(ErrorKind::Unavailable, "the read model is not available"))
 }
 
-pub(super) fn to_client_error(error: ReadError) -> ServerFnError {
+pub(super) fn to_client_error(error: ReadError) -> ErrorBody {
     match error {
-        ReadError::BadQuery(e) => ServerFnError::new(e.to_string()),
+        ReadError::BadQuery(e) => ErrorBody::new(ErrorKind::BadRequest, e.to_string()),
         ReadError::Store(cause) => {
             tracing::error!(%cause, "read model failure");
-            ServerFnError::new("the workflow store could not be read; see the server log")
+            ErrorBody::new(
+                ErrorKind::Internal,
+                "the workflow store could not be read; see the server log",
+            )
         }
     }
 }

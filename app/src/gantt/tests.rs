@@ -81,6 +81,7 @@ fn run(
             current_step: 0,
             steps,
             parallel_branches: Vec::new(),
+            steps_page: None,
         },
         metadata: Metadata::default(),
     }

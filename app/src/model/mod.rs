@@ -2,11 +2,13 @@
 //! exchange. Serde only, so the same types compile into the browser's WASM.
 
 pub mod analytics;
+mod error;
 mod live;
 mod query;
 mod status;
 mod workflow;
 
+pub use error::{ErrorBody, ErrorKind};
 pub use live::{ClientMessage, LiveEvent, LiveMessage, Subscription};
 pub use query::{
     Cursor, ListQuery, QueryError, Sort, Tab, COMPLETED_TAB_SIZE, DEFAULT_LIMIT, MAX_LIMIT,
@@ -15,9 +17,9 @@ pub use query::{
 pub use status::{SlaStatus, StepKind, StepStatus, WorkflowStatus};
 pub use workflow::{
     attempt_label, derive_branches, format_duration, progress_of, Action, ActionResponse, Attempt,
-    Branch, Capabilities, DefinitionInfo, EngineHealth, EngineState, ErrorBody, Execution,
-    LiveMode, Metadata, Priority, Progress, RetryPolicyInfo, Step, TabCounts, Workflow,
-    WorkflowDetail, WorkflowList, WorkflowStats,
+    Branch, Capabilities, DefinitionInfo, EngineHealth, EngineState, Execution, LiveMode, Metadata,
+    Priority, Progress, RetryPolicyInfo, Step, StepsPage, TabCounts, Workflow, WorkflowDetail,
+    WorkflowList, WorkflowStats,
 };
 
 /// Longest workflow type a query may name (longer ones cannot exist).
@@ -34,6 +36,12 @@ pub fn is_valid_workflow_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// Why `id` is refused as a workflow id, for an error message.
+pub fn invalid_workflow_id(id: &str) -> String {
+    let shown: String = id.chars().take(MAX_WORKFLOW_ID_LEN + 1).collect();
+    format!("{shown:?} is not a workflow id (1 to 128 characters of A-Z a-z 0-9 . _ : -)")
 }
 
 #[cfg(test)]

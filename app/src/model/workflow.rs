@@ -345,6 +345,27 @@ pub struct Execution {
     pub steps: Vec<Step>,
     #[serde(default)]
     pub parallel_branches: Vec<Branch>,
+    /// Which steps `steps` holds, when the read was paged (the REST detail always is).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps_page: Option<StepsPage>,
+}
+
+/// One page of a run's steps: from step `from` (by number), at most `limit` of `total`;
+/// `next_from` is where the next page starts, absent on the last one. The branches
+/// are those of the steps on the page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StepsPage {
+    pub from: u32,
+    pub limit: u32,
+    pub total: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_from: Option<u32>,
+}
+
+impl StepsPage {
+    /// Steps per page when the client does not say.
+    pub const DEFAULT_LIMIT: u32 = 1_000;
+    pub const MAX_LIMIT: u32 = 5_000;
 }
 
 /// Who started a run, how, and how it is labelled.
@@ -383,16 +404,6 @@ pub struct WorkflowDetail {
     pub definition: DefinitionInfo,
     pub execution: Execution,
     pub metadata: Metadata,
-}
-
-/// The body of every error the API answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ErrorBody {
-    pub error: String,
-    pub message: String,
-    /// For a refused batch of source events: the (0-based) index of the offending one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub event_index: Option<usize>,
 }
 
 /// The one way every view writes a duration: `0.4s`, `12s`, `5:30`, and in hours from an

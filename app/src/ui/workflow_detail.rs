@@ -287,17 +287,9 @@ fn send(
         state.busy.set(false);
         state.notice.set(Some(match outcome {
             Ok(answer) => Notice::Done(answer.message),
-            Err(error) => Notice::Failed(server_message(error)),
+            Err(error) => Notice::Failed(error.message),
         }));
     });
-}
-
-/// The message of a server function error, without the framework's prefix.
-fn server_message(error: ServerFnError) -> String {
-    match error {
-        ServerFnError::ServerError(message) => message,
-        other => other.to_string(),
-    }
 }
 
 #[component]

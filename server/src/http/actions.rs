@@ -104,11 +104,12 @@ pub async fn start(
     Ok((StatusCode::CREATED, Json(answer(outcome))))
 }
 
+/// The one check of a workflow id taken from a request path.
 pub(super) fn checked_id(id: &str) -> Result<(), AppError> {
     if is_valid_workflow_id(id) {
         Ok(())
     } else {
-        Err(AppError::BadRequest(format!("{id:?} is not a workflow id")))
+        Err(AppError::BadRequest(app::model::invalid_workflow_id(id)))
     }
 }
 

@@ -1,7 +1,7 @@
 //! The API's one error type: every failure becomes a JSON body with a status that says
 //! whose fault it was. Server faults are logged once here and answered opaquely.
 
-use app::model::ErrorBody;
+use app::model::{ErrorBody, ErrorKind};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -35,18 +35,49 @@ pub enum AppError {
 }
 
 impl AppError {
-    fn parts(&self) -> (StatusCode, &'static str) {
+    fn kind(&self) -> ErrorKind {
         match self {
-            Self::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
-            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
-            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
-            Self::Unprocessable(_) => (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
-            Self::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
-            Self::EventRefused { status, .. } => (*status, "event_refused"),
-            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            Self::BadRequest(_) => ErrorKind::BadRequest,
+            Self::NotFound(_) => ErrorKind::NotFound,
+            Self::Conflict(_) => ErrorKind::Conflict,
+            Self::Unprocessable(_) => ErrorKind::Unprocessable,
+            Self::PayloadTooLarge(_) => ErrorKind::PayloadTooLarge,
+            Self::Unavailable(_) => ErrorKind::Unavailable,
+            Self::EventRefused { .. } => ErrorKind::EventRefused,
+            Self::Internal(_) => ErrorKind::Internal,
         }
     }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            Self::EventRefused { status, .. } => *status,
+            other => status_of(other.kind()),
+        }
+    }
+
+    /// The body the client gets: the whole message for its own mistakes, an opaque one
+    /// for ours.
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            event_index: match self {
+                Self::EventRefused { index, .. } => Some(*index),
+                _ => None,
+            },
+            ..ErrorBody::new(self.kind(), self.public_message())
+        }
+    }
+
+    /// The body, with the cause of a fault of ours logged once here.
+    pub fn into_logged_body(self) -> ErrorBody {
+        if let Self::Internal(cause) = &self {
+            tracing::error!(cause = %chain(cause.as_ref()), "request failed");
+        }
+        self.body()
+    }
+}
+
+fn status_of(kind: ErrorKind) -> StatusCode {
+    StatusCode::from_u16(kind.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 impl AppError {
@@ -57,7 +88,7 @@ impl AppError {
 
     /// What the client is told: the whole message for its own mistakes, an opaque one
     /// for ours.
-    pub fn public_message(&self) -> String {
+    fn public_message(&self) -> String {
         match self {
             Self::Internal(_) => {
                 "Something went wrong on our side; the cause is in the server log.".to_owned()
@@ -95,31 +126,34 @@ pub async fn log_internal_errors(response: Response) -> Response {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
-        let (status, code) = self.parts();
-        let message = self.public_message();
-        let cause = match &self {
-            Self::Internal(cause) => {
-                Some(InternalCause(std::sync::Arc::new(chain(cause.as_ref()))))
-            }
-            _ => None,
-        };
-        let mut response = (
-            status,
-            Json(ErrorBody {
-                error: code.to_owned(),
-                message,
-                event_index: match &self {
-                    Self::EventRefused { index, .. } => Some(*index),
-                    _ => None,
-                },
-            }),
-        )
-            .into_response();
-        if let Some(cause) = cause {
+        let mut response = (self.status(), Json(self.body())).into_response();
+        if let Self::Internal(cause) = &self {
+            let cause = InternalCause(std::sync::Arc::new(chain(cause.as_ref())));
             response.extensions_mut().insert(cause);
         }
         response
     }
+}
+
+/// The header server functions mark their error answers with.
+const SERVER_FN_ERROR_HEADER: &str = "serverfnerror";
+
+/// A server function's error answer leaves the framework as a 500 whatever it says: its
+/// status is set here from the body's code, so a client's mistake is a 4xx on the pages'
+/// paths too.
+pub async fn server_fn_status(response: Response) -> Response {
+    if !response.headers().contains_key(SERVER_FN_ERROR_HEADER) {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    // Error bodies are a message long; a longer one is ours and stays a 500.
+    let bytes = axum::body::to_bytes(body, 64 * 1024)
+        .await
+        .unwrap_or_default();
+    if let Ok(error) = serde_json::from_slice::<ErrorBody>(&bytes) {
+        parts.status = status_of(error.kind());
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 impl From<crate::store::StoreError> for AppError {
@@ -160,7 +194,13 @@ pub async fn json_errors(response: Response) -> Response {
         .unwrap_or_default();
     let reason = status.canonical_reason().unwrap_or("error");
     let body = ErrorBody {
-        error: reason.to_ascii_lowercase().replace([' ', '-'], "_"),
+        error: ErrorKind::ALL
+            .into_iter()
+            .find(|kind| kind.status() == status.as_u16())
+            .map_or_else(
+                || reason.to_ascii_lowercase().replace([' ', '-'], "_"),
+                |kind| kind.code().to_owned(),
+            ),
         message: if text.is_empty() || status.is_server_error() {
             reason.to_owned()
         } else {

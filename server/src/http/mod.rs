@@ -7,7 +7,7 @@ mod gantt;
 mod ingest;
 mod workflows;
 
-pub use error::{log_internal_errors, AppError};
+pub use error::{log_internal_errors, server_fn_status, AppError};
 
 use crate::engines::builtin::BuiltinEngine;
 use crate::engines::Engines;
@@ -15,7 +15,7 @@ use crate::live::{ws, LiveHub, SnapshotSource};
 use crate::projector::{now_ms, Projector};
 use crate::store::Store;
 use app::api::{Operations, ReadError, ReadModel};
-use app::model::{Action, ActionResponse};
+use app::model::{Action, ActionResponse, ErrorBody};
 use app::model::{ListQuery, Workflow, WorkflowDetail, WorkflowList};
 use axum::extract::{DefaultBodyLimit, FromRef};
 use axum::routing::{any, get, post};
@@ -163,15 +163,10 @@ impl Operations for PageOperations {
         action: Action,
         reason: Option<String>,
         from_step: Option<u32>,
-    ) -> Result<ActionResponse, String> {
+    ) -> Result<ActionResponse, ErrorBody> {
         actions::perform(&self.state, id, action, reason, from_step)
             .await
-            .map_err(|error| {
-                if let AppError::Internal(cause) = &error {
-                    tracing::error!(cause = %error::chain(cause.as_ref()), "action failed");
-                }
-                error.public_message()
-            })
+            .map_err(AppError::into_logged_body)
     }
 }
 

@@ -1,9 +1,10 @@
 //! `GET .../workflows`, `GET .../workflows/{id}` and `GET .../analytics`.
 
 use super::{AppError, AppState};
+use crate::projector::now_ms;
 use app::api::{ReadError, ReadModel};
 use app::model::analytics::{Analytics, Window};
-use app::model::{is_valid_workflow_id, ListQuery, WorkflowDetail, WorkflowList};
+use app::model::{ListQuery, StepsPage, WorkflowDetail, WorkflowList};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::Json;
@@ -30,20 +31,38 @@ pub async fn list(
         .map_err(read_error)
 }
 
+/// `GET .../workflows/{id}?steps_from=N&steps_limit=M`: the run with one page of its
+/// steps (from step 1, [`StepsPage::DEFAULT_LIMIT`] of them, when not said).
 pub async fn detail(
     State(state): State<AppState>,
     Path(id): Path<String>,
+    params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<WorkflowDetail>, AppError> {
-    if !is_valid_workflow_id(&id) {
+    super::actions::checked_id(&id)?;
+    let Query(params) = params.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let (mut from, mut limit) = (1, StepsPage::DEFAULT_LIMIT);
+    for (key, value) in &params {
+        let number = || {
+            value.parse::<u32>().map_err(|_| {
+                AppError::BadRequest(format!("{key} must be a whole number, not {value:?}"))
+            })
+        };
+        match key.as_str() {
+            "steps_from" => from = number()?,
+            "steps_limit" => limit = number()?,
+            _ => {}
+        }
+    }
+    if !(1..=StepsPage::MAX_LIMIT).contains(&limit) {
         return Err(AppError::BadRequest(format!(
-            "{id:?} is not a workflow id (1 to 128 characters of A-Z a-z 0-9 . _ : -)"
+            "steps_limit must be between 1 and {}",
+            StepsPage::MAX_LIMIT
         )));
     }
     state
-        .reader()
-        .workflow_detail(&id)
-        .await
-        .map_err(read_error)?
+        .store
+        .workflow_detail_page(&id, now_ms(), from, limit)
+        .await?
         .map(Json)
         .ok_or_else(|| AppError::NotFound(format!("no workflow {id:?}")))
 }

@@ -170,7 +170,7 @@ where
             .iter()
             .find(|id| !is_valid_workflow_id(id))
         {
-            return Err(format!("{bad:?} is not a workflow id"));
+            return Err(app::model::invalid_workflow_id(bad));
         }
         if self.ids.len() + subscription.workflow_ids.len() > MAX_SUBSCRIBED_IDS {
             return Err(format!(

@@ -1,5 +1,6 @@
 //! The projector: the single writer of the read model. Engines hand it batches of source
-//! events; it applies each batch atomically (all or nothing), derives progress, SLA and
+//! events; it applies each batch atomically (all or nothing; or, for an engine that
+//! batches many runs' transitions, all or nothing per run), derives progress, SLA and
 //! durations once for every engine, and publishes the resulting live events after the
 //! commit. A ticker moves SLA statuses on as time passes.
 
@@ -55,9 +56,37 @@ impl From<sqlx::Error> for ApplyError {
     }
 }
 
+/// What one refusal spoils: the whole batch, or only the run it is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Atomicity {
+    /// A pushed batch: one refused event and nothing of it is applied.
+    Batch,
+    /// An engine's cycle over many runs: a refused event sets its run's events aside,
+    /// and every other run's are applied (a problem with one run touches no other).
+    PerRun,
+}
+
+/// A run whose events were left out of a batch applied [`Atomicity::PerRun`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct SetAside {
+    pub index: usize,
+    pub workflow_id: String,
+    pub refusal: Refusal,
+}
+
+/// What applying a batch did.
+#[derive(Debug, Default)]
+pub struct Applied {
+    /// The live events it caused, to publish once it is durable.
+    pub live: Vec<LiveEvent>,
+    /// The runs left out (only with [`Atomicity::PerRun`]).
+    pub set_aside: Vec<SetAside>,
+}
+
 struct Request {
     batch: Batch,
-    reply: oneshot::Sender<Result<usize, ApplyError>>,
+    atomicity: Atomicity,
+    reply: oneshot::Sender<Result<Vec<SetAside>, ApplyError>>,
 }
 
 /// How engines and the ingest API reach the projector; cheap to clone.
@@ -74,11 +103,31 @@ impl Projector {
         Self { requests }
     }
 
-    /// Applies a batch; returns how many events it held once they are durable.
+    /// Applies a batch, all or nothing; returns how many events it held once they are
+    /// durable.
     pub async fn apply(&self, batch: Batch) -> Result<usize, ApplyError> {
+        let count = batch.events.len();
+        self.submit(batch, Atomicity::Batch).await.map(|_| count)
+    }
+
+    /// Applies a batch run by run: the runs whose events were refused are set aside
+    /// (and returned), the others are durable when this returns.
+    pub async fn apply_per_run(&self, batch: Batch) -> Result<Vec<SetAside>, ApplyError> {
+        self.submit(batch, Atomicity::PerRun).await
+    }
+
+    async fn submit(
+        &self,
+        batch: Batch,
+        atomicity: Atomicity,
+    ) -> Result<Vec<SetAside>, ApplyError> {
         let (reply, answer) = oneshot::channel();
         self.requests
-            .send(Request { batch, reply })
+            .send(Request {
+                batch,
+                atomicity,
+                reply,
+            })
             .await
             .map_err(|_| ApplyError::Stopped)?;
         answer.await.map_err(|_| ApplyError::Stopped)?
@@ -95,13 +144,12 @@ async fn run(store: Store, hub: Arc<LiveHub>, mut inbox: mpsc::Receiver<Request>
     loop {
         tokio::select! {
             request = inbox.recv() => {
-                let Some(Request { batch, reply }) = request else { break };
-                let count = batch.events.len();
-                let result = apply_batch(&store, &batch, now_ms()).await;
+                let Some(Request { batch, atomicity, reply }) = request else { break };
+                let result = apply_events(&store, &batch, atomicity, now_ms()).await;
                 let answer = match result {
-                    Ok(events) => {
-                        hub.publish(events);
-                        Ok(count)
+                    Ok(applied) => {
+                        hub.publish(applied.live);
+                        Ok(applied.set_aside)
                     }
                     Err(error) => {
                         if let ApplyError::Store(cause) = &error {
@@ -123,51 +171,75 @@ async fn run(store: Store, hub: Arc<LiveHub>, mut inbox: mpsc::Receiver<Request>
     }
 }
 
-/// Applies a batch in one transaction and returns the live events it caused.
-#[tracing::instrument(name = "projector_batch", skip_all, fields(engine = %batch.engine, events = batch.events.len()))]
+/// Applies a batch in one transaction, all or nothing, and returns the live events it
+/// caused.
 pub async fn apply_batch(
     store: &Store,
     batch: &Batch,
     now: Millis,
 ) -> Result<Vec<LiveEvent>, ApplyError> {
+    apply_events(store, batch, Atomicity::Batch, now)
+        .await
+        .map(|applied| applied.live)
+}
+
+/// Applies a batch in one transaction; a refused event fails it or sets its run aside,
+/// as `atomicity` says.
+#[tracing::instrument(name = "projector_batch", skip_all, fields(engine = %batch.engine, events = batch.events.len()))]
+pub async fn apply_events(
+    store: &Store,
+    batch: &Batch,
+    atomicity: Atomicity,
+    now: Millis,
+) -> Result<Applied, ApplyError> {
     let mut tx = store.pool().begin().await?;
     let mut states: HashMap<String, WorkflowState> = HashMap::new();
     let mut order: Vec<String> = Vec::new();
     let mut out = Vec::new();
+    let mut set_aside: Vec<SetAside> = Vec::new();
     for (index, event) in batch.events.iter().enumerate() {
-        let event = &fit::fit(event);
-        let refused = |refusal| ApplyError::Refused {
-            index,
-            workflow_id: event.workflow_id.clone(),
-            refusal,
-        };
         let id = &event.workflow_id;
-        if let Change::WorkflowStarted(start) = &event.change {
-            if states.contains_key(id) || store::load_workflow(&mut tx, id).await?.is_some() {
-                return Err(refused(Refusal::AlreadyExists(id.clone())));
-            }
-            let state = apply::start(event, start, &batch.engine, batch.capabilities, now)
-                .map_err(refused)?;
-            states.insert(id.clone(), state);
-            order.push(id.clone());
+        if set_aside.iter().any(|run| &run.workflow_id == id) {
             continue;
         }
-        if !states.contains_key(id) {
-            let Some(row) = store::load_workflow(&mut tx, id).await? else {
-                return Err(refused(Refusal::UnknownWorkflow(id.clone())));
-            };
-            if row.engine != batch.engine {
-                return Err(refused(Refusal::Invalid(format!(
-                    "workflow {id:?} belongs to engine {:?}",
-                    row.engine
-                ))));
-            }
-            let steps = store::load_steps(&mut tx, id).await?;
-            states.insert(id.clone(), WorkflowState::loaded(row, steps));
-            order.push(id.clone());
+        let event = &fit::fit(event);
+        let outcome = apply_one(
+            &mut tx,
+            batch,
+            event,
+            now,
+            &mut states,
+            &mut order,
+            &mut out,
+        );
+        match outcome.await {
+            Ok(()) => {}
+            Err(Step::Store(error)) => return Err(error),
+            Err(Step::Refused(refusal)) => match atomicity {
+                Atomicity::Batch => {
+                    return Err(ApplyError::Refused {
+                        index,
+                        workflow_id: id.clone(),
+                        refusal,
+                    })
+                }
+                Atomicity::PerRun => {
+                    states.remove(id);
+                    order.retain(|kept| kept != id);
+                    set_aside.push(SetAside {
+                        index,
+                        workflow_id: id.clone(),
+                        refusal,
+                    });
+                }
+            },
         }
-        let state = states.get_mut(id).expect("inserted above");
-        apply::apply(state, event, now, &mut out).map_err(refused)?;
+    }
+    if !set_aside.is_empty() {
+        out.retain(|live| {
+            live.workflow_id()
+                .is_none_or(|id| set_aside.iter().all(|run| run.workflow_id != id))
+        });
     }
     let mut rollup = crate::analytics::Rollup::default();
     for id in &order {
@@ -202,7 +274,63 @@ pub async fn apply_batch(
         store::save_position(&mut tx, &batch.engine, key, position).await?;
     }
     tx.commit().await?;
-    Ok(out)
+    Ok(Applied {
+        live: out,
+        set_aside,
+    })
+}
+
+/// Why one event was not applied: the store failed (the whole batch fails), or the event
+/// was refused.
+enum Step {
+    Store(ApplyError),
+    Refused(Refusal),
+}
+
+impl<E: Into<ApplyError>> From<E> for Step {
+    fn from(error: E) -> Self {
+        Self::Store(error.into())
+    }
+}
+
+/// Applies one event to its run's state, loading the run first if the batch has not
+/// touched it yet.
+async fn apply_one(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    batch: &Batch,
+    event: &SourceEvent,
+    now: Millis,
+    states: &mut HashMap<String, WorkflowState>,
+    order: &mut Vec<String>,
+    out: &mut Vec<LiveEvent>,
+) -> Result<(), Step> {
+    let id = &event.workflow_id;
+    if let Change::WorkflowStarted(start) = &event.change {
+        if states.contains_key(id) || store::load_workflow(tx, id).await?.is_some() {
+            return Err(Step::Refused(Refusal::AlreadyExists(id.clone())));
+        }
+        let state = apply::start(event, start, &batch.engine, batch.capabilities, now)
+            .map_err(Step::Refused)?;
+        states.insert(id.clone(), state);
+        order.push(id.clone());
+        return Ok(());
+    }
+    if !states.contains_key(id) {
+        let Some(row) = store::load_workflow(tx, id).await? else {
+            return Err(Step::Refused(Refusal::UnknownWorkflow(id.clone())));
+        };
+        if row.engine != batch.engine {
+            return Err(Step::Refused(Refusal::Invalid(format!(
+                "workflow {id:?} belongs to engine {:?}",
+                row.engine
+            ))));
+        }
+        let steps = store::load_steps(tx, id).await?;
+        states.insert(id.clone(), WorkflowState::loaded(row, steps));
+        order.push(id.clone());
+    }
+    let state = states.get_mut(id).expect("inserted above");
+    apply::apply(state, event, now, out).map_err(Step::Refused)
 }
 
 /// Moves on the SLA status of runs that crossed 90 % or 100 % of their target since

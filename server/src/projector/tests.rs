@@ -794,3 +794,66 @@ async fn a_timestamp_before_1970_is_refused_as_a_broken_clock() {
         "{refused:?}"
     );
 }
+
+#[tokio::test]
+async fn a_refused_event_sets_only_its_own_run_aside_when_applied_per_run() {
+    let store = store().await;
+    apply_batch(&store, &batch(vec![started("wf-busy", 3, None)]), T0 + 1)
+        .await
+        .unwrap();
+    let events = vec![
+        step_started("wf-busy", 1_000, 1),
+        started("wf-new", 2, None),
+        // Refused: a step can not complete before it started.
+        step_completed("wf-bad", 1_500, 1),
+        step_started("wf-new", 2_000, 1),
+        step_completed("wf-busy", 2_500, 1),
+    ];
+    let whole = apply_events(&store, &batch(events.clone()), Atomicity::Batch, T0 + 3_000).await;
+    assert!(
+        matches!(whole, Err(ApplyError::Refused { index: 2, .. })),
+        "{whole:?}"
+    );
+    assert!(store.workflow_detail("wf-new", T0).await.unwrap().is_none());
+
+    let events = vec![
+        step_started("wf-busy", 1_000, 1),
+        started("wf-new", 2, None),
+        started("wf-bad", 2, None),
+        step_started("wf-bad", 1_200, 1),
+        // Refused: the step number is out of range.
+        step_started("wf-bad", 1_400, 0),
+        step_started("wf-new", 2_000, 1),
+        step_completed("wf-bad", 2_200, 1),
+        step_completed("wf-busy", 2_500, 1),
+    ];
+    let applied = apply_events(&store, &batch(events), Atomicity::PerRun, T0 + 3_000)
+        .await
+        .unwrap();
+    assert_eq!(applied.set_aside.len(), 1, "{:?}", applied.set_aside);
+    assert_eq!(applied.set_aside[0].workflow_id, "wf-bad");
+    assert_eq!(applied.set_aside[0].index, 4);
+    // Nothing of the run set aside is stored or published, the events after the refusal
+    // included; the others are whole.
+    assert!(store.workflow_detail("wf-bad", T0).await.unwrap().is_none());
+    assert!(applied
+        .live
+        .iter()
+        .all(|live| live.workflow_id() != Some("wf-bad")));
+    let busy = store
+        .workflow_detail("wf-busy", T0 + 3_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(busy.execution.steps[0].status, StepStatus::Completed);
+    let new = store
+        .workflow_detail("wf-new", T0 + 3_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(new.execution.steps[0].status, StepStatus::Running);
+    assert!(applied
+        .live
+        .iter()
+        .any(|live| live.workflow_id() == Some("wf-new")));
+}

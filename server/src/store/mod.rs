@@ -4,8 +4,9 @@
 pub mod rows;
 
 use app::model::{
-    derive_branches, Cursor, DefinitionInfo, Execution, ListQuery, Metadata, SlaStatus, Sort, Tab,
-    WorkflowDetail, WorkflowList, WorkflowStats, WorkflowStatus, COMPLETED_TAB_SIZE,
+    derive_branches, Cursor, DefinitionInfo, Execution, ListQuery, Metadata, SlaStatus, Sort,
+    StepsPage, Tab, WorkflowDetail, WorkflowList, WorkflowStats, WorkflowStatus,
+    COMPLETED_TAB_SIZE,
 };
 use rows::{LogRow, Millis, StepRow, WorkflowRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
@@ -230,7 +231,20 @@ impl Store {
         id: &str,
         now: Millis,
     ) -> Result<Option<WorkflowDetail>, StoreError> {
-        self.workflow_with_logs(id, now, LOG_TAIL).await
+        self.workflow_with_logs(id, now, LOG_TAIL, None).await
+    }
+
+    /// A run with one page of its steps (`limit` of them from step number `from`): what a
+    /// read costs stays bounded however many steps the run has.
+    pub async fn workflow_detail_page(
+        &self,
+        id: &str,
+        now: Millis,
+        from: u32,
+        limit: u32,
+    ) -> Result<Option<WorkflowDetail>, StoreError> {
+        self.workflow_with_logs(id, now, LOG_TAIL, Some((from, limit)))
+            .await
     }
 
     /// The full execution trace of a run: the detail with every log line kept.
@@ -239,7 +253,7 @@ impl Store {
         id: &str,
         now: Millis,
     ) -> Result<Option<WorkflowDetail>, StoreError> {
-        self.workflow_with_logs(id, now, i64::MAX).await
+        self.workflow_with_logs(id, now, i64::MAX, None).await
     }
 
     async fn workflow_with_logs(
@@ -247,21 +261,56 @@ impl Store {
         id: &str,
         now: Millis,
         log_lines_per_step: i64,
+        page: Option<(u32, u32)>,
     ) -> Result<Option<WorkflowDetail>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         let Some(row) = load_workflow(&mut conn, id).await? else {
             return Ok(None);
         };
-        let steps = load_steps(&mut conn, id).await?;
+        let (steps, steps_page) = match page {
+            None => (load_steps(&mut conn, id).await?, None),
+            Some((from, limit)) => {
+                let mut steps: Vec<StepRow> = sqlx::query_as(
+                    "SELECT * FROM steps WHERE workflow_id = ? AND step_number >= ?
+                     ORDER BY step_number LIMIT ?",
+                )
+                .bind(id)
+                .bind(i64::from(from))
+                .bind(i64::from(limit) + 1)
+                .fetch_all(&mut *conn)
+                .await?;
+                let next_from = (steps.len() > limit as usize)
+                    .then(|| steps.pop().map(|next| next.step_number))
+                    .flatten();
+                let (total,): (i64,) =
+                    sqlx::query_as("SELECT COUNT(*) FROM steps WHERE workflow_id = ?")
+                        .bind(id)
+                        .fetch_one(&mut *conn)
+                        .await?;
+                let page = StepsPage {
+                    from,
+                    limit,
+                    total: u32::try_from(total).unwrap_or(u32::MAX),
+                    next_from,
+                };
+                (steps, Some(page))
+            }
+        };
+        let (first, last) = match (steps.first(), steps.last()) {
+            (Some(first), Some(last)) => (first.step_number, last.step_number),
+            _ => (0, 0),
+        };
         let mut logs: HashMap<u32, Vec<String>> = HashMap::new();
         let log_rows: Vec<(i64, String)> = sqlx::query_as(
             "SELECT step_number, line FROM (
                  SELECT step_number, line, id,
                         ROW_NUMBER() OVER (PARTITION BY step_number ORDER BY id DESC) AS newest
-                 FROM step_logs WHERE workflow_id = ?
+                 FROM step_logs WHERE workflow_id = ? AND step_number BETWEEN ? AND ?
              ) WHERE newest <= ? ORDER BY step_number, id",
         )
         .bind(id)
+        .bind(i64::from(first))
+        .bind(i64::from(last))
         .bind(log_lines_per_step)
         .fetch_all(&mut *conn)
         .await?;
@@ -300,6 +349,7 @@ impl Store {
                 current_step: summary.progress.current_step,
                 parallel_branches: derive_branches(&steps),
                 steps,
+                steps_page,
             },
             metadata: Metadata {
                 triggered_by: row.triggered_by,

@@ -11,7 +11,7 @@ pub mod execute;
 pub mod run;
 
 use super::{Command, CommandError, CommandOutcome, Engine};
-use crate::projector::{now_ms, ApplyError, Batch, Projector};
+use crate::projector::{now_ms, ApplyError, Batch, Projector, SetAside};
 use crate::store::rows::Millis;
 use crate::store::Store;
 use app::model::{Capabilities, Priority, WorkflowStatus};
@@ -424,7 +424,13 @@ impl Driver {
                     let _ = reply.send(Err(refused));
                     return;
                 };
-                let id = self.ids.next(&definition.workflow_type, now);
+                let id = match self.fresh_id(&definition.workflow_type, now).await {
+                    Ok(id) => id,
+                    Err(error) => {
+                        let _ = reply.send(Err(error));
+                        return;
+                    }
+                };
                 let run = Run::create(id.clone(), definition, request, now, &mut cycle.decisions);
                 self.track(&id, None, Some(&run));
                 self.runs.insert(id.clone(), run);
@@ -518,15 +524,17 @@ impl Driver {
                 .await
                 .map_err(|e| CommandError::Unavailable(format!("reading the store: {e}")))?;
             if let Command::Clone { triggered_by } = command {
-                return self.clone_run(
-                    id,
-                    &row.workflow_type,
-                    row.input.clone(),
-                    row.priority,
-                    triggered_by,
-                    now,
-                    cycle,
-                );
+                return self
+                    .clone_run(
+                        id,
+                        &row.workflow_type,
+                        row.input.clone(),
+                        row.priority,
+                        triggered_by,
+                        now,
+                        cycle,
+                    )
+                    .await;
             }
             self.restore(&row, &steps, now, cycle);
             if !self.runs.contains_key(id) {
@@ -557,15 +565,17 @@ impl Driver {
                         Some(run.input.clone()),
                         run.priority,
                     );
-                    return self.clone_run(
-                        id,
-                        &workflow_type,
-                        input,
-                        priority,
-                        triggered_by,
-                        now,
-                        cycle,
-                    );
+                    return self
+                        .clone_run(
+                            id,
+                            &workflow_type,
+                            input,
+                            priority,
+                            triggered_by,
+                            now,
+                            cycle,
+                        )
+                        .await;
                 }
             }
             .expect("the run is in memory");
@@ -574,8 +584,27 @@ impl Driver {
             .map_err(CommandError::Refused)
     }
 
+    /// The next run id no run of any engine holds: another engine's (pushed) run may
+    /// already have the id we would hand out (ours are predictable), and it stays theirs.
+    async fn fresh_id(&mut self, workflow_type: &str, now: Millis) -> Result<String, CommandError> {
+        loop {
+            let id = self.ids.next(workflow_type, now);
+            if self.runs.contains_key(&id) {
+                continue;
+            }
+            let taken = self
+                .store
+                .workflow_row(&id)
+                .await
+                .map_err(|e| CommandError::Unavailable(format!("reading the store: {e}")))?;
+            if taken.is_none() {
+                return Ok(id);
+            }
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
-    fn clone_run(
+    async fn clone_run(
         &mut self,
         original: &str,
         workflow_type: &str,
@@ -594,7 +623,7 @@ impl Driver {
                     "workflow type {workflow_type:?} is no longer defined"
                 ))
             })?;
-        let id = self.ids.next(workflow_type, now);
+        let id = self.fresh_id(workflow_type, now).await?;
         let request = StartRequest {
             workflow_type: workflow_type.to_owned(),
             input: input.unwrap_or(Value::Null),
@@ -654,20 +683,45 @@ impl Driver {
         }
     }
 
-    /// Hands events to the projector, which stores them in one transaction.
-    async fn persist(&self, events: Vec<crate::engines::SourceEvent>) -> Result<(), ApplyError> {
+    /// Hands events to the projector, which stores them in one transaction, run by run:
+    /// a run whose transition is refused is set aside (returned) and touches no other.
+    async fn persist(
+        &self,
+        events: Vec<crate::engines::SourceEvent>,
+    ) -> Result<Vec<SetAside>, ApplyError> {
         if events.is_empty() {
-            return Ok(());
+            return Ok(Vec::new());
         }
         self.projector
-            .apply(Batch {
+            .apply_per_run(Batch {
                 engine: ENGINE_ID.into(),
                 capabilities: capabilities(),
                 events,
                 positions: Vec::new(),
             })
             .await
-            .map(|_| ())
+    }
+
+    /// Our rules and the projector's disagree about these runs: they are left as stored
+    /// (and resumed from there after a restart) rather than driven on from a state the
+    /// read model does not have.
+    fn set_aside(&mut self, runs: &[SetAside]) -> BTreeSet<String> {
+        let mut ids = BTreeSet::new();
+        for run in runs {
+            tracing::error!(workflow = %run.workflow_id, refusal = %run.refusal, "run set aside: its transition was refused");
+            self.forget(&run.workflow_id);
+            ids.insert(run.workflow_id.clone());
+        }
+        ids
+    }
+
+    /// Carries out the effects of a stored cycle, but none for a run set aside.
+    fn carry_out_all(&mut self, effects: Vec<Effect>, set_aside: &BTreeSet<String>) {
+        for effect in effects {
+            if !set_aside.contains(effect.workflow_id()) {
+                self.carry_out(effect);
+            }
+        }
     }
 
     /// Makes the cycle's events durable, then carries out its effects and answers.
@@ -688,18 +742,24 @@ impl Driver {
             ..
         } = cycle;
         match self.persist(decisions.events).await {
-            Ok(()) => {
-                for effect in decisions.effects {
-                    self.carry_out(effect);
-                }
+            Ok(set_aside) => {
+                let set_aside = self.set_aside(&set_aside);
+                self.carry_out_all(decisions.effects, &set_aside);
                 for (reply, outcome) in replies {
-                    let answer = outcome.map(|(workflow_id, message)| CommandOutcome {
-                        new_status: self
-                            .runs
-                            .get(&workflow_id)
-                            .map_or(WorkflowStatus::Pending, |run| run.status),
-                        workflow_id,
-                        message,
+                    let answer = outcome.and_then(|(workflow_id, message)| {
+                        if set_aside.contains(&workflow_id) {
+                            return Err(CommandError::Unavailable(format!(
+                                "the change to {workflow_id} could not be stored; see the server log"
+                            )));
+                        }
+                        Ok(CommandOutcome {
+                            new_status: self
+                                .runs
+                                .get(&workflow_id)
+                                .map_or(WorkflowStatus::Pending, |run| run.status),
+                            workflow_id,
+                            message,
+                        })
                     });
                     let _ = reply.send(answer);
                 }
@@ -712,7 +772,7 @@ impl Driver {
                         "the change could not be stored: {error}"
                     ))));
                 }
-                self.reload(touched, error).await;
+                self.reload(touched).await;
             }
         }
     }
@@ -751,19 +811,12 @@ impl Driver {
     /// After a failed commit, rebuilds the runs involved from the store (the truth)
     /// and stores what that changes, backing off while the store keeps failing. The
     /// engine makes no other progress meanwhile: without its store it cannot.
-    async fn reload(&mut self, mut ids: BTreeSet<String>, mut error: ApplyError) {
+    async fn reload(&mut self, mut ids: BTreeSet<String>) {
         let mut backoff = crate::retry::Backoff::new(
             std::time::Duration::from_millis(100),
             std::time::Duration::from_secs(10),
         );
         loop {
-            if let ApplyError::Refused { workflow_id, .. } = &error {
-                // Our rules and the projector's disagree about this run: leave it as
-                // stored rather than loop on it.
-                tracing::error!(workflow = %workflow_id, "run set aside: its transition was refused");
-                self.forget(workflow_id);
-                ids.remove(workflow_id);
-            }
             let now = now_ms();
             let mut cycle = Cycle::default();
             for id in &ids {
@@ -785,15 +838,13 @@ impl Driver {
                 }
             }
             match self.persist(cycle.decisions.events).await {
-                Ok(()) => {
-                    for effect in cycle.decisions.effects {
-                        self.carry_out(effect);
-                    }
+                Ok(set_aside) => {
+                    let set_aside = self.set_aside(&set_aside);
+                    self.carry_out_all(cycle.decisions.effects, &set_aside);
                     return;
                 }
-                Err(next) => {
-                    tracing::error!(error = %next, "built-in engine: store still failing");
-                    error = next;
+                Err(error) => {
+                    tracing::error!(%error, "built-in engine: store still failing");
                     ids = cycle.touched;
                     backoff.wait().await;
                 }

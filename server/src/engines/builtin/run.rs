@@ -79,6 +79,15 @@ pub enum Effect {
     },
 }
 
+impl Effect {
+    pub fn workflow_id(&self) -> &str {
+        match self {
+            Self::Launch(launch) => &launch.workflow_id,
+            Self::Abort { workflow_id, .. } | Self::WakeAt { workflow_id, .. } => workflow_id,
+        }
+    }
+}
+
 /// One attempt of a step's action to run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Launch {

@@ -270,6 +270,7 @@ impl TemporalSource {
                 token: None,
                 pending: false,
                 described: None,
+                received_up_to: 0,
             };
             follower.run().await;
             inner.followed.lock().expect("not poisoned").remove(&id);
@@ -448,6 +449,8 @@ struct Follower {
     /// What the last describe said: the run is paused, and how many events its stored
     /// history has.
     described: Option<(bool, u64)>,
+    /// The highest event id any history page gave (transient ones included).
+    received_up_to: u64,
 }
 
 impl Follower {
@@ -473,6 +476,15 @@ impl Follower {
                         if !self.describe().await {
                             return;
                         }
+                        // Temporal's long-poll can miss the notification of new events
+                        // (it answers only when it expires, many seconds on): once
+                        // describe says the history grew, it is read at once.
+                        if self.history_grew() {
+                            break inner
+                                .client
+                                .history(&workflow_id, &run_id, token.as_deref(), false)
+                                .await;
+                        }
                     }
                 }
             };
@@ -491,15 +503,19 @@ impl Follower {
             backoff.reset();
             self.inner.healthy();
             let mut page = page;
-            // Read again from the start (see below): skip what was mapped already.
-            let seen = self.mapper.last_event_id();
-            page.events.retain(|event| {
+            let event_id = |event: &Value| {
                 event
                     .get("eventId")
                     .and_then(Value::as_str)
                     .and_then(|id| id.parse::<u64>().ok())
-                    .is_none_or(|id| id > seen)
-            });
+            };
+            if let Some(last) = page.events.iter().filter_map(event_id).max() {
+                self.received_up_to = self.received_up_to.max(last);
+            }
+            // Read again from the start (see below): skip what was mapped already.
+            let seen = self.mapper.last_event_id();
+            page.events
+                .retain(|event| event_id(event).is_none_or(|id| id > seen));
             let mut events = match self.mapper.map(&page.events) {
                 Ok(events) => events,
                 Err(error) => {
@@ -645,6 +661,12 @@ impl Follower {
     fn moved_since_described(&self) -> bool {
         self.described
             .is_none_or(|(paused, length)| !paused || length > self.mapper.last_event_id())
+    }
+
+    /// Whether the last describe counted more stored events than any page gave.
+    fn history_grew(&self) -> bool {
+        self.described
+            .is_some_and(|(_, length)| length != u64::MAX && length > self.received_up_to)
     }
 
     async fn learn_if_completed(&self) {
