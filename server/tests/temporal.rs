@@ -877,10 +877,13 @@ async fn a_timed_out_runs_running_step_ends_with_it() {
             "no step is left open: {step}"
         );
     }
+    // Temporal caps the activity's schedule-to-close timeout at the run's own: either
+    // may fire first, so the step ends with the run ("TIMED_OUT") or with its own
+    // timeout ("timed out") — never left running.
     assert!(
         all[0]["error"]
             .as_str()
-            .is_some_and(|e| e.contains("TIMED_OUT")),
+            .is_some_and(|e| e.contains("TIMED_OUT") || e.contains("timed out")),
         "{}",
         all[0]
     );
