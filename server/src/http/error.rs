@@ -135,14 +135,14 @@ impl IntoResponse for AppError {
     }
 }
 
-/// The header server functions mark their error answers with.
-const SERVER_FN_ERROR_HEADER: &str = "serverfnerror";
-
 /// A server function's error answer leaves the framework as a 500 whatever it says: its
 /// status is set here from the body's code, so a client's mistake is a 4xx on the pages'
 /// paths too.
 pub async fn server_fn_status(response: Response) -> Response {
-    if !response.headers().contains_key(SERVER_FN_ERROR_HEADER) {
+    if !response
+        .headers()
+        .contains_key(leptos::server_fn::error::SERVER_FN_ERROR_HEADER)
+    {
         return response;
     }
     let (mut parts, body) = response.into_parts();
