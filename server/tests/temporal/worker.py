@@ -20,7 +20,7 @@ FixableWF fails its workflow task on a KeyError after step 1 and stays RUNNING: 
 | PermanentFailWF | step_ms (200), detail_len (0: error text added)    | failed after 2 attempts    |
 | FixableWF       | marker_path (required), step_ms (200)              | failed until marker exists |
 | SagaWF          | steps (3), step_ms (200), fail_at (null), hold_ms (0) | failed / canceled after compensation |
-| LongRunningWF   | steps (3), step_ms (30000)                         | completed (slowly)         |
+| LongRunningWF   | steps (3), step_ms (30000), delay_ms (0: a timer first) | completed (slowly)    |
 | ChildParentWF   | steps (2), step_ms (200)                           | completed, with a child    |
 | LocalActivityWF | step_ms (100)                                      | completed: an activity, then a local one |
 """
@@ -301,6 +301,12 @@ class LongRunningWF:
     async def run(self, params: Optional[dict] = None) -> str:
         p = params or {}
         steps, ms = int(p.get("steps", 3)), int(p.get("step_ms", 30000))
+        # Temporal caps an activity's schedule-to-close timeout at the run timeout, counted
+        # from when the activity is scheduled: a timer first lets the run's own timeout
+        # fire before its running step's.
+        delay_ms = int(p.get("delay_ms", 0))
+        if delay_ms > 0:
+            await workflow.sleep(_secs(delay_ms))
         for i in range(1, steps + 1):
             await workflow.execute_activity(
                 long_step,
