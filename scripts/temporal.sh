@@ -7,7 +7,8 @@
 #   scripts/temporal.sh start STATE_DIR   install, start server + worker, write STATE_DIR/env
 #   scripts/temporal.sh stop STATE_DIR    stop worker + server by their PID files (idempotent)
 #
-# After start, `. STATE_DIR/env` gives STEPLINE_TEMPORAL_HTTP, _GRPC, _NAMESPACE, _TASK_QUEUE.
+# After start, `. STATE_DIR/env` gives STEPLINE_TEMPORAL_HTTP, _GRPC, _NAMESPACE, _TASK_QUEUE
+# and _CLI (the `temporal` CLI, which speaks gRPC: it reaches ids the HTTP API cannot).
 # Logs: STATE_DIR/server.log, STATE_DIR/worker.log.
 set -euo pipefail
 
@@ -173,6 +174,7 @@ export STEPLINE_TEMPORAL_HTTP=http://127.0.0.1:$http
 export STEPLINE_TEMPORAL_GRPC=127.0.0.1:$grpc
 export STEPLINE_TEMPORAL_NAMESPACE=$NAMESPACE
 export STEPLINE_TEMPORAL_TASK_QUEUE=$TASK_QUEUE
+export STEPLINE_TEMPORAL_CLI=$VENV/bin/temporal
 EOF
   cat "$dir/env"
 }

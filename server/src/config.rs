@@ -33,6 +33,17 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub max_running: u32,
 
+    /// Most connections open at once (each live client holds one); one more is answered
+    /// 503 and closed.
+    #[arg(long, env = "STEPLINE_MAX_CONNECTIONS", default_value_t = 4_096,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub max_connections: u32,
+
+    /// How long a client may take to send a request's headers, or stay idle between
+    /// requests, before its connection is closed ("10s", "1m").
+    #[arg(long, env = "STEPLINE_HEADER_TIMEOUT", default_value = "10s")]
+    pub header_timeout: humantime::Duration,
+
     /// A TOML file of Temporal sources to follow (see README: "Temporal").
     #[arg(long, env = "STEPLINE_TEMPORAL_SOURCES")]
     pub temporal_sources: Option<PathBuf>,

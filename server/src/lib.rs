@@ -125,13 +125,13 @@ pub fn app(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `state` on `listener` until `shutdown` resolves. Tests call this on port 0.
+/// Serves `state` on `listener` within `limits` until `shutdown` resolves. Tests call
+/// this on port 0.
 pub async fn launch_with_listener(
     listener: TcpListener,
     state: AppState,
+    limits: http::ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    http::serve(listener, app(state), limits, shutdown).await
 }

@@ -62,7 +62,11 @@ async fn main() -> anyhow::Result<()> {
     tracing::info!(database = %config.database_url, "Stepline is serving on http://{local}/orchestration");
     println!("Stepline is running: http://{local}/orchestration");
 
-    server::launch_with_listener(listener, state, shutdown_signal()).await?;
+    let limits = server::http::ConnectionLimits {
+        max_connections: config.max_connections as usize,
+        header_timeout: config.header_timeout.into(),
+    };
+    server::launch_with_listener(listener, state, limits, shutdown_signal()).await?;
     Ok(())
 }
 

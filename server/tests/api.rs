@@ -388,6 +388,45 @@ async fn an_unknown_action_is_not_found() {
 }
 
 #[tokio::test]
+async fn a_runs_reference_in_its_engine_is_shown_cut_to_bounds_and_searched() {
+    let server = TestServer::start().await;
+    let long_ref = format!("workflow orders/2026/{} · run 0194", "x".repeat(2_000));
+    let (status, body) = server
+        .push_raw(
+            &json!({"source": "billing", "events": [
+                {"type": "workflow_started", "workflow_id": "bill-ref-1", "at": now(),
+                 "workflow_type": "invoice_run", "engine_ref": "workflow orders/7 · run 0194ab"},
+                {"type": "workflow_started", "workflow_id": "bill-ref-2", "at": now(),
+                 "workflow_type": "invoice_run", "engine_ref": long_ref},
+                {"type": "workflow_started", "workflow_id": "bill-ref-3", "at": now(),
+                 "workflow_type": "invoice_run"}
+            ]})
+            .to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let list = "/api/platform/orchestration/workflows";
+    let (_, body) = server.get(&format!("{list}?q=orders%2F7")).await;
+    assert_eq!(body["total"], 1, "{body}");
+    assert_eq!(body["workflows"][0]["id"], "bill-ref-1");
+    assert_eq!(
+        body["workflows"][0]["engine_ref"],
+        "workflow orders/7 · run 0194ab"
+    );
+    let (_, detail) = server.get(&format!("{list}/bill-ref-1")).await;
+    assert_eq!(
+        detail["metadata"]["engine_ref"],
+        "workflow orders/7 · run 0194ab"
+    );
+    // Over its bound, the reference is stored cut (and says so), the run kept.
+    let (_, detail) = server.get(&format!("{list}/bill-ref-2")).await;
+    let cut = detail["metadata"]["engine_ref"].as_str().unwrap();
+    assert!(cut.len() <= 1_100 && cut.ends_with("bytes cut]"), "{cut}");
+    let (_, detail) = server.get(&format!("{list}/bill-ref-3")).await;
+    assert_eq!(detail["metadata"]["engine_ref"], Value::Null);
+}
+
+#[tokio::test]
 async fn tabs_search_and_engine_filter_the_list() {
     let server = TestServer::start().await;
     let (status, _) = server

@@ -183,9 +183,14 @@ async fn serve(definitions: &[&str]) -> InProcess {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(server::launch_with_listener(listener, state, async {
-        let _ = stopped.await;
-    }));
+    tokio::spawn(server::launch_with_listener(
+        listener,
+        state,
+        Default::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
     InProcess {
         client: Client::new(base),
         _dir: dir,

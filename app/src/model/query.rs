@@ -89,8 +89,9 @@ pub enum Sort {
     Oldest,
 }
 
-/// Longest free-text search.
-pub const MAX_SEARCH: usize = 100;
+/// Longest free-text search: a whole Temporal workflow id (up to 1,000 bytes) can be
+/// searched for.
+pub const MAX_SEARCH: usize = 1_000;
 /// Longest engine id filter.
 pub const MAX_ENGINE_LEN: usize = 100;
 
@@ -103,7 +104,7 @@ pub struct ListQuery {
     /// Only runs of this engine (`builtin`, `custom:billing`, ...).
     #[serde(default)]
     pub engine: Option<String>,
-    /// Runs whose id, type, trigger or tags contain this text.
+    /// Runs whose id, type, reference in their engine, trigger or tags contain this text.
     #[serde(default)]
     pub text: Option<String>,
     /// Runs created at or after this instant.
@@ -334,6 +335,7 @@ impl ListQuery {
             let text = text.to_lowercase();
             [&workflow.id, &workflow.workflow_type]
                 .into_iter()
+                .chain(workflow.engine_ref.as_ref())
                 .chain(workflow.triggered_by.as_ref())
                 .chain(workflow.tags.iter())
                 .any(|field| field.to_lowercase().contains(&text))

@@ -547,7 +547,7 @@ fn tabs_text_engine_and_dates_filter_the_list_and_survive_the_url() {
         Err(QueryError::BadDate("yesterday".into()))
     );
     assert_eq!(
-        ListQuery::from_params([("q", "x".repeat(101).as_str())]),
+        ListQuery::from_params([("q", "x".repeat(MAX_SEARCH + 1).as_str())]),
         Err(QueryError::BadText)
     );
     let completed = ListQuery::from_params([("tab", "completed"), ("limit", "500")]).unwrap();

@@ -121,6 +121,10 @@ pub struct Workflow {
     /// Which engine (and namespace) the run comes from, e.g. `builtin`, `custom:billing`.
     #[serde(default)]
     pub engine: String,
+    /// The run's own reference in its engine (e.g. Temporal's workflow and run id), when
+    /// Stepline's id does not carry it whole.
+    #[serde(default)]
+    pub engine_ref: Option<String>,
     pub status: WorkflowStatus,
     pub progress: Progress,
     /// When the engine first reported the run (queued runs have not started yet).
@@ -371,6 +375,10 @@ impl StepsPage {
 /// Who started a run, how, and how it is labelled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Metadata {
+    /// The run's own reference in its engine (e.g. Temporal's workflow and run id), when
+    /// Stepline's id does not carry it whole.
+    #[serde(default)]
+    pub engine_ref: Option<String>,
     pub triggered_by: Option<String>,
     pub trigger_type: Option<String>,
     #[serde(default)]
@@ -388,7 +396,8 @@ pub struct WorkflowDetail {
     #[serde(default)]
     pub engine: String,
     pub status: WorkflowStatus,
-    /// Why the run ended as it did (cancel reason, final error), when known.
+    /// Why the run is as it is (cancel reason, final error, why its steps are not
+    /// shown), when known.
     #[serde(default)]
     pub status_reason: Option<String>,
     #[serde(default)]

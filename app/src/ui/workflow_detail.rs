@@ -218,6 +218,9 @@ fn RunView(run: WorkflowDetail, state: PageState) -> impl IntoView {
                 <span>{run.workflow_type.clone()}</span>
                 " • "
                 <span>{run.engine.clone()}</span>
+                {run.metadata.engine_ref.clone().map(|r| view! {
+                    " • " <span class="engine-ref" data-testid="engine-ref" title="This run in its engine">{r}</span>
+                })}
                 {run.definition.version.clone().map(|v| view! { " • " <span>"v" {v}</span> })}
                 " • "
                 <span>{run.metadata.priority.as_str()}</span>

@@ -9,7 +9,7 @@ use super::{sla_class, status_class};
 use crate::api::{get_stats, list_workflows};
 use crate::model::{
     format_duration, EngineState, ListQuery, Sort, Subscription, Tab, Workflow, WorkflowList,
-    WorkflowStats, WorkflowStatus,
+    WorkflowStats, WorkflowStatus, MAX_SEARCH,
 };
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
@@ -271,7 +271,7 @@ fn Filters(query: ListQuery) -> impl IntoView {
             {query.tab.map(|tab| view! { <input type="hidden" name="tab" value=tab.as_str() /> })}
             <label>
                 "Search "
-                <input type="search" name="q" maxlength="100" placeholder="id, type, trigger, tag"
+                <input type="search" name="q" maxlength=MAX_SEARCH placeholder="id, engine id, type, trigger, tag"
                     value=query.text.clone().unwrap_or_default() />
             </label>
             <label>
@@ -422,7 +422,7 @@ fn WorkflowRow(workflow: Workflow) -> impl IntoView {
     let href = format!("/orchestration/workflows/{}", workflow.id);
     view! {
         <tr data-workflow-id=workflow.id.clone() data-status=status.as_str()>
-            <td class="id"><a href=href>{workflow.id.clone()}</a></td>
+            <td class="id"><a href=href title=workflow.engine_ref.clone()>{workflow.id.clone()}</a></td>
             <td>{workflow.workflow_type.clone()}</td>
             <td class="engine">{workflow.engine.clone()}</td>
             <td class="progress">

@@ -118,6 +118,10 @@ impl Change {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WorkflowStart {
     pub workflow_type: String,
+    /// The run's own reference in its engine, as an operator would look it up there
+    /// (e.g. "workflow order/7 · run 0194…"), when Stepline's id does not carry it whole.
+    #[serde(default)]
+    pub engine_ref: Option<String>,
     /// PENDING (queued) or RUNNING; RUNNING when absent.
     #[serde(default)]
     pub status: Option<WorkflowStatus>,

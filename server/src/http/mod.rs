@@ -5,9 +5,11 @@ pub mod actions;
 mod error;
 mod gantt;
 mod ingest;
+mod serve;
 mod workflows;
 
 pub use error::{log_internal_errors, server_fn_status, AppError};
+pub use serve::{serve, ConnectionLimits};
 
 use crate::engines::builtin::BuiltinEngine;
 use crate::engines::Engines;

@@ -13,6 +13,8 @@ use std::collections::{BTreeMap, BTreeSet};
 /// nothing is unbounded. Text over a bound is cut (see [`super::fit`]), not refused.
 pub mod limits {
     pub const NAME: usize = 200;
+    /// A run's reference in its engine: Temporal's workflow ids go up to 1,000 bytes.
+    pub const ENGINE_REF: usize = 1_100;
     pub const ERROR: usize = 16 * 1024;
     pub const REASON: usize = 2 * 1024;
     pub const LOG_LINE: usize = 8 * 1024;
@@ -161,6 +163,7 @@ pub fn start(
         id: event.workflow_id.clone(),
         engine: engine.to_owned(),
         workflow_type: start.workflow_type.clone(),
+        engine_ref: start.engine_ref.clone(),
         status,
         status_reason: None,
         definition_name: start.definition_name.clone(),
@@ -441,6 +444,10 @@ pub fn apply(
                 if status.is_terminal() {
                     close_open_steps(state, *status, reason.as_deref(), at);
                 }
+            } else if reason.is_some() {
+                // The same status with a reason says why the run is as it is (e.g. why
+                // its steps cannot be shown): the reason is kept, the status unchanged.
+                state.row.status_reason = reason.clone();
             }
         }
         Change::LogLines { step_number, lines } => {

@@ -103,6 +103,9 @@ fn fit_declaration(step: &mut StepDeclaration) {
 
 fn fit_start(start: &mut WorkflowStart) {
     fit_one_line(&mut start.workflow_type, app::model::MAX_WORKFLOW_TYPE_LEN);
+    if let Some(engine_ref) = &mut start.engine_ref {
+        fit_one_line(engine_ref, limits::ENGINE_REF);
+    }
     for value in [
         &mut start.triggered_by,
         &mut start.trigger_type,

@@ -26,6 +26,7 @@ fn started(id: &str, total: u32, sla: Option<i64>) -> SourceEvent {
         0,
         Change::WorkflowStarted(WorkflowStart {
             workflow_type: "trial_activation".into(),
+            engine_ref: None,
             status: None,
             definition_name: Some("Trial Activation Workflow".into()),
             definition_version: Some("1.2.0".into()),
@@ -775,6 +776,40 @@ async fn when_a_run_ends_its_open_steps_end_with_it() {
         );
         assert!(step.completed_at.is_some());
     }
+}
+
+#[tokio::test]
+async fn a_status_reported_again_with_a_reason_keeps_the_reason() {
+    let store = store().await;
+    let why = |offset_ms, status, reason: Option<&str>| {
+        event(
+            "wf-why",
+            offset_ms,
+            Change::WorkflowStatusChanged {
+                status,
+                reason: reason.map(str::to_owned),
+            },
+        )
+    };
+    let events = vec![
+        started("wf-why", 0, None),
+        why(1_000, WorkflowStatus::Running, Some("steps cannot be read")),
+        // Without a reason, the one given stays.
+        why(2_000, WorkflowStatus::Running, None),
+    ];
+    apply_batch(&store, &batch(events), T0 + 3_000)
+        .await
+        .unwrap();
+    let detail = store
+        .workflow_detail("wf-why", T0 + 3_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(detail.status, WorkflowStatus::Running);
+    assert_eq!(
+        detail.status_reason.as_deref(),
+        Some("steps cannot be read")
+    );
 }
 
 #[tokio::test]

@@ -352,6 +352,7 @@ impl Store {
                 steps_page,
             },
             metadata: Metadata {
+                engine_ref: row.engine_ref,
                 triggered_by: row.triggered_by,
                 trigger_type: row.trigger_type,
                 priority: row.priority,
@@ -517,7 +518,7 @@ fn push_filters(builder: &mut QueryBuilder<'_, Sqlite>, query: &ListQuery) {
                 .replace('_', "\\_")
         );
         builder.push(" AND (");
-        for (i, column) in ["id", "workflow_type", "triggered_by", "tags"]
+        for (i, column) in ["id", "workflow_type", "triggered_by", "tags", "engine_ref"]
             .iter()
             .enumerate()
         {
@@ -579,8 +580,8 @@ pub async fn save_workflow(
              id, engine, workflow_type, status, status_reason, definition_name,
              definition_version, declared_steps, completed_steps, total_steps,
              sla_target_seconds, sla_status, triggered_by, trigger_type, priority, tags,
-             input, capabilities, created_ms, started_ms, completed_ms, updated_ms)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             input, capabilities, created_ms, started_ms, completed_ms, updated_ms, engine_ref)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET
              status = excluded.status,
              status_reason = excluded.status_reason,
@@ -614,6 +615,7 @@ pub async fn save_workflow(
     .bind(row.started_ms)
     .bind(row.completed_ms)
     .bind(row.updated_ms)
+    .bind(&row.engine_ref)
     .execute(conn)
     .await?;
     Ok(())

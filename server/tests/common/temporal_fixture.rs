@@ -80,6 +80,36 @@ impl Temporal {
         body["runId"].as_str().expect("a run id").to_owned()
     }
 
+    /// Starts a fixture workflow through the `temporal` CLI (gRPC), which takes workflow
+    /// ids the HTTP API cannot address (a `/`); answers its run id.
+    pub async fn start_by_cli(
+        &self,
+        workflow_type: &str,
+        workflow_id: &str,
+        input: Value,
+    ) -> String {
+        let env = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| {
+                panic!("{name} is not set: start a server with `scripts/temporal.sh start DIR` and `. DIR/env`")
+            })
+        };
+        let output = tokio::process::Command::new(env("STEPLINE_TEMPORAL_CLI"))
+            .args(["workflow", "start", "--output", "json", "--address"])
+            .arg(env("STEPLINE_TEMPORAL_GRPC"))
+            .args(["--task-queue", &self.task_queue, "--type", workflow_type])
+            .args(["--workflow-id", workflow_id, "--input", &input.to_string()])
+            .output()
+            .await
+            .expect("the temporal CLI runs");
+        assert!(
+            output.status.success(),
+            "start {workflow_type} {workflow_id}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let started: Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        started["runId"].as_str().expect("a run id").to_owned()
+    }
+
     /// Terminates the workflow in Temporal itself (as an operator would in its own UI).
     pub async fn terminate(&self, workflow_id: &str, reason: &str) {
         let response = self

@@ -181,6 +181,7 @@ impl Run {
             now,
             Change::WorkflowStarted(WorkflowStart {
                 workflow_type: definition.workflow_type.clone(),
+                engine_ref: None,
                 status: Some(WorkflowStatus::Pending),
                 definition_name: Some(definition.name.clone()),
                 definition_version: Some(definition.version.clone()),

@@ -12,6 +12,8 @@
 //! - Unreachable server: the source reports itself degraded, followers and discovery
 //!   retry with capped backoff and catch up once it answers again.
 
+mod listed;
+
 use super::client::{ClientError, Execution, TemporalClient};
 use super::history::HistoryMapper;
 use super::SourceConfig;
@@ -54,6 +56,9 @@ struct Position {
     /// [`HistoryMapper::attempt_state`]).
     #[serde(rename = "a", default, skip_serializing_if = "Vec::is_empty")]
     attempts: Vec<(u32, u32, bool, i64)>,
+    /// The run is known from the listing only (see [`listed`]): no history to follow.
+    #[serde(rename = "l", default, skip_serializing_if = "std::ops::Not::not")]
+    listed_only: bool,
 }
 
 /// A Temporal namespace followed live; the engine of its runs.
@@ -132,7 +137,12 @@ impl TemporalSource {
                 continue;
             };
             inner.remember(&id, &position.workflow_id, &position.run_id);
-            if !position.closed {
+            if position.listed_only && !position.closed {
+                let ids = (position.workflow_id, position.run_id);
+                // Stored as running (or paused): a status other than the listing's is
+                // stored again, which changes nothing when it is the same.
+                self.watch_listed(id, ids, None, Some(WorkflowStatus::Running));
+            } else if !position.closed {
                 self.follow(
                     id,
                     position.workflow_id,
@@ -232,6 +242,11 @@ impl TemporalSource {
                 .config
                 .workflow_id(&execution.workflow_id, &execution.run_id);
             inner.remember(&id, &execution.workflow_id, &execution.run_id);
+            if !listed::addressable(&execution.workflow_id) {
+                let ids = (execution.workflow_id.clone(), execution.run_id.clone());
+                self.watch_listed(id, ids, Some(execution), None);
+                continue;
+            }
             self.follow(id, execution.workflow_id, execution.run_id, 0, &[]);
         }
         Ok(())
@@ -390,12 +405,22 @@ impl Inner {
     /// is left out (and logged with the reason) and the rest is stored: one fact that
     /// does not fit must never stop the run from being followed. False only when the
     /// run's start itself is refused (its id is taken): its events belong to no run here.
-    async fn commit(&self, mut events: Vec<SourceEvent>, position: (String, String)) -> bool {
+    async fn commit(&self, events: Vec<SourceEvent>, position: (String, String)) -> bool {
+        self.commit_as(events, position, self.capabilities()).await
+    }
+
+    /// [`Self::commit`], for runs that can do `capabilities` (not the source's own).
+    async fn commit_as(
+        &self,
+        mut events: Vec<SourceEvent>,
+        position: (String, String),
+        capabilities: Capabilities,
+    ) -> bool {
         let mut backoff = Backoff::new(BACKOFF_FIRST, BACKOFF_CAP);
         loop {
             let batch = Batch {
                 engine: self.engine_id.clone(),
-                capabilities: self.capabilities(),
+                capabilities,
                 events: events.clone(),
                 positions: vec![position.clone()],
             };
@@ -564,11 +589,16 @@ impl Follower {
         }
     }
 
-    /// Gives a new run the step count of its type's longest completed run, and the run
-    /// it came from when Stepline started it.
+    /// Gives a new run its ids in Temporal (Stepline's id may carry only a hash of them),
+    /// the step count of its type's longest completed run, and the run it came from when
+    /// Stepline started it.
     fn complete_start(&self, events: &mut [SourceEvent]) {
         for event in events.iter_mut() {
             if let Change::WorkflowStarted(start) = &mut event.change {
+                start.engine_ref = Some(format!(
+                    "workflow {} · run {}",
+                    self.workflow_id, self.run_id
+                ));
                 start.total_steps = self.inner.known_steps(&start.workflow_type);
                 if let Some(origin) = self
                     .inner
@@ -594,6 +624,7 @@ impl Follower {
             } else {
                 self.mapper.attempt_state()
             },
+            listed_only: false,
         };
         (
             self.id.clone(),

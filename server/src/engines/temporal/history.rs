@@ -445,6 +445,7 @@ impl HistoryMapper {
                 workflow_type: text(attrs, "/workflowType/name")
                     .ok_or_else(|| fail("no workflow type"))?
                     .to_owned(),
+                engine_ref: None,
                 status: Some(WorkflowStatus::Running),
                 definition_name: None,
                 definition_version: None,

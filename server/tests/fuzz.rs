@@ -1,0 +1,474 @@
+//! Hostile input, generated: batches pushed to the events API through the real router (on
+//! a real SQLite file), and the recorded Temporal histories, mutated, through the history
+//! mapping and the projector. Every request must be answered 2xx, or 4xx with the API's
+//! JSON error (naming the event when one is refused); nothing may panic or answer 5xx,
+//! and what was stored must read back (list, detail, Gantt SVG).
+//!
+//! `STEPLINE_FUZZ_CASES` sets how many cases each test runs (default 2,000, quick enough
+//! for every run of the suite); `STEPLINE_FUZZ_SEED` replays a run: a failure names its
+//! seed and case.
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use axum::Router;
+use http_body_util::BodyExt;
+use serde_json::{json, Map, Value};
+use server::engines::temporal::history::{CompensationRule, HistoryMapper};
+use server::projector::{apply_batch, ApplyError, Batch};
+use server::store::Store;
+use tower::ServiceExt;
+
+fn cases() -> u64 {
+    std::env::var("STEPLINE_FUZZ_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(2_000)
+}
+
+fn seed() -> u64 {
+    std::env::var("STEPLINE_FUZZ_SEED")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..))
+}
+
+/// Text meant to break things: empty, huge, control characters, markup, odd Unicode.
+fn hostile_text(rng: &mut fastrand::Rng) -> String {
+    match rng.u8(..12) {
+        0 => String::new(),
+        1 => " \t ".to_owned(),
+        2 => "x".repeat(rng.usize(..70_000)),
+        3 => "é😀".repeat(rng.usize(..20_000)),
+        4 => "\u{0}\u{1b}[31m\r\n\u{7f}\u{2028}end".to_owned(),
+        5 => "<script>alert(1)</script>\"'&<![CDATA[".to_owned(),
+        6 => "../../etc/passwd%00%2F/".to_owned(),
+        7 => (0..rng.usize(1..40)).map(|_| rng.char(..)).collect(),
+        8 => "NaN".to_owned(),
+        9 => "0001-01-01T00:00:00Z".to_owned(),
+        10 => "\u{202e}gnp.exe\u{feff}".to_owned(),
+        _ => format!("fz-{}", rng.u8(..30)),
+    }
+}
+
+fn hostile_value(rng: &mut fastrand::Rng, depth: u32) -> Value {
+    match rng.u8(..14) {
+        0 => Value::Null,
+        1 => json!(rng.bool()),
+        2 => json!(i64::MIN),
+        3 => json!(u64::MAX),
+        4 => json!(-1),
+        5 => json!(1e308),
+        6 => json!(rng.u32(..)),
+        7 => json!(0.5),
+        8 if depth < 3 => Value::Array(
+            (0..rng.usize(..5))
+                .map(|_| hostile_value(rng, depth + 1))
+                .collect(),
+        ),
+        9 if depth < 3 => {
+            let mut object = Map::new();
+            for _ in 0..rng.usize(..5) {
+                object.insert(hostile_text(rng), hostile_value(rng, depth + 1));
+            }
+            Value::Object(object)
+        }
+        // Nesting deeper than any parser should follow, now and then.
+        10 if rng.u8(..8) == 0 => {
+            let mut value = json!(1);
+            for _ in 0..rng.usize(..300) {
+                value = json!([value]);
+            }
+            value
+        }
+        _ => Value::String(hostile_text(rng)),
+    }
+}
+
+fn timestamp(rng: &mut fastrand::Rng) -> Value {
+    match rng.u8(..40) {
+        0 => json!("0001-01-01T00:00:00Z"),
+        1 => json!("9999-12-31T23:59:59Z"),
+        2 => json!("2026-13-45T25:61:61Z"),
+        3 => hostile_value(rng, 0),
+        _ => {
+            let offset = chrono::Duration::milliseconds(rng.i64(-3_600_000..60_000));
+            json!((chrono::Utc::now() + offset).to_rfc3339())
+        }
+    }
+}
+
+const STATUSES: [&str; 12] = [
+    "PENDING",
+    "RUNNING",
+    "PAUSING",
+    "PAUSED",
+    "CANCELLING",
+    "CANCELLED",
+    "COMPLETED",
+    "FAILED",
+    "COMPENSATION_FAILED",
+    "TERMINATED",
+    "TIMED_OUT",
+    "running",
+];
+
+/// A well-formed event of a random kind about a run of the pool (most of the time).
+fn event(rng: &mut fastrand::Rng) -> Value {
+    let workflow_id = if rng.u8(..30) == 0 {
+        hostile_text(rng)
+    } else {
+        format!("fz-{}", rng.u8(..30))
+    };
+    let mut event = match rng.u8(..10) {
+        0 | 1 => json!({"type": "workflow_started", "workflow_type": "fuzzed",
+            "total_steps": rng.u32(..8), "sla_target_seconds": rng.i64(-5..600),
+            "tags": ["a", hostile_text(rng)], "input": hostile_value(rng, 0),
+            "steps": [{"step_number": rng.u32(..5), "name": hostile_text(rng)}]}),
+        2 => json!({"type": "step_scheduled", "step_number": rng.u32(..6),
+            "name": hostile_text(rng), "branch": hostile_text(rng)}),
+        3 => json!({"type": "step_started", "step_number": rng.u32(..6),
+            "name": hostile_text(rng), "attempt": rng.u32(..4), "input": hostile_value(rng, 0)}),
+        4 => {
+            json!({"type": "step_attempt_failed", "step_number": rng.u32(..6), "error": hostile_text(rng)})
+        }
+        5 => {
+            json!({"type": "step_completed", "step_number": rng.u32(..6), "output": hostile_value(rng, 0)})
+        }
+        6 => {
+            json!({"type": "step_failed", "step_number": rng.u32(..6), "error": hostile_text(rng)})
+        }
+        7 => {
+            json!({"type": "step_cancelled", "step_number": rng.u32(..6), "reason": hostile_text(rng)})
+        }
+        8 => json!({"type": "workflow_status_changed",
+            "status": STATUSES[rng.usize(..STATUSES.len())], "reason": hostile_text(rng)}),
+        _ => {
+            // Now and then more lines than one event may hold.
+            let lines: Vec<String> = if rng.u8(..10) == 0 {
+                vec!["line".to_owned(); 1_100]
+            } else {
+                (0..rng.usize(..5)).map(|_| hostile_text(rng)).collect()
+            };
+            json!({"type": "log_lines", "step_number": rng.u32(..6), "lines": lines})
+        }
+    };
+    event["workflow_id"] = json!(workflow_id);
+    event["at"] = timestamp(rng);
+    if rng.u8(..4) == 0 {
+        mutate_object(rng, &mut event);
+    }
+    event
+}
+
+/// Drops, replaces or adds fields of an object, now and then.
+fn mutate_object(rng: &mut fastrand::Rng, value: &mut Value) {
+    let Some(object) = value.as_object_mut() else {
+        return;
+    };
+    for _ in 0..rng.usize(..3) {
+        let keys: Vec<String> = object.keys().cloned().collect();
+        let key = keys[rng.usize(..keys.len())].clone();
+        match rng.u8(..3) {
+            0 => {
+                object.remove(&key);
+            }
+            1 => {
+                object.insert(key, hostile_value(rng, 0));
+            }
+            _ => {
+                object.insert(hostile_text(rng), hostile_value(rng, 0));
+            }
+        }
+        if object.is_empty() {
+            return;
+        }
+    }
+}
+
+/// A request body: mostly a batch, sometimes something that only looks like one.
+fn body(rng: &mut fastrand::Rng) -> (Vec<u8>, Option<usize>) {
+    let length = if rng.u8(..20) == 0 {
+        0
+    } else {
+        rng.usize(1..6)
+    };
+    let mut events: Vec<Value> = (0..length).map(|_| event(rng)).collect();
+    // Half the batches are about one run of the pool, often from its start: deeper
+    // states than runs that were never started.
+    if rng.bool() {
+        let fresh = rng.bool();
+        let id = json!(if fresh {
+            format!("fz-new-{}", rng.u64(..))
+        } else {
+            format!("fz-{}", rng.u8(..30))
+        });
+        if fresh {
+            events.insert(
+                0,
+                json!({"type": "workflow_started", "workflow_type": "fuzzed",
+                       "at": chrono::Utc::now().to_rfc3339()}),
+            );
+        }
+        for event in &mut events {
+            if event.is_object() {
+                event["workflow_id"] = id.clone();
+            }
+        }
+    }
+    let count = events.len();
+    let source = if rng.u8(..20) == 0 {
+        hostile_value(rng, 0)
+    } else {
+        json!("fuzz")
+    };
+    let batch = json!({"source": source, "events": events}).to_string();
+    match rng.u8(..25) {
+        0 => (batch.as_bytes()[..rng.usize(..batch.len())].to_vec(), None),
+        1 => ((0..rng.usize(..200)).map(|_| rng.u8(..)).collect(), None),
+        2 => (
+            json!({"source": "fuzz", "events": hostile_value(rng, 0)})
+                .to_string()
+                .into_bytes(),
+            None,
+        ),
+        _ => (batch.into_bytes(), Some(count)),
+    }
+}
+
+const CODES: [&str; 7] = [
+    "bad_request",
+    "not_found",
+    "conflict",
+    "unprocessable",
+    "payload_too_large",
+    "unavailable",
+    "event_refused",
+];
+
+async fn send(router: &Router, request: Request<Body>) -> (StatusCode, Vec<u8>) {
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = response.into_body().collect().await.unwrap().to_bytes();
+    (status, bytes.to_vec())
+}
+
+/// A 4xx must carry the API's JSON error.
+fn check_error(status: StatusCode, body: &[u8], events: Option<usize>) -> Result<(), String> {
+    if status.is_server_error() {
+        return Err(format!("{status}: {}", String::from_utf8_lossy(body)));
+    }
+    if status.is_success() {
+        return Ok(());
+    }
+    let error: Value = serde_json::from_slice(body)
+        .map_err(|_| format!("{status} not JSON: {}", String::from_utf8_lossy(body)))?;
+    let code = error["error"].as_str().unwrap_or_default();
+    if !CODES.contains(&code) || error["message"].as_str().is_none_or(str::is_empty) {
+        return Err(format!("{status}: not the API's error: {error}"));
+    }
+    if code == "event_refused" {
+        let index = error["event_index"].as_u64().map(|i| i as usize);
+        if index.is_none() || events.is_some_and(|n| index >= Some(n)) {
+            return Err(format!(
+                "a refusal that names no event of the batch: {error}"
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_events_api_answers_any_batch_with_success_or_a_json_4xx() {
+    let dir = tempfile::tempdir().unwrap();
+    let database = format!("sqlite://{}/stepline.db", dir.path().display());
+    let options = leptos::config::LeptosOptions::builder()
+        .output_name("stepline")
+        .build();
+    let state = server::start_core(&database, options, None).await.unwrap();
+    let router = server::app(state);
+    let (seed, cases) = (seed(), cases());
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let mut tally = [0u64; 2];
+    for case in 0..cases {
+        let (body, events) = body(&mut rng);
+        let request = Request::post("/api/platform/orchestration/events")
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        let (status, answer) = send(&router, request).await;
+        tally[usize::from(!status.is_success())] += 1;
+        if let Err(problem) = check_error(status, &answer, events) {
+            panic!("seed {seed}, case {case}: {problem}");
+        }
+        if case % 25 == 0 {
+            // What was stored reads back, whatever it was.
+            let id = format!("fz-{}", rng.u8(..30));
+            let query: String = url_escape(&hostile_text(&mut rng))
+                .chars()
+                .take(3_000)
+                .collect();
+            for uri in [
+                format!("/api/platform/orchestration/workflows/{id}"),
+                format!("/api/platform/orchestration/workflows/{id}/gantt.svg"),
+                format!("/api/platform/orchestration/workflows?q={query}"),
+                format!("/orchestration/workflows/{id}"),
+            ] {
+                let (status, answer) =
+                    send(&router, Request::get(&uri).body(Body::empty()).unwrap()).await;
+                if status.is_server_error() || (uri.ends_with(".svg") && contains_script(&answer)) {
+                    panic!("seed {seed}, case {case}: GET {uri}: {status}");
+                }
+            }
+        }
+    }
+    eprintln!(
+        "seed {seed}: {cases} batches: {} accepted, {} refused with a JSON 4xx",
+        tally[0], tally[1]
+    );
+}
+
+fn contains_script(body: &[u8]) -> bool {
+    String::from_utf8_lossy(body).contains("<script>")
+}
+
+/// Every byte percent-encoded: any text as a query value.
+fn url_escape(text: &str) -> String {
+    text.bytes().map(|b| format!("%{b:02X}")).collect()
+}
+
+/// The recorded histories and the recorded description of a run with pending activities.
+fn recorded() -> (Vec<Vec<Value>>, Value) {
+    let folder = format!(
+        "{}/src/engines/temporal/fixtures",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut histories = Vec::new();
+    let mut description = Value::Null;
+    for entry in std::fs::read_dir(&folder).unwrap() {
+        let path = entry.unwrap().path();
+        let json: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        match json.pointer("/history/events").and_then(Value::as_array) {
+            Some(events) => histories.push(events.clone()),
+            None => description = json,
+        }
+    }
+    assert!(histories.len() >= 10, "{folder}");
+    (histories, description)
+}
+
+/// Replaces one value somewhere inside `value` (a random path down).
+fn mutate_somewhere(rng: &mut fastrand::Rng, value: &mut Value) {
+    let descend = rng.u8(..4) != 0;
+    match value {
+        Value::Object(object) if descend && !object.is_empty() => {
+            let key = object
+                .keys()
+                .nth(rng.usize(..object.len()))
+                .unwrap()
+                .clone();
+            mutate_somewhere(rng, object.get_mut(&key).unwrap());
+        }
+        Value::Array(list) if descend && !list.is_empty() => {
+            let index = rng.usize(..list.len());
+            mutate_somewhere(rng, &mut list[index]);
+        }
+        _ => {
+            *value = match rng.u8(..4) {
+                0 => Value::String(hostile_text(rng)),
+                _ => hostile_value(rng, 0),
+            };
+        }
+    }
+}
+
+fn mutate_history(rng: &mut fastrand::Rng, events: &mut Vec<Value>, kinds: &[Value]) {
+    for _ in 0..rng.usize(1..5) {
+        if events.is_empty() {
+            return;
+        }
+        let i = rng.usize(..events.len());
+        match rng.u8(..7) {
+            0 => {
+                events.remove(i);
+            }
+            1 => {
+                let copy = events[i].clone();
+                events.insert(rng.usize(..events.len()), copy);
+            }
+            2 => {
+                let j = rng.usize(..events.len());
+                events.swap(i, j);
+            }
+            3 if events[i].is_object() => {
+                events[i]["eventType"] = kinds[rng.usize(..kinds.len())].clone();
+            }
+            4 if events[i].is_object() => events[i]["eventId"] = hostile_value(rng, 0),
+            5 => events.truncate(i),
+            _ => mutate_somewhere(rng, &mut events[i]),
+        }
+    }
+}
+
+#[tokio::test]
+async fn mutated_temporal_histories_map_and_apply_without_a_panic_or_a_store_error() {
+    let (histories, description) = recorded();
+    let kinds: Vec<Value> = histories
+        .iter()
+        .flatten()
+        .filter_map(|e| e.get("eventType").cloned())
+        .collect();
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let rule = CompensationRule {
+        prefixes: vec!["compensate".into()],
+        types: Vec::new(),
+    };
+    let (seed, cases) = (seed(), cases());
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let (mut mapped, mut unreadable, mut refused) = (0u64, 0u64, 0u64);
+    for case in 0..cases {
+        let mut events = histories[rng.usize(..histories.len())].clone();
+        mutate_history(&mut rng, &mut events, &kinds);
+        let id = format!("local:default:fz-{case}");
+        let mut mapper = if rng.bool() {
+            HistoryMapper::new(id.clone(), rule.clone())
+        } else {
+            HistoryMapper::resuming(id.clone(), rule.clone(), rng.u64(..12))
+        };
+        let mut described = description.clone();
+        mutate_somewhere(&mut rng, &mut described);
+        let cut = rng.usize(..=events.len());
+        let mut source_events = Vec::new();
+        for slice in [&events[..cut], &events[cut..]] {
+            match mapper.map(slice) {
+                Ok(batch) => source_events.extend(batch),
+                Err(_) => {
+                    unreadable += 1;
+                    break;
+                }
+            }
+            source_events.extend(mapper.pending_activities(&described));
+        }
+        mapped += source_events.len() as u64;
+        // As the follower does: an event the read model refuses is left out alone.
+        let now = chrono::Utc::now().timestamp_millis();
+        for event in source_events {
+            let batch = Batch {
+                engine: "temporal:local:default".into(),
+                capabilities: Default::default(),
+                events: vec![event],
+                positions: Vec::new(),
+            };
+            match apply_batch(&store, &batch, now).await {
+                Ok(_) => {}
+                Err(ApplyError::Refused { .. }) => refused += 1,
+                Err(error) => panic!("seed {seed}, case {case}: {error}"),
+            }
+        }
+        if let Err(error) = store.workflow_detail(&id, now).await {
+            panic!("seed {seed}, case {case}: the run does not read back: {error}");
+        }
+    }
+    eprintln!(
+        "seed {seed}: {cases} mutated histories, {mapped} events mapped, {refused} refused, {unreadable} histories unreadable"
+    );
+}
