@@ -1,6 +1,8 @@
 //! The HTTP surface, request by request (`oneshot` against the real router, store and
 //! projector on a temporary SQLite file).
 
+#[path = "common/core_state.rs"]
+mod core_state;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
@@ -15,12 +17,7 @@ struct TestServer {
 
 impl TestServer {
     async fn start() -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}/stepline.db", dir.path().display());
-        let options = leptos::config::LeptosOptions::builder()
-            .output_name("stepline")
-            .build();
-        let state = server::start_core(&url, options, None).await.unwrap();
+        let (state, dir) = core_state::on_temporary_file().await;
         Self {
             router: server::app(state),
             _dir: dir,

@@ -1,6 +1,8 @@
 //! The server's connections over real loopback TCP: slow and idle clients are
 //! disconnected, and a connection over the limit gets the API's JSON error at once.
 
+#[path = "common/core_state.rs"]
+mod core_state;
 use server::http::ConnectionLimits;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -14,12 +16,7 @@ struct Served {
 }
 
 async fn serve(limits: ConnectionLimits) -> Served {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/stepline.db", dir.path().display());
-    let options = leptos::config::LeptosOptions::builder()
-        .output_name("stepline")
-        .build();
-    let state = server::start_core(&url, options, None).await.unwrap();
+    let (state, dir) = core_state::on_temporary_file().await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

@@ -2,6 +2,8 @@
 //! with its chain, in its request's span. A test binary of its own: the log subscriber
 //! it installs is the process's global one.
 
+#[path = "common/core_state.rs"]
+mod core_state;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
@@ -33,12 +35,7 @@ async fn an_internal_errors_cause_is_logged_once_with_its_chain_and_never_sent()
         .finish();
     tracing::subscriber::set_global_default(subscriber).expect("the only subscriber");
 
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/stepline.db", dir.path().display());
-    let options = leptos::config::LeptosOptions::builder()
-        .output_name("stepline")
-        .build();
-    let state = server::start_core(&url, options, None).await.unwrap();
+    let (state, _dir) = core_state::on_temporary_file().await;
     let store = state.store.clone();
     let router = server::app(state);
     // The store goes away under the server: every read is now our fault.

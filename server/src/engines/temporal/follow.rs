@@ -262,34 +262,23 @@ impl TemporalSource {
         from_event: u64,
         attempts: &[(u32, u32, bool, i64)],
     ) {
-        if !self
-            .inner
-            .followed
-            .lock()
-            .expect("not poisoned")
-            .insert(id.clone())
-        {
-            return;
-        }
         let inner = self.inner.clone();
         let mut mapper =
             HistoryMapper::resuming(id.clone(), inner.config.compensation.clone(), from_event);
         mapper.restore_attempts(attempts);
-        tokio::spawn(async move {
-            let mut follower = Follower {
-                mapper,
-                inner: inner.clone(),
-                id: id.clone(),
-                workflow_id,
-                run_id,
-                token: None,
-                pending: false,
-                described: None,
-                received_up_to: 0,
-            };
-            follower.run().await;
-            inner.followed.lock().expect("not poisoned").remove(&id);
-        });
+        let mut follower = Follower {
+            mapper,
+            inner: inner.clone(),
+            id: id.clone(),
+            workflow_id,
+            run_id,
+            token: None,
+            pending: false,
+            described: None,
+            received_up_to: 0,
+        };
+        self.inner
+            .spawn_following(id, async move { follower.run().await });
     }
 
     /// The engine's id (`temporal:<source>:<namespace>`).
@@ -299,6 +288,28 @@ impl TemporalSource {
 }
 
 impl Inner {
+    /// Runs `watch` for run `id` unless the run is followed already; it is no longer
+    /// followed once `watch` ends.
+    fn spawn_following(
+        self: &Arc<Self>,
+        id: String,
+        watch: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        if !self
+            .followed
+            .lock()
+            .expect("not poisoned")
+            .insert(id.clone())
+        {
+            return;
+        }
+        let inner = self.clone();
+        tokio::spawn(async move {
+            watch.await;
+            inner.followed.lock().expect("not poisoned").remove(&id);
+        });
+    }
+
     fn knows(&self, workflow_id: &str, run_id: &str) -> bool {
         self.executions
             .lock()

@@ -130,6 +130,9 @@ fn retry_policy(policy: &Value) -> Option<RetryPolicyInfo> {
     })
 }
 
+/// Most attempts of a step one description fills in (see `emit_attempts`).
+const MAX_ATTEMPTS_FILLED: u32 = 10;
+
 /// Maps one workflow's history onto source events, slice by slice.
 #[derive(Debug, Clone)]
 pub struct HistoryMapper {
@@ -235,7 +238,10 @@ impl HistoryMapper {
             else {
                 continue;
             };
-            let attempt = activity.get("attempt").and_then(Value::as_u64).unwrap_or(1) as u32;
+            let attempt = activity
+                .get("attempt")
+                .and_then(Value::as_u64)
+                .map_or(1, |n| u32::try_from(n).unwrap_or(u32::MAX));
             let state = text(activity, "/state").unwrap_or("");
             // Started: this attempt runs. Scheduled with a failure: the attempt before
             // failed and this one waits for its backoff.
@@ -259,7 +265,7 @@ impl HistoryMapper {
         out
     }
 
-    /// Emits what is new about `step`'s attempts: attempt `reached` runs (`running`) or
+    /// Emits what is new about `step`'s attempts (the last [`MAX_ATTEMPTS_FILLED`] of them): attempt `reached` runs (`running`) or
     /// has failed; every attempt before it failed. `failure` is the latest failure
     /// Temporal kept; older attempts' failures are not kept.
     #[allow(clippy::too_many_arguments)]
@@ -305,7 +311,10 @@ impl HistoryMapper {
             };
             emitted.push(event(failed_at, failed(error)));
         }
-        for attempt in done + 1..=reached {
+        // An activity retried without end can be at attempt millions: only the last
+        // attempts are filled in, the first of them says how many went before unseen.
+        let first = (done + 1).max(reached.saturating_sub(MAX_ATTEMPTS_FILLED - 1));
+        for attempt in first..=reached {
             let last = attempt == reached;
             // An attempt that already failed started no later than it failed.
             let start = if last && running {
@@ -324,6 +333,12 @@ impl HistoryMapper {
             };
             let error = if latest {
                 latest_failure()
+            } else if attempt == first && first > done + 1 {
+                format!(
+                    "failed, as did attempts {} to {} before it (Temporal keeps only the last failure)",
+                    done + 1,
+                    first - 1
+                )
             } else {
                 "failed (Temporal keeps only the last failure)".to_owned()
             };

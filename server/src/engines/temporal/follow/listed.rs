@@ -61,19 +61,9 @@ impl TemporalSource {
         listed: Option<Execution>,
         stored: Option<WorkflowStatus>,
     ) {
-        if !self
-            .inner
-            .followed
-            .lock()
-            .expect("not poisoned")
-            .insert(id.clone())
-        {
-            return;
-        }
         let inner = self.inner.clone();
-        tokio::spawn(async move {
+        self.inner.spawn_following(id.clone(), async move {
             watch(&inner, &id, (&workflow_id, &run_id), listed, stored).await;
-            inner.followed.lock().expect("not poisoned").remove(&id);
         });
     }
 }

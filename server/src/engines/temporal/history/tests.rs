@@ -247,3 +247,46 @@ fn a_transient_workflow_task_at_the_end_of_a_page_is_not_counted_as_seen() {
         "{mapped:?}"
     );
 }
+
+#[tokio::test]
+async fn an_activity_at_attempt_four_billion_fills_in_only_its_last_attempts() {
+    let store = Store::open("sqlite::memory:").await.unwrap();
+    let id = "temporal:default:stuck-forever";
+    let mut mapper = HistoryMapper::new(id, saga_rule());
+    let mut events = mapper.map(&history("stuck")).expect("the history maps");
+    let path = format!(
+        "{}/src/engines/temporal/fixtures/desc_stuck.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut description: Value =
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    description["pendingActivities"][0]["attempt"] = serde_json::json!(4_000_000_000u64);
+    let described = mapper.pending_activities(&description);
+    assert!(described.len() <= 21, "{} events", described.len());
+    events.extend(described);
+    let now = chrono::Utc::now().timestamp_millis();
+    let batch = Batch {
+        engine: "temporal:local".into(),
+        capabilities: Capabilities::default(),
+        events,
+        positions: Vec::new(),
+    };
+    apply_batch(&store, &batch, now).await.expect("applied");
+    let run = store.workflow_detail(id, now).await.unwrap().unwrap();
+    let step = run
+        .execution
+        .steps
+        .iter()
+        .find(|s| s.attempts.len() > 1)
+        .expect("the retried step");
+    assert_eq!(step.attempts.last().unwrap().attempt, 3_999_999_999);
+    assert!(step.attempts.len() <= 11, "{}", step.attempts.len());
+    let first_filled = &step.attempts[step.attempts.len() - 10];
+    assert!(
+        first_filled
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("as did attempts")),
+        "{first_filled:?}"
+    );
+}
