@@ -12,7 +12,11 @@ function bars(page: Page, n: number) {
 }
 
 async function box(page: Page, n: number, attempt = 1) {
-  const found = await page.locator(`a.gantt-hit[data-step="${n}"][data-attempt="${attempt}"]`).boundingBox();
+  const bar = page.locator(`a.gantt-hit[data-step="${n}"][data-attempt="${attempt}"]`);
+  // boundingBox() does not wait: the links are laid out again on every repaint (a live
+  // re-read, hydration), so wait until this one is shown.
+  await expect(bar, `bar of step ${n} attempt ${attempt}`).toBeVisible();
+  const found = await bar.boundingBox();
   expect(found, `bar of step ${n} attempt ${attempt}`).not.toBeNull();
   return found!;
 }
