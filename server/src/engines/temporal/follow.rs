@@ -61,6 +61,16 @@ struct Position {
     listed_only: bool,
 }
 
+impl Position {
+    /// The position as stored with run `id`'s events.
+    fn stored_for(&self, id: &str) -> (String, String) {
+        (
+            id.to_owned(),
+            serde_json::to_string(self).expect("a position serializes"),
+        )
+    }
+}
+
 /// A Temporal namespace followed live; the engine of its runs.
 #[derive(Clone)]
 pub struct TemporalSource {
@@ -606,10 +616,7 @@ impl Follower {
     fn complete_start(&self, events: &mut [SourceEvent]) {
         for event in events.iter_mut() {
             if let Change::WorkflowStarted(start) = &mut event.change {
-                start.engine_ref = Some(format!(
-                    "workflow {} · run {}",
-                    self.workflow_id, self.run_id
-                ));
+                start.engine_ref = Some(super::engine_ref(&self.workflow_id, &self.run_id));
                 start.total_steps = self.inner.known_steps(&start.workflow_type);
                 if let Some(origin) = self
                     .inner
@@ -637,10 +644,7 @@ impl Follower {
             },
             listed_only: false,
         };
-        (
-            self.id.clone(),
-            serde_json::to_string(&position).expect("a position serializes"),
-        )
+        position.stored_for(&self.id)
     }
 
     /// Describes the run and stores what its pending activities tell; false when the

@@ -265,8 +265,9 @@ impl HistoryMapper {
         out
     }
 
-    /// Emits what is new about `step`'s attempts (the last [`MAX_ATTEMPTS_FILLED`] of them): attempt `reached` runs (`running`) or
-    /// has failed; every attempt before it failed. `failure` is the latest failure
+    /// Emits what is new about `step`'s attempts (the last [`MAX_ATTEMPTS_FILLED`] of
+    /// them): attempt `reached` runs (`running`) or has failed; every attempt before it
+    /// failed. `failure` is the latest failure
     /// Temporal kept; older attempts' failures are not kept.
     #[allow(clippy::too_many_arguments)]
     fn emit_attempts(

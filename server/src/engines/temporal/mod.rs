@@ -84,6 +84,11 @@ fn short_hash(text: &str, bytes: usize) -> String {
         .collect()
 }
 
+/// How an operator finds a run in Temporal (Stepline's id may hold only a hash of it).
+fn engine_ref(workflow_id: &str, run_id: &str) -> String {
+    format!("workflow {workflow_id} · run {run_id}")
+}
+
 /// A string literal of Temporal's visibility queries.
 fn quoted(value: &str) -> String {
     format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))

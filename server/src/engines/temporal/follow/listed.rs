@@ -5,7 +5,7 @@
 
 use super::{Inner, Position, TemporalSource};
 use crate::engines::temporal::client::Execution;
-use crate::engines::temporal::quoted;
+use crate::engines::temporal::{engine_ref, quoted};
 use crate::engines::{Change, SourceEvent, WorkflowStart};
 use app::model::{Capabilities, LiveMode, WorkflowStatus};
 use chrono::{DateTime, Utc};
@@ -112,7 +112,7 @@ async fn watch(
                 at: started,
                 change: Change::WorkflowStarted(WorkflowStart {
                     workflow_type: execution.workflow_type.clone(),
-                    engine_ref: Some(format!("workflow {workflow_id} · run {run_id}")),
+                    engine_ref: Some(engine_ref(workflow_id, run_id)),
                     status: Some(WorkflowStatus::Running),
                     definition_name: None,
                     definition_version: None,
@@ -147,11 +147,8 @@ async fn watch(
                 closed,
                 attempts: Vec::new(),
                 listed_only: true,
-            };
-            let position = (
-                id.to_owned(),
-                serde_json::to_string(&position).expect("a position serializes"),
-            );
+            }
+            .stored_for(id);
             if !inner.commit_as(events, position, capabilities()).await {
                 return;
             }
