@@ -10,8 +10,8 @@
 //! each committed to SQLite before the work it announces goes on.
 
 use server::engines::builtin::definition::parse;
-use server::engines::builtin::run::StartRequest;
 use server::engines::builtin::Limits;
+use server::source::StartRequest;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -68,10 +68,11 @@ async fn main() {
     let options = leptos::config::LeptosOptions::builder()
         .output_name("stepline")
         .build();
-    let state = server::start_core(&url, options, Some(settings))
+    let core = server::start_core(&url, options, Some(settings))
         .await
         .expect("the core starts");
-    let engine = state.builtin.clone().expect("the built-in engine runs");
+    let state = core.state;
+    let engine = core.builtin.expect("the built-in engine runs");
 
     println!("starting {workflows} workflows of 20 steps (1-3 s each) on {url}");
     let began = Instant::now();

@@ -55,7 +55,10 @@ async fn main() {
     let options = leptos::config::LeptosOptions::builder()
         .output_name("stepline")
         .build();
-    let mut state = server::start_core(&url, options, None).await.expect("core");
+    let mut state = server::start_core(&url, options, None)
+        .await
+        .expect("core")
+        .state;
     let source = SourceConfig {
         name: "bench".into(),
         url: http.clone(),

@@ -11,6 +11,7 @@ pub mod http;
 pub mod live;
 pub mod projector;
 pub mod retry;
+pub mod source;
 pub mod store;
 
 use app::api::{SharedOperations, SharedReadModel};
@@ -18,13 +19,13 @@ use app::{shell, App};
 use axum::Router;
 use engines::builtin::definition::Definition;
 use engines::builtin::{BuiltinEngine, Limits};
-use engines::Engines;
 use http::AppState;
 use leptos::config::LeptosOptions;
 use leptos::prelude::provide_context;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use live::LiveHub;
 use projector::Projector;
+use source::Engines;
 use std::future::Future;
 use std::sync::Arc;
 use store::Store;
@@ -38,13 +39,20 @@ pub struct BuiltinSettings {
     pub limits: Limits,
 }
 
+/// The running core: what the HTTP surface serves, and the built-in engine's own handle
+/// (for the demo workload and benchmarks; HTTP reaches it as any engine, by id).
+pub struct Core {
+    pub state: AppState,
+    pub builtin: Option<BuiltinEngine>,
+}
+
 /// The running core: store, projector, hub and engines, wired together. With
 /// `builtin`, the built-in engine starts and resumes the runs it left open.
 pub async fn start_core(
     database_url: &str,
     leptos_options: LeptosOptions,
     builtin: Option<BuiltinSettings>,
-) -> Result<AppState, store::StoreError> {
+) -> Result<Core, store::StoreError> {
     let store = Store::open(database_url).await?;
     let hub = Arc::new(LiveHub::starting_now());
     let projector = Projector::spawn(store.clone(), hub.clone());
@@ -53,7 +61,7 @@ pub async fn start_core(
         Some(settings) => {
             let engine = BuiltinEngine::start(
                 store.clone(),
-                projector.clone(),
+                Arc::new(projector.clone()),
                 settings.definitions,
                 settings.limits,
             )
@@ -63,15 +71,15 @@ pub async fn start_core(
         }
         None => None,
     };
-    Ok(AppState {
+    let state = AppState {
         store,
         projector,
         hub,
         engines,
-        builtin,
         health: engines::health::HealthBoard::default(),
         leptos_options,
-    })
+    };
+    Ok(Core { state, builtin })
 }
 
 /// Follows the Temporal `sources` (each namespace its own engine) alongside the others.
@@ -84,7 +92,7 @@ pub async fn follow_temporal(
         let source = engines::temporal::TemporalSource::start(
             config,
             state.store.clone(),
-            state.projector.clone(),
+            Arc::new(state.projector.clone()),
             state.health.clone(),
         )
         .await?;

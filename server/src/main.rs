@@ -41,9 +41,10 @@ async fn main() -> anyhow::Result<()> {
         Some(path) => server::engines::temporal::load_sources(path).map_err(anyhow::Error::msg)?,
         None => Vec::new(),
     };
-    let mut state = server::start_core(&config.database_url, leptos_options, Some(builtin))
-        .await
-        .with_context(|| format!("opening the store at {}", config.database_url))?;
+    let server::Core { mut state, builtin } =
+        server::start_core(&config.database_url, leptos_options, Some(builtin))
+            .await
+            .with_context(|| format!("opening the store at {}", config.database_url))?;
     for source in server::follow_temporal(&mut state, temporal)
         .await
         .map_err(anyhow::Error::msg)?
@@ -51,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(engine = source.engine_id(), "following Temporal");
     }
     if config.demo {
-        if let Some(engine) = state.builtin.clone() {
+        if let Some(engine) = builtin {
             tokio::spawn(demo::run(engine, demo::DemoSettings::default()));
         }
     }

@@ -179,7 +179,8 @@ async fn serve(definitions: &[&str]) -> InProcess {
     };
     let state = server::start_core(&url, options, Some(settings))
         .await
-        .unwrap();
+        .unwrap()
+        .state;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

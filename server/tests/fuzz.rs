@@ -16,7 +16,8 @@ use axum::Router;
 use http_body_util::BodyExt;
 use serde_json::{json, Map, Value};
 use server::engines::temporal::history::{CompensationRule, HistoryMapper};
-use server::projector::{apply_batch, ApplyError, Batch};
+use server::projector::apply_batch;
+use server::source::{ApplyError, Batch};
 use server::store::Store;
 use tower::ServiceExt;
 
@@ -192,6 +193,71 @@ fn mutate_object(rng: &mut fastrand::Rng, value: &mut Value) {
     }
 }
 
+/// `at` moved on by up to 5 s, as an event's timestamp.
+fn later(rng: &mut fastrand::Rng, at: &mut chrono::DateTime<chrono::Utc>) -> Value {
+    *at += chrono::Duration::milliseconds(rng.i64(0..5_000));
+    json!(at.to_rfc3339())
+}
+
+/// A plausible run from its start: its steps begin, log, fail and retry, and end in
+/// order, then the run ends; now and then one event is mutated. Most of these are
+/// accepted, so the projector's deeper states (retries, ends, reopened steps) are
+/// reached too, not only the refusals of random events.
+fn lifecycle(rng: &mut fastrand::Rng) -> Vec<Value> {
+    let mut at = chrono::Utc::now() - chrono::Duration::minutes(30);
+    let steps = rng.u32(..6);
+    let mut events = vec![
+        json!({"type": "workflow_started", "workflow_type": "fuzzed",
+        "total_steps": steps, "sla_target_seconds": rng.i64(1..600),
+        "input": hostile_value(rng, 0), "at": later(rng, &mut at)}),
+    ];
+    for step in 1..=steps {
+        let attempts = rng.u32(1..4);
+        for attempt in 1..=attempts {
+            events.push(json!({"type": "step_started", "step_number": step,
+                "name": hostile_text(rng), "attempt": attempt,
+                "input": hostile_value(rng, 0), "at": later(rng, &mut at)}));
+            if rng.bool() {
+                let lines: Vec<String> = (0..rng.usize(1..4)).map(|_| hostile_text(rng)).collect();
+                events.push(json!({"type": "log_lines", "step_number": step,
+                    "lines": lines, "at": later(rng, &mut at)}));
+            }
+            if attempt < attempts {
+                events.push(json!({"type": "step_attempt_failed", "step_number": step,
+                    "error": hostile_text(rng), "at": later(rng, &mut at)}));
+            }
+        }
+        events.push(match rng.u8(..6) {
+            0 => json!({"type": "step_failed", "step_number": step,
+                "error": hostile_text(rng), "at": later(rng, &mut at)}),
+            1 => json!({"type": "step_cancelled", "step_number": step,
+                "reason": hostile_text(rng), "at": later(rng, &mut at)}),
+            _ => json!({"type": "step_completed", "step_number": step,
+                "output": hostile_value(rng, 0), "at": later(rng, &mut at)}),
+        });
+    }
+    if rng.u8(..4) != 0 {
+        let status = [
+            "COMPLETED",
+            "FAILED",
+            "CANCELLED",
+            "TIMED_OUT",
+            "TERMINATED",
+        ][rng.usize(..5)];
+        events.push(json!({"type": "workflow_status_changed", "status": status,
+            "reason": hostile_text(rng), "at": later(rng, &mut at)}));
+    }
+    let id = json!(format!("fz-run-{}", rng.u64(..)));
+    for event in &mut events {
+        event["workflow_id"] = id.clone();
+    }
+    if rng.u8(..3) == 0 {
+        let index = rng.usize(..events.len());
+        mutate_object(rng, &mut events[index]);
+    }
+    events
+}
+
 /// A request body: mostly a batch, sometimes something that only looks like one.
 fn body(rng: &mut fastrand::Rng) -> (Vec<u8>, Option<usize>) {
     let length = if rng.u8(..20) == 0 {
@@ -199,10 +265,15 @@ fn body(rng: &mut fastrand::Rng) -> (Vec<u8>, Option<usize>) {
     } else {
         rng.usize(1..6)
     };
-    let mut events: Vec<Value> = (0..length).map(|_| event(rng)).collect();
-    // Half the batches are about one run of the pool, often from its start: deeper
+    let planned = rng.u8(..3) == 0;
+    let mut events: Vec<Value> = if planned {
+        lifecycle(rng)
+    } else {
+        (0..length).map(|_| event(rng)).collect()
+    };
+    // Half the others are about one run of the pool, often from its start: deeper
     // states than runs that were never started.
-    if rng.bool() {
+    if !planned && rng.bool() {
         let fresh = rng.bool();
         let id = json!(if fresh {
             format!("fz-new-{}", rng.u64(..))

@@ -68,7 +68,10 @@ impl Stepline {
         let options = leptos::config::LeptosOptions::builder()
             .output_name("stepline")
             .build();
-        let mut state = server::start_core(&database, options, None).await.unwrap();
+        let mut state = server::start_core(&database, options, None)
+            .await
+            .unwrap()
+            .state;
         let source = source(url);
         server::follow_temporal(&mut state, vec![source.clone()])
             .await
@@ -1003,4 +1006,123 @@ async fn a_local_activity_is_a_step() {
     assert_eq!(all[1]["output"], "local done");
     assert!(millis(&all[1]["started_at"]) <= millis(&all[1]["completed_at"]));
     assert_eq!(done["progress"]["percent"], 100);
+}
+
+/// The fields of each step that following live and importing later must agree on (a
+/// start too, where history records it: see the cancelled run's test).
+fn step_facts(detail: &Value) -> Vec<Value> {
+    steps(detail)
+        .iter()
+        .map(|s| {
+            json!([
+                s["name"],
+                s["status"],
+                s["error"],
+                s["output"],
+                s["completed_at"]
+            ])
+        })
+        .collect()
+}
+
+fn step_starts(detail: &Value) -> Vec<Value> {
+    steps(detail)
+        .iter()
+        .map(|s| s["started_at"].clone())
+        .collect()
+}
+
+#[tokio::test]
+#[ignore = "needs a Temporal dev server: scripts/test.sh starts one"]
+async fn a_run_cancelled_while_its_step_ignores_the_cancel_ends_with_no_step_open() {
+    let temporal = Temporal::from_env();
+    let stepline = Stepline::following(&temporal.http).await;
+    let workflow_id = unique("stubborn");
+    let run = temporal
+        .start("StubbornWF", &workflow_id, json!({"step_ms": 20000}))
+        .await;
+    let id = stepline.id(&workflow_id, &run);
+    let stubborn = |d: &Value| {
+        steps(d).into_iter().find(|s| {
+            s["name"]
+                .as_str()
+                .is_some_and(|n| n.starts_with("stubborn_step"))
+        })
+    };
+    stepline
+        .wait_for(&id, WITHIN, |d| {
+            d["capabilities"]["can_cancel"] == true
+                && stubborn(d).is_some_and(|s| s["status"] == "RUNNING")
+        })
+        .await;
+    let (status, answer) = stepline
+        .post(
+            &format!("/api/platform/orchestration/workflows/{id}/cancel"),
+            json!({"reason": "no longer needed"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    // Temporal ends the workflow while its activity, which never heartbeats, runs on:
+    // history holds the cancel request for the step and no end for it.
+    let ended = stepline.wait_for_status(&id, "CANCELLED", WITHIN).await;
+    assert_eq!(
+        temporal.status(&workflow_id).await,
+        "WORKFLOW_EXECUTION_STATUS_CANCELED"
+    );
+    let step = stubborn(&ended).expect("the stubborn step");
+    assert_eq!(step["status"], "CANCELLED", "{step}");
+    assert!(
+        step["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("ended with the run (CANCELLED")),
+        "{step}"
+    );
+    assert!(millis(&step["started_at"]) <= millis(&step["completed_at"]));
+    for step in steps(&ended) {
+        assert!(
+            !matches!(step["status"].as_str(), Some("RUNNING" | "RETRYING")),
+            "no step is left open: {step}"
+        );
+    }
+    // Imported after the fact: the same steps, ended at the same time for the same
+    // reason. Temporal writes an activity's start only with its end, so the history of a
+    // step that never ended holds no start: only the live follower saw it running.
+    let later = Stepline::following(&temporal.http).await;
+    let imported = later.wait_for_status(&id, "CANCELLED", WITHIN).await;
+    assert_eq!(step_facts(&imported), step_facts(&ended));
+    assert_eq!(stubborn(&imported).unwrap()["started_at"], Value::Null);
+}
+
+#[tokio::test]
+#[ignore = "needs a Temporal dev server: scripts/test.sh starts one"]
+async fn results_that_are_not_json_show_their_encoding_and_size() {
+    let temporal = Temporal::from_env();
+    let stepline = Stepline::following(&temporal.http).await;
+    let workflow_id = unique("raw");
+    let run = temporal
+        .start("RawResultWF", &workflow_id, json!({"step_ms": 100}))
+        .await;
+    let id = stepline.id(&workflow_id, &run);
+    let done = stepline.wait_for_status(&id, "COMPLETED", WITHIN).await;
+    let output = |activity: &str| {
+        steps(&done)
+            .into_iter()
+            .find(|s| s["name"].as_str().is_some_and(|n| n.starts_with(activity)))
+            .unwrap_or_else(|| panic!("a {activity} step: {done:#}"))["output"]
+            .clone()
+    };
+    // The Python SDK writes None as binary/null (no data) and bytes as binary/plain.
+    assert_eq!(
+        output("no_result"),
+        json!({"encoding": "binary/null", "size_bytes": 0})
+    );
+    assert_eq!(
+        output("raw_bytes"),
+        json!({"encoding": "binary/plain", "size_bytes": 3})
+    );
+    assert_eq!(done["progress"]["percent"], 100);
+    let later = Stepline::following(&temporal.http).await;
+    let imported = later.wait_for_status(&id, "COMPLETED", WITHIN).await;
+    assert_eq!(step_facts(&imported), step_facts(&done));
+    assert_eq!(step_starts(&imported), step_starts(&done));
 }

@@ -13,9 +13,9 @@ pub enum ReadError {
     /// The client asked for something malformed: safe to show.
     #[error(transparent)]
     BadQuery(#[from] QueryError),
-    /// The store failed: logged, never shown.
-    #[error("store failure: {0}")]
-    Store(String),
+    /// The store failed: logged (with its causes), never shown.
+    #[error("the read model failed")]
+    Store(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// Queries of the read model, implemented by the server's store.
@@ -64,7 +64,7 @@ pub(super) fn to_client_error(error: ReadError) -> ErrorBody {
     match error {
         ReadError::BadQuery(e) => ErrorBody::new(ErrorKind::BadRequest, e.to_string()),
         ReadError::Store(cause) => {
-            tracing::error!(%cause, "read model failure");
+            tracing::error!(cause = %crate::model::error_chain(cause.as_ref()), "read model failure");
             ErrorBody::new(
                 ErrorKind::Internal,
                 "the workflow store could not be read; see the server log",

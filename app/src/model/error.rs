@@ -140,3 +140,15 @@ mod tests {
         );
     }
 }
+
+/// An error with every cause under it: "outer: inner: root".
+pub fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

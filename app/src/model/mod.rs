@@ -8,11 +8,11 @@ mod query;
 mod status;
 mod workflow;
 
-pub use error::{ErrorBody, ErrorKind};
+pub use error::{error_chain, ErrorBody, ErrorKind};
 pub use live::{ClientMessage, LiveEvent, LiveMessage, Subscription};
 pub use query::{
-    Cursor, ListQuery, QueryError, Sort, Tab, COMPLETED_TAB_SIZE, DEFAULT_LIMIT, MAX_LIMIT,
-    MAX_SEARCH,
+    Cursor, ListQuery, QueryError, Sort, Tab, COMPLETED_TAB_SIZE, DEFAULT_LIMIT, MAX_ENGINE_LEN,
+    MAX_LIMIT, MAX_SEARCH,
 };
 pub use status::{SlaStatus, StepKind, StepStatus, WorkflowStatus};
 pub use workflow::{
@@ -22,7 +22,7 @@ pub use workflow::{
     WorkflowList, WorkflowStats,
 };
 
-/// Longest workflow type a query may name (longer ones cannot exist).
+/// Longest workflow type stored (longer ones are cut), defined or searched for.
 pub const MAX_WORKFLOW_TYPE_LEN: usize = 256;
 
 /// Longest workflow id the API accepts; ids travel in URLs.

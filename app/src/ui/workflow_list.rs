@@ -9,7 +9,7 @@ use super::{sla_class, status_class};
 use crate::api::{get_stats, list_workflows};
 use crate::model::{
     format_duration, EngineState, ListQuery, Sort, Subscription, Tab, Workflow, WorkflowList,
-    WorkflowStats, WorkflowStatus, MAX_SEARCH,
+    WorkflowStats, WorkflowStatus, MAX_ENGINE_LEN, MAX_SEARCH, MAX_WORKFLOW_TYPE_LEN,
 };
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
@@ -276,11 +276,11 @@ fn Filters(query: ListQuery) -> impl IntoView {
             </label>
             <label>
                 "Type "
-                <input type="text" name="type" maxlength="100" value=query.workflow_type.clone().unwrap_or_default() />
+                <input type="text" name="type" maxlength=MAX_WORKFLOW_TYPE_LEN value=query.workflow_type.clone().unwrap_or_default() />
             </label>
             <label>
                 "Engine "
-                <input type="text" name="engine" maxlength="100" value=query.engine.clone().unwrap_or_default() />
+                <input type="text" name="engine" maxlength=MAX_ENGINE_LEN value=query.engine.clone().unwrap_or_default() />
             </label>
             <label>
                 "Status "

@@ -4,10 +4,7 @@
 //! its status does not allow, is refused with 409 and the reason.
 
 use super::{AppError, AppState};
-use crate::engines::builtin::run::StartRequest;
-use crate::engines::{Command, CommandOutcome};
-use crate::projector::apply::limits;
-use crate::projector::now_ms;
+use crate::source::{limits, now_ms, Command, CommandOutcome, StartRequest};
 use app::model::{is_valid_workflow_id, Action, ActionResponse, Priority};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -68,8 +65,8 @@ pub async fn start(
 ) -> Result<(StatusCode, Json<ActionResponse>), AppError> {
     let body: StartBody = serde_json::from_slice(&body)
         .map_err(|e| AppError::BadRequest(format!("unreadable body: {e}")))?;
-    let engine = state.builtin.as_ref().ok_or_else(|| {
-        AppError::Conflict("the built-in engine is not running, so no run can be started".into())
+    let engine = state.engines.starter().ok_or_else(|| {
+        AppError::Conflict("no engine that starts runs is running, so no run can be started".into())
     })?;
     if body.tags.len() > limits::TAGS {
         return Err(AppError::BadRequest(format!(
@@ -90,7 +87,7 @@ pub async fn start(
         )));
     }
     let outcome = engine
-        .start_workflow(StartRequest {
+        .start(StartRequest {
             workflow_type: body.workflow_type,
             input: body
                 .input

@@ -1,7 +1,7 @@
 //! The API's one error type: every failure becomes a JSON body with a status that says
 //! whose fault it was. Server faults are logged once here and answered opaquely.
 
-use app::model::{ErrorBody, ErrorKind};
+use app::model::{error_chain as chain, ErrorBody, ErrorKind};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -103,18 +103,6 @@ impl AppError {
 #[derive(Clone)]
 struct InternalCause(std::sync::Arc<String>);
 
-/// An error with every cause under it: "outer: inner: root".
-pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// Logs the cause of every internal error once, with its chain, where the request's
 /// span (method, route) says which request it was.
 pub async fn log_internal_errors(response: Response) -> Response {
@@ -162,9 +150,9 @@ impl From<crate::store::StoreError> for AppError {
     }
 }
 
-impl From<crate::engines::CommandError> for AppError {
-    fn from(error: crate::engines::CommandError) -> Self {
-        use crate::engines::CommandError;
+impl From<crate::source::CommandError> for AppError {
+    fn from(error: crate::source::CommandError) -> Self {
+        use crate::source::CommandError;
         match error {
             CommandError::Refused(message) => Self::Conflict(message),
             CommandError::UnknownWorkflow(_) => Self::NotFound(error.to_string()),

@@ -4,7 +4,7 @@
 
 use super::actions::checked_id;
 use super::{AppError, AppState};
-use crate::projector::now_ms;
+use crate::source::now_ms;
 use app::api::ReadModel;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};

@@ -2,8 +2,8 @@
 //! source events. A batch is applied atomically; a refused event is named by its index.
 
 use super::{AppError, AppState};
-use crate::engines::{ingest, SourceEvent};
-use crate::projector::{apply::Refusal, ApplyError, Batch};
+use crate::engines::ingest;
+use crate::source::{ApplyError, Batch, Refusal, Sink, SourceEvent};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;

@@ -11,10 +11,10 @@ mod workflows;
 pub use error::{log_internal_errors, server_fn_status, AppError};
 pub use serve::{serve, ConnectionLimits};
 
-use crate::engines::builtin::BuiltinEngine;
-use crate::engines::Engines;
 use crate::live::{ws, LiveHub, SnapshotSource};
-use crate::projector::{now_ms, Projector};
+use crate::projector::Projector;
+use crate::source::now_ms;
+use crate::source::Engines;
 use crate::store::Store;
 use app::api::{Operations, ReadError, ReadModel};
 use app::model::{Action, ActionResponse, ErrorBody};
@@ -33,8 +33,6 @@ pub struct AppState {
     pub hub: Arc<LiveHub>,
     /// The engines that take commands, by the engine id stored on their runs.
     pub engines: Engines,
-    /// The built-in engine, which also starts new runs by type.
-    pub builtin: Option<BuiltinEngine>,
     /// How the followed engines (Temporal sources) are doing.
     pub health: crate::engines::health::HealthBoard,
     pub leptos_options: LeptosOptions,
@@ -192,7 +190,7 @@ impl ReadModel for StoreReader {
             .store
             .list_workflows(query, now_ms())
             .await
-            .map_err(|e| ReadError::Store(e.to_string()))?;
+            .map_err(|e| ReadError::Store(e.into()))?;
         list.seq = Some(seq);
         list.stats.engines = self.health.snapshot();
         Ok(list)
@@ -204,7 +202,7 @@ impl ReadModel for StoreReader {
     ) -> Result<app::model::analytics::Analytics, ReadError> {
         crate::analytics::analytics(self.store.pool(), window, now_ms())
             .await
-            .map_err(|e| ReadError::Store(e.to_string()))
+            .map_err(|e| ReadError::Store(e.into()))
     }
 
     async fn step_norms(
@@ -215,7 +213,7 @@ impl ReadModel for StoreReader {
             app::model::analytics::Window::Period(app::model::analytics::STEP_NORMS_WINDOW);
         crate::analytics::step_norms(self.store.pool(), workflow_type, window, now_ms())
             .await
-            .map_err(|e| ReadError::Store(e.to_string()))
+            .map_err(|e| ReadError::Store(e.into()))
     }
 
     async fn stats(&self) -> Result<app::model::WorkflowStats, ReadError> {
@@ -223,7 +221,7 @@ impl ReadModel for StoreReader {
             .store
             .stats(now_ms())
             .await
-            .map_err(|e| ReadError::Store(e.to_string()))?;
+            .map_err(|e| ReadError::Store(e.into()))?;
         stats.engines = self.health.snapshot();
         Ok(stats)
     }
@@ -232,7 +230,7 @@ impl ReadModel for StoreReader {
         self.store
             .workflow_detail(id, now_ms())
             .await
-            .map_err(|e| ReadError::Store(e.to_string()))
+            .map_err(|e| ReadError::Store(e.into()))
     }
 }
 

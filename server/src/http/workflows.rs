@@ -1,7 +1,7 @@
 //! `GET .../workflows`, `GET .../workflows/{id}` and `GET .../analytics`.
 
 use super::{AppError, AppState};
-use crate::projector::now_ms;
+use crate::source::now_ms;
 use app::api::{ReadError, ReadModel};
 use app::model::analytics::{Analytics, Window};
 use app::model::{ListQuery, StepsPage, WorkflowDetail, WorkflowList};

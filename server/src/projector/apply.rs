@@ -2,50 +2,12 @@
 //! which events are refused as malformed or out of order, what is derived (progress,
 //! SLA, durations), and which live events the change produces.
 
-use crate::engines::{Change, SourceEvent, StepDeclaration, WorkflowStart};
+use crate::source::{limits, Change, Refusal, SourceEvent, StepDeclaration, WorkflowStart};
 use crate::store::rows::{to_millis, AttemptRecord, LogRow, Millis, StepRow, WorkflowRow};
 use app::model::{
     is_valid_workflow_id, Capabilities, LiveEvent, SlaStatus, StepKind, StepStatus, WorkflowStatus,
 };
 use std::collections::{BTreeMap, BTreeSet};
-
-/// Bounds on what is stored of an engine's facts: everything is stored and shown, so
-/// nothing is unbounded. Text over a bound is cut (see [`super::fit`]), not refused.
-pub mod limits {
-    pub const NAME: usize = 200;
-    /// A run's reference in its engine: Temporal's workflow ids go up to 1,000 bytes.
-    pub const ENGINE_REF: usize = 1_100;
-    pub const ERROR: usize = 16 * 1024;
-    pub const REASON: usize = 2 * 1024;
-    pub const LOG_LINE: usize = 8 * 1024;
-    pub const LOG_LINES_PER_EVENT: usize = 1_000;
-    /// A step's or run's input or output, as JSON text.
-    pub const PAYLOAD: usize = 64 * 1024;
-    /// What is kept of a payload over [`PAYLOAD`].
-    pub const PAYLOAD_PREVIEW: usize = 4 * 1024;
-    pub const TAGS: usize = 32;
-    pub const TAG: usize = 64;
-    pub const STEPS: u32 = 100_000;
-    pub const SLA_TARGET_SECONDS: i64 = 31 * 24 * 3600;
-    /// How far ahead of our clock an engine's timestamp may be.
-    pub const CLOCK_SKEW_MS: i64 = 5 * 60 * 1000;
-    /// The earliest timestamp taken (1970-01-01T00:00:00Z): anything before (year 1 is
-    /// a common zero value) is a broken clock, not a fact.
-    pub const EARLIEST_MS: i64 = 0;
-}
-
-/// Why an event was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum Refusal {
-    #[error("workflow {0:?} is not known: send workflow_started first")]
-    UnknownWorkflow(String),
-    #[error("workflow {0:?} already exists")]
-    AlreadyExists(String),
-    #[error("{0}")]
-    OutOfOrder(String),
-    #[error("{0}")]
-    Invalid(String),
-}
 
 /// One workflow's rows while a batch is applied, and what changed.
 #[derive(Debug, Clone)]
@@ -510,11 +472,8 @@ fn close_open_steps(
     reason: Option<&str>,
     at: Millis,
 ) {
-    let why = match reason {
-        Some(reason) => format!("ended with the run ({status}: {reason})"),
-        None => format!("ended with the run ({status})"),
-    };
-    let why = super::fit::cut(&why, limits::ERROR).into_owned();
+    let why = crate::source::event::ended_with_the_run(status, reason);
+    let why = limits::cut(&why, limits::ERROR).into_owned();
     for step in state.steps.values_mut() {
         if !matches!(step.status, StepStatus::Running | StepStatus::Retrying) {
             continue;

@@ -4,30 +4,10 @@
 //! as a preview. An engine's fact is never refused for its size: the run goes on being
 //! followed, and what was cut says so.
 
-use super::apply::limits;
-use crate::engines::{Change, SourceEvent, StepDeclaration, WorkflowStart};
+use crate::source::limits::{self, cut};
+use crate::source::{Change, SourceEvent, StepDeclaration, WorkflowStart};
 use serde_json::{json, Value};
 use std::borrow::Cow;
-
-/// `text` cut to at most `max` bytes on a character boundary, ending with a marker
-/// that says how many bytes were cut.
-pub fn cut(text: &str, max: usize) -> Cow<'_, str> {
-    if text.len() <= max {
-        return Cow::Borrowed(text);
-    }
-    // The marker's own length depends on the number it carries: size it for the
-    // largest it can be (all of `text`).
-    let marker_len = marker(text.len()).len();
-    let mut end = max.saturating_sub(marker_len);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    Cow::Owned(format!("{}{}", &text[..end], marker(text.len() - end)))
-}
-
-fn marker(cut_bytes: usize) -> String {
-    format!("… [{cut_bytes} bytes cut]")
-}
 
 /// Text shown on one line (names, types, tags): every control character becomes a space.
 fn one_line(text: &str, max: usize) -> String {

@@ -7,11 +7,13 @@
 pub mod apply;
 pub mod fit;
 
-use crate::engines::{Change, SourceEvent};
 use crate::live::LiveHub;
-use crate::store::{self, rows::Millis, Store, StoreError};
-use app::model::{Capabilities, LiveEvent};
-use apply::{Refusal, WorkflowState};
+use crate::source::{
+    now_ms, ApplyError, Batch, Change, Millis, Refusal, SetAside, Sink, SourceEvent,
+};
+use crate::store::{self, Store, StoreError};
+use app::model::LiveEvent;
+use apply::WorkflowState;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,39 +22,15 @@ use tokio::sync::{mpsc, oneshot};
 /// How often SLA statuses are re-derived for time passing.
 const SLA_SWEEP_EVERY: Duration = Duration::from_secs(1);
 
-/// Events from one engine, applied together or not at all.
-#[derive(Debug, Clone)]
-pub struct Batch {
-    /// The engine's id, stored on the runs it creates (e.g. `custom:billing`).
-    pub engine: String,
-    /// What that engine can do with the runs it creates.
-    pub capabilities: Capabilities,
-    pub events: Vec<SourceEvent>,
-    /// Where the engine got to in its own source (by key: e.g. a Temporal run's last
-    /// history event), saved in the same transaction: after a restart it resumes from
-    /// there, neither losing nor repeating an event.
-    pub positions: Vec<(String, String)>,
-}
-
-/// Why a batch was not applied.
-#[derive(Debug, thiserror::Error)]
-pub enum ApplyError {
-    /// An event was malformed or out of order; nothing of the batch was applied.
-    #[error("event {index} ({workflow_id}): {refusal}")]
-    Refused {
-        index: usize,
-        workflow_id: String,
-        refusal: Refusal,
-    },
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("the projector has stopped")]
-    Stopped,
+impl From<StoreError> for ApplyError {
+    fn from(error: StoreError) -> Self {
+        Self::Store(Arc::new(error))
+    }
 }
 
 impl From<sqlx::Error> for ApplyError {
     fn from(error: sqlx::Error) -> Self {
-        Self::Store(StoreError::Sql(error))
+        StoreError::Sql(error).into()
     }
 }
 
@@ -64,14 +42,6 @@ pub enum Atomicity {
     /// An engine's cycle over many runs: a refused event sets its run's events aside,
     /// and every other run's are applied (a problem with one run touches no other).
     PerRun,
-}
-
-/// A run whose events were left out of a batch applied [`Atomicity::PerRun`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct SetAside {
-    pub index: usize,
-    pub workflow_id: String,
-    pub refusal: Refusal,
 }
 
 /// What applying a batch did.
@@ -103,19 +73,6 @@ impl Projector {
         Self { requests }
     }
 
-    /// Applies a batch, all or nothing; returns how many events it held once they are
-    /// durable.
-    pub async fn apply(&self, batch: Batch) -> Result<usize, ApplyError> {
-        let count = batch.events.len();
-        self.submit(batch, Atomicity::Batch).await.map(|_| count)
-    }
-
-    /// Applies a batch run by run: the runs whose events were refused are set aside
-    /// (and returned), the others are durable when this returns.
-    pub async fn apply_per_run(&self, batch: Batch) -> Result<Vec<SetAside>, ApplyError> {
-        self.submit(batch, Atomicity::PerRun).await
-    }
-
     async fn submit(
         &self,
         batch: Batch,
@@ -134,8 +91,16 @@ impl Projector {
     }
 }
 
-pub fn now_ms() -> Millis {
-    chrono::Utc::now().timestamp_millis()
+#[async_trait::async_trait]
+impl Sink for Projector {
+    async fn apply(&self, batch: Batch) -> Result<usize, ApplyError> {
+        let count = batch.events.len();
+        self.submit(batch, Atomicity::Batch).await.map(|_| count)
+    }
+
+    async fn apply_per_run(&self, batch: Batch) -> Result<Vec<SetAside>, ApplyError> {
+        self.submit(batch, Atomicity::PerRun).await
+    }
 }
 
 async fn run(store: Store, hub: Arc<LiveHub>, mut inbox: mpsc::Receiver<Request>) {

@@ -2,7 +2,8 @@
 //! atomic batches, and the live events a batch publishes.
 
 use super::*;
-use crate::engines::{ingest, StepDeclaration, WorkflowStart};
+use crate::engines::ingest;
+use crate::source::{StepDeclaration, WorkflowStart};
 use app::model::{SlaStatus, StepKind, StepStatus, WorkflowStatus};
 use chrono::{DateTime, TimeZone, Utc};
 
@@ -271,7 +272,7 @@ async fn events_that_break_the_lifecycle_are_refused() {
             1_000,
             Change::LogLines {
                 step_number: 1,
-                lines: vec!["x".repeat(apply::limits::LOG_LINE + 1)]
+                lines: vec!["x".repeat(crate::source::limits::LOG_LINE + 1)]
             }
         )])
         .await,
@@ -715,10 +716,10 @@ async fn facts_over_a_limit_are_stored_cut_with_a_marker_not_refused() {
         .unwrap()
         .unwrap();
     let step = &detail.execution.steps[0];
-    assert!(step.name.len() <= apply::limits::NAME);
+    assert!(step.name.len() <= crate::source::limits::NAME);
     assert!(step.name.ends_with("bytes cut]"), "{}", step.name);
     let error = step.error.as_deref().unwrap();
-    assert!(error.len() <= apply::limits::ERROR);
+    assert!(error.len() <= crate::source::limits::ERROR);
     assert!(
         error.starts_with("upstream said eee"),
         "control characters go"
@@ -727,13 +728,13 @@ async fn facts_over_a_limit_are_stored_cut_with_a_marker_not_refused() {
     let input = step.input.as_ref().unwrap();
     assert!(input["bytes"].as_u64().unwrap() > 200_000, "{input}");
     let logs = &step.logs;
-    assert_eq!(logs.len(), apply::limits::LOG_LINES_PER_EVENT);
+    assert_eq!(logs.len(), crate::source::limits::LOG_LINES_PER_EVENT);
     assert!(
         logs.last().unwrap().contains("201 more lines dropped"),
         "{:?}",
         logs.last()
     );
-    assert!(logs[0].len() <= apply::limits::LOG_LINE && !logs[0].contains('\u{1b}'));
+    assert!(logs[0].len() <= crate::source::limits::LOG_LINE && !logs[0].contains('\u{1b}'));
 }
 
 #[tokio::test]

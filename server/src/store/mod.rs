@@ -13,10 +13,36 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::LazyLock;
 use std::time::Duration;
 
 /// How many of a step's newest log lines the detail view carries.
 pub const LOG_TAIL: i64 = 100;
+
+/// A status set as an SQL list (`('RUNNING', 'PAUSED')`), written from the sets'
+/// one home ([`WorkflowStatus`]) so the SQL and the model cannot disagree.
+fn sql_list(statuses: impl IntoIterator<Item = WorkflowStatus>) -> String {
+    let quoted: Vec<String> = statuses
+        .into_iter()
+        .map(|status| format!("'{}'", status.as_str()))
+        .collect();
+    format!("({})", quoted.join(", "))
+}
+
+/// Runs in progress or held mid-run.
+static ACTIVE_SQL: LazyLock<String> = LazyLock::new(|| sql_list(WorkflowStatus::ACTIVE));
+/// Runs that have not ended: pending or active.
+static OPEN_SQL: LazyLock<String> = LazyLock::new(|| {
+    sql_list(std::iter::once(WorkflowStatus::Pending).chain(WorkflowStatus::ACTIVE))
+});
+/// The runs the stats count now: open ones and failures (which the failed tab holds).
+static COUNTED_SQL: LazyLock<String> = LazyLock::new(|| {
+    sql_list(
+        std::iter::once(WorkflowStatus::Pending)
+            .chain(WorkflowStatus::ACTIVE)
+            .chain(WorkflowStatus::FAILURES),
+    )
+});
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -156,12 +182,11 @@ impl Store {
     /// long history.
     pub async fn stats(&self, now: Millis) -> Result<WorkflowStats, StoreError> {
         let mut stats = WorkflowStats::default();
-        let current: Vec<(String, String, i64)> = sqlx::query_as(
+        let current: Vec<(String, String, i64)> = sqlx::query_as(&format!(
             "SELECT status, sla_status, COUNT(*) FROM workflows
-             WHERE status IN ('PENDING', 'RUNNING', 'PAUSING', 'PAUSED', 'CANCELLING',
-                              'FAILED', 'COMPENSATION_FAILED', 'TIMED_OUT', 'TERMINATED')
-             GROUP BY status, sla_status",
-        )
+             WHERE status IN {} GROUP BY status, sla_status",
+            *COUNTED_SQL
+        ))
         .fetch_all(&self.pool)
         .await?;
         for (status, sla, n) in current {
@@ -379,16 +404,16 @@ impl Store {
         &self,
         engine: &str,
     ) -> Result<Vec<(WorkflowRow, Vec<StepRow>)>, StoreError> {
-        const OPEN: &str = "('PENDING', 'RUNNING', 'PAUSING', 'PAUSED', 'CANCELLING')";
+        let open = &*OPEN_SQL;
         let rows: Vec<WorkflowRow> = sqlx::query_as(&format!(
-            "SELECT * FROM workflows WHERE status IN {OPEN} AND engine = ? ORDER BY created_ms, id"
+            "SELECT * FROM workflows WHERE status IN {open} AND engine = ? ORDER BY created_ms, id"
         ))
         .bind(engine)
         .fetch_all(&self.pool)
         .await?;
         let steps: Vec<(String, StepRow)> = sqlx::query_as(&format!(
             "SELECT s.workflow_id AS owner, s.* FROM steps s JOIN workflows w ON w.id = s.workflow_id
-             WHERE w.status IN {OPEN} AND w.engine = ? ORDER BY s.workflow_id, s.step_number"
+             WHERE w.status IN {open} AND w.engine = ? ORDER BY s.workflow_id, s.step_number"
         ))
         .bind(engine)
         .fetch_all(&self.pool)
@@ -461,13 +486,14 @@ impl Store {
     }
 
     pub async fn sla_candidates(&self, now: Millis) -> Result<Vec<WorkflowRow>, StoreError> {
-        Ok(sqlx::query_as(
+        Ok(sqlx::query_as(&format!(
             "SELECT * FROM workflows
-             WHERE status IN ('RUNNING', 'PAUSING', 'PAUSED', 'CANCELLING')
+             WHERE status IN {}
                AND sla_target_seconds > 0
                AND sla_status IN ('on_track', 'at_risk')
                AND started_ms + sla_target_seconds * 900 <= ?",
-        )
+            *ACTIVE_SQL
+        ))
         .bind(now)
         .fetch_all(&self.pool)
         .await?)
@@ -712,4 +738,30 @@ pub async fn append_logs(
 fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> String {
     // Serialising our own plain data types to a string cannot fail.
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sql_status_sets_are_the_models() {
+        let open: Vec<WorkflowStatus> = WorkflowStatus::ALL
+            .into_iter()
+            .filter(|status| !status.is_terminal())
+            .collect();
+        assert_eq!(*OPEN_SQL, sql_list(open));
+        assert_eq!(
+            *ACTIVE_SQL,
+            "('RUNNING', 'PAUSING', 'PAUSED', 'CANCELLING')"
+        );
+        for status in WorkflowStatus::ALL {
+            let counted = COUNTED_SQL.contains(&format!("'{}'", status.as_str()));
+            assert_eq!(
+                counted,
+                status == WorkflowStatus::Pending || status.is_active() || status.is_failure(),
+                "{status:?}"
+            );
+        }
+    }
 }

@@ -5,26 +5,11 @@ use app::model::{
     progress_of, Action, Attempt, Capabilities, Priority, RetryPolicyInfo, SlaStatus, Step,
     StepKind, StepStatus, Workflow, WorkflowStatus,
 };
-use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sqlx::{sqlite::SqliteRow, FromRow, Row};
 
-/// Milliseconds since the Unix epoch: how the store keeps every instant.
-pub type Millis = i64;
-
-pub fn to_datetime(ms: Millis) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(ms).unwrap_or_default()
-}
-
-pub fn to_millis(at: DateTime<Utc>) -> Millis {
-    at.timestamp_millis()
-}
-
-/// Seconds between two instants, to the millisecond.
-pub fn seconds_between(from: Millis, to: Millis) -> f64 {
-    (to - from).max(0) as f64 / 1000.0
-}
+pub use crate::source::clock::{seconds_between, to_datetime, to_millis, Millis};
 
 /// A workflow run as stored.
 #[derive(Debug, Clone, PartialEq)]

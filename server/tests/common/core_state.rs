@@ -8,6 +8,6 @@ pub async fn on_temporary_file() -> (server::http::AppState, tempfile::TempDir) 
     let options = leptos::config::LeptosOptions::builder()
         .output_name("stepline")
         .build();
-    let state = server::start_core(&url, options, None).await.unwrap();
+    let state = server::start_core(&url, options, None).await.unwrap().state;
     (state, dir)
 }

@@ -23,6 +23,8 @@ FixableWF fails its workflow task on a KeyError after step 1 and stays RUNNING: 
 | LongRunningWF   | steps (3), step_ms (30000), delay_ms (0: a timer first) | completed (slowly)    |
 | ChildParentWF   | steps (2), step_ms (200)                           | completed, with a child    |
 | LocalActivityWF | step_ms (100)                                      | completed: an activity, then a local one |
+| StubbornWF      | step_ms (20000)                                    | canceled while its step ignores the cancel |
+| RawResultWF     | step_ms (100)                                      | completed: a None (binary/null) and a bytes (binary/plain) result |
 """
 
 import argparse
@@ -122,6 +124,26 @@ async def compensate_step(args: dict) -> str:
 async def long_step(args: dict) -> str:
     await _sleep_heartbeating(_secs(args.get("ms", 30000)))
     return f"{args.get('name', 'long')} done"
+
+
+@activity.defn
+async def stubborn_step(args: dict) -> str:
+    # No heartbeats: a cancel request never reaches this activity, which runs on.
+    await asyncio.sleep(_secs(args.get("ms", 20000)))
+    return f"{args.get('name', 'stubborn')} done"
+
+
+@activity.defn
+async def no_result(args: dict) -> None:
+    # None is written as a binary/null payload (metadata, no data).
+    await asyncio.sleep(_secs(args.get("ms", 100)))
+
+
+@activity.defn
+async def raw_bytes(args: dict) -> bytes:
+    # Bytes are written as a binary/plain payload.
+    await asyncio.sleep(_secs(args.get("ms", 100)))
+    return bytes([0, 1, 2])
 
 
 # ---------------------------------------------------------------------------------------
@@ -353,8 +375,41 @@ class LocalActivityWF:
         return "local done"
 
 
-WORKFLOWS = [SequentialWF, ParallelWF, RetryWF, PermanentFailWF, FixableWF, SagaWF, LongRunningWF, ChildParentWF, LocalActivityWF]
-ACTIVITIES = [do_step, flaky_step, always_fail, check_marker, saga_step, compensate_step, long_step]
+@workflow.defn
+class StubbornWF:
+    """One step that never heartbeats, awaited with the default TRY_CANCEL: a cancel
+    request ends the workflow CANCELED at once, while history never records the step's
+    end (its activity runs on in the worker and its late result is refused)."""
+
+    @workflow.run
+    async def run(self, params: Optional[dict] = None) -> str:
+        p = params or {}
+        ms = int(p.get("step_ms", 20000))
+        await workflow.execute_activity(
+            stubborn_step,
+            {"name": "stubborn", "step": 1, "ms": ms},
+            start_to_close_timeout=_timeout(ms),
+            retry_policy=NO_RETRY,
+        )
+        return "stubborn done"
+
+
+@workflow.defn
+class RawResultWF:
+    @workflow.run
+    async def run(self, params: Optional[dict] = None) -> None:
+        p = params or {}
+        ms = int(p.get("step_ms", 100))
+        await workflow.execute_activity(
+            no_result, {"name": "nothing", "step": 1, "ms": ms}, start_to_close_timeout=_timeout(ms)
+        )
+        await workflow.execute_activity(
+            raw_bytes, {"name": "bytes", "step": 2, "ms": ms}, start_to_close_timeout=_timeout(ms)
+        )
+
+
+WORKFLOWS = [SequentialWF, ParallelWF, RetryWF, PermanentFailWF, FixableWF, SagaWF, LongRunningWF, ChildParentWF, LocalActivityWF, StubbornWF, RawResultWF]
+ACTIVITIES = [do_step, flaky_step, always_fail, check_marker, saga_step, compensate_step, long_step, stubborn_step, no_result, raw_bytes]
 
 
 async def main() -> None:

@@ -24,7 +24,7 @@
 //! action = { kind = "command", program = "sh", args = ["-c", "echo loaded"] }
 //! ```
 
-use app::model::Priority;
+use app::model::{Priority, MAX_WORKFLOW_TYPE_LEN};
 use backon::BackoffBuilder;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashMap};
@@ -299,7 +299,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Definition, DefinitionError> {
     };
     let raw: RawDefinition = toml::from_str(text).map_err(|e| fail(None, e.to_string()))?;
     if raw.workflow_type.is_empty()
-        || raw.workflow_type.len() > 100
+        || raw.workflow_type.len() > MAX_WORKFLOW_TYPE_LEN
         || !raw
             .workflow_type
             .bytes()
@@ -308,7 +308,7 @@ pub fn parse(file: &Path, text: &str) -> Result<Definition, DefinitionError> {
         return Err(fail(
             None,
             format!(
-                "type {:?} must be 1 to 100 characters of A-Z a-z 0-9 _ -",
+                "type {:?} must be 1 to {MAX_WORKFLOW_TYPE_LEN} characters of A-Z a-z 0-9 _ -",
                 raw.workflow_type
             ),
         ));

@@ -2,8 +2,8 @@
 //! console always shows active, queued, completed, failed and slow ones. The runs are
 //! real runs of the built-in engine; only their steps' work is simulated.
 
-use super::run::StartRequest;
 use super::BuiltinEngine;
+use crate::source::StartRequest;
 use app::model::Priority;
 use serde_json::json;
 use std::time::Duration;

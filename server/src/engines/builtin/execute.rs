@@ -5,8 +5,8 @@
 
 use super::definition::{Action, Simulation};
 use super::run::Launch;
-use crate::projector::apply::limits;
-use crate::projector::fit::cut;
+use crate::source::limits;
+use crate::source::limits::cut;
 use serde_json::{json, Value};
 use std::process::Stdio;
 use std::time::Duration;

@@ -1,8 +1,8 @@
 //! The built-in durable engine: runs workflows described in definition files, on the
 //! same SQLite database as the read model. One task (the driver) owns every live run;
 //! it collects what happened (results, operators' commands, retry timers), decides the
-//! next transitions, has the projector make them durable in one transaction, and only
-//! then starts or stops work. So whatever ran is in the store, and a restart picks every
+//! next transitions, has the sink (the projector) make them durable in one transaction,
+//! and only then starts or stops work. So whatever ran is in the store, and a restart picks every
 //! open run up again from there (a step that was running runs again: at-least-once).
 
 pub mod definition;
@@ -10,15 +10,17 @@ pub mod demo;
 pub mod execute;
 pub mod run;
 
-use super::{Command, CommandError, CommandOutcome, Engine};
-use crate::projector::{now_ms, ApplyError, Batch, Projector, SetAside};
-use crate::store::rows::Millis;
+use crate::source::clock::{to_datetime, Millis};
+use crate::source::{
+    now_ms, ApplyError, Batch, Command, CommandError, CommandOutcome, Engine, SetAside, SharedSink,
+    StartRequest,
+};
 use crate::store::Store;
 use app::model::{Capabilities, Priority, WorkflowStatus};
 use async_trait::async_trait;
 use definition::Definition;
 use execute::LogSink;
-use run::{holds_slot, Decisions, Effect, Launch, Run, StartRequest};
+use run::{holds_slot, Decisions, Effect, Launch, Run};
 use serde_json::Value;
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap, HashMap};
@@ -90,7 +92,7 @@ impl BuiltinEngine {
     /// open from before.
     pub async fn start(
         store: Store,
-        projector: Projector,
+        sink: SharedSink,
         definitions: Vec<Definition>,
         limits: Limits,
     ) -> Result<Self, crate::store::StoreError> {
@@ -112,7 +114,7 @@ impl BuiltinEngine {
             slots_total: 0,
             timers: BinaryHeap::new(),
             executions: HashMap::new(),
-            projector,
+            sink,
             store,
             inbox: inbox.downgrade(),
             // A redirect is the endpoint's answer (a 3xx fails the step), not an
@@ -184,6 +186,14 @@ impl Engine for BuiltinEngine {
         let id = workflow_id.to_owned();
         self.ask(|reply| Message::Command(id, command, reply))
             .await?
+    }
+
+    fn starts_runs(&self) -> bool {
+        true
+    }
+
+    async fn start(&self, request: StartRequest) -> Result<CommandOutcome, CommandError> {
+        self.start_workflow(request).await
     }
 }
 
@@ -259,7 +269,7 @@ struct Driver {
     slots_total: usize,
     timers: BinaryHeap<Reverse<(Millis, String)>>,
     executions: HashMap<(String, u32), AbortHandle>,
-    projector: Projector,
+    sink: SharedSink,
     store: Store,
     /// For executions to report back; weak so the engine stops when its handles go.
     inbox: mpsc::WeakSender<Message>,
@@ -317,10 +327,10 @@ impl Driver {
             }
             Err(problem) if !row.status.is_terminal() => {
                 tracing::warn!(workflow = %row.id, %problem, "run cannot resume");
-                cycle.decisions.events.push(crate::engines::SourceEvent {
+                cycle.decisions.events.push(crate::source::SourceEvent {
                     workflow_id: row.id.clone(),
-                    at: crate::store::rows::to_datetime(now),
-                    change: crate::engines::Change::WorkflowStatusChanged {
+                    at: to_datetime(now),
+                    change: crate::source::Change::WorkflowStatusChanged {
                         status: WorkflowStatus::Failed,
                         reason: Some(problem),
                     },
@@ -473,7 +483,7 @@ impl Driver {
                 match cycle.logs.iter_mut().find(|(id, step, lines)| {
                     id == &workflow_id
                         && *step == step_number
-                        && lines.len() < crate::projector::apply::limits::LOG_LINES_PER_EVENT
+                        && lines.len() < crate::source::limits::LOG_LINES_PER_EVENT
                 }) {
                     Some((_, _, lines)) => lines.push(line),
                     None => cycle.logs.push((workflow_id, step_number, vec![line])),
@@ -683,16 +693,16 @@ impl Driver {
         }
     }
 
-    /// Hands events to the projector, which stores them in one transaction, run by run:
+    /// Hands events to the sink, which stores them in one transaction, run by run:
     /// a run whose transition is refused is set aside (returned) and touches no other.
     async fn persist(
         &self,
-        events: Vec<crate::engines::SourceEvent>,
+        events: Vec<crate::source::SourceEvent>,
     ) -> Result<Vec<SetAside>, ApplyError> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        self.projector
+        self.sink
             .apply_per_run(Batch {
                 engine: ENGINE_ID.into(),
                 capabilities: capabilities(),
@@ -924,10 +934,10 @@ fn flush_logs(cycle: &mut Cycle, workflow_id: &str, step_number: u32, now: Milli
     let mut kept = Vec::with_capacity(cycle.logs.len());
     for (id, step, lines) in cycle.logs.drain(..) {
         if id == workflow_id && step == step_number {
-            cycle.decisions.events.push(crate::engines::SourceEvent {
+            cycle.decisions.events.push(crate::source::SourceEvent {
                 workflow_id: id,
-                at: crate::store::rows::to_datetime(now),
-                change: crate::engines::Change::LogLines { step_number, lines },
+                at: to_datetime(now),
+                change: crate::source::Change::LogLines { step_number, lines },
             });
         } else {
             kept.push((id, step, lines));

@@ -4,8 +4,10 @@
 //! read model after a restart, so what is stored is all the engine needs.
 
 use super::definition::{Action, Definition, StepDefinition};
-use crate::engines::{Change, SourceEvent, StepDeclaration, WorkflowStart};
-use crate::store::rows::{to_datetime, Millis, StepRow, WorkflowRow};
+use crate::source::clock::{to_datetime, Millis};
+use crate::source::StartRequest;
+use crate::source::{Change, SourceEvent, StepDeclaration, WorkflowStart};
+use crate::store::rows::{StepRow, WorkflowRow};
 use app::model::{Priority, StepKind, StepStatus, WorkflowStatus};
 use serde_json::Value;
 use std::sync::Arc;
@@ -115,17 +117,6 @@ impl Decisions {
             change,
         });
     }
-}
-
-/// How a run is started: the start API's fields.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct StartRequest {
-    pub workflow_type: String,
-    pub input: Value,
-    pub priority: Option<Priority>,
-    pub triggered_by: Option<String>,
-    pub trigger_type: Option<String>,
-    pub tags: Vec<String>,
 }
 
 /// One run in memory.

@@ -18,9 +18,11 @@ use super::client::{ClientError, Execution, TemporalClient};
 use super::history::HistoryMapper;
 use super::SourceConfig;
 use crate::engines::health::{HealthBoard, Report};
-use crate::engines::{Change, Command, CommandError, CommandOutcome, Engine, SourceEvent};
-use crate::projector::{ApplyError, Batch, Projector};
 use crate::retry::Backoff;
+use crate::source::{
+    ApplyError, Batch, Change, Command, CommandError, CommandOutcome, Engine, SharedSink,
+    SourceEvent,
+};
 use crate::store::Store;
 use app::model::EngineHealth;
 use app::model::{Capabilities, LiveMode, WorkflowStatus};
@@ -81,7 +83,7 @@ struct Inner {
     config: SourceConfig,
     engine_id: String,
     client: TemporalClient,
-    projector: Projector,
+    sink: SharedSink,
     store: Store,
     health: HealthBoard,
     capabilities: Mutex<Capabilities>,
@@ -105,7 +107,7 @@ impl TemporalSource {
     pub async fn start(
         config: SourceConfig,
         store: Store,
-        projector: Projector,
+        sink: SharedSink,
         health: HealthBoard,
     ) -> Result<Self, String> {
         let client = TemporalClient::new(&config.url, &config.namespace, config.api_key.clone())?;
@@ -113,7 +115,7 @@ impl TemporalSource {
         let inner = Arc::new(Inner {
             engine_id: engine_id.clone(),
             client,
-            projector,
+            sink,
             store,
             health,
             capabilities: Mutex::new(capabilities(false)),
@@ -445,7 +447,7 @@ impl Inner {
                 events: events.clone(),
                 positions: vec![position.clone()],
             };
-            match self.projector.apply(batch).await {
+            match self.sink.apply(batch).await {
                 Ok(_) => return true,
                 Err(ApplyError::Refused { index, refusal, .. }) if index < events.len() => {
                     if matches!(events[index].change, Change::WorkflowStarted(_)) {

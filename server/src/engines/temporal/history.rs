@@ -3,12 +3,13 @@
 //! workflow events become status changes. Fed a history in slices as it is read, the
 //! mapper keeps what it needs (which step each scheduled event became) between them.
 
-use crate::engines::{Change, SourceEvent, StepDeclaration, WorkflowStart};
+use crate::source::event::ended_with_the_run;
+use crate::source::{Change, SourceEvent, StepDeclaration, WorkflowStart};
 use app::model::{RetryPolicyInfo, StepKind, WorkflowStatus};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 /// Which activities are compensations: Temporal has no marker for them, so the
 /// source's configuration names them (by type, or by a type prefix).
@@ -157,6 +158,11 @@ pub struct HistoryMapper {
     first_task: Option<u64>,
     /// The history holds the run's end (completed, failed, cancelled, ...).
     closed: bool,
+    /// Activities scheduled whose end the history has not recorded yet. Temporal writes
+    /// an activity's start only with its end, so one that is still out when the run
+    /// ends (it ignored a cancel request, say) would stay "scheduled" forever: it ends
+    /// with the run instead.
+    unended_activities: BTreeSet<u32>,
 }
 
 impl HistoryMapper {
@@ -173,6 +179,7 @@ impl HistoryMapper {
             reset_points: HashMap::new(),
             first_task: None,
             closed: false,
+            unended_activities: BTreeSet::new(),
         }
     }
 
@@ -456,6 +463,35 @@ impl HistoryMapper {
                 None => message.to_owned(),
             }
         };
+        let ending = match kind.trim_start_matches("EVENT_TYPE_") {
+            "WORKFLOW_EXECUTION_COMPLETED" => Some((WorkflowStatus::Completed, None)),
+            "WORKFLOW_EXECUTION_FAILED" => Some((WorkflowStatus::Failed, Some(failure(attrs)))),
+            "WORKFLOW_EXECUTION_TIMED_OUT" => Some((WorkflowStatus::TimedOut, None)),
+            "WORKFLOW_EXECUTION_CANCELED" => Some((WorkflowStatus::Cancelled, None)),
+            "WORKFLOW_EXECUTION_TERMINATED" => Some((
+                WorkflowStatus::Terminated,
+                text(attrs, "/reason").map(str::to_owned),
+            )),
+            "WORKFLOW_EXECUTION_CONTINUED_AS_NEW" => Some((
+                WorkflowStatus::Completed,
+                Some(format!(
+                    "continued as new run {}",
+                    text(attrs, "/newExecutionRunId").unwrap_or("?")
+                )),
+            )),
+            _ => None,
+        };
+        if let Some((status, reason)) = ending {
+            let why = ended_with_the_run(status, reason.as_deref());
+            for step_number in std::mem::take(&mut self.unended_activities) {
+                push(Change::StepCancelled {
+                    step_number,
+                    reason: why.clone(),
+                });
+            }
+            push(Change::WorkflowStatusChanged { status, reason });
+            return Ok(());
+        }
         match kind.trim_start_matches("EVENT_TYPE_") {
             "WORKFLOW_EXECUTION_STARTED" => push(Change::WorkflowStarted(WorkflowStart {
                 workflow_type: text(attrs, "/workflowType/name")
@@ -492,6 +528,7 @@ impl HistoryMapper {
                     format!("task-{task}-branch-{}", *index)
                 });
                 let number = self.new_step(&event_id);
+                self.unended_activities.insert(number);
                 if let Some(activity_id) = text(attrs, "/activityId") {
                     self.activities.insert(activity_id.to_owned(), number);
                 }
@@ -526,6 +563,7 @@ impl HistoryMapper {
                 let scheduled =
                     text(attrs, "/scheduledEventId").or(text(attrs, "/initiatedEventId"));
                 let number = self.step_of(&event_id, scheduled)?;
+                self.unended_activities.remove(&number);
                 push(Change::StepCompleted {
                     step_number: number,
                     output: payload(attrs.get("result")),
@@ -535,6 +573,7 @@ impl HistoryMapper {
                 let scheduled =
                     text(attrs, "/scheduledEventId").or(text(attrs, "/initiatedEventId"));
                 let number = self.step_of(&event_id, scheduled)?;
+                self.unended_activities.remove(&number);
                 push(Change::StepFailed {
                     step_number: number,
                     error: failure(attrs),
@@ -544,6 +583,7 @@ impl HistoryMapper {
                 let scheduled =
                     text(attrs, "/scheduledEventId").or(text(attrs, "/initiatedEventId"));
                 let number = self.step_of(&event_id, scheduled)?;
+                self.unended_activities.remove(&number);
                 let kind = text(attrs, "/failure/timeoutFailureInfo/timeoutType")
                     .unwrap_or("TIMEOUT_TYPE_UNSPECIFIED")
                     .trim_start_matches("TIMEOUT_TYPE_")
@@ -562,6 +602,7 @@ impl HistoryMapper {
                     .or(text(attrs, "/initiatedEventId"))
                     .or(text(attrs, "/startedEventId"));
                 let number = self.step_of(&event_id, scheduled)?;
+                self.unended_activities.remove(&number);
                 push(Change::StepCancelled {
                     step_number: number,
                     reason: "cancelled".into(),
@@ -675,26 +716,9 @@ impl HistoryMapper {
                 let number = self.step_of(&event_id, text(attrs, "/initiatedEventId"))?;
                 push(Change::attempt_started(number, 1));
             }
-            "WORKFLOW_EXECUTION_COMPLETED" => push(status(WorkflowStatus::Completed, None)),
-            "WORKFLOW_EXECUTION_FAILED" => {
-                push(status(WorkflowStatus::Failed, Some(failure(attrs))))
-            }
-            "WORKFLOW_EXECUTION_TIMED_OUT" => push(status(WorkflowStatus::TimedOut, None)),
             "WORKFLOW_EXECUTION_CANCEL_REQUESTED" => push(status(
                 WorkflowStatus::Cancelling,
                 text(attrs, "/cause").map(str::to_owned),
-            )),
-            "WORKFLOW_EXECUTION_CANCELED" => push(status(WorkflowStatus::Cancelled, None)),
-            "WORKFLOW_EXECUTION_TERMINATED" => push(status(
-                WorkflowStatus::Terminated,
-                text(attrs, "/reason").map(str::to_owned),
-            )),
-            "WORKFLOW_EXECUTION_CONTINUED_AS_NEW" => push(status(
-                WorkflowStatus::Completed,
-                Some(format!(
-                    "continued as new run {}",
-                    text(attrs, "/newExecutionRunId").unwrap_or("?")
-                )),
             )),
             "WORKFLOW_EXECUTION_PAUSED" => push(status(WorkflowStatus::Paused, None)),
             "WORKFLOW_EXECUTION_UNPAUSED" => push(status(WorkflowStatus::Running, None)),

@@ -6,7 +6,7 @@
 use super::{Inner, Position, TemporalSource};
 use crate::engines::temporal::client::Execution;
 use crate::engines::temporal::{engine_ref, quoted};
-use crate::engines::{Change, SourceEvent, WorkflowStart};
+use crate::source::{Change, SourceEvent, WorkflowStart};
 use app::model::{Capabilities, LiveMode, WorkflowStatus};
 use chrono::{DateTime, Utc};
 use std::sync::Arc;

@@ -3,7 +3,8 @@
 //! read as it did in Temporal.
 
 use super::*;
-use crate::projector::{apply_batch, Batch};
+use crate::projector::apply_batch;
+use crate::source::Batch;
 use crate::store::Store;
 use app::model::{Capabilities, StepStatus, WorkflowDetail};
 
@@ -289,4 +290,87 @@ async fn an_activity_at_attempt_four_billion_fills_in_only_its_last_attempts() {
             .is_some_and(|e| e.contains("as did attempts")),
         "{first_filled:?}"
     );
+}
+
+#[test]
+fn an_activity_still_out_when_the_run_is_cancelled_ends_with_it() {
+    // As Temporal records a run cancelled while its activity ignores the cancel: the
+    // activity's cancel request, then the run's end, and nothing of the activity's own.
+    let event = |id: u64, kind: &str, attributes: Value| {
+        let mut event = json!({"eventId": id.to_string(), "eventTime": "2026-12-03T12:08:38Z",
+            "eventType": format!("EVENT_TYPE_{kind}")});
+        let name = kind
+            .split('_')
+            .enumerate()
+            .map(|(i, word)| {
+                let lower = word.to_ascii_lowercase();
+                if i == 0 {
+                    lower
+                } else {
+                    lower[..1].to_ascii_uppercase() + &lower[1..]
+                }
+            })
+            .collect::<String>();
+        event[format!("{name}EventAttributes")] = attributes;
+        event
+    };
+    let history = [
+        event(
+            1,
+            "WORKFLOW_EXECUTION_STARTED",
+            json!({"workflowType": {"name": "StubbornWF"}}),
+        ),
+        event(
+            5,
+            "ACTIVITY_TASK_SCHEDULED",
+            json!({"activityId": "1",
+            "activityType": {"name": "stubborn_step"}, "workflowTaskCompletedEventId": "4"}),
+        ),
+        event(
+            6,
+            "ACTIVITY_TASK_SCHEDULED",
+            json!({"activityId": "2",
+            "activityType": {"name": "done_step"}, "workflowTaskCompletedEventId": "4"}),
+        ),
+        event(
+            7,
+            "ACTIVITY_TASK_STARTED",
+            json!({"scheduledEventId": "6", "attempt": 1}),
+        ),
+        event(
+            8,
+            "ACTIVITY_TASK_COMPLETED",
+            json!({"scheduledEventId": "6"}),
+        ),
+        event(10, "WORKFLOW_EXECUTION_CANCEL_REQUESTED", json!({})),
+        event(
+            14,
+            "ACTIVITY_TASK_CANCEL_REQUESTED",
+            json!({"scheduledEventId": "5"}),
+        ),
+        event(15, "WORKFLOW_EXECUTION_CANCELED", json!({})),
+    ];
+    let mapped = HistoryMapper::new("wf", CompensationRule::default())
+        .map(&history)
+        .expect("the history maps");
+    let ends: Vec<&Change> = mapped.iter().rev().take(2).map(|e| &e.change).collect();
+    assert_eq!(
+        ends,
+        [
+            &Change::WorkflowStatusChanged {
+                status: WorkflowStatus::Cancelled,
+                reason: None
+            },
+            &Change::StepCancelled {
+                step_number: 1,
+                reason: "ended with the run (CANCELLED)".into()
+            },
+        ]
+    );
+    // The activity that ended is left as it ended.
+    let cancelled = mapped
+        .iter()
+        .filter(|e| matches!(e.change, Change::StepCancelled { .. }))
+        .count();
+    assert_eq!(cancelled, 1);
 }

@@ -1,0 +1,178 @@
+//! What every engine offers Stepline: its id, the commands it takes and what it did with
+//! them, and the registry the HTTP layer looks engines up in by the id stored on a run.
+
+use app::model::{Priority, WorkflowStatus};
+use async_trait::async_trait;
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// How a run is started: the start API's fields.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StartRequest {
+    pub workflow_type: String,
+    pub input: Value,
+    pub priority: Option<Priority>,
+    pub triggered_by: Option<String>,
+    pub trigger_type: Option<String>,
+    pub tags: Vec<String>,
+}
+
+/// What an operator asks an engine to do to one of its runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Pause,
+    Resume,
+    Cancel {
+        reason: Option<String>,
+    },
+    /// Run again from the start (`None`) or from a step.
+    Retry {
+        from_step: Option<u32>,
+    },
+    /// Start a new run with the same type and input.
+    Clone {
+        triggered_by: Option<String>,
+    },
+    /// Stop at once; nothing is rolled back.
+    Terminate {
+        reason: Option<String>,
+    },
+}
+
+/// What an engine did with a command.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandOutcome {
+    /// The run the outcome is about (the new run, for a clone).
+    pub workflow_id: String,
+    pub new_status: WorkflowStatus,
+    /// What happened, in the operator's words ("paused after step 7 completes").
+    pub message: String,
+}
+
+/// Why an engine did not do a command.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommandError {
+    /// The run's state does not allow it (HTTP 409).
+    #[error("{0}")]
+    Refused(String),
+    #[error("the engine does not know workflow {0:?}")]
+    UnknownWorkflow(String),
+    /// The engine cannot be reached now (HTTP 503).
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// An engine Stepline can send commands to.
+#[async_trait]
+pub trait Engine: Send + Sync {
+    /// The id stored on the runs it reports (`builtin`, `temporal:prod`, ...).
+    fn id(&self) -> &str;
+
+    async fn command(
+        &self,
+        workflow_id: &str,
+        command: Command,
+    ) -> Result<CommandOutcome, CommandError>;
+
+    /// Whether runs can be started through it (the start API picks such an engine).
+    fn starts_runs(&self) -> bool {
+        false
+    }
+
+    /// Starts a run; most engines are started from their own side and refuse.
+    async fn start(&self, request: StartRequest) -> Result<CommandOutcome, CommandError> {
+        Err(CommandError::Refused(format!(
+            "engine {} does not start runs from Stepline (asked for {:?})",
+            self.id(),
+            request.workflow_type
+        )))
+    }
+}
+
+/// The engines that accept commands, by id.
+#[derive(Clone, Default)]
+pub struct Engines {
+    by_id: HashMap<String, Arc<dyn Engine>>,
+}
+
+impl Engines {
+    pub fn add(&mut self, engine: Arc<dyn Engine>) {
+        self.by_id.insert(engine.id().to_owned(), engine);
+    }
+
+    pub fn get(&self, id: &str) -> Option<&Arc<dyn Engine>> {
+        self.by_id.get(id)
+    }
+
+    /// The engine the start API starts runs on, if one is running.
+    pub fn starter(&self) -> Option<&Arc<dyn Engine>> {
+        let mut starters = self.by_id.values().filter(|engine| engine.starts_runs());
+        // Ids are unique; with several starters the lowest id wins, whatever the order.
+        let first = starters.next()?;
+        Some(starters.fold(first, |best, e| if e.id() < best.id() { e } else { best }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An engine whose runs are started on its own side (as Temporal's are).
+    struct FollowedOnly(&'static str);
+
+    /// An engine that starts runs.
+    struct Starting(&'static str);
+
+    #[async_trait]
+    impl Engine for FollowedOnly {
+        fn id(&self) -> &str {
+            self.0
+        }
+
+        async fn command(&self, id: &str, _: Command) -> Result<CommandOutcome, CommandError> {
+            Err(CommandError::UnknownWorkflow(id.to_owned()))
+        }
+    }
+
+    #[async_trait]
+    impl Engine for Starting {
+        fn id(&self) -> &str {
+            self.0
+        }
+
+        async fn command(&self, id: &str, _: Command) -> Result<CommandOutcome, CommandError> {
+            Err(CommandError::UnknownWorkflow(id.to_owned()))
+        }
+
+        fn starts_runs(&self) -> bool {
+            true
+        }
+    }
+
+    #[tokio::test]
+    async fn an_engine_that_does_not_start_runs_refuses_saying_which_it_is() {
+        let refused = FollowedOnly("temporal:prod")
+            .start(StartRequest {
+                workflow_type: "order".into(),
+                ..StartRequest::default()
+            })
+            .await;
+        let Err(CommandError::Refused(message)) = refused else {
+            panic!("refused: {refused:?}");
+        };
+        assert!(message.contains("temporal:prod") && message.contains("\"order\""));
+    }
+
+    #[test]
+    fn the_start_api_picks_the_engine_that_starts_runs_whatever_the_order() {
+        let mut engines = Engines::default();
+        assert!(engines.starter().is_none());
+        engines.add(Arc::new(FollowedOnly("temporal:a")));
+        assert!(engines.starter().is_none());
+        engines.add(Arc::new(Starting("zeta")));
+        engines.add(Arc::new(Starting("builtin")));
+        engines.add(Arc::new(FollowedOnly("temporal:b")));
+        assert_eq!(engines.starter().map(|e| e.id()), Some("builtin"));
+    }
+}
