@@ -51,16 +51,45 @@ fn fit_multi_line(text: &mut String, max: usize) {
     }
 }
 
-/// A payload (input or output) over [`limits::PAYLOAD`] bytes of JSON is kept as the
+/// How deeply `value` nests (a scalar is 0), counted without recursion.
+fn depth(value: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(value, 0)];
+    while let Some((value, level)) = stack.pop() {
+        deepest = deepest.max(level);
+        match value {
+            Value::Array(items) => stack.extend(items.iter().map(|item| (item, level + 1))),
+            Value::Object(fields) => stack.extend(fields.values().map(|v| (v, level + 1))),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// A payload (input or output) over [`limits::PAYLOAD`] bytes of JSON, or nested deeper
+/// than [`limits::PAYLOAD_DEPTH`] (the store could not read it back), is kept as the
 /// start of its text, with its full size.
 fn fit_payload(payload: &mut Option<Value>) {
     let Some(value) = payload else { return };
     let text = value.to_string();
-    if text.len() <= limits::PAYLOAD {
+    let too_deep = depth(value) > limits::PAYLOAD_DEPTH;
+    if text.len() <= limits::PAYLOAD && !too_deep {
         return;
     }
+    let why = if too_deep {
+        format!(
+            "this payload nests deeper than {} levels; only the start of its {} bytes of JSON is kept",
+            limits::PAYLOAD_DEPTH,
+            text.len()
+        )
+    } else {
+        format!(
+            "this payload is {} bytes of JSON; only its start is kept",
+            text.len()
+        )
+    };
     *payload = Some(json!({
-        "stepline_cut": format!("this payload is {} bytes of JSON; only its start is kept", text.len()),
+        "stepline_cut": why,
         "bytes": text.len(),
         "start": multi_line(&text, limits::PAYLOAD_PREVIEW),
     }));
@@ -198,5 +227,26 @@ mod tests {
             .unwrap()
             .starts_with("{\"blob\":\"xxx"));
         assert!(kept.to_string().len() < limits::PAYLOAD);
+    }
+
+    #[test]
+    fn a_payload_nested_too_deep_to_read_back_is_kept_as_its_start() {
+        let mut nested = json!("core");
+        for _ in 0..200 {
+            nested = json!([nested]);
+        }
+        let mut payload = Some(nested);
+        fit_payload(&mut payload);
+        let kept = payload.unwrap();
+        assert!(kept["stepline_cut"]
+            .as_str()
+            .unwrap()
+            .contains("deeper than"));
+        // What is stored reads back with serde_json's own nesting limit.
+        let stored = kept.to_string();
+        assert!(serde_json::from_str::<Value>(&stored).is_ok());
+        let mut shallow = Some(json!({"a": [[[1]]]}));
+        fit_payload(&mut shallow);
+        assert_eq!(shallow, Some(json!({"a": [[[1]]]})));
     }
 }

@@ -13,6 +13,9 @@ pub const LOG_LINE: usize = 8 * 1024;
 pub const LOG_LINES_PER_EVENT: usize = 1_000;
 /// A step's or run's input or output, as JSON text.
 pub const PAYLOAD: usize = 64 * 1024;
+/// How deeply a payload may nest: serde_json reads back at most 128 levels, and the
+/// store keeps payloads as JSON text.
+pub const PAYLOAD_DEPTH: usize = 64;
 /// What is kept of a payload over [`PAYLOAD`].
 pub const PAYLOAD_PREVIEW: usize = 4 * 1024;
 pub const TAGS: usize = 32;
