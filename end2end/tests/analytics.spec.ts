@@ -1,6 +1,7 @@
 // The analytics page against figures this test computes itself, from the same runs, read
 // through the list API.
 import { APIRequestContext, expect, test } from '@playwright/test';
+import { AnalyticsPage } from '../support/analytics-page';
 import { startWorkflow, waitForStatus } from '../support/engine';
 
 const API = '/api/platform/orchestration';
@@ -44,37 +45,40 @@ test('the analytics page shows what the runs add up to', async ({ page, request 
   const monitors = ended.filter((w) => w.type === 'e2e_monitor');
   const meanMonitor = monitors.reduce((sum, w) => sum + w.duration_seconds, 0) / monitors.length;
 
-  await page.goto('/orchestration/analytics?period=24h');
-  await expect(page.getByTestId('runs-ended')).toHaveText(`${ended.length} runs ended`);
-  await expect(page.getByTestId('failure-overall')).toHaveText(
+  const analytics = new AnalyticsPage(page);
+  await analytics.goto('?period=24h');
+  await expect(analytics.runsEnded()).toHaveText(`${ended.length} runs ended`);
+  await expect(analytics.failureOverall()).toHaveText(
     `${Math.round((failed * 100) / ended.length)}%`,
   );
-  await expect(page.getByTestId('sla-percent')).toHaveText(
+  await expect(analytics.slaPercent()).toHaveText(
     `${Math.round(((withTarget.length - breached) * 100) / withTarget.length)}%`,
   );
-  await expect(page.locator('li[data-type="e2e_monitor"] [data-testid="avg-duration"]')).toHaveAttribute(
+  await expect(analytics.averageDuration('e2e_monitor')).toHaveAttribute(
     'data-seconds',
     String(Math.round(meanMonitor)),
   );
-  await expect(page.getByTestId('slowest-steps')).toContainText('database_insert');
-  await expect(page.getByTestId('retry-overall')).toContainText('% of step runs needed a retry');
+  await expect(analytics.slowestSteps()).toContainText('database_insert');
+  await expect(analytics.retryOverall()).toContainText('% of step runs needed a retry');
 
-  await page.locator('a[data-period="7d"]').click();
+  await analytics.period('7d').click();
   await expect(page).toHaveURL(/period=7d/);
-  await expect(page.getByTestId('runs-ended')).toHaveText(`${ended.length} runs ended`);
+  await expect(analytics.runsEnded()).toHaveText(`${ended.length} runs ended`);
 });
 
 test('an unknown period is refused', async ({ page, request }) => {
   const response = await request.get(`${API}/analytics?period=1y`);
   expect(response.status()).toBe(400);
-  await page.goto('/orchestration/analytics?period=1y');
-  await expect(page.getByRole('alert')).toContainText('period "1y" must be 1h, 24h or 7d');
+  const analytics = new AnalyticsPage(page);
+  await analytics.goto('?period=1y');
+  await expect(analytics.alert()).toContainText('period "1y" must be 1h, 24h or 7d');
 });
 
 test('a list filtered by dates links to the analytics of the same dates', async ({ page }) => {
   const today = new Date().toISOString().slice(0, 10);
+  const analytics = new AnalyticsPage(page);
   await page.goto(`/orchestration?from=${today}&to=${today}`);
   await page.getByTestId('range-analytics').click();
   await expect(page).toHaveURL(/\/orchestration\/analytics\?from=/);
-  await expect(page.getByTestId('range')).toContainText(`From ${today} 00:00`);
+  await expect(analytics.range()).toContainText(`From ${today} 00:00`);
 });

@@ -1,25 +1,11 @@
 // The Gantt tab of a run (issue 5): overlapping bars for parallel branches, a retried
 // step's attempts, tooltips, opening a step from its bar, the critical path; and the
 // server's SVG, which is the chart without JavaScript.
-import { Page, expect, test } from '@playwright/test';
+import { expect, test } from '@playwright/test';
 import { startWorkflow, waitForStatus, waitForStep, workflowDetail } from '../support/engine';
+import { GanttPage } from '../support/gantt-page';
 
 const API = '/api/platform/orchestration';
-
-/** The bar links of step `n` (one per attempt), over the canvas or inside the SVG. */
-function bars(page: Page, n: number) {
-  return page.locator(`a.gantt-hit[data-step="${n}"]`);
-}
-
-async function box(page: Page, n: number, attempt = 1) {
-  const bar = page.locator(`a.gantt-hit[data-step="${n}"][data-attempt="${attempt}"]`);
-  // boundingBox() does not wait: the links are laid out again on every repaint (a live
-  // re-read, hydration), so wait until this one is shown.
-  await expect(bar, `bar of step ${n} attempt ${attempt}`).toBeVisible();
-  const found = await bar.boundingBox();
-  expect(found, `bar of step ${n} attempt ${attempt}`).not.toBeNull();
-  return found!;
-}
 
 test.describe('Gantt chart on the canvas', () => {
   test.skip(({ javaScriptEnabled }) => !javaScriptEnabled, 'the canvas needs the hydrated app');
@@ -36,26 +22,27 @@ test.describe('Gantt chart on the canvas', () => {
     expect(Date.parse(step(2).started_at)).toBeLessThan(Date.parse(step(3).completed_at));
     expect(step(4).attempts).toHaveLength(2);
 
-    await page.goto(`/orchestration/workflows/${id}?view=gantt`);
-    const canvas = page.getByTestId('gantt-canvas');
+    const gantt = new GanttPage(page);
+    await gantt.goto(id);
+    const canvas = gantt.canvas();
     await expect(canvas).toBeVisible();
     await expect(canvas).toHaveAttribute('data-rows', '5');
 
     // Branches: "email" (2) and "provision" (3) overlap in time, on different rows.
-    const email = await box(page, 2);
-    const provision = await box(page, 3);
+    const email = await gantt.box(2);
+    const provision = await gantt.box(3);
     expect(email.x).toBeLessThan(provision.x + provision.width);
     expect(provision.x).toBeLessThan(email.x + email.width);
     expect(email.y).not.toBe(provision.y);
     // Sequential: "notify" starts after "configure" ends.
-    const configured = await box(page, 4, 2);
-    expect((await box(page, 5)).x).toBeGreaterThanOrEqual(configured.x + configured.width - 1);
+    const configured = await gantt.box(4, 2);
+    expect((await gantt.box(5)).x).toBeGreaterThanOrEqual(configured.x + configured.width - 1);
 
     // The retried step: two attempts, the first red, the second green, a wait between.
-    await expect(bars(page, 4)).toHaveCount(2);
-    await expect(bars(page, 4).nth(0)).toHaveAttribute('data-tone', 'failed');
-    await expect(bars(page, 4).nth(1)).toHaveAttribute('data-tone', 'succeeded');
-    const first = await box(page, 4, 1);
+    await expect(gantt.bars(4)).toHaveCount(2);
+    await expect(gantt.bars(4).nth(0)).toHaveAttribute('data-tone', 'failed');
+    await expect(gantt.bars(4).nth(1)).toHaveAttribute('data-tone', 'succeeded');
+    const first = await gantt.box(4, 1);
     expect(configured.x).toBeGreaterThan(first.x + first.width);
 
     // The canvas really painted the bars in their colours under the links.
@@ -73,28 +60,28 @@ test.describe('Gantt chart on the canvas', () => {
     expect(await colour(configured)).toEqual([22, 163, 74]);
 
     // The critical path: prepare → provision → configure → notify; email is off it.
-    await expect(page.getByTestId('gantt-critical')).toHaveText('Critical path: step 1 → 3 → 4 → 5');
+    await expect(gantt.criticalPath()).toHaveText('Critical path: step 1 → 3 → 4 → 5');
     for (const n of [1, 3, 4, 5]) {
-      await expect(bars(page, n).last()).toHaveAttribute('data-critical', 'true');
+      await expect(gantt.bars(n).last()).toHaveAttribute('data-critical', 'true');
     }
-    await expect(bars(page, 2)).toHaveAttribute('data-critical', 'false');
+    await expect(gantt.bars(2)).toHaveAttribute('data-critical', 'false');
 
     // Hover: the tooltip tells the attempt and its error.
-    await bars(page, 4).nth(0).hover();
-    const tooltip = page.getByTestId('gantt-tooltip');
+    await gantt.bars(4).nth(0).hover();
+    const tooltip = gantt.tooltip();
     await expect(tooltip).toContainText('Step 4: configure');
     await expect(tooltip).toContainText('Attempt 1 · failed (attempt 1 of 2)');
     await expect(tooltip).toContainText('Error: config service timed out');
     await expect(tooltip).toContainText('On the critical path');
 
     // Click: the step opens below the chart with its attempts.
-    await bars(page, 3).click();
-    const opened = page.getByTestId('gantt-step');
+    await gantt.bars(3).click();
+    const opened = gantt.openedStep();
     await expect(opened.locator('li.step')).toHaveAttribute('data-step', '3');
     await expect(opened).toContainText('Step 3: provision');
     await expect(opened.locator('table.attempts tbody tr')).toHaveCount(1);
 
-    await expect(page.getByTestId('gantt-summary')).toHaveText(/^SLA target 10:00 • Took \d+(\.\d)?s • within by 9:5\d$/);
+    await expect(gantt.summary()).toHaveText(/^SLA target 10:00 • Took \d+(\.\d)?s • within by 9:5\d$/);
   });
 
   test('a running bar grows live; cancelling greys it and the rollback shows in yellow', async ({
@@ -104,10 +91,11 @@ test.describe('Gantt chart on the canvas', () => {
     // e2e_deploy's third step waits until it is cancelled.
     const id = await startWorkflow(request, 'e2e_deploy');
     await waitForStep(request, id, 3, 'RUNNING');
-    await page.goto(`/orchestration/workflows/${id}?view=gantt`);
-    await expect(page.getByTestId('gantt-canvas')).toBeVisible();
-    await expect(page.locator('.connection')).toHaveAttribute('data-state', 'connected');
-    const running = page.locator('a.gantt-hit[data-step="3"]');
+    const gantt = new GanttPage(page);
+    await gantt.goto(id);
+    await expect(gantt.canvas()).toBeVisible();
+    await expect(gantt.connection()).toHaveAttribute('data-state', 'connected');
+    const running = gantt.bars(3);
     await expect(running).toHaveAttribute('data-tone', 'running');
     // Its bar reaches the present and its time so far counts up with the clock.
     const soFar = async () => (await running.getAttribute('aria-label'))?.match(/took (\S+) so far/)?.[1];
@@ -119,7 +107,7 @@ test.describe('Gantt chart on the canvas', () => {
     expect(cancel.status(), await cancel.text()).toBeLessThan(300);
     await expect(running).toHaveAttribute('data-tone', 'cancelled');
     // The two compensations (C1 undoes step 2, C2 step 1) appear live, in yellow.
-    await expect(page.locator('a.gantt-hit[data-tone="compensation"]')).toHaveCount(2, { timeout: 15_000 });
+    await expect(gantt.compensationBars()).toHaveCount(2, { timeout: 15_000 });
     await waitForStatus(request, id, 'CANCELLED');
   });
 });
@@ -147,13 +135,14 @@ test('without JavaScript the Gantt tab shows the server SVG, whose bars link to 
   expect((await request.get(`${API}/workflows/${id}/gantt.svg?width=5`)).status()).toBe(400);
   expect((await request.get(`${API}/workflows/nope-nope/gantt.svg`)).status()).toBe(404);
 
-  await page.goto(`/orchestration/workflows/${id}?view=gantt`);
+  const gantt = new GanttPage(page);
+  await gantt.goto(id);
   if (javaScriptEnabled) {
     // The canvas takes over from the server's SVG.
-    await expect(page.getByTestId('gantt-canvas')).toBeVisible();
-    await expect(page.locator('object.gantt-svg')).toHaveCount(0);
+    await expect(gantt.canvas()).toBeVisible();
+    await expect(gantt.serverSvg()).toHaveCount(0);
   } else {
-    await expect(page.locator('object.gantt-svg')).toHaveAttribute('data', `${API}/workflows/${id}/gantt.svg?width=1100&rows=200`);
+    await expect(gantt.serverSvg()).toHaveAttribute('data', `${API}/workflows/${id}/gantt.svg?width=1100&rows=200`);
   }
   // The link a bar leads to opens that step on the timeline, also without JavaScript.
   await page.goto(`/orchestration/workflows/${id}?step=3#step-3`);

@@ -77,7 +77,7 @@ async fn main() {
     );
 
     let began = Instant::now();
-    let rolled = server::analytics::rebuild(pool).await.expect("rollups");
+    let rolled = server::analytics::rebuild(&store).await.expect("rollups");
     println!(
         "rolled up {rolled} runs in {:.1} s",
         began.elapsed().as_secs_f64()
@@ -88,7 +88,7 @@ async fn main() {
         let mut ended = 0;
         for _ in 0..200 {
             let started = Instant::now();
-            let answer = server::analytics::analytics(pool, Window::Period(period), now)
+            let answer = server::analytics::analytics(&store, Window::Period(period), now)
                 .await
                 .expect("analytics");
             times.push(started.elapsed().as_secs_f64() * 1000.0);

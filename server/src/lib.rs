@@ -46,21 +46,36 @@ pub struct Core {
     pub builtin: Option<BuiltinEngine>,
 }
 
+/// Why the core did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error("the built-in engine could not pick up its open runs")]
+    Recovery(#[from] source::RecallError),
+}
+
 /// The running core: store, projector, hub and engines, wired together. With
 /// `builtin`, the built-in engine starts and resumes the runs it left open.
 pub async fn start_core(
     database_url: &str,
     leptos_options: LeptosOptions,
     builtin: Option<BuiltinSettings>,
-) -> Result<Core, store::StoreError> {
+) -> Result<Core, StartError> {
     let store = Store::open(database_url).await?;
+    // Runs that ended before analytics rollups existed are rolled up once, before the
+    // projector adds to the rollups.
+    if store.rollups_missing().await? {
+        let runs = analytics::rebuild(&store).await?;
+        tracing::info!(runs, "analytics rolled up from the stored runs");
+    }
     let hub = Arc::new(LiveHub::starting_now());
     let projector = Projector::spawn(store.clone(), hub.clone());
     let mut engines = Engines::default();
     let builtin = match builtin {
         Some(settings) => {
             let engine = BuiltinEngine::start(
-                store.clone(),
+                Arc::new(store.clone()),
                 Arc::new(projector.clone()),
                 settings.definitions,
                 settings.limits,
@@ -91,7 +106,7 @@ pub async fn follow_temporal(
     for config in sources {
         let source = engines::temporal::TemporalSource::start(
             config,
-            state.store.clone(),
+            Arc::new(state.store.clone()),
             Arc::new(state.projector.clone()),
             state.health.clone(),
         )

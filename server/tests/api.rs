@@ -875,3 +875,70 @@ async fn the_detail_api_pages_through_a_run_with_many_steps() {
         assert_eq!(body["error"], "bad_request", "{bad}: {body}");
     }
 }
+
+#[tokio::test]
+async fn a_page_that_cannot_be_shown_answers_with_the_status_of_its_error() {
+    let server = TestServer::start().await;
+    let (status, html) = server.get_text("/orchestration?status=BOGUS").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("role=\"alert\""), "{html}");
+    assert!(html.contains("data-error=\"bad_request\""), "{html}");
+    assert!(html.contains("unknown status"), "{html}");
+
+    let (status, html) = server.get_text("/orchestration/analytics?period=1y").await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(html.contains("must be 1h, 24h or 7d"), "{html}");
+
+    let (status, html) = server.get_text("/orchestration/workflows/wf-none").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert!(html.contains("data-testid=\"not-found\""), "{html}");
+
+    let (status, _) = server.get_text("/orchestration").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn runs_that_ended_before_rollups_existed_are_rolled_up_at_start_up() {
+    let (state, dir) = core_state::on_temporary_file().await;
+    let url = format!("sqlite://{}/stepline.db", dir.path().display());
+    let store = state.store.clone();
+    let first = TestServer {
+        router: server::app(state),
+        _dir: dir,
+    };
+    let mut events = Vec::new();
+    for (id, status) in [("old-wf-ok", "COMPLETED"), ("old-wf-bad", "FAILED")] {
+        events.push(
+            json!({"type": "workflow_started", "workflow_id": id, "at": ago(600),
+            "workflow_type": "data_sync"}),
+        );
+        events.push(json!({"type": "workflow_status_changed", "workflow_id": id,
+            "at": ago(500), "status": status}));
+    }
+    let (status, body) = first.push(json!(events)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let analytics = "/api/platform/orchestration/analytics?period=24h";
+    assert_eq!(first.get(analytics).await.1["runs"], 2);
+    // As a database from before rollups: the runs are there, their rollups are not.
+    for table in ["analytics_runs", "analytics_steps"] {
+        sqlx::query(&format!("DELETE FROM {table}"))
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+    assert_eq!(first.get(analytics).await.1["runs"], 0);
+
+    let options = leptos::config::LeptosOptions::builder()
+        .output_name("stepline")
+        .build();
+    let again = server::start_core(&url, options, None).await.unwrap().state;
+    let (status, figures) = TestServer {
+        router: server::app(again),
+        _dir: tempfile::tempdir().unwrap(),
+    }
+    .get(analytics)
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(figures["runs"], 2, "{figures}");
+    assert_eq!(figures["failure_rate"]["overall"], 50, "{figures}");
+}

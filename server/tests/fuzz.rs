@@ -535,7 +535,7 @@ async fn mutated_temporal_histories_map_and_apply_without_a_panic_or_a_store_err
                 events: vec![event],
                 positions: Vec::new(),
             };
-            match apply_batch(&store, &batch, now).await {
+            match apply_batch(&store, batch, now).await {
                 Ok(_) => {}
                 Err(ApplyError::Refused { .. }) => refused += 1,
                 Err(error) => panic!("seed {seed}, case {case}: {error}"),

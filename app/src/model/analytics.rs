@@ -2,7 +2,7 @@
 //! (`GET /api/platform/orchestration/analytics?period=24h`), plus the p95 figures the
 //! console adds.
 
-use super::query::parse_instant;
+use super::instant::parse_instant;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -226,5 +226,54 @@ pub fn percent(part: u64, whole: u64) -> u32 {
         0
     } else {
         ((part * 200 + whole) / (whole * 2)) as u32
+    }
+}
+
+/// Each histogram bucket is this much wider than the one before: a percentile read
+/// from it is within ±5 % of the true value.
+const GROWTH: f64 = 1.1;
+
+/// Durations in milliseconds counted in log-width buckets (bucket `i` holds
+/// `[GROWTH^i, GROWTH^(i+1))` ms): small and mergeable, so percentiles over any period
+/// come from summing stored histograms. Counts are signed so a run counted once can be
+/// taken out again.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Histogram(BTreeMap<u16, i64>);
+
+impl Histogram {
+    pub fn add(&mut self, duration_ms: i64) {
+        self.count(duration_ms, 1);
+    }
+
+    /// Counts `duration_ms` in (`sign` 1) or out (`sign` -1).
+    pub fn count(&mut self, duration_ms: i64, sign: i64) {
+        let ms = duration_ms.max(1) as f64;
+        let bucket = (ms.ln() / GROWTH.ln()).floor().clamp(0.0, u16::MAX as f64) as u16;
+        *self.0.entry(bucket).or_default() += sign;
+    }
+
+    pub fn merge(&mut self, other: &Histogram) {
+        for (bucket, count) in &other.0 {
+            *self.0.entry(*bucket).or_default() += count;
+        }
+        self.0.retain(|_, count| *count > 0);
+    }
+
+    /// The `q` quantile in milliseconds (the geometric middle of its bucket).
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let total: i64 = self.0.values().filter(|c| **c > 0).sum();
+        if total <= 0 {
+            return None;
+        }
+        let rank = (q * total as f64).ceil().max(1.0) as i64;
+        let mut seen = 0;
+        for (bucket, count) in self.0.iter().filter(|(_, c)| **c > 0) {
+            seen += count;
+            if seen >= rank {
+                return Some(GROWTH.powf(f64::from(*bucket) + 0.5));
+            }
+        }
+        None
     }
 }

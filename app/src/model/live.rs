@@ -5,6 +5,29 @@
 use super::status::{StepStatus, WorkflowStatus};
 use super::workflow::Workflow;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// How many run summaries a client keeps from the live stream: enough for a page of the
+/// list (at most 500 rows) and the runs that changed since, not every run it ever heard
+/// of (a busy fleet sends thousands an hour).
+pub const LIVE_ROWS_KEPT: usize = 1_000;
+
+/// Keeps the `max` most recently updated summaries of `rows` and forgets the rest.
+pub fn keep_newest(rows: &mut HashMap<String, Workflow>, max: usize) {
+    if rows.len() <= max {
+        return;
+    }
+    let mut updated: Vec<_> = rows
+        .values()
+        .map(|w| (w.updated_at, w.id.clone()))
+        .collect();
+    let cut = updated.len() - max;
+    // The `cut` oldest go; which of equally old ones go does not matter.
+    updated.select_nth_unstable(cut - 1);
+    for (_, id) in &updated[..cut] {
+        rows.remove(id);
+    }
+}
 
 /// A change to the read model, as the story names it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

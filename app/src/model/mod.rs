@@ -3,18 +3,18 @@
 
 pub mod analytics;
 mod error;
+mod instant;
 mod live;
 mod query;
 mod status;
 mod workflow;
 
 pub use error::{error_chain, ErrorBody, ErrorKind};
-pub use live::{ClientMessage, LiveEvent, LiveMessage, Subscription};
+pub use live::{keep_newest, ClientMessage, LiveEvent, LiveMessage, Subscription, LIVE_ROWS_KEPT};
 pub use query::{
-    Cursor, ListQuery, QueryError, Sort, Tab, COMPLETED_TAB_SIZE, DEFAULT_LIMIT, MAX_ENGINE_LEN,
-    MAX_LIMIT, MAX_SEARCH,
+    Cursor, ListQuery, QueryError, Sort, DEFAULT_LIMIT, MAX_ENGINE_LEN, MAX_LIMIT, MAX_SEARCH,
 };
-pub use status::{SlaStatus, StepKind, StepStatus, WorkflowStatus};
+pub use status::{SlaStatus, StepKind, StepStatus, Tab, WorkflowStatus, COMPLETED_TAB_SIZE};
 pub use workflow::{
     attempt_label, derive_branches, format_duration, progress_of, Action, ActionResponse, Attempt,
     Branch, Capabilities, DefinitionInfo, EngineHealth, EngineState, Execution, LiveMode, Metadata,

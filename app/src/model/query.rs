@@ -1,84 +1,15 @@
 //! The workflow list's filters and paging, shared by the REST API and the page.
 
-use super::status::{SlaStatus, WorkflowStatus};
+use super::instant::{parse_instant, NotAnInstant};
+use super::status::{Tab, WorkflowStatus, COMPLETED_TAB_SIZE};
 use super::workflow::Workflow;
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 /// Default page size of the list.
 pub const DEFAULT_LIMIT: u32 = 50;
 /// Largest page the API serves.
 pub const MAX_LIMIT: u32 = 500;
-
-/// The list's tabs: where an operator looks first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Tab {
-    /// Running, pausing, paused or rolling back.
-    Active,
-    /// Queued.
-    Pending,
-    /// The newest completed runs (at most [`COMPLETED_TAB_SIZE`]).
-    Completed,
-    /// Failed, rollback failed, timed out or terminated.
-    Failed,
-    /// Active and past 90 % of their SLA target.
-    Slow,
-}
-
-/// How many completed runs the Completed tab shows.
-pub const COMPLETED_TAB_SIZE: u32 = 100;
-
-impl Tab {
-    pub const ALL: [Tab; 5] = [
-        Self::Active,
-        Self::Pending,
-        Self::Completed,
-        Self::Failed,
-        Self::Slow,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Active => "active",
-            Self::Pending => "pending",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-            Self::Slow => "slow",
-        }
-    }
-
-    pub fn label(self) -> &'static str {
-        match self {
-            Self::Active => "Active",
-            Self::Pending => "Pending",
-            Self::Completed => "Completed",
-            Self::Failed => "Failed",
-            Self::Slow => "Slow",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|tab| tab.as_str() == s)
-    }
-
-    /// The statuses a run of this tab has.
-    pub fn statuses(self) -> &'static [WorkflowStatus] {
-        use WorkflowStatus::*;
-        match self {
-            Self::Active | Self::Slow => &WorkflowStatus::ACTIVE,
-            Self::Pending => &[Pending],
-            Self::Completed => &[Completed],
-            Self::Failed => &WorkflowStatus::FAILURES,
-        }
-    }
-
-    /// Whether a run with this status and SLA status belongs in the tab.
-    pub fn holds(self, status: WorkflowStatus, sla: SlaStatus) -> bool {
-        self.statuses().contains(&status)
-            && (self != Self::Slow || matches!(sla, SlaStatus::AtRisk | SlaStatus::Breached))
-    }
-}
 
 /// The list's order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -168,26 +99,16 @@ pub enum QueryError {
     BadEngine,
     #[error("the search text may be at most {MAX_SEARCH} characters")]
     BadText,
-    #[error("{0:?} is not a date (2026-11-26) or an instant (2026-11-26T08:00:00Z)")]
+    #[error("{}", NotAnInstant(.0.clone()))]
     BadDate(String),
     #[error("sort must be newest or oldest, got {0:?}")]
     BadSort(String),
 }
 
-/// A date (its start, or the start of the next day for an end) or an RFC 3339 instant.
-pub fn parse_instant(value: &str, end_of_day: bool) -> Result<DateTime<Utc>, QueryError> {
-    if let Ok(instant) = DateTime::parse_from_rfc3339(value) {
-        return Ok(instant.with_timezone(&Utc));
+impl From<NotAnInstant> for QueryError {
+    fn from(NotAnInstant(value): NotAnInstant) -> Self {
+        Self::BadDate(value)
     }
-    let date = NaiveDate::parse_from_str(value, "%Y-%m-%d")
-        .map_err(|_| QueryError::BadDate(value.to_owned()))?;
-    let day = if end_of_day {
-        date.succ_opt()
-            .ok_or_else(|| QueryError::BadDate(value.to_owned()))?
-    } else {
-        date
-    };
-    Ok(day.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc())
 }
 
 impl ListQuery {

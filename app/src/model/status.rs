@@ -270,3 +270,73 @@ impl SlaStatus {
         }
     }
 }
+
+/// The list's tabs: where an operator looks first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Tab {
+    /// Running, pausing, paused or rolling back.
+    Active,
+    /// Queued.
+    Pending,
+    /// The newest completed runs (at most [`COMPLETED_TAB_SIZE`]).
+    Completed,
+    /// Failed, rollback failed, timed out or terminated.
+    Failed,
+    /// Active and past 90 % of their SLA target.
+    Slow,
+}
+
+/// How many completed runs the Completed tab shows.
+pub const COMPLETED_TAB_SIZE: u32 = 100;
+
+impl Tab {
+    pub const ALL: [Tab; 5] = [
+        Self::Active,
+        Self::Pending,
+        Self::Completed,
+        Self::Failed,
+        Self::Slow,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Active => "active",
+            Self::Pending => "pending",
+            Self::Completed => "completed",
+            Self::Failed => "failed",
+            Self::Slow => "slow",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Active => "Active",
+            Self::Pending => "Pending",
+            Self::Completed => "Completed",
+            Self::Failed => "Failed",
+            Self::Slow => "Slow",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|tab| tab.as_str() == s)
+    }
+
+    /// The statuses a run of this tab has.
+    pub fn statuses(self) -> &'static [WorkflowStatus] {
+        use WorkflowStatus::*;
+        match self {
+            Self::Active | Self::Slow => &WorkflowStatus::ACTIVE,
+            Self::Pending => &[Pending],
+            Self::Completed => &[Completed],
+            Self::Failed => &WorkflowStatus::FAILURES,
+        }
+    }
+
+    /// Whether a run with this status and SLA status belongs in the tab.
+    pub fn holds(self, status: WorkflowStatus, sla: SlaStatus) -> bool {
+        self.statuses().contains(&status)
+            && (self != Self::Slow || matches!(sla, SlaStatus::AtRisk | SlaStatus::Breached))
+    }
+}

@@ -601,3 +601,39 @@ fn a_query_that_skipped_the_query_string_is_bounded_all_the_same() {
     );
     assert_eq!(ListQuery::default().validate(), Ok(()));
 }
+
+#[test]
+fn percentiles_come_from_log_buckets_within_five_percent() {
+    let mut histogram = crate::model::analytics::Histogram::default();
+    for ms in 1..=1000 {
+        histogram.add(ms);
+    }
+    let p95 = histogram.quantile(0.95).unwrap();
+    assert!((p95 - 950.0).abs() / 950.0 < 0.05, "p95 {p95}");
+    let p50 = histogram.quantile(0.5).unwrap();
+    assert!((p50 - 500.0).abs() / 500.0 < 0.05, "p50 {p50}");
+    assert_eq!(
+        crate::model::analytics::Histogram::default().quantile(0.95),
+        None
+    );
+}
+
+#[test]
+fn the_live_map_keeps_only_the_most_recently_updated_runs() {
+    let mut rows = std::collections::HashMap::new();
+    for minute in 0..10u32 {
+        let mut row = list_row(&format!("wf-{minute}"));
+        row.updated_at = Some(
+            chrono::DateTime::parse_from_rfc3339(&format!("2026-11-26T08:{minute:02}:00Z"))
+                .unwrap()
+                .into(),
+        );
+        rows.insert(row.id.clone(), row);
+    }
+    keep_newest(&mut rows, 20);
+    assert_eq!(rows.len(), 10, "under the bound nothing goes");
+    keep_newest(&mut rows, 3);
+    let mut kept: Vec<&str> = rows.keys().map(String::as_str).collect();
+    kept.sort();
+    assert_eq!(kept, ["wf-7", "wf-8", "wf-9"]);
+}

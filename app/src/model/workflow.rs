@@ -1,6 +1,6 @@
 //! Workflows, steps and attempts as the REST API and the UI see them.
 
-use super::status::{SlaStatus, StepKind, StepStatus, WorkflowStatus};
+use super::status::{SlaStatus, StepKind, StepStatus, Tab, WorkflowStatus};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -205,8 +205,7 @@ pub struct TabCounts {
 }
 
 impl TabCounts {
-    pub fn of(&self, tab: super::query::Tab) -> u64 {
-        use super::query::Tab;
+    pub fn of(&self, tab: Tab) -> u64 {
         match tab {
             Tab::Active => self.active,
             Tab::Pending => self.pending,

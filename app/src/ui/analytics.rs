@@ -3,9 +3,10 @@
 //! slowest steps, and the steps that retry most. Server-rendered; the period is in the
 //! URL.
 
+use super::parts::ErrorView;
 use crate::api::get_analytics;
 use crate::model::analytics::{Analytics, Period, Window};
-use crate::model::format_duration;
+use crate::model::{format_duration, ErrorBody, ErrorKind};
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
@@ -25,8 +26,8 @@ pub fn AnalyticsPage() -> impl IntoView {
         move || window.get(),
         |window| async move {
             match window {
-                Ok(window) => get_analytics(window).await.map_err(|e| e.to_string()),
-                Err(message) => Err(message),
+                Ok(window) => get_analytics(window).await,
+                Err(message) => Err(ErrorBody::new(ErrorKind::BadRequest, message)),
             }
         },
     );
@@ -70,8 +71,8 @@ pub fn AnalyticsPage() -> impl IntoView {
                         }
                         .into_any(),
                         Ok(figures) => view! { <Figures figures /> }.into_any(),
-                        Err(message) => view! {
-                            <p class="error" role="alert">"Could not compute analytics: " {message}</p>
+                        Err(error) => view! {
+                            <ErrorView what="Could not compute analytics" error />
                         }
                         .into_any(),
                     }

@@ -39,7 +39,8 @@ impl ConnectionState {
 #[derive(Clone, Copy)]
 pub struct LiveConnection {
     pub state: RwSignal<ConnectionState>,
-    /// Newest summary of each workflow heard of since the page loaded.
+    /// Newest summary of the runs heard of most recently (at most
+    /// [`crate::model::LIVE_ROWS_KEPT`]).
     pub workflows: RwSignal<HashMap<String, Workflow>>,
     /// Bumped when the hub could only send a partial snapshot: views reload from the API.
     pub reloads: RwSignal<u64>,
@@ -260,6 +261,7 @@ mod client {
                     _ => {}
                 }
             }
+            crate::model::keep_newest(rows, crate::model::LIVE_ROWS_KEPT);
         });
         if reload {
             connection.reloads.update(|n| *n += 1);

@@ -2,8 +2,8 @@
 
 mod analytics;
 mod clock;
-mod gantt;
 mod live;
+mod parts;
 mod workflow_detail;
 mod workflow_list;
 
@@ -13,19 +13,8 @@ pub use live::{provide_live_connection, ConnectionState, LiveConnection};
 pub use workflow_detail::WorkflowDetailPage;
 pub use workflow_list::WorkflowListPage;
 
-use crate::model::{SlaStatus, WorkflowStatus};
 use leptos::prelude::*;
 use leptos_router::components::A;
-
-/// The CSS classes of a status badge.
-fn status_class(status: WorkflowStatus) -> String {
-    format!("badge status-{}", status.as_str().to_ascii_lowercase())
-}
-
-/// The CSS classes of an SLA badge.
-fn sla_class(sla: SlaStatus) -> String {
-    format!("badge sla-{}", sla.as_str())
-}
 
 /// The top bar: product name, navigation and the live connection's state.
 #[component]

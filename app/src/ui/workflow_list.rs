@@ -3,12 +3,11 @@
 //! link reproduces the view. Rendered on the server from the store and kept current in
 //! the browser by the live connection: rows change, enter and leave as runs move.
 
-use super::clock::use_now;
 use super::live::LiveConnection;
-use super::{sla_class, status_class};
+use super::parts::{ErrorView, LiveDuration, ProgressBar, SlaBadge, StatusBadge};
 use crate::api::{get_stats, list_workflows};
 use crate::model::{
-    format_duration, EngineState, ListQuery, Sort, Subscription, Tab, Workflow, WorkflowList,
+    EngineState, ErrorBody, ErrorKind, ListQuery, Sort, Subscription, Tab, Workflow, WorkflowList,
     WorkflowStats, WorkflowStatus, MAX_ENGINE_LEN, MAX_SEARCH, MAX_WORKFLOW_TYPE_LEN,
 };
 use leptos::prelude::*;
@@ -60,7 +59,7 @@ pub fn WorkflowListPage() -> impl IntoView {
                 .filter_map(|key| params.get(key).map(|value| (*key, value)))
                 .collect();
             ListQuery::from_params(pairs.iter().map(|(k, v)| (*k, v.as_str())))
-                .map_err(|e| e.to_string())
+                .map_err(|e| ErrorBody::new(ErrorKind::BadRequest, e.to_string()))
         })
     });
     let live = expect_context::<LiveConnection>();
@@ -75,8 +74,8 @@ pub fn WorkflowListPage() -> impl IntoView {
         move || (query.get(), live.reloads.get()),
         |(query, _)| async move {
             match query {
-                Ok(query) => list_workflows(query).await.map_err(|e| e.to_string()),
-                Err(message) => Err(message),
+                Ok(query) => list_workflows(query).await,
+                Err(error) => Err(error),
             }
         },
     );
@@ -131,13 +130,10 @@ pub fn WorkflowListPage() -> impl IntoView {
                             }
                                 .into_any()
                         }
-                        Err(message) => {
+                        Err(error) => {
                             view! {
                                 <Tabs query=ListQuery::default() stats=Signal::stored(WorkflowStats::default()) />
-                                <p class="error" role="alert">
-                                    "Could not load workflows: "
-                                    {message}
-                                </p>
+                                <ErrorView what="Could not load workflows" error />
                             }
                                 .into_any()
                         }
@@ -322,7 +318,8 @@ fn Filters(query: ListQuery) -> impl IntoView {
 
 /// The rows of a page, with live changes laid over them: changed rows are replaced,
 /// rows that no longer match the view leave, and new matching runs appear on top (on
-/// the first page of the newest-first order, where new runs belong).
+/// the first page of the newest-first order, where new runs belong). Never more rows
+/// than the page holds: the newest stay, the rest are on the next page.
 fn merge_live(
     page: &WorkflowList,
     query: &ListQuery,
@@ -334,9 +331,11 @@ fn merge_live(
     };
     let mut rows: Vec<Workflow> = Vec::with_capacity(page.workflows.len());
     if query.cursor.is_none() && query.sort == Sort::Newest {
+        let on_page: std::collections::HashSet<&str> =
+            page.workflows.iter().map(|row| row.id.as_str()).collect();
         let mut fresh: Vec<&Workflow> = live
             .values()
-            .filter(|w| !page.workflows.iter().any(|row| row.id == w.id))
+            .filter(|w| !on_page.contains(w.id.as_str()))
             .filter(|w| query.matches(w))
             .collect();
         fresh.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(b.id.cmp(&a.id)));
@@ -348,6 +347,7 @@ fn merge_live(
             .map(newer)
             .filter(|w| query.matches(w)),
     );
+    rows.truncate(query.effective_limit() as usize);
     rows
 }
 
@@ -405,19 +405,14 @@ fn WorkflowTable(page: WorkflowList, query: ListQuery, live: LiveConnection) -> 
 
 #[component]
 fn WorkflowRow(workflow: Workflow) -> impl IntoView {
-    let now = use_now();
     let progress = workflow.progress;
     let status = workflow.status;
-    let ticking = status.is_active();
-    let (started, seconds) = (workflow.started_at, workflow.duration_seconds);
-    let duration = move || {
-        let live = match started {
-            Some(start) if ticking => {
-                ((now.get() - start.timestamp_millis() as f64) / 1000.0).max(seconds)
-            }
-            _ => seconds,
-        };
-        format_duration(live)
+    let duration = view! {
+        <LiveDuration
+            seconds=workflow.duration_seconds
+            started_at=workflow.started_at
+            ticking=status.is_active()
+        />
     };
     let href = format!("/orchestration/workflows/{}", workflow.id);
     view! {
@@ -426,27 +421,64 @@ fn WorkflowRow(workflow: Workflow) -> impl IntoView {
             <td>{workflow.workflow_type.clone()}</td>
             <td class="engine">{workflow.engine.clone()}</td>
             <td class="progress">
-                <progress max=progress.total_steps.max(1) value=progress.current_step></progress>
-                <span class="progress-text">
-                    {format!(
-                        "{}/{} ({}%)",
-                        progress.current_step,
-                        progress.total_steps,
-                        progress.percent,
-                    )}
-                </span>
+                <ProgressBar progress />
             </td>
             <td class="duration">{duration}</td>
             <td class="status">
-                <span class=status_class(status)>{status.icon()} " " {status.as_str()}</span>
+                <StatusBadge status />
             </td>
             <td>
-                <span class=sla_class(workflow.sla_status)>
-                    {workflow.sla_status.as_str().replace('_', " ")}
-                </span>
+                <SlaBadge sla=workflow.sla_status />
             </td>
             <td>{workflow.triggered_by.clone().unwrap_or_else(|| "–".to_owned())}</td>
             <td>{workflow.priority.as_str()}</td>
         </tr>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_live;
+    use crate::model::{ListQuery, Workflow, WorkflowList};
+    use std::collections::HashMap;
+
+    fn row(id: &str, created_minute: u32) -> Workflow {
+        serde_json::from_value(serde_json::json!({
+            "id": id, "type": "data_sync", "engine": "builtin", "status": "RUNNING",
+            "progress": {"current_step": 1, "total_steps": 5, "percent": 20},
+            "created_at": format!("2026-11-26T08:{created_minute:02}:00Z"),
+            "updated_at": format!("2026-11-26T08:{created_minute:02}:01Z"),
+            "duration_seconds": 1.0, "sla_status": "no_target", "priority": "NORMAL", "tags": []
+        }))
+        .expect("a valid list row")
+    }
+
+    #[test]
+    fn new_live_runs_go_on_top_and_the_list_stays_within_its_page() {
+        let page = WorkflowList {
+            workflows: vec![row("wf-b", 2), row("wf-a", 1)],
+            total: 2,
+            ..WorkflowList::default()
+        };
+        let query = ListQuery {
+            limit: Some(3),
+            ..ListQuery::default()
+        };
+        let live: HashMap<String, Workflow> = (3..8)
+            .map(|minute| {
+                let id = format!("wf-new-{minute}");
+                (id.clone(), row(&id, minute))
+            })
+            .collect();
+        let ids: Vec<String> = merge_live(&page, &query, &live)
+            .into_iter()
+            .map(|w| w.id)
+            .collect();
+        assert_eq!(ids, ["wf-new-7", "wf-new-6", "wf-new-5"]);
+        let ids: Vec<String> = merge_live(&page, &query, &HashMap::new())
+            .into_iter()
+            .map(|w| w.id)
+            .collect();
+        assert_eq!(ids, ["wf-b", "wf-a"]);
     }
 }

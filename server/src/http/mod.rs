@@ -200,7 +200,7 @@ impl ReadModel for StoreReader {
         &self,
         window: app::model::analytics::Window,
     ) -> Result<app::model::analytics::Analytics, ReadError> {
-        crate::analytics::analytics(self.store.pool(), window, now_ms())
+        crate::analytics::analytics(&self.store, window, now_ms())
             .await
             .map_err(|e| ReadError::Store(e.into()))
     }
@@ -211,7 +211,7 @@ impl ReadModel for StoreReader {
     ) -> Result<Vec<app::model::analytics::StepNorm>, ReadError> {
         let window =
             app::model::analytics::Window::Period(app::model::analytics::STEP_NORMS_WINDOW);
-        crate::analytics::step_norms(self.store.pool(), workflow_type, window, now_ms())
+        crate::analytics::step_norms(&self.store, workflow_type, window, now_ms())
             .await
             .map_err(|e| ReadError::Store(e.into()))
     }

@@ -51,19 +51,40 @@ fn fit_multi_line(text: &mut String, max: usize) {
     }
 }
 
-/// How deeply `value` nests (a scalar is 0), counted without recursion.
-fn depth(value: &Value) -> usize {
-    let mut deepest = 0;
+/// Whether `value` nests deeper than `max` levels (a scalar is 0), found without
+/// recursion and without walking past the first branch that does.
+fn nests_deeper_than(value: &Value, max: usize) -> bool {
     let mut stack = vec![(value, 0)];
     while let Some((value, level)) = stack.pop() {
-        deepest = deepest.max(level);
+        if level > max {
+            return true;
+        }
         match value {
             Value::Array(items) => stack.extend(items.iter().map(|item| (item, level + 1))),
             Value::Object(fields) => stack.extend(fields.values().map(|v| (v, level + 1))),
             _ => {}
         }
     }
-    deepest
+    false
+}
+
+/// The length of `value`'s JSON text, counted as it is written rather than kept: most
+/// payloads fit, and their text is not needed.
+fn json_len(value: &Value) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0 += bytes.len();
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // Writing a `Value` to a sink that never fails cannot fail.
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 /// A payload (input or output) over [`limits::PAYLOAD`] bytes of JSON, or nested deeper
@@ -71,11 +92,11 @@ fn depth(value: &Value) -> usize {
 /// start of its text, with its full size.
 fn fit_payload(payload: &mut Option<Value>) {
     let Some(value) = payload else { return };
-    let text = value.to_string();
-    let too_deep = depth(value) > limits::PAYLOAD_DEPTH;
-    if text.len() <= limits::PAYLOAD && !too_deep {
+    let too_deep = nests_deeper_than(value, limits::PAYLOAD_DEPTH);
+    if !too_deep && json_len(value) <= limits::PAYLOAD {
         return;
     }
+    let text = value.to_string();
     let why = if too_deep {
         format!(
             "this payload nests deeper than {} levels; only the start of its {} bytes of JSON is kept",
@@ -141,8 +162,7 @@ fn fit_start(start: &mut WorkflowStart) {
 }
 
 /// The event with every field within the read model's bounds.
-pub fn fit(event: &SourceEvent) -> SourceEvent {
-    let mut event = event.clone();
+pub fn fit(mut event: SourceEvent) -> SourceEvent {
     match &mut event.change {
         Change::WorkflowStarted(start) => fit_start(start),
         Change::StepScheduled(declaration) => fit_declaration(declaration),
@@ -248,5 +268,8 @@ mod tests {
         let mut shallow = Some(json!({"a": [[[1]]]}));
         fit_payload(&mut shallow);
         assert_eq!(shallow, Some(json!({"a": [[[1]]]})));
+        assert!(!nests_deeper_than(&json!({"a": [[[1]]]}), 4));
+        assert!(nests_deeper_than(&json!({"a": [[[1]]]}), 3));
+        assert_eq!(json_len(&json!({"a": [1, "é"]})), r#"{"a":[1,"é"]}"#.len());
     }
 }

@@ -11,8 +11,9 @@ use crate::live::LiveHub;
 use crate::source::{
     now_ms, ApplyError, Batch, Change, Millis, Refusal, SetAside, Sink, SourceEvent,
 };
-use crate::store::{self, Store, StoreError};
-use app::model::LiveEvent;
+use crate::store::rollup::Rollup;
+use crate::store::{Store, StoreError, Writer};
+use app::model::{Capabilities, LiveEvent};
 use apply::WorkflowState;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -25,12 +26,6 @@ const SLA_SWEEP_EVERY: Duration = Duration::from_secs(1);
 impl From<StoreError> for ApplyError {
     fn from(error: StoreError) -> Self {
         Self::Store(Arc::new(error))
-    }
-}
-
-impl From<sqlx::Error> for ApplyError {
-    fn from(error: sqlx::Error) -> Self {
-        StoreError::Sql(error).into()
     }
 }
 
@@ -110,7 +105,8 @@ async fn run(store: Store, hub: Arc<LiveHub>, mut inbox: mpsc::Receiver<Request>
         tokio::select! {
             request = inbox.recv() => {
                 let Some(Request { batch, atomicity, reply }) = request else { break };
-                let result = apply_events(&store, &batch, atomicity, now_ms()).await;
+                let engine = batch.engine.clone();
+                let result = apply_events(&store, batch, atomicity, now_ms()).await;
                 let answer = match result {
                     Ok(applied) => {
                         hub.publish(applied.live);
@@ -118,7 +114,8 @@ async fn run(store: Store, hub: Arc<LiveHub>, mut inbox: mpsc::Receiver<Request>
                     }
                     Err(error) => {
                         if let ApplyError::Store(cause) = &error {
-                            tracing::error!(%cause, engine = %batch.engine, "batch not applied");
+                            let cause = app::model::error_chain(cause.as_ref());
+                            tracing::error!(%cause, %engine, "batch not applied");
                         }
                         Err(error)
                     }
@@ -140,7 +137,7 @@ async fn run(store: Store, hub: Arc<LiveHub>, mut inbox: mpsc::Receiver<Request>
 /// caused.
 pub async fn apply_batch(
     store: &Store,
-    batch: &Batch,
+    batch: Batch,
     now: Millis,
 ) -> Result<Vec<LiveEvent>, ApplyError> {
     apply_events(store, batch, Atomicity::Batch, now)
@@ -153,25 +150,34 @@ pub async fn apply_batch(
 #[tracing::instrument(name = "projector_batch", skip_all, fields(engine = %batch.engine, events = batch.events.len()))]
 pub async fn apply_events(
     store: &Store,
-    batch: &Batch,
+    batch: Batch,
     atomicity: Atomicity,
     now: Millis,
 ) -> Result<Applied, ApplyError> {
-    let mut tx = store.pool().begin().await?;
+    let Batch {
+        engine,
+        capabilities,
+        events,
+        positions,
+    } = batch;
+    let mut writer = store.begin().await?;
     let mut states: HashMap<String, WorkflowState> = HashMap::new();
     let mut order: Vec<String> = Vec::new();
     let mut out = Vec::new();
     let mut set_aside: Vec<SetAside> = Vec::new();
-    for (index, event) in batch.events.iter().enumerate() {
-        let id = &event.workflow_id;
-        if set_aside.iter().any(|run| &run.workflow_id == id) {
+    for (index, event) in events.into_iter().enumerate() {
+        if set_aside
+            .iter()
+            .any(|run| run.workflow_id == event.workflow_id)
+        {
             continue;
         }
-        let event = &fit::fit(event);
+        let event = fit::fit(event);
+        let id = &event.workflow_id;
         let outcome = apply_one(
-            &mut tx,
-            batch,
-            event,
+            &mut writer,
+            (&engine, capabilities),
+            &event,
             now,
             &mut states,
             &mut order,
@@ -206,7 +212,7 @@ pub async fn apply_events(
                 .is_none_or(|id| set_aside.iter().all(|run| run.workflow_id != id))
         });
     }
-    let mut rollup = crate::analytics::Rollup::default();
+    let mut rollup = Rollup::default();
     for id in &order {
         let state = states.get_mut(id).expect("every ordered id has a state");
         apply::finish(state, now, &mut out);
@@ -226,19 +232,19 @@ pub async fn apply_events(
                 rollup.add_run(&state.row, state.steps.values());
             }
         }
-        store::save_workflow(&mut tx, &state.row).await?;
+        writer.save_workflow(&state.row).await?;
         for step_number in &state.dirty_steps {
-            store::save_step(&mut tx, id, &state.steps[step_number]).await?;
+            writer.save_step(id, &state.steps[step_number]).await?;
         }
-        store::append_logs(&mut tx, id, &state.new_logs).await?;
+        writer.append_logs(id, &state.new_logs).await?;
     }
     if !rollup.is_empty() {
-        rollup.write(&mut tx).await?;
+        writer.add_rollup(rollup).await?;
     }
-    for (key, position) in &batch.positions {
-        store::save_position(&mut tx, &batch.engine, key, position).await?;
+    for (key, position) in &positions {
+        writer.save_position(&engine, key, position).await?;
     }
-    tx.commit().await?;
+    writer.commit().await?;
     Ok(Applied {
         live: out,
         set_aside,
@@ -261,8 +267,8 @@ impl<E: Into<ApplyError>> From<E> for Step {
 /// Applies one event to its run's state, loading the run first if the batch has not
 /// touched it yet.
 async fn apply_one(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
-    batch: &Batch,
+    writer: &mut Writer,
+    (engine, capabilities): (&str, Capabilities),
     event: &SourceEvent,
     now: Millis,
     states: &mut HashMap<String, WorkflowState>,
@@ -271,26 +277,25 @@ async fn apply_one(
 ) -> Result<(), Step> {
     let id = &event.workflow_id;
     if let Change::WorkflowStarted(start) = &event.change {
-        if states.contains_key(id) || store::load_workflow(tx, id).await?.is_some() {
+        if states.contains_key(id) || writer.workflow(id).await?.is_some() {
             return Err(Step::Refused(Refusal::AlreadyExists(id.clone())));
         }
-        let state = apply::start(event, start, &batch.engine, batch.capabilities, now)
-            .map_err(Step::Refused)?;
+        let state = apply::start(event, start, engine, capabilities, now).map_err(Step::Refused)?;
         states.insert(id.clone(), state);
         order.push(id.clone());
         return Ok(());
     }
     if !states.contains_key(id) {
-        let Some(row) = store::load_workflow(tx, id).await? else {
+        let Some(row) = writer.workflow(id).await? else {
             return Err(Step::Refused(Refusal::UnknownWorkflow(id.clone())));
         };
-        if row.engine != batch.engine {
+        if row.engine != engine {
             return Err(Step::Refused(Refusal::Invalid(format!(
                 "workflow {id:?} belongs to engine {:?}",
                 row.engine
             ))));
         }
-        let steps = store::load_steps(tx, id).await?;
+        let steps = writer.steps(id).await?;
         states.insert(id.clone(), WorkflowState::loaded(row, steps));
         order.push(id.clone());
     }
@@ -306,7 +311,7 @@ pub async fn sweep_sla(store: &Store, now: Millis) -> Result<Vec<LiveEvent>, Sto
     if candidates.is_empty() {
         return Ok(out);
     }
-    let mut tx = store.pool().begin().await?;
+    let mut writer = store.begin().await?;
     for mut row in candidates {
         let before = row.sla_status;
         row.sla_status = row.sla_at(now);
@@ -314,13 +319,13 @@ pub async fn sweep_sla(store: &Store, now: Millis) -> Result<Vec<LiveEvent>, Sto
             continue;
         }
         row.updated_ms = now.max(row.updated_ms + 1);
-        store::save_workflow(&mut tx, &row).await?;
+        writer.save_workflow(&row).await?;
         apply::push_sla_crossing(&row, before, now, &mut out);
         out.push(LiveEvent::WorkflowUpdated {
             workflow: Box::new(row.to_wire(now)),
         });
     }
-    tx.commit().await?;
+    writer.commit().await?;
     Ok(out)
 }
 

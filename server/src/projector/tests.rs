@@ -95,7 +95,7 @@ async fn progress_and_durations_are_derived_from_steps() {
         events.push(step_completed("wf-1", t + 500, step));
     }
     events.push(step_started("wf-1", 7_000, 7));
-    apply_batch(&store, &batch(events), T0 + 8_000)
+    apply_batch(&store, batch(events), T0 + 8_000)
         .await
         .unwrap();
 
@@ -163,7 +163,7 @@ async fn retries_keep_every_attempt_with_its_error() {
             },
         ),
     ];
-    let live = apply_batch(&store, &batch(events), T0 + 8_000)
+    let live = apply_batch(&store, batch(events), T0 + 8_000)
         .await
         .unwrap();
     let detail = store
@@ -200,7 +200,7 @@ async fn a_refused_event_leaves_nothing_of_its_batch_behind() {
         // Step 2 never started: out of order.
         step_completed("wf-a", 2_000, 2),
     ];
-    let error = apply_batch(&store, &batch(events), T0 + 3_000)
+    let error = apply_batch(&store, batch(events), T0 + 3_000)
         .await
         .unwrap_err();
     match error {
@@ -221,14 +221,14 @@ async fn a_refused_event_leaves_nothing_of_its_batch_behind() {
 #[tokio::test]
 async fn events_that_break_the_lifecycle_are_refused() {
     let store = store().await;
-    apply_batch(&store, &batch(vec![started("wf-l", 1, None)]), T0 + 1)
+    apply_batch(&store, batch(vec![started("wf-l", 1, None)]), T0 + 1)
         .await
         .unwrap();
 
     let refusal = |events| {
         let store = store.clone();
         async move {
-            match apply_batch(&store, &batch(events), T0 + 10_000).await {
+            match apply_batch(&store, batch(events), T0 + 10_000).await {
                 Err(ApplyError::Refused { refusal, .. }) => refusal,
                 other => panic!("expected a refusal, got {other:?}"),
             }
@@ -285,7 +285,7 @@ async fn events_that_break_the_lifecycle_are_refused() {
         ..batch(vec![step_started("wf-l", 1_000, 1)])
     };
     assert!(matches!(
-        apply_batch(&store, &foreign, T0 + 2_000).await,
+        apply_batch(&store, foreign, T0 + 2_000).await,
         Err(ApplyError::Refused {
             refusal: Refusal::Invalid(_),
             ..
@@ -309,7 +309,7 @@ async fn finished_runs_only_reopen() {
             },
         ),
     ];
-    let live = apply_batch(&store, &batch(events), T0 + 4_000)
+    let live = apply_batch(&store, batch(events), T0 + 4_000)
         .await
         .unwrap();
     assert!(live.iter().any(|e| matches!(
@@ -338,7 +338,7 @@ async fn finished_runs_only_reopen() {
             reason: None,
         },
     )]);
-    assert!(apply_batch(&store, &pause, T0 + 6_000).await.is_err());
+    assert!(apply_batch(&store, pause, T0 + 6_000).await.is_err());
 }
 
 #[tokio::test]
@@ -384,7 +384,7 @@ async fn declared_steps_branches_and_compensations_are_kept() {
         step_started("wf-b", 10, 1),
         step_completed("wf-b", 20, 1),
     ];
-    apply_batch(&store, &batch(events), T0 + 100).await.unwrap();
+    apply_batch(&store, batch(events), T0 + 100).await.unwrap();
     let detail = store
         .workflow_detail("wf-b", T0 + 100)
         .await
@@ -439,7 +439,7 @@ async fn logs_are_kept_in_order_and_the_detail_shows_the_tail() {
             },
         ),
     ];
-    apply_batch(&store, &batch(events), T0 + 100).await.unwrap();
+    apply_batch(&store, batch(events), T0 + 100).await.unwrap();
     let detail = store
         .workflow_detail("wf-log", T0 + 100)
         .await
@@ -456,7 +456,7 @@ async fn sla_moves_to_at_risk_and_breached_as_time_passes() {
     let store = store().await;
     apply_batch(
         &store,
-        &batch(vec![
+        batch(vec![
             started("wf-sla", 3, Some(100)),
             step_started("wf-sla", 1_000, 1),
         ]),
@@ -506,7 +506,7 @@ async fn the_list_pages_stably_and_counts() {
         e.at = at(i * 10);
         events.push(e);
     }
-    apply_batch(&store, &batch(events), T0 + 1_000)
+    apply_batch(&store, batch(events), T0 + 1_000)
         .await
         .unwrap();
     let mut seen = Vec::new();
@@ -569,7 +569,7 @@ async fn a_cancelled_step_ends_its_attempt_and_a_rescheduled_one_keeps_its_histo
         ),
         status(2_000, WorkflowStatus::Cancelled),
     ];
-    apply_batch(&store, &batch(events), T0 + 3_000)
+    apply_batch(&store, batch(events), T0 + 3_000)
         .await
         .unwrap();
     let detail = store
@@ -597,7 +597,7 @@ async fn a_cancelled_step_ends_its_attempt_and_a_rescheduled_one_keeps_its_histo
         }),
     );
     let events = vec![status(4_000, WorkflowStatus::Running), scheduled.clone()];
-    apply_batch(&store, &batch(events), T0 + 4_000)
+    apply_batch(&store, batch(events), T0 + 4_000)
         .await
         .unwrap();
     let detail = store
@@ -612,12 +612,12 @@ async fn a_cancelled_step_ends_its_attempt_and_a_rescheduled_one_keeps_its_histo
 
     apply_batch(
         &store,
-        &batch(vec![step_started("wf-c", 5_000, 1)]),
+        batch(vec![step_started("wf-c", 5_000, 1)]),
         T0 + 5_000,
     )
     .await
     .unwrap();
-    let refused = apply_batch(&store, &batch(vec![scheduled]), T0 + 5_000).await;
+    let refused = apply_batch(&store, batch(vec![scheduled]), T0 + 5_000).await;
     assert!(
         matches!(refused, Err(ApplyError::Refused { .. })),
         "a running step cannot be scheduled again"
@@ -652,14 +652,14 @@ async fn a_step_scheduled_before_a_pause_may_start_while_the_run_is_paused() {
         step_completed("wf-p", 1_500, 1),
         paused(2_000),
     ];
-    apply_batch(&store, &batch(events), T0 + 3_000)
+    apply_batch(&store, batch(events), T0 + 3_000)
         .await
         .unwrap();
     let late_start = batch(vec![
         step_started("wf-p", 2_500, 2),
         step_completed("wf-p", 2_800, 2),
     ]);
-    apply_batch(&store, &late_start, T0 + 3_000)
+    apply_batch(&store, late_start, T0 + 3_000)
         .await
         .expect("a paused run's scheduled step starts and completes");
     let detail = store
@@ -707,7 +707,7 @@ async fn facts_over_a_limit_are_stored_cut_with_a_marker_not_refused() {
             },
         ),
     ];
-    apply_batch(&store, &batch(events), T0 + 3_000)
+    apply_batch(&store, batch(events), T0 + 3_000)
         .await
         .expect("nothing is refused for its size");
     let detail = store
@@ -761,7 +761,7 @@ async fn when_a_run_ends_its_open_steps_end_with_it() {
             },
         ),
     ];
-    apply_batch(&store, &batch(events), T0 + 4_000)
+    apply_batch(&store, batch(events), T0 + 4_000)
         .await
         .unwrap();
     let detail = store
@@ -798,7 +798,7 @@ async fn a_status_reported_again_with_a_reason_keeps_the_reason() {
         // Without a reason, the one given stays.
         why(2_000, WorkflowStatus::Running, None),
     ];
-    apply_batch(&store, &batch(events), T0 + 3_000)
+    apply_batch(&store, batch(events), T0 + 3_000)
         .await
         .unwrap();
     let detail = store
@@ -818,7 +818,7 @@ async fn a_timestamp_before_1970_is_refused_as_a_broken_clock() {
     let store = store().await;
     let mut ancient = started("wf-old", 1, None);
     ancient.at = "0001-01-01T00:00:00Z".parse().unwrap();
-    let refused = apply_batch(&store, &batch(vec![ancient]), T0).await;
+    let refused = apply_batch(&store, batch(vec![ancient]), T0).await;
     assert!(
         matches!(
             refused,
@@ -834,7 +834,7 @@ async fn a_timestamp_before_1970_is_refused_as_a_broken_clock() {
 #[tokio::test]
 async fn a_refused_event_sets_only_its_own_run_aside_when_applied_per_run() {
     let store = store().await;
-    apply_batch(&store, &batch(vec![started("wf-busy", 3, None)]), T0 + 1)
+    apply_batch(&store, batch(vec![started("wf-busy", 3, None)]), T0 + 1)
         .await
         .unwrap();
     let events = vec![
@@ -845,7 +845,7 @@ async fn a_refused_event_sets_only_its_own_run_aside_when_applied_per_run() {
         step_started("wf-new", 2_000, 1),
         step_completed("wf-busy", 2_500, 1),
     ];
-    let whole = apply_events(&store, &batch(events.clone()), Atomicity::Batch, T0 + 3_000).await;
+    let whole = apply_events(&store, batch(events.clone()), Atomicity::Batch, T0 + 3_000).await;
     assert!(
         matches!(whole, Err(ApplyError::Refused { index: 2, .. })),
         "{whole:?}"
@@ -863,7 +863,7 @@ async fn a_refused_event_sets_only_its_own_run_aside_when_applied_per_run() {
         step_completed("wf-bad", 2_200, 1),
         step_completed("wf-busy", 2_500, 1),
     ];
-    let applied = apply_events(&store, &batch(events), Atomicity::PerRun, T0 + 3_000)
+    let applied = apply_events(&store, batch(events), Atomicity::PerRun, T0 + 3_000)
         .await
         .unwrap();
     assert_eq!(applied.set_aside.len(), 1, "{:?}", applied.set_aside);

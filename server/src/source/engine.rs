@@ -118,27 +118,31 @@ impl Engines {
 mod tests {
     use super::*;
 
-    /// An engine whose runs are started on its own side (as Temporal's are).
-    struct FollowedOnly(&'static str);
+    /// An engine that knows no run; it starts runs or, as Temporal does, only follows
+    /// runs started on its own side.
+    struct Idle {
+        id: &'static str,
+        starts_runs: bool,
+    }
 
-    /// An engine that starts runs.
-    struct Starting(&'static str);
-
-    #[async_trait]
-    impl Engine for FollowedOnly {
-        fn id(&self) -> &str {
-            self.0
+    fn followed_only(id: &'static str) -> Idle {
+        Idle {
+            id,
+            starts_runs: false,
         }
+    }
 
-        async fn command(&self, id: &str, _: Command) -> Result<CommandOutcome, CommandError> {
-            Err(CommandError::UnknownWorkflow(id.to_owned()))
+    fn starting(id: &'static str) -> Idle {
+        Idle {
+            id,
+            starts_runs: true,
         }
     }
 
     #[async_trait]
-    impl Engine for Starting {
+    impl Engine for Idle {
         fn id(&self) -> &str {
-            self.0
+            self.id
         }
 
         async fn command(&self, id: &str, _: Command) -> Result<CommandOutcome, CommandError> {
@@ -146,13 +150,13 @@ mod tests {
         }
 
         fn starts_runs(&self) -> bool {
-            true
+            self.starts_runs
         }
     }
 
     #[tokio::test]
     async fn an_engine_that_does_not_start_runs_refuses_saying_which_it_is() {
-        let refused = FollowedOnly("temporal:prod")
+        let refused = followed_only("temporal:prod")
             .start(StartRequest {
                 workflow_type: "order".into(),
                 ..StartRequest::default()
@@ -168,11 +172,11 @@ mod tests {
     fn the_start_api_picks_the_engine_that_starts_runs_whatever_the_order() {
         let mut engines = Engines::default();
         assert!(engines.starter().is_none());
-        engines.add(Arc::new(FollowedOnly("temporal:a")));
+        engines.add(Arc::new(followed_only("temporal:a")));
         assert!(engines.starter().is_none());
-        engines.add(Arc::new(Starting("zeta")));
-        engines.add(Arc::new(Starting("builtin")));
-        engines.add(Arc::new(FollowedOnly("temporal:b")));
+        engines.add(Arc::new(starting("zeta")));
+        engines.add(Arc::new(starting("builtin")));
+        engines.add(Arc::new(followed_only("temporal:b")));
         assert_eq!(engines.starter().map(|e| e.id()), Some("builtin"));
     }
 }

@@ -1,14 +1,19 @@
 //! The read model's storage: SQLite (WAL) through sqlx. The projector is its only writer;
 //! everything else reads.
 
+mod recall;
+pub mod rollup;
 pub mod rows;
+mod writer;
+
+pub use writer::Writer;
 
 use app::model::{
     derive_branches, Cursor, DefinitionInfo, Execution, ListQuery, Metadata, SlaStatus, Sort,
     StepsPage, Tab, WorkflowDetail, WorkflowList, WorkflowStats, WorkflowStatus,
     COMPLETED_TAB_SIZE,
 };
-use rows::{LogRow, Millis, StepRow, WorkflowRow};
+use rows::{Millis, StepRow, WorkflowRow};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use std::collections::HashMap;
@@ -92,28 +97,24 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        let pool = SqlitePoolOptions::new()
+        let mut pool_options = SqlitePoolOptions::new()
             // An in-memory database lives in one connection only.
-            .max_connections(if in_memory { 1 } else { 8 })
-            .connect_with(options)
-            .await?;
-        sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
-        // Runs that ended before analytics rollups existed are rolled up once.
-        let rolled_up: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM analytics_runs)")
-            .fetch_one(&pool)
-            .await?;
-        let ended: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM workflows WHERE completed_ms IS NOT NULL)",
-        )
-        .fetch_one(&pool)
-        .await?;
-        if ended && !rolled_up {
-            let runs = crate::analytics::rebuild(&pool).await?;
-            tracing::info!(runs, "analytics rolled up from the stored runs");
+            .max_connections(if in_memory { 1 } else { 8 });
+        if in_memory {
+            // ... and dies with it: the pool must never close it for its age or for being
+            // idle (sqlx's defaults, 30 and 10 minutes), or every table is gone.
+            pool_options = pool_options
+                .min_connections(1)
+                .max_lifetime(None)
+                .idle_timeout(None);
         }
+        let pool = pool_options.connect_with(options).await?;
+        sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
         Ok(Self { pool })
     }
 
+    /// The database itself, for benchmarks and tests that load or break it in bulk;
+    /// the server reaches it only through the methods here.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
@@ -393,14 +394,14 @@ impl Store {
     }
 
     /// A workflow's steps in step order.
-    pub async fn steps_of(&self, id: &str) -> Result<Vec<StepRow>, StoreError> {
+    async fn steps_of(&self, id: &str) -> Result<Vec<StepRow>, StoreError> {
         let mut conn = self.pool.acquire().await?;
         load_steps(&mut conn, id).await
     }
 
     /// Every run of `engine` that has not ended, with its steps: what the engine picks
     /// up again after a restart.
-    pub async fn open_runs(
+    async fn open_run_rows(
         &self,
         engine: &str,
     ) -> Result<Vec<(WorkflowRow, Vec<StepRow>)>, StoreError> {
@@ -411,27 +412,14 @@ impl Store {
         .bind(engine)
         .fetch_all(&self.pool)
         .await?;
-        let steps: Vec<(String, StepRow)> = sqlx::query_as(&format!(
+        let steps: Vec<OwnedStep> = sqlx::query_as(&format!(
             "SELECT s.workflow_id AS owner, s.* FROM steps s JOIN workflows w ON w.id = s.workflow_id
              WHERE w.status IN {open} AND w.engine = ? ORDER BY s.workflow_id, s.step_number"
         ))
         .bind(engine)
         .fetch_all(&self.pool)
-        .await?
-        .into_iter()
-        .map(|OwnedStep { owner, step }| (owner, step))
-        .collect();
-        let mut by_run: HashMap<String, Vec<StepRow>> = HashMap::new();
-        for (owner, step) in steps {
-            by_run.entry(owner).or_default().push(step);
-        }
-        Ok(rows
-            .into_iter()
-            .map(|row| {
-                let steps = by_run.remove(&row.id).unwrap_or_default();
-                (row, steps)
-            })
-            .collect())
+        .await?;
+        Ok(with_their_steps(rows, steps))
     }
 
     /// The list rows of the given ids that exist, in no particular order.
@@ -455,10 +443,8 @@ impl Store {
         Ok(rows)
     }
 
-    /// The runs whose SLA status may have moved with time since it was last derived:
-    /// active, with a target, not yet breached, and past 90 % of their target at `now`.
     /// For each workflow type of `engine`, the steps of its longest completed run.
-    pub async fn longest_completed_runs(
+    async fn longest_completed_run_steps(
         &self,
         engine: &str,
     ) -> Result<HashMap<String, u32>, StoreError> {
@@ -475,8 +461,8 @@ impl Store {
             .collect())
     }
 
-    /// Where `engine` got to in its source, by key (see [`save_position`]).
-    pub async fn positions(&self, engine: &str) -> Result<HashMap<String, String>, StoreError> {
+    /// Where `engine` got to in its source, by key (see [`Writer::save_position`]).
+    async fn engine_positions(&self, engine: &str) -> Result<HashMap<String, String>, StoreError> {
         let rows: Vec<(String, String)> =
             sqlx::query_as("SELECT key, position FROM engine_positions WHERE engine = ?")
                 .bind(engine)
@@ -485,6 +471,8 @@ impl Store {
         Ok(rows.into_iter().collect())
     }
 
+    /// The runs whose SLA status may have moved with time since it was last derived:
+    /// active, with a target, not yet breached, and past 90 % of their target at `now`.
     pub async fn sla_candidates(&self, now: Millis) -> Result<Vec<WorkflowRow>, StoreError> {
         Ok(sqlx::query_as(&format!(
             "SELECT * FROM workflows
@@ -502,10 +490,27 @@ impl Store {
 
 /// A step row with the id of the run it belongs to.
 #[derive(sqlx::FromRow)]
-pub(crate) struct OwnedStep {
+struct OwnedStep {
     pub owner: String,
     #[sqlx(flatten)]
     pub step: StepRow,
+}
+
+/// Each run with its steps (in the order given), from steps read with their run's id.
+fn with_their_steps(
+    rows: Vec<WorkflowRow>,
+    steps: Vec<OwnedStep>,
+) -> Vec<(WorkflowRow, Vec<StepRow>)> {
+    let mut by_run: HashMap<String, Vec<StepRow>> = HashMap::new();
+    for OwnedStep { owner, step } in steps {
+        by_run.entry(owner).or_default().push(step);
+    }
+    rows.into_iter()
+        .map(|row| {
+            let steps = by_run.remove(&row.id).unwrap_or_default();
+            (row, steps)
+        })
+        .collect()
 }
 
 /// Typed `(status, count)` pairs of a `GROUP BY status` query.
@@ -576,7 +581,7 @@ fn push_filters(builder: &mut QueryBuilder<'_, Sqlite>, query: &ListQuery) {
 }
 
 /// One workflow row, read on the given connection (or transaction).
-pub async fn load_workflow(
+async fn load_workflow(
     conn: &mut SqliteConnection,
     id: &str,
 ) -> Result<Option<WorkflowRow>, StoreError> {
@@ -587,7 +592,7 @@ pub async fn load_workflow(
 }
 
 /// A workflow's steps in step order.
-pub async fn load_steps(conn: &mut SqliteConnection, id: &str) -> Result<Vec<StepRow>, StoreError> {
+async fn load_steps(conn: &mut SqliteConnection, id: &str) -> Result<Vec<StepRow>, StoreError> {
     Ok(
         sqlx::query_as("SELECT * FROM steps WHERE workflow_id = ? ORDER BY step_number")
             .bind(id)
@@ -596,146 +601,7 @@ pub async fn load_steps(conn: &mut SqliteConnection, id: &str) -> Result<Vec<Ste
     )
 }
 
-/// Writes a workflow row (insert or update).
-pub async fn save_workflow(
-    conn: &mut SqliteConnection,
-    row: &WorkflowRow,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO workflows (
-             id, engine, workflow_type, status, status_reason, definition_name,
-             definition_version, declared_steps, completed_steps, total_steps,
-             sla_target_seconds, sla_status, triggered_by, trigger_type, priority, tags,
-             input, capabilities, created_ms, started_ms, completed_ms, updated_ms, engine_ref)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET
-             status = excluded.status,
-             status_reason = excluded.status_reason,
-             declared_steps = excluded.declared_steps,
-             completed_steps = excluded.completed_steps,
-             total_steps = excluded.total_steps,
-             sla_status = excluded.sla_status,
-             started_ms = excluded.started_ms,
-             completed_ms = excluded.completed_ms,
-             updated_ms = excluded.updated_ms",
-    )
-    .bind(&row.id)
-    .bind(&row.engine)
-    .bind(&row.workflow_type)
-    .bind(row.status.as_str())
-    .bind(&row.status_reason)
-    .bind(&row.definition_name)
-    .bind(&row.definition_version)
-    .bind(row.declared_steps.map(i64::from))
-    .bind(i64::from(row.completed_steps))
-    .bind(i64::from(row.total_steps))
-    .bind(row.sla_target_seconds)
-    .bind(row.sla_status.as_str())
-    .bind(&row.triggered_by)
-    .bind(&row.trigger_type)
-    .bind(row.priority.as_str())
-    .bind(json_text(&row.tags))
-    .bind(row.input.as_ref().map(json_text))
-    .bind(json_text(&row.capabilities))
-    .bind(row.created_ms)
-    .bind(row.started_ms)
-    .bind(row.completed_ms)
-    .bind(row.updated_ms)
-    .bind(&row.engine_ref)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Writes a step row (insert or update).
-pub async fn save_step(
-    conn: &mut SqliteConnection,
-    workflow_id: &str,
-    step: &StepRow,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO steps (
-             workflow_id, step_number, name, status, kind, branch, compensates, started_ms,
-             completed_ms, input, output, error, retry_count, attempts, retry_policy)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (workflow_id, step_number) DO UPDATE SET
-             name = excluded.name,
-             status = excluded.status,
-             kind = excluded.kind,
-             branch = excluded.branch,
-             compensates = excluded.compensates,
-             started_ms = excluded.started_ms,
-             completed_ms = excluded.completed_ms,
-             input = excluded.input,
-             output = excluded.output,
-             error = excluded.error,
-             retry_count = excluded.retry_count,
-             attempts = excluded.attempts,
-             retry_policy = excluded.retry_policy",
-    )
-    .bind(workflow_id)
-    .bind(i64::from(step.step_number))
-    .bind(&step.name)
-    .bind(step.status.as_str())
-    .bind(step.kind.as_str())
-    .bind(&step.branch)
-    .bind(step.compensates.map(i64::from))
-    .bind(step.started_ms)
-    .bind(step.completed_ms)
-    .bind(step.input.as_ref().map(json_text))
-    .bind(step.output.as_ref().map(json_text))
-    .bind(&step.error)
-    .bind(i64::from(step.retry_count()))
-    .bind(json_text(&step.attempts))
-    .bind(step.retry_policy.as_ref().map(json_text))
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Records where `engine` got to in its source for `key` (with the events it led to).
-pub async fn save_position(
-    conn: &mut SqliteConnection,
-    engine: &str,
-    key: &str,
-    position: &str,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO engine_positions (engine, key, position) VALUES (?, ?, ?)
-         ON CONFLICT (engine, key) DO UPDATE SET position = excluded.position",
-    )
-    .bind(engine)
-    .bind(key)
-    .bind(position)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Appends log lines of a workflow's steps.
-pub async fn append_logs(
-    conn: &mut SqliteConnection,
-    workflow_id: &str,
-    logs: &[LogRow],
-) -> Result<(), StoreError> {
-    // SQLite allows 32766 bound values per statement; 4 per line.
-    for chunk in logs.chunks(1000) {
-        let mut insert = QueryBuilder::<Sqlite>::new(
-            "INSERT INTO step_logs (workflow_id, step_number, at_ms, line) ",
-        );
-        insert.push_values(chunk, |mut values, log| {
-            values
-                .push_bind(workflow_id)
-                .push_bind(i64::from(log.step_number))
-                .push_bind(log.at_ms)
-                .push_bind(&log.line);
-        });
-        insert.build().execute(&mut *conn).await?;
-    }
-    Ok(())
-}
-
-fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> String {
+pub(super) fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> String {
     // Serialising our own plain data types to a string cannot fail.
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
 }

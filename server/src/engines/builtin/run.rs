@@ -5,9 +5,9 @@
 
 use super::definition::{Action, Definition, StepDefinition};
 use crate::source::clock::{to_datetime, Millis};
-use crate::source::StartRequest;
-use crate::source::{Change, SourceEvent, StepDeclaration, WorkflowStart};
-use crate::store::rows::{StepRow, WorkflowRow};
+use crate::source::{
+    Change, RunSnapshot, SourceEvent, StartRequest, StepDeclaration, StepSnapshot, WorkflowStart,
+};
 use app::model::{Priority, StepKind, StepStatus, WorkflowStatus};
 use serde_json::Value;
 use std::sync::Arc;
@@ -204,14 +204,17 @@ impl Run {
     /// Rebuilds a run from the read model. A step that was running when Stepline
     /// stopped is recorded as interrupted and will run again.
     pub fn restore(
-        row: &WorkflowRow,
-        rows: &[StepRow],
+        row: &RunSnapshot,
         definition: Arc<Definition>,
         now: Millis,
         decisions: &mut Decisions,
     ) -> Result<Self, String> {
         let expected = definition.steps.len();
-        let normal: Vec<&StepRow> = rows.iter().filter(|s| s.kind == StepKind::Normal).collect();
+        let normal: Vec<&StepSnapshot> = row
+            .steps
+            .iter()
+            .filter(|s| s.kind == StepKind::Normal)
+            .collect();
         let same_shape = normal.len() == expected
             && normal
                 .iter()
@@ -234,7 +237,7 @@ impl Run {
             compensations: Vec::new(),
             definition,
         };
-        for step_row in rows {
+        for step_row in &row.steps {
             let retry = match step_row.compensates {
                 Some(undoes) => run.step_definition(undoes).map(|s| s.retry),
                 None => run.step_definition(step_row.step_number).map(|s| s.retry),

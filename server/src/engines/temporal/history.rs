@@ -435,15 +435,6 @@ impl HistoryMapper {
             .and_then(|t| t.parse().ok())
             .ok_or_else(|| fail("no readable eventTime"))?;
         let kind = text(event, "/eventType").ok_or_else(|| fail("no eventType"))?;
-        self.closed |= matches!(
-            kind.trim_start_matches("EVENT_TYPE_"),
-            "WORKFLOW_EXECUTION_COMPLETED"
-                | "WORKFLOW_EXECUTION_FAILED"
-                | "WORKFLOW_EXECUTION_TIMED_OUT"
-                | "WORKFLOW_EXECUTION_CANCELED"
-                | "WORKFLOW_EXECUTION_TERMINATED"
-                | "WORKFLOW_EXECUTION_CONTINUED_AS_NEW"
-        );
         let attrs = attributes(event);
         let workflow_id = self.workflow_id.clone();
         let mut push = |change: Change| {
@@ -482,6 +473,7 @@ impl HistoryMapper {
             _ => None,
         };
         if let Some((status, reason)) = ending {
+            self.closed = true;
             let why = ended_with_the_run(status, reason.as_deref());
             for step_number in std::mem::take(&mut self.unended_activities) {
                 push(Change::StepCancelled {

@@ -329,8 +329,8 @@ fn a_run_cancelled_while_queued_ends_at_once() {
 
 #[test]
 fn a_restart_reruns_the_interrupted_attempt_without_using_up_a_retry() {
-    use crate::store::rows::AttemptRecord;
-    // The stored row, as the projector made it from the run's start.
+    use crate::source::{AttemptSnapshot, RunSnapshot, StepSnapshot};
+    // The run as the read model holds it after its start: every step pending.
     let mut d = Decisions::default();
     let original = Run::create(
         "diamond-wf-3".into(),
@@ -339,23 +339,24 @@ fn a_restart_reruns_the_interrupted_attempt_without_using_up_a_retry() {
         0,
         &mut d,
     );
-    let Change::WorkflowStarted(start) = &d.events[0].change else {
-        panic!("a run starts with workflow_started");
-    };
-    let mut stored = crate::projector::apply::start(
-        &d.events[0],
-        start,
-        "builtin",
-        crate::engines::builtin::capabilities(),
-        0,
-    )
-    .expect("the projector accepts the start");
-    stored.row.status = WorkflowStatus::Running;
-    let mut steps: Vec<StepRow> = stored.steps.into_values().collect();
-    let attempt = |status, completed_ms, error: Option<&str>| AttemptRecord {
+    let mut steps: Vec<StepSnapshot> = original
+        .definition
+        .steps
+        .iter()
+        .map(|step| StepSnapshot {
+            step_number: step.number,
+            name: step.name.clone(),
+            kind: StepKind::Normal,
+            compensates: None,
+            status: StepStatus::Pending,
+            error: None,
+            completed_ms: None,
+            attempts: Vec::new(),
+        })
+        .collect();
+    let attempt = |status, completed_ms, error: Option<&str>| AttemptSnapshot {
         attempt: 1,
         status,
-        started_ms: Some(100),
         completed_ms,
         error: error.map(str::to_owned),
     };
@@ -368,10 +369,21 @@ fn a_restart_reruns_the_interrupted_attempt_without_using_up_a_retry() {
     steps[2]
         .attempts
         .push(attempt(StepStatus::Failed, Some(200), Some("boom")));
+    let stored = RunSnapshot {
+        id: original.id.clone(),
+        engine: "builtin".into(),
+        workflow_type: original.definition.workflow_type.clone(),
+        status: WorkflowStatus::Running,
+        status_reason: None,
+        priority: original.priority,
+        input: None,
+        created_ms: 0,
+        total_steps: steps.len() as u32,
+        steps,
+    };
 
     let mut d = Decisions::default();
-    let mut run =
-        Run::restore(&stored.row, &steps, original.definition, 1_000, &mut d).expect("restores");
+    let mut run = Run::restore(&stored, original.definition, 1_000, &mut d).expect("restores");
     assert!(matches!(
         &d.events[0].change,
         Change::StepAttemptFailed { step_number: 2, error } if error == INTERRUPTED

@@ -3,7 +3,8 @@
 //! shown from what the listing says (type, start, status, end) with the reason its
 //! steps are missing, and watched through the listing until it closes.
 
-use super::{Inner, Position, TemporalSource};
+use super::position::Position;
+use super::{Inner, TemporalSource};
 use crate::engines::temporal::client::Execution;
 use crate::engines::temporal::{engine_ref, quoted};
 use crate::source::{Change, SourceEvent, WorkflowStart};

@@ -4,58 +4,27 @@
 //! rendered on the server and re-read whenever the live connection reports the run
 //! changed. Everything the workflow produced is shown as text, never as HTML.
 
-use super::clock::use_now;
-use super::gantt::GanttPanel;
+mod gantt;
+mod state;
+mod step;
+
 use super::live::{ConnectionState, LiveConnection};
-use super::{sla_class, status_class};
+use super::parts::{ErrorView, LiveDuration, ProgressBar, SlaBadge, StatusBadge};
 use crate::api::{act_on_workflow, get_workflow};
-use crate::model::analytics::StepNorm;
 use crate::model::{
-    attempt_label, format_duration, Action, Attempt, SlaStatus, Step, StepKind, StepStatus,
-    Subscription, WorkflowDetail, WorkflowStatus,
+    format_duration, Action, SlaStatus, Step, StepKind, StepStatus, Subscription, WorkflowDetail,
+    WorkflowStatus,
 };
+use gantt::GanttPanel;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
-use std::collections::HashSet;
+use state::{Dialog, Notice, PageState};
+use step::StepItem;
 
 /// Steps shown per page of a long timeline.
 const STEPS_PER_PAGE: usize = 100;
 /// Beyond this many branches, the branch block starts collapsed.
 const BRANCHES_SHOWN_OPEN: usize = 5;
-
-/// What the page tells the operator after an action.
-#[derive(Debug, Clone, PartialEq)]
-enum Notice {
-    Done(String),
-    Failed(String),
-}
-
-/// A dialog the actions bar opened.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Dialog {
-    Cancel,
-    Retry,
-    Terminate,
-}
-
-/// State of the page that outlives each re-read of the run.
-#[derive(Clone, Copy)]
-pub(super) struct PageState {
-    pub(super) expanded: RwSignal<HashSet<u32>>,
-    notice: RwSignal<Option<Notice>>,
-    dialog: RwSignal<Option<Dialog>>,
-    /// What the operator typed as the open dialog's reason (`None`: its default). Kept
-    /// here, not in the dialog, so a live re-read that redraws the dialog keeps it.
-    dialog_reason: RwSignal<Option<String>>,
-    busy: RwSignal<bool>,
-    /// The Gantt tab: where it was scrolled, whether its canvas has taken over from the
-    /// server's SVG, the step opened from a bar, and the type's usual step durations.
-    pub(super) gantt_scroll: RwSignal<f64>,
-    pub(super) gantt_drawn: RwSignal<bool>,
-    pub(super) gantt_selected: RwSignal<Option<u32>>,
-    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
-    pub(super) gantt_norms: RwSignal<Option<(String, Vec<StepNorm>)>>,
-}
 
 /// Which view of the steps the page shows (`?view=`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,7 +54,7 @@ pub fn WorkflowDetailPage() -> impl IntoView {
     let connected = Memo::new(move |_| live.state.get() == ConnectionState::Connected);
     let detail = Resource::new(
         move || (id.get(), version.get(), connected.get()),
-        |(id, _, _)| async move { get_workflow(id).await.map_err(|e| e.to_string()) },
+        |(id, _, _)| get_workflow(id),
     );
     // `?step=N` (where the Gantt chart's links lead) opens that step.
     let query = use_query_map();
@@ -124,13 +93,8 @@ pub fn WorkflowDetailPage() -> impl IntoView {
                             }
                                 .into_any()
                         }
-                        Err(message) => {
-                            view! {
-                                <p class="error" role="alert">
-                                    "Could not load the workflow: "
-                                    {message}
-                                </p>
-                            }
+                        Err(error) => {
+                            view! { <ErrorView what="Could not load the workflow" error /> }
                                 .into_any()
                         }
                     }
@@ -140,31 +104,17 @@ pub fn WorkflowDetailPage() -> impl IntoView {
     }
 }
 
-/// The seconds a run has been going, ticking while it is active.
-fn live_duration(
-    run_seconds: f64,
-    started_at: Option<chrono::DateTime<chrono::Utc>>,
-    active: bool,
-    now: f64,
-) -> f64 {
-    match started_at {
-        Some(start) if active => {
-            let since = (now - start.timestamp_millis() as f64) / 1000.0;
-            since.max(run_seconds)
-        }
-        _ => run_seconds,
-    }
-}
-
 #[component]
 fn RunView(run: WorkflowDetail, state: PageState) -> impl IntoView {
-    let now = use_now();
     let status = run.status;
     let active = status.is_active() || status == WorkflowStatus::Pending;
-    let started_at = run.execution.started_at;
-    let run_seconds = run.execution.duration_seconds;
-    let duration =
-        move || format_duration(live_duration(run_seconds, started_at, active, now.get()));
+    let duration = view! {
+        <LiveDuration
+            seconds=run.execution.duration_seconds
+            started_at=run.execution.started_at
+            ticking=active
+        />
+    };
     let sla_target = run.definition.sla_target_seconds;
     let progress = run.progress;
     let banner = match run.sla_status {
@@ -210,9 +160,7 @@ fn RunView(run: WorkflowDetail, state: PageState) -> impl IntoView {
         <header class="run-header">
             <h1>
                 <span class="id" data-testid="workflow-id">{run.id.clone()}</span>
-                <span class=status_class(status) data-testid="workflow-status">
-                    {status.icon()} " " {status.as_str()}
-                </span>
+                <StatusBadge status testid="workflow-status" />
             </h1>
             <p class="run-meta">
                 <span>{run.workflow_type.clone()}</span>
@@ -228,18 +176,13 @@ fn RunView(run: WorkflowDetail, state: PageState) -> impl IntoView {
             </p>
             <div class="run-figures">
                 <div class="progress">
-                    <progress max=progress.total_steps.max(1) value=progress.current_step></progress>
-                    <span class="progress-text" data-testid="progress">
-                        {format!("Step {}/{} ({}%)", progress.current_step, progress.total_steps, progress.percent)}
-                    </span>
+                    <ProgressBar progress label="Step" testid="progress" />
                 </div>
                 <div class="duration" data-testid="duration">
                     {duration}
                     {sla_target.map(|target| format!(" of {} SLA", format_duration(target as f64)))}
                 </div>
-                <span class=sla_class(run.sla_status)>
-                    {run.sla_status.as_str().replace('_', " ")}
-                </span>
+                <SlaBadge sla=run.sla_status />
             </div>
             {banner.map(|(class, text)| view! { <p class=class role="status" data-testid="sla-banner">{text}</p> })}
             {reason.map(|reason| view! { <p class="status-reason" data-testid="status-reason">{reason}</p> })}
@@ -602,130 +545,5 @@ fn Timeline(run: WorkflowDetail, state: PageState) -> impl IntoView {
                     .collect_view()}
             </ol>
         })}
-    }
-}
-
-fn step_icon(status: StepStatus) -> &'static str {
-    match status {
-        StepStatus::Pending => "⏳",
-        StepStatus::Running => "⚙️",
-        StepStatus::Retrying => "🔁",
-        StepStatus::Completed => "✅",
-        StepStatus::Failed => "❌",
-        StepStatus::Cancelled => "⛔",
-        StepStatus::Skipped => "⏭️",
-    }
-}
-
-fn pretty(value: &serde_json::Value) -> String {
-    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
-}
-
-#[component]
-pub(super) fn StepItem(step: Step, label: Option<String>, state: PageState) -> impl IntoView {
-    let number = step.step_number;
-    let name_label = match &label {
-        Some(label) => format!("{label} {}", step.name),
-        None => format!("Step {number}: {}", step.name),
-    };
-    let max_attempts = step.retry_policy.as_ref().map(|p| p.max_attempts);
-    let attempt_note = step
-        .attempts
-        .last()
-        .filter(|a| a.attempt > 1)
-        .map(|a| attempt_label(a.attempt, max_attempts));
-    let compensation = step.kind == StepKind::Compensation;
-    let class = format!(
-        "step status-{}{}",
-        step.status.as_str().to_ascii_lowercase(),
-        if compensation { " compensation" } else { "" }
-    );
-    // The page decides whether a step is open (so it stays open across live re-reads);
-    // without JavaScript the browser's own <details> toggling works.
-    let toggle = move |ev: leptos::ev::MouseEvent| {
-        ev.prevent_default();
-        state.expanded.update(|set| {
-            if !set.remove(&number) {
-                set.insert(number);
-            }
-        });
-    };
-    let undoes = step.compensates.map(|n| format!("undoes step {n}"));
-    let running = step.status == StepStatus::Running;
-    view! {
-        <li class=class id=format!("step-{number}") data-step=number data-status=step.status.as_str()>
-            <details open=move || state.expanded.with(|set| set.contains(&number))>
-                <summary on:click=toggle>
-                    <span class="icon">{step_icon(step.status)}</span>
-                    <span class="name">{name_label}</span>
-                    <span class="step-status">{step.status.as_str()}</span>
-                    {attempt_note.map(|note| view! { <span class="attempt-note">{note}</span> })}
-                    <span class="step-duration">{step.duration_seconds.map(format_duration).unwrap_or_default()}</span>
-                    {undoes.map(|u| view! { <span class="undoes">{u}</span> })}
-                </summary>
-                <div class="step-body">
-                    {step.error.clone().map(|error| view! {
-                        <div class="field"><h4>"Error"</h4><pre class="error-text" data-testid="step-error">{error}</pre></div>
-                    })}
-                    {step.retry_policy.clone().map(|policy| view! {
-                        <div class="field"><h4>"Retry policy"</h4><p data-testid="retry-policy">{policy.describe()}</p></div>
-                    })}
-                    {(!step.attempts.is_empty()).then(|| {
-                        let attempts = step.attempts.clone();
-                        let last = attempts.len();
-                        view! { <AttemptsTable attempts last max_attempts /> }
-                    })}
-                    {step.input.as_ref().map(|input| view! {
-                        <div class="field"><h4>"Input"</h4><pre class="json" data-testid="step-input">{pretty(input)}</pre></div>
-                    })}
-                    {step.output.as_ref().map(|output| view! {
-                        <div class="field"><h4>"Output"</h4><pre class="json" data-testid="step-output">{pretty(output)}</pre></div>
-                    })}
-                    {(!step.logs.is_empty()).then(|| view! {
-                        <div class="field">
-                            <h4>{if running { "Logs (live tail)" } else { "Logs" }}</h4>
-                            <pre class="logs" data-testid="step-logs">{step.logs.join("\n")}</pre>
-                        </div>
-                    })}
-                </div>
-            </details>
-        </li>
-    }
-}
-
-#[component]
-fn AttemptsTable(attempts: Vec<Attempt>, last: usize, max_attempts: Option<u32>) -> impl IntoView {
-    view! {
-        <div class="field">
-            <h4>"Attempts"</h4>
-            <table class="attempts">
-                <thead>
-                    <tr><th>"Attempt"</th><th>"Status"</th><th>"Started"</th><th>"Duration"</th><th>"Error"</th></tr>
-                </thead>
-                <tbody>
-                    {attempts
-                        .into_iter()
-                        .enumerate()
-                        .map(|(i, attempt)| {
-                            let final_failure = i + 1 == last && attempt.status == StepStatus::Failed;
-                            let label = format!(
-                                "{}{}",
-                                attempt_label(attempt.attempt, max_attempts),
-                                if final_failure { " (Final)" } else { "" }
-                            );
-                            view! {
-                                <tr data-attempt=attempt.attempt>
-                                    <td>{label}</td>
-                                    <td>{attempt.status.as_str()}</td>
-                                    <td>{attempt.started_at.map(|t| t.format("%H:%M:%S%.3f").to_string()).unwrap_or_default()}</td>
-                                    <td>{attempt.duration_seconds.map(format_duration).unwrap_or_default()}</td>
-                                    <td>{attempt.error.unwrap_or_default()}</td>
-                                </tr>
-                            }
-                        })
-                        .collect_view()}
-                </tbody>
-            </table>
-        </div>
     }
 }

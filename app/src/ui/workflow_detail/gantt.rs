@@ -3,10 +3,11 @@
 //! view (so 10,000 steps scroll smoothly), running bars grow with the clock, and links over
 //! the bars of the visible rows give each attempt a tooltip and open its step below.
 
-use super::clock::use_now;
-use super::workflow_detail::{PageState, StepItem};
+use super::state::PageState;
+use super::step::StepItem;
 use crate::gantt::{self, Layout, BAR_HEIGHT};
 use crate::model::{WorkflowDetail, WorkflowStatus};
+use crate::ui::clock::use_now;
 use leptos::prelude::*;
 use std::sync::Arc;
 

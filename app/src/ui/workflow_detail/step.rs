@@ -1,0 +1,131 @@
+//! One step of the run page's timeline (and of the Gantt chart's opened step): its
+//! status, attempts, retry policy, input, output, logs and error, shown as text.
+
+use super::state::PageState;
+use crate::model::{attempt_label, format_duration, Attempt, Step, StepKind, StepStatus};
+use leptos::prelude::*;
+
+fn step_icon(status: StepStatus) -> &'static str {
+    match status {
+        StepStatus::Pending => "⏳",
+        StepStatus::Running => "⚙️",
+        StepStatus::Retrying => "🔁",
+        StepStatus::Completed => "✅",
+        StepStatus::Failed => "❌",
+        StepStatus::Cancelled => "⛔",
+        StepStatus::Skipped => "⏭️",
+    }
+}
+
+fn pretty(value: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
+}
+
+#[component]
+pub(super) fn StepItem(step: Step, label: Option<String>, state: PageState) -> impl IntoView {
+    let number = step.step_number;
+    let name_label = match &label {
+        Some(label) => format!("{label} {}", step.name),
+        None => format!("Step {number}: {}", step.name),
+    };
+    let max_attempts = step.retry_policy.as_ref().map(|p| p.max_attempts);
+    let attempt_note = step
+        .attempts
+        .last()
+        .filter(|a| a.attempt > 1)
+        .map(|a| attempt_label(a.attempt, max_attempts));
+    let compensation = step.kind == StepKind::Compensation;
+    let class = format!(
+        "step status-{}{}",
+        step.status.as_str().to_ascii_lowercase(),
+        if compensation { " compensation" } else { "" }
+    );
+    // The page decides whether a step is open (so it stays open across live re-reads);
+    // without JavaScript the browser's own <details> toggling works.
+    let toggle = move |ev: leptos::ev::MouseEvent| {
+        ev.prevent_default();
+        state.expanded.update(|set| {
+            if !set.remove(&number) {
+                set.insert(number);
+            }
+        });
+    };
+    let undoes = step.compensates.map(|n| format!("undoes step {n}"));
+    let running = step.status == StepStatus::Running;
+    view! {
+        <li class=class id=format!("step-{number}") data-step=number data-status=step.status.as_str()>
+            <details open=move || state.expanded.with(|set| set.contains(&number))>
+                <summary on:click=toggle>
+                    <span class="icon">{step_icon(step.status)}</span>
+                    <span class="name">{name_label}</span>
+                    <span class="step-status">{step.status.as_str()}</span>
+                    {attempt_note.map(|note| view! { <span class="attempt-note">{note}</span> })}
+                    <span class="step-duration">{step.duration_seconds.map(format_duration).unwrap_or_default()}</span>
+                    {undoes.map(|u| view! { <span class="undoes">{u}</span> })}
+                </summary>
+                <div class="step-body">
+                    {step.error.clone().map(|error| view! {
+                        <div class="field"><h4>"Error"</h4><pre class="error-text" data-testid="step-error">{error}</pre></div>
+                    })}
+                    {step.retry_policy.clone().map(|policy| view! {
+                        <div class="field"><h4>"Retry policy"</h4><p data-testid="retry-policy">{policy.describe()}</p></div>
+                    })}
+                    {(!step.attempts.is_empty()).then(|| {
+                        let attempts = step.attempts.clone();
+                        let last = attempts.len();
+                        view! { <AttemptsTable attempts last max_attempts /> }
+                    })}
+                    {step.input.as_ref().map(|input| view! {
+                        <div class="field"><h4>"Input"</h4><pre class="json" data-testid="step-input">{pretty(input)}</pre></div>
+                    })}
+                    {step.output.as_ref().map(|output| view! {
+                        <div class="field"><h4>"Output"</h4><pre class="json" data-testid="step-output">{pretty(output)}</pre></div>
+                    })}
+                    {(!step.logs.is_empty()).then(|| view! {
+                        <div class="field">
+                            <h4>{if running { "Logs (live tail)" } else { "Logs" }}</h4>
+                            <pre class="logs" data-testid="step-logs">{step.logs.join("\n")}</pre>
+                        </div>
+                    })}
+                </div>
+            </details>
+        </li>
+    }
+}
+
+#[component]
+fn AttemptsTable(attempts: Vec<Attempt>, last: usize, max_attempts: Option<u32>) -> impl IntoView {
+    view! {
+        <div class="field">
+            <h4>"Attempts"</h4>
+            <table class="attempts">
+                <thead>
+                    <tr><th>"Attempt"</th><th>"Status"</th><th>"Started"</th><th>"Duration"</th><th>"Error"</th></tr>
+                </thead>
+                <tbody>
+                    {attempts
+                        .into_iter()
+                        .enumerate()
+                        .map(|(i, attempt)| {
+                            let final_failure = i + 1 == last && attempt.status == StepStatus::Failed;
+                            let label = format!(
+                                "{}{}",
+                                attempt_label(attempt.attempt, max_attempts),
+                                if final_failure { " (Final)" } else { "" }
+                            );
+                            view! {
+                                <tr data-attempt=attempt.attempt>
+                                    <td>{label}</td>
+                                    <td>{attempt.status.as_str()}</td>
+                                    <td>{attempt.started_at.map(|t| t.format("%H:%M:%S%.3f").to_string()).unwrap_or_default()}</td>
+                                    <td>{attempt.duration_seconds.map(format_duration).unwrap_or_default()}</td>
+                                    <td>{attempt.error.unwrap_or_default()}</td>
+                                </tr>
+                            }
+                        })
+                        .collect_view()}
+                </tbody>
+            </table>
+        </div>
+    }
+}
