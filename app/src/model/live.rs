@@ -12,9 +12,11 @@ use std::collections::HashMap;
 /// of (a busy fleet sends thousands an hour).
 pub const LIVE_ROWS_KEPT: usize = 1_000;
 
-/// Keeps the `max` most recently updated summaries of `rows` and forgets the rest.
+/// Keeps the `max` most recently updated summaries of `rows` and forgets the rest, once
+/// they are a quarter over `max`: the client calls this on every frame with news, and
+/// trimming in steps keeps that from sorting the whole map each time.
 pub fn keep_newest(rows: &mut HashMap<String, Workflow>, max: usize) {
-    if rows.len() <= max {
+    if rows.len() <= max + max / 4 {
         return;
     }
     let mut updated: Vec<_> = rows
