@@ -1,16 +1,19 @@
 //! The HTTP surface, request by request (`oneshot` against the real router, store and
 //! projector on a temporary SQLite file).
 
-#[path = "common/core_state.rs"]
-mod core_state;
+mod common;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
+use common::client::Client;
+use common::core_state;
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
+/// The router on a temporary store, and the client every test speaks through.
 struct TestServer {
+    client: Client,
     router: Router,
     _dir: tempfile::TempDir,
 }
@@ -18,55 +21,28 @@ struct TestServer {
 impl TestServer {
     async fn start() -> Self {
         let (state, dir) = core_state::on_temporary_file().await;
+        Self::on(server::app(state), dir)
+    }
+
+    fn on(router: Router, dir: tempfile::TempDir) -> Self {
         Self {
-            router: server::app(state),
+            client: Client::in_process(router.clone()),
+            router,
             _dir: dir,
         }
-    }
-
-    async fn send(&self, request: Request<Body>) -> (StatusCode, String) {
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        (status, String::from_utf8_lossy(&bytes).into_owned())
-    }
-
-    async fn get_text(&self, uri: &str) -> (StatusCode, String) {
-        self.send(Request::get(uri).body(Body::empty()).unwrap())
-            .await
-    }
-
-    async fn get(&self, uri: &str) -> (StatusCode, Value) {
-        let (status, body) = self
-            .send(Request::get(uri).body(Body::empty()).unwrap())
-            .await;
-        (
-            status,
-            serde_json::from_str(&body).unwrap_or(Value::String(body)),
-        )
-    }
-
-    async fn post(&self, uri: &str, body: &str) -> (StatusCode, String) {
-        self.send(
-            Request::post(uri)
-                .header("content-type", "application/json")
-                .body(Body::from(body.to_owned()))
-                .unwrap(),
-        )
-        .await
-    }
-
-    async fn push_raw(&self, body: &str) -> (StatusCode, Value) {
-        let (status, body) = self.post("/api/platform/orchestration/events", body).await;
-        (
-            status,
-            serde_json::from_str(&body).unwrap_or(Value::String(body)),
-        )
     }
 
     async fn push(&self, events: Value) -> (StatusCode, Value) {
         self.push_raw(&json!({"source": "billing", "events": events}).to_string())
             .await
+    }
+}
+
+impl std::ops::Deref for TestServer {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
     }
 }
 
@@ -267,7 +243,7 @@ async fn the_page_is_server_rendered_with_untrusted_text_escaped() {
     assert_eq!(status, StatusCode::OK);
 
     let (status, html) = server
-        .send(Request::get("/orchestration").body(Body::empty()).unwrap())
+        .send_text(Request::get("/orchestration").body(Body::empty()).unwrap())
         .await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("data-workflow-id=\"wf-html\""), "{html}");
@@ -276,7 +252,7 @@ async fn the_page_is_server_rendered_with_untrusted_text_escaped() {
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
 
     let (status, _) = server
-        .send(Request::get("/no-such-page").body(Body::empty()).unwrap())
+        .send_text(Request::get("/no-such-page").body(Body::empty()).unwrap())
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
@@ -294,7 +270,7 @@ async fn actions_the_engine_cannot_honour_are_refused_with_the_reason() {
 
     for action in ["pause", "resume", "cancel", "retry", "clone"] {
         let (status, body) = server
-            .post(
+            .post_text(
                 &format!("/api/platform/orchestration/workflows/wf-act/{action}"),
                 "",
             )
@@ -308,18 +284,18 @@ async fn actions_the_engine_cannot_honour_are_refused_with_the_reason() {
     }
 
     let (status, _) = server
-        .post("/api/platform/orchestration/workflows/ghost/pause", "")
+        .post_text("/api/platform/orchestration/workflows/ghost/pause", "")
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, body) = server
-        .post(
+        .post_text(
             "/api/platform/orchestration/workflows/wf-act/cancel",
             "{\"reason\": 5}",
         )
         .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
     let (status, _) = server
-        .post(
+        .post_text(
             "/api/platform/orchestration/workflows/wf-act/retry",
             "{\"from_step\": 0}",
         )
@@ -378,7 +354,7 @@ async fn export_downloads_the_whole_trace() {
 async fn an_unknown_action_is_not_found() {
     let server = TestServer::start().await;
     let (status, body) = server
-        .post("/api/platform/orchestration/workflows/wf-1/explode", "")
+        .post_text("/api/platform/orchestration/workflows/wf-1/explode", "")
         .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert!(body.contains("explode"), "{body}");
@@ -724,7 +700,7 @@ async fn every_refusal_is_json_even_axums_own() {
         "/api/platform/orchestration/workflows/wf-1/cancel",
         "/api/platform/orchestration/workflows",
     ] {
-        let (status, body) = server.post(uri, &big).await;
+        let (status, body) = server.post_text(uri, &big).await;
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{uri}");
         let value = is_json_error(status, &body);
         assert_eq!(value["error"], "payload_too_large");
@@ -737,7 +713,7 @@ async fn every_refusal_is_json_even_axums_own() {
     is_json_error(status, &body);
     // A method the route does not take.
     let (status, body) = server
-        .send(
+        .send_text(
             Request::delete("/api/platform/orchestration/workflows")
                 .body(Body::empty())
                 .unwrap(),
@@ -750,7 +726,7 @@ async fn every_refusal_is_json_even_axums_own() {
 /// Calls a page's server function as the browser does (a form-encoded POST).
 async fn call_server_fn(server: &TestServer, name: &str, form: String) -> (StatusCode, Value) {
     let (status, body) = server
-        .send(
+        .send_text(
             Request::post(format!("/api/{name}"))
                 .header("content-type", "application/x-www-form-urlencoded")
                 .body(Body::from(form))
@@ -902,10 +878,7 @@ async fn runs_that_ended_before_rollups_existed_are_rolled_up_at_start_up() {
     let (state, dir) = core_state::on_temporary_file().await;
     let url = format!("sqlite://{}/stepline.db", dir.path().display());
     let store = state.store.clone();
-    let first = TestServer {
-        router: server::app(state),
-        _dir: dir,
-    };
+    let first = TestServer::on(server::app(state), dir);
     let mut events = Vec::new();
     for (id, status) in [("old-wf-ok", "COMPLETED"), ("old-wf-bad", "FAILED")] {
         events.push(
@@ -932,13 +905,44 @@ async fn runs_that_ended_before_rollups_existed_are_rolled_up_at_start_up() {
         .output_name("stepline")
         .build();
     let again = server::start_core(&url, options, None).await.unwrap().state;
-    let (status, figures) = TestServer {
-        router: server::app(again),
-        _dir: tempfile::tempdir().unwrap(),
-    }
-    .get(analytics)
-    .await;
+    let (status, figures) = TestServer::on(server::app(again), tempfile::tempdir().unwrap())
+        .get(analytics)
+        .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(figures["runs"], 2, "{figures}");
     assert_eq!(figures["failure_rate"]["overall"], 50, "{figures}");
+}
+
+#[tokio::test]
+async fn an_action_sent_by_a_plain_form_comes_back_to_its_page_with_the_refusal() {
+    let server = TestServer::start().await;
+    let (status, body) = server.push(json!([started("wf-form")])).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // As a browser without JavaScript sends the run page's Pause form.
+    let page = "http://stepline.test/orchestration/workflows/wf-form?confirm=cancel";
+    let response = server
+        .router
+        .clone()
+        .oneshot(
+            Request::post("/api/act_on_workflow")
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("accept", "text/html,application/xhtml+xml")
+                .header("referer", page)
+                .body(Body::from("id=wf-form&action=pause"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FOUND);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    assert!(location.starts_with(page), "{location}");
+    assert!(location.contains("__err="), "{location}");
+    // The page it is sent back to says why, as text.
+    let (status, html) = server
+        .get_text(location.strip_prefix("http://stepline.test").unwrap())
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(html.contains("data-testid=\"notice\""), "{html}");
+    assert!(html.contains("cannot pause"), "{html}");
+    assert!(html.contains("custom:billing"), "{html}");
 }

@@ -2,44 +2,15 @@
 //! loopback port, SQLite in a temporary folder), driven and observed through the REST
 //! API an operator uses. The restart test kills the real binary with SIGKILL.
 
+mod common;
+use common::client::{Client, API};
 use serde_json::{json, Value};
-use std::future::Future;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::net::TcpListener;
 
-const API: &str = "/api/platform/orchestration";
 /// How long a condition may take to come true before a test fails.
 const PATIENCE: Duration = Duration::from_secs(30);
-
-/// Polls `check` until it yields a value, failing the test after [`PATIENCE`].
-async fn until<T, F, Fut>(what: &str, check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    until_or_none(check)
-        .await
-        .unwrap_or_else(|| panic!("timed out waiting for {what}"))
-}
-
-/// Polls `check` until it yields a value, or gives `None` after [`PATIENCE`].
-async fn until_or_none<T, F, Fut>(mut check: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        if let Some(value) = check().await {
-            return Some(value);
-        }
-        if Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 fn write_definitions(dir: &Path, definitions: &[&str]) -> std::path::PathBuf {
     let folder = dir.join("workflows");
@@ -50,88 +21,18 @@ fn write_definitions(dir: &Path, definitions: &[&str]) -> std::path::PathBuf {
     folder
 }
 
-/// A client of a running Stepline.
-#[derive(Clone)]
-struct Client {
-    base: String,
-    http: reqwest::Client,
+/// Waits until the run has `status`, and returns its detail then.
+async fn wait_status(client: &Client, id: &str, status: &str) -> Value {
+    client.wait_for_status(id, status, PATIENCE).await
 }
 
-impl Client {
-    fn new(base: String) -> Self {
-        Self {
-            base,
-            http: reqwest::Client::new(),
-        }
-    }
-
-    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let response = self
-            .http
-            .post(format!("{}{API}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn start(&self, workflow_type: &str) -> String {
-        let (status, body) = self
-            .post(
-                "/workflows",
-                json!({"workflow_type": workflow_type, "input": {"customer": "c-1"}}),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-        body["workflow_id"].as_str().unwrap().to_owned()
-    }
-
-    async fn detail(&self, id: &str) -> Value {
-        self.http
-            .get(format!("{}{API}/workflows/{id}", self.base))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
-    }
-
-    async fn status(&self, id: &str) -> String {
-        self.detail(id).await["status"].as_str().unwrap().to_owned()
-    }
-
-    /// Waits until the run has `status`, and returns its detail then.
-    async fn wait_status(&self, id: &str, status: &str) -> Value {
-        let last = std::sync::Mutex::new(Value::Null);
-        let what = format!("{id} to be {status}");
-        let found = until_or_none(|| async {
-            let detail = self.detail(id).await;
-            if detail["status"] == status {
-                return Some(detail);
-            }
-            *last.lock().unwrap() = detail;
-            None
-        })
-        .await;
-        found.unwrap_or_else(|| {
-            panic!(
-                "timed out waiting for {what}; last seen: {}",
-                last.lock().unwrap()
-            )
-        })
-    }
-
-    /// Waits until step `number` of the run has `status`.
-    async fn wait_step(&self, id: &str, number: usize, status: &str) -> Value {
-        until(&format!("step {number} of {id} to be {status}"), || async {
-            let detail = self.detail(id).await;
-            (step(&detail, number)["status"] == status).then_some(detail)
+/// Waits until step `number` of the run has `status`.
+async fn wait_step(client: &Client, id: &str, number: usize, status: &str) -> Value {
+    client
+        .wait_for(id, PATIENCE, |detail| {
+            step(detail, number)["status"] == status
         })
         .await
-    }
 }
 
 fn step(detail: &Value, number: usize) -> &Value {
@@ -193,7 +94,7 @@ async fn serve(definitions: &[&str]) -> InProcess {
         },
     ));
     InProcess {
-        client: Client::new(base),
+        client: Client::over_http(base),
         _dir: dir,
         _stop: stop,
     }
@@ -223,7 +124,7 @@ action = { kind = "simulate", duration = "50ms" }
 "#])
     .await;
     let id = server.client.start("fan").await;
-    let detail = server.client.wait_status(&id, "COMPLETED").await;
+    let detail = wait_status(&server.client, &id, "COMPLETED").await;
     let (left, right) = (
         attempt_times(step(&detail, 2))[0],
         attempt_times(step(&detail, 3))[0],
@@ -255,7 +156,7 @@ retry = { max_attempts = 3, initial_delay = "300ms", max_delay = "2s" }
 "#])
     .await;
     let id = server.client.start("flaky").await;
-    let detail = server.client.wait_status(&id, "COMPLETED").await;
+    let detail = wait_status(&server.client, &id, "COMPLETED").await;
     let database = step(&detail, 1);
     let times = attempt_times(database);
     assert_eq!(times.len(), 3);
@@ -288,9 +189,9 @@ async fn pause_stops_after_the_current_step_and_resume_continues() {
     let server = serve(&[TWO_STEPS]).await;
     let client = &server.client;
     let id = client.start("two").await;
-    client.wait_step(&id, 1, "RUNNING").await;
+    wait_step(&client, &id, 1, "RUNNING").await;
     let (status, body) = client
-        .post(&format!("/workflows/{id}/pause"), json!({}))
+        .post(&format!("{API}/workflows/{id}/pause"), &json!({}))
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["new_status"], "PAUSING");
@@ -298,7 +199,7 @@ async fn pause_stops_after_the_current_step_and_resume_continues() {
         body["message"],
         "Workflow pauses after step 1 (long_first) completes"
     );
-    let paused = client.wait_status(&id, "PAUSED").await;
+    let paused = wait_status(&client, &id, "PAUSED").await;
     assert_eq!(step(&paused, 1)["status"], "COMPLETED");
     assert_eq!(
         step(&paused, 2)["status"],
@@ -307,20 +208,22 @@ async fn pause_stops_after_the_current_step_and_resume_continues() {
     );
 
     let (status, body) = client
-        .post(&format!("/workflows/{id}/pause"), json!({}))
+        .post(&format!("{API}/workflows/{id}/pause"), &json!({}))
         .await;
     assert_eq!(status, 409, "a paused run cannot pause again: {body}");
     let (status, body) = client
-        .post(&format!("/workflows/{id}/resume"), json!({}))
+        .post(&format!("{API}/workflows/{id}/resume"), &json!({}))
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["new_status"], "RUNNING");
-    client.wait_status(&id, "COMPLETED").await;
+    wait_status(&client, &id, "COMPLETED").await;
     let (status, _) = client
-        .post(&format!("/workflows/{id}/resume"), json!({}))
+        .post(&format!("{API}/workflows/{id}/resume"), &json!({}))
         .await;
     assert_eq!(status, 409, "a completed run cannot resume");
-    let (status, _) = client.post("/workflows/no-such-run/pause", json!({})).await;
+    let (status, _) = client
+        .post(&format!("{API}/workflows/no-such-run/pause"), &json!({}))
+        .await;
     assert_eq!(status, 404);
 }
 
@@ -352,16 +255,16 @@ compensation = { kind = "simulate", duration = "10ms" }
     .await;
     let client = &server.client;
     let id = client.start("deploy").await;
-    client.wait_step(&id, 4, "RUNNING").await;
+    wait_step(&client, &id, 4, "RUNNING").await;
     let (status, body) = client
         .post(
-            &format!("/workflows/{id}/cancel"),
-            json!({"reason": "Manual cancellation"}),
+            &format!("{API}/workflows/{id}/cancel"),
+            &json!({"reason": "Manual cancellation"}),
         )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["new_status"], "CANCELLING");
-    let detail = client.wait_status(&id, "CANCELLED").await;
+    let detail = wait_status(&client, &id, "CANCELLED").await;
     assert_eq!(detail["status_reason"], "Manual cancellation");
     assert_eq!(
         step(&detail, 4)["status"],
@@ -387,7 +290,7 @@ compensation = { kind = "simulate", duration = "10ms" }
     assert!(compensations.iter().all(|c| c["status"] == "COMPLETED"));
     assert_eq!(compensations[0]["logs"][0], "Deleted deployed container");
     let (status, _) = client
-        .post(&format!("/workflows/{id}/cancel"), json!({}))
+        .post(&format!("{API}/workflows/{id}/cancel"), &json!({}))
         .await;
     assert_eq!(status, 409, "a cancelled run cannot be cancelled again");
 }
@@ -410,20 +313,20 @@ action = { kind = "simulate", duration = "1h" }
     .await;
     let client = &server.client;
     let id = client.start("fragile").await;
-    client.wait_step(&id, 2, "RUNNING").await;
+    wait_step(&client, &id, 2, "RUNNING").await;
     client
-        .post(&format!("/workflows/{id}/cancel"), json!({}))
+        .post(&format!("{API}/workflows/{id}/cancel"), &json!({}))
         .await;
-    let detail = client.wait_status(&id, "COMPENSATION_FAILED").await;
+    let detail = wait_status(&client, &id, "COMPENSATION_FAILED").await;
     let reason = detail["status_reason"].as_str().unwrap();
     assert!(reason.contains("account locked"), "{reason}");
     assert!(reason.contains("Not rolled back yet: step 1"), "{reason}");
     // The operator fixed the cause: retrying finishes the rollback.
     let (status, body) = client
-        .post(&format!("/workflows/{id}/retry"), json!({}))
+        .post(&format!("{API}/workflows/{id}/retry"), &json!({}))
         .await;
     assert_eq!(status, 200, "{body}");
-    let detail = client.wait_status(&id, "CANCELLED").await;
+    let detail = wait_status(&client, &id, "CANCELLED").await;
     assert_eq!(step(&detail, 3)["attempts"].as_array().unwrap().len(), 2);
 }
 
@@ -457,18 +360,21 @@ action = { kind = "simulate", duration = "10ms" }
     .await;
     let client = &server.client;
     let id = client.start("trial").await;
-    let failed = client.wait_status(&id, "FAILED").await;
+    let failed = wait_status(&client, &id, "FAILED").await;
     assert_eq!(step(&failed, 4)["attempts"].as_array().unwrap().len(), 3);
     assert!(failed["status_reason"]
         .as_str()
         .unwrap()
         .contains("step 4 (database_insert) failed: psycopg2.OperationalError"));
     let (status, body) = client
-        .post(&format!("/workflows/{id}/retry"), json!({"from_step": 4}))
+        .post(
+            &format!("{API}/workflows/{id}/retry"),
+            &json!({"from_step": 4}),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["message"], "Retrying from step 4 (database_insert)");
-    let done = client.wait_status(&id, "COMPLETED").await;
+    let done = wait_status(&client, &id, "COMPLETED").await;
     for number in 1..=3 {
         assert_eq!(
             step(&done, number)["attempts"].as_array().unwrap().len(),
@@ -483,7 +389,10 @@ action = { kind = "simulate", duration = "10ms" }
     assert_eq!(step(&done, 5)["status"], "COMPLETED");
 
     let (status, body) = client
-        .post(&format!("/workflows/{id}/retry"), json!({"from_step": 4}))
+        .post(
+            &format!("{API}/workflows/{id}/retry"),
+            &json!({"from_step": 4}),
+        )
         .await;
     assert_eq!(status, 409, "a completed run has nothing to retry: {body}");
 }
@@ -509,7 +418,7 @@ action = { kind = "command", program = "sh", args = ["-c", "echo 'cannot reach <
     .await;
     let client = &server.client;
     let id = client.start("script").await;
-    let detail = client.wait_status(&id, "FAILED").await;
+    let detail = wait_status(&client, &id, "FAILED").await;
     let export = step(&detail, 1);
     let logs: Vec<&str> = export["logs"]
         .as_array()
@@ -578,7 +487,7 @@ action = {{ kind = "http", url = "http://{address}/down" }}
     );
     let server = serve(&[&definition]).await;
     let id = server.client.start("remote").await;
-    let detail = server.client.wait_status(&id, "FAILED").await;
+    let detail = wait_status(&server.client, &id, "FAILED").await;
     assert_eq!(
         step(&detail, 1)["output"],
         json!({"provisioned_for": "c-1", "step": "provision"})
@@ -601,7 +510,7 @@ action = {{ kind = "http", url = "http://{address}/moved" }}
     );
     let server = serve(&[&moved]).await;
     let id = server.client.start("moved").await;
-    let detail = server.client.wait_status(&id, "FAILED").await;
+    let detail = wait_status(&server.client, &id, "FAILED").await;
     assert_eq!(
         step(&detail, 1)["error"],
         format!("HTTP 302 Found from http://{address}/moved: elsewhere")
@@ -623,8 +532,8 @@ action = { kind = "simulate", duration = "300ms" }
     let client = &server.client;
     let first = client.start("single").await;
     let second = client.start("single").await;
-    let first_done = client.wait_status(&first, "COMPLETED").await;
-    let second_done = client.wait_status(&second, "COMPLETED").await;
+    let first_done = wait_status(&client, &first, "COMPLETED").await;
+    let second_done = wait_status(&client, &second, "COMPLETED").await;
     // The second waited for the first's slot, however fast or slow the machine.
     let at = |detail: &Value, field: &str| {
         detail["execution"][field]
@@ -638,23 +547,28 @@ action = { kind = "simulate", duration = "300ms" }
     );
 
     let (status, body) = client
-        .post(&format!("/workflows/{first}/clone"), json!({}))
+        .post(&format!("{API}/workflows/{first}/clone"), &json!({}))
         .await;
     assert_eq!(status, 200, "{body}");
     let clone = body["workflow_id"].as_str().unwrap();
     assert_ne!(clone, first);
-    let detail = client.wait_status(clone, "COMPLETED").await;
+    let detail = wait_status(&client, clone, "COMPLETED").await;
     assert_eq!(step(&detail, 1)["input"], json!({"customer": "c-1"}));
 
     let (status, body) = client
-        .post("/workflows", json!({"workflow_type": "nope"}))
+        .post(
+            &format!("{API}/workflows"),
+            &json!({"workflow_type": "nope"}),
+        )
         .await;
     assert_eq!(status, 409, "{body}");
     assert!(body["message"]
         .as_str()
         .unwrap()
         .contains("known types: single"));
-    let (status, _) = client.post("/workflows", json!({"input": {}})).await;
+    let (status, _) = client
+        .post(&format!("{API}/workflows"), &json!({"input": {}}))
+        .await;
     assert_eq!(status, 400, "workflow_type is required");
 }
 
@@ -692,7 +606,7 @@ async fn launch_binary(dir: &Path, folder: &Path) -> Binary {
     };
     Binary {
         child,
-        client: Client::new(base),
+        client: Client::over_http(base),
     }
 }
 
@@ -729,7 +643,7 @@ action = {{ kind = "simulate", duration = "50ms" }}
         ids.push(first.client.start("sync").await);
     }
     for id in &ids[..3] {
-        first.client.wait_step(id, 2, "RUNNING").await;
+        wait_step(&first.client, id, 2, "RUNNING").await;
     }
     assert_eq!(first.client.status(&ids[3]).await, "PENDING");
     first.child.kill().await.unwrap(); // SIGKILL: no chance to clean up
@@ -737,7 +651,7 @@ action = {{ kind = "simulate", duration = "50ms" }}
 
     let second = launch_binary(dir.path(), &folder).await;
     for id in &ids {
-        let detail = second.client.wait_status(id, "COMPLETED").await;
+        let detail = wait_status(&second.client, id, "COMPLETED").await;
         for number in 1..=3 {
             assert_eq!(
                 step(&detail, number)["status"],
@@ -774,13 +688,13 @@ action = { kind = "command", program = "sh", args = ["-c", "echo \"env:${#STEPLI
     let (status, body) = server
         .client
         .post(
-            "/workflows",
-            json!({"workflow_type": "bulk", "input": {"blob": big}}),
+            &format!("{API}/workflows"),
+            &json!({"workflow_type": "bulk", "input": {"blob": big}}),
         )
         .await;
     assert_eq!(status, 201, "{body}");
     let id = body["workflow_id"].as_str().unwrap().to_owned();
-    let detail = server.client.wait_status(&id, "COMPLETED").await;
+    let detail = wait_status(&server.client, &id, "COMPLETED").await;
     let logs = step(&detail, 1)["logs"].clone();
     // {"blob":"xxx..."} is 102,411 bytes, plus the newline.
     assert_eq!(
@@ -829,13 +743,16 @@ action = { kind = "simulate", duration = "10ms" }
             .collect();
         let (status, body) = server
             .client
-            .post("/events", json!({"source": "squatter", "events": events}))
+            .post(
+                &format!("{API}/events"),
+                &json!({"source": "squatter", "events": events}),
+            )
             .await;
         assert_eq!(status, 200, "{body}");
     }
     let id = server.client.start("squat").await;
     assert!(!squatted.contains(&id), "{id} was squatted");
-    let detail = server.client.wait_status(&id, "COMPLETED").await;
+    let detail = wait_status(&server.client, &id, "COMPLETED").await;
     assert_eq!(detail["engine"], "builtin");
     // The pushed runs stay the source's own.
     let first = server.client.detail(&squatted[0]).await;

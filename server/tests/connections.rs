@@ -1,8 +1,8 @@
 //! The server's connections over real loopback TCP: slow and idle clients are
 //! disconnected, and a connection over the limit gets the API's JSON error at once.
 
-#[path = "common/core_state.rs"]
-mod core_state;
+mod common;
+use common::core_state;
 use server::http::ConnectionLimits;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

@@ -8,18 +8,16 @@
 //! for every run of the suite); `STEPLINE_FUZZ_SEED` replays a run (a failure names its
 //! seed and case), `STEPLINE_FUZZ_SEED=random` tries new cases.
 
-#[path = "common/core_state.rs"]
-mod core_state;
+mod common;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use axum::Router;
-use http_body_util::BodyExt;
+use common::client::Client;
+use common::core_state;
 use serde_json::{json, Map, Value};
 use server::engines::temporal::history::{CompensationRule, HistoryMapper};
 use server::projector::apply_batch;
 use server::source::{ApplyError, Batch};
 use server::store::Store;
-use tower::ServiceExt;
 
 fn cases() -> u64 {
     std::env::var("STEPLINE_FUZZ_CASES")
@@ -323,13 +321,6 @@ const CODES: [&str; 7] = [
     "event_refused",
 ];
 
-async fn send(router: &Router, request: Request<Body>) -> (StatusCode, Vec<u8>) {
-    let response = router.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = response.into_body().collect().await.unwrap().to_bytes();
-    (status, bytes.to_vec())
-}
-
 /// A 4xx must carry the API's JSON error.
 fn check_error(status: StatusCode, body: &[u8], events: Option<usize>) -> Result<(), String> {
     if status.is_server_error() {
@@ -358,7 +349,7 @@ fn check_error(status: StatusCode, body: &[u8], events: Option<usize>) -> Result
 #[tokio::test]
 async fn the_events_api_answers_any_batch_with_success_or_a_json_4xx() {
     let (state, _dir) = core_state::on_temporary_file().await;
-    let router = server::app(state);
+    let client = Client::in_process(server::app(state));
     let (seed, cases) = (seed(), cases());
     // Printed first: a panic inside Stepline's code shows it too (STEPLINE_FUZZ_SEED).
     eprintln!("seed {seed}, {cases} cases");
@@ -370,7 +361,7 @@ async fn the_events_api_answers_any_batch_with_success_or_a_json_4xx() {
             .header("content-type", "application/json")
             .body(Body::from(body))
             .unwrap();
-        let (status, answer) = send(&router, request).await;
+        let (status, answer) = client.send(request).await;
         tally[usize::from(!status.is_success())] += 1;
         if let Err(problem) = check_error(status, &answer, events) {
             panic!("seed {seed}, case {case}: {problem}");
@@ -388,8 +379,9 @@ async fn the_events_api_answers_any_batch_with_success_or_a_json_4xx() {
                 format!("/api/platform/orchestration/workflows?q={query}"),
                 format!("/orchestration/workflows/{id}"),
             ] {
-                let (status, answer) =
-                    send(&router, Request::get(&uri).body(Body::empty()).unwrap()).await;
+                let (status, answer) = client
+                    .send(Request::get(&uri).body(Body::empty()).unwrap())
+                    .await;
                 if status.is_server_error() || (uri.ends_with(".svg") && contains_script(&answer)) {
                     panic!("seed {seed}, case {case}: GET {uri}: {status}");
                 }

@@ -2,13 +2,10 @@
 //! with its chain, in its request's span. A test binary of its own: the log subscriber
 //! it installs is the process's global one.
 
-#[path = "common/core_state.rs"]
-mod core_state;
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use http_body_util::BodyExt;
-use serde_json::Value;
-use tower::ServiceExt;
+mod common;
+use axum::http::StatusCode;
+use common::client::Client;
+use common::core_state;
 
 /// Log lines written while a test runs, to check what the server logged.
 #[derive(Clone, Default)]
@@ -37,20 +34,13 @@ async fn an_internal_errors_cause_is_logged_once_with_its_chain_and_never_sent()
 
     let (state, _dir) = core_state::on_temporary_file().await;
     let store = state.store.clone();
-    let router = server::app(state);
+    let client = Client::in_process(server::app(state));
     // The store goes away under the server: every read is now our fault.
     store.pool().close().await;
-    let response = router
-        .oneshot(
-            Request::get("/api/platform/orchestration/workflows/wf-1")
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    let body: Value = serde_json::from_slice(&body).unwrap();
+    let (status, body) = client
+        .get("/api/platform/orchestration/workflows/wf-1")
+        .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(body["error"], "internal");
     let message = body["message"].as_str().unwrap();
     assert!(

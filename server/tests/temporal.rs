@@ -6,19 +6,14 @@
 //! Ignored by a plain `cargo test` (they need the server); `scripts/test.sh` runs them
 //! with `--include-ignored`.
 
-use axum::body::Body;
-use axum::http::{Request, StatusCode};
-use axum::Router;
-use http_body_util::BodyExt;
+mod common;
+use axum::http::StatusCode;
+use common::client::{until, Client};
+use common::temporal_fixture::Temporal;
 use serde_json::{json, Value};
 use server::engines::temporal::history::CompensationRule;
 use server::engines::temporal::SourceConfig;
-use std::time::{Duration, Instant};
-use tower::ServiceExt;
-
-#[path = "common/temporal_fixture.rs"]
-mod temporal_fixture;
-use temporal_fixture::Temporal;
+use std::time::Duration;
 
 fn source(url: &str) -> SourceConfig {
     SourceConfig {
@@ -42,9 +37,10 @@ fn source(url: &str) -> SourceConfig {
     }
 }
 
-/// Stepline following the Temporal server at `url`, on its own SQLite file.
+/// Stepline following the Temporal server at `url`, on its own SQLite file, asked
+/// through its real router.
 struct Stepline {
-    router: Router,
+    client: Client,
     source: SourceConfig,
     _dir: tempfile::TempDir,
 }
@@ -77,73 +73,22 @@ impl Stepline {
             .await
             .unwrap();
         Self {
-            router: server::app(state),
+            client: Client::in_process(server::app(state)),
             source,
             _dir: dir,
         }
     }
 
-    async fn send(&self, request: Request<Body>) -> (StatusCode, Value) {
-        let response = self.router.clone().oneshot(request).await.unwrap();
-        let status = response.status();
-        let bytes = response.into_body().collect().await.unwrap().to_bytes();
-        let text = String::from_utf8_lossy(&bytes).into_owned();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    async fn get(&self, uri: &str) -> (StatusCode, Value) {
-        self.send(Request::get(uri).body(Body::empty()).unwrap())
-            .await
-    }
-
-    async fn post(&self, uri: &str, body: Value) -> (StatusCode, Value) {
-        self.send(
-            Request::post(uri)
-                .header("content-type", "application/json")
-                .body(Body::from(body.to_string()))
-                .unwrap(),
-        )
-        .await
-    }
-
     fn id(&self, workflow_id: &str, run_id: &str) -> String {
         self.source.workflow_id(workflow_id, run_id)
     }
+}
 
-    /// The run's detail as the API answers it (`Null` while it is unknown).
-    async fn detail(&self, id: &str) -> Value {
-        let (status, detail) = self
-            .get(&format!("/api/platform/orchestration/workflows/{id}"))
-            .await;
-        if status == StatusCode::OK {
-            detail
-        } else {
-            Value::Null
-        }
-    }
+impl std::ops::Deref for Stepline {
+    type Target = Client;
 
-    /// Polls the run's detail until `done` holds, for at most `within`.
-    async fn wait_for(&self, id: &str, within: Duration, done: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + within;
-        let mut interval = tokio::time::interval(Duration::from_millis(50));
-        loop {
-            interval.tick().await;
-            let detail = self.detail(id).await;
-            if !detail.is_null() && done(&detail) {
-                return detail;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{id} did not get there in {within:?}: {detail:#}"
-            );
-        }
-    }
-
-    async fn wait_for_status(&self, id: &str, status: &str, within: Duration) -> Value {
-        self.wait_for(id, within, |d| d["status"] == status).await
+    fn deref(&self) -> &Client {
+        &self.client
     }
 }
 
@@ -309,7 +254,7 @@ async fn a_cancel_from_stepline_runs_the_sagas_compensations() {
     let (status, answer) = stepline
         .post(
             &format!("/api/platform/orchestration/workflows/{id}/cancel"),
-            json!({"reason": "customer withdrew"}),
+            &json!({"reason": "customer withdrew"}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
@@ -346,14 +291,14 @@ async fn pause_resume_and_terminate_from_stepline_change_temporals_status() {
         .await;
     assert_eq!(running["capabilities"]["can_cancel"], true);
     let action = |what: &str| format!("/api/platform/orchestration/workflows/{id}/{what}");
-    let (status, answer) = stepline.post(&action("pause"), json!({})).await;
+    let (status, answer) = stepline.post(&action("pause"), &json!({})).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(
         temporal.status(&workflow_id).await,
         "WORKFLOW_EXECUTION_STATUS_PAUSED"
     );
     stepline.wait_for_status(&id, "PAUSED", WITHIN).await;
-    let (status, answer) = stepline.post(&action("resume"), json!({})).await;
+    let (status, answer) = stepline.post(&action("resume"), &json!({})).await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(
         temporal.status(&workflow_id).await,
@@ -362,7 +307,7 @@ async fn pause_resume_and_terminate_from_stepline_change_temporals_status() {
     stepline.wait_for_status(&id, "RUNNING", WITHIN).await;
     // The hard stop, apart from cancel.
     let (status, answer) = stepline
-        .post(&action("terminate"), json!({"reason": "test done"}))
+        .post(&action("terminate"), &json!({"reason": "test done"}))
         .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     assert_eq!(
@@ -439,12 +384,12 @@ async fn twenty_pauses_and_resumes_in_a_row_are_all_followed_under_load() {
         .await;
     let action = |what: &str| format!("/api/platform/orchestration/workflows/{id}/{what}");
     for cycle in 1..=20 {
-        let (status, answer) = stepline.post(&action("pause"), json!({})).await;
+        let (status, answer) = stepline.post(&action("pause"), &json!({})).await;
         assert_eq!(status, StatusCode::OK, "pause {cycle}: {answer}");
         stepline
             .wait_for(&id, FOLLOWS_WITHIN, |d| d["status"] == "PAUSED")
             .await;
-        let (status, answer) = stepline.post(&action("resume"), json!({})).await;
+        let (status, answer) = stepline.post(&action("resume"), &json!({})).await;
         assert_eq!(status, StatusCode::OK, "resume {cycle}: {answer}");
         assert_eq!(
             temporal.status(&workflow_id).await,
@@ -468,7 +413,7 @@ async fn twenty_pauses_and_resumes_in_a_row_are_all_followed_under_load() {
         .wait_for(&id, WITHIN, |d| done(d) > completed)
         .await;
     let (status, answer) = stepline
-        .post(&action("terminate"), json!({"reason": "test done"}))
+        .post(&action("terminate"), &json!({"reason": "test done"}))
         .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
     stepline.wait_for_status(&id, "TERMINATED", WITHIN).await;
@@ -501,7 +446,7 @@ async fn a_retry_from_the_failed_step_creates_a_new_run_that_stepline_follows() 
     let (status, answer) = stepline
         .post(
             &format!("/api/platform/orchestration/workflows/{id}/retry"),
-            json!({"from_step": step["step_number"]}),
+            &json!({"from_step": step["step_number"]}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
@@ -546,7 +491,7 @@ async fn a_clone_starts_the_same_workflow_again() {
     let (status, answer) = stepline
         .post(
             &format!("/api/platform/orchestration/workflows/{id}/clone"),
-            json!({}),
+            &json!({}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{answer}");
@@ -634,25 +579,17 @@ async fn an_outage_shows_as_degraded_and_stepline_catches_up() {
         let (_, engines) = stepline.get("/api/platform/orchestration/engines").await;
         engines[0]["state"].as_str().unwrap_or("?").to_owned()
     };
-    let deadline = Instant::now() + WITHIN;
-    while engine_state().await != "degraded" {
-        assert!(
-            Instant::now() < deadline,
-            "the source never showed as degraded"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until("the source to show as degraded", WITHIN, || async {
+        (engine_state().await == "degraded").then_some(())
+    })
+    .await;
     let (_, list) = stepline.get("/api/platform/orchestration/workflows").await;
     assert_eq!(list["stats"]["engines"][0]["state"], "degraded", "{list:#}");
     // The run goes on in Temporal while Stepline cannot see it.
-    let deadline = Instant::now() + WITHIN;
-    while temporal.status(&workflow_id).await != "WORKFLOW_EXECUTION_STATUS_COMPLETED" {
-        assert!(
-            Instant::now() < deadline,
-            "the run did not complete in Temporal"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until("the run to complete in Temporal", WITHIN, || async {
+        (temporal.status(&workflow_id).await == "WORKFLOW_EXECUTION_STATUS_COMPLETED").then_some(())
+    })
+    .await;
     let stale = stepline.detail(&id).await;
     assert_eq!(
         stale["status"], "RUNNING",
@@ -664,11 +601,10 @@ async fn an_outage_shows_as_degraded_and_stepline_catches_up() {
     let all = steps(&detail);
     assert_eq!(all.len(), 6);
     assert!(all.iter().all(|s| s["status"] == "COMPLETED"), "{detail:#}");
-    let deadline = Instant::now() + WITHIN;
-    while engine_state().await != "ok" {
-        assert!(Instant::now() < deadline, "the source never recovered");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until("the source to recover", WITHIN, || async {
+        (engine_state().await == "ok").then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -743,22 +679,15 @@ async fn a_run_whose_workflow_task_keeps_failing_is_seen_to_end_when_terminated(
         })
         .await;
     // A few failed task attempts (1 s, then 2 s apart on the dev server).
-    let deadline = Instant::now() + WITHIN;
-    loop {
+    until("the workflow task to fail twice", WITHIN, || async {
         let history = temporal.history(&workflow_id).await;
         let failures = history
             .iter()
             .filter(|e| e["eventType"] == "EVENT_TYPE_WORKFLOW_TASK_FAILED")
             .count();
-        if failures >= 2 {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the workflow task never failed twice"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        (failures >= 2).then_some(())
+    })
+    .await;
     temporal.terminate(&workflow_id, "stuck: terminated").await;
     let ended = stepline.wait_for_status(&id, "TERMINATED", WITHIN).await;
     assert_eq!(ended["status_reason"], "stuck: terminated");
@@ -889,7 +818,7 @@ async fn a_workflow_id_with_a_slash_is_listed_and_says_why_its_steps_are_missing
     let (status, refused) = stepline
         .post(
             &format!("/api/platform/orchestration/workflows/{live_key}/cancel"),
-            json!({"reason": "try"}),
+            &json!({"reason": "try"}),
         )
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{refused}");
@@ -1058,7 +987,7 @@ async fn a_run_cancelled_while_its_step_ignores_the_cancel_ends_with_no_step_ope
     let (status, answer) = stepline
         .post(
             &format!("/api/platform/orchestration/workflows/{id}/cancel"),
-            json!({"reason": "no longer needed"}),
+            &json!({"reason": "no longer needed"}),
         )
         .await;
     assert_eq!(status, StatusCode::OK, "{answer}");

@@ -7,9 +7,11 @@
 //! path, `/api/<name>`, the same in every build.
 
 use crate::model::{
-    Action, ActionResponse, ErrorBody, ErrorKind, ListQuery, WorkflowDetail, WorkflowList,
-    WorkflowStats,
+    Action, ActionResponse, ErrorBody, ListQuery, WorkflowDetail, WorkflowList, WorkflowStats,
 };
+// Only the server's side of each function makes errors.
+#[cfg(feature = "ssr")]
+use crate::model::ErrorKind;
 use leptos::prelude::*;
 
 #[cfg(feature = "ssr")]
@@ -50,8 +52,10 @@ pub async fn get_workflow(id: String) -> Result<Option<WorkflowDetail>, ErrorBod
         .map_err(read_model::to_client_error)
 }
 
-/// An operator's action on a run (the detail page's buttons). The answer, or the
-/// engine's reason for refusing, is shown to the operator as it is.
+/// An operator's action on a run (the detail page's forms). The answer, or the
+/// engine's reason for refusing, is shown to the operator as it is. A form the browser
+/// sent itself (JavaScript off) is answered with the run's page; a refusal goes back to
+/// the page it came from, in its address, where the page shows it.
 #[server(endpoint = "act_on_workflow")]
 pub async fn act_on_workflow(
     id: String,
@@ -61,7 +65,20 @@ pub async fn act_on_workflow(
 ) -> Result<ActionResponse, ErrorBody> {
     let operations = use_context::<SharedOperations>()
         .ok_or_else(|| ErrorBody::new(ErrorKind::Unavailable, "actions are not available"))?;
-    operations.act(&id, action, reason, from_step).await
+    // A reason field left empty means no reason, as when the API is sent none.
+    let reason = reason.filter(|reason| !reason.trim().is_empty());
+    let answer = operations.act(&id, action, reason, from_step).await?;
+    if read_model::is_plain_form_post() {
+        // To the run the answer is about (a clone's new run), not back to the page the
+        // form was on: that may be the dialog just answered.
+        let shown = if crate::model::is_valid_workflow_id(&answer.workflow_id) {
+            &answer.workflow_id
+        } else {
+            &id
+        };
+        leptos_axum::redirect(&format!("/orchestration/workflows/{shown}"));
+    }
+    Ok(answer)
 }
 
 /// How the fleet did over a period (the analytics page).

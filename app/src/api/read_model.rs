@@ -55,6 +55,18 @@ pub trait Operations: Send + Sync + 'static {
 /// The operations as put into the Leptos context.
 pub type SharedOperations = Arc<dyn Operations>;
 
+/// Whether the server function being run was sent by a plain HTML form (the browser
+/// itself, without JavaScript), which expects to be sent on to a page.
+pub(super) fn is_plain_form_post() -> bool {
+    use_context::<http::request::Parts>().is_some_and(|request| {
+        request
+            .headers
+            .get(http::header::ACCEPT)
+            .and_then(|accept| accept.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"))
+    })
+}
+
 pub(super) fn from_context() -> Result<SharedReadModel, ErrorBody> {
     use_context::<SharedReadModel>()
         .ok_or_else(|| ErrorBody::new(ErrorKind::Unavailable, "the read model is not available"))

@@ -127,9 +127,11 @@ impl IntoResponse for AppError {
 /// status is set here from the body's code, so a client's mistake is a 4xx on the pages'
 /// paths too.
 pub async fn server_fn_status(response: Response) -> Response {
-    if !response
-        .headers()
-        .contains_key(leptos::server_fn::error::SERVER_FN_ERROR_HEADER)
+    // A plain form's error is sent back to its page in a redirect, which must stay one.
+    if response.status().is_redirection()
+        || !response
+            .headers()
+            .contains_key(leptos::server_fn::error::SERVER_FN_ERROR_HEADER)
     {
         return response;
     }

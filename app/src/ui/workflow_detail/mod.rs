@@ -10,7 +10,7 @@ mod step;
 
 use super::live::{ConnectionState, LiveConnection};
 use super::parts::{ErrorView, LiveDuration, ProgressBar, SlaBadge, StatusBadge};
-use crate::api::{act_on_workflow, get_workflow};
+use crate::api::get_workflow;
 use crate::model::{
     format_duration, Action, SlaStatus, Step, StepKind, StepStatus, Subscription, WorkflowDetail,
     WorkflowStatus,
@@ -18,7 +18,7 @@ use crate::model::{
 use gantt::GanttPanel;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
-use state::{Dialog, Notice, PageState};
+use state::{Dialog, PageState};
 use step::StepItem;
 
 /// Steps shown per page of a long timeline.
@@ -59,17 +59,25 @@ pub fn WorkflowDetailPage() -> impl IntoView {
     // `?step=N` (where the Gantt chart's links lead) opens that step.
     let query = use_query_map();
     let asked_step = query.with_untracked(|q| q.get("step").and_then(|s| s.parse::<u32>().ok()));
+    // `?confirm=cancel` (where a dialog's button leads without JavaScript) opens it.
+    let asked_dialog =
+        query.with_untracked(|q| q.get("confirm").and_then(|c| Dialog::from_query(&c)));
     let state = PageState {
         expanded: RwSignal::new(asked_step.into_iter().collect()),
-        notice: RwSignal::new(None),
-        dialog: RwSignal::new(None),
+        action: ServerAction::new(),
+        dialog: RwSignal::new(asked_dialog),
         dialog_reason: RwSignal::new(None),
-        busy: RwSignal::new(false),
         gantt_scroll: RwSignal::new(0.0),
         gantt_drawn: RwSignal::new(false),
         gantt_selected: RwSignal::new(asked_step),
         gantt_norms: RwSignal::new(None),
     };
+    // A dialog closes once its action is on its way.
+    Effect::new(move |_| {
+        if state.action.pending().get() {
+            state.dialog.set(None);
+        }
+    });
 
     view! {
         <section class="detail">
@@ -202,40 +210,43 @@ fn RunView(run: WorkflowDetail, state: PageState) -> impl IntoView {
     }
 }
 
+/// The outcome of the operator's last action: the engine's answer, or its reason for
+/// refusing, as it is. Without JavaScript a refusal comes back in the page's address
+/// (Leptos's `__err`), and `ServerAction` reads it from there.
 #[component]
 fn NoticeLine(state: PageState) -> impl IntoView {
     move || {
-        state.notice.get().map(|notice| match notice {
-            Notice::Done(message) => {
-                view! { <p class="notice ok" role="status" data-testid="notice">{message}</p> }
+        state.action.value().get().map(|outcome| match outcome {
+            Ok(answer) => {
+                view! { <p class="notice ok" role="status" data-testid="notice">{answer.message}</p> }
                     .into_any()
             }
-            Notice::Failed(message) => {
-                view! { <p class="notice error" role="alert" data-testid="notice">{message}</p> }
+            Err(error) => {
+                view! { <p class="notice error" role="alert" data-testid="notice">{error.message}</p> }
                     .into_any()
             }
         })
     }
 }
 
-/// Sends an action and reports its outcome on the page.
-fn send(
+/// A form that sends `action` on run `id` (with `from_step` for a retry from a step);
+/// `children` are its fields and its submit button.
+#[component]
+fn ActionSender(
     state: PageState,
     id: String,
     action: Action,
-    reason: Option<String>,
-    from_step: Option<u32>,
-) {
-    state.busy.set(true);
-    state.dialog.set(None);
-    leptos::task::spawn_local(async move {
-        let outcome = act_on_workflow(id, action, reason, from_step).await;
-        state.busy.set(false);
-        state.notice.set(Some(match outcome {
-            Ok(answer) => Notice::Done(answer.message),
-            Err(error) => Notice::Failed(error.message),
-        }));
-    });
+    #[prop(optional)] from_step: Option<u32>,
+    children: Children,
+) -> impl IntoView {
+    view! {
+        <ActionForm action=state.action attr:class="action-form">
+            <input type="hidden" name="id" value=id />
+            <input type="hidden" name="action" value=action.as_str() />
+            {from_step.map(|number| view! { <input type="hidden" name="from_step" value=number.to_string() /> })}
+            {children()}
+        </ActionForm>
+    }
 }
 
 #[component]
@@ -260,28 +271,49 @@ fn ActionsBar(run: WorkflowDetail, state: PageState) -> impl IntoView {
     } else {
         format!("Pauses after {} completes", pause_hint.join(" and "))
     };
+    let busy = move || state.action.pending().get();
     let button = {
         let id = id.clone();
         move |action: Action, label: &'static str, title: String| {
-            let id = id.clone();
-            view! {
-                <button
-                    class=format!("action {}", action.as_str())
-                    data-action=action.as_str()
-                    title=title
-                    disabled=move || state.busy.get()
-                    on:click=move |_| {
-                        state.dialog_reason.set(None);
-                        match action {
-                            Action::Cancel => state.dialog.set(Some(Dialog::Cancel)),
-                            Action::Retry => state.dialog.set(Some(Dialog::Retry)),
-                            Action::Terminate => state.dialog.set(Some(Dialog::Terminate)),
-                            other => send(state, id.clone(), other, None, None),
-                        }
-                    }
-                >
-                    {label}
-                </button>
+            let dialog = match action {
+                Action::Cancel => Some(Dialog::Cancel),
+                Action::Retry => Some(Dialog::Retry),
+                Action::Terminate => Some(Dialog::Terminate),
+                Action::Pause | Action::Resume | Action::Clone => None,
+            };
+            let class = format!("action {}", action.as_str());
+            match dialog {
+                // Asks first: opens its dialog here, or (without JavaScript) asks for the
+                // page with the dialog open.
+                Some(dialog) => view! {
+                    <form method="get" class="action-form">
+                        <button
+                            type="submit"
+                            name="confirm"
+                            value=dialog.as_query()
+                            class=class
+                            data-action=action.as_str()
+                            title=title
+                            disabled=busy
+                            on:click=move |ev| {
+                                ev.prevent_default();
+                                state.dialog_reason.set(None);
+                                state.dialog.set(Some(dialog));
+                            }
+                        >
+                            {label}
+                        </button>
+                    </form>
+                }
+                .into_any(),
+                None => view! {
+                    <ActionSender state id=id.clone() action>
+                        <button type="submit" class=class data-action=action.as_str() title=title disabled=busy>
+                            {label}
+                        </button>
+                    </ActionSender>
+                }
+                .into_any(),
             }
         }
     };
@@ -349,29 +381,36 @@ fn ReasonDialog(
         <Show when=move || state.dialog.get() == Some(dialog)>
             <div class="dialog" role="dialog" aria-modal="true" aria-labelledby=title_id.clone()>
                 <p id=title_id.clone() class="dialog-title">{question.clone()}</p>
-                <label>
-                    "Reason "
-                    <input
-                        type="text"
-                        name="reason"
-                        maxlength="2048"
-                        prop:value=reason
-                        on:input=move |ev| typed.set(Some(event_target_value(&ev)))
-                    />
-                </label>
-                <div class="dialog-buttons">
-                    <button
-                        class="danger"
-                        data-action=format!("confirm-{}", action.as_str())
-                        on:click={
-                            let id = id.clone();
-                            move |_| send(state, id.clone(), action, Some(typed.get_untracked().unwrap_or_else(|| default.to_owned())), None)
-                        }
-                    >
-                        {confirm}
-                    </button>
-                    <button on:click=move |_| state.dialog.set(None)>"Keep running"</button>
-                </div>
+                {
+                    // The form's fields are built once per showing, each with its own copy.
+                    let id = id.clone();
+                    view! {
+                <ActionSender state id=id.clone() action>
+                    <label>
+                        "Reason "
+                        // `value` for the page as served, `prop:value` once it is live.
+                        <input
+                            type="text"
+                            name="reason"
+                            maxlength="2048"
+                            value=default
+                            prop:value=reason
+                            on:input=move |ev| typed.set(Some(event_target_value(&ev)))
+                        />
+                    </label>
+                    <div class="dialog-buttons">
+                        <button
+                            type="submit"
+                            class="danger"
+                            data-action=format!("confirm-{}", action.as_str())
+                        >
+                            {confirm}
+                        </button>
+                        <CloseDialog state id label="Keep running" />
+                    </div>
+                </ActionSender>
+                    }
+                }
             </div>
         </Show>
     }
@@ -392,33 +431,46 @@ fn RetryDialog(
                     {if rollback { "Retry the rollback?" } else { "Retry this workflow from…" }}
                 </p>
                 <div class="dialog-buttons">
-                    <button
-                        data-action="retry-start"
-                        on:click={
-                            let id = id.clone();
-                            move |_| send(state, id.clone(), Action::Retry, None, None)
-                        }
-                    >
-                        {if rollback { "Retry the failed compensation" } else { "From the start" }}
-                    </button>
+                    <ActionSender state id=id.clone() action=Action::Retry>
+                        <button type="submit" data-action="retry-start">
+                            {if rollback { "Retry the failed compensation" } else { "From the start" }}
+                        </button>
+                    </ActionSender>
                     {(!rollback)
                         .then(|| failed_step.clone())
                         .flatten()
                         .map(|(number, name)| {
-                            let id = id.clone();
                             view! {
-                                <button
-                                    data-action="retry-failed-step"
-                                    on:click=move |_| send(state, id.clone(), Action::Retry, None, Some(number))
-                                >
-                                    {format!("From failed step {number} ({name})")}
-                                </button>
+                                <ActionSender state id=id.clone() action=Action::Retry from_step=number>
+                                    <button type="submit" data-action="retry-failed-step">
+                                        {format!("From failed step {number} ({name})")}
+                                    </button>
+                                </ActionSender>
                             }
                         })}
-                    <button on:click=move |_| state.dialog.set(None)>"Close"</button>
+                    <CloseDialog state id=id.clone() label="Close" />
                 </div>
             </div>
         </Show>
+    }
+}
+
+/// Closes the open dialog: here, or (without JavaScript) by asking for the run's page
+/// without it.
+#[component]
+fn CloseDialog(state: PageState, id: String, label: &'static str) -> impl IntoView {
+    view! {
+        <a
+            class="button"
+            role="button"
+            href=format!("/orchestration/workflows/{id}")
+            on:click=move |ev| {
+                ev.prevent_default();
+                state.dialog.set(None);
+            }
+        >
+            {label}
+        </a>
     }
 }
 

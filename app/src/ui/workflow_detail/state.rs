@@ -1,18 +1,13 @@
 //! What the run page keeps across live re-reads of the run: the open steps, the
-//! dialog and its reason, the last action's notice, and the Gantt tab's view.
+//! dialog and its reason, the operator's action and its outcome, and the Gantt tab's view.
 
+use crate::api::ActOnWorkflow;
 use crate::model::analytics::StepNorm;
 use leptos::prelude::*;
 use std::collections::HashSet;
 
-/// What the page tells the operator after an action.
-#[derive(Debug, Clone, PartialEq)]
-pub(super) enum Notice {
-    Done(String),
-    Failed(String),
-}
-
-/// A dialog the actions bar opened.
+/// A dialog the actions bar opened. Without JavaScript its button asks for the page
+/// again with `?confirm=<dialog>`, and the server renders it open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Dialog {
     Cancel,
@@ -20,16 +15,34 @@ pub(super) enum Dialog {
     Terminate,
 }
 
+impl Dialog {
+    /// Its value in `?confirm=`.
+    pub(super) fn as_query(self) -> &'static str {
+        match self {
+            Self::Cancel => "cancel",
+            Self::Retry => "retry",
+            Self::Terminate => "terminate",
+        }
+    }
+
+    pub(super) fn from_query(value: &str) -> Option<Self> {
+        [Self::Cancel, Self::Retry, Self::Terminate]
+            .into_iter()
+            .find(|dialog| dialog.as_query() == value)
+    }
+}
+
 /// State of the page that outlives each re-read of the run.
 #[derive(Clone, Copy)]
 pub(super) struct PageState {
     pub(super) expanded: RwSignal<HashSet<u32>>,
-    pub(super) notice: RwSignal<Option<Notice>>,
+    /// The operator's action: sent by the page's forms (by the browser itself where
+    /// JavaScript is off), its outcome shown as the notice.
+    pub(super) action: ServerAction<ActOnWorkflow>,
     pub(super) dialog: RwSignal<Option<Dialog>>,
     /// What the operator typed as the open dialog's reason (`None`: its default). Kept
     /// here, not in the dialog, so a live re-read that redraws the dialog keeps it.
     pub(super) dialog_reason: RwSignal<Option<String>>,
-    pub(super) busy: RwSignal<bool>,
     /// The Gantt tab: where it was scrolled, whether its canvas has taken over from the
     /// server's SVG, the step opened from a bar, and the type's usual step durations.
     pub(super) gantt_scroll: RwSignal<f64>,
