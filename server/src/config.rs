@@ -4,6 +4,7 @@
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Parser)]
 #[command(
@@ -48,6 +49,15 @@ pub struct Config {
     #[arg(long, env = "STEPLINE_TEMPORAL_SOURCES")]
     pub temporal_sources: Option<PathBuf>,
 
+    /// How long a closed run is kept (by when it ended) before it is deleted with its
+    /// steps and logs ("30d", "12h"; "off" keeps every run).
+    #[arg(long, env = "STEPLINE_RETAIN_RUNS", default_value = "30d")]
+    pub retain_runs: Age,
+
+    /// How long the analytics rollups are kept ("400d"; "off" keeps them all).
+    #[arg(long, env = "STEPLINE_RETAIN_ANALYTICS", default_value = "400d")]
+    pub retain_analytics: Age,
+
     /// Keep starting demo runs of the defined workflow types.
     #[arg(long, env = "STEPLINE_DEMO")]
     pub demo: bool,
@@ -59,4 +69,47 @@ pub struct Config {
         default_value = "info,sqlx=warn,tower_http=warn"
     )]
     pub log: String,
+}
+
+/// A retention age: a duration of at least a minute, or "off" (`None`) for keeping
+/// everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Age(pub Option<Duration>);
+
+impl std::str::FromStr for Age {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.eq_ignore_ascii_case("off") {
+            return Ok(Self(None));
+        }
+        let age: Duration = text
+            .parse::<humantime::Duration>()
+            .map_err(|error| format!("{error} (e.g. \"30d\", \"12h\", or \"off\")"))?
+            .into();
+        if age < Duration::from_secs(60) {
+            return Err("an age under a minute would delete runs as they end".to_owned());
+        }
+        Ok(Self(Some(age)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_ages_read_as_durations_or_off() {
+        let age = |text: &str| text.parse::<Age>().map(|age| age.0);
+        assert_eq!(age("30d"), Ok(Some(Duration::from_secs(30 * 86_400))));
+        assert_eq!(age("1h"), Ok(Some(Duration::from_secs(3_600))));
+        assert_eq!(age("OFF"), Ok(None));
+        assert!(age("soon").is_err());
+        assert!(age("5s").is_err());
+        let config = Config::try_parse_from(["stepline"]).unwrap();
+        assert_eq!(config.retain_runs.0, Some(Duration::from_secs(30 * 86_400)));
+        let config = Config::try_parse_from(["stepline", "--retain-runs", "off"]).unwrap();
+        assert_eq!(config.retain_runs.0, None);
+        assert!(Config::try_parse_from(["stepline", "--retain-runs", "1s"]).is_err());
+    }
 }

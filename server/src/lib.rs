@@ -10,6 +10,7 @@ pub mod engines;
 pub mod http;
 pub mod live;
 pub mod projector;
+pub mod retention;
 pub mod retry;
 pub mod source;
 pub mod store;

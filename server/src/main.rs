@@ -51,6 +51,14 @@ async fn main() -> anyhow::Result<()> {
     {
         tracing::info!(engine = source.engine_id(), "following Temporal");
     }
+    tokio::spawn(server::retention::run(
+        state.store.clone(),
+        server::retention::RetentionSettings {
+            runs: config.retain_runs.0,
+            analytics: config.retain_analytics.0,
+            ..Default::default()
+        },
+    ));
     if config.demo {
         if let Some(engine) = builtin {
             tokio::spawn(demo::run(engine, demo::DemoSettings::default()));

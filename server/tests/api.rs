@@ -946,3 +946,68 @@ async fn an_action_sent_by_a_plain_form_comes_back_to_its_page_with_the_refusal(
     assert!(html.contains("cannot pause"), "{html}");
     assert!(html.contains("custom:billing"), "{html}");
 }
+
+#[tokio::test]
+async fn counts_come_from_counters_and_a_broad_search_says_more_than() {
+    let server = TestServer::start().await;
+    // 10,050 runs: past what a search counts, in batches as an engine pushes them.
+    for batch in 0..15 {
+        let events: Vec<Value> = (0..670)
+            .map(|i| {
+                let n = batch * 670 + i;
+                json!({"type": "workflow_started", "workflow_id": format!("bulk-{n:05}"),
+                       "at": now(), "workflow_type": if n % 2 == 0 { "even_run" } else { "odd_run" },
+                       "tags": ["bulk-load"]})
+            })
+            .collect();
+        let (status, body) = server.push(json!(events)).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, body) = server
+        .push(
+            json!([{"type": "workflow_status_changed", "workflow_id": "bulk-00003",
+                      "at": now(), "status": "FAILED", "reason": "bad"}]),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let list = "/api/platform/orchestration/workflows";
+
+    // Filters the counters are kept by: exact, whatever the number.
+    let (_, body) = server.get(list).await;
+    assert_eq!(body["total"], 10_050, "{}", body["total"]);
+    assert!(body.get("total_capped").is_none());
+    let (_, body) = server.get(&format!("{list}?type=odd_run")).await;
+    assert_eq!(body["total"], 5_025);
+    let (_, body) = server.get(&format!("{list}?type=odd_run&tab=active")).await;
+    assert_eq!(body["total"], 5_024, "the failed run left the active tab");
+    let (_, body) = server.get(&format!("{list}?tab=failed")).await;
+    assert_eq!(body["total"], 1);
+    assert_eq!(body["workflows"][0]["id"], "bulk-00003");
+    assert_eq!(body["stats"]["tabs"]["active"], 10_049);
+    assert_eq!(body["stats"]["tabs"]["failed"], 1);
+
+    // A search matching them all is counted only so far, and says so.
+    let (_, body) = server.get(&format!("{list}?q=bulk-load")).await;
+    assert_eq!(body["total"], 1_000);
+    assert_eq!(body["total_capped"], true);
+    assert_eq!(body["workflows"].as_array().unwrap().len(), 50);
+    // A date range is counted up to 10,000.
+    let (_, body) = server
+        .get(&format!("{list}?from=2020-01-01T00:00:00Z"))
+        .await;
+    assert_eq!(body["total"], 10_000);
+    assert_eq!(body["total_capped"], true);
+    // A narrow search is exact; a short one is refused.
+    let (_, body) = server.get(&format!("{list}?q=bulk-0004")).await;
+    assert_eq!(body["total"], 10, "bulk-00040 … bulk-00049");
+    assert!(body.get("total_capped").is_none());
+    let (status, body) = server.get(&format!("{list}?q=bu")).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+    // A control character (stored as a space) cannot break the index's query.
+    let (status, body) = server.get(&format!("{list}?q=bulk%00%22load")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["total"], 0);
+    // The page says "more than".
+    let (_, html) = server.get_text("/orchestration?q=bulk-load").await;
+    assert!(html.contains("more than 1000"), "{html}");
+}

@@ -30,6 +30,7 @@ fn step(number: u32, name: &str, start: i64, end: Option<i64>) -> Step {
         input: None,
         output: None,
         logs: Vec::new(),
+        logs_dropped: 0,
         error: None,
         retry_count: 0,
         attempts: vec![Attempt {

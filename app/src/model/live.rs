@@ -88,10 +88,14 @@ pub enum LiveEvent {
         current_duration: f64,
         sla_target: i64,
     },
+    /// New log lines of a step: of a large append only the newest are sent live, and
+    /// `earlier` says how many were left out (the step's detail has them).
     LogAppended {
         workflow_id: String,
         step_number: u32,
         lines: Vec<String>,
+        #[serde(default, skip_serializing_if = "super::workflow::is_zero")]
+        earlier: u64,
     },
     /// Sent first on every connection: the hub's current position.
     Hello {},

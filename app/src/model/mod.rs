@@ -13,6 +13,7 @@ pub use error::{error_chain, ErrorBody, ErrorKind};
 pub use live::{keep_newest, ClientMessage, LiveEvent, LiveMessage, Subscription, LIVE_ROWS_KEPT};
 pub use query::{
     Cursor, ListQuery, QueryError, Sort, DEFAULT_LIMIT, MAX_ENGINE_LEN, MAX_LIMIT, MAX_SEARCH,
+    MIN_SEARCH,
 };
 pub use status::{SlaStatus, StepKind, StepStatus, Tab, WorkflowStatus, COMPLETED_TAB_SIZE};
 pub use workflow::{

@@ -23,6 +23,9 @@ pub enum Sort {
 /// Longest free-text search: a whole Temporal workflow id (up to 1,000 bytes) can be
 /// searched for.
 pub const MAX_SEARCH: usize = 1_000;
+/// Shortest free-text search: the full-text index is of three-character pieces, and a
+/// shorter text could only be found by reading every run.
+pub const MIN_SEARCH: usize = 3;
 /// Longest engine id filter.
 pub const MAX_ENGINE_LEN: usize = 100;
 
@@ -97,7 +100,7 @@ pub enum QueryError {
     BadTab(String),
     #[error("engine must be 1 to {MAX_ENGINE_LEN} characters")]
     BadEngine,
-    #[error("the search text may be at most {MAX_SEARCH} characters")]
+    #[error("the search text must be {MIN_SEARCH} to {MAX_SEARCH} characters")]
     BadText,
     #[error("{}", NotAnInstant(.0.clone()))]
     BadDate(String),
@@ -182,7 +185,7 @@ impl ListQuery {
         if self
             .text
             .as_ref()
-            .is_some_and(|t| t.chars().count() > MAX_SEARCH)
+            .is_some_and(|t| !(MIN_SEARCH..=MAX_SEARCH).contains(&t.chars().count()))
         {
             return Err(QueryError::BadText);
         }

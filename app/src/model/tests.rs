@@ -211,11 +211,16 @@ fn live_messages_carry_seq_next_to_the_event_name() {
             workflow_id: "wf-1".into(),
             step_number: 3,
             lines: vec!["<script>".into()],
+            earlier: 0,
         },
     };
     let value = serde_json::to_value(&message).unwrap();
     assert_eq!(value["seq"], 42);
     assert_eq!(value["event"], "log_appended");
+    assert!(
+        value.get("earlier").is_none(),
+        "nothing left out, nothing said"
+    );
     assert_eq!(
         serde_json::from_value::<LiveMessage>(value).unwrap(),
         message
@@ -364,6 +369,7 @@ fn step(step_number: u32, branch: Option<&str>, status: StepStatus) -> Step {
         input: None,
         output: None,
         logs: Vec::new(),
+        logs_dropped: 0,
         error: None,
         retry_count: 0,
         attempts: Vec::new(),
@@ -550,6 +556,12 @@ fn tabs_text_engine_and_dates_filter_the_list_and_survive_the_url() {
         ListQuery::from_params([("q", "x".repeat(MAX_SEARCH + 1).as_str())]),
         Err(QueryError::BadText)
     );
+    // Under three characters the full-text index cannot answer without a scan.
+    assert_eq!(
+        ListQuery::from_params([("q", "ab")]),
+        Err(QueryError::BadText)
+    );
+    assert!(ListQuery::from_params([("q", "abc")]).is_ok());
     let completed = ListQuery::from_params([("tab", "completed"), ("limit", "500")]).unwrap();
     assert_eq!(
         completed.effective_limit(),

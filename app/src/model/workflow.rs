@@ -220,8 +220,11 @@ impl TabCounts {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct WorkflowList {
     pub workflows: Vec<Workflow>,
-    /// How many workflows match the filters, over all pages.
+    /// How many workflows match the filters, over all pages; with `total_capped`, at
+    /// least this many (a search or a date range is counted only this far).
     pub total: u64,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub total_capped: bool,
     pub stats: WorkflowStats,
     /// Opaque cursor of the next page; absent on the last page.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -257,6 +260,10 @@ pub struct Step {
     /// The most recent log lines (untrusted text: always rendered as text).
     #[serde(default)]
     pub logs: Vec<String>,
+    /// How many of the step's oldest log lines were dropped to keep its stored logs
+    /// under the per-step cap.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub logs_dropped: u64,
     pub error: Option<String>,
     /// Attempts beyond the first.
     #[serde(default)]
@@ -562,4 +569,9 @@ pub struct ActionResponse {
     pub workflow_id: String,
     pub new_status: WorkflowStatus,
     pub message: String,
+}
+
+/// For `skip_serializing_if`: a count of nothing is left out of the JSON.
+pub(crate) fn is_zero(n: &u64) -> bool {
+    *n == 0
 }

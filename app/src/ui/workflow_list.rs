@@ -8,7 +8,7 @@ use super::parts::{ErrorView, LiveDuration, ProgressBar, SlaBadge, StatusBadge};
 use crate::api::{get_stats, list_workflows};
 use crate::model::{
     EngineState, ErrorBody, ErrorKind, ListQuery, Sort, Subscription, Tab, Workflow, WorkflowList,
-    WorkflowStats, WorkflowStatus, MAX_ENGINE_LEN, MAX_SEARCH, MAX_WORKFLOW_TYPE_LEN,
+    WorkflowStats, WorkflowStatus, MAX_ENGINE_LEN, MAX_SEARCH, MAX_WORKFLOW_TYPE_LEN, MIN_SEARCH,
 };
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
@@ -267,7 +267,7 @@ fn Filters(query: ListQuery) -> impl IntoView {
             {query.tab.map(|tab| view! { <input type="hidden" name="tab" value=tab.as_str() /> })}
             <label>
                 "Search "
-                <input type="search" name="q" maxlength=MAX_SEARCH placeholder="id, engine id, type, trigger, tag"
+                <input type="search" name="q" minlength=MIN_SEARCH maxlength=MAX_SEARCH placeholder="id, engine id, type, trigger, tag"
                     value=query.text.clone().unwrap_or_default() />
             </label>
             <label>
@@ -353,7 +353,12 @@ fn merge_live(
 
 #[component]
 fn WorkflowTable(page: WorkflowList, query: ListQuery, live: LiveConnection) -> impl IntoView {
-    let total = page.total;
+    // Past what is counted exactly (a search, a date range), the count is a floor.
+    let total = if page.total_capped {
+        format!("more than {}", page.total)
+    } else {
+        page.total.to_string()
+    };
     let next = page
         .next_cursor
         .clone()

@@ -12,8 +12,15 @@ use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use tokio::sync::broadcast;
 
-/// How many recent events the hub keeps for replay.
+/// How many recent events the hub keeps for replay...
 pub const RING_CAPACITY: usize = 8_192;
+/// ... and how many bytes of them at most, whichever comes first (a burst of large
+/// events shortens how far back a reconnecting client can replay, not the memory).
+pub const RING_BYTES: usize = 8 * 1024 * 1024;
+/// The most of one log append sent live, in lines and in bytes: the newest lines that
+/// fit (a step's detail has the rest), so no one event is large.
+pub const LIVE_LOG_LINES: usize = 100;
+pub const LIVE_LOG_BYTES: usize = 16 * 1024;
 /// How many events a session may fall behind before it is resynced.
 const FANOUT_CAPACITY: usize = 4_096;
 
@@ -28,6 +35,8 @@ pub struct Published {
 struct Ring {
     next_seq: u64,
     events: VecDeque<Arc<Published>>,
+    /// The JSON bytes of `events`.
+    bytes: usize,
 }
 
 /// The hub; share it as `Arc<LiveHub>`.
@@ -54,7 +63,8 @@ impl LiveHub {
         Self {
             ring: Mutex::new(Ring {
                 next_seq: first_seq.max(1),
-                events: VecDeque::with_capacity(RING_CAPACITY),
+                events: VecDeque::new(),
+                bytes: 0,
             }),
             fanout,
         }
@@ -96,9 +106,14 @@ impl LiveHub {
                 workflow_id,
                 json,
             });
-            if ring.events.len() == RING_CAPACITY {
-                ring.events.pop_front();
+            while ring.events.len() >= RING_CAPACITY
+                || (ring.bytes + published.json.len() > RING_BYTES && !ring.events.is_empty())
+            {
+                if let Some(oldest) = ring.events.pop_front() {
+                    ring.bytes -= oldest.json.len();
+                }
             }
+            ring.bytes += published.json.len();
             ring.events.push_back(published.clone());
             // No receivers is fine: nobody is watching.
             let _ = self.fanout.send(published);

@@ -9,10 +9,12 @@ use app::model::{
 use futures::{Sink, SinkExt, Stream, StreamExt};
 use std::collections::HashSet;
 use std::sync::Arc;
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 /// Most workflow ids one connection may follow.
 pub const MAX_SUBSCRIBED_IDS: usize = 1_000;
+/// Most events sent in one write when several are waiting.
+const MAX_EVENTS_PER_WRITE: usize = 256;
 
 /// Where sessions get the current rows of workflows for a snapshot.
 #[async_trait::async_trait]
@@ -60,11 +62,20 @@ where
         }
     }
 
+    /// Sends the events this client follows in one write (one flush, not one per event).
     async fn send_published(&mut self, events: Vec<Arc<Published>>) -> Result<(), Gone> {
+        let mut fed = false;
         for published in events {
             if self.follows(&published) {
-                self.send_text(published.json.clone()).await?;
+                self.outgoing
+                    .feed(published.json.clone())
+                    .await
+                    .map_err(|_| Gone)?;
+                fed = true;
             }
+        }
+        if fed {
+            self.outgoing.flush().await.map_err(|_| Gone)?;
         }
         Ok(())
     }
@@ -210,10 +221,37 @@ pub async fn run_session<S, R>(
                 None => break,
             },
             received = receiver.recv() => match received {
-                Ok(published) if published.seq <= session.last_sent => Ok(()),
                 Ok(published) => {
-                    session.last_sent = published.seq;
-                    session.send_published(vec![published]).await
+                    // What else has arrived already goes out in the same write.
+                    let mut fresh = Vec::new();
+                    let mut lagged = false;
+                    let mut next = Ok(published);
+                    loop {
+                        match next {
+                            Ok(published) if published.seq > session.last_sent => {
+                                session.last_sent = published.seq;
+                                fresh.push(published);
+                            }
+                            Ok(_) => {}
+                            Err(TryRecvError::Lagged(_)) => {
+                                lagged = true;
+                                break;
+                            }
+                            // Nothing more now (a closed hub shows at the next recv).
+                            Err(_) => break,
+                        }
+                        if fresh.len() >= MAX_EVENTS_PER_WRITE {
+                            break;
+                        }
+                        next = receiver.try_recv();
+                    }
+                    match session.send_published(fresh).await {
+                        Ok(()) if lagged => {
+                            let since = session.last_sent;
+                            session.catch_up(since).await
+                        }
+                        sent => sent,
+                    }
                 }
                 Err(RecvError::Lagged(_)) => {
                     let since = session.last_sent;

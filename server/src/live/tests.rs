@@ -11,6 +11,7 @@ fn log_event(workflow_id: &str, line: &str) -> LiveEvent {
         workflow_id: workflow_id.into(),
         step_number: 1,
         lines: vec![line.into()],
+        earlier: 0,
     }
 }
 
@@ -46,6 +47,34 @@ fn the_ring_forgets_the_oldest_events() {
     let newest = hub.current_seq();
     assert!(matches!(hub.replay(1, newest), Replay::TooOld));
     assert!(matches!(hub.replay(newest - 5, newest), Replay::Events(e) if e.len() == 5));
+}
+
+#[test]
+fn the_ring_holds_a_bounded_number_of_bytes_however_large_the_events() {
+    let hub = LiveHub::new(1);
+    // Forty pushed log batches of a megabyte each.
+    let big = "x".repeat(1024 * 1024);
+    hub.publish((0..40).map(|_| log_event("a", &big)).collect());
+    let ring = hub.lock();
+    assert!(ring.bytes <= RING_BYTES, "{} bytes held", ring.bytes);
+    assert_eq!(
+        ring.bytes,
+        ring.events.iter().map(|e| e.json.len()).sum::<usize>()
+    );
+    assert_eq!(
+        ring.events.len(),
+        RING_BYTES / (1024 * 1024) - 1,
+        "the newest that fit"
+    );
+    assert_eq!(ring.events.back().map(|e| e.seq), Some(40));
+    drop(ring);
+    let newest = hub.current_seq();
+    assert!(matches!(hub.replay(newest - 3, newest), Replay::Events(e) if e.len() == 3));
+    assert!(matches!(hub.replay(1, newest), Replay::TooOld));
+    // One event larger than the whole ring is still published and kept alone.
+    let huge = "y".repeat(RING_BYTES + 1);
+    hub.publish(vec![log_event("a", &huge)]);
+    assert_eq!(hub.lock().events.len(), 1);
 }
 
 struct NoRows;

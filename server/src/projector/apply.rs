@@ -615,10 +615,22 @@ fn log_lines(
         at_ms: at,
         line: line.clone(),
     }));
+    // The newest lines that fit in one live event; the rest are said to be there.
+    let mut bytes = 0;
+    let sent = lines
+        .iter()
+        .rev()
+        .take(crate::live::LIVE_LOG_LINES)
+        .take_while(|line| {
+            bytes += line.len();
+            bytes <= crate::live::LIVE_LOG_BYTES
+        })
+        .count();
     out.push(LiveEvent::LogAppended {
         workflow_id: id,
         step_number: *step_number,
-        lines: lines.to_vec(),
+        lines: lines[lines.len() - sent..].to_vec(),
+        earlier: (lines.len() - sent) as u64,
     });
     Ok(())
 }

@@ -439,7 +439,38 @@ async fn logs_are_kept_in_order_and_the_detail_shows_the_tail() {
             },
         ),
     ];
-    apply_batch(&store, batch(events), T0 + 100).await.unwrap();
+    let applied = apply_batch(&store, batch(events), T0 + 100).await.unwrap();
+    // Live, only the newest lines that fit in one event, and how many were left out.
+    let live = applied.iter().find_map(|event| match event {
+        LiveEvent::LogAppended { lines, earlier, .. } => Some((lines, *earlier)),
+        _ => None,
+    });
+    let (sent, earlier) = live.expect("a live log event");
+    assert_eq!(sent.len(), crate::live::LIVE_LOG_LINES);
+    assert_eq!(earlier, 50);
+    assert_eq!(sent.last().map(String::as_str), Some("line 149"));
+    let wide: Vec<String> = (0..10)
+        .map(|i| format!("{i}{}", "w".repeat(4_000)))
+        .collect();
+    let applied = apply_batch(
+        &store,
+        batch(vec![event(
+            "wf-log",
+            30,
+            Change::LogLines {
+                step_number: 1,
+                lines: wide,
+            },
+        )]),
+        T0 + 100,
+    )
+    .await
+    .unwrap();
+    let live = applied.iter().find_map(|event| match event {
+        LiveEvent::LogAppended { lines, earlier, .. } => Some((lines.len(), *earlier)),
+        _ => None,
+    });
+    assert_eq!(live, Some((4, 6)), "four lines of 4 KB fit in 16 KiB");
     let detail = store
         .workflow_detail("wf-log", T0 + 100)
         .await
@@ -447,8 +478,8 @@ async fn logs_are_kept_in_order_and_the_detail_shows_the_tail() {
         .unwrap();
     let logs = &detail.execution.steps[0].logs;
     assert_eq!(logs.len(), crate::store::LOG_TAIL as usize);
-    assert_eq!(logs.first().map(String::as_str), Some("line 50"));
-    assert_eq!(logs.last().map(String::as_str), Some("line 149"));
+    assert_eq!(logs.first().map(String::as_str), Some("line 60"));
+    assert!(logs.last().is_some_and(|line| line.starts_with('9')));
 }
 
 #[tokio::test]
@@ -728,7 +759,13 @@ async fn facts_over_a_limit_are_stored_cut_with_a_marker_not_refused() {
     let input = step.input.as_ref().unwrap();
     assert!(input["bytes"].as_u64().unwrap() > 200_000, "{input}");
     let logs = &step.logs;
-    assert_eq!(logs.len(), crate::source::limits::LOG_LINES_PER_EVENT);
+    // A thousand lines of 8 KiB are over a step's stored cap: the oldest are dropped,
+    // and counted.
+    assert!(step.logs_dropped > 0);
+    assert_eq!(
+        logs.len() as u64 + step.logs_dropped,
+        crate::source::limits::LOG_LINES_PER_EVENT as u64
+    );
     assert!(
         logs.last().unwrap().contains("201 more lines dropped"),
         "{:?}",

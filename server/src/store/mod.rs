@@ -2,11 +2,12 @@
 //! everything else reads.
 
 mod recall;
+mod retention;
 pub mod rollup;
 pub mod rows;
 mod writer;
 
-pub use writer::Writer;
+pub use writer::{Writer, LOG_BYTES_PER_STEP};
 
 use app::model::{
     derive_branches, Cursor, DefinitionInfo, Execution, ListQuery, Metadata, SlaStatus, Sort,
@@ -14,7 +15,9 @@ use app::model::{
     COMPLETED_TAB_SIZE,
 };
 use rows::{Millis, StepRow, WorkflowRow};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use std::collections::HashMap;
 use std::str::FromStr;
@@ -48,6 +51,13 @@ static COUNTED_SQL: LazyLock<String> = LazyLock::new(|| {
             .chain(WorkflowStatus::FAILURES),
     )
 });
+
+/// A search looks at most at this many of its newest matches (and says so past them).
+const SEARCHED_AT_MOST: i64 = 1_000;
+/// A count that needs rows read (a search, a date range) stops here, a floor past it.
+const COUNTED_AT_MOST: i64 = 10_000;
+/// A UTC day, as the end-time counters are kept by.
+const MS_PER_DAY: Millis = 86_400_000;
 
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +106,9 @@ impl Store {
             // only a power cut can lose the last few.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
+            // Takes effect when the file is created: the pages retention frees can then be
+            // given back (`Store::release_free_pages`).
+            .auto_vacuum(SqliteAutoVacuum::Incremental)
             .busy_timeout(Duration::from_secs(5));
         let mut pool_options = SqlitePoolOptions::new()
             // An in-memory database lives in one connection only.
@@ -128,8 +141,12 @@ impl Store {
         let limit = query.effective_limit();
         let cursor = query.cursor.as_deref().and_then(Cursor::decode);
 
-        let mut page = QueryBuilder::<Sqlite>::new("SELECT * FROM workflows WHERE 1=1");
-        push_filters(&mut page, query);
+        // The search runs once; the page and the count both filter by what it found.
+        let found = match &query.text {
+            Some(text) => Some(self.search(text).await?),
+            None => None,
+        };
+        let mut page = runs_matching("SELECT workflows.*", query, found.as_ref());
         let (before, order) = match query.sort {
             Sort::Newest => ("<", "DESC"),
             Sort::Oldest => (">", "ASC"),
@@ -139,12 +156,14 @@ impl Store {
                 .push_bind(cursor.created_ms)
                 .push(" OR (created_ms = ")
                 .push_bind(cursor.created_ms)
-                .push(format!(" AND id {before} "))
+                .push(format!(" AND workflows.id {before} "))
                 .push_bind(cursor.id.clone())
                 .push("))");
         }
-        page.push(format!(" ORDER BY created_ms {order}, id {order} LIMIT "))
-            .push_bind(i64::from(limit) + 1);
+        page.push(format!(
+            " ORDER BY created_ms {order}, workflows.id {order} LIMIT "
+        ))
+        .push_bind(i64::from(limit) + 1);
         let mut rows: Vec<WorkflowRow> = page.build_query_as().fetch_all(&self.pool).await?;
         // The Completed tab is the newest runs only: one page, no further.
         let single_page = query.tab == Some(Tab::Completed);
@@ -161,30 +180,80 @@ impl Store {
             None
         };
 
-        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM workflows WHERE 1=1");
-        push_filters(&mut count, query);
-        let mut total: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+        let (mut total, total_capped) = self.matching(query, found.as_ref()).await?;
         if single_page {
-            total = total.min(i64::from(limit));
+            total = total.min(u64::from(limit));
             rows.truncate(limit as usize);
         }
 
         Ok(WorkflowList {
             workflows: rows.iter().map(|row| row.to_wire(now)).collect(),
-            total: u64::try_from(total).unwrap_or(0),
+            total,
+            total_capped: total_capped && !single_page,
             stats: self.stats(now).await?,
             next_cursor,
             seq: None,
         })
     }
 
+    /// How many runs match `query`, and whether that is only a floor. Filters on what
+    /// the counters are kept by (tab, status, engine, type) are added up from them,
+    /// exactly; a search or a date range is counted only up to [`COUNTED_AT_MOST`].
+    async fn matching(
+        &self,
+        query: &ListQuery,
+        found: Option<&Found>,
+    ) -> Result<(u64, bool), StoreError> {
+        if found.is_none() && query.since.is_none() && query.until.is_none() {
+            let mut sum = QueryBuilder::<Sqlite>::new(
+                "SELECT COALESCE(SUM(runs), 0) FROM workflow_counts WHERE 1=1",
+            );
+            push_filters(&mut sum, query);
+            let total: i64 = sum.build_query_scalar().fetch_one(&self.pool).await?;
+            return Ok((u64::try_from(total).unwrap_or(0), false));
+        }
+        let mut count = runs_matching("SELECT COUNT(*) FROM (SELECT 1", query, found);
+        count
+            .push(" LIMIT ")
+            .push_bind(COUNTED_AT_MOST + 1)
+            .push(")");
+        let counted: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+        // A search looks only at its newest matches: past them, the count is a floor too.
+        let searched_all = found.is_none_or(|found| !found.more);
+        let capped = counted > COUNTED_AT_MOST || !searched_all;
+        Ok((
+            u64::try_from(counted.min(COUNTED_AT_MOST)).unwrap_or(0),
+            capped,
+        ))
+    }
+
+    /// The newest runs whose searched text contains `text`, at most [`SEARCHED_AT_MOST`]
+    /// of them, newest first (the text index's rowids follow the order runs were first
+    /// stored, and it walks them backwards without sorting).
+    async fn search(&self, text: &str) -> Result<Found, StoreError> {
+        let mut ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM workflows_text WHERE workflows_text MATCH ?
+             ORDER BY rowid DESC LIMIT ?",
+        )
+        .bind(search_phrase(text))
+        .bind(SEARCHED_AT_MOST + 1)
+        .fetch_all(&self.pool)
+        .await?;
+        let more = ids.len() > SEARCHED_AT_MOST as usize;
+        ids.truncate(SEARCHED_AT_MOST as usize);
+        Ok(Found {
+            ids: json_text(&ids),
+            more,
+        })
+    }
+
     /// Active and pending counts, runs that ended today (UTC), SLA compliance today,
-    /// and the tabs' counts. Each is read through an index, so it stays quick on a
-    /// long history.
+    /// and the tabs' counts, all from counters the projector keeps: a few rows read
+    /// however long the history.
     pub async fn stats(&self, now: Millis) -> Result<WorkflowStats, StoreError> {
         let mut stats = WorkflowStats::default();
         let current: Vec<(String, String, i64)> = sqlx::query_as(&format!(
-            "SELECT status, sla_status, COUNT(*) FROM workflows
+            "SELECT status, sla_status, SUM(runs) FROM workflow_counts
              WHERE status IN {} GROUP BY status, sla_status",
             *COUNTED_SQL
         ))
@@ -215,37 +284,41 @@ impl Store {
                 }
             }
         }
-        let newest_completed: i64 = sqlx::query_scalar(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM workflows WHERE status = 'COMPLETED' LIMIT ?)",
+        let completed: i64 = sqlx::query_scalar(
+            "SELECT COALESCE(SUM(runs), 0) FROM workflow_counts WHERE status = 'COMPLETED'",
         )
-        .bind(i64::from(COMPLETED_TAB_SIZE))
         .fetch_one(&self.pool)
         .await?;
-        stats.tabs.completed = u64::try_from(newest_completed).unwrap_or(0);
-        let start_of_day = now - now.rem_euclid(86_400_000);
-        let ended = sqlx::query_as(
-            "SELECT status, COUNT(*) FROM workflows WHERE completed_ms >= ? GROUP BY status",
+        stats.tabs.completed =
+            u64::try_from(completed.min(i64::from(COMPLETED_TAB_SIZE))).unwrap_or(0);
+        // The runs that ended today (UTC), from the per-day counters: a few rows
+        // however many runs ended today.
+        let ended_today: Vec<(String, String, bool, i64)> = sqlx::query_as(
+            "SELECT status, sla_status, with_sla, runs FROM ended_counts
+             WHERE day = ? AND runs > 0",
         )
-        .bind(start_of_day)
+        .bind(now.div_euclid(MS_PER_DAY))
         .fetch_all(&self.pool)
         .await?;
-        for (status, n) in by_status(ended) {
-            match status {
-                WorkflowStatus::Completed => stats.completed_today += n,
-                failure if failure.is_failure() => stats.failed_today += n,
-                _ => {}
+        let (mut with_sla, mut within) = (0u64, 0u64);
+        for (status, sla, had_sla, n) in ended_today {
+            let (Some(status), Ok(n)) = (WorkflowStatus::parse(&status), u64::try_from(n)) else {
+                continue;
+            };
+            if status == WorkflowStatus::Completed {
+                stats.completed_today += n;
+            } else if status.is_failure() {
+                stats.failed_today += n;
+            }
+            if had_sla {
+                with_sla += n;
+                if SlaStatus::parse(&sla) != Some(SlaStatus::Breached) {
+                    within += n;
+                }
             }
         }
-        let (ended, within): (i64, Option<i64>) = sqlx::query_as(
-            "SELECT COUNT(*), SUM(sla_status != 'breached') FROM workflows
-             WHERE completed_ms >= ? AND sla_target_seconds IS NOT NULL",
-        )
-        .bind(start_of_day)
-        .fetch_one(&self.pool)
-        .await?;
-        if ended > 0 {
-            let within = within.unwrap_or(0);
-            stats.sla_compliance_today = Some(((within * 100 + ended / 2) / ended) as u32);
+        if with_sla > 0 {
+            stats.sla_compliance_today = Some(((within * 100 + with_sla / 2) / with_sla) as u32);
         }
         Ok(stats)
     }
@@ -345,9 +418,27 @@ impl Store {
                 logs.entry(step).or_default().push(line);
             }
         }
+        let dropped: HashMap<i64, i64> = sqlx::query_as(
+            "SELECT step_number, logs_dropped FROM steps
+             WHERE workflow_id = ? AND step_number BETWEEN ? AND ? AND logs_dropped > 0",
+        )
+        .bind(id)
+        .bind(i64::from(first))
+        .bind(i64::from(last))
+        .fetch_all(&mut *conn)
+        .await?
+        .into_iter()
+        .collect();
         let steps: Vec<_> = steps
             .iter()
-            .map(|step| step.to_wire(logs.remove(&step.step_number).unwrap_or_default(), now))
+            .map(|step| {
+                let mut wire =
+                    step.to_wire(logs.remove(&step.step_number).unwrap_or_default(), now);
+                wire.logs_dropped = dropped
+                    .get(&i64::from(step.step_number))
+                    .map_or(0, |n| u64::try_from(*n).unwrap_or(0));
+                wire
+            })
             .collect();
         let summary = row.to_wire(now);
         Ok(Some(WorkflowDetail {
@@ -514,11 +605,49 @@ fn with_their_steps(
 }
 
 /// Typed `(status, count)` pairs of a `GROUP BY status` query.
-fn by_status(rows: Vec<(String, i64)>) -> impl Iterator<Item = (WorkflowStatus, u64)> {
-    rows.into_iter()
-        .filter_map(|(status, n)| Some((WorkflowStatus::parse(&status)?, u64::try_from(n).ok()?)))
+/// What a search found: the ids of its newest matches (as a JSON array, which the
+/// queries read with `json_each`) and whether there were more.
+struct Found {
+    ids: String,
+    more: bool,
 }
 
+/// The search text as one phrase of the trigram index: any run whose searched fields
+/// contain it (case aside), every character taken literally. A control character is
+/// read as a space, as the projector stored it in one-line text (a NUL would also end
+/// the phrase early).
+fn search_phrase(text: &str) -> String {
+    let literal: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .replace('"', "\"\"");
+    format!("\"{literal}\"")
+}
+
+/// `select` over the runs that match `query` and, for a search, are among what it
+/// `found`: those are looked up one by one by id (the join order forced with CROSS JOIN,
+/// since the planner would rather walk a status or engine index over every run of that
+/// status or engine, and test each against the few found).
+fn runs_matching<'q>(
+    select: &str,
+    query: &ListQuery,
+    found: Option<&Found>,
+) -> QueryBuilder<'q, Sqlite> {
+    let mut builder = QueryBuilder::new(select);
+    match found {
+        Some(found) => builder
+            .push(" FROM json_each(")
+            .push_bind(found.ids.clone())
+            .push(") AS found CROSS JOIN workflows ON workflows.id = found.value WHERE 1=1"),
+        None => builder.push(" FROM workflows WHERE 1=1"),
+    };
+    push_filters(&mut builder, query);
+    builder
+}
+
+/// Appends `query`'s filters but the search (see [`runs_matching`]). They name columns
+/// that `workflow_counts` has too, so the same filters add up the counters.
 fn push_filters(builder: &mut QueryBuilder<'_, Sqlite>, query: &ListQuery) {
     let statuses = |builder: &mut QueryBuilder<'_, Sqlite>, statuses: &[WorkflowStatus]| {
         builder.push(" AND status IN (");
@@ -539,29 +668,6 @@ fn push_filters(builder: &mut QueryBuilder<'_, Sqlite>, query: &ListQuery) {
     }
     if let Some(engine) = &query.engine {
         builder.push(" AND engine = ").push_bind(engine.clone());
-    }
-    if let Some(text) = &query.text {
-        // LIKE with the text's own % and _ taken literally.
-        let pattern = format!(
-            "%{}%",
-            text.replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_")
-        );
-        builder.push(" AND (");
-        for (i, column) in ["id", "workflow_type", "triggered_by", "tags", "engine_ref"]
-            .iter()
-            .enumerate()
-        {
-            if i > 0 {
-                builder.push(" OR ");
-            }
-            builder
-                .push(format!("{column} LIKE "))
-                .push_bind(pattern.clone())
-                .push(" ESCAPE '\\'");
-        }
-        builder.push(")");
     }
     if let Some(since) = query.since {
         builder

@@ -245,6 +245,7 @@ impl StepRow {
             input: self.input.clone(),
             output: self.output.clone(),
             logs,
+            logs_dropped: 0,
             error: self.error.clone(),
             retry_count: self.retry_count(),
             attempts: self.attempts.iter().map(AttemptRecord::to_wire).collect(),

@@ -4,6 +4,11 @@
 use super::rows::{LogRow, StepRow, WorkflowRow};
 use super::{json_text, load_steps, load_workflow, Store, StoreError};
 use sqlx::{QueryBuilder, Sqlite, Transaction};
+use std::collections::BTreeMap;
+
+/// The most log text a step keeps, in bytes: past it, its oldest lines are dropped (a
+/// step that logs forever costs a bounded share of the file, and its detail stays quick).
+pub const LOG_BYTES_PER_STEP: i64 = 1 << 20;
 
 /// An open write transaction; dropped without [`Writer::commit`], it changes nothing.
 pub struct Writer {
@@ -139,12 +144,76 @@ impl Writer {
         Ok(())
     }
 
-    /// Appends log lines of a workflow's steps.
+    /// Appends log lines of a workflow's steps. A step whose lines come to more than
+    /// [`LOG_BYTES_PER_STEP`] loses its oldest ones (down to three quarters of it, so
+    /// that trimming is rare), counted in the step's `logs_dropped`.
     pub async fn append_logs(
         &mut self,
         workflow_id: &str,
         logs: &[LogRow],
     ) -> Result<(), StoreError> {
+        self.insert_logs(workflow_id, logs).await?;
+        let mut added: BTreeMap<u32, i64> = BTreeMap::new();
+        for log in logs {
+            *added.entry(log.step_number).or_default() +=
+                i64::try_from(log.line.len()).unwrap_or(i64::MAX);
+        }
+        for (step_number, bytes) in added {
+            let stored: Option<i64> = sqlx::query_scalar(
+                "UPDATE steps SET log_bytes = log_bytes + ? WHERE workflow_id = ? AND step_number = ?
+                 RETURNING log_bytes",
+            )
+            .bind(bytes)
+            .bind(workflow_id)
+            .bind(i64::from(step_number))
+            .fetch_optional(&mut *self.tx)
+            .await?;
+            if let Some(stored) = stored.filter(|stored| *stored > LOG_BYTES_PER_STEP) {
+                self.drop_oldest_logs(
+                    workflow_id,
+                    step_number,
+                    stored - LOG_BYTES_PER_STEP * 3 / 4,
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Deletes a step's oldest log lines until at least `bytes` are gone.
+    async fn drop_oldest_logs(
+        &mut self,
+        workflow_id: &str,
+        step_number: u32,
+        bytes: i64,
+    ) -> Result<(), StoreError> {
+        let dropped: Vec<i64> = sqlx::query_scalar(
+            "DELETE FROM step_logs WHERE workflow_id = ?1 AND step_number = ?2 AND id <= (
+                 SELECT id FROM (
+                     SELECT id, SUM(length(CAST(line AS BLOB))) OVER (ORDER BY id) AS upto
+                     FROM step_logs WHERE workflow_id = ?1 AND step_number = ?2
+                 ) WHERE upto >= ?3 ORDER BY id LIMIT 1)
+             RETURNING length(CAST(line AS BLOB))",
+        )
+        .bind(workflow_id)
+        .bind(i64::from(step_number))
+        .bind(bytes)
+        .fetch_all(&mut *self.tx)
+        .await?;
+        sqlx::query(
+            "UPDATE steps SET log_bytes = log_bytes - ?, logs_dropped = logs_dropped + ?
+             WHERE workflow_id = ? AND step_number = ?",
+        )
+        .bind(dropped.iter().sum::<i64>())
+        .bind(i64::try_from(dropped.len()).unwrap_or(i64::MAX))
+        .bind(workflow_id)
+        .bind(i64::from(step_number))
+        .execute(&mut *self.tx)
+        .await?;
+        Ok(())
+    }
+
+    async fn insert_logs(&mut self, workflow_id: &str, logs: &[LogRow]) -> Result<(), StoreError> {
         // SQLite allows 32766 bound values per statement; 4 per line.
         for chunk in logs.chunks(1000) {
             let mut insert = QueryBuilder::<Sqlite>::new(

@@ -84,6 +84,14 @@ pub(super) fn StepItem(step: Step, label: Option<String>, state: PageState) -> i
                     {(!step.logs.is_empty()).then(|| view! {
                         <div class="field">
                             <h4>{if running { "Logs (live tail)" } else { "Logs" }}</h4>
+                            {(step.logs_dropped > 0).then(|| view! {
+                                <p class="logs-dropped" data-testid="logs-dropped">
+                                    {format!(
+                                        "{} earlier lines dropped: a step keeps its newest 1 MiB of logs",
+                                        step.logs_dropped,
+                                    )}
+                                </p>
+                            })}
                             <pre class="logs" data-testid="step-logs">{step.logs.join("\n")}</pre>
                         </div>
                     })}

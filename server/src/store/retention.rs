@@ -1,0 +1,121 @@
+//! Forgetting what is past its age, a small batch at a time: closed runs (with their
+//! steps, log lines and engine positions), analytics rollups, and the free pages the
+//! deletions leave. Each batch is its own short transaction, so the projector's writes
+//! and the pages' reads go on between them.
+
+use super::rows::Millis;
+use super::{sql_list, Store, StoreError};
+use app::model::WorkflowStatus;
+use std::sync::LazyLock;
+
+/// Runs that have ended and will not change again by themselves.
+static CLOSED_SQL: LazyLock<String> = LazyLock::new(|| {
+    sql_list(
+        WorkflowStatus::ALL
+            .into_iter()
+            .filter(|status| status.is_terminal()),
+    )
+});
+
+/// The share of the file that may stay free (reused by the next writes) before the
+/// rest is given back to the file system.
+const FREE_PAGES_KEPT_PERCENT: i64 = 10;
+
+impl Store {
+    /// Deletes at most `batch` of the runs that closed before `before`, oldest first,
+    /// with everything stored under them; returns how many went. Open runs are kept
+    /// however old they are.
+    pub async fn delete_closed_runs(&self, before: Millis, batch: u32) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let doomed: Vec<(String, String)> = sqlx::query_as(&format!(
+            "SELECT id, engine FROM workflows INDEXED BY workflows_by_completed
+             WHERE completed_ms < ? AND status IN {} ORDER BY completed_ms LIMIT ?",
+            *CLOSED_SQL
+        ))
+        .bind(before)
+        .bind(i64::from(batch))
+        .fetch_all(&mut *tx)
+        .await?;
+        if doomed.is_empty() {
+            return Ok(0);
+        }
+        let pairs = super::json_text(&doomed);
+        // Steps and log lines go with their run (ON DELETE CASCADE); the counters and
+        // the text index by the tables' triggers.
+        sqlx::query(
+            "DELETE FROM engine_positions WHERE (engine, key) IN
+             (SELECT value ->> 1, value ->> 0 FROM json_each(?))",
+        )
+        .bind(&pairs)
+        .execute(&mut *tx)
+        .await?;
+        let deleted =
+            sqlx::query("DELETE FROM workflows WHERE id IN (SELECT value ->> 0 FROM json_each(?))")
+                .bind(&pairs)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    /// Deletes at most `batch` rows of each analytics rollup (runs' and steps') that began
+    /// before `before`; returns how many rows went.
+    pub async fn delete_rollups(&self, before: Millis, batch: u32) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut deleted = 0;
+        for (table, key) in [
+            ("analytics_runs", "bucket_ms, workflow_type"),
+            ("analytics_steps", "bucket_ms, workflow_type, step_name"),
+        ] {
+            deleted += sqlx::query(&format!(
+                "DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table}
+                 WHERE bucket_ms < ? ORDER BY bucket_ms LIMIT ?)"
+            ))
+            .bind(before)
+            .bind(i64::from(batch))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        }
+        tx.commit().await?;
+        Ok(deleted)
+    }
+
+    /// Drops the counters' rows that count nothing any more (a type no run has now, a
+    /// day whose runs are all gone).
+    pub async fn drop_empty_counters(&self) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM workflow_counts WHERE runs = 0")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM ended_counts WHERE runs = 0")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Gives back to the file system at most `pages` of the free pages past the share
+    /// kept for reuse; returns how many pages it gave back. A database created before
+    /// incremental vacuum was on keeps its free pages (and reuses them).
+    pub async fn release_free_pages(&self, pages: u32) -> Result<u64, StoreError> {
+        let mut conn = self.pool.acquire().await?;
+        let (total, free): (i64, i64) =
+            sqlx::query_as("SELECT * FROM pragma_page_count, pragma_freelist_count")
+                .fetch_one(&mut *conn)
+                .await?;
+        let surplus = free - total * FREE_PAGES_KEPT_PERCENT / 100;
+        if surplus <= 0 {
+            return Ok(0);
+        }
+        let release = surplus.min(i64::from(pages));
+        sqlx::query(&format!("PRAGMA incremental_vacuum({release})"))
+            .execute(&mut *conn)
+            .await?;
+        let left: i64 = sqlx::query_scalar("SELECT * FROM pragma_freelist_count")
+            .fetch_one(&mut *conn)
+            .await?;
+        Ok(u64::try_from(free - left).unwrap_or(0))
+    }
+}
