@@ -1,0 +1,164 @@
+//! What the load tools share: a core on a temporary SQLite file filled with a long
+//! history of runs, requests through the router, and the figures they report.
+// Each load tool uses part of it.
+#![allow(dead_code)]
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use server::http::AppState;
+use std::time::{Duration, Instant};
+use tower::ServiceExt;
+
+pub const DAY_MS: i64 = 86_400_000;
+/// Runs still open whatever the history's length (the newest ones).
+pub const RUNNING: i64 = 300;
+pub const PENDING: i64 = 50;
+
+/// A number from the environment, else `default`.
+pub fn setting(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+pub fn quantile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
+}
+
+/// The process's resident memory, in MiB (from /proc).
+pub fn rss_mib() -> f64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|kb| kb.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// The core (no engine) on a database in `dir`, holding `runs` runs: four engines, ten
+/// types, a few hundred running and pending, one in ten failed, tags, triggers, engine
+/// references, spread over 90 days. Returns the state and `now` as the runs see it.
+pub async fn core_with_history(dir: &std::path::Path, runs: i64) -> (AppState, i64) {
+    let url = format!("sqlite://{}/bench.db", dir.display());
+    let options = leptos::config::LeptosOptions::builder()
+        .output_name("stepline")
+        .build();
+    let state = server::start_core(&url, options, None)
+        .await
+        .expect("core")
+        .state;
+    let now = chrono::Utc::now().timestamp_millis();
+    let spacing = (90 * DAY_MS / runs.max(1)).max(1);
+    let capabilities = serde_json::to_string(&app::model::Capabilities::everything()).unwrap();
+
+    let began = Instant::now();
+    sqlx::query(
+        "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?1)
+         INSERT INTO workflows (id, engine, workflow_type, status, sla_status, priority,
+             capabilities, created_ms, started_ms, completed_ms, updated_ms,
+             sla_target_seconds, completed_steps, total_steps, triggered_by, tags, engine_ref)
+         SELECT printf('bench-wf-%08d', i),
+             CASE i % 4 WHEN 0 THEN 'builtin' WHEN 1 THEN 'temporal:prod:default'
+                        WHEN 2 THEN 'custom:billing' ELSE 'custom:etl' END,
+             printf('type_%02d', i % 10),
+             CASE WHEN i < ?5 THEN 'RUNNING' WHEN i < ?5 + ?6 THEN 'PENDING'
+                  WHEN i % 10 = 3 THEN 'FAILED' WHEN i % 50 = 7 THEN 'CANCELLED'
+                  ELSE 'COMPLETED' END,
+             CASE WHEN i < ?5 AND i % 5 = 0 THEN 'at_risk'
+                  WHEN i % 7 = 0 THEN 'breached' ELSE 'on_track' END,
+             'NORMAL', ?2, ?3 - i * ?4, ?3 - i * ?4,
+             CASE WHEN i < ?5 + ?6 THEN NULL ELSE ?3 - i * ?4 + 60000 END,
+             ?3 - i * ?4 + 60000, 600, 5, 5,
+             printf('user%03d@example.com', i % 500),
+             printf('[\"customer-%d\",\"region-%d\"]', i % 100000, i % 7),
+             CASE WHEN i % 4 = 1 THEN printf('workflow order-%d · run %08x', i, i * 40503)
+                  ELSE NULL END
+         FROM n",
+    )
+    .bind(runs)
+    .bind(&capabilities)
+    .bind(now)
+    .bind(spacing)
+    .bind(RUNNING)
+    .bind(PENDING)
+    .execute(state.store.pool())
+    .await
+    .expect("runs inserted");
+    // What a server that has run a while reads from: the write-ahead log folded into the
+    // database file, as SQLite's automatic checkpoints do between bursts of writes.
+    sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(state.store.pool())
+        .await
+        .expect("checkpoint");
+    println!(
+        "stored {runs} runs in {:.1} s (counters and text index kept by the store's triggers)",
+        began.elapsed().as_secs_f64()
+    );
+    (state, now)
+}
+
+/// GETs `uri` from the router in this process; returns the body's length. Anything but
+/// 200 stops the tool: a figure over failed requests would be a lie.
+pub async fn get(router: &axum::Router, uri: &str) -> usize {
+    send(router, Request::get(uri).body(Body::empty()).unwrap(), uri).await
+}
+
+/// POSTs a JSON `body` to `uri`, as [`get`].
+pub async fn post_json(router: &axum::Router, uri: &str, body: String) -> usize {
+    let request = Request::post(uri)
+        .header("content-type", "application/json")
+        .body(Body::from(body))
+        .unwrap();
+    send(router, request, uri).await
+}
+
+async fn send(router: &axum::Router, request: Request<Body>, uri: &str) -> usize {
+    let response = router.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(
+        status,
+        StatusCode::OK,
+        "{uri}: {}",
+        String::from_utf8_lossy(&body)
+    );
+    body.len()
+}
+
+/// `clients` tasks GET `uri` one request after another for `period` (or until
+/// `going_on` says stop); returns how many were served and each one's milliseconds.
+pub async fn read_for(
+    router: &axum::Router,
+    uri: &str,
+    clients: usize,
+    period: Duration,
+    going_on: impl Fn() -> bool + Clone + Send + 'static,
+) -> (usize, Vec<f64>) {
+    let deadline = Instant::now() + period;
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let router = router.clone();
+            let uri = uri.to_owned();
+            let going_on = going_on.clone();
+            tokio::spawn(async move {
+                let mut times = Vec::new();
+                while Instant::now() < deadline && going_on() {
+                    let began = Instant::now();
+                    get(&router, &uri).await;
+                    times.push(began.elapsed().as_secs_f64() * 1000.0);
+                }
+                times
+            })
+        })
+        .collect();
+    let mut times = Vec::new();
+    for task in tasks {
+        times.extend(task.await.unwrap());
+    }
+    (times.len(), times)
+}
