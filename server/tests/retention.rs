@@ -10,6 +10,7 @@ use common::client::Client;
 use common::core_state;
 use serde_json::{json, Value};
 use server::retention::{sweep, RetentionSettings};
+use sqlx::ConnectOptions;
 use std::time::Duration;
 
 /// 10:00 UTC on the day the old runs ran.
@@ -263,4 +264,42 @@ async fn a_step_keeps_its_newest_megabyte_of_logs_and_says_how_many_lines_it_dro
     let (status, html) = client.get_text("/orchestration/workflows/chatty").await;
     assert_eq!(status, StatusCode::OK);
     assert!(html.contains("1428 earlier lines dropped"), "{html}");
+}
+
+#[tokio::test]
+async fn a_write_transaction_holds_the_write_lock_from_its_start() {
+    // Retention's batches commit beside the projector's: a transaction that started as a
+    // reader could not become a writer after one of them ("database is locked" at once,
+    // a 500 on ingest). The store's write transactions take the lock when they begin.
+    let (state, dir) = core_state::on_temporary_file().await;
+    let writer = state.store.begin().await.unwrap();
+    let path = dir.path().join("stepline.db");
+    let mut other = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .busy_timeout(Duration::from_millis(200))
+        .connect()
+        .await
+        .unwrap();
+    let second = sqlx::query("BEGIN IMMEDIATE").execute(&mut other).await;
+    assert!(second.is_err(), "a second writer got the lock: {second:?}");
+    drop(writer);
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut other)
+        .await
+        .expect("the lock is free once the transaction ends");
+    sqlx::query("ROLLBACK").execute(&mut other).await.unwrap();
+
+    // Opening connections writes nothing: the pool may open one at any time.
+    let before: i64 = sqlx::query_scalar("PRAGMA data_version")
+        .fetch_one(&mut other)
+        .await
+        .unwrap();
+    let fresh: Vec<_> =
+        futures::future::join_all((0..8).map(|_| state.store.pool().acquire())).await;
+    assert!(fresh.iter().all(Result::is_ok));
+    let after: i64 = sqlx::query_scalar("PRAGMA data_version")
+        .fetch_one(&mut other)
+        .await
+        .unwrap();
+    assert_eq!(before, after, "another connection changed the database");
 }

@@ -106,9 +106,6 @@ impl Store {
             // only a power cut can lose the last few.
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            // Takes effect when the file is created: the pages retention frees can then be
-            // given back (`Store::release_free_pages`).
-            .auto_vacuum(SqliteAutoVacuum::Incremental)
             .busy_timeout(Duration::from_secs(5));
         let mut pool_options = SqlitePoolOptions::new()
             // An in-memory database lives in one connection only.
@@ -121,9 +118,35 @@ impl Store {
                 .max_lifetime(None)
                 .idle_timeout(None);
         }
+        // Incremental auto-vacuum (retention then gives freed pages back) can only be
+        // chosen when the file is created, so a new database gets it and an older one
+        // keeps reusing its free pages. It is chosen by one connection that creates the
+        // file, not in the options of every connection: on a database that has it, the
+        // pragma rewrites the header, a write beside the projector's each time the pool
+        // opens a connection.
+        if !in_memory && !options.get_filename().exists() {
+            use sqlx::{ConnectOptions, Connection};
+            options
+                .clone()
+                .auto_vacuum(SqliteAutoVacuum::Incremental)
+                .connect()
+                .await?
+                .close()
+                .await?;
+        }
         let pool = pool_options.connect_with(options).await?;
         sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
         Ok(Self { pool })
+    }
+
+    /// A write transaction that holds the write lock from its start (waiting for it up to
+    /// the busy timeout). A deferred one would start as a reader and fail to become a
+    /// writer ("database is locked", at once) if another write, such as a retention
+    /// batch, committed since its first read.
+    pub(crate) async fn write_transaction(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     /// The database itself, for benchmarks and tests that load or break it in bulk;
@@ -212,6 +235,20 @@ impl Store {
             let total: i64 = sum.build_query_scalar().fetch_one(&self.pool).await?;
             return Ok((u64::try_from(total).unwrap_or(0), false));
         }
+        if let Some(found) = found {
+            // A search and nothing else (whatever other filters come to exist): every run
+            // it found matches, so it counts them itself.
+            let search_only = ListQuery {
+                text: query.text.clone(),
+                sort: query.sort,
+                limit: query.limit,
+                cursor: query.cursor.clone(),
+                ..ListQuery::default()
+            };
+            if search_only == *query {
+                return Ok((found.count as u64, found.more));
+            }
+        }
         let mut count = runs_matching("SELECT COUNT(*) FROM (SELECT 1", query, found);
         count
             .push(" LIMIT ")
@@ -227,21 +264,33 @@ impl Store {
         ))
     }
 
-    /// The newest runs whose searched text contains `text`, at most [`SEARCHED_AT_MOST`]
-    /// of them, newest first (the text index's rowids follow the order runs were first
-    /// stored, and it walks them backwards without sorting).
+    /// The runs whose searched text contains `text`: all of them, or past
+    /// [`SEARCHED_AT_MOST`] the newest that many (the text index's rowids follow the order
+    /// runs were first stored). Most searches match fewer, and the index finds those
+    /// fastest in its own order (walking it backwards costs about twice as much), so
+    /// the newest are asked for only when there are more.
     async fn search(&self, text: &str) -> Result<Found, StoreError> {
+        let phrase = search_phrase(text);
         let mut ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM workflows_text WHERE workflows_text MATCH ?
-             ORDER BY rowid DESC LIMIT ?",
+            "SELECT id FROM workflows_text WHERE workflows_text MATCH ? LIMIT ?",
         )
-        .bind(search_phrase(text))
+        .bind(&phrase)
         .bind(SEARCHED_AT_MOST + 1)
         .fetch_all(&self.pool)
         .await?;
         let more = ids.len() > SEARCHED_AT_MOST as usize;
-        ids.truncate(SEARCHED_AT_MOST as usize);
+        if more {
+            ids = sqlx::query_scalar(
+                "SELECT id FROM workflows_text WHERE workflows_text MATCH ?
+                 ORDER BY rowid DESC LIMIT ?",
+            )
+            .bind(&phrase)
+            .bind(SEARCHED_AT_MOST)
+            .fetch_all(&self.pool)
+            .await?;
+        }
         Ok(Found {
+            count: ids.len(),
             ids: json_text(&ids),
             more,
         })
@@ -609,6 +658,7 @@ fn with_their_steps(
 /// queries read with `json_each`) and whether there were more.
 struct Found {
     ids: String,
+    count: usize,
     more: bool,
 }
 

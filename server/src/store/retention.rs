@@ -26,7 +26,7 @@ impl Store {
     /// with everything stored under them; returns how many went. Open runs are kept
     /// however old they are.
     pub async fn delete_closed_runs(&self, before: Millis, batch: u32) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         let doomed: Vec<(String, String)> = sqlx::query_as(&format!(
             "SELECT id, engine FROM workflows INDEXED BY workflows_by_completed
              WHERE completed_ms < ? AND status IN {} ORDER BY completed_ms LIMIT ?",
@@ -62,7 +62,7 @@ impl Store {
     /// Deletes at most `batch` rows of each analytics rollup (runs' and steps') that began
     /// before `before`; returns how many rows went.
     pub async fn delete_rollups(&self, before: Millis, batch: u32) -> Result<u64, StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         let mut deleted = 0;
         for (table, key) in [
             ("analytics_runs", "bucket_ms, workflow_type"),
@@ -85,7 +85,7 @@ impl Store {
     /// Drops the counters' rows that count nothing any more (a type no run has now, a
     /// day whose runs are all gone).
     pub async fn drop_empty_counters(&self) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.write_transaction().await?;
         sqlx::query("DELETE FROM workflow_counts WHERE runs = 0")
             .execute(&mut *tx)
             .await?;

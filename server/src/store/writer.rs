@@ -19,7 +19,7 @@ impl Store {
     /// Opens the write transaction of one batch.
     pub async fn begin(&self) -> Result<Writer, StoreError> {
         Ok(Writer {
-            tx: self.pool.begin().await?,
+            tx: self.write_transaction().await?,
         })
     }
 }
