@@ -44,6 +44,11 @@ pub fn rss_mib() -> f64 {
 /// types, a few hundred running and pending, one in ten failed, tags, triggers, engine
 /// references, spread over 90 days. Returns the state and `now` as the runs see it.
 pub async fn core_with_history(dir: &std::path::Path, runs: i64) -> (AppState, i64) {
+    // The server's own warnings and errors (a 500's cause) on stderr.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("warn,sqlx=error"))
+        .with_writer(std::io::stderr)
+        .try_init();
     let url = format!("sqlite://{}/bench.db", dir.display());
     let options = leptos::config::LeptosOptions::builder()
         .output_name("stepline")
