@@ -1002,10 +1002,14 @@ async fn counts_come_from_counters_and_a_broad_search_says_more_than() {
     assert_eq!(body["total"], 10, "bulk-00040 … bulk-00049");
     assert!(body.get("total_capped").is_none());
     // With another filter, the runs found are counted by it.
-    let (_, body) = server.get(&format!("{list}?q=bulk-0004&type=odd_run")).await;
+    let (_, body) = server
+        .get(&format!("{list}?q=bulk-0004&type=odd_run"))
+        .await;
     assert_eq!(body["total"], 5);
     assert!(body.get("total_capped").is_none());
-    let (_, body) = server.get(&format!("{list}?q=bulk-load&type=odd_run")).await;
+    let (_, body) = server
+        .get(&format!("{list}?q=bulk-load&type=odd_run"))
+        .await;
     assert_eq!(body["total"], 500, "the odd half of the newest 1,000");
     assert_eq!(body["total_capped"], true);
     let (status, body) = server.get(&format!("{list}?q=bu")).await;
