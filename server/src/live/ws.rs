@@ -9,6 +9,11 @@ use std::sync::Arc;
 
 /// Largest message a client may send (subscriptions are small).
 const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
+/// What a connection reads into at a time, and how much it gathers before writing: an
+/// idle client then costs a few KiB, not tungstenite's 128 KiB each way (the session
+/// flushes after every batch anyway).
+const READ_BUFFER: usize = 4 * 1024;
+const WRITE_BUFFER: usize = 16 * 1024;
 
 /// What the endpoint needs.
 #[derive(Clone)]
@@ -23,6 +28,8 @@ pub async fn handler(State(endpoint): State<LiveEndpoint>, upgrade: WebSocketUpg
     upgrade
         .max_message_size(MAX_CLIENT_MESSAGE)
         .max_frame_size(MAX_CLIENT_MESSAGE)
+        .read_buffer_size(READ_BUFFER)
+        .write_buffer_size(WRITE_BUFFER)
         .on_upgrade(move |socket| serve(endpoint, socket))
 }
 
