@@ -128,10 +128,7 @@ async fn main() {
     let (stop, stopped) = watch::channel(false);
     let mut watchers = Vec::with_capacity(clients);
     for _ in 0..clients {
-        let (mut socket, _) = tokio_tungstenite::connect_async(&url)
-            .await
-            .expect("connect");
-        hello(&mut socket).await;
+        let mut socket = connect(&url).await;
         socket
             .send(Message::text(r#"{"action":"subscribe","all":true}"#))
             .await
@@ -206,10 +203,7 @@ async fn main() {
     let (stop, stopped) = watch::channel(false);
     let mut held = Vec::with_capacity(idle);
     for _ in 0..idle {
-        let (mut socket, _) = tokio_tungstenite::connect_async(&url)
-            .await
-            .expect("connect");
-        hello(&mut socket).await;
+        let mut socket = connect(&url).await;
         let mut stopped = stopped.clone();
         held.push(tokio::spawn(async move {
             tokio::select! {
@@ -231,13 +225,15 @@ async fn main() {
     println!("idle: {still_open} of {idle} clients still connected after {IDLE_FOR:?}");
 }
 
-/// Waits for the hub's first message on a new connection.
-async fn hello<S>(socket: &mut S)
-where
-    S: futures::Stream<Item = Result<Message, tokio_tungstenite::tungstenite::Error>> + Unpin,
-{
+/// A live client, connected and greeted by the hub.
+async fn connect(
+    url: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>> {
+    let (mut socket, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connect");
     match socket.next().await {
-        Some(Ok(Message::Text(text))) if text.contains("hello") => {}
+        Some(Ok(Message::Text(text))) if text.contains("hello") => socket,
         other => panic!("expected the hub's hello, got {other:?}"),
     }
 }

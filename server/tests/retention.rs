@@ -17,6 +17,14 @@ use std::time::Duration;
 const OLD_DAY: &str = "2026-01-10T10:00:00Z";
 const DAY_MS: i64 = 86_400_000;
 
+/// One number the database answers `sql` with.
+async fn scalar(store: &server::store::Store, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+}
+
 fn ms(at: &str) -> i64 {
     chrono::DateTime::parse_from_rfc3339(at)
         .unwrap()
@@ -126,15 +134,9 @@ async fn closed_runs_past_their_age_go_with_everything_under_them_and_open_ones_
     .execute(store.pool())
     .await
     .unwrap();
-    let auto_vacuum: i64 = sqlx::query_scalar("PRAGMA auto_vacuum")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
+    let auto_vacuum: i64 = scalar(&store, "PRAGMA auto_vacuum").await;
     assert_eq!(auto_vacuum, 2, "a new database frees pages incrementally");
-    let pages_before: i64 = sqlx::query_scalar("PRAGMA page_count")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
+    let pages_before: i64 = scalar(&store, "PRAGMA page_count").await;
 
     // Forty days later, keeping runs for thirty: the closed old runs go, two at a time.
     let settings = RetentionSettings {
@@ -148,10 +150,7 @@ async fn closed_runs_past_their_age_go_with_everything_under_them_and_open_ones_
     assert_eq!(swept.runs, 4);
     assert_eq!(swept.rollup_rows, 0, "analytics are kept longer");
     assert!(swept.pages_released > 0, "{swept:?}");
-    let pages_after: i64 = sqlx::query_scalar("PRAGMA page_count")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
+    let pages_after: i64 = scalar(&store, "PRAGMA page_count").await;
     assert!(
         pages_after < pages_before / 2,
         "the logs' pages went back: {pages_before} → {pages_after}"
@@ -173,18 +172,12 @@ async fn closed_runs_past_their_age_go_with_everything_under_them_and_open_ones_
     let (_, body) = client.get(&format!("{list}?q=old-done")).await;
     assert_eq!(body["total"], 0, "gone from the text index too");
     for table in ["steps", "step_logs"] {
-        let left: i64 = sqlx::query_scalar(&format!(
+        let left: i64 = scalar(&store, &format!(
             "SELECT COUNT(*) FROM {table} WHERE workflow_id LIKE 'old-%' AND workflow_id != 'old-open'"
-        ))
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
+        )).await;
         assert_eq!(left, 0, "{table}");
     }
-    let positions: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM engine_positions")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
+    let positions: i64 = scalar(&store, "SELECT COUNT(*) FROM engine_positions").await;
     assert_eq!(positions, 0);
     let stats = store.stats(old + 8 * 3_600_000).await.unwrap();
     assert_eq!((stats.completed_today, stats.failed_today), (0, 0));
@@ -198,17 +191,16 @@ async fn closed_runs_past_their_age_go_with_everything_under_them_and_open_ones_
     };
     let swept = sweep(&store, &shorter, old + 40 * DAY_MS).await.unwrap();
     assert!(swept.rollup_rows > 0, "{swept:?}");
-    let old_rollups: i64 =
-        sqlx::query_scalar("SELECT COUNT(*) FROM analytics_runs WHERE bucket_ms < ?")
-            .bind(old + 10 * DAY_MS)
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
+    let old_rollups: i64 = scalar(
+        &store,
+        &format!(
+            "SELECT COUNT(*) FROM analytics_runs WHERE bucket_ms < {}",
+            old + 10 * DAY_MS
+        ),
+    )
+    .await;
     assert_eq!(old_rollups, 0);
-    let kept_rollups: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM analytics_runs")
-        .fetch_one(store.pool())
-        .await
-        .unwrap();
+    let kept_rollups: i64 = scalar(&store, "SELECT COUNT(*) FROM analytics_runs").await;
     assert_eq!(kept_rollups, 1, "the recent run's");
 }
 
@@ -250,11 +242,11 @@ async fn a_step_keeps_its_newest_megabyte_of_logs_and_says_how_many_lines_it_dro
             .unwrap();
     assert_eq!(kept.len(), 3_000 - dropped);
     assert_eq!(kept[0], line(dropped), "the oldest went first");
-    let stored: i64 =
-        sqlx::query_scalar("SELECT log_bytes FROM steps WHERE workflow_id = 'chatty'")
-            .fetch_one(store.pool())
-            .await
-            .unwrap();
+    let stored: i64 = scalar(
+        &store,
+        "SELECT log_bytes FROM steps WHERE workflow_id = 'chatty'",
+    )
+    .await;
     assert_eq!(
         stored,
         kept.iter().map(|line| line.len() as i64).sum::<i64>()
