@@ -1,6 +1,7 @@
 // Playwright runs the real Stepline server (started here, stopped by Playwright) and
 // drives Debian's Chromium: no browser is downloaded. scripts/test.sh sets the env.
 import { defineConfig } from '@playwright/test';
+import { ADMIN_STATE } from './support/identity';
 
 const port = Number(process.env.STEPLINE_E2E_PORT ?? 3400);
 const serverBinary = process.env.STEPLINE_SERVER_BIN;
@@ -27,8 +28,13 @@ const chromium = {
   ],
 };
 
+// The token globalSetup made (read, operate, push as the tests' source): every request
+// of the tests sends it, unless a test makes its own context (the sign-in flows do).
+const token = process.env.STEPLINE_E2E_TOKEN;
+
 export default defineConfig({
   testDir: './tests',
+  globalSetup: './support/global-setup.ts',
   fullyParallel: false,
   workers: 1,
   retries: 0,
@@ -42,6 +48,9 @@ export default defineConfig({
     baseURL: `http://127.0.0.1:${port}`,
     launchOptions: chromium,
     trace: 'retain-on-failure',
+    extraHTTPHeaders: token ? { Authorization: `Bearer ${token}` } : {},
+    // The admin's session, which globalSetup saved: the pages are signed in.
+    storageState: token ? ADMIN_STATE : undefined,
   },
   projects: [
     { name: 'hydrated', use: { javaScriptEnabled: true } },
@@ -59,6 +68,8 @@ export default defineConfig({
       STEPLINE_DATABASE_URL: database,
       LEPTOS_SITE_ROOT: siteRoot,
       LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
+      // The first admin's password, so the tests can sign in (support/identity.ts).
+      STEPLINE_ADMIN_PASSWORD: process.env.STEPLINE_E2E_ADMIN_PASSWORD ?? 'e2e-admin-password-1',
       // The browser tests' own workflow types (deterministic durations and failures).
       STEPLINE_WORKFLOWS: `${process.cwd()}/workflows`,
       // Temporal sources to follow too (scripts/test.sh points this at its dev server).

@@ -44,6 +44,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
 #[component]
 pub fn App() -> impl IntoView {
     provide_meta_context();
+    ui::provide_signed_in();
     ui::provide_live_connection();
     ui::provide_clock();
     view! {

@@ -75,6 +75,20 @@ async fn main() {
         .await
         .expect("following Temporal");
     let reader = state.reader();
+    // A real token for the list requests, made as an admin would.
+    let token = server::auth::secret::new_token().expect("randomness");
+    state
+        .store
+        .create_token(
+            "bench",
+            &server::auth::secret::hash_secret(&token),
+            &[app::model::identity::Scope::Read],
+            "bench",
+            chrono::Utc::now().timestamp_millis(),
+            None,
+        )
+        .await
+        .expect("a token");
     let router = server::app(state);
     let stamp = chrono::Utc::now().timestamp_millis();
 
@@ -165,9 +179,15 @@ async fn main() {
     let engine = source.engine_id();
     let list = |query: String| {
         let router = router.clone();
+        let bearer = format!("Bearer {token}");
         async move {
             let response = router
-                .oneshot(Request::get(query).body(Body::empty()).unwrap())
+                .oneshot(
+                    Request::get(query)
+                        .header("authorization", bearer)
+                        .body(Body::empty())
+                        .unwrap(),
+                )
                 .await
                 .unwrap();
             let bytes = response.into_body().collect().await.unwrap().to_bytes();

@@ -5,6 +5,7 @@
 #![recursion_limit = "512"]
 
 pub mod analytics;
+pub mod auth;
 pub mod config;
 pub mod engines;
 pub mod http;
@@ -22,7 +23,7 @@ use engines::builtin::definition::Definition;
 use engines::builtin::{BuiltinEngine, Limits};
 use http::AppState;
 use leptos::config::LeptosOptions;
-use leptos::prelude::provide_context;
+use leptos::prelude::{provide_context, use_context};
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use live::LiveHub;
 use projector::Projector;
@@ -93,6 +94,7 @@ pub async fn start_core(
         hub,
         engines,
         health: engines::health::HealthBoard::default(),
+        auth: Arc::new(http::AuthRuntime::default()),
         leptos_options,
     };
     Ok(Core { state, builtin })
@@ -118,24 +120,49 @@ pub async fn follow_temporal(
     Ok(started)
 }
 
-/// The whole HTTP surface: API, live endpoint, pages and static files.
+/// The whole HTTP surface: API, live endpoint, pages and static files. Every request is
+/// identified first (session cookie or API token); every route then checks what its
+/// caller needs ([`http::routes`]); the pages and their server functions read and act as
+/// the caller.
 pub fn app(state: AppState) -> Router {
     let options = state.leptos_options.clone();
     let routes = generate_route_list(App);
-    let reader: SharedReadModel = Arc::new(state.reader());
-    let operations: SharedOperations = Arc::new(state.operations());
+    let per_request = state.clone();
     Router::new()
         .merge(http::api_router())
         .leptos_routes_with_context(
             &state,
             routes,
             move || {
-                provide_context(reader.clone());
-                provide_context(operations.clone());
+                let caller = use_context::<axum::http::request::Parts>()
+                    .and_then(|parts| parts.extensions.get::<auth::Caller>().cloned());
+                let reader: SharedReadModel = Arc::new(per_request.reader_for(caller.clone()));
+                let operations: SharedOperations =
+                    Arc::new(per_request.operations_for(caller.clone()));
+                provide_context(reader);
+                provide_context(operations);
+                provide_context(caller.map(|caller| caller.me()));
+                // The page's inline scripts run by this request's nonce, nothing else.
+                if let (Some(nonce), Some(response)) = (
+                    use_context::<leptos::nonce::Nonce>(),
+                    use_context::<leptos_axum::ResponseOptions>(),
+                ) {
+                    if let Ok(policy) =
+                        axum::http::HeaderValue::from_str(&http::page_policy(&nonce.to_string()))
+                    {
+                        response.insert_header(axum::http::header::CONTENT_SECURITY_POLICY, policy);
+                    }
+                }
             },
             move || shell(options.clone()),
         )
+        .route_layer(axum::middleware::from_fn(http::auth::authorize))
         .fallback(leptos_axum::file_and_error_handler::<AppState, _>(shell))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            http::auth::identify,
+        ))
+        .layer(axum::middleware::map_response(http::security_headers))
         .layer(axum::middleware::map_response(http::server_fn_status))
         .layer(axum::middleware::map_response(http::log_internal_errors))
         // Failures are logged once, with their cause, by `log_internal_errors`.

@@ -68,8 +68,34 @@ async fn main() -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
+    // The first start: an admin to sign in with.
+    let data_dir = config
+        .database_url
+        .strip_prefix("sqlite://")
+        .and_then(|path| std::path::Path::new(path).parent().map(ToOwned::to_owned));
+    let given = std::env::var("STEPLINE_ADMIN_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty());
+    let first =
+        server::auth::first_admin::ensure_first_admin(&state.store, data_dir.as_deref(), given)
+            .await
+            .context("making the first admin")?;
     tracing::info!(database = %config.database_url, "Stepline is serving on http://{local}/orchestration");
     println!("Stepline is running: http://{local}/orchestration");
+    if let Some(first) = first {
+        println!(
+            "First start: sign in as {:?} with the password {}{}",
+            first.login,
+            first.password,
+            first
+                .file
+                .map(|file| format!(" (also in {}, readable only by you)", file.display()))
+                .unwrap_or_default()
+        );
+    }
+    if !local.ip().is_loopback() {
+        tracing::warn!(%local, "serving plain HTTP beyond this machine: passwords and session cookies cross the network readable; put Stepline behind a proxy that terminates TLS");
+    }
 
     let limits = server::http::ConnectionLimits {
         max_connections: config.max_connections as usize,

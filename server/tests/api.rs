@@ -15,21 +15,30 @@ use tower::ServiceExt;
 struct TestServer {
     client: Client,
     router: Router,
+    /// The client's API token (an operator's, who may push as the test sources).
+    token: String,
     _dir: tempfile::TempDir,
 }
 
 impl TestServer {
     async fn start() -> Self {
         let (state, dir) = core_state::on_temporary_file().await;
-        Self::on(server::app(state), dir)
+        Self::on(state, dir).await
     }
 
-    fn on(router: Router, dir: tempfile::TempDir) -> Self {
+    async fn on(state: server::http::AppState, dir: tempfile::TempDir) -> Self {
+        let token = core_state::operator_token(&state).await;
+        let router = server::app(state);
         Self {
-            client: Client::in_process(router.clone()),
+            client: Client::in_process(router.clone()).with_token(token.clone()),
             router,
+            token,
             _dir: dir,
         }
+    }
+
+    fn bearer(&self) -> String {
+        format!("Bearer {}", self.token)
     }
 
     async fn push(&self, events: Value) -> (StatusCode, Value) {
@@ -322,6 +331,7 @@ async fn export_downloads_the_whole_trace() {
         .clone()
         .oneshot(
             Request::get("/api/platform/orchestration/workflows/wf-export/export")
+                .header("authorization", server.bearer())
                 .body(Body::empty())
                 .unwrap(),
         )
@@ -878,7 +888,7 @@ async fn runs_that_ended_before_rollups_existed_are_rolled_up_at_start_up() {
     let (state, dir) = core_state::on_temporary_file().await;
     let url = format!("sqlite://{}/stepline.db", dir.path().display());
     let store = state.store.clone();
-    let first = TestServer::on(server::app(state), dir);
+    let first = TestServer::on(state, dir).await;
     let mut events = Vec::new();
     for (id, status) in [("old-wf-ok", "COMPLETED"), ("old-wf-bad", "FAILED")] {
         events.push(
@@ -905,7 +915,8 @@ async fn runs_that_ended_before_rollups_existed_are_rolled_up_at_start_up() {
         .output_name("stepline")
         .build();
     let again = server::start_core(&url, options, None).await.unwrap().state;
-    let (status, figures) = TestServer::on(server::app(again), tempfile::tempdir().unwrap())
+    let (status, figures) = TestServer::on(again, tempfile::tempdir().unwrap())
+        .await
         .get(analytics)
         .await;
     assert_eq!(status, StatusCode::OK);
@@ -925,6 +936,7 @@ async fn an_action_sent_by_a_plain_form_comes_back_to_its_page_with_the_refusal(
         .clone()
         .oneshot(
             Request::post("/api/act_on_workflow")
+                .header("authorization", server.bearer())
                 .header("content-type", "application/x-www-form-urlencoded")
                 .header("accept", "text/html,application/xhtml+xml")
                 .header("referer", page)

@@ -82,6 +82,7 @@ async fn serve(definitions: &[&str]) -> InProcess {
         .await
         .unwrap()
         .state;
+    let token = common::core_state::operator_token(&state).await;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -94,7 +95,7 @@ async fn serve(definitions: &[&str]) -> InProcess {
         },
     ));
     InProcess {
-        client: Client::over_http(base),
+        client: Client::over_http(base).with_token(token),
         _dir: dir,
         _stop: stop,
     }
@@ -604,9 +605,14 @@ async fn launch_binary(dir: &Path, folder: &Path) -> Binary {
             break rest.trim_end_matches("/orchestration").to_owned();
         }
     };
+    // A token for the test, made as an admin would, in the binary's own database.
+    let store = server::store::Store::open(&format!("sqlite://{}/stepline.db", dir.display()))
+        .await
+        .unwrap();
+    let token = common::core_state::token_with_store(&store, "tests", &["read", "operate"]).await;
     Binary {
         child,
-        client: Client::over_http(base),
+        client: Client::over_http(base).with_token(token),
     }
 }
 

@@ -35,7 +35,8 @@ async fn serve(limits: ConnectionLimits) -> Served {
     }
 }
 
-const LIST: &str = "GET /api/platform/orchestration/workflows HTTP/1.1\r\nhost: stepline\r\n\r\n";
+/// A request anyone may make (the health check): these tests are about connections.
+const HEALTH: &str = "GET /api/health HTTP/1.1\r\nhost: stepline\r\n\r\n";
 
 /// Reads until the server closes the connection (or `within` passes): what it sent.
 async fn read_until_closed(stream: &mut TcpStream, within: Duration) -> Option<String> {
@@ -62,7 +63,7 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     })
     .await;
     let mut slow = TcpStream::connect(served.address).await.unwrap();
-    slow.write_all(b"GET /api/platform/orchestration/workflows HTTP/1.1\r\nhost: s")
+    slow.write_all(b"GET /api/health HTTP/1.1\r\nhost: s")
         .await
         .unwrap();
     let started = Instant::now();
@@ -79,7 +80,7 @@ async fn a_keep_alive_connection_left_idle_is_closed() {
     })
     .await;
     let mut idle = TcpStream::connect(served.address).await.unwrap();
-    idle.write_all(LIST.as_bytes()).await.unwrap();
+    idle.write_all(HEALTH.as_bytes()).await.unwrap();
     // The answer comes, then the connection stays idle until the server closes it.
     let answer = read_until_closed(&mut idle, Duration::from_secs(10))
         .await
@@ -120,9 +121,7 @@ async fn a_connection_over_the_limit_gets_a_json_503_and_the_others_are_served()
     loop {
         let mut client = TcpStream::connect(served.address).await.unwrap();
         client
-            .write_all(
-                b"GET /api/platform/orchestration/workflows HTTP/1.1\r\nhost: s\r\nconnection: close\r\n\r\n",
-            )
+            .write_all(b"GET /api/health HTTP/1.1\r\nhost: s\r\nconnection: close\r\n\r\n")
             .await
             .unwrap();
         let answer = read_until_closed(&mut client, Duration::from_secs(10))

@@ -34,9 +34,10 @@ async fn an_internal_errors_cause_is_logged_once_with_its_chain_and_never_sent()
 
     let (state, _dir) = core_state::on_temporary_file().await;
     let store = state.store.clone();
-    let client = Client::in_process(server::app(state));
+    let client = Client::in_process(server::app(state.clone()))
+        .with_token(common::core_state::operator_token(&state).await);
     // The store goes away under the server: every read is now our fault.
-    store.pool().close().await;
+    store.close().await;
     let (status, body) = client
         .get("/api/platform/orchestration/workflows/wf-1")
         .await;

@@ -73,7 +73,8 @@ impl Stepline {
             .await
             .unwrap();
         Self {
-            client: Client::in_process(server::app(state)),
+            client: Client::in_process(server::app(state.clone()))
+                .with_token(common::core_state::operator_token(&state).await),
             source,
             _dir: dir,
         }

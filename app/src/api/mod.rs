@@ -81,6 +81,27 @@ pub async fn act_on_workflow(
     Ok(answer)
 }
 
+/// Who is signed in (`None` for a visitor), for the header and for showing only the
+/// actions the user may take.
+#[server(endpoint = "who_am_i")]
+pub async fn who_am_i() -> Result<Option<crate::model::identity::Me>, ErrorBody> {
+    Ok(use_context::<Option<crate::model::identity::Me>>().flatten())
+}
+
+/// The actions taken on a run, for its page: who, when, why, and how it ended.
+#[server(endpoint = "get_audit")]
+pub async fn get_audit(id: String) -> Result<Vec<crate::model::identity::AuditEntry>, ErrorBody> {
+    if !crate::model::is_valid_workflow_id(&id) {
+        return Err(ErrorBody::new(
+            ErrorKind::BadRequest,
+            crate::model::invalid_workflow_id(&id),
+        ));
+    }
+    let operations = use_context::<SharedOperations>()
+        .ok_or_else(|| ErrorBody::new(ErrorKind::Unavailable, "the audit log is not available"))?;
+    operations.audit_of(&id).await
+}
+
 /// How the fleet did over a period (the analytics page).
 #[server(endpoint = "get_analytics")]
 pub async fn get_analytics(

@@ -13,6 +13,9 @@ pub enum ReadError {
     /// The client asked for something malformed: safe to show.
     #[error(transparent)]
     BadQuery(#[from] QueryError),
+    /// The caller may not read this (the message says what is missing): safe to show.
+    #[error("{0}")]
+    Forbidden(String),
     /// The store failed: logged (with its causes), never shown.
     #[error("the read model failed")]
     Store(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -50,6 +53,12 @@ pub trait Operations: Send + Sync + 'static {
         reason: Option<String>,
         from_step: Option<u32>,
     ) -> Result<ActionResponse, ErrorBody>;
+
+    /// The actions taken on run `id` (who, when, why, how it ended), newest first.
+    async fn audit_of(
+        &self,
+        id: &str,
+    ) -> Result<Vec<crate::model::identity::AuditEntry>, ErrorBody>;
 }
 
 /// The operations as put into the Leptos context.
@@ -75,6 +84,7 @@ pub(super) fn from_context() -> Result<SharedReadModel, ErrorBody> {
 pub(super) fn to_client_error(error: ReadError) -> ErrorBody {
     match error {
         ReadError::BadQuery(e) => ErrorBody::new(ErrorKind::BadRequest, e.to_string()),
+        ReadError::Forbidden(message) => ErrorBody::new(ErrorKind::Forbidden, message),
         ReadError::Store(cause) => {
             tracing::error!(cause = %crate::model::error_chain(cause.as_ref()), "read model failure");
             ErrorBody::new(

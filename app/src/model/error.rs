@@ -8,10 +8,16 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
     BadRequest,
+    /// Not signed in (no session, no token, or one that no longer works).
+    Unauthorized,
+    /// Signed in, but the role or scope the request needs is not held.
+    Forbidden,
     NotFound,
     Conflict,
     Unprocessable,
     PayloadTooLarge,
+    /// Too many attempts (sign-in); the answer says when to try again.
+    TooManyRequests,
     /// An engine or the store cannot take the request now; trying later may work.
     Unavailable,
     /// One event of a pushed batch was refused (409 or 422, said by the answer).
@@ -21,12 +27,15 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    pub const ALL: [Self; 8] = [
+    pub const ALL: [Self; 11] = [
         Self::BadRequest,
+        Self::Unauthorized,
+        Self::Forbidden,
         Self::NotFound,
         Self::Conflict,
         Self::Unprocessable,
         Self::PayloadTooLarge,
+        Self::TooManyRequests,
         Self::Unavailable,
         Self::EventRefused,
         Self::Internal,
@@ -36,10 +45,13 @@ impl ErrorKind {
     pub const fn code(self) -> &'static str {
         match self {
             Self::BadRequest => "bad_request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
             Self::NotFound => "not_found",
             Self::Conflict => "conflict",
             Self::Unprocessable => "unprocessable",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::TooManyRequests => "too_many_requests",
             Self::Unavailable => "unavailable",
             Self::EventRefused => "event_refused",
             Self::Internal => "internal",
@@ -50,10 +62,13 @@ impl ErrorKind {
     pub const fn status(self) -> u16 {
         match self {
             Self::BadRequest => 400,
+            Self::Unauthorized => 401,
+            Self::Forbidden => 403,
             Self::NotFound => 404,
             Self::Conflict => 409,
             Self::Unprocessable | Self::EventRefused => 422,
             Self::PayloadTooLarge => 413,
+            Self::TooManyRequests => 429,
             Self::Unavailable => 503,
             Self::Internal => 500,
         }

@@ -3,6 +3,7 @@
 
 pub mod analytics;
 mod error;
+pub mod identity;
 mod instant;
 mod live;
 mod query;

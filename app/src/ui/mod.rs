@@ -13,13 +13,43 @@ pub use live::{provide_live_connection, ConnectionState, LiveConnection};
 pub use workflow_detail::WorkflowDetailPage;
 pub use workflow_list::WorkflowListPage;
 
+use crate::model::identity::Me;
 use leptos::prelude::*;
 use leptos_router::components::A;
 
-/// The top bar: product name, navigation and the live connection's state.
+/// Who is signed in, read once per page load (it comes with the server-rendered page).
+#[derive(Clone, Copy)]
+pub struct SignedIn(pub Resource<Result<Option<Me>, crate::model::ErrorBody>>);
+
+/// Provides [`SignedIn`] to the app.
+pub fn provide_signed_in() {
+    provide_context(SignedIn(Resource::new(|| (), |_| crate::api::who_am_i())));
+}
+
+/// Who is signed in, once known (`None` for a visitor, or while it is read).
+pub async fn signed_in() -> Option<Me> {
+    let SignedIn(me) = use_context::<SignedIn>()?;
+    me.await.ok().flatten()
+}
+
+/// The top bar: product name, navigation, the live connection's state, and who is
+/// signed in with a way to sign out (a plain form: it works without JavaScript).
 #[component]
 pub fn Header() -> impl IntoView {
     let live = expect_context::<LiveConnection>();
+    let who = move || {
+        Suspend::new(async move {
+            signed_in().await.map(|me| {
+                let shown = me.display_name.clone().unwrap_or_else(|| me.actor.clone());
+                view! {
+                    <span class="who" data-testid="signed-in-as" title=me.actor.clone()>{shown}</span>
+                    <form method="post" action="/api/auth/sign-out" class="sign-out">
+                        <button type="submit" data-testid="sign-out">"Sign out"</button>
+                    </form>
+                }
+            })
+        })
+    };
     view! {
         <header class="topbar">
             <A href="/orchestration" attr:class="brand">
@@ -36,6 +66,7 @@ pub fn Header() -> impl IntoView {
             >
                 {move || live.state.get().label()}
             </span>
+            <Transition fallback=|| ()>{who}</Transition>
         </header>
     }
 }

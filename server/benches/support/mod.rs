@@ -15,6 +15,41 @@ pub const DAY_MS: i64 = 86_400_000;
 pub const RUNNING: i64 = 300;
 pub const PENDING: i64 = 50;
 
+/// The API token every request of the load tools sends (see [`authorize`]).
+static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Makes a real API token in `state`'s store that may read, act, and push as each of
+/// `sources`, and has every later request of this tool send it.
+pub async fn authorize(state: &AppState, sources: &[&str]) {
+    use app::model::identity::Scope;
+    let mut scopes = vec![Scope::Read, Scope::Operate];
+    scopes.extend(
+        sources
+            .iter()
+            .map(|source| Scope::Ingest((*source).to_owned())),
+    );
+    let token = server::auth::secret::new_token().expect("randomness");
+    state
+        .store
+        .create_token(
+            "load tool",
+            &server::auth::secret::hash_secret(&token),
+            &scopes,
+            "load tool",
+            chrono::Utc::now().timestamp_millis(),
+            None,
+        )
+        .await
+        .expect("a token");
+    let _ = TOKEN.set(token);
+}
+
+/// `Authorization` for the tool's token, to put on requests made outside the router
+/// (WebSocket handshakes).
+pub fn bearer() -> String {
+    format!("Bearer {}", TOKEN.get().map_or("", String::as_str))
+}
+
 /// A number from the environment, else `default`.
 pub fn setting(name: &str, default: usize) -> usize {
     std::env::var(name)
@@ -94,6 +129,7 @@ pub async fn core_with_history(dir: &std::path::Path, runs: i64) -> (AppState, i
     .execute(state.store.pool())
     .await
     .expect("runs inserted");
+    authorize(&state, &["load-0", "load-1", "fanout"]).await;
     // What a server that has run a while reads from: the write-ahead log folded into the
     // database file, as SQLite's automatic checkpoints do between bursts of writes.
     sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -123,16 +159,34 @@ pub async fn post_json(router: &axum::Router, uri: &str, body: String) -> usize 
 }
 
 async fn send(router: &axum::Router, request: Request<Body>, uri: &str) -> usize {
+    try_send(router, request)
+        .await
+        .unwrap_or_else(|failure| panic!("{uri}: {failure}"))
+}
+
+/// GETs `uri` as [`get`] does, but returns a failure instead of stopping the tool.
+pub async fn try_get(router: &axum::Router, uri: &str) -> Result<usize, String> {
+    try_send(router, Request::get(uri).body(Body::empty()).unwrap()).await
+}
+
+async fn try_send(router: &axum::Router, mut request: Request<Body>) -> Result<usize, String> {
+    if TOKEN.get().is_some() {
+        request
+            .headers_mut()
+            .insert("authorization", bearer().parse().expect("a header value"));
+    }
     let response = router.clone().oneshot(request).await.unwrap();
     let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    assert_eq!(
-        status,
-        StatusCode::OK,
-        "{uri}: {}",
-        String::from_utf8_lossy(&body)
-    );
-    body.len()
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|error| error.to_string())?
+        .to_bytes();
+    if status != StatusCode::OK {
+        return Err(format!("{status}: {}", String::from_utf8_lossy(&body)));
+    }
+    Ok(body.len())
 }
 
 /// `clients` tasks GET `uri` one request after another for `period` (or until

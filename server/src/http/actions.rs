@@ -4,13 +4,16 @@
 //! its status does not allow, is refused with 409 and the reason.
 
 use super::{AppError, AppState};
+use crate::auth::{refusal_on_engine, Caller};
 use crate::source::{limits, now_ms, Command, CommandOutcome, StartRequest};
+use crate::store::identity::NewAuditEntry;
+use app::model::identity::{AuditEntry, AuditQuery, Grants, Role};
 use app::model::{is_valid_workflow_id, Action, ActionResponse, Priority};
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::{Extension, Json};
 use serde::Deserialize;
 use serde_json::Value;
 use tracing::Instrument;
@@ -61,6 +64,7 @@ fn answer(outcome: CommandOutcome) -> ActionResponse {
 /// Starts a run of a workflow type of the built-in engine.
 pub async fn start(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<ActionResponse>), AppError> {
     let body: StartBody = serde_json::from_slice(&body)
@@ -68,6 +72,9 @@ pub async fn start(
     let engine = state.engines.starter().ok_or_else(|| {
         AppError::Conflict("no engine that starts runs is running, so no run can be started".into())
     })?;
+    if let Some(refusal) = refusal_on_engine(&caller, Role::Operator, engine.id()) {
+        return Err(AppError::Forbidden(refusal));
+    }
     if body.tags.len() > limits::TAGS {
         return Err(AppError::BadRequest(format!(
             "at most {} tags",
@@ -86,6 +93,7 @@ pub async fn start(
             limits::NAME
         )));
     }
+    let workflow_type = body.workflow_type.clone();
     let outcome = engine
         .start(StartRequest {
             workflow_type: body.workflow_type,
@@ -93,12 +101,22 @@ pub async fn start(
                 .input
                 .unwrap_or_else(|| Value::Object(Default::default())),
             priority: body.priority,
-            triggered_by: body.triggered_by,
+            // Who started it, unless the request says on whose behalf.
+            triggered_by: body.triggered_by.or_else(|| Some(caller.actor.clone())),
             trigger_type: body.trigger_type.or_else(|| Some("api".into())),
             tags: body.tags,
         })
-        .await?;
-    Ok((StatusCode::CREATED, Json(answer(outcome))))
+        .await;
+    let said = outcome
+        .as_ref()
+        .map(|_| format!("a run of {workflow_type} started"))
+        .map_err(ToString::to_string);
+    let started = outcome
+        .as_ref()
+        .ok()
+        .map(|started| started.workflow_id.as_str());
+    audit_action(&state, &caller, "start", started, None, &said).await;
+    Ok((StatusCode::CREATED, Json(answer(outcome?))))
 }
 
 /// The one check of a workflow id taken from a request path.
@@ -112,6 +130,7 @@ pub(super) fn checked_id(id: &str) -> Result<(), AppError> {
 
 pub async fn act(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path((id, action)): Path<(String, String)>,
     body: Bytes,
 ) -> Result<Json<ActionResponse>, AppError> {
@@ -123,21 +142,105 @@ pub async fn act(
         serde_json::from_slice(&body)
             .map_err(|e| AppError::BadRequest(format!("unreadable body: {e}")))?
     };
-    perform(&state, &id, action, body.reason, body.from_step)
+    perform(&state, &caller, &id, action, body.reason, body.from_step)
         .await
         .map(Json)
 }
 
-/// Does an action to a run: the REST API and the pages' server function both come
-/// here, so they answer alike.
+/// Does an action to a run as `caller`: the REST API and the pages' server function both
+/// come here, so they answer alike, and every attempt on a run the caller may read is
+/// written to the audit log with its outcome.
 pub async fn perform(
     state: &AppState,
+    caller: &Caller,
     id: &str,
     action: Action,
     reason: Option<String>,
     from_step: Option<u32>,
 ) -> Result<ActionResponse, AppError> {
     checked_id(id)?;
+    let row = state
+        .store
+        .workflow_row(id)
+        .await?
+        .filter(|row| caller.sight().sees(&row.engine))
+        .ok_or_else(|| AppError::NotFound(format!("no workflow {id:?}")))?;
+    let outcome = act_on(state, caller, &row, action, reason.clone(), from_step).await;
+    let said = outcome
+        .as_ref()
+        .map(|answer| answer.message.clone())
+        .map_err(|error| error.body().message);
+    audit_action(state, caller, action.as_str(), Some(id), reason, &said).await;
+    outcome
+}
+
+/// Writes an operator's action and how it ended to the audit log.
+async fn audit_action(
+    state: &AppState,
+    caller: &Caller,
+    action: &str,
+    workflow_id: Option<&str>,
+    reason: Option<String>,
+    outcome: &Result<String, String>,
+) {
+    let (outcome, detail) = match outcome {
+        Ok(message) => ("ok", message.clone()),
+        Err(message) => ("refused", message.clone()),
+    };
+    super::auth::record(
+        state,
+        NewAuditEntry {
+            workflow_id: workflow_id.map(str::to_owned),
+            reason,
+            outcome: outcome.into(),
+            detail: Some(detail.chars().take(MAX_REASON).collect()),
+            ..super::auth::entry_by(caller, action)
+        },
+    )
+    .await;
+}
+
+/// The actions taken on a run the caller may read, newest first.
+pub async fn audit_of(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+) -> Result<Vec<AuditEntry>, AppError> {
+    checked_id(id)?;
+    let visible = state
+        .store
+        .workflow_row(id)
+        .await?
+        .is_some_and(|row| caller.sight().sees(&row.engine));
+    if !visible {
+        return Err(AppError::NotFound(format!("no workflow {id:?}")));
+    }
+    let page = state
+        .store
+        .audit(&AuditQuery {
+            workflow_id: Some(id.to_owned()),
+            limit: Some(RUN_AUDIT_SHOWN),
+            ..AuditQuery::default()
+        })
+        .await?;
+    Ok(page.entries)
+}
+
+/// How many of a run's audit entries its page shows.
+const RUN_AUDIT_SHOWN: u32 = 50;
+
+async fn act_on(
+    state: &AppState,
+    caller: &Caller,
+    row: &crate::store::rows::WorkflowRow,
+    action: Action,
+    reason: Option<String>,
+    from_step: Option<u32>,
+) -> Result<ActionResponse, AppError> {
+    let id = row.id.as_str();
+    if let Some(refusal) = refusal_on_engine(caller, Role::Operator, &row.engine) {
+        return Err(AppError::Forbidden(refusal));
+    }
     if reason.as_ref().is_some_and(|r| r.len() > MAX_REASON) {
         return Err(AppError::BadRequest(format!(
             "reason may be at most {MAX_REASON} bytes"
@@ -146,11 +249,6 @@ pub async fn perform(
     if from_step == Some(0) {
         return Err(AppError::BadRequest("from_step counts from 1".into()));
     }
-    let row = state
-        .store
-        .workflow_row(id)
-        .await?
-        .ok_or_else(|| AppError::NotFound(format!("no workflow {id:?}")))?;
     if let Some(refusal) = row.refusal(action) {
         return Err(AppError::Conflict(format!(
             "{refusal} (engine {})",
@@ -169,7 +267,9 @@ pub async fn perform(
         Action::Resume => Command::Resume,
         Action::Cancel => Command::Cancel { reason },
         Action::Retry => Command::Retry { from_step },
-        Action::Clone => Command::Clone { triggered_by: None },
+        Action::Clone => Command::Clone {
+            triggered_by: Some(caller.actor.clone()),
+        },
         Action::Terminate => Command::Terminate { reason },
     };
     let span = tracing::info_span!("engine_command", engine = %row.engine, workflow = %id, action = action.as_str());
@@ -180,6 +280,7 @@ pub async fn perform(
 /// The full execution trace as a JSON download.
 pub async fn export(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Response, AppError> {
     checked_id(&id)?;
@@ -187,6 +288,7 @@ pub async fn export(
         .store
         .workflow_trace(&id, now_ms())
         .await?
+        .filter(|trace| caller.sight().sees(&trace.engine))
         .ok_or_else(|| AppError::NotFound(format!("no workflow {id:?}")))?;
     let disposition = format!("attachment; filename=\"{id}.json\"");
     Ok(([(header::CONTENT_DISPOSITION, disposition)], Json(trace)).into_response())

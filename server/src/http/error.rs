@@ -10,6 +10,12 @@ use axum::Json;
 pub enum AppError {
     #[error("{0}")]
     BadRequest(String),
+    /// Not signed in, or the session or token no longer works.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Signed in without the role or scope the request needs (the message names it).
+    #[error("{0}")]
+    Forbidden(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -18,6 +24,12 @@ pub enum AppError {
     Unprocessable(String),
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// Too many attempts: try again after the given seconds.
+    #[error("{message}")]
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
     /// An engine or the store cannot take the request now; trying later may work.
     #[error("{0}")]
     Unavailable(String),
@@ -38,10 +50,13 @@ impl AppError {
     fn kind(&self) -> ErrorKind {
         match self {
             Self::BadRequest(_) => ErrorKind::BadRequest,
+            Self::Unauthorized(_) => ErrorKind::Unauthorized,
+            Self::Forbidden(_) => ErrorKind::Forbidden,
             Self::NotFound(_) => ErrorKind::NotFound,
             Self::Conflict(_) => ErrorKind::Conflict,
             Self::Unprocessable(_) => ErrorKind::Unprocessable,
             Self::PayloadTooLarge(_) => ErrorKind::PayloadTooLarge,
+            Self::TooManyRequests { .. } => ErrorKind::TooManyRequests,
             Self::Unavailable(_) => ErrorKind::Unavailable,
             Self::EventRefused { .. } => ErrorKind::EventRefused,
             Self::Internal(_) => ErrorKind::Internal,
@@ -115,6 +130,22 @@ pub async fn log_internal_errors(response: Response) -> Response {
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
         let mut response = (self.status(), Json(self.body())).into_response();
+        if let Self::TooManyRequests {
+            retry_after_secs, ..
+        } = &self
+        {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(*retry_after_secs),
+            );
+        }
+        if let Self::Unauthorized(_) = &self {
+            // RFC 9110: a 401 says how to authenticate.
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"stepline\""),
+            );
+        }
         if let Self::Internal(cause) = &self {
             let cause = InternalCause(std::sync::Arc::new(chain(cause.as_ref())));
             response.extensions_mut().insert(cause);

@@ -2,13 +2,14 @@
 //! source events. A batch is applied atomically; a refused event is named by its index.
 
 use super::{AppError, AppState};
+use crate::auth::Caller;
 use crate::engines::ingest;
 use crate::source::{ApplyError, Batch, Refusal, Sink, SourceEvent};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::Json;
+use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
 /// A pushed batch, before each event is checked.
@@ -27,6 +28,7 @@ pub struct Accepted {
 
 pub async fn push_events(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Accepted>, AppError> {
     let body = body.map_err(|e| match e.status() {
@@ -42,6 +44,13 @@ pub async fn push_events(
         ))
     })?;
     let source = ingest::engine_id(&raw.source).map_err(AppError::BadRequest)?;
+    // Only a token for this very source may write its runs.
+    if !caller.may_ingest(&raw.source) {
+        return Err(AppError::Forbidden(format!(
+            "{} may not push events as {:?}: a token with the scope ingest:{} is needed",
+            caller.actor, raw.source, raw.source
+        )));
+    }
     if raw.events.is_empty() {
         return Err(AppError::Unprocessable("the batch has no events".into()));
     }

@@ -2,25 +2,32 @@
 //! router over the shared application state.
 
 pub mod actions;
+mod admin;
+pub mod auth;
 mod error;
 mod gantt;
+mod headers;
 mod ingest;
+pub mod routes;
 mod serve;
 mod workflows;
 
 pub use error::{log_internal_errors, server_fn_status, AppError};
+pub use headers::{page_policy, security_headers};
 pub use serve::{serve, ConnectionLimits};
 
+use crate::auth::Caller;
 use crate::live::{ws, LiveHub, SnapshotSource};
 use crate::projector::Projector;
 use crate::source::now_ms;
 use crate::source::Engines;
 use crate::store::Store;
 use app::api::{Operations, ReadError, ReadModel};
+use app::model::identity::{AuditEntry, Grants, Sight};
 use app::model::{Action, ActionResponse, ErrorBody};
 use app::model::{ListQuery, Workflow, WorkflowDetail, WorkflowList};
 use axum::extract::{DefaultBodyLimit, FromRef};
-use axum::routing::{any, get, post};
+use axum::routing::{any, delete, get, patch, post, MethodRouter};
 use axum::Router;
 use leptos::config::LeptosOptions;
 use std::sync::Arc;
@@ -35,7 +42,16 @@ pub struct AppState {
     pub engines: Engines,
     /// How the followed engines (Temporal sources) are doing.
     pub health: crate::engines::health::HealthBoard,
+    /// Sessions' lifetimes and the sign-in throttle.
+    pub auth: Arc<AuthRuntime>,
     pub leptos_options: LeptosOptions,
+}
+
+/// What signing in and sessions need while serving.
+#[derive(Default)]
+pub struct AuthRuntime {
+    pub settings: crate::auth::AuthSettings,
+    pub throttle: crate::auth::SignInThrottle,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -44,70 +60,78 @@ impl FromRef<AppState> for LeptosOptions {
     }
 }
 
-impl FromRef<AppState> for ws::LiveEndpoint {
-    fn from_ref(state: &AppState) -> Self {
-        ws::LiveEndpoint {
-            hub: state.hub.clone(),
-            snapshots: Arc::new(state.reader()),
-        }
-    }
-}
-
 impl AppState {
-    /// The read side for pages, server functions and snapshots.
+    /// The read side as Stepline itself sees it: every engine.
     pub fn reader(&self) -> StoreReader {
+        self.reader_for(None)
+    }
+
+    /// The read side for pages, server functions and snapshots, as `caller` may see it
+    /// (`None`: everything; for Stepline's own use, such as the live hub's snapshots of
+    /// a caller already checked).
+    pub fn reader_for(&self, caller: Option<Caller>) -> StoreReader {
         StoreReader {
             store: self.store.clone(),
             hub: self.hub.clone(),
             health: self.health.clone(),
+            sight: caller.as_ref().map_or(Sight::Everything, Grants::sight),
+            caller,
         }
     }
 }
 
-/// The API routes (without the pages).
+/// The API routes (without the pages), each with its authorization rule from
+/// [`routes::API`]: adding a route that has none stops the router from being built.
 pub fn api_router() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/api/platform/orchestration/workflows",
+    use routes::*;
+    let with_rule =
+        |router: Router<AppState>, path: &'static str, methods: MethodRouter<AppState>| {
+            assert!(
+                API.iter().any(|rule| rule.path == path),
+                "the route {path} has no authorization rule in http::routes::API"
+            );
+            router.route(path, methods)
+        };
+    let mut router = Router::new();
+    for (path, methods) in [
+        (
+            WORKFLOWS,
             get(workflows::list)
                 .post(actions::start)
                 .layer(DefaultBodyLimit::max(actions::MAX_START_BYTES)),
-        )
-        .route(
-            "/api/platform/orchestration/workflows/{id}",
-            get(workflows::detail),
-        )
-        .route(
-            "/api/platform/orchestration/workflows/{id}/{action}",
-            post(actions::act),
-        )
-        .route(
-            "/api/platform/orchestration/workflows/{id}/export",
-            get(actions::export),
-        )
-        .route(
-            "/api/platform/orchestration/workflows/{id}/gantt.svg",
-            get(gantt::svg),
-        )
-        .route(
-            "/api/platform/orchestration/events",
+        ),
+        (WORKFLOW, get(workflows::detail)),
+        (WORKFLOW_ACTION, post(actions::act)),
+        (WORKFLOW_EXPORT, get(actions::export)),
+        (WORKFLOW_GANTT, get(gantt::svg)),
+        (
+            EVENTS,
             post(ingest::push_events).layer(DefaultBodyLimit::max(
                 crate::engines::ingest::MAX_BATCH_BYTES,
             )),
-        )
-        .route(
-            "/api/platform/orchestration/analytics",
-            get(workflows::analytics),
-        )
-        .route(
-            "/api/platform/orchestration/engines",
-            get(workflows::engines),
-        )
-        .route("/api/health", get(|| async { "ok" }))
+        ),
+        (ANALYTICS, get(workflows::analytics)),
+        (ENGINES, get(workflows::engines)),
+        (AUDIT, get(admin::audit)),
+        (HEALTH, get(|| async { "ok" })),
+        (
+            SIGN_IN,
+            post(auth::sign_in).layer(DefaultBodyLimit::max(16 * 1024)),
+        ),
+        (SIGN_IN_PAGE, get(auth::sign_in_page)),
+        (SIGN_OUT, post(auth::sign_out)),
+        (ME, get(auth::me)),
+        (USERS, get(admin::users).post(admin::create_user)),
+        (USER, patch(admin::update_user)),
+        (TOKENS, get(admin::tokens).post(admin::create_token)),
+        (TOKEN, delete(admin::revoke_token)),
         // Unknown API paths answer in JSON, not with the app's HTML 404 page.
-        .route("/api/{*rest}", any(api_not_found))
-        .route("/ws/orchestration", get(ws::handler))
-        .layer(axum::middleware::map_response(error::json_errors))
+        (UNKNOWN_API, any(api_not_found)),
+        (LIVE, get(ws::handler)),
+    ] {
+        router = with_rule(router, path, methods);
+    }
+    router.layer(axum::middleware::map_response(error::json_errors))
 }
 
 /// The span of a request: method, matched route (not the raw path: ids stay out of span
@@ -141,16 +165,19 @@ async fn api_not_found() -> AppError {
     AppError::NotFound("no such API route".into())
 }
 
-/// Operators' actions for the pages' server functions: the REST API's rules.
+/// Operators' actions for the pages' server functions: the REST API's rules, as the
+/// signed-in caller.
 #[derive(Clone)]
 pub struct PageOperations {
     state: AppState,
+    caller: Option<Caller>,
 }
 
 impl AppState {
-    pub fn operations(&self) -> PageOperations {
+    pub fn operations_for(&self, caller: Option<Caller>) -> PageOperations {
         PageOperations {
             state: self.clone(),
+            caller,
         }
     }
 }
@@ -164,7 +191,19 @@ impl Operations for PageOperations {
         reason: Option<String>,
         from_step: Option<u32>,
     ) -> Result<ActionResponse, ErrorBody> {
-        actions::perform(&self.state, id, action, reason, from_step)
+        let caller = self.caller.as_ref().ok_or_else(|| {
+            AppError::Unauthorized("sign in to act on runs".into()).into_logged_body()
+        })?;
+        actions::perform(&self.state, caller, id, action, reason, from_step)
+            .await
+            .map_err(AppError::into_logged_body)
+    }
+
+    async fn audit_of(&self, id: &str) -> Result<Vec<AuditEntry>, ErrorBody> {
+        let caller = self.caller.as_ref().ok_or_else(|| {
+            AppError::Unauthorized("sign in to read the audit log".into()).into_logged_body()
+        })?;
+        actions::audit_of(&self.state, caller, id)
             .await
             .map_err(AppError::into_logged_body)
     }
@@ -176,6 +215,23 @@ pub struct StoreReader {
     store: Store,
     hub: Arc<LiveHub>,
     health: crate::engines::health::HealthBoard,
+    /// Whose reads these are, and which engines' runs they may see.
+    caller: Option<Caller>,
+    sight: Sight,
+}
+
+impl StoreReader {
+    /// Refuses a read that covers every engine (analytics) to a caller who may read only
+    /// some.
+    fn require_everything(&self, what: &str) -> Result<(), ReadError> {
+        match (&self.sight, &self.caller) {
+            (Sight::Engines(_), Some(caller)) => Err(ReadError::Forbidden(format!(
+                "{what} cover every engine; {} may read only some (the viewer role on every engine is needed)",
+                caller.actor
+            ))),
+            _ => Ok(()),
+        }
+    }
 }
 
 #[async_trait::async_trait]
@@ -188,7 +244,7 @@ impl ReadModel for StoreReader {
         let seq = self.hub.current_seq();
         let mut list = self
             .store
-            .list_workflows(query, now_ms())
+            .list_workflows_seen(query, now_ms(), self.sight.patterns())
             .await
             .map_err(|e| ReadError::Store(e.into()))?;
         list.seq = Some(seq);
@@ -200,6 +256,7 @@ impl ReadModel for StoreReader {
         &self,
         window: app::model::analytics::Window,
     ) -> Result<app::model::analytics::Analytics, ReadError> {
+        self.require_everything("analytics")?;
         crate::analytics::analytics(&self.store, window, now_ms())
             .await
             .map_err(|e| ReadError::Store(e.into()))
@@ -209,6 +266,7 @@ impl ReadModel for StoreReader {
         &self,
         workflow_type: &str,
     ) -> Result<Vec<app::model::analytics::StepNorm>, ReadError> {
+        self.require_everything("step norms")?;
         let window =
             app::model::analytics::Window::Period(app::model::analytics::STEP_NORMS_WINDOW);
         crate::analytics::step_norms(&self.store, workflow_type, window, now_ms())
@@ -219,7 +277,7 @@ impl ReadModel for StoreReader {
     async fn stats(&self) -> Result<app::model::WorkflowStats, ReadError> {
         let mut stats = self
             .store
-            .stats(now_ms())
+            .stats_seen(now_ms(), self.sight.patterns())
             .await
             .map_err(|e| ReadError::Store(e.into()))?;
         stats.engines = self.health.snapshot();
@@ -227,19 +285,25 @@ impl ReadModel for StoreReader {
     }
 
     async fn workflow_detail(&self, id: &str) -> Result<Option<WorkflowDetail>, ReadError> {
-        self.store
+        let detail = self
+            .store
             .workflow_detail(id, now_ms())
             .await
-            .map_err(|e| ReadError::Store(e.into()))
+            .map_err(|e| ReadError::Store(e.into()))?;
+        // A run of an engine the caller may not read is as unknown to them.
+        Ok(detail.filter(|detail| self.sight.sees(&detail.engine)))
     }
 }
 
 #[async_trait::async_trait]
 impl SnapshotSource for StoreReader {
     async fn rows(&self, ids: &[String]) -> Result<Vec<Workflow>, String> {
-        self.store
+        let mut rows = self
+            .store
             .workflows_by_id(ids, now_ms())
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        rows.retain(|row| self.sight.sees(&row.engine));
+        Ok(rows)
     }
 }

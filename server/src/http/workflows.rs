@@ -1,30 +1,34 @@
 //! `GET .../workflows`, `GET .../workflows/{id}` and `GET .../analytics`.
 
 use super::{AppError, AppState};
+use crate::auth::Caller;
 use crate::source::now_ms;
 use app::api::{ReadError, ReadModel};
 use app::model::analytics::{Analytics, Window};
+use app::model::identity::Grants;
 use app::model::{ListQuery, StepsPage, WorkflowDetail, WorkflowList};
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::Json;
+use axum::{Extension, Json};
 
-fn read_error(error: ReadError) -> AppError {
+pub(super) fn read_error(error: ReadError) -> AppError {
     match error {
         ReadError::BadQuery(e) => AppError::BadRequest(e.to_string()),
+        ReadError::Forbidden(message) => AppError::Forbidden(message),
         ReadError::Store(cause) => AppError::internal(cause),
     }
 }
 
 pub async fn list(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<WorkflowList>, AppError> {
     let Query(params) = params.map_err(|e| AppError::BadRequest(e.body_text()))?;
     let query = ListQuery::from_params(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(|e| AppError::BadRequest(e.to_string()))?;
     state
-        .reader()
+        .reader_for(Some(caller))
         .list_workflows(&query)
         .await
         .map(Json)
@@ -35,6 +39,7 @@ pub async fn list(
 /// steps (from step 1, [`StepsPage::DEFAULT_LIMIT`] of them, when not said).
 pub async fn detail(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<WorkflowDetail>, AppError> {
@@ -63,6 +68,8 @@ pub async fn detail(
         .store
         .workflow_detail_page(&id, now_ms(), from, limit)
         .await?
+        // A run of an engine the caller may not read is as unknown to them.
+        .filter(|detail| caller.sight().sees(&detail.engine))
         .map(Json)
         .ok_or_else(|| AppError::NotFound(format!("no workflow {id:?}")))
 }
@@ -70,13 +77,14 @@ pub async fn detail(
 /// `GET .../analytics?period=1h|24h|7d` (24h when absent), or `?from=...&to=...`.
 pub async fn analytics(
     State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
     params: Result<Query<Vec<(String, String)>>, QueryRejection>,
 ) -> Result<Json<Analytics>, AppError> {
     let Query(params) = params.map_err(|e| AppError::BadRequest(e.body_text()))?;
     let window = Window::from_params(params.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(AppError::BadRequest)?;
     state
-        .reader()
+        .reader_for(Some(caller))
         .analytics(window)
         .await
         .map(Json)

@@ -29,6 +29,9 @@ const FANOUT_CAPACITY: usize = 4_096;
 pub struct Published {
     pub seq: u64,
     pub workflow_id: Option<String>,
+    /// The engine of the run it is about, when known: a client that may read only some
+    /// engines gets only their events.
+    pub engine: Option<String>,
     pub json: String,
 }
 
@@ -85,6 +88,11 @@ impl LiveHub {
 
     /// Numbers and sends events, in order.
     pub fn publish(&self, events: Vec<LiveEvent>) {
+        self.publish_of(None, events);
+    }
+
+    /// Publishes events about runs of `engine`.
+    pub fn publish_of(&self, engine: Option<&str>, events: Vec<LiveEvent>) {
         if events.is_empty() {
             return;
         }
@@ -104,6 +112,7 @@ impl LiveHub {
             let published = Arc::new(Published {
                 seq,
                 workflow_id,
+                engine: engine.map(str::to_owned),
                 json,
             });
             while ring.events.len() >= RING_CAPACITY

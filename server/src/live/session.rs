@@ -3,6 +3,7 @@
 //! reconnecting client missed, and resyncs a client that fell behind.
 
 use super::{LiveHub, Published, Replay};
+use app::model::identity::Sight;
 use app::model::{
     is_valid_workflow_id, ClientMessage, LiveEvent, LiveMessage, Subscription, Workflow,
 };
@@ -28,6 +29,8 @@ struct Session<S> {
     snapshots: Arc<dyn SnapshotSource>,
     all: bool,
     ids: HashSet<String>,
+    /// The engines whose runs this client may see.
+    sight: Sight,
     /// The newest seq this client has been brought up to.
     last_sent: u64,
 }
@@ -40,11 +43,17 @@ where
     S: Sink<String> + Unpin,
 {
     fn follows(&self, published: &Published) -> bool {
-        self.all
-            || published
-                .workflow_id
-                .as_ref()
-                .is_some_and(|id| self.ids.contains(id))
+        let visible = match (&self.sight, &published.engine) {
+            (Sight::Everything, _) => true,
+            (sight, Some(engine)) => sight.sees(engine),
+            (_, None) => published.workflow_id.is_none(),
+        };
+        visible
+            && (self.all
+                || published
+                    .workflow_id
+                    .as_ref()
+                    .is_some_and(|id| self.ids.contains(id)))
     }
 
     async fn send_text(&mut self, text: String) -> Result<(), Gone> {
@@ -196,6 +205,7 @@ where
 pub async fn run_session<S, R>(
     hub: Arc<LiveHub>,
     snapshots: Arc<dyn SnapshotSource>,
+    sight: Sight,
     outgoing: S,
     mut incoming: R,
 ) where
@@ -209,6 +219,7 @@ pub async fn run_session<S, R>(
         snapshots,
         all: false,
         ids: HashSet::new(),
+        sight,
         last_sent: start,
     };
     if session.send_event(LiveEvent::Hello {}).await.is_err() {

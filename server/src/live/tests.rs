@@ -96,7 +96,13 @@ impl Client {
     fn connect(hub: Arc<LiveHub>) -> Self {
         let (to_server, incoming) = mpsc::unbounded();
         let (outgoing, from_server) = mpsc::unbounded();
-        tokio::spawn(run_session(hub, Arc::new(NoRows), outgoing, incoming));
+        tokio::spawn(run_session(
+            hub,
+            Arc::new(NoRows),
+            app::model::identity::Sight::Everything,
+            outgoing,
+            incoming,
+        ));
         Self {
             to_server,
             from_server,

@@ -1,9 +1,12 @@
 //! The `/ws/orchestration` endpoint: adapts axum's WebSocket to a live session.
 
 use super::{run_session, LiveHub, SnapshotSource};
+use crate::auth::Caller;
+use app::model::identity::{Grants, Sight};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
+use axum::Extension;
 use futures::{future, SinkExt, StreamExt};
 use std::sync::Arc;
 
@@ -15,14 +18,26 @@ const MAX_CLIENT_MESSAGE: usize = 64 * 1024;
 const READ_BUFFER: usize = 4 * 1024;
 const WRITE_BUFFER: usize = 16 * 1024;
 
-/// What the endpoint needs.
+/// What one connection needs: the hub, where its snapshots come from, and which
+/// engines' runs its caller may see.
 #[derive(Clone)]
 pub struct LiveEndpoint {
     pub hub: Arc<LiveHub>,
     pub snapshots: Arc<dyn SnapshotSource>,
+    pub sight: Sight,
 }
 
-pub async fn handler(State(endpoint): State<LiveEndpoint>, upgrade: WebSocketUpgrade) -> Response {
+/// `GET /ws/orchestration`: the live endpoint, for a caller already allowed to read.
+pub async fn handler(
+    State(state): State<crate::http::AppState>,
+    Extension(caller): Extension<Caller>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let endpoint = LiveEndpoint {
+        hub: state.hub.clone(),
+        sight: caller.sight(),
+        snapshots: Arc::new(state.reader_for(Some(caller))),
+    };
     // The frame bound too: otherwise a 16 MiB frame is read whole before the message
     // bound refuses it.
     upgrade
@@ -50,6 +65,7 @@ async fn serve(endpoint: LiveEndpoint, socket: WebSocket) {
     run_session(
         endpoint.hub,
         endpoint.snapshots,
+        endpoint.sight,
         Box::pin(outgoing),
         Box::pin(incoming),
     )

@@ -12,7 +12,8 @@ use crate::source::{
     now_ms, ApplyError, Batch, Change, Millis, Refusal, SetAside, Sink, SourceEvent,
 };
 use crate::store::rollup::Rollup;
-use crate::store::{Store, StoreError, Writer};
+use crate::store::rows::{StepRow, WorkflowRow};
+use crate::store::{Store, StoreError};
 use app::model::{Capabilities, LiveEvent};
 use apply::WorkflowState;
 use std::collections::HashMap;
@@ -61,10 +62,31 @@ pub struct Projector {
 }
 
 impl Projector {
-    /// Starts the projector task over `store`, publishing to `hub`.
+    /// Starts the projector over `store`, publishing to `hub`, on a thread of its own:
+    /// each of its statements' answers wakes it at once, never behind the pages' and
+    /// readers' tasks queued on the shared runtime (under 16 busy readers, ingest went
+    /// from tens of thousands of events a second to a few thousand when it shared it).
+    /// The thread ends when the last handle is dropped.
     pub fn spawn(store: Store, hub: Arc<LiveHub>) -> Self {
         let (requests, inbox) = mpsc::channel(256);
-        tokio::spawn(run(store, hub, inbox));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .thread_name("stepline-projector")
+            .build();
+        match runtime {
+            Ok(runtime) => {
+                // Without its thread nothing can be stored: better to stop at start.
+                std::thread::Builder::new()
+                    .name("stepline-projector".into())
+                    .spawn(move || runtime.block_on(run(store, hub, inbox)))
+                    .expect("the operating system gives the projector a thread");
+            }
+            Err(error) => {
+                // Without a runtime of its own it shares the caller's.
+                tracing::warn!(%error, "the projector runs on the shared runtime");
+                tokio::spawn(run(store, hub, inbox));
+            }
+        }
         Self { requests }
     }
 
@@ -109,7 +131,7 @@ async fn run(store: Store, hub: Arc<LiveHub>, mut inbox: mpsc::Receiver<Request>
                 let result = apply_events(&store, batch, atomicity, now_ms()).await;
                 let answer = match result {
                     Ok(applied) => {
-                        hub.publish(applied.live);
+                        hub.publish_of(Some(&engine), applied.live);
                         Ok(applied.set_aside)
                     }
                     Err(error) => {
@@ -125,7 +147,11 @@ async fn run(store: Store, hub: Arc<LiveHub>, mut inbox: mpsc::Receiver<Request>
             }
             _ = sweep.tick() => {
                 match sweep_sla(&store, now_ms()).await {
-                    Ok(events) => hub.publish(events),
+                    Ok(crossings) => {
+                        for (engine, events) in crossings {
+                            hub.publish_of(Some(&engine), events);
+                        }
+                    }
                     Err(cause) => tracing::error!(%cause, "SLA sweep failed"),
                 }
             }
@@ -161,6 +187,14 @@ pub async fn apply_events(
         positions,
     } = batch;
     let mut writer = store.begin().await?;
+    // Every run the batch names that exists, read at once (a cost per batch, not per
+    // event); a run is taken from here the first time an event touches it.
+    let mut stored = {
+        let mut named: Vec<&str> = events.iter().map(|e| e.workflow_id.as_str()).collect();
+        named.sort_unstable();
+        named.dedup();
+        writer.runs(&named).await?
+    };
     let mut states: HashMap<String, WorkflowState> = HashMap::new();
     let mut order: Vec<String> = Vec::new();
     let mut out = Vec::new();
@@ -175,7 +209,7 @@ pub async fn apply_events(
         let event = fit::fit(event);
         let id = &event.workflow_id;
         let outcome = apply_one(
-            &mut writer,
+            &mut stored,
             (&engine, capabilities),
             &event,
             now,
@@ -183,10 +217,9 @@ pub async fn apply_events(
             &mut order,
             &mut out,
         );
-        match outcome.await {
+        match outcome {
             Ok(()) => {}
-            Err(Step::Store(error)) => return Err(error),
-            Err(Step::Refused(refusal)) => match atomicity {
+            Err(refusal) => match atomicity {
                 Atomicity::Batch => {
                     return Err(ApplyError::Refused {
                         index,
@@ -232,11 +265,24 @@ pub async fn apply_events(
                 rollup.add_run(&state.row, state.steps.values());
             }
         }
-        writer.save_workflow(&state.row).await?;
-        for step_number in &state.dirty_steps {
-            writer.save_step(id, &state.steps[step_number]).await?;
-        }
-        writer.append_logs(id, &state.new_logs).await?;
+    }
+    // Written a table at a time, many rows to a statement: runs before their steps,
+    // steps before the log lines that count against them.
+    let runs: Vec<&WorkflowState> = order.iter().map(|id| &states[id]).collect();
+    let rows: Vec<_> = runs.iter().map(|state| &state.row).collect();
+    writer.save_workflows(&rows).await?;
+    let steps: Vec<_> = runs
+        .iter()
+        .flat_map(|state| {
+            state
+                .dirty_steps
+                .iter()
+                .map(|number| (state.row.id.as_str(), &state.steps[number]))
+        })
+        .collect();
+    writer.save_steps(&steps).await?;
+    for state in &runs {
+        writer.append_logs(&state.row.id, &state.new_logs).await?;
     }
     if !rollup.is_empty() {
         writer.add_rollup(rollup).await?;
@@ -251,67 +297,59 @@ pub async fn apply_events(
     })
 }
 
-/// Why one event was not applied: the store failed (the whole batch fails), or the event
-/// was refused.
-enum Step {
-    Store(ApplyError),
-    Refused(Refusal),
-}
-
-impl<E: Into<ApplyError>> From<E> for Step {
-    fn from(error: E) -> Self {
-        Self::Store(error.into())
-    }
-}
-
-/// Applies one event to its run's state, loading the run first if the batch has not
-/// touched it yet.
-async fn apply_one(
-    writer: &mut Writer,
+/// Applies one event to its run's state, taking the run from what the batch read of the
+/// store the first time the batch touches it.
+fn apply_one(
+    stored: &mut HashMap<String, (WorkflowRow, Vec<StepRow>)>,
     (engine, capabilities): (&str, Capabilities),
     event: &SourceEvent,
     now: Millis,
     states: &mut HashMap<String, WorkflowState>,
     order: &mut Vec<String>,
     out: &mut Vec<LiveEvent>,
-) -> Result<(), Step> {
+) -> Result<(), Refusal> {
     let id = &event.workflow_id;
     if let Change::WorkflowStarted(start) = &event.change {
-        if states.contains_key(id) || writer.workflow(id).await?.is_some() {
-            return Err(Step::Refused(Refusal::AlreadyExists(id.clone())));
+        if states.contains_key(id) || stored.contains_key(id) {
+            return Err(Refusal::AlreadyExists(id.clone()));
         }
-        let state = apply::start(event, start, engine, capabilities, now).map_err(Step::Refused)?;
+        let state = apply::start(event, start, engine, capabilities, now)?;
         states.insert(id.clone(), state);
         order.push(id.clone());
         return Ok(());
     }
     if !states.contains_key(id) {
-        let Some(row) = writer.workflow(id).await? else {
-            return Err(Step::Refused(Refusal::UnknownWorkflow(id.clone())));
+        let Some((row, steps)) = stored.remove(id) else {
+            return Err(Refusal::UnknownWorkflow(id.clone()));
         };
         if row.engine != engine {
-            return Err(Step::Refused(Refusal::Invalid(format!(
+            let refusal = Refusal::Invalid(format!(
                 "workflow {id:?} belongs to engine {:?}",
                 row.engine
-            ))));
+            ));
+            // Put back: a later event of the batch about it is refused the same way.
+            stored.insert(id.clone(), (row, steps));
+            return Err(refusal);
         }
-        let steps = writer.steps(id).await?;
         states.insert(id.clone(), WorkflowState::loaded(row, steps));
         order.push(id.clone());
     }
     let state = states.get_mut(id).expect("inserted above");
-    apply::apply(state, event, now, out).map_err(Step::Refused)
+    apply::apply(state, event, now, out)
 }
 
 /// Moves on the SLA status of runs that crossed 90 % or 100 % of their target since
-/// their last change, and returns the live events of the crossings.
-pub async fn sweep_sla(store: &Store, now: Millis) -> Result<Vec<LiveEvent>, StoreError> {
+/// their last change, and returns the live events of the crossings, by engine.
+pub async fn sweep_sla(
+    store: &Store,
+    now: Millis,
+) -> Result<Vec<(String, Vec<LiveEvent>)>, StoreError> {
     let candidates = store.sla_candidates(now).await?;
-    let mut out = Vec::new();
+    let mut out: Vec<(String, Vec<LiveEvent>)> = Vec::new();
     if candidates.is_empty() {
         return Ok(out);
     }
-    let mut writer = store.begin().await?;
+    let mut moved = Vec::new();
     for mut row in candidates {
         let before = row.sla_status;
         row.sla_status = row.sla_at(now);
@@ -319,12 +357,24 @@ pub async fn sweep_sla(store: &Store, now: Millis) -> Result<Vec<LiveEvent>, Sto
             continue;
         }
         row.updated_ms = now.max(row.updated_ms + 1);
-        writer.save_workflow(&row).await?;
-        apply::push_sla_crossing(&row, before, now, &mut out);
-        out.push(LiveEvent::WorkflowUpdated {
+        let mut events = Vec::new();
+        apply::push_sla_crossing(&row, before, now, &mut events);
+        events.push(LiveEvent::WorkflowUpdated {
             workflow: Box::new(row.to_wire(now)),
         });
+        match out.iter_mut().find(|(engine, _)| *engine == row.engine) {
+            Some((_, of_engine)) => of_engine.extend(events),
+            None => out.push((row.engine.clone(), events)),
+        }
+        moved.push(row);
     }
+    if moved.is_empty() {
+        return Ok(out);
+    }
+    let mut writer = store.begin().await?;
+    writer
+        .save_workflows(&moved.iter().collect::<Vec<_>>())
+        .await?;
     writer.commit().await?;
     Ok(out)
 }

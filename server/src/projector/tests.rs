@@ -499,6 +499,9 @@ async fn sla_moves_to_at_risk_and_breached_as_time_passes() {
     assert!(sweep_sla(&store, T0 + 89_000).await.unwrap().is_empty());
 
     let at_risk = sweep_sla(&store, T0 + 90_000).await.unwrap();
+    assert_eq!(at_risk.len(), 1, "one engine's crossings");
+    let (engine, at_risk) = &at_risk[0];
+    assert_eq!(engine, "custom:test");
     assert!(matches!(
         at_risk.as_slice(),
         [
@@ -516,7 +519,7 @@ async fn sla_moves_to_at_risk_and_breached_as_time_passes() {
 
     let breached = sweep_sla(&store, T0 + 100_001).await.unwrap();
     assert!(matches!(
-        breached.first(),
+        breached.first().and_then(|(_, events)| events.first()),
         Some(LiveEvent::SlaBreached { .. })
     ));
     let detail = store

@@ -1,6 +1,7 @@
 //! The read model's storage: SQLite (WAL) through sqlx. The projector is its only writer;
 //! everything else reads.
 
+pub mod identity;
 mod recall;
 mod retention;
 pub mod rollup;
@@ -75,10 +76,19 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+/// Connections that read at once. Reads beyond them wait their turn: on a small machine
+/// more threads reading would only take the processor from the writer.
+const READ_CONNECTIONS: u32 = 4;
+
 /// The handle on the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
+    /// Where every read runs.
     pool: SqlitePool,
+    /// The one connection every write runs on, kept open for the life of the store: the
+    /// single writer never queues behind readers for a connection, and writes queue
+    /// behind each other here rather than on SQLite's lock.
+    writes: SqlitePool,
 }
 
 impl Store {
@@ -107,17 +117,16 @@ impl Store {
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        let mut pool_options = SqlitePoolOptions::new()
-            // An in-memory database lives in one connection only.
-            .max_connections(if in_memory { 1 } else { 8 });
-        if in_memory {
-            // ... and dies with it: the pool must never close it for its age or for being
-            // idle (sqlx's defaults, 30 and 10 minutes), or every table is gone.
-            pool_options = pool_options
+        // An in-memory database lives in one connection only, and dies with it: the pool
+        // must never close it for its age or for being idle (sqlx's defaults, 30 and 10
+        // minutes), or every table is gone. The writer's connection is kept the same way.
+        let kept_open = |connections: u32| {
+            SqlitePoolOptions::new()
+                .max_connections(connections)
                 .min_connections(1)
                 .max_lifetime(None)
-                .idle_timeout(None);
-        }
+                .idle_timeout(None)
+        };
         // Incremental auto-vacuum (retention then gives freed pages back) can only be
         // chosen when the file is created, so a new database gets it and an older one
         // keeps reusing its free pages. It is chosen by one connection that creates the
@@ -134,9 +143,17 @@ impl Store {
                 .close()
                 .await?;
         }
-        let pool = pool_options.connect_with(options).await?;
-        sqlx::migrate!("../migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
+        let writes = kept_open(1).connect_with(options.clone()).await?;
+        sqlx::migrate!("../migrations/sqlite").run(&writes).await?;
+        let pool = if in_memory {
+            writes.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(READ_CONNECTIONS)
+                .connect_with(options)
+                .await?
+        };
+        Ok(Self { pool, writes })
     }
 
     /// A write transaction that holds the write lock from its start (waiting for it up to
@@ -146,13 +163,19 @@ impl Store {
     pub(crate) async fn write_transaction(
         &self,
     ) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+        Ok(self.writes.begin_with("BEGIN IMMEDIATE").await?)
     }
 
-    /// The database itself, for benchmarks and tests that load or break it in bulk;
-    /// the server reaches it only through the methods here.
+    /// The database's read connections, for benchmarks and tests that load or inspect it
+    /// in bulk; the server reaches it only through the methods here.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
+    }
+
+    /// Closes every connection: each later read or write fails.
+    pub async fn close(&self) {
+        self.pool.close().await;
+        self.writes.close().await;
     }
 
     /// A page of the list, its total and the stats line.
@@ -160,6 +183,17 @@ impl Store {
         &self,
         query: &ListQuery,
         now: Millis,
+    ) -> Result<WorkflowList, StoreError> {
+        self.list_workflows_seen(query, now, None).await
+    }
+
+    /// The list as someone who may read only the engines `sight` names sees it
+    /// (`None`: every engine): its rows, totals and stats count only those engines' runs.
+    pub async fn list_workflows_seen(
+        &self,
+        query: &ListQuery,
+        now: Millis,
+        sight: Option<&[String]>,
     ) -> Result<WorkflowList, StoreError> {
         let limit = query.effective_limit();
         let cursor = query.cursor.as_deref().and_then(Cursor::decode);
@@ -169,7 +203,7 @@ impl Store {
             Some(text) => Some(self.search(text).await?),
             None => None,
         };
-        let mut page = runs_matching("SELECT workflows.*", query, found.as_ref());
+        let mut page = runs_matching("SELECT workflows.*", query, found.as_ref(), sight);
         let (before, order) = match query.sort {
             Sort::Newest => ("<", "DESC"),
             Sort::Oldest => (">", "ASC"),
@@ -203,7 +237,7 @@ impl Store {
             None
         };
 
-        let (mut total, total_capped) = self.matching(query, found.as_ref()).await?;
+        let (mut total, total_capped) = self.matching(query, found.as_ref(), sight).await?;
         if single_page {
             total = total.min(u64::from(limit));
             rows.truncate(limit as usize);
@@ -213,7 +247,7 @@ impl Store {
             workflows: rows.iter().map(|row| row.to_wire(now)).collect(),
             total,
             total_capped: total_capped && !single_page,
-            stats: self.stats(now).await?,
+            stats: self.stats_seen(now, sight).await?,
             next_cursor,
             seq: None,
         })
@@ -226,16 +260,17 @@ impl Store {
         &self,
         query: &ListQuery,
         found: Option<&Found>,
+        sight: Option<&[String]>,
     ) -> Result<(u64, bool), StoreError> {
         if found.is_none() && query.since.is_none() && query.until.is_none() {
             let mut sum = QueryBuilder::<Sqlite>::new(
                 "SELECT COALESCE(SUM(runs), 0) FROM workflow_counts WHERE 1=1",
             );
-            push_filters(&mut sum, query);
+            push_filters(&mut sum, query, sight);
             let total: i64 = sum.build_query_scalar().fetch_one(&self.pool).await?;
             return Ok((u64::try_from(total).unwrap_or(0), false));
         }
-        if let Some(found) = found {
+        if let Some(found) = found.filter(|_| sight.is_none()) {
             // A search and nothing else (whatever other filters come to exist): every run
             // it found matches, so it counts them itself.
             let search_only = ListQuery {
@@ -249,7 +284,7 @@ impl Store {
                 return Ok((found.count as u64, found.more));
             }
         }
-        let mut count = runs_matching("SELECT COUNT(*) FROM (SELECT 1", query, found);
+        let mut count = runs_matching("SELECT COUNT(*) FROM (SELECT 1", query, found, sight);
         count
             .push(" LIMIT ")
             .push_bind(COUNTED_AT_MOST + 1)
@@ -300,14 +335,26 @@ impl Store {
     /// and the tabs' counts, all from counters the projector keeps: a few rows read
     /// however long the history.
     pub async fn stats(&self, now: Millis) -> Result<WorkflowStats, StoreError> {
+        self.stats_seen(now, None).await
+    }
+
+    /// The stats as someone who may read only the engines `sight` names sees them. The
+    /// runs ended today are counted per day, not per engine: such a reader gets the
+    /// current counts and tabs only.
+    pub async fn stats_seen(
+        &self,
+        now: Millis,
+        sight: Option<&[String]>,
+    ) -> Result<WorkflowStats, StoreError> {
         let mut stats = WorkflowStats::default();
-        let current: Vec<(String, String, i64)> = sqlx::query_as(&format!(
-            "SELECT status, sla_status, SUM(runs) FROM workflow_counts
-             WHERE status IN {} GROUP BY status, sla_status",
+        let mut current = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT status, sla_status, SUM(runs) FROM workflow_counts WHERE status IN {}",
             *COUNTED_SQL
-        ))
-        .fetch_all(&self.pool)
-        .await?;
+        ));
+        push_sight(&mut current, sight);
+        current.push(" GROUP BY status, sla_status");
+        let current: Vec<(String, String, i64)> =
+            current.build_query_as().fetch_all(&self.pool).await?;
         for (status, sla, n) in current {
             let (Some(status), Some(sla), Ok(n)) = (
                 WorkflowStatus::parse(&status),
@@ -333,13 +380,16 @@ impl Store {
                 }
             }
         }
-        let completed: i64 = sqlx::query_scalar(
+        let mut completed = QueryBuilder::<Sqlite>::new(
             "SELECT COALESCE(SUM(runs), 0) FROM workflow_counts WHERE status = 'COMPLETED'",
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        );
+        push_sight(&mut completed, sight);
+        let completed: i64 = completed.build_query_scalar().fetch_one(&self.pool).await?;
         stats.tabs.completed =
             u64::try_from(completed.min(i64::from(COMPLETED_TAB_SIZE))).unwrap_or(0);
+        if sight.is_some() {
+            return Ok(stats);
+        }
         // The runs that ended today (UTC), from the per-day counters: a few rows
         // however many runs ended today.
         let ended_today: Vec<(String, String, bool, i64)> = sqlx::query_as(
@@ -683,6 +733,7 @@ fn runs_matching<'q>(
     select: &str,
     query: &ListQuery,
     found: Option<&Found>,
+    sight: Option<&[String]>,
 ) -> QueryBuilder<'q, Sqlite> {
     let mut builder = QueryBuilder::new(select);
     match found {
@@ -692,13 +743,18 @@ fn runs_matching<'q>(
             .push(") AS found CROSS JOIN workflows ON workflows.id = found.value WHERE 1=1"),
         None => builder.push(" FROM workflows WHERE 1=1"),
     };
-    push_filters(&mut builder, query);
+    push_filters(&mut builder, query, sight);
     builder
 }
 
 /// Appends `query`'s filters but the search (see [`runs_matching`]). They name columns
 /// that `workflow_counts` has too, so the same filters add up the counters.
-fn push_filters(builder: &mut QueryBuilder<'_, Sqlite>, query: &ListQuery) {
+fn push_filters(
+    builder: &mut QueryBuilder<'_, Sqlite>,
+    query: &ListQuery,
+    sight: Option<&[String]>,
+) {
+    push_sight(builder, sight);
     let statuses = |builder: &mut QueryBuilder<'_, Sqlite>, statuses: &[WorkflowStatus]| {
         builder.push(" AND status IN (");
         let mut separated = builder.separated(", ");
@@ -734,6 +790,26 @@ fn push_filters(builder: &mut QueryBuilder<'_, Sqlite>, query: &ListQuery) {
             .push(" AND workflow_type = ")
             .push_bind(workflow_type.clone());
     }
+}
+
+/// Keeps only the engines `sight` names (see `app::model::identity::engine_matches`): an
+/// exact id, or an id prefix before a final `*`.
+fn push_sight(builder: &mut QueryBuilder<'_, Sqlite>, sight: Option<&[String]>) {
+    let Some(patterns) = sight else {
+        return;
+    };
+    builder.push(" AND (0");
+    for pattern in patterns {
+        match pattern.strip_suffix('*') {
+            Some(prefix) => builder
+                .push(" OR substr(engine, 1, length(")
+                .push_bind(prefix.to_owned())
+                .push(")) = ")
+                .push_bind(prefix.to_owned()),
+            None => builder.push(" OR engine = ").push_bind(pattern.clone()),
+        };
+    }
+    builder.push(")");
 }
 
 /// One workflow row, read on the given connection (or transaction).

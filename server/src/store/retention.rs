@@ -100,7 +100,7 @@ impl Store {
     /// kept for reuse; returns how many pages it gave back. A database created before
     /// incremental vacuum was on keeps its free pages (and reuses them).
     pub async fn release_free_pages(&self, pages: u32) -> Result<u64, StoreError> {
-        let mut conn = self.pool.acquire().await?;
+        let mut conn = self.writes.acquire().await?;
         let (total, free): (i64, i64) =
             sqlx::query_as("SELECT * FROM pragma_page_count, pragma_freelist_count")
                 .fetch_one(&mut *conn)

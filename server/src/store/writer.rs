@@ -2,13 +2,34 @@
 //! changes for one batch, committed together or not at all.
 
 use super::rows::{LogRow, StepRow, WorkflowRow};
-use super::{json_text, load_steps, load_workflow, Store, StoreError};
+use super::{json_text, with_their_steps, OwnedStep, Store, StoreError};
 use sqlx::{QueryBuilder, Sqlite, Transaction};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// The most log text a step keeps, in bytes: past it, its oldest lines are dropped (a
 /// step that logs forever costs a bounded share of the file, and its detail stays quick).
 pub const LOG_BYTES_PER_STEP: i64 = 1 << 20;
+
+/// The most rows one upsert writes. Statements come in power-of-two sizes up to it (see
+/// [`power_of_two_chunks`]), and its 23 bound values a workflow row stay far below
+/// SQLite's 32,766 a statement.
+const ROWS_PER_STATEMENT: usize = 256;
+
+/// Splits `items` into chunks whose lengths are powers of two, the largest first and none
+/// over `largest`: a batch of any size is written by one of a few statement texts
+/// (9 for 256), which the connection keeps prepared, instead of one text per size.
+fn power_of_two_chunks<T>(mut items: &[T], largest: usize) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if items.is_empty() {
+            return None;
+        }
+        let take = items.len().min(largest);
+        let take = 1 << take.ilog2();
+        let (chunk, rest) = items.split_at(take);
+        items = rest;
+        Some(chunk)
+    })
+}
 
 /// An open write transaction; dropped without [`Writer::commit`], it changes nothing.
 pub struct Writer {
@@ -25,103 +46,135 @@ impl Store {
 }
 
 impl Writer {
-    /// One workflow row as this transaction sees it.
-    pub async fn workflow(&mut self, id: &str) -> Result<Option<WorkflowRow>, StoreError> {
-        load_workflow(&mut self.tx, id).await
-    }
-
-    /// A workflow's steps in step order, as this transaction sees them.
-    pub async fn steps(&mut self, id: &str) -> Result<Vec<StepRow>, StoreError> {
-        load_steps(&mut self.tx, id).await
-    }
-
-    /// Writes a workflow row (insert or update).
-    pub async fn save_workflow(&mut self, row: &WorkflowRow) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO workflows (
-                 id, engine, workflow_type, status, status_reason, definition_name,
-                 definition_version, declared_steps, completed_steps, total_steps,
-                 sla_target_seconds, sla_status, triggered_by, trigger_type, priority, tags,
-                 input, capabilities, created_ms, started_ms, completed_ms, updated_ms, engine_ref)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (id) DO UPDATE SET
-                 status = excluded.status,
-                 status_reason = excluded.status_reason,
-                 declared_steps = excluded.declared_steps,
-                 completed_steps = excluded.completed_steps,
-                 total_steps = excluded.total_steps,
-                 sla_status = excluded.sla_status,
-                 started_ms = excluded.started_ms,
-                 completed_ms = excluded.completed_ms,
-                 updated_ms = excluded.updated_ms",
+    /// The runs among `ids` that exist, each with its steps in step order, as this
+    /// transaction sees them: two statements however many runs a batch touches.
+    pub async fn runs(
+        &mut self,
+        ids: &[&str],
+    ) -> Result<HashMap<String, (WorkflowRow, Vec<StepRow>)>, StoreError> {
+        let ids = json_text(ids);
+        let rows: Vec<WorkflowRow> =
+            sqlx::query_as("SELECT * FROM workflows WHERE id IN (SELECT value FROM json_each(?))")
+                .bind(&ids)
+                .fetch_all(&mut *self.tx)
+                .await?;
+        if rows.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let steps: Vec<OwnedStep> = sqlx::query_as(
+            "SELECT workflow_id AS owner, * FROM steps
+             WHERE workflow_id IN (SELECT value FROM json_each(?))
+             ORDER BY workflow_id, step_number",
         )
-        .bind(&row.id)
-        .bind(&row.engine)
-        .bind(&row.workflow_type)
-        .bind(row.status.as_str())
-        .bind(&row.status_reason)
-        .bind(&row.definition_name)
-        .bind(&row.definition_version)
-        .bind(row.declared_steps.map(i64::from))
-        .bind(i64::from(row.completed_steps))
-        .bind(i64::from(row.total_steps))
-        .bind(row.sla_target_seconds)
-        .bind(row.sla_status.as_str())
-        .bind(&row.triggered_by)
-        .bind(&row.trigger_type)
-        .bind(row.priority.as_str())
-        .bind(json_text(&row.tags))
-        .bind(row.input.as_ref().map(json_text))
-        .bind(json_text(&row.capabilities))
-        .bind(row.created_ms)
-        .bind(row.started_ms)
-        .bind(row.completed_ms)
-        .bind(row.updated_ms)
-        .bind(&row.engine_ref)
-        .execute(&mut *self.tx)
+        .bind(&ids)
+        .fetch_all(&mut *self.tx)
         .await?;
+        Ok(with_their_steps(rows, steps)
+            .into_iter()
+            .map(|(row, steps)| (row.id.clone(), (row, steps)))
+            .collect())
+    }
+
+    /// Writes workflow rows (inserts or updates), many to a statement.
+    pub async fn save_workflows(&mut self, rows: &[&WorkflowRow]) -> Result<(), StoreError> {
+        for chunk in power_of_two_chunks(rows, ROWS_PER_STATEMENT) {
+            let mut upsert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO workflows (
+                     id, engine, workflow_type, status, status_reason, definition_name,
+                     definition_version, declared_steps, completed_steps, total_steps,
+                     sla_target_seconds, sla_status, triggered_by, trigger_type, priority, tags,
+                     input, capabilities, created_ms, started_ms, completed_ms, updated_ms,
+                     engine_ref) ",
+            );
+            upsert.push_values(chunk, |mut values, row| {
+                values
+                    .push_bind(row.id.clone())
+                    .push_bind(row.engine.clone())
+                    .push_bind(row.workflow_type.clone())
+                    .push_bind(row.status.as_str())
+                    .push_bind(row.status_reason.clone())
+                    .push_bind(row.definition_name.clone())
+                    .push_bind(row.definition_version.clone())
+                    .push_bind(row.declared_steps.map(i64::from))
+                    .push_bind(i64::from(row.completed_steps))
+                    .push_bind(i64::from(row.total_steps))
+                    .push_bind(row.sla_target_seconds)
+                    .push_bind(row.sla_status.as_str())
+                    .push_bind(row.triggered_by.clone())
+                    .push_bind(row.trigger_type.clone())
+                    .push_bind(row.priority.as_str())
+                    .push_bind(json_text(&row.tags))
+                    .push_bind(row.input.as_ref().map(json_text))
+                    .push_bind(json_text(&row.capabilities))
+                    .push_bind(row.created_ms)
+                    .push_bind(row.started_ms)
+                    .push_bind(row.completed_ms)
+                    .push_bind(row.updated_ms)
+                    .push_bind(row.engine_ref.clone());
+            });
+            upsert.push(
+                " ON CONFLICT (id) DO UPDATE SET
+                     status = excluded.status,
+                     status_reason = excluded.status_reason,
+                     declared_steps = excluded.declared_steps,
+                     completed_steps = excluded.completed_steps,
+                     total_steps = excluded.total_steps,
+                     sla_status = excluded.sla_status,
+                     started_ms = excluded.started_ms,
+                     completed_ms = excluded.completed_ms,
+                     updated_ms = excluded.updated_ms",
+            );
+            upsert.build().execute(&mut *self.tx).await?;
+        }
         Ok(())
     }
 
-    /// Writes a step row (insert or update).
-    pub async fn save_step(&mut self, workflow_id: &str, step: &StepRow) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO steps (
-                 workflow_id, step_number, name, status, kind, branch, compensates, started_ms,
-                 completed_ms, input, output, error, retry_count, attempts, retry_policy)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (workflow_id, step_number) DO UPDATE SET
-                 name = excluded.name,
-                 status = excluded.status,
-                 kind = excluded.kind,
-                 branch = excluded.branch,
-                 compensates = excluded.compensates,
-                 started_ms = excluded.started_ms,
-                 completed_ms = excluded.completed_ms,
-                 input = excluded.input,
-                 output = excluded.output,
-                 error = excluded.error,
-                 retry_count = excluded.retry_count,
-                 attempts = excluded.attempts,
-                 retry_policy = excluded.retry_policy",
-        )
-        .bind(workflow_id)
-        .bind(i64::from(step.step_number))
-        .bind(&step.name)
-        .bind(step.status.as_str())
-        .bind(step.kind.as_str())
-        .bind(&step.branch)
-        .bind(step.compensates.map(i64::from))
-        .bind(step.started_ms)
-        .bind(step.completed_ms)
-        .bind(step.input.as_ref().map(json_text))
-        .bind(step.output.as_ref().map(json_text))
-        .bind(&step.error)
-        .bind(i64::from(step.retry_count()))
-        .bind(json_text(&step.attempts))
-        .bind(step.retry_policy.as_ref().map(json_text))
-        .execute(&mut *self.tx)
-        .await?;
+    /// Writes step rows, each with the id of its run (inserts or updates), many to a
+    /// statement.
+    pub async fn save_steps(&mut self, steps: &[(&str, &StepRow)]) -> Result<(), StoreError> {
+        for chunk in power_of_two_chunks(steps, ROWS_PER_STATEMENT) {
+            let mut upsert = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO steps (
+                     workflow_id, step_number, name, status, kind, branch, compensates,
+                     started_ms, completed_ms, input, output, error, retry_count, attempts,
+                     retry_policy) ",
+            );
+            upsert.push_values(chunk, |mut values, (workflow_id, step)| {
+                values
+                    .push_bind(workflow_id.to_string())
+                    .push_bind(i64::from(step.step_number))
+                    .push_bind(step.name.clone())
+                    .push_bind(step.status.as_str())
+                    .push_bind(step.kind.as_str())
+                    .push_bind(step.branch.clone())
+                    .push_bind(step.compensates.map(i64::from))
+                    .push_bind(step.started_ms)
+                    .push_bind(step.completed_ms)
+                    .push_bind(step.input.as_ref().map(json_text))
+                    .push_bind(step.output.as_ref().map(json_text))
+                    .push_bind(step.error.clone())
+                    .push_bind(i64::from(step.retry_count()))
+                    .push_bind(json_text(&step.attempts))
+                    .push_bind(step.retry_policy.as_ref().map(json_text));
+            });
+            upsert.push(
+                " ON CONFLICT (workflow_id, step_number) DO UPDATE SET
+                     name = excluded.name,
+                     status = excluded.status,
+                     kind = excluded.kind,
+                     branch = excluded.branch,
+                     compensates = excluded.compensates,
+                     started_ms = excluded.started_ms,
+                     completed_ms = excluded.completed_ms,
+                     input = excluded.input,
+                     output = excluded.output,
+                     error = excluded.error,
+                     retry_count = excluded.retry_count,
+                     attempts = excluded.attempts,
+                     retry_policy = excluded.retry_policy",
+            );
+            upsert.build().execute(&mut *self.tx).await?;
+        }
         Ok(())
     }
 
@@ -234,5 +287,29 @@ impl Writer {
     /// Makes everything written durable.
     pub async fn commit(self) -> Result<(), StoreError> {
         Ok(self.tx.commit().await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::power_of_two_chunks;
+
+    #[test]
+    fn rows_are_written_in_power_of_two_statements_largest_first() {
+        let items: Vec<u32> = (0..1000).collect();
+        let sizes: Vec<usize> = power_of_two_chunks(&items, 256).map(<[u32]>::len).collect();
+        assert_eq!(sizes, [256, 256, 256, 128, 64, 32, 8]);
+        let rejoined: Vec<u32> = power_of_two_chunks(&items, 256)
+            .flatten()
+            .copied()
+            .collect();
+        assert_eq!(rejoined, items);
+        assert_eq!(power_of_two_chunks(&items[..0], 256).count(), 0);
+        assert_eq!(
+            power_of_two_chunks(&items[..7], 256)
+                .map(<[u32]>::len)
+                .collect::<Vec<_>>(),
+            [4, 2, 1]
+        );
     }
 }

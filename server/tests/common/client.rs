@@ -26,10 +26,11 @@ enum Transport {
     Http { base: String, http: reqwest::Client },
 }
 
-/// A client of one Stepline.
+/// A client of one Stepline, sending its API token (if it has one) with every request.
 #[derive(Clone)]
 pub struct Client {
     transport: Transport,
+    token: Option<String>,
 }
 
 impl Client {
@@ -37,6 +38,23 @@ impl Client {
     pub fn in_process(router: Router) -> Self {
         Self {
             transport: Transport::Router(router),
+            token: None,
+        }
+    }
+
+    /// The same client, sending `token` as `Authorization: Bearer`.
+    pub fn with_token(self, token: impl Into<String>) -> Self {
+        Self {
+            token: Some(token.into()),
+            ..self
+        }
+    }
+
+    /// The same client without a token (an anonymous caller).
+    pub fn anonymous(&self) -> Self {
+        Self {
+            token: None,
+            ..self.clone()
         }
     }
 
@@ -49,11 +67,19 @@ impl Client {
             .unwrap();
         Self {
             transport: Transport::Http { base, http },
+            token: None,
         }
     }
 
     /// Sends `request` (its URI a path), answering the status and the body.
-    pub async fn send(&self, request: Request<Body>) -> (StatusCode, Vec<u8>) {
+    pub async fn send(&self, mut request: Request<Body>) -> (StatusCode, Vec<u8>) {
+        if let Some(token) = &self.token {
+            if !request.headers().contains_key("authorization") {
+                request
+                    .headers_mut()
+                    .insert("authorization", format!("Bearer {token}").parse().unwrap());
+            }
+        }
         match &self.transport {
             Transport::Router(router) => {
                 let response = router.clone().oneshot(request).await.unwrap();

@@ -11,3 +11,63 @@ pub async fn on_temporary_file() -> (server::http::AppState, tempfile::TempDir) 
     let state = server::start_core(&url, options, None).await.unwrap().state;
     (state, dir)
 }
+
+/// The sources the tests push events as.
+pub const TEST_SOURCES: [&str; 3] = ["billing", "fuzz", "squatter"];
+
+/// A real API token of `state`'s store (stored hashed, as an admin's would be) that may
+/// read, act on every run, and push as each of the [`TEST_SOURCES`]: what the tests'
+/// client sends.
+pub async fn operator_token(state: &server::http::AppState) -> String {
+    token_with(
+        state,
+        "tests",
+        &[&["read", "operate"][..], &TEST_SOURCES[..]].concat(),
+    )
+    .await
+}
+
+/// A real API token of `state`'s store with the given scopes (`read`, `operate`,
+/// `ingest:<source>`, or a bare source name for `ingest:<source>`).
+pub async fn token_with(state: &server::http::AppState, name: &str, scopes: &[&str]) -> String {
+    token_with_store(&state.store, name, scopes).await
+}
+
+/// A real API token made in `store` (see [`token_with`]).
+pub async fn token_with_store(store: &server::store::Store, name: &str, scopes: &[&str]) -> String {
+    use app::model::identity::Scope;
+    let scopes: Vec<Scope> = scopes
+        .iter()
+        .map(|scope| {
+            Scope::parse(scope)
+                .or_else(|| Scope::parse(&format!("ingest:{scope}")))
+                .unwrap_or_else(|| panic!("{scope:?} is not a scope"))
+        })
+        .collect();
+    let token = server::auth::secret::new_token().unwrap();
+    store
+        .create_token(
+            name,
+            &server::auth::secret::hash_secret(&token),
+            &scopes,
+            "tests",
+            chrono::Utc::now().timestamp_millis(),
+            None,
+        )
+        .await
+        .unwrap();
+    token
+}
+
+/// The core on a temporary file, and a client of it through the router that sends an
+/// [`operator_token`].
+pub async fn with_client() -> (
+    server::http::AppState,
+    super::client::Client,
+    tempfile::TempDir,
+) {
+    let (state, dir) = on_temporary_file().await;
+    let token = operator_token(&state).await;
+    let client = super::client::Client::in_process(server::app(state.clone())).with_token(token);
+    (state, client, dir)
+}

@@ -11,6 +11,7 @@ mod step;
 use super::live::{ConnectionState, LiveConnection};
 use super::parts::{ErrorView, LiveDuration, ProgressBar, SlaBadge, StatusBadge};
 use crate::api::get_workflow;
+use crate::model::identity::{AuditEntry, Grants, Role};
 use crate::model::{
     format_duration, Action, SlaStatus, Step, StepKind, StepStatus, Subscription, WorkflowDetail,
     WorkflowStatus,
@@ -86,8 +87,12 @@ pub fn WorkflowDetailPage() -> impl IntoView {
             </p>
             <Transition fallback=|| view! { <p class="loading">"Loading the workflow…"</p> }>
                 {move || Suspend::new(async move {
+                    let me = super::signed_in().await;
                     match detail.await {
-                        Ok(Some(run)) => view! { <RunView run state /> }.into_any(),
+                        Ok(Some(run)) => {
+                            let may_operate = me.is_some_and(|me| me.holds_on(Role::Operator, &run.engine));
+                            view! { <RunView run state may_operate /> }.into_any()
+                        }
                         Ok(None) => {
                             #[cfg(feature = "ssr")]
                             if let Some(response) = use_context::<leptos_axum::ResponseOptions>() {
@@ -113,7 +118,7 @@ pub fn WorkflowDetailPage() -> impl IntoView {
 }
 
 #[component]
-fn RunView(run: WorkflowDetail, state: PageState) -> impl IntoView {
+fn RunView(run: WorkflowDetail, state: PageState, may_operate: bool) -> impl IntoView {
     let status = run.status;
     let active = status.is_active() || status == WorkflowStatus::Pending;
     let duration = view! {
@@ -195,18 +200,67 @@ fn RunView(run: WorkflowDetail, state: PageState) -> impl IntoView {
             {banner.map(|(class, text)| view! { <p class=class role="status" data-testid="sla-banner">{text}</p> })}
             {reason.map(|reason| view! { <p class="status-reason" data-testid="status-reason">{reason}</p> })}
         </header>
-        <ActionsBar run=run.clone() state />
+        {if may_operate {
+            view! { <ActionsBar run=run.clone() state /> }.into_any()
+        } else {
+            view! {
+                <p class="no-actions" data-testid="read-only">
+                    "You can read this run; acting on it needs the operator role on "
+                    {run.engine.clone()} "."
+                </p>
+            }
+                .into_any()
+        }}
         <NoticeLine state />
         <nav class="view-tabs" role="tablist" aria-label="Views of the steps">
             {tab(StepsView::Timeline, format!("/orchestration/workflows/{id}"), "Timeline")}
             {tab(StepsView::Gantt, format!("/orchestration/workflows/{id}?view=gantt"), "📊 Gantt")}
         </nav>
         {steps}
+        <AuditTrail id=id.clone() version=run.execution.updated_at />
         <p class="export">
             <a href=format!("/api/platform/orchestration/workflows/{id}/export") download="">
                 "Export JSON"
             </a>
         </p>
+    }
+}
+
+/// Who did what to this run, newest first (cancelled by whom, when, why, and how it
+/// ended), re-read when the run changes.
+#[component]
+fn AuditTrail(id: String, version: Option<chrono::DateTime<chrono::Utc>>) -> impl IntoView {
+    let entries = Resource::new(
+        move || (id.clone(), version),
+        |(id, _)| crate::api::get_audit(id),
+    );
+    let line = |entry: AuditEntry| {
+        let outcome = entry.outcome.clone();
+        view! {
+            <li class=format!("audit-entry {outcome}") data-testid="audit-entry">
+                <span class="audit-action">{entry.action.clone()}</span>
+                " by " <span class="audit-actor">{entry.actor.clone()}</span>
+                " at " <time datetime=entry.at.to_rfc3339()>{entry.at.format("%Y-%m-%d %H:%M:%S UTC").to_string()}</time>
+                {entry.reason.clone().map(|reason| view! { " — reason: " <span class="audit-reason">{reason}</span> })}
+                {(outcome != "ok").then(|| view! { " — " {outcome.clone()} })}
+                {entry.detail.clone().map(|detail| view! { <span class="audit-detail">" (" {detail} ")"</span> })}
+            </li>
+        }
+    };
+    view! {
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                match entries.await {
+                    Ok(entries) if !entries.is_empty() => Some(view! {
+                        <section class="audit-trail" aria-label="Actions taken">
+                            <h2>"Actions taken"</h2>
+                            <ul>{entries.into_iter().map(line).collect_view()}</ul>
+                        </section>
+                    }),
+                    _ => None,
+                }
+            })}
+        </Transition>
     }
 }
 
@@ -392,6 +446,8 @@ fn ReasonDialog(
                         <input
                             type="text"
                             name="reason"
+                            required=true
+                            minlength="1"
                             maxlength="2048"
                             value=default
                             prop:value=reason

@@ -1,0 +1,312 @@
+//! What admins manage (accounts and their role bindings, API tokens) and the audit log's
+//! search. Every change is written to the audit log with who made it.
+
+use super::auth::{entry_by, record};
+use super::{AppError, AppState};
+use crate::auth::secret::{hash_secret, new_token};
+use crate::auth::{password, Caller};
+use crate::source::now_ms;
+use crate::store::identity::{NewAccount, NewAuditEntry};
+use app::model::identity::{
+    is_valid_engine_pattern, AuditPage, AuditQuery, CreatedToken, NewToken, NewUser, RoleBinding,
+    TokenInfo, UserChange, UserInfo, MAX_NAME_LEN,
+};
+use axum::body::Bytes;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use serde::de::DeserializeOwned;
+
+/// Most scopes or bindings one token or account holds.
+const MAX_GRANTS: usize = 64;
+/// Longest a token may be made to last.
+const MAX_TOKEN_DAYS: u32 = 3_650;
+
+fn body_of<T: DeserializeOwned>(body: &Bytes) -> Result<T, AppError> {
+    serde_json::from_slice(body).map_err(|e| AppError::BadRequest(format!("unreadable body: {e}")))
+}
+
+fn check_name(what: &str, name: &str) -> Result<(), AppError> {
+    if name.trim().is_empty() || name.len() > MAX_NAME_LEN || name.chars().any(char::is_control) {
+        return Err(AppError::BadRequest(format!(
+            "{what} must be 1 to {MAX_NAME_LEN} bytes of printable text"
+        )));
+    }
+    Ok(())
+}
+
+fn check_bindings(bindings: &[RoleBinding]) -> Result<(), AppError> {
+    if bindings.len() > MAX_GRANTS {
+        return Err(AppError::BadRequest(format!(
+            "at most {MAX_GRANTS} role bindings"
+        )));
+    }
+    if let Some(bad) = bindings
+        .iter()
+        .find(|binding| !is_valid_engine_pattern(&binding.engines))
+    {
+        return Err(AppError::BadRequest(format!(
+            "{:?} is not an engine pattern (\"*\", an engine id, or an id prefix ending in \"*\")",
+            bad.engines
+        )));
+    }
+    Ok(())
+}
+
+async fn audit_change(state: &AppState, caller: &Caller, action: &str, detail: String) {
+    record(
+        state,
+        NewAuditEntry {
+            detail: Some(detail),
+            ..entry_by(caller, action)
+        },
+    )
+    .await;
+}
+
+/// `GET /api/auth/users`.
+pub async fn users(State(state): State<AppState>) -> Result<Json<Vec<UserInfo>>, AppError> {
+    Ok(Json(
+        state
+            .store
+            .users()
+            .await?
+            .iter()
+            .map(|user| user.to_wire())
+            .collect(),
+    ))
+}
+
+/// `POST /api/auth/users`: a local account with a password and its role bindings.
+pub async fn create_user(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<UserInfo>), AppError> {
+    let user: NewUser = body_of(&body)?;
+    check_name("login", &user.login)?;
+    if let Some(name) = &user.display_name {
+        check_name("display_name", name)?;
+    }
+    check_bindings(&user.bindings)?;
+    let hash = password::hash(user.password.clone())
+        .await
+        .map_err(|e| AppError::BadRequest(e.to_string()))?;
+    let id = state
+        .store
+        .create_user(
+            NewAccount {
+                login: user.login.trim(),
+                display_name: user.display_name.as_deref(),
+                password_hash: Some(&hash),
+                provider: "local",
+                bindings: &user.bindings,
+            },
+            now_ms(),
+        )
+        .await?
+        .ok_or_else(|| AppError::Conflict(format!("the login {:?} is taken", user.login)))?;
+    let created = state
+        .store
+        .user(id)
+        .await?
+        .ok_or_else(|| AppError::internal("a new account could not be read back"))?;
+    audit_change(
+        &state,
+        &caller,
+        "user_created",
+        format!("{} with {}", created.login, describe(&created.bindings)),
+    )
+    .await;
+    Ok((StatusCode::CREATED, Json(created.to_wire())))
+}
+
+/// `PATCH /api/auth/users/{id}`: a new password, new bindings, disabled or enabled. A new
+/// password or disabling ends the account's sessions.
+pub async fn update_user(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<UserInfo>, AppError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| AppError::BadRequest(format!("{id:?} is not an account id")))?;
+    let change: UserChange = body_of(&body)?;
+    if let Some(bindings) = &change.bindings {
+        check_bindings(bindings)?;
+    }
+    let hash = match change.password.clone() {
+        Some(password) => Some(
+            password::hash(password)
+                .await
+                .map_err(|e| AppError::BadRequest(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let found = state
+        .store
+        .update_user(
+            id,
+            hash.as_deref(),
+            change.bindings.as_deref(),
+            change.disabled,
+            now_ms(),
+        )
+        .await?;
+    if !found {
+        return Err(AppError::NotFound(format!("no account {id}")));
+    }
+    let user = state
+        .store
+        .user(id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no account {id}")))?;
+    let mut what = Vec::new();
+    if change.password.is_some() {
+        what.push("password changed".to_owned());
+    }
+    if let Some(bindings) = &change.bindings {
+        what.push(format!("roles now {}", describe(bindings)));
+    }
+    match change.disabled {
+        Some(true) => what.push("disabled".into()),
+        Some(false) => what.push("enabled".into()),
+        None => {}
+    }
+    audit_change(
+        &state,
+        &caller,
+        "user_changed",
+        format!("{}: {}", user.login, what.join(", ")),
+    )
+    .await;
+    Ok(Json(user.to_wire()))
+}
+
+fn describe(bindings: &[RoleBinding]) -> String {
+    if bindings.is_empty() {
+        return "no role".into();
+    }
+    bindings
+        .iter()
+        .map(|binding| format!("{} on {}", binding.role, binding.engines))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `GET /api/auth/tokens`: every token (never its value).
+pub async fn tokens(State(state): State<AppState>) -> Result<Json<Vec<TokenInfo>>, AppError> {
+    Ok(Json(
+        state
+            .store
+            .tokens()
+            .await?
+            .iter()
+            .map(|token| token.to_wire())
+            .collect(),
+    ))
+}
+
+/// `POST /api/auth/tokens`: a new token; its value is in this answer and nowhere else.
+pub async fn create_token(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<CreatedToken>), AppError> {
+    let request: NewToken = body_of(&body)?;
+    check_name("name", &request.name)?;
+    if request.scopes.is_empty() || request.scopes.len() > MAX_GRANTS {
+        return Err(AppError::BadRequest(format!(
+            "a token needs 1 to {MAX_GRANTS} scopes (read, operate, ingest:<source>)"
+        )));
+    }
+    if request
+        .expires_in_days
+        .is_some_and(|days| days == 0 || days > MAX_TOKEN_DAYS)
+    {
+        return Err(AppError::BadRequest(format!(
+            "expires_in_days must be 1 to {MAX_TOKEN_DAYS}"
+        )));
+    }
+    let now = now_ms();
+    let expires_ms = request
+        .expires_in_days
+        .map(|days| now + i64::from(days) * 86_400_000);
+    let value = new_token().map_err(AppError::internal)?;
+    let id = state
+        .store
+        .create_token(
+            &request.name,
+            &hash_secret(&value),
+            &request.scopes,
+            &caller.actor,
+            now,
+            expires_ms,
+        )
+        .await?;
+    let info = state
+        .store
+        .token(id)
+        .await?
+        .ok_or_else(|| AppError::internal("a new token could not be read back"))?
+        .to_wire();
+    let scopes: Vec<String> = info.scopes.iter().map(ToString::to_string).collect();
+    audit_change(
+        &state,
+        &caller,
+        "token_created",
+        format!("{} ({})", info.name, scopes.join(", ")),
+    )
+    .await;
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken { token: value, info }),
+    ))
+}
+
+/// `DELETE /api/auth/tokens/{id}`: the token stops working at once.
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<TokenInfo>, AppError> {
+    let id: i64 = id
+        .parse()
+        .map_err(|_| AppError::BadRequest(format!("{id:?} is not a token id")))?;
+    if !state.store.revoke_token(id, now_ms()).await? {
+        return Err(AppError::NotFound(format!("no token {id}")));
+    }
+    let token = state
+        .store
+        .token(id)
+        .await?
+        .ok_or_else(|| AppError::NotFound(format!("no token {id}")))?;
+    audit_change(&state, &caller, "token_revoked", token.name.clone()).await;
+    Ok(Json(token.to_wire()))
+}
+
+/// `GET .../audit?actor=&workflow_id=&action=&since=&until=&before=&limit=`: the audit
+/// log, newest first.
+pub async fn audit(
+    State(state): State<AppState>,
+    query: Result<Query<AuditQuery>, QueryRejection>,
+) -> Result<Json<AuditPage>, AppError> {
+    let Query(query) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    for (what, value) in [
+        ("actor", &query.actor),
+        ("workflow_id", &query.workflow_id),
+        ("action", &query.action),
+    ] {
+        if value
+            .as_ref()
+            .is_some_and(|value| value.len() > MAX_NAME_LEN)
+        {
+            return Err(AppError::BadRequest(format!(
+                "{what} may be at most {MAX_NAME_LEN} bytes"
+            )));
+        }
+    }
+    Ok(Json(state.store.audit(&query).await?))
+}
