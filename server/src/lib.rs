@@ -24,12 +24,12 @@ use engines::builtin::{BuiltinEngine, Limits};
 use http::AppState;
 use leptos::config::LeptosOptions;
 use leptos::prelude::{provide_context, use_context};
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use leptos_axum::{generate_route_list, AxumRouteListing, LeptosRoutes};
 use live::LiveHub;
 use projector::Projector;
 use source::Engines;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use store::Store;
 use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
@@ -120,13 +120,22 @@ pub async fn follow_temporal(
     Ok(started)
 }
 
+/// The console's pages, listed once per process. Listing them renders the whole app with
+/// every resource held back by a flag that is one for the process (leptos_server's
+/// `SuppressResourceLoad`): a page rendered meanwhile by another router of the same
+/// process (the tests build one each) would wait for its data forever.
+pub fn page_routes() -> Vec<AxumRouteListing> {
+    static ROUTES: OnceLock<Vec<AxumRouteListing>> = OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 /// The whole HTTP surface: API, live endpoint, pages and static files. Every request is
 /// identified first (session cookie or API token); every route then checks what its
 /// caller needs ([`http::routes`]); the pages and their server functions read and act as
 /// the caller.
 pub fn app(state: AppState) -> Router {
     let options = state.leptos_options.clone();
-    let routes = generate_route_list(App);
+    let routes = page_routes();
     let per_request = state.clone();
     Router::new()
         .merge(http::api_router())

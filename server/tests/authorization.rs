@@ -265,7 +265,7 @@ fn every_route() -> Vec<(Method, String, Need)> {
         }
     }
     // The pages, as the router has them.
-    let pages = leptos_axum::generate_route_list(app::App);
+    let pages = server::page_routes();
     for page in pages {
         let path = page.path().to_owned();
         let need = routes::need_of(&Method::GET, &path)
