@@ -26,6 +26,15 @@ fn cases() -> u64 {
         .unwrap_or(2_000)
 }
 
+/// Says how far a long run has come, twenty times over its course (a million cases take
+/// most of an hour on this machine, and a silent hour cannot be told from a hang).
+fn progress(test: &str, seed: u64, case: u64, cases: u64) {
+    let step = (cases / 20).max(1);
+    if case > 0 && case % step == 0 {
+        eprintln!("{test}: seed {seed}: {case} of {cases} cases passed");
+    }
+}
+
 /// The seed: fixed by default, so that every run of the suite tries the same cases (a
 /// CI that fails at random helps no one); `STEPLINE_FUZZ_SEED=random` explores.
 fn seed() -> u64 {
@@ -359,6 +368,7 @@ async fn the_events_api_answers_any_batch_with_success_or_a_json_4xx() {
     let mut rng = fastrand::Rng::with_seed(seed);
     let mut tally = [0u64; 2];
     for case in 0..cases {
+        progress("events API", seed, case, cases);
         let (body, events) = body(&mut rng);
         let request = Request::post("/api/platform/orchestration/events")
             .header("content-type", "application/json")
@@ -498,6 +508,7 @@ async fn mutated_temporal_histories_map_and_apply_without_a_panic_or_a_store_err
     let mut rng = fastrand::Rng::with_seed(seed);
     let (mut mapped, mut unreadable, mut refused) = (0u64, 0u64, 0u64);
     for case in 0..cases {
+        progress("Temporal histories", seed, case, cases);
         let mut events = histories[rng.usize(..histories.len())].clone();
         mutate_history(&mut rng, &mut events, &kinds);
         let id = format!("local:default:fz-{case}");

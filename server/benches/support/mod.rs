@@ -18,8 +18,9 @@ pub const PENDING: i64 = 50;
 /// The API token every request of the load tools sends (see [`authorize`]).
 static TOKEN: std::sync::OnceLock<String> = std::sync::OnceLock::new();
 
-/// Makes a real API token in `state`'s store that may read, act, and push as each of
-/// `sources`, and has every later request of this tool send it.
+/// Makes the tool's API token (one per process, whatever the stores it measures) a real
+/// token of `state`'s store that may read, act, and push as each of `sources`; every
+/// later request of the tool sends it.
 pub async fn authorize(state: &AppState, sources: &[&str]) {
     use app::model::identity::Scope;
     let mut scopes = vec![Scope::Read, Scope::Operate];
@@ -28,12 +29,12 @@ pub async fn authorize(state: &AppState, sources: &[&str]) {
             .iter()
             .map(|source| Scope::Ingest((*source).to_owned())),
     );
-    let token = server::auth::secret::new_token().expect("randomness");
+    let token = TOKEN.get_or_init(|| server::auth::secret::new_token().expect("randomness"));
     state
         .store
         .create_token(
             "load tool",
-            &server::auth::secret::hash_secret(&token),
+            &server::auth::secret::hash_secret(token),
             &scopes,
             "load tool",
             chrono::Utc::now().timestamp_millis(),
@@ -41,7 +42,6 @@ pub async fn authorize(state: &AppState, sources: &[&str]) {
         )
         .await
         .expect("a token");
-    let _ = TOKEN.set(token);
 }
 
 /// `Authorization` for the tool's token, to put on requests made outside the router

@@ -6,6 +6,7 @@ mod recall;
 mod retention;
 pub mod rollup;
 pub mod rows;
+mod search;
 mod writer;
 
 pub use writer::{Writer, LOG_BYTES_PER_STEP};
@@ -305,30 +306,41 @@ impl Store {
     /// fastest in its own order (walking it backwards costs about twice as much), so
     /// the newest are asked for only when there are more.
     async fn search(&self, text: &str) -> Result<Found, StoreError> {
-        let phrase = search_phrase(text);
-        let mut ids: Vec<String> = sqlx::query_scalar(
-            "SELECT id FROM workflows_text WHERE workflows_text MATCH ? LIMIT ?",
-        )
-        .bind(&phrase)
-        .bind(SEARCHED_AT_MOST + 1)
-        .fetch_all(&self.pool)
-        .await?;
+        let plan = search::plan(&self.pool, text).await?;
+        let mut ids = self.ids_matching(&plan, "", SEARCHED_AT_MOST + 1).await?;
         let more = ids.len() > SEARCHED_AT_MOST as usize;
         if more {
-            ids = sqlx::query_scalar(
-                "SELECT id FROM workflows_text WHERE workflows_text MATCH ?
-                 ORDER BY rowid DESC LIMIT ?",
-            )
-            .bind(&phrase)
-            .bind(SEARCHED_AT_MOST)
-            .fetch_all(&self.pool)
-            .await?;
+            ids = self
+                .ids_matching(&plan, "ORDER BY rowid DESC", SEARCHED_AT_MOST)
+                .await?;
         }
         Ok(Found {
             count: ids.len(),
             ids: json_text(&ids),
             more,
         })
+    }
+
+    /// The rowids of up to `limit` runs that `plan` finds, in the text index's `order`.
+    /// A run's row in the text index has the rowid of its row in `workflows` (the
+    /// index's triggers write it so): reading the rowid alone spares a read of the
+    /// index's copy of the text per match, and the page then finds each run by it.
+    async fn ids_matching(
+        &self,
+        plan: &search::Plan,
+        order: &str,
+        limit: i64,
+    ) -> Result<Vec<i64>, sqlx::Error> {
+        let sql = format!(
+            "SELECT rowid FROM workflows_text WHERE {} {order} LIMIT ?3",
+            plan.condition()
+        );
+        sqlx::query_scalar(&sql)
+            .bind(&plan.matching)
+            .bind(&plan.checked)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await
     }
 
     /// Active and pending counts, runs that ended today (UTC), SLA compliance today,
@@ -703,8 +715,7 @@ fn with_their_steps(
         .collect()
 }
 
-/// Typed `(status, count)` pairs of a `GROUP BY status` query.
-/// What a search found: the ids of its newest matches (as a JSON array, which the
+/// What a search found: the rowids of its newest matches (as a JSON array, which the
 /// queries read with `json_each`) and whether there were more.
 struct Found {
     ids: String,
@@ -712,21 +723,8 @@ struct Found {
     more: bool,
 }
 
-/// The search text as one phrase of the trigram index: any run whose searched fields
-/// contain it (case aside), every character taken literally. A control character is
-/// read as a space, as the projector stored it in one-line text (a NUL would also end
-/// the phrase early).
-fn search_phrase(text: &str) -> String {
-    let literal: String = text
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect::<String>()
-        .replace('"', "\"\"");
-    format!("\"{literal}\"")
-}
-
 /// `select` over the runs that match `query` and, for a search, are among what it
-/// `found`: those are looked up one by one by id (the join order forced with CROSS JOIN,
+/// `found`: those are looked up one by one by rowid (the join order forced with CROSS JOIN,
 /// since the planner would rather walk a status or engine index over every run of that
 /// status or engine, and test each against the few found).
 fn runs_matching<'q>(
@@ -740,7 +738,7 @@ fn runs_matching<'q>(
         Some(found) => builder
             .push(" FROM json_each(")
             .push_bind(found.ids.clone())
-            .push(") AS found CROSS JOIN workflows ON workflows.id = found.value WHERE 1=1"),
+            .push(") AS found CROSS JOIN workflows ON workflows.rowid = found.value WHERE 1=1"),
         None => builder.push(" FROM workflows WHERE 1=1"),
     };
     push_filters(&mut builder, query, sight);
