@@ -7,6 +7,7 @@
 pub mod analytics;
 pub mod auth;
 pub mod config;
+pub mod digest;
 pub mod engines;
 pub mod http;
 pub mod live;

@@ -2,7 +2,6 @@
 //! URL-safe base64 and stored only as their SHA-256 (a stolen database opens nothing).
 
 use base64::Engine as _;
-use sha2::{Digest, Sha256};
 
 /// Prefix of API tokens, so a leaked one is recognised by secret scanners and people.
 pub const TOKEN_PREFIX: &str = "stp_";
@@ -26,8 +25,7 @@ pub fn new_token() -> Result<String, NoRandomness> {
 
 /// What is stored of a secret: its SHA-256, in hex.
 pub fn hash_secret(secret: &str) -> String {
-    let digest = Sha256::digest(secret.as_bytes());
-    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+    crate::digest::sha256_hex(secret)
 }
 
 #[cfg(test)]

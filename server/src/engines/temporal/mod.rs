@@ -10,7 +10,6 @@ pub use follow::TemporalSource;
 
 use history::CompensationRule;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::time::Duration;
 
@@ -77,11 +76,9 @@ impl SourceConfig {
 
 /// The first `bytes` bytes of the SHA-256 of `text`, in hex.
 fn short_hash(text: &str, bytes: usize) -> String {
-    Sha256::digest(text.as_bytes())
-        .iter()
-        .take(bytes)
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    let mut hex = crate::digest::sha256_hex(text);
+    hex.truncate(bytes * 2);
+    hex
 }
 
 /// How an operator finds a run in Temporal (Stepline's id may hold only a hash of it).
