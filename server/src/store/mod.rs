@@ -77,9 +77,15 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
-/// Connections that read at once. Reads beyond them wait their turn: on a small machine
-/// more threads reading would only take the processor from the writer.
-const READ_CONNECTIONS: u32 = 4;
+/// Connections that read at once: one per core (at least two, so that one slow read does
+/// not hold up the pages). Reads beyond them wait their turn: more threads reading than
+/// cores would only take the processor from the writer, whose every statement is a
+/// hand-off to its connection's thread and back.
+fn read_connections() -> u32 {
+    std::thread::available_parallelism()
+        .map_or(2, |cores| u32::try_from(cores.get()).unwrap_or(u32::MAX))
+        .clamp(2, 16)
+}
 
 /// The handle on the database; cheap to clone.
 #[derive(Clone, Debug)]
@@ -150,7 +156,7 @@ impl Store {
             writes.clone()
         } else {
             SqlitePoolOptions::new()
-                .max_connections(READ_CONNECTIONS)
+                .max_connections(read_connections())
                 .connect_with(options)
                 .await?
         };
