@@ -288,8 +288,9 @@ async fn a_write_transaction_holds_the_write_lock_from_its_start() {
         .fetch_one(&mut other)
         .await
         .unwrap();
+    let every = state.store.pool().options().get_max_connections();
     let fresh: Vec<_> =
-        futures::future::join_all((0..4).map(|_| state.store.pool().acquire())).await;
+        futures::future::join_all((0..every).map(|_| state.store.pool().acquire())).await;
     assert!(fresh.iter().all(Result::is_ok));
     let after: i64 = sqlx::query_scalar("PRAGMA data_version")
         .fetch_one(&mut other)
