@@ -7,6 +7,7 @@ mod retention;
 pub mod rollup;
 pub mod rows;
 mod search;
+use search::Found;
 mod writer;
 
 pub use writer::{Writer, LOG_BYTES_PER_STEP};
@@ -54,8 +55,6 @@ static COUNTED_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// A search looks at most at this many of its newest matches (and says so past them).
-const SEARCHED_AT_MOST: i64 = 1_000;
 /// A count that needs rows read (a search, a date range) stops here, a floor past it.
 const COUNTED_AT_MOST: i64 = 10_000;
 /// A UTC day, as the end-time counters are kept by.
@@ -210,7 +209,13 @@ impl Store {
             Some(text) => Some(self.search(text).await?),
             None => None,
         };
-        let mut page = runs_matching("SELECT workflows.*", query, found.as_ref(), sight);
+        // With a search, the page's runs are chosen by their sort keys and only those
+        // read whole: sorting every found run's whole row cost twice as much.
+        let select = match found {
+            Some(_) => "SELECT workflows.* FROM workflows WHERE rowid IN (SELECT workflows.rowid",
+            None => "SELECT workflows.*",
+        };
+        let mut page = runs_matching(select, query, found.as_ref(), sight);
         let (before, order) = match query.sort {
             Sort::Newest => ("<", "DESC"),
             Sort::Oldest => (">", "ASC"),
@@ -224,10 +229,13 @@ impl Store {
                 .push_bind(cursor.id.clone())
                 .push("))");
         }
-        page.push(format!(
-            " ORDER BY created_ms {order}, workflows.id {order} LIMIT "
-        ))
-        .push_bind(i64::from(limit) + 1);
+        let ordered = format!(" ORDER BY created_ms {order}, workflows.id {order}");
+        page.push(&ordered)
+            .push(" LIMIT ")
+            .push_bind(i64::from(limit) + 1);
+        if found.is_some() {
+            page.push(")").push(&ordered);
+        }
         let mut rows: Vec<WorkflowRow> = page.build_query_as().fetch_all(&self.pool).await?;
         // The Completed tab is the newest runs only: one page, no further.
         let single_page = query.tab == Some(Tab::Completed);
@@ -306,49 +314,6 @@ impl Store {
         ))
     }
 
-    /// The runs whose searched text contains `text`: all of them, or past
-    /// [`SEARCHED_AT_MOST`] the newest that many (the text index's rowids follow the order
-    /// runs were first stored). Most searches match fewer, and the index finds those
-    /// fastest in its own order (walking it backwards costs about twice as much), so
-    /// the newest are asked for only when there are more.
-    async fn search(&self, text: &str) -> Result<Found, StoreError> {
-        let plan = search::plan(&self.pool, text).await?;
-        let mut ids = self.ids_matching(&plan, "", SEARCHED_AT_MOST + 1).await?;
-        let more = ids.len() > SEARCHED_AT_MOST as usize;
-        if more {
-            ids = self
-                .ids_matching(&plan, "ORDER BY rowid DESC", SEARCHED_AT_MOST)
-                .await?;
-        }
-        Ok(Found {
-            count: ids.len(),
-            ids: json_text(&ids),
-            more,
-        })
-    }
-
-    /// The rowids of up to `limit` runs that `plan` finds, in the text index's `order`.
-    /// A run's row in the text index has the rowid of its row in `workflows` (the
-    /// index's triggers write it so): reading the rowid alone spares a read of the
-    /// index's copy of the text per match, and the page then finds each run by it.
-    async fn ids_matching(
-        &self,
-        plan: &search::Plan,
-        order: &str,
-        limit: i64,
-    ) -> Result<Vec<i64>, sqlx::Error> {
-        let sql = format!(
-            "SELECT rowid FROM workflows_text WHERE {} {order} LIMIT ?3",
-            plan.condition()
-        );
-        sqlx::query_scalar(&sql)
-            .bind(&plan.matching)
-            .bind(&plan.checked)
-            .bind(limit)
-            .fetch_all(&self.pool)
-            .await
-    }
-
     /// Active and pending counts, runs that ended today (UTC), SLA compliance today,
     /// and the tabs' counts, all from counters the projector keeps: a few rows read
     /// however long the history.
@@ -365,15 +330,29 @@ impl Store {
         sight: Option<&[String]>,
     ) -> Result<WorkflowStats, StoreError> {
         let mut stats = WorkflowStats::default();
-        let mut current = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT status, sla_status, SUM(runs) FROM workflow_counts WHERE status IN {}",
+        // One statement: the current counts by status (the Completed tab's too), then the
+        // runs that ended today (UTC) from the per-day counters, a few rows however many
+        // runs ended today. Those are counted per day, not per engine: a reader limited
+        // to some engines gets the current counts and tabs only.
+        let mut counts = QueryBuilder::<Sqlite>::new(format!(
+            "SELECT 0, status, sla_status, 0, SUM(runs) FROM workflow_counts
+             WHERE (status IN {} OR status = 'COMPLETED')",
             *COUNTED_SQL
         ));
-        push_sight(&mut current, sight);
-        current.push(" GROUP BY status, sla_status");
-        let current: Vec<(String, String, i64)> =
-            current.build_query_as().fetch_all(&self.pool).await?;
-        for (status, sla, n) in current {
+        push_sight(&mut counts, sight);
+        counts.push(" GROUP BY status, sla_status");
+        if sight.is_none() {
+            counts
+                .push(
+                    " UNION ALL SELECT 1, status, sla_status, with_sla, runs FROM ended_counts
+                     WHERE runs > 0 AND day = ",
+                )
+                .push_bind(now.div_euclid(MS_PER_DAY));
+        }
+        let counts: Vec<(bool, String, String, bool, i64)> =
+            counts.build_query_as().fetch_all(&self.pool).await?;
+        let (mut completed, mut with_sla, mut within) = (0u64, 0u64, 0u64);
+        for (ended_today, status, sla, had_sla, n) in counts {
             let (Some(status), Some(sla), Ok(n)) = (
                 WorkflowStatus::parse(&status),
                 SlaStatus::parse(&sla),
@@ -381,7 +360,23 @@ impl Store {
             ) else {
                 continue;
             };
-            if status == WorkflowStatus::Pending {
+            if ended_today {
+                if status == WorkflowStatus::Completed {
+                    stats.completed_today += n;
+                } else if status.is_failure() {
+                    stats.failed_today += n;
+                }
+                if had_sla {
+                    with_sla += n;
+                    if sla != SlaStatus::Breached {
+                        within += n;
+                    }
+                }
+                continue;
+            }
+            if status == WorkflowStatus::Completed {
+                completed += n;
+            } else if status == WorkflowStatus::Pending {
                 stats.pending += n;
             } else if status.is_active() {
                 stats.active += n;
@@ -398,42 +393,7 @@ impl Store {
                 }
             }
         }
-        let mut completed = QueryBuilder::<Sqlite>::new(
-            "SELECT COALESCE(SUM(runs), 0) FROM workflow_counts WHERE status = 'COMPLETED'",
-        );
-        push_sight(&mut completed, sight);
-        let completed: i64 = completed.build_query_scalar().fetch_one(&self.pool).await?;
-        stats.tabs.completed =
-            u64::try_from(completed.min(i64::from(COMPLETED_TAB_SIZE))).unwrap_or(0);
-        if sight.is_some() {
-            return Ok(stats);
-        }
-        // The runs that ended today (UTC), from the per-day counters: a few rows
-        // however many runs ended today.
-        let ended_today: Vec<(String, String, bool, i64)> = sqlx::query_as(
-            "SELECT status, sla_status, with_sla, runs FROM ended_counts
-             WHERE day = ? AND runs > 0",
-        )
-        .bind(now.div_euclid(MS_PER_DAY))
-        .fetch_all(&self.pool)
-        .await?;
-        let (mut with_sla, mut within) = (0u64, 0u64);
-        for (status, sla, had_sla, n) in ended_today {
-            let (Some(status), Ok(n)) = (WorkflowStatus::parse(&status), u64::try_from(n)) else {
-                continue;
-            };
-            if status == WorkflowStatus::Completed {
-                stats.completed_today += n;
-            } else if status.is_failure() {
-                stats.failed_today += n;
-            }
-            if had_sla {
-                with_sla += n;
-                if SlaStatus::parse(&sla) != Some(SlaStatus::Breached) {
-                    within += n;
-                }
-            }
-        }
+        stats.tabs.completed = completed.min(u64::from(COMPLETED_TAB_SIZE));
         if with_sla > 0 {
             stats.sla_compliance_today = Some(((within * 100 + with_sla / 2) / with_sla) as u32);
         }
@@ -719,14 +679,6 @@ fn with_their_steps(
             (row, steps)
         })
         .collect()
-}
-
-/// What a search found: the rowids of its newest matches (as a JSON array, which the
-/// queries read with `json_each`) and whether there were more.
-struct Found {
-    ids: String,
-    count: usize,
-    more: bool,
 }
 
 /// `select` over the runs that match `query` and, for a search, are among what it

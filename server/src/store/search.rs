@@ -10,8 +10,11 @@
 //! parts of the text made of the others, and checks the whole text on each run it gets
 //! back. The answer is the same either way; only its cost differs.
 
+use super::{Store, StoreError};
 use sqlx::SqlitePool;
 
+/// A search looks at most at this many of its newest matches (and says so past them).
+const SEARCHED_AT_MOST: i64 = 1_000;
 /// How many runs having a trigram its density is judged by.
 const PROBED: i64 = 64;
 /// A trigram at least this dense (runs having it, over the runs in the stretch they span)
@@ -31,6 +34,9 @@ pub(super) struct Plan {
     /// When only parts were asked of the index: the whole text, lower-case, that each
     /// run it returns must contain in one of its columns.
     pub checked: Option<String>,
+    /// Every trigram of the text is dense: the text may well be in most runs, and its
+    /// first few matches tell whether to ask for the newest at once.
+    pub all_dense: bool,
 }
 
 impl Plan {
@@ -45,6 +51,118 @@ impl Plan {
                  OR instr(lower(engine_ref), ?2))"
             }
         }
+    }
+}
+
+/// What a search found: the rowids of its matches (as a JSON array, which the list's
+/// queries read with `json_each`), how many, and whether there were more.
+pub(super) struct Found {
+    pub ids: String,
+    pub count: usize,
+    pub more: bool,
+}
+
+/// Which end of the index's order (the order runs were first stored) matches are read from.
+#[derive(Clone, Copy)]
+enum End {
+    Oldest,
+    Newest,
+}
+
+impl Store {
+    /// The runs whose searched text contains `text`: all of them, or past
+    /// [`SEARCHED_AT_MOST`] the newest that many. Most searches match fewer, and the
+    /// index finds those fastest in its own order (walking it backwards costs about
+    /// twice as much), so the newest are asked for only when there are more, or when a
+    /// text made only of dense trigrams shows in its first matches that there will be.
+    pub(super) async fn search(&self, text: &str) -> Result<Found, StoreError> {
+        let plan = plan(&self.pool, text).await?;
+        let newest_at_once = if plan.all_dense {
+            let first = self.ids_matching(&plan, End::Oldest, PROBED).await?;
+            if !first.found.more {
+                return Ok(first.found);
+            }
+            first.foretells_more_than(SEARCHED_AT_MOST)
+        } else {
+            false
+        };
+        if !newest_at_once {
+            let found = self
+                .ids_matching(&plan, End::Oldest, SEARCHED_AT_MOST)
+                .await?
+                .found;
+            if !found.more {
+                return Ok(found);
+            }
+        }
+        Ok(self
+            .ids_matching(&plan, End::Newest, SEARCHED_AT_MOST)
+            .await?
+            .found)
+    }
+
+    /// Up to `limit` runs that `plan` finds, read from one end of the index, in one row:
+    /// a row handed from the database's thread costs more than reading it.
+    async fn ids_matching(
+        &self,
+        plan: &Plan,
+        from: End,
+        limit: i64,
+    ) -> Result<Matches, sqlx::Error> {
+        let order = match from {
+            End::Oldest => "ASC",
+            End::Newest => "DESC",
+        };
+        let sql = format!(
+            "WITH matches AS MATERIALIZED (
+                 SELECT rowid FROM workflows_text WHERE {} ORDER BY rowid {order} LIMIT ?3 + 1)
+             SELECT (SELECT json_group_array(rowid)
+                     FROM (SELECT rowid FROM matches ORDER BY rowid {order} LIMIT ?3)),
+                 count(*), min(rowid), max(rowid), (SELECT max(rowid) FROM workflows)
+             FROM matches",
+            plan.condition()
+        );
+        let (ids, matched, first, last, stored): (
+            String,
+            i64,
+            Option<i64>,
+            Option<i64>,
+            Option<i64>,
+        ) = sqlx::query_as(&sql)
+            .bind(&plan.matching)
+            .bind(&plan.checked)
+            .bind(limit)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(Matches {
+            found: Found {
+                ids,
+                count: usize::try_from(matched.min(limit)).unwrap_or(0),
+                more: matched > limit,
+            },
+            span: first.zip(last),
+            stored: stored.unwrap_or(0),
+        })
+    }
+}
+
+/// Matches read from one end of the index, with the stretch of rowids they span and the
+/// highest rowid stored.
+struct Matches {
+    found: Found,
+    span: Option<(i64, i64)>,
+    stored: i64,
+}
+
+impl Matches {
+    /// Whether, at the density of these matches, the rest of the runs hold more than
+    /// `many`.
+    fn foretells_more_than(&self, many: i64) -> bool {
+        let Some((first, last)) = self.span else {
+            return false;
+        };
+        let density = self.found.count as f64 / (last - first + 1) as f64;
+        density * (self.stored - first + 1) as f64 > many as f64
     }
 }
 
@@ -69,6 +187,7 @@ pub(super) async fn plan(pool: &SqlitePool, text: &str) -> Result<Plan, sqlx::Er
     let whole = Plan {
         matching: phrase(&chars),
         checked: None,
+        all_dense: false,
     };
     // The check reads columns with SQLite's `lower`, which folds ASCII letters only,
     // while the index folds every letter: a text with other characters is asked whole.
@@ -90,6 +209,12 @@ pub(super) async fn plan(pool: &SqlitePool, text: &str) -> Result<Plan, sqlx::Er
         .filter(|(_, density)| *density >= DENSE)
         .map(|(trigram, _)| *trigram)
         .collect();
+    if dense.len() == distinct.len() {
+        return Ok(Plan {
+            all_dense: true,
+            ..whole
+        });
+    }
     Ok(plan_for(&lower, &trigrams, |trigram| dense.contains(&trigram)).unwrap_or(whole))
 }
 
@@ -117,6 +242,7 @@ fn plan_for(lower: &[char], trigrams: &[&[char]], dense: impl Fn(&[char]) -> boo
     Some(Plan {
         matching: parts.join(" AND "),
         checked: Some(lower.iter().collect()),
+        all_dense: false,
     })
 }
 
@@ -237,15 +363,66 @@ mod tests {
             let whole = Plan {
                 matching: phrase(&searched.chars().collect::<Vec<_>>()),
                 checked: None,
+                all_dense: false,
             };
-            let mut found = store.ids_matching(&plan, "", 10_000).await.unwrap();
-            let mut expected = store.ids_matching(&whole, "", 10_000).await.unwrap();
-            found.sort();
-            expected.sort();
+            let ids = |matches: Matches| {
+                let mut ids: Vec<i64> = serde_json::from_str(&matches.found.ids).unwrap();
+                ids.sort();
+                ids
+            };
+            let found = ids(store
+                .ids_matching(&plan, End::Oldest, 10_000)
+                .await
+                .unwrap());
+            let expected = ids(store
+                .ids_matching(&whole, End::Oldest, 10_000)
+                .await
+                .unwrap());
             assert!(!expected.is_empty(), "{searched:?} is some run's text");
             assert_eq!(found, expected, "{searched:?} planned as {plan:?}");
         }
         // Most stretches hold a dense part (an id's `run-0`, a tag's `customer-`).
         assert!(planned > 100, "only {planned} of 400 searches were planned");
+    }
+
+    /// What `search` answers, against every run read and checked one by one: the newest
+    /// [`SEARCHED_AT_MOST`] matches, whether there were more, whichever way it got them.
+    #[tokio::test]
+    async fn a_search_finds_the_newest_matches_however_it_reads_them() {
+        let store = store_with_alike_runs(3_000).await;
+        let texts = [
+            "example.com",  // in every run: dense, the newest asked at once
+            "run-000",      // dense trigrams, in 1,000 runs: exactly as many as kept
+            "Run-0000",     // dense trigrams, in 100 runs: all of them, oldest first
+            "USER007@",     // a rare part: asked oldest first, 60 runs
+            "customer-1",   // many but not every run
+            "région-3",     // not ASCII: asked whole
+            "order \"27",   // a quote, a rare part
+            "no such text", // nothing
+        ];
+        for text in texts {
+            let found = store.search(text).await.unwrap();
+            let checked: (i64, String) = sqlx::query_as(
+                "WITH matches AS (SELECT rowid FROM workflows
+                     WHERE instr(lower(id), lower(?1)) OR instr(lower(workflow_type), lower(?1))
+                        OR instr(lower(triggered_by), lower(?1)) OR instr(lower(tags), lower(?1))
+                        OR instr(lower(engine_ref), lower(?1)))
+                 SELECT (SELECT count(*) FROM matches), (SELECT json_group_array(rowid) FROM
+                     (SELECT rowid FROM matches ORDER BY rowid DESC LIMIT ?2))",
+            )
+            .bind(text)
+            .bind(SEARCHED_AT_MOST)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+            let (matching, newest) = checked;
+            let mut ids: Vec<i64> = serde_json::from_str(&found.ids).unwrap();
+            let mut expected: Vec<i64> = serde_json::from_str(&newest).unwrap();
+            ids.sort();
+            expected.sort();
+            assert_eq!(ids, expected, "{text:?}");
+            assert_eq!(found.count, expected.len(), "{text:?}");
+            assert_eq!(found.more, matching > SEARCHED_AT_MOST, "{text:?}");
+        }
     }
 }
