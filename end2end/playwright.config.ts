@@ -4,6 +4,9 @@ import { defineConfig } from '@playwright/test';
 import { ADMIN_STATE } from './support/identity';
 
 const port = Number(process.env.STEPLINE_E2E_PORT ?? 3400);
+// The OpenID Connect provider the SSO tests sign in through (oidc/provider.mjs).
+const oidcPort = Number(process.env.STEPLINE_E2E_OIDC_PORT ?? 3901);
+const oidcSecret = process.env.STEPLINE_OIDC_E2E_SECRET ?? 'e2e-oidc-client-secret';
 const serverBinary = process.env.STEPLINE_SERVER_BIN;
 const siteRoot = process.env.STEPLINE_SITE_ROOT;
 const database = process.env.STEPLINE_E2E_DATABASE_URL;
@@ -56,26 +59,49 @@ export default defineConfig({
     { name: 'hydrated', use: { javaScriptEnabled: true } },
     { name: 'no-javascript', use: { javaScriptEnabled: false } },
   ],
-  webServer: {
-    command: serverBinary,
-    url: `http://127.0.0.1:${port}/api/health`,
-    timeout: 60_000,
-    reuseExistingServer: false,
-    stdout: 'pipe',
-    stderr: 'pipe',
-    env: {
-      STEPLINE_LISTEN: `127.0.0.1:${port}`,
-      STEPLINE_DATABASE_URL: database,
-      LEPTOS_SITE_ROOT: siteRoot,
-      LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
-      // The first admin's password, so the tests can sign in (support/identity.ts).
-      STEPLINE_ADMIN_PASSWORD: process.env.STEPLINE_E2E_ADMIN_PASSWORD ?? 'e2e-admin-password-1',
-      // The browser tests' own workflow types (deterministic durations and failures).
-      STEPLINE_WORKFLOWS: `${process.cwd()}/workflows`,
-      // Temporal sources to follow too (scripts/test.sh points this at its dev server).
-      ...(process.env.STEPLINE_TEMPORAL_SOURCES
-        ? { STEPLINE_TEMPORAL_SOURCES: process.env.STEPLINE_TEMPORAL_SOURCES }
-        : {}),
+  webServer: [
+    {
+      // Playwright starts these in order, each once the one before answers: the provider
+      // is up before Stepline, which may read its discovery document when it starts.
+      command: 'node oidc/provider.mjs',
+      url: `http://127.0.0.1:${oidcPort}/.well-known/openid-configuration`,
+      timeout: 30_000,
+      reuseExistingServer: false,
+      stdout: 'pipe',
+      stderr: 'pipe',
+      env: {
+        STEPLINE_E2E_OIDC_PORT: String(oidcPort),
+        STEPLINE_E2E_PORT: String(port),
+        STEPLINE_OIDC_E2E_SECRET: oidcSecret,
+      },
     },
-  },
+    {
+      command: serverBinary,
+      url: `http://127.0.0.1:${port}/api/health`,
+      timeout: 60_000,
+      reuseExistingServer: false,
+      stdout: 'pipe',
+      stderr: 'pipe',
+      env: {
+        STEPLINE_LISTEN: `127.0.0.1:${port}`,
+        STEPLINE_DATABASE_URL: database,
+        LEPTOS_SITE_ROOT: siteRoot,
+        LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
+        // The first admin's password, so the tests can sign in (support/identity.ts).
+        STEPLINE_ADMIN_PASSWORD: process.env.STEPLINE_E2E_ADMIN_PASSWORD ?? 'e2e-admin-password-1',
+        // The browser tests' own workflow types (deterministic durations and failures).
+        STEPLINE_WORKFLOWS: `${process.cwd()}/workflows`,
+        // Temporal sources to follow too (scripts/test.sh points this at its dev server).
+        ...(process.env.STEPLINE_TEMPORAL_SOURCES
+          ? { STEPLINE_TEMPORAL_SOURCES: process.env.STEPLINE_TEMPORAL_SOURCES }
+          : {}),
+        // Sign-in through the test OpenID Connect provider (tests/sso.spec.ts): scripts/test.sh
+        // writes the providers file, with the provider's port.
+        ...(process.env.STEPLINE_SIGN_IN_PROVIDERS
+          ? { STEPLINE_SIGN_IN_PROVIDERS: process.env.STEPLINE_SIGN_IN_PROVIDERS }
+          : {}),
+        STEPLINE_OIDC_E2E_SECRET: oidcSecret,
+      },
+    },
+  ],
 });

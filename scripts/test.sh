@@ -47,6 +47,28 @@ EOF
 export STEPLINE_TEMPORAL_SOURCES="$work/temporal-sources.toml"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 export STEPLINE_E2E_PORT="$port"
+# The OpenID Connect provider the SSO tests sign in through (end2end/oidc/provider.mjs,
+# started by Playwright), and Stepline's providers file naming it.
+oidc_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+export STEPLINE_E2E_OIDC_PORT="$oidc_port"
+cat > "$work/sign-in-providers.toml" <<EOF
+[[provider]]
+name = "e2e"
+label = "Test SSO"
+issuer = "http://127.0.0.1:$oidc_port"
+client_id = "stepline-e2e"
+client_secret_env = "STEPLINE_OIDC_E2E_SECRET"
+scopes = ["email", "profile", "groups"]
+
+[[provider.roles]]
+group = "stepline-operators"
+role = "operator"
+
+[[provider.roles]]
+group = "stepline-viewers"
+role = "viewer"
+EOF
+export STEPLINE_SIGN_IN_PROVIDERS="$work/sign-in-providers.toml"
 export STEPLINE_SERVER_BIN="$CARGO_TARGET_DIR/debug/server"
 export STEPLINE_SITE_ROOT="$PWD/target/site"
 export STEPLINE_E2E_DATABASE_URL="sqlite://$work/e2e.db"

@@ -49,6 +49,11 @@ pub struct Config {
     #[arg(long, env = "STEPLINE_TEMPORAL_SOURCES")]
     pub temporal_sources: Option<PathBuf>,
 
+    /// A TOML file of OpenID Connect providers people may sign in through (see README:
+    /// "Sign-in").
+    #[arg(long, env = "STEPLINE_SIGN_IN_PROVIDERS")]
+    pub sign_in_providers: Option<PathBuf>,
+
     /// How long a closed run is kept (by when it ended) before it is deleted with its
     /// steps and logs ("30d", "12h"; "off" keeps every run).
     #[arg(long, env = "STEPLINE_RETAIN_RUNS", default_value = "30d")]

@@ -41,10 +41,21 @@ async fn main() -> anyhow::Result<()> {
         Some(path) => server::engines::temporal::load_sources(path).map_err(anyhow::Error::msg)?,
         None => Vec::new(),
     };
+    let providers = match &config.sign_in_providers {
+        Some(path) => server::auth::oidc::load_providers(path).map_err(anyhow::Error::msg)?,
+        None => Vec::new(),
+    };
     let server::Core { mut state, builtin } =
         server::start_core(&config.database_url, leptos_options, Some(builtin))
             .await
             .with_context(|| format!("opening the store at {}", config.database_url))?;
+    for provider in &providers {
+        tracing::info!(provider = %provider.name, issuer = %provider.issuer, "single sign-on offered");
+    }
+    state.auth = std::sync::Arc::new(server::http::AuthRuntime {
+        providers: server::auth::oidc::Providers::new(providers),
+        ..Default::default()
+    });
     for source in server::follow_temporal(&mut state, temporal)
         .await
         .map_err(anyhow::Error::msg)?

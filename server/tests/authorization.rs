@@ -210,6 +210,7 @@ impl World {
         pattern
             .replace("{id}", &self.run)
             .replace("{action}", "pause")
+            .replace("{provider}", "nowhere")
             .replace("{*rest}", "no-such-thing")
             .replace("/api/auth/users/authz-run", "/api/auth/users/1")
             .replace("/api/auth/tokens/authz-run", "/api/auth/tokens/999999")

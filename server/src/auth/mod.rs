@@ -5,6 +5,7 @@
 //! only as their SHA-256; passwords as Argon2id.
 
 pub mod first_admin;
+pub mod oidc;
 pub mod password;
 pub mod secret;
 mod throttle;

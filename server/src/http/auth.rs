@@ -95,6 +95,11 @@ fn bearer_token(headers: &HeaderMap) -> Option<&str> {
 }
 
 fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, SESSION_COOKIE)
+}
+
+/// The value of the cookie `wanted` that the request carries.
+pub(super) fn cookie<'h>(headers: &'h HeaderMap, wanted: &str) -> Option<&'h str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -102,7 +107,7 @@ fn session_cookie(headers: &HeaderMap) -> Option<&str> {
         .flat_map(|value| value.split(';'))
         .find_map(|pair| {
             let (name, value) = pair.trim().split_once('=')?;
-            (name == SESSION_COOKIE).then_some(value)
+            (name == wanted).then_some(value)
         })
 }
 
@@ -211,7 +216,7 @@ fn host_of(url: &str) -> Option<&str> {
 }
 
 /// Percent-encodes `text` for a query value.
-fn urlencoding_component(text: &str) -> String {
+pub(super) fn urlencoding_component(text: &str) -> String {
     text.bytes()
         .map(|byte| match byte {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
@@ -223,7 +228,7 @@ fn urlencoding_component(text: &str) -> String {
 }
 
 /// Where to go after signing in: a path of ours, never another site.
-fn safe_next(next: Option<&str>) -> &str {
+pub(super) fn safe_next(next: Option<&str>) -> &str {
     match next {
         Some(next) if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') => {
             next
@@ -244,14 +249,24 @@ pub struct SignInPage {
 /// `GET /signin`: the sign-in form, a plain page that works without JavaScript (and
 /// loads none: nothing on it needs the app).
 pub async fn sign_in_page(
+    State(state): State<AppState>,
     query: Result<axum::extract::Query<SignInPage>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let page = query.map(|query| query.0).unwrap_or_default();
     let next = safe_next(page.next.as_deref());
+    sign_in_answer(&state, StatusCode::OK, next, page.error.as_deref())
+}
+
+/// The sign-in page with `status`: the password form, a link per sign-in provider, and
+/// why the last try failed (escaped: part of it may be a provider's words).
+pub(super) fn sign_in_answer(
+    state: &AppState,
+    status: StatusCode,
+    next: &str,
+    error: Option<&str>,
+) -> Response {
     let escape = |text: &str| html_escape::encode_double_quoted_attribute(text).into_owned();
-    let error = page
-        .error
-        .as_deref()
+    let error = error
         .map(|error| {
             let error: String = error.chars().take(300).collect();
             format!(
@@ -260,6 +275,25 @@ pub async fn sign_in_page(
             )
         })
         .unwrap_or_default();
+    let providers: String = state
+        .auth
+        .providers
+        .listed()
+        .into_iter()
+        .map(|(name, label)| {
+            format!(
+                r#"<a class="button sso" href="/signin/oidc/{}?next={}">Sign in with {}</a>"#,
+                escape(name),
+                escape(&urlencoding_component(next)),
+                escape(label)
+            )
+        })
+        .collect();
+    let providers = if providers.is_empty() {
+        providers
+    } else {
+        format!(r#"<nav class="sso" aria-label="Single sign-on">{providers}</nav>"#)
+    };
     let html = format!(
         r#"<!DOCTYPE html>
 <html lang="en">
@@ -276,6 +310,7 @@ pub async fn sign_in_page(
 <section class="signin">
 <h1>Sign in</h1>
 {error}
+{providers}
 <form method="post" action="{SIGN_IN}">
 <input type="hidden" name="next" value="{next}">
 <label>Login <input name="login" autocomplete="username" required autofocus></label>
@@ -290,6 +325,7 @@ pub async fn sign_in_page(
         SIGN_IN = super::routes::SIGN_IN,
     );
     (
+        status,
         [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
         axum::response::Html(html),
     )
@@ -395,7 +431,7 @@ async fn open_session(
     Ok((me, secret))
 }
 
-async fn audit_sign_in(state: &AppState, login: &str, outcome: &str, detail: &str) {
+pub(super) async fn audit_sign_in(state: &AppState, login: &str, outcome: &str, detail: &str) {
     record(
         state,
         NewAuditEntry {
@@ -464,14 +500,14 @@ fn answer_sign_in(is_form: bool, next: &str, outcome: Result<(Me, String), AppEr
     }
 }
 
-fn session_cookie_value(secret: &str) -> String {
+pub(super) fn session_cookie_value(secret: &str) -> String {
     // HttpOnly: scripts never see it; SameSite=Lax: other sites' forms do not carry it
     // (and the Origin check above catches what Lax lets through). Secure is added when
     // served over HTTPS (see [`with_secure_cookies`]).
     format!("{SESSION_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Lax")
 }
 
-fn set_cookie(response: &mut Response, value: &str) {
+pub(super) fn set_cookie(response: &mut Response, value: &str) {
     if let Ok(value) = HeaderValue::from_str(value) {
         response.headers_mut().append(header::SET_COOKIE, value);
     }

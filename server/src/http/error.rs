@@ -63,7 +63,7 @@ impl AppError {
         }
     }
 
-    fn status(&self) -> StatusCode {
+    pub(super) fn status(&self) -> StatusCode {
         match self {
             Self::EventRefused { status, .. } => *status,
             other => status_of(other.kind()),

@@ -10,6 +10,7 @@ mod headers;
 mod ingest;
 pub mod routes;
 mod serve;
+mod sso;
 mod workflows;
 
 pub use error::{log_internal_errors, server_fn_status, AppError};
@@ -52,6 +53,8 @@ pub struct AppState {
 pub struct AuthRuntime {
     pub settings: crate::auth::AuthSettings,
     pub throttle: crate::auth::SignInThrottle,
+    /// The OpenID Connect providers people may sign in through.
+    pub providers: crate::auth::oidc::Providers,
 }
 
 impl FromRef<AppState> for LeptosOptions {
@@ -119,6 +122,8 @@ pub fn api_router() -> Router<AppState> {
             post(auth::sign_in).layer(DefaultBodyLimit::max(16 * 1024)),
         ),
         (SIGN_IN_PAGE, get(auth::sign_in_page)),
+        (SSO_START, get(sso::start)),
+        (SSO_CALLBACK, get(sso::callback)),
         (SIGN_OUT, post(auth::sign_out)),
         (ME, get(auth::me)),
         (USERS, get(admin::users).post(admin::create_user)),

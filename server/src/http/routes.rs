@@ -41,6 +41,9 @@ pub const USERS: &str = "/api/auth/users";
 pub const USER: &str = "/api/auth/users/{id}";
 pub const TOKENS: &str = "/api/auth/tokens";
 pub const TOKEN: &str = "/api/auth/tokens/{id}";
+/// Single sign-on: to the provider, and back.
+pub const SSO_START: &str = "/signin/oidc/{provider}";
+pub const SSO_CALLBACK: &str = "/signin/oidc/{provider}/callback";
 
 /// The API's routes.
 pub const API: &[Rule] = &[
@@ -58,6 +61,8 @@ pub const API: &[Rule] = &[
     rule(Method::GET, LIVE, Need::Read),
     rule(Method::POST, SIGN_IN, Need::Nobody),
     rule(Method::GET, SIGN_IN_PAGE, Need::Nobody),
+    rule(Method::GET, SSO_START, Need::Nobody),
+    rule(Method::GET, SSO_CALLBACK, Need::Nobody),
     rule(Method::POST, SIGN_OUT, Need::SignedIn),
     rule(Method::GET, ME, Need::SignedIn),
     rule(Method::GET, USERS, Need::Admin),

@@ -164,6 +164,57 @@ impl Store {
         Ok(Some(id))
     }
 
+    /// The account a sign-in provider vouched for, known by the provider's id for the
+    /// person (`subject`): made at the first sign-in with `login`, its display name
+    /// kept up to date. `None` when `login` is another account's.
+    pub async fn provider_account(
+        &self,
+        provider: &str,
+        subject: &str,
+        login: &str,
+        display_name: Option<&str>,
+        now: Millis,
+    ) -> Result<Option<UserRow>, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        let known: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM users WHERE provider = ? AND subject = ?")
+                .bind(provider)
+                .bind(subject)
+                .fetch_optional(&mut *tx)
+                .await?;
+        let id = match known {
+            Some(id) => {
+                sqlx::query(
+                    "UPDATE users SET display_name = COALESCE(?, display_name) WHERE id = ?",
+                )
+                .bind(display_name)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                id
+            }
+            None => {
+                let made: Option<i64> = sqlx::query_scalar(
+                    "INSERT INTO users (login, display_name, provider, subject, created_ms)
+                     VALUES (?, ?, ?, ?, ?) ON CONFLICT (login) DO NOTHING RETURNING id",
+                )
+                .bind(login)
+                .bind(display_name)
+                .bind(provider)
+                .bind(subject)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(id) = made else {
+                    return Ok(None);
+                };
+                id
+            }
+        };
+        tx.commit().await?;
+        self.user(id).await
+    }
+
     /// The account of `login` (case aside), with its bindings.
     pub async fn user_by_login(&self, login: &str) -> Result<Option<UserRow>, StoreError> {
         let columns: Option<UserColumns> = sqlx::query_as(
