@@ -49,6 +49,20 @@ pub struct Config {
     #[arg(long, env = "STEPLINE_TEMPORAL_SOURCES")]
     pub temporal_sources: Option<PathBuf>,
 
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, env = "STEPLINE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, env = "STEPLINE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Proxies in front of Stepline whose X-Forwarded-For and X-Forwarded-Proto are
+    /// believed: addresses or networks, comma-separated ("127.0.0.1,10.0.0.0/8"). Anyone
+    /// else's forwarded headers are ignored.
+    #[arg(long, env = "STEPLINE_TRUSTED_PROXIES", default_value = "")]
+    pub trusted_proxies: crate::http::TrustedProxies,
+
     /// A TOML file of OpenID Connect providers people may sign in through (see README:
     /// "Sign-in").
     #[arg(long, env = "STEPLINE_SIGN_IN_PROVIDERS")]

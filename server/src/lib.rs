@@ -173,6 +173,7 @@ pub fn app(state: AppState) -> Router {
             http::auth::identify,
         ))
         .layer(axum::middleware::map_response(http::security_headers))
+        .layer(axum::middleware::from_fn(http::auth::over_https))
         .layer(axum::middleware::map_response(http::server_fn_status))
         .layer(axum::middleware::map_response(http::log_internal_errors))
         // Failures are logged once, with their cause, by `log_internal_errors`.
@@ -194,5 +195,25 @@ pub async fn launch_with_listener(
     limits: http::ConnectionLimits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    http::serve(listener, app(state), limits, shutdown).await
+    launch(
+        listener,
+        state,
+        http::Serving {
+            limits,
+            ..Default::default()
+        },
+        shutdown,
+    )
+    .await
+}
+
+/// Serves `state` on `listener` as `serving` says (TLS, trusted proxies, bounds) until
+/// `shutdown` resolves.
+pub async fn launch(
+    listener: TcpListener,
+    state: AppState,
+    serving: http::Serving,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    http::serve(listener, app(state), serving, shutdown).await
 }

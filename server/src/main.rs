@@ -75,6 +75,12 @@ async fn main() -> anyhow::Result<()> {
             tokio::spawn(demo::run(engine, demo::DemoSettings::default()));
         }
     }
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(server::http::tls_settings(cert, key).map_err(anyhow::Error::msg)?)
+        }
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
@@ -91,8 +97,9 @@ async fn main() -> anyhow::Result<()> {
         server::auth::first_admin::ensure_first_admin(&state.store, data_dir.as_deref(), given)
             .await
             .context("making the first admin")?;
-    tracing::info!(database = %config.database_url, "Stepline is serving on http://{local}/orchestration");
-    println!("Stepline is running: http://{local}/orchestration");
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    tracing::info!(database = %config.database_url, "Stepline is serving on {scheme}://{local}/orchestration");
+    println!("Stepline is running: {scheme}://{local}/orchestration");
     if let Some(first) = first {
         println!(
             "First start: sign in as {:?} with the password {}{}",
@@ -104,15 +111,19 @@ async fn main() -> anyhow::Result<()> {
                 .unwrap_or_default()
         );
     }
-    if !local.ip().is_loopback() {
-        tracing::warn!(%local, "serving plain HTTP beyond this machine: passwords and session cookies cross the network readable; put Stepline behind a proxy that terminates TLS");
+    if !local.ip().is_loopback() && tls.is_none() && config.trusted_proxies.is_empty() {
+        tracing::warn!(%local, "serving plain HTTP beyond this machine: passwords and session cookies cross the network readable; serve TLS (--tls-cert, --tls-key) or put Stepline behind a proxy that terminates it (--trusted-proxies)");
     }
 
-    let limits = server::http::ConnectionLimits {
-        max_connections: config.max_connections as usize,
-        header_timeout: config.header_timeout.into(),
+    let serving = server::http::Serving {
+        limits: server::http::ConnectionLimits {
+            max_connections: config.max_connections as usize,
+            header_timeout: config.header_timeout.into(),
+        },
+        tls,
+        trusted_proxies: config.trusted_proxies.clone(),
     };
-    server::launch_with_listener(listener, state, limits, shutdown_signal()).await?;
+    server::launch(listener, state, serving, shutdown_signal()).await?;
     Ok(())
 }
 

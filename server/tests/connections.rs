@@ -137,3 +137,155 @@ async fn a_connection_over_the_limit_gets_a_json_503_and_the_others_are_served()
         tokio::task::yield_now().await;
     }
 }
+
+/// An account `login` with `password`, made in the store.
+async fn account_with_password(state: &server::http::AppState, login: &str, password: &str) {
+    let hash = server::auth::password::hash(password.to_owned())
+        .await
+        .unwrap();
+    state
+        .store
+        .create_user(
+            server::store::identity::NewAccount {
+                login,
+                display_name: None,
+                password_hash: Some(&hash),
+                provider: "local",
+                bindings: &[app::model::identity::RoleBinding::everywhere(
+                    app::model::identity::Role::Viewer,
+                )],
+            },
+            chrono::Utc::now().timestamp_millis(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// The server in this process on a free loopback port, serving as `serving` says, with an
+/// account `ana` (password `a long passphrase`).
+async fn serve_as(serving: server::http::Serving) -> Served {
+    let (state, dir) = core_state::on_temporary_file().await;
+    account_with_password(&state, "ana", "a long passphrase").await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(server::launch(listener, state, serving, async {
+        let _ = stopped.await;
+    }));
+    Served {
+        address,
+        _dir: dir,
+        _stop: stop,
+    }
+}
+
+const SIGN_IN_AS_ANA: &str = r#"{"login":"ana","password":"a long passphrase"}"#;
+
+#[tokio::test]
+async fn stepline_serves_https_itself_with_secure_cookies_and_hsts() {
+    let certified = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let (cert, key) = (files.path().join("cert.pem"), files.path().join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).unwrap();
+    std::fs::write(&key, certified.signing_key.serialize_pem()).unwrap();
+    let served = serve_as(server::http::Serving {
+        tls: Some(server::http::tls_settings(&cert, &key).unwrap()),
+        ..Default::default()
+    })
+    .await;
+
+    let client = reqwest::Client::builder()
+        .tls_certs_only(vec![reqwest::Certificate::from_pem(
+            certified.cert.pem().as_bytes(),
+        )
+        .unwrap()])
+        .resolve("localhost", served.address)
+        .build()
+        .unwrap();
+    let base = format!("https://localhost:{}", served.address.port());
+    let health = client
+        .get(format!("{base}/api/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), reqwest::StatusCode::OK);
+    assert_eq!(
+        health.version(),
+        reqwest::Version::HTTP_2,
+        "h2 offered by ALPN"
+    );
+    assert_eq!(
+        health.headers()["strict-transport-security"],
+        "max-age=31536000"
+    );
+    let signed_in = client
+        .post(format!("{base}/api/auth/sign-in"))
+        .header("content-type", "application/json")
+        .header("origin", &base)
+        .body(SIGN_IN_AS_ANA)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(signed_in.status(), reqwest::StatusCode::OK);
+    let cookie = signed_in.headers()["set-cookie"].to_str().unwrap();
+    assert!(
+        cookie.starts_with("stepline_session=") && cookie.ends_with("; Secure"),
+        "{cookie}"
+    );
+
+    // Plain HTTP to the TLS port is not served.
+    let mut plain = TcpStream::connect(served.address).await.unwrap();
+    plain.write_all(HEALTH.as_bytes()).await.unwrap();
+    let answer = read_until_closed(&mut plain, Duration::from_secs(5)).await;
+    assert!(
+        answer
+            .as_deref()
+            .is_some_and(|text| !text.contains("200 OK")),
+        "{answer:?}"
+    );
+}
+
+/// A sign-in request sent over plain TCP with `headers`: the `Set-Cookie` it got.
+async fn sign_in_cookie(address: std::net::SocketAddr, headers: &str) -> String {
+    let mut stream = TcpStream::connect(address).await.unwrap();
+    let request = format!(
+        "POST /api/auth/sign-in HTTP/1.1\r\nhost: stepline\r\norigin: http://stepline\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n{headers}\r\n{SIGN_IN_AS_ANA}",
+        SIGN_IN_AS_ANA.len()
+    );
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let answer = read_until_closed(&mut stream, Duration::from_secs(10))
+        .await
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    answer
+        .lines()
+        .find_map(|line| line.strip_prefix("set-cookie: "))
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn only_a_trusted_proxy_may_say_the_browser_used_https() {
+    let trusting = serve_as(server::http::Serving {
+        trusted_proxies: "127.0.0.1".parse().unwrap(),
+        ..Default::default()
+    })
+    .await;
+    let forwarded = "x-forwarded-proto: https\r\nx-forwarded-for: 203.0.113.9\r\n";
+    let cookie = sign_in_cookie(trusting.address, forwarded).await;
+    assert!(cookie.ends_with("; Secure"), "{cookie}");
+    let cookie = sign_in_cookie(trusting.address, "").await;
+    assert!(
+        !cookie.contains("Secure"),
+        "no forwarded scheme, plain HTTP: {cookie}"
+    );
+
+    let distrusting = serve_as(server::http::Serving::default()).await;
+    let cookie = sign_in_cookie(distrusting.address, forwarded).await;
+    assert!(
+        !cookie.contains("Secure"),
+        "a stranger's X-Forwarded-Proto: {cookie}"
+    );
+}

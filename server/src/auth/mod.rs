@@ -27,9 +27,6 @@ pub struct AuthSettings {
     pub idle: Duration,
     /// A session ends this long after sign-in, however used.
     pub absolute: Duration,
-    /// Whether the cookie is sent only over HTTPS (served with TLS, or behind a proxy
-    /// that terminates it).
-    pub secure_cookie: bool,
 }
 
 impl Default for AuthSettings {
@@ -37,7 +34,6 @@ impl Default for AuthSettings {
         Self {
             idle: Duration::from_secs(12 * 3_600),
             absolute: Duration::from_secs(7 * 86_400),
-            secure_cookie: false,
         }
     }
 }
@@ -279,7 +275,6 @@ mod tests {
         let settings = AuthSettings {
             idle: Duration::from_secs(60),
             absolute: Duration::from_secs(3_600),
-            secure_cookie: false,
         };
         assert_eq!(settings.session_end(0, 1_000), 61_000);
         assert_eq!(settings.session_end(0, 3_590_000), 3_600_000);

@@ -503,7 +503,7 @@ fn answer_sign_in(is_form: bool, next: &str, outcome: Result<(Me, String), AppEr
 pub(super) fn session_cookie_value(secret: &str) -> String {
     // HttpOnly: scripts never see it; SameSite=Lax: other sites' forms do not carry it
     // (and the Origin check above catches what Lax lets through). Secure is added when
-    // served over HTTPS (see [`with_secure_cookies`]).
+    // served over HTTPS (see [`over_https`]).
     format!("{SESSION_COOKIE}={secret}; Path=/; HttpOnly; SameSite=Lax")
 }
 
@@ -545,23 +545,32 @@ pub async fn me(Extension(caller): Extension<Caller>) -> Json<Me> {
     Json(caller.me())
 }
 
-/// Adds `Secure` to the session cookie of every answer (Stepline is served over HTTPS).
-pub async fn with_secure_cookies(request: Request, next: Next) -> Response {
+/// Over HTTPS (Stepline serves TLS, or a trusted proxy says the browser used it): every
+/// cookie set is `Secure`, and browsers are told to come back only over HTTPS (HSTS).
+pub async fn over_https(request: Request, next: Next) -> Response {
+    let https = request
+        .extensions()
+        .get::<super::Https>()
+        .is_some_and(|https| https.0);
     let mut response = next.run(request).await;
-    let cookies: Vec<HeaderValue> = response
-        .headers_mut()
-        .remove(header::SET_COOKIE)
-        .into_iter()
-        .collect();
+    if !https {
+        return response;
+    }
+    let headers = response.headers_mut();
+    let cookies: Vec<HeaderValue> = headers.remove(header::SET_COOKIE).into_iter().collect();
     for cookie in cookies {
         let secured = cookie
             .to_str()
             .ok()
-            .filter(|text| text.starts_with(SESSION_COOKIE) && !text.contains("Secure"))
+            .filter(|text| !text.contains("; Secure"))
             .and_then(|text| HeaderValue::from_str(&format!("{text}; Secure")).ok())
             .unwrap_or(cookie);
-        response.headers_mut().append(header::SET_COOKIE, secured);
+        headers.append(header::SET_COOKIE, secured);
     }
+    headers.insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
+    );
     response
 }
 

@@ -8,6 +8,7 @@ mod error;
 mod gantt;
 mod headers;
 mod ingest;
+pub mod origin;
 pub mod routes;
 mod serve;
 mod sso;
@@ -15,7 +16,8 @@ mod workflows;
 
 pub use error::{log_internal_errors, server_fn_status, AppError};
 pub use headers::{page_policy, security_headers};
-pub use serve::{serve, ConnectionLimits};
+pub use origin::{tls_settings, Https, TrustedProxies};
+pub use serve::{serve, ConnectionLimits, Serving};
 
 use crate::auth::Caller;
 use crate::live::{ws, LiveHub, SnapshotSource};

@@ -4,6 +4,7 @@
 //! keep-alive connection left idle between requests, so slow or idle clients cannot hold
 //! the server's sockets (axum's own `serve` sets neither bound).
 
+use super::origin::TrustedProxies;
 use app::model::{ErrorBody, ErrorKind};
 use axum::Router;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -38,6 +39,19 @@ impl Default for ConnectionLimits {
     }
 }
 
+/// How the server listens: its connection bounds, TLS when it terminates it itself, and
+/// the proxies whose forwarded headers it believes.
+#[derive(Debug, Clone, Default)]
+pub struct Serving {
+    pub limits: ConnectionLimits,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub trusted_proxies: TrustedProxies,
+}
+
+/// A client's connection, plain TCP or TLS over it.
+trait Connection: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin> Connection for T {}
+
 /// How long open connections get to finish once shutdown is asked for.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
@@ -46,9 +60,10 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub async fn serve(
     listener: TcpListener,
     router: Router,
-    limits: ConnectionLimits,
+    serving: Serving,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let limits = serving.limits;
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let graceful = GracefulShutdown::new();
     let mut builder = Builder::new(TokioExecutor::new());
@@ -61,6 +76,8 @@ pub async fn serve(
         .http2()
         .timer(TokioTimer::new())
         .enable_connect_protocol();
+    let tls = serving.tls.map(tokio_rustls::TlsAcceptor::from);
+    let proxies = Arc::new(serving.trusted_proxies);
     tokio::pin!(shutdown);
     loop {
         let stream = tokio::select! {
@@ -79,22 +96,47 @@ pub async fn serve(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        // Handlers that need the client's address (the sign-in throttle) find it here.
+        // Handlers that need the client's address (the sign-in throttle) find it here,
+        // and whether it came over HTTPS (secure cookies, HSTS, sign-in callbacks).
+        let proxies = proxies.clone();
+        let is_tls = tls.is_some();
         let service = TowerToHyperService::new(router.clone().map_request(
             move |mut request: axum::http::Request<hyper::body::Incoming>| {
+                let (client, https) = proxies.resolve(peer, is_tls, request.headers());
                 request
                     .extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer));
+                    .insert(axum::extract::ConnectInfo(client));
+                request.extensions_mut().insert(https);
                 request
             },
         ));
-        let connection = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let connection = graceful.watch(connection);
+        let builder = builder.clone();
+        let watcher = graceful.watcher();
+        let tls = tls.clone();
         tokio::spawn(async move {
+            let stream: Box<dyn Connection> = match tls {
+                None => Box::new(stream),
+                // The handshake is bounded like a request's headers.
+                Some(tls) => {
+                    match tokio::time::timeout(limits.header_timeout, tls.accept(stream)).await {
+                        Ok(Ok(stream)) => Box::new(stream),
+                        Ok(Err(error)) => {
+                            tracing::debug!(%error, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => return,
+                    }
+                }
+            };
             // A client that goes away or breaks the protocol only ends its own connection.
-            if let Err(error) = connection.await {
+            let served = watcher
+                .watch(
+                    builder
+                        .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                        .into_owned(),
+                )
+                .await;
+            if let Err(error) = served {
                 tracing::debug!(%error, "connection ended with an error");
             }
             drop(permit);

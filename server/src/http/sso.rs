@@ -5,13 +5,14 @@
 use super::auth::{
     audit_sign_in, cookie, safe_next, session_cookie_value, set_cookie, sign_in_answer,
 };
-use super::{AppError, AppState};
+use super::{AppError, AppState, Https};
 use crate::auth::oidc::{Flow, SsoError, Vouched, FLOW_COOKIE, FLOW_TTL};
 use crate::auth::secret::{hash_secret, new_secret};
 use crate::source::now_ms;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
+use axum::Extension;
 use serde::Deserialize;
 
 /// What the sign-in's first leg is asked with.
@@ -36,11 +37,12 @@ pub struct Callback {
 pub async fn start(
     State(state): State<AppState>,
     Path(provider): Path<String>,
+    https: Option<Extension<Https>>,
     headers: HeaderMap,
     query: Result<Query<Start>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let next = safe_next(query.ok().and_then(|query| query.0.next).as_deref()).to_owned();
-    let begun = match callback_url(&state, &headers, &provider) {
+    let begun = match callback_url(https, &headers, &provider) {
         Ok(callback) => state
             .auth
             .providers
@@ -72,6 +74,7 @@ pub async fn start(
 pub async fn callback(
     State(state): State<AppState>,
     Path(provider): Path<String>,
+    https: Option<Extension<Https>>,
     headers: HeaderMap,
     query: Result<Query<Callback>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
@@ -80,7 +83,11 @@ pub async fn callback(
         .as_ref()
         .map_or("/orchestration", |flow| flow.next.as_str())
         .to_owned();
-    let outcome = sign_in(&state, &provider, &headers, flow, query.ok().map(|q| q.0)).await;
+    let callback = callback_url(https, &headers, &provider);
+    let outcome = match callback {
+        Ok(callback) => sign_in(&state, &provider, &callback, flow, query.ok().map(|q| q.0)).await,
+        Err(error) => Err(error),
+    };
     let mut response = match outcome {
         Ok(secret) => {
             let mut response = Redirect::to(safe_next(Some(&next))).into_response();
@@ -100,7 +107,7 @@ pub async fn callback(
 async fn sign_in(
     state: &AppState,
     provider: &str,
-    headers: &HeaderMap,
+    callback: &str,
     flow: Option<Flow>,
     answer: Option<Callback>,
 ) -> Result<String, AppError> {
@@ -122,11 +129,10 @@ async fn sign_in(
     let (Some(code), Some(returned_state)) = (&answer.code, &answer.state) else {
         return Err(refusal(SsoError::NotOurs));
     };
-    let callback = callback_url(state, headers, provider)?;
     let vouched = state
         .auth
         .providers
-        .finish(provider, &callback, flow, returned_state, code)
+        .finish(provider, callback, flow, returned_state, code)
         .await
         .map_err(refusal)?;
     let Vouched {
@@ -181,13 +187,17 @@ async fn sign_in(
 }
 
 /// This server's callback URL for `provider`, as the browser reached us.
-fn callback_url(state: &AppState, headers: &HeaderMap, provider: &str) -> Result<String, AppError> {
+fn callback_url(
+    https: Option<Extension<Https>>,
+    headers: &HeaderMap,
+    provider: &str,
+) -> Result<String, AppError> {
     let host = headers
         .get(header::HOST)
         .and_then(|value| value.to_str().ok())
         .filter(|host| !host.is_empty() && !host.contains(['/', '\\', '@', '?', '#']))
         .ok_or_else(|| AppError::BadRequest("the request names no host".into()))?;
-    let scheme = if state.auth.settings.secure_cookie {
+    let scheme = if https.is_some_and(|Extension(Https(https))| https) {
         "https"
     } else {
         "http"
