@@ -96,6 +96,12 @@ test.describe('with the app hydrated', () => {
     expect(refused.status()).toBe(403);
     expect((await refused.json()).error).toBe('forbidden');
 
+    // The audit log is for operators: no link to it, and its page says why it is not shown.
+    await expect(page.getByRole('link', { name: 'Audit', exact: true })).toHaveCount(0);
+    const auditPage = await page.goto('/orchestration/audit');
+    expect(auditPage!.status()).toBe(403);
+    await expect(page.getByRole('alert')).toContainText('the operator role is needed');
+
     // The stuck step is stopped whatever happened above.
     await request.post(`${API}/workflows/${id}/cancel`, { data: { reason: 'e2e cleanup' } });
     await admin.dispose();
@@ -127,6 +133,17 @@ test.describe('with the app hydrated', () => {
     expect(audit.status()).toBe(200);
     const entries = (await audit.json()).entries;
     expect(entries[0]).toMatchObject({ actor: 'ana@example.com', via: 'session', reason: 'runaway', outcome: 'ok' });
+
+    // The audit page, from the header's link, filtered by the run as a person would.
+    await page.getByRole('link', { name: 'Audit', exact: true }).click();
+    await expect(page).toHaveURL(/\/orchestration\/audit/);
+    await page.getByLabel('Run').fill(id);
+    await page.getByRole('button', { name: 'Search' }).click();
+    await expect(page).toHaveURL(new RegExp(`workflow_id=${id}`));
+    const row = page.getByTestId('audit-row').filter({ hasText: 'cancel' });
+    await expect(row).toContainText('ana@example.com');
+    await expect(row).toContainText('reason: runaway');
+    await expect(row.getByRole('link', { name: id })).toHaveAttribute('href', `/orchestration/workflows/${id}`);
     await admin.dispose();
     await context.close();
   });

@@ -102,6 +102,19 @@ pub async fn get_audit(id: String) -> Result<Vec<crate::model::identity::AuditEn
     operations.audit_of(&id).await
 }
 
+/// A page of the audit log, newest first (the audit page; operators and admins).
+#[server(endpoint = "search_audit")]
+pub async fn search_audit(
+    query: crate::model::identity::AuditQuery,
+) -> Result<crate::model::identity::AuditPage, ErrorBody> {
+    if let Some(invalid) = query.invalid() {
+        return Err(ErrorBody::new(ErrorKind::BadRequest, invalid));
+    }
+    let operations = use_context::<SharedOperations>()
+        .ok_or_else(|| ErrorBody::new(ErrorKind::Unavailable, "the audit log is not available"))?;
+    operations.audit(query).await
+}
+
 /// How the fleet did over a period (the analytics page).
 #[server(endpoint = "get_analytics")]
 pub async fn get_analytics(

@@ -54,6 +54,12 @@ pub trait Operations: Send + Sync + 'static {
         from_step: Option<u32>,
     ) -> Result<ActionResponse, ErrorBody>;
 
+    /// A page of the whole audit log, newest first (operators and admins only).
+    async fn audit(
+        &self,
+        query: crate::model::identity::AuditQuery,
+    ) -> Result<crate::model::identity::AuditPage, ErrorBody>;
+
     /// The actions taken on run `id` (who, when, why, how it ended), newest first.
     async fn audit_of(
         &self,

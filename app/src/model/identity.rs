@@ -341,6 +341,22 @@ pub const MAX_AUDIT_LIMIT: u32 = 500;
 pub const DEFAULT_AUDIT_LIMIT: u32 = 100;
 
 impl AuditQuery {
+    /// What is wrong with the search, if anything (a field too long to be a name).
+    pub fn invalid(&self) -> Option<String> {
+        [
+            ("actor", &self.actor),
+            ("workflow_id", &self.workflow_id),
+            ("action", &self.action),
+        ]
+        .into_iter()
+        .find(|(_, value)| {
+            value
+                .as_ref()
+                .is_some_and(|value| value.len() > MAX_NAME_LEN)
+        })
+        .map(|(what, _)| format!("{what} may be at most {MAX_NAME_LEN} bytes"))
+    }
+
     pub fn effective_limit(&self) -> u32 {
         self.limit
             .unwrap_or(DEFAULT_AUDIT_LIMIT)

@@ -1,6 +1,7 @@
 //! The pages and their shared pieces.
 
 mod analytics;
+mod audit;
 mod clock;
 mod live;
 mod parts;
@@ -8,12 +9,13 @@ mod workflow_detail;
 mod workflow_list;
 
 pub use analytics::AnalyticsPage;
+pub use audit::AuditLogPage;
 pub use clock::provide_clock;
 pub use live::{provide_live_connection, ConnectionState, LiveConnection};
 pub use workflow_detail::WorkflowDetailPage;
 pub use workflow_list::WorkflowListPage;
 
-use crate::model::identity::Me;
+use crate::model::identity::{Grants, Me, Role};
 use leptos::prelude::*;
 use leptos_router::components::A;
 
@@ -50,6 +52,15 @@ pub fn Header() -> impl IntoView {
             })
         })
     };
+    // The audit log is read by operators and admins.
+    let audit = move || {
+        Suspend::new(async move {
+            signed_in()
+                .await
+                .filter(|me| me.holds_somewhere(Role::Operator))
+                .map(|_| view! { <A href="/orchestration/audit">"Audit"</A> })
+        })
+    };
     view! {
         <header class="topbar">
             <A href="/orchestration" attr:class="brand">
@@ -58,6 +69,7 @@ pub fn Header() -> impl IntoView {
             <nav>
                 <A href="/orchestration" exact=true>"Workflows"</A>
                 <A href="/orchestration/analytics">"Analytics"</A>
+                <Transition fallback=|| ()>{audit}</Transition>
             </nav>
             <span
                 class="connection"

@@ -110,3 +110,16 @@ mod tests {
         assert_eq!(live_seconds(3.0, None, true, 25_000.0), 3.0);
     }
 }
+
+/// Percent-encodes a query-string value.
+pub(crate) fn encode_component(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}

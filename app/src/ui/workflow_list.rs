@@ -4,7 +4,7 @@
 //! the browser by the live connection: rows change, enter and leave as runs move.
 
 use super::live::LiveConnection;
-use super::parts::{ErrorView, LiveDuration, ProgressBar, SlaBadge, StatusBadge};
+use super::parts::{encode_component, ErrorView, LiveDuration, ProgressBar, SlaBadge, StatusBadge};
 use crate::api::{get_stats, list_workflows};
 use crate::model::{
     EngineState, ErrorBody, ErrorKind, ListQuery, Sort, Subscription, Tab, Workflow, WorkflowList,
@@ -34,19 +34,6 @@ fn list_href(query: &ListQuery, extra: &[(&str, String)]) -> String {
         .map(|(k, v)| format!("{k}={}", encode_component(v)))
         .collect();
     format!("/orchestration?{}", encoded.join("&"))
-}
-
-/// Percent-encodes a query-string value.
-fn encode_component(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for byte in value.bytes() {
-        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~') {
-            out.push(byte as char);
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
 }
 
 #[component]

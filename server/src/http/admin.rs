@@ -294,19 +294,8 @@ pub async fn audit(
     query: Result<Query<AuditQuery>, QueryRejection>,
 ) -> Result<Json<AuditPage>, AppError> {
     let Query(query) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
-    for (what, value) in [
-        ("actor", &query.actor),
-        ("workflow_id", &query.workflow_id),
-        ("action", &query.action),
-    ] {
-        if value
-            .as_ref()
-            .is_some_and(|value| value.len() > MAX_NAME_LEN)
-        {
-            return Err(AppError::BadRequest(format!(
-                "{what} may be at most {MAX_NAME_LEN} bytes"
-            )));
-        }
+    if let Some(invalid) = query.invalid() {
+        return Err(AppError::BadRequest(invalid));
     }
     Ok(Json(state.store.audit(&query).await?))
 }

@@ -140,12 +140,42 @@ pub async fn authorize(
             ))
             .into_response()
         }
-        Err(Denied::NotSignedIn) => AppError::Unauthorized(
-            "sign in, or send an API token (Authorization: Bearer ...)".into(),
-        )
-        .into_response(),
-        Err(Denied::Missing(what)) => AppError::Forbidden(what).into_response(),
+        Err(Denied::Missing(what)) if is_page(request.method(), path) => forbidden_page(&what),
+        Err(denied) => AppError::from(denied).into_response(),
     }
+}
+
+/// A page the signed-in person may not see: 403, in HTML, saying which role is missing.
+fn forbidden_page(what: &str) -> Response {
+    let html = format!(
+        r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/pkg/stepline.css">
+<title>Not allowed · Stepline</title>
+</head>
+<body>
+<header class="topbar"><a class="brand" href="/orchestration">Stepline</a></header>
+<main>
+<section class="empty">
+<h1>Not allowed</h1>
+<p class="notice error" role="alert">{}</p>
+<p><a href="/orchestration">Back to the workflows</a></p>
+</section>
+</main>
+</body>
+</html>"#,
+        html_escape::encode_text(what)
+    );
+    (
+        StatusCode::FORBIDDEN,
+        [(header::CACHE_CONTROL, HeaderValue::from_static("no-store"))],
+        axum::response::Html(html),
+    )
+        .into_response()
 }
 
 /// Whether a route is one of the app's pages (answered with HTML, so a visitor not

@@ -177,6 +177,17 @@ pub async fn server_fn_status(response: Response) -> Response {
     Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
+impl From<crate::auth::Denied> for AppError {
+    fn from(denied: crate::auth::Denied) -> Self {
+        match denied {
+            crate::auth::Denied::NotSignedIn => Self::Unauthorized(
+                "sign in, or send an API token (Authorization: Bearer ...)".into(),
+            ),
+            crate::auth::Denied::Missing(what) => Self::Forbidden(what),
+        }
+    }
+}
+
 impl From<crate::store::StoreError> for AppError {
     fn from(error: crate::store::StoreError) -> Self {
         Self::internal(error)

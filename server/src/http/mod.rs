@@ -19,14 +19,14 @@ pub use headers::{page_policy, security_headers};
 pub use origin::{tls_settings, Https, TrustedProxies};
 pub use serve::{serve, ConnectionLimits, Serving};
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Need};
 use crate::live::{ws, LiveHub, SnapshotSource};
 use crate::projector::Projector;
 use crate::source::now_ms;
 use crate::source::Engines;
 use crate::store::Store;
 use app::api::{Operations, ReadError, ReadModel};
-use app::model::identity::{AuditEntry, Grants, Sight};
+use app::model::identity::{AuditEntry, AuditPage, AuditQuery, Grants, Sight};
 use app::model::{Action, ActionResponse, ErrorBody};
 use app::model::{ListQuery, Workflow, WorkflowDetail, WorkflowList};
 use axum::extract::{DefaultBodyLimit, FromRef};
@@ -204,6 +204,18 @@ impl Operations for PageOperations {
         actions::perform(&self.state, caller, id, action, reason, from_step)
             .await
             .map_err(AppError::into_logged_body)
+    }
+
+    async fn audit(&self, query: AuditQuery) -> Result<AuditPage, ErrorBody> {
+        // What the REST API's audit route asks of its callers.
+        Need::Operate
+            .check(self.caller.as_ref())
+            .map_err(|denied| AppError::from(denied).into_logged_body())?;
+        self.state
+            .store
+            .audit(&query)
+            .await
+            .map_err(|error| AppError::from(error).into_logged_body())
     }
 
     async fn audit_of(&self, id: &str) -> Result<Vec<AuditEntry>, ErrorBody> {

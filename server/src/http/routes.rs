@@ -88,8 +88,12 @@ pub const SERVER_FUNCTIONS: &[(&str, Need)] = &[
     ("/api/get_analytics", Need::Read),
     ("/api/get_step_norms", Need::Read),
     ("/api/get_audit", Need::Read),
+    ("/api/search_audit", Need::Operate),
     ("/api/who_am_i", Need::Nobody),
 ];
+
+/// The audit log's page (operators and admins, as its API).
+pub const AUDIT_PAGE: &str = "/orchestration/audit";
 
 /// The page that signs people in, open to everyone.
 pub const SIGN_IN_PAGE: &str = "/signin";
@@ -108,6 +112,10 @@ pub fn need_of(method: &Method, path: &str) -> Option<Need> {
     }
     if let Some((_, need)) = SERVER_FUNCTIONS.iter().find(|(route, _)| *route == path) {
         return Some(*need);
+    }
+    if path == AUDIT_PAGE {
+        // The audit log, as its API route.
+        return (*method == Method::GET).then_some(Need::Operate);
     }
     if path == "/" {
         // Only sends on to the console.
