@@ -486,3 +486,75 @@ async fn ingest_needs_a_token_for_its_own_source() {
         StatusCode::UNAUTHORIZED
     );
 }
+
+#[tokio::test]
+async fn someone_limited_to_some_engines_counts_only_their_runs_today_too() {
+    let world = World::new().await;
+    let pusher =
+        core_state::token_with(&world.state, "pusher", &["ingest:north", "ingest:south"]).await;
+    let at = chrono::Utc::now().to_rfc3339();
+    // North: one run completed, one failed; south: one completed. All ended today.
+    for (source, id, outcome) in [
+        ("north", "north-ok", "COMPLETED"),
+        ("north", "north-failed", "FAILED"),
+        ("south", "south-ok", "COMPLETED"),
+    ] {
+        let body = serde_json::json!({"source": source, "events": [
+            {"type": "workflow_started", "workflow_id": id, "workflow_type": "t", "at": at},
+            {"type": "workflow_status_changed", "workflow_id": id, "at": at, "status": outcome}]});
+        let pushed = world
+            .router
+            .clone()
+            .oneshot(
+                Request::post(routes::EVENTS)
+                    .header("authorization", format!("Bearer {pusher}"))
+                    .header("content-type", "application/json")
+                    .body(Body::from(body.to_string()))
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(pushed.status(), StatusCode::OK);
+    }
+    let north_only = account(
+        &world.state,
+        "north@example.com",
+        &[RoleBinding {
+            role: Role::Viewer,
+            engines: "custom:north".into(),
+        }],
+    )
+    .await;
+    let stats_of = |cookie: String| {
+        let router = world.router.clone();
+        async move {
+            let response = router
+                .oneshot(
+                    Request::get(routes::WORKFLOWS)
+                        .header("host", HOST)
+                        .header("cookie", cookie)
+                        .body(Body::empty())
+                        .unwrap(),
+                )
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+            let body = response.into_body().collect().await.unwrap().to_bytes();
+            let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            (list["total"].clone(), list["stats"].clone())
+        }
+    };
+    let (total, stats) = stats_of(session(&world.state, north_only).await).await;
+    assert_eq!(total, 2, "north's runs only");
+    assert_eq!(stats["completed_today"], 1, "{stats}");
+    assert_eq!(stats["failed_today"], 1, "{stats}");
+    let viewer = world
+        .users
+        .iter()
+        .find(|(who, _)| *who == Asker::Viewer)
+        .unwrap()
+        .1;
+    let (_, stats) = stats_of(session(&world.state, viewer).await).await;
+    assert_eq!(stats["completed_today"], 2, "every engine's: {stats}");
+    assert_eq!(stats["failed_today"], 1, "{stats}");
+}

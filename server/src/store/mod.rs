@@ -321,9 +321,8 @@ impl Store {
         self.stats_seen(now, None).await
     }
 
-    /// The stats as someone who may read only the engines `sight` names sees them. The
-    /// runs ended today are counted per day, not per engine: such a reader gets the
-    /// current counts and tabs only.
+    /// The stats as someone who may read only the engines `sight` names sees them
+    /// (`None`: every engine).
     pub async fn stats_seen(
         &self,
         now: Millis,
@@ -332,23 +331,22 @@ impl Store {
         let mut stats = WorkflowStats::default();
         // One statement: the current counts by status (the Completed tab's too), then the
         // runs that ended today (UTC) from the per-day counters, a few rows however many
-        // runs ended today. Those are counted per day, not per engine: a reader limited
-        // to some engines gets the current counts and tabs only.
+        // runs ended today; both for the engines the reader may see.
         let mut counts = QueryBuilder::<Sqlite>::new(format!(
             "SELECT 0, status, sla_status, 0, SUM(runs) FROM workflow_counts
              WHERE (status IN {} OR status = 'COMPLETED')",
             *COUNTED_SQL
         ));
         push_sight(&mut counts, sight);
-        counts.push(" GROUP BY status, sla_status");
-        if sight.is_none() {
-            counts
-                .push(
-                    " UNION ALL SELECT 1, status, sla_status, with_sla, runs FROM ended_counts
-                     WHERE runs > 0 AND day = ",
-                )
-                .push_bind(now.div_euclid(MS_PER_DAY));
-        }
+        counts
+            .push(
+                " GROUP BY status, sla_status UNION ALL
+                 SELECT 1, status, sla_status, with_sla, SUM(runs) FROM ended_counts
+                 WHERE runs > 0 AND day = ",
+            )
+            .push_bind(now.div_euclid(MS_PER_DAY));
+        push_sight(&mut counts, sight);
+        counts.push(" GROUP BY status, sla_status, with_sla");
         let counts: Vec<(bool, String, String, bool, i64)> =
             counts.build_query_as().fetch_all(&self.pool).await?;
         let (mut completed, mut with_sla, mut within) = (0u64, 0u64, 0u64);
