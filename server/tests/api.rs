@@ -1034,3 +1034,51 @@ async fn counts_come_from_counters_and_a_broad_search_says_more_than() {
     let (_, html) = server.get_text("/orchestration?q=bulk-load").await;
     assert!(html.contains("more than 1000"), "{html}");
 }
+
+#[tokio::test]
+async fn cloudevents_are_pushed_as_one_event_or_a_batch() {
+    let server = TestServer::start().await;
+    let push = |content_type: &'static str, body: String| {
+        let request = Request::post("/api/platform/orchestration/events")
+            .header("authorization", server.bearer())
+            .header("content-type", content_type)
+            .body(Body::from(body))
+            .unwrap();
+        server.send_text(request)
+    };
+    let event = |kind: &str, data: Value| {
+        json!({"specversion": "1.0", "id": format!("ce-{kind}"), "type": format!("dev.stepline.{kind}"),
+               "source": "urn:acme:billing", "subject": "ce-wf-1", "time": now(),
+               "datacontenttype": "application/json", "data": data})
+    };
+    let started = event("workflow_started", json!({"workflow_type": "invoice"}));
+    let (status, body) = push(
+        "application/cloudevents+json; charset=utf-8",
+        started.to_string(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let batch = json!([
+        event("step_started", json!({"step_number": 1, "name": "charge"})),
+        event("step_completed", json!({"step_number": 1})),
+    ]);
+    let (status, body) = push("application/cloudevents-batch+json", batch.to_string()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let run = server.detail("ce-wf-1").await;
+    assert_eq!(run["engine"], "custom:billing");
+    assert_eq!(run["type"], "invoice");
+    assert_eq!(run["execution"]["steps"][0]["name"], "charge");
+    assert_eq!(run["execution"]["steps"][0]["status"], "COMPLETED");
+
+    // Another source than the token's, and an event that is not ours, are refused.
+    let mut elsewhere = event("workflow_started", json!({"workflow_type": "x"}));
+    elsewhere["source"] = json!("/engines/somewhere-else");
+    elsewhere["subject"] = json!("ce-wf-2");
+    let (status, _) = push("application/cloudevents+json", elsewhere.to_string()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let foreign = json!([event("step_failed", json!({"step_number": 1})), {"specversion": "1.0",
+        "type": "com.acme.invoice.paid", "source": "billing", "id": "x"}]);
+    let (status, body) = push("application/cloudevents-batch+json", foreign.to_string()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(body.contains("\"event_index\":1"), "{body}");
+}

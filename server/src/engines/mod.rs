@@ -3,6 +3,7 @@
 //! events and takes operators' commands through the [`crate::source::Engine`] trait.
 
 pub mod builtin;
+pub mod cloudevents;
 pub mod health;
 pub mod ingest;
 pub mod temporal;

@@ -1,14 +1,16 @@
 //! `POST .../events`: where a custom (in-house) engine pushes batches of normalised
-//! source events. A batch is applied atomically; a refused event is named by its index.
+//! source events, natively or as CloudEvents (see [`cloudevents`]). A batch is applied
+//! atomically; a refused event is named by its index.
 
 use super::{AppError, AppState};
 use crate::auth::Caller;
+use crate::engines::cloudevents::{self, Unreadable};
 use crate::engines::ingest;
 use crate::source::{ApplyError, Batch, Refusal, Sink, SourceEvent};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +31,7 @@ pub struct Accepted {
 pub async fn push_events(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Accepted>, AppError> {
     let body = body.map_err(|e| match e.status() {
@@ -38,11 +41,32 @@ pub async fn push_events(
         )),
         _ => AppError::BadRequest(e.body_text()),
     })?;
-    let raw: RawBatch = serde_json::from_slice(&body).map_err(|e| {
-        AppError::BadRequest(format!(
-            "expected {{\"source\": \"...\", \"events\": [...]}}: {e}"
-        ))
-    })?;
+    let media_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.split(';').next())
+        .map(|value| value.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let raw = if media_type == cloudevents::SINGLE || media_type == cloudevents::BATCH {
+        let read = cloudevents::read(&media_type, &body).map_err(|error| match error {
+            Unreadable::Body(message) => AppError::BadRequest(format!("CloudEvents: {message}")),
+            Unreadable::Event { index, message } => AppError::EventRefused {
+                index,
+                status: StatusCode::UNPROCESSABLE_ENTITY,
+                message: format!("CloudEvent: {message}"),
+            },
+        })?;
+        RawBatch {
+            source: read.source,
+            events: read.events,
+        }
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            AppError::BadRequest(format!(
+                "expected {{\"source\": \"...\", \"events\": [...]}}: {e}"
+            ))
+        })?
+    };
     let source = ingest::engine_id(&raw.source).map_err(AppError::BadRequest)?;
     // Only a token for this very source may write its runs.
     if !caller.may_ingest(&raw.source) {
