@@ -49,6 +49,11 @@ pub struct Config {
     #[arg(long, env = "STEPLINE_TEMPORAL_SOURCES")]
     pub temporal_sources: Option<PathBuf>,
 
+    /// A TOML file declaring the in-house engines that push their runs and take
+    /// operators' commands (see README: "In-house engines").
+    #[arg(long, env = "STEPLINE_PUSH_SOURCES")]
+    pub push_sources: Option<PathBuf>,
+
     /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
     #[arg(long, env = "STEPLINE_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,

@@ -96,9 +96,30 @@ pub async fn start_core(
         engines,
         health: engines::health::HealthBoard::default(),
         auth: Arc::new(http::AuthRuntime::default()),
+        pushing: Arc::default(),
         leptos_options,
     };
     Ok(Core { state, builtin })
+}
+
+/// Takes operators' commands for the declared pushing `sources`: each is its own engine
+/// (`custom:<name>`), whose commands are POSTed to its webhook or left for it to pull.
+pub fn command_pushing_sources(state: &mut AppState, sources: Vec<engines::commands::PushSource>) {
+    let mut pushing = (*state.pushing).clone();
+    for source in sources {
+        let name = source.name.clone();
+        let webhook = matches!(source.delivery, engines::commands::Delivery::Webhook { .. });
+        let engine = Arc::new(engines::commands::PushEngine::new(
+            source,
+            Arc::new(state.store.clone()),
+        ));
+        if webhook {
+            tokio::spawn(engines::commands::deliver_webhooks(engine.clone()));
+        }
+        state.engines.add(engine.clone());
+        pushing.insert(name, engine);
+    }
+    state.pushing = Arc::new(pushing);
 }
 
 /// Follows the Temporal `sources` (each namespace its own engine) alongside the others.

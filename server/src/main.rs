@@ -41,6 +41,10 @@ async fn main() -> anyhow::Result<()> {
         Some(path) => server::engines::temporal::load_sources(path).map_err(anyhow::Error::msg)?,
         None => Vec::new(),
     };
+    let pushing = match &config.push_sources {
+        Some(path) => server::engines::commands::load_sources(path).map_err(anyhow::Error::msg)?,
+        None => Vec::new(),
+    };
     let providers = match &config.sign_in_providers {
         Some(path) => server::auth::oidc::load_providers(path).map_err(anyhow::Error::msg)?,
         None => Vec::new(),
@@ -56,6 +60,10 @@ async fn main() -> anyhow::Result<()> {
         providers: server::auth::oidc::Providers::new(providers),
         ..Default::default()
     });
+    for source in &pushing {
+        tracing::info!(source = %source.name, delivery = source.delivery.name(), "taking commands for a pushing source");
+    }
+    server::command_pushing_sources(&mut state, pushing);
     for source in server::follow_temporal(&mut state, temporal)
         .await
         .map_err(anyhow::Error::msg)?

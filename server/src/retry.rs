@@ -26,6 +26,16 @@ impl Backoff {
         }
     }
 
+    /// The wait before try `tries + 1` of a call that failed `tries` times (for retries
+    /// whose count is kept elsewhere, such as in the store).
+    pub fn after(first: Duration, cap: Duration, tries: u32) -> Duration {
+        let mut waits = Self::new(first, cap).waits;
+        (0..tries.max(1))
+            .filter_map(|_| waits.next())
+            .last()
+            .unwrap_or(cap)
+    }
+
     /// Waits before the next try.
     pub async fn wait(&mut self) {
         tokio::time::sleep(self.waits.next().unwrap_or(self.cap)).await;

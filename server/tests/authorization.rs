@@ -211,6 +211,8 @@ impl World {
             .replace("{id}", &self.run)
             .replace("{action}", "pause")
             .replace("{provider}", "nowhere")
+            .replace("{source}", "billing")
+            .replace("{command}", "1")
             .replace("{*rest}", "no-such-thing")
             .replace("/api/auth/users/authz-run", "/api/auth/users/1")
             .replace("/api/auth/tokens/authz-run", "/api/auth/tokens/999999")

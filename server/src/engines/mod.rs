@@ -4,6 +4,7 @@
 
 pub mod builtin;
 pub mod cloudevents;
+pub mod commands;
 pub mod health;
 pub mod ingest;
 pub mod temporal;

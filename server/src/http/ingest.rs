@@ -101,7 +101,11 @@ pub async fn push_events(
         .projector
         .apply(Batch {
             engine: source,
-            capabilities: ingest::capabilities(),
+            // What the source's engine is declared to honour, if it takes commands.
+            capabilities: state
+                .pushing
+                .get(&raw.source)
+                .map_or_else(ingest::capabilities, |engine| engine.source().capabilities),
             events,
             positions: Vec::new(),
         })

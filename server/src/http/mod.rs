@@ -4,6 +4,7 @@
 pub mod actions;
 mod admin;
 pub mod auth;
+mod commands;
 mod error;
 mod gantt;
 mod headers;
@@ -47,6 +48,8 @@ pub struct AppState {
     pub health: crate::engines::health::HealthBoard,
     /// Sessions' lifetimes and the sign-in throttle.
     pub auth: Arc<AuthRuntime>,
+    /// The declared pushing sources whose engines take commands, by source name.
+    pub pushing: Arc<std::collections::HashMap<String, Arc<crate::engines::commands::PushEngine>>>,
     pub leptos_options: LeptosOptions,
 }
 
@@ -108,6 +111,9 @@ pub fn api_router() -> Router<AppState> {
         (WORKFLOW, get(workflows::detail)),
         (WORKFLOW_ACTION, post(actions::act)),
         (WORKFLOW_EXPORT, get(actions::export)),
+        (WORKFLOW_COMMANDS, get(commands::of_run)),
+        (SOURCE_COMMANDS, get(commands::pull)),
+        (SOURCE_COMMAND, post(commands::answer)),
         (WORKFLOW_GANTT, get(gantt::svg)),
         (
             EVENTS,

@@ -27,6 +27,10 @@ pub const WORKFLOW: &str = "/api/platform/orchestration/workflows/{id}";
 pub const WORKFLOW_ACTION: &str = "/api/platform/orchestration/workflows/{id}/{action}";
 pub const WORKFLOW_EXPORT: &str = "/api/platform/orchestration/workflows/{id}/export";
 pub const WORKFLOW_GANTT: &str = "/api/platform/orchestration/workflows/{id}/gantt.svg";
+pub const WORKFLOW_COMMANDS: &str = "/api/platform/orchestration/workflows/{id}/commands";
+/// An in-house engine pulls its commands, and answers each.
+pub const SOURCE_COMMANDS: &str = "/api/platform/orchestration/sources/{source}/commands";
+pub const SOURCE_COMMAND: &str = "/api/platform/orchestration/sources/{source}/commands/{command}";
 pub const EVENTS: &str = "/api/platform/orchestration/events";
 pub const ANALYTICS: &str = "/api/platform/orchestration/analytics";
 pub const ENGINES: &str = "/api/platform/orchestration/engines";
@@ -53,6 +57,9 @@ pub const API: &[Rule] = &[
     rule(Method::POST, WORKFLOW_ACTION, Need::Operate),
     rule(Method::GET, WORKFLOW_EXPORT, Need::Read),
     rule(Method::GET, WORKFLOW_GANTT, Need::Read),
+    rule(Method::GET, WORKFLOW_COMMANDS, Need::Read),
+    rule(Method::GET, SOURCE_COMMANDS, Need::Ingest),
+    rule(Method::POST, SOURCE_COMMAND, Need::Ingest),
     rule(Method::POST, EVENTS, Need::Ingest),
     rule(Method::GET, ANALYTICS, Need::Read),
     rule(Method::GET, ENGINES, Need::Read),

@@ -9,11 +9,15 @@ pub mod clock;
 pub mod engine;
 pub mod event;
 pub mod limits;
+pub mod outbox;
 pub mod recall;
 pub mod sink;
 
-pub use clock::{now_ms, Millis};
+pub use clock::{now_ms, to_datetime, Millis};
 pub use engine::{Command, CommandError, CommandOutcome, Engine, Engines, StartRequest};
 pub use event::{Change, SourceEvent, StepDeclaration, WorkflowStart};
+pub use outbox::{
+    Answer, CommandMessage, CommandOutbox, NewCommand, OutboxCommand, OutboxError, SharedOutbox,
+};
 pub use recall::{AttemptSnapshot, Recall, RecallError, RunSnapshot, SharedRecall, StepSnapshot};
 pub use sink::{ApplyError, Batch, Refusal, SetAside, SharedSink, Sink};

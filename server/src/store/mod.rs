@@ -1,6 +1,7 @@
 //! The read model's storage: SQLite (WAL) through sqlx. The projector is its only writer;
 //! everything else reads.
 
+pub mod commands;
 pub mod identity;
 mod recall;
 mod retention;

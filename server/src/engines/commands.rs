@@ -1,0 +1,425 @@
+//! Operators' actions on the runs of in-house engines that push their events: which
+//! actions each pushing source declares its engine honours, and how commands reach it —
+//! POSTed to its webhook, signed, retried with backoff until it answers; or pulled by the
+//! engine (see `http::commands`). A command is written to the store before anything is
+//! said to the operator, so none is lost across a restart; the engine receives it at least
+//! once, always with the same idempotency key.
+
+use crate::retry::Backoff;
+use crate::source::{
+    now_ms, Answer, Command, CommandError, CommandOutcome, Engine, NewCommand, OutboxCommand,
+    SharedOutbox,
+};
+use app::model::Capabilities;
+use async_trait::async_trait;
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use sha2::Sha256;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// The header a webhook delivery's signature rides in: `t=<unix seconds>,v1=<hex>`, the
+/// HMAC-SHA256 of `<t>.<body>` under the source's secret.
+pub const SIGNATURE_HEADER: &str = "stepline-signature";
+/// The header that carries a command's idempotency key (the same on every delivery).
+pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+/// How long a webhook delivery waits for the engine's answer.
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
+/// First and longest wait between deliveries of a command the engine has not answered.
+const FIRST_RETRY: Duration = Duration::from_secs(1);
+const LONGEST_RETRY: Duration = Duration::from_secs(300);
+
+/// How a pushing source's engine gets its commands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Delivery {
+    /// POSTed to `url`, signed with `secret`.
+    Webhook { url: String, secret: String },
+    /// Long-polled by the engine with its ingest token.
+    Pull,
+}
+
+impl Delivery {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Webhook { .. } => "webhook",
+            Self::Pull => "pull",
+        }
+    }
+}
+
+/// A pushing source declared with the actions its engine honours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushSource {
+    pub name: String,
+    pub capabilities: Capabilities,
+    pub delivery: Delivery,
+}
+
+impl PushSource {
+    pub fn engine_id(&self) -> String {
+        format!("custom:{}", self.name)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourcesFile {
+    #[serde(default)]
+    source: Vec<RawSource>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    name: String,
+    #[serde(default)]
+    actions: Vec<String>,
+    /// `webhook` or `pull`.
+    delivery: String,
+    url: Option<String>,
+    /// The name of an environment variable holding the webhook's signing secret.
+    secret_env: Option<String>,
+}
+
+/// Reads the pushing sources file: each declared source, or what is wrong with it.
+pub fn load_sources(path: &Path) -> Result<Vec<PushSource>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("pushing sources {}: {e}", path.display()))?;
+    parse_sources(&text, |name| std::env::var(name).ok())
+        .map_err(|e| format!("pushing sources {}: {e}", path.display()))
+}
+
+fn parse_sources(
+    text: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<PushSource>, String> {
+    let file: SourcesFile = toml::from_str(text).map_err(|e| e.to_string())?;
+    let mut sources: Vec<PushSource> = Vec::new();
+    for raw in file.source {
+        super::ingest::engine_id(&raw.name)?;
+        if sources.iter().any(|known| known.name == raw.name) {
+            return Err(format!("source {:?} is declared twice", raw.name));
+        }
+        let at = |what: String| format!("source {:?}: {what}", raw.name);
+        let mut capabilities = super::ingest::capabilities();
+        for action in &raw.actions {
+            match action.as_str() {
+                "pause" => capabilities.can_pause = true,
+                "resume" => capabilities.can_resume = true,
+                "cancel" => {
+                    capabilities.can_cancel = true;
+                    capabilities.compensates_on_cancel = true;
+                }
+                "terminate" => capabilities.can_terminate = true,
+                "retry" => capabilities.can_retry_from_step = true,
+                "clone" => capabilities.can_clone = true,
+                other => {
+                    return Err(at(format!(
+                        "action {other:?} is not pause, resume, cancel, terminate, retry or clone"
+                    )))
+                }
+            }
+        }
+        let delivery = match raw.delivery.as_str() {
+            "pull" => Delivery::Pull,
+            "webhook" => {
+                let url = raw
+                    .url
+                    .clone()
+                    .filter(|url| url.starts_with("http://") || url.starts_with("https://"))
+                    .ok_or_else(|| at("a webhook needs an http:// or https:// url".into()))?;
+                let var = raw
+                    .secret_env
+                    .as_ref()
+                    .ok_or_else(|| at("a webhook needs secret_env (its signing secret)".into()))?;
+                let secret = env(var)
+                    .filter(|secret| secret.len() >= 16)
+                    .ok_or_else(|| {
+                        at(format!(
+                            "environment variable {var} must hold a secret of 16 bytes or more"
+                        ))
+                    })?;
+                Delivery::Webhook { url, secret }
+            }
+            other => return Err(at(format!("delivery {other:?} is not webhook or pull"))),
+        };
+        sources.push(PushSource {
+            name: raw.name,
+            capabilities,
+            delivery,
+        });
+    }
+    Ok(sources)
+}
+
+/// The signature of `body` sent at `unix_seconds`, as the header carries it.
+pub fn signature(secret: &str, unix_seconds: i64, body: &[u8]) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
+    mac.update(unix_seconds.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    let digest: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect();
+    format!("t={unix_seconds},v1={digest}")
+}
+
+/// The engine of a declared pushing source, as Stepline commands it: each command is
+/// written down and handed to the deliverer (webhook) or left for the engine to pull.
+pub struct PushEngine {
+    id: String,
+    source: PushSource,
+    outbox: SharedOutbox,
+    /// Woken when a command is written: the webhook deliverer, or engines long-polling.
+    pub wake: Arc<Notify>,
+}
+
+impl PushEngine {
+    pub fn new(source: PushSource, outbox: SharedOutbox) -> Self {
+        Self {
+            id: source.engine_id(),
+            source,
+            outbox,
+            wake: Arc::new(Notify::new()),
+        }
+    }
+
+    pub fn source(&self) -> &PushSource {
+        &self.source
+    }
+}
+
+#[async_trait]
+impl Engine for PushEngine {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    async fn command(
+        &self,
+        workflow_id: &str,
+        command: Command,
+    ) -> Result<CommandOutcome, CommandError> {
+        let (action, from_step, reason, requested_by) = match &command {
+            Command::Pause => ("pause", None, None, None),
+            Command::Resume => ("resume", None, None, None),
+            Command::Cancel { reason } => ("cancel", None, reason.as_deref(), None),
+            Command::Retry { from_step } => ("retry", *from_step, None, None),
+            Command::Clone { triggered_by } => ("clone", None, None, triggered_by.as_deref()),
+            Command::Terminate { reason } => ("terminate", None, reason.as_deref(), None),
+        };
+        let key = crate::auth::secret::new_secret()
+            .map_err(|error| CommandError::Unavailable(error.to_string()))?;
+        let (_, status) = self
+            .outbox
+            .request(
+                NewCommand {
+                    source: &self.source.name,
+                    workflow_id,
+                    action,
+                    from_step,
+                    reason,
+                    requested_by: requested_by.unwrap_or("an operator"),
+                    idempotency_key: &key,
+                },
+                now_ms(),
+            )
+            .await
+            .map_err(|error| CommandError::Unavailable(error.to_string()))?
+            .ok_or_else(|| CommandError::UnknownWorkflow(workflow_id.to_owned()))?;
+        self.wake.notify_waiters();
+        let how = match self.source.delivery {
+            Delivery::Webhook { .. } => "sent to",
+            Delivery::Pull => "waiting for",
+        };
+        Ok(CommandOutcome {
+            workflow_id: workflow_id.to_owned(),
+            // Nothing has happened yet: the engine's own events will say when it has.
+            new_status: status,
+            message: format!(
+                "{action} requested: {how} engine {}, not confirmed yet",
+                self.id
+            ),
+        })
+    }
+}
+
+/// What an engine answers a delivered command with.
+#[derive(Debug, Deserialize)]
+struct Reply {
+    accepted: bool,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Delivers the webhook source's commands until the process ends: each due command is
+/// POSTed (signed, with its idempotency key); an answer settles it, anything else makes it
+/// due again after a growing wait.
+pub async fn deliver_webhooks(engine: Arc<PushEngine>) {
+    let Delivery::Webhook { url, secret } = engine.source.delivery.clone() else {
+        return;
+    };
+    crate::engines::install_tls_provider();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(DELIVERY_TIMEOUT)
+        .build()
+        .unwrap_or_default();
+    loop {
+        // Listening before looking, so a command written meanwhile is not slept through.
+        let woken = engine.wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let now = now_ms();
+        let due = match engine.outbox.due(&engine.source.name, now, 32).await {
+            Ok(due) => due,
+            Err(error) => {
+                tracing::warn!(source = %engine.source.name, %error, "reading due commands failed");
+                Vec::new()
+            }
+        };
+        for command in &due {
+            deliver(&engine, &http, &url, &secret, command).await;
+        }
+        if !due.is_empty() {
+            continue;
+        }
+        let next = engine
+            .outbox
+            .next_due(&engine.source.name)
+            .await
+            .ok()
+            .flatten();
+        let wait = next.map_or(Duration::from_secs(60), |at| {
+            Duration::from_millis(u64::try_from(at - now).unwrap_or(0).max(10))
+        });
+        tokio::select! {
+            () = &mut woken => {}
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+async fn deliver(
+    engine: &PushEngine,
+    http: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    command: &OutboxCommand,
+) {
+    let body = serde_json::to_vec(&command.message()).unwrap_or_default();
+    let sent_at = chrono::Utc::now().timestamp();
+    let sent = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header(SIGNATURE_HEADER, signature(secret, sent_at, &body))
+        .header(IDEMPOTENCY_HEADER, &command.idempotency_key)
+        .body(body)
+        .send()
+        .await;
+    let now = now_ms();
+    let failed = match sent {
+        Ok(response) if response.status().is_success() => match response.json::<Reply>().await {
+            Ok(reply) => {
+                let answer = if reply.accepted {
+                    Answer::Accepted
+                } else {
+                    Answer::Refused(
+                        reply
+                            .reason
+                            .unwrap_or_else(|| "refused, without a reason".into())
+                            .chars()
+                            .take(500)
+                            .collect(),
+                    )
+                };
+                if let Err(error) = engine
+                    .outbox
+                    .answer(&engine.source.name, command.id, &answer, now)
+                    .await
+                {
+                    tracing::warn!(%error, "recording an engine's answer failed");
+                }
+                return;
+            }
+            Err(error) => format!("the engine's answer was not {{\"accepted\": ...}}: {error}"),
+        },
+        Ok(response) => format!("the engine answered {}", response.status()),
+        Err(error) => format!(
+            "the engine could not be reached: {}",
+            app::model::error_chain(&error)
+        ),
+    };
+    let tries = u32::try_from(command.attempts + 1).unwrap_or(u32::MAX);
+    let wait = Backoff::after(FIRST_RETRY, LONGEST_RETRY, tries);
+    let next = now + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX / 2);
+    tracing::debug!(source = %engine.source.name, command = command.id, %failed, "command not delivered; retrying");
+    if let Err(error) = engine
+        .outbox
+        .delivered(command.id, now, next, Some(&failed))
+        .await
+    {
+        tracing::warn!(%error, "recording a failed delivery failed");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_declare_their_actions_and_delivery() {
+        let text = r#"
+[[source]]
+name = "billing"
+actions = ["pause", "resume", "cancel", "retry", "clone"]
+delivery = "webhook"
+url = "http://127.0.0.1:9100/commands"
+secret_env = "BILLING_SECRET"
+
+[[source]]
+name = "behind-firewall"
+actions = ["cancel"]
+delivery = "pull"
+"#;
+        let env = |name: &str| (name == "BILLING_SECRET").then(|| "0123456789abcdef".to_owned());
+        let sources = parse_sources(text, env).unwrap();
+        assert_eq!(sources.len(), 2);
+        assert!(sources[0].capabilities.can_pause && sources[0].capabilities.compensates_on_cancel);
+        assert!(!sources[0].capabilities.can_terminate);
+        assert_eq!(sources[1].delivery, Delivery::Pull);
+        assert!(!sources[1].capabilities.can_pause && sources[1].capabilities.can_cancel);
+
+        let no_secret = parse_sources(text, |_| None).unwrap_err();
+        assert!(no_secret.contains("BILLING_SECRET"), "{no_secret}");
+        let bad = parse_sources(&text.replace("\"clone\"", "\"explode\""), env).unwrap_err();
+        assert!(bad.contains("explode"), "{bad}");
+        let reserved = parse_sources(&text.replace("\"billing\"", "\"builtin\""), env).unwrap_err();
+        assert!(reserved.contains("own engine"), "{reserved}");
+    }
+
+    #[test]
+    fn a_signature_covers_the_time_and_the_body() {
+        let signed = signature("0123456789abcdef", 1_765_000_000, b"{\"id\":1}");
+        assert!(signed.starts_with("t=1765000000,v1="), "{signed}");
+        assert_eq!(signed.len(), "t=1765000000,v1=".len() + 64);
+        assert_ne!(
+            signed,
+            signature("0123456789abcdef", 1_765_000_001, b"{\"id\":1}")
+        );
+        assert_ne!(
+            signed,
+            signature("0123456789abcdef", 1_765_000_000, b"{\"id\":2}")
+        );
+        assert_ne!(
+            signed,
+            signature("fedcba9876543210", 1_765_000_000, b"{\"id\":1}")
+        );
+    }
+}

@@ -1,0 +1,220 @@
+//! The in-house engines' side of operators' commands: an engine behind a firewall pulls
+//! its commands (a long poll), any engine answers one (accepted, or refused with its
+//! reason), and a run's page reads what was asked of it and how that went.
+
+use super::actions::checked_id;
+use super::{AppError, AppState};
+use crate::auth::Caller;
+use crate::engines::commands::{Delivery, PushEngine};
+use crate::source::{now_ms, to_datetime, Answer, CommandMessage, CommandOutbox, OutboxCommand};
+use app::model::identity::Grants;
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::{Extension, Json};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A pulled command not answered within this is handed out again.
+const REDELIVER_AFTER_MS: i64 = 30_000;
+/// Longest a pull waits for a command.
+const LONGEST_PULL: Duration = Duration::from_secs(30);
+/// Most commands in one pull.
+const PULLED_AT_MOST: i64 = 100;
+
+#[derive(Debug, Default, Deserialize)]
+pub struct PullQuery {
+    /// Seconds to wait for a command when none is due (default 20, at most 30; 0: answer
+    /// at once).
+    #[serde(default)]
+    wait: Option<u64>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Pulled {
+    pub commands: Vec<CommandMessage>,
+}
+
+/// An engine's answer to a command.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Reply {
+    accepted: bool,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// A command as a run's page shows it.
+#[derive(Debug, Serialize)]
+pub struct CommandState {
+    pub id: i64,
+    pub action: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from_step: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    pub requested_by: String,
+    pub requested_at: chrono::DateTime<chrono::Utc>,
+    /// `requested`, `delivered`, `accepted` or `refused`.
+    pub state: String,
+    pub deliveries: i64,
+    /// Why the last delivery failed, or the engine's own words when it refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub said: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<chrono::DateTime<chrono::Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub answered_at: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+impl From<OutboxCommand> for CommandState {
+    fn from(command: OutboxCommand) -> Self {
+        Self {
+            id: command.id,
+            action: command.action,
+            from_step: command.from_step,
+            reason: command.reason,
+            requested_by: command.requested_by,
+            requested_at: to_datetime(command.requested_ms),
+            state: command.state,
+            deliveries: command.attempts,
+            said: command.said,
+            delivered_at: command.delivered_ms.map(to_datetime),
+            answered_at: command.answered_ms.map(to_datetime),
+        }
+    }
+}
+
+/// The declared pushing source `source`, if the caller may act as it (its ingest token).
+fn engine_of<'s>(
+    state: &'s AppState,
+    caller: &Caller,
+    source: &str,
+) -> Result<&'s Arc<PushEngine>, AppError> {
+    if !caller.may_ingest(source) {
+        return Err(AppError::Forbidden(format!(
+            "{} may not take the commands of {source:?}: a token with the scope ingest:{source} is needed",
+            caller.actor
+        )));
+    }
+    state.pushing.get(source).ok_or_else(|| {
+        AppError::NotFound(format!(
+            "no pushing source {source:?} is declared to take commands"
+        ))
+    })
+}
+
+fn outbox_failed(error: crate::source::OutboxError) -> AppError {
+    AppError::internal(error)
+}
+
+/// `GET .../sources/{source}/commands?wait=20`: the source's due commands, waiting up to
+/// `wait` seconds for one. Each is handed out again if not answered within 30 s.
+pub async fn pull(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(source): Path<String>,
+    query: Result<Query<PullQuery>, QueryRejection>,
+) -> Result<Json<Pulled>, AppError> {
+    let Query(query) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
+    let engine = engine_of(&state, &caller, &source)?;
+    if !matches!(engine.source().delivery, Delivery::Pull) {
+        return Err(AppError::Conflict(format!(
+            "source {source:?} gets its commands by webhook, not by pulling them"
+        )));
+    }
+    let wait = Duration::from_secs(query.wait.unwrap_or(20)).min(LONGEST_PULL);
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        // Listening before looking: a command written in between wakes this pull.
+        let woken = engine.wake.notified();
+        tokio::pin!(woken);
+        woken.as_mut().enable();
+        let now = now_ms();
+        let due = state
+            .store
+            .due(&source, now, PULLED_AT_MOST)
+            .await
+            .map_err(outbox_failed)?;
+        if !due.is_empty() {
+            for command in &due {
+                state
+                    .store
+                    .delivered(command.id, now, now + REDELIVER_AFTER_MS, None)
+                    .await
+                    .map_err(outbox_failed)?;
+            }
+            return Ok(Json(Pulled {
+                commands: due.iter().map(OutboxCommand::message).collect(),
+            }));
+        }
+        if tokio::time::timeout_at(deadline, woken).await.is_err() {
+            return Ok(Json(Pulled {
+                commands: Vec::new(),
+            }));
+        }
+    }
+}
+
+/// `POST .../sources/{source}/commands/{id}` `{"accepted": true}` or `{"accepted": false,
+/// "reason": "..."}`: the engine's answer, shown to the operator as its own words.
+pub async fn answer(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path((source, id)): Path<(String, i64)>,
+    reply: Result<Json<Reply>, JsonRejection>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    engine_of(&state, &caller, &source)?;
+    let Json(reply) = reply.map_err(|e| {
+        AppError::BadRequest(format!(
+            "expected {{\"accepted\": true}} or {{\"accepted\": false, \"reason\": \"...\"}}: {}",
+            e.body_text()
+        ))
+    })?;
+    let answer = if reply.accepted {
+        Answer::Accepted
+    } else {
+        let reason = reply
+            .reason
+            .filter(|reason| !reason.trim().is_empty())
+            .unwrap_or_else(|| "refused, without a reason".into());
+        Answer::Refused(reason.chars().take(500).collect())
+    };
+    let recorded = state
+        .store
+        .answer(&source, id, &answer, now_ms())
+        .await
+        .map_err(outbox_failed)?;
+    if !recorded {
+        return Err(AppError::NotFound(format!(
+            "no command {id} of {source:?} is waiting for an answer"
+        )));
+    }
+    Ok(Json(serde_json::json!({"status": "recorded"})))
+}
+
+/// `GET .../workflows/{id}/commands`: what was asked of the run's engine, newest first.
+pub async fn of_run(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<CommandState>>, AppError> {
+    checked_id(&id)?;
+    let visible = state
+        .store
+        .workflow_row(&id)
+        .await?
+        .is_some_and(|row| caller.sight().sees(&row.engine));
+    if !visible {
+        return Err(AppError::NotFound(format!("no workflow {id:?}")));
+    }
+    Ok(Json(
+        state
+            .store
+            .commands_of(&id)
+            .await?
+            .into_iter()
+            .map(CommandState::from)
+            .collect(),
+    ))
+}

@@ -1,0 +1,150 @@
+//! The command outbox as stored (see `source::outbox`): written when an operator asks,
+//! read by the webhook deliverers and by engines that pull, settled by the engine's
+//! answer. A command stays due until its engine has answered it, restarts included.
+
+use super::rows::Millis;
+use super::{Store, StoreError};
+use crate::source::{Answer, CommandOutbox, NewCommand, OutboxCommand, OutboxError};
+use app::model::WorkflowStatus;
+use async_trait::async_trait;
+
+fn outbox_error(error: impl Into<StoreError>) -> OutboxError {
+    OutboxError(Box::new(error.into()))
+}
+
+impl Store {
+    /// The commands asked of run `workflow_id`, newest first.
+    pub async fn commands_of(&self, workflow_id: &str) -> Result<Vec<OutboxCommand>, StoreError> {
+        Ok(sqlx::query_as(
+            "SELECT * FROM engine_commands WHERE workflow_id = ? ORDER BY id DESC LIMIT 50",
+        )
+        .bind(workflow_id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+#[async_trait]
+impl CommandOutbox for Store {
+    async fn request(
+        &self,
+        command: NewCommand<'_>,
+        now: Millis,
+    ) -> Result<Option<(OutboxCommand, WorkflowStatus)>, OutboxError> {
+        let mut tx = self.write_transaction().await.map_err(outbox_error)?;
+        let status: Option<String> =
+            sqlx::query_scalar("SELECT status FROM workflows WHERE id = ?")
+                .bind(command.workflow_id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(outbox_error)?;
+        let Some(status) = status.as_deref().and_then(WorkflowStatus::parse) else {
+            return Ok(None);
+        };
+        let row: OutboxCommand = sqlx::query_as(
+            "INSERT INTO engine_commands (source, workflow_id, action, from_step, reason,
+                 requested_by, requested_ms, idempotency_key, next_attempt_ms)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+        )
+        .bind(command.source)
+        .bind(command.workflow_id)
+        .bind(command.action)
+        .bind(command.from_step.map(i64::from))
+        .bind(command.reason)
+        .bind(command.requested_by)
+        .bind(now)
+        .bind(command.idempotency_key)
+        .bind(now)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(outbox_error)?;
+        tx.commit().await.map_err(outbox_error)?;
+        Ok(Some((row, status)))
+    }
+
+    async fn due(
+        &self,
+        source: &str,
+        now: Millis,
+        limit: i64,
+    ) -> Result<Vec<OutboxCommand>, OutboxError> {
+        sqlx::query_as(
+            "SELECT * FROM engine_commands
+             WHERE source = ? AND state IN ('requested', 'delivered') AND next_attempt_ms <= ?
+             ORDER BY id LIMIT ?",
+        )
+        .bind(source)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(outbox_error)
+    }
+
+    async fn next_due(&self, source: &str) -> Result<Option<Millis>, OutboxError> {
+        sqlx::query_scalar(
+            "SELECT min(next_attempt_ms) FROM engine_commands
+             WHERE source = ? AND state IN ('requested', 'delivered')",
+        )
+        .bind(source)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(outbox_error)
+    }
+
+    async fn delivered(
+        &self,
+        id: i64,
+        now: Millis,
+        next_attempt_ms: Millis,
+        failure: Option<&str>,
+    ) -> Result<(), OutboxError> {
+        let mut tx = self.write_transaction().await.map_err(outbox_error)?;
+        sqlx::query(
+            "UPDATE engine_commands SET attempts = attempts + 1, next_attempt_ms = ?1, said = ?2,
+                 state = CASE WHEN ?2 IS NULL THEN 'delivered' ELSE state END,
+                 delivered_ms = CASE WHEN ?2 IS NULL THEN COALESCE(delivered_ms, ?3)
+                                     ELSE delivered_ms END
+             WHERE id = ?4 AND state IN ('requested', 'delivered')",
+        )
+        .bind(next_attempt_ms)
+        .bind(failure)
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(outbox_error)?;
+        tx.commit().await.map_err(outbox_error)?;
+        Ok(())
+    }
+
+    async fn answer(
+        &self,
+        source: &str,
+        id: i64,
+        answer: &Answer,
+        now: Millis,
+    ) -> Result<bool, OutboxError> {
+        let (state, said) = match answer {
+            Answer::Accepted => ("accepted", None),
+            Answer::Refused(reason) => ("refused", Some(reason.as_str())),
+        };
+        let mut tx = self.write_transaction().await.map_err(outbox_error)?;
+        let changed = sqlx::query(
+            "UPDATE engine_commands SET state = ?1, said = ?2, answered_ms = ?3,
+                 delivered_ms = COALESCE(delivered_ms, ?3)
+             WHERE id = ?4 AND source = ?5 AND state IN ('requested', 'delivered')",
+        )
+        .bind(state)
+        .bind(said)
+        .bind(now)
+        .bind(id)
+        .bind(source)
+        .execute(&mut *tx)
+        .await
+        .map_err(outbox_error)?
+        .rows_affected();
+        tx.commit().await.map_err(outbox_error)?;
+        Ok(changed > 0)
+    }
+}

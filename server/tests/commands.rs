@@ -1,0 +1,309 @@
+//! Operators' commands to in-house engines that push their runs: delivered to a webhook
+//! (a real HTTP server on loopback, in this process, standing for the engine) signed and
+//! retried until the engine answers, or pulled by the engine with its token; each answer
+//! shown on the run as the engine said it.
+
+mod common;
+use axum::http::{HeaderMap, StatusCode};
+use common::client::{until, Client};
+use common::core_state;
+use serde_json::{json, Value};
+use server::engines::commands::{
+    signature, Delivery, PushSource, IDEMPOTENCY_HEADER, SIGNATURE_HEADER,
+};
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+const API: &str = "/api/platform/orchestration";
+const SECRET: &str = "a-webhook-secret-of-32-bytes-len";
+
+/// What the engine's webhook received, and what it answers next (then 200 accepted).
+#[derive(Clone, Default)]
+struct Webhook {
+    received: Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>,
+    answers: Arc<Mutex<VecDeque<(StatusCode, Value)>>>,
+}
+
+impl Webhook {
+    /// Listens on a free loopback port; its URL.
+    async fn listen(&self) -> String {
+        let hook = self.clone();
+        let app = axum::Router::new().route(
+            "/commands",
+            axum::routing::post(move |headers: HeaderMap, body: axum::body::Bytes| {
+                let hook = hook.clone();
+                async move {
+                    hook.received.lock().unwrap().push((headers, body.to_vec()));
+                    let (status, answer) = hook
+                        .answers
+                        .lock()
+                        .unwrap()
+                        .pop_front()
+                        .unwrap_or((StatusCode::OK, json!({"accepted": true})));
+                    (status, axum::Json(answer))
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        format!("http://{address}/commands")
+    }
+}
+
+fn capabilities() -> app::model::Capabilities {
+    app::model::Capabilities {
+        can_pause: true,
+        can_resume: true,
+        can_cancel: true,
+        compensates_on_cancel: true,
+        can_retry_from_step: true,
+        can_clone: true,
+        can_terminate: false,
+        has_logs: true,
+        live: app::model::LiveMode::Push,
+    }
+}
+
+/// Stepline with `sources` declared, an operator's client that may also push as them, and
+/// a running run `id` of the first source.
+async fn stepline(
+    sources: Vec<PushSource>,
+    id: &str,
+) -> (Client, server::store::Store, tempfile::TempDir) {
+    let (mut state, dir) = core_state::on_temporary_file().await;
+    let names: Vec<String> = sources
+        .iter()
+        .map(|s| format!("ingest:{}", s.name))
+        .collect();
+    let first = sources[0].name.clone();
+    let mut scopes = vec!["read", "operate"];
+    scopes.extend(names.iter().map(String::as_str));
+    let token = core_state::token_with(&state, "operator-and-engine", &scopes).await;
+    server::command_pushing_sources(&mut state, sources);
+    let store = state.store.clone();
+    let client = Client::in_process(server::app(state)).with_token(token);
+    let (status, body) = client
+        .post(
+            &format!("{API}/events"),
+            &json!({"source": first, "events": [{"type": "workflow_started", "workflow_id": id,
+                "workflow_type": "deploy", "at": chrono::Utc::now().to_rfc3339()}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    (client, store, dir)
+}
+
+/// The commands asked of run `id`, newest first.
+async fn commands(client: &Client, id: &str) -> Vec<Value> {
+    let (status, body) = client.get(&format!("{API}/workflows/{id}/commands")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    body.as_array().unwrap().clone()
+}
+
+#[tokio::test]
+async fn a_webhook_gets_each_command_signed_until_the_engine_answers() {
+    let hook = Webhook::default();
+    // The engine is down for the first delivery.
+    hook.answers.lock().unwrap().push_back((
+        StatusCode::SERVICE_UNAVAILABLE,
+        json!({"error": "restarting"}),
+    ));
+    let url = hook.listen().await;
+    let (client, _store, _dir) = stepline(
+        vec![PushSource {
+            name: "billing".into(),
+            capabilities: capabilities(),
+            delivery: Delivery::Webhook {
+                url,
+                secret: SECRET.into(),
+            },
+        }],
+        "deploy-wf-67890",
+    )
+    .await;
+    let run = client.detail("deploy-wf-67890").await;
+    assert_eq!(run["can_cancel"], true, "the source declares cancel");
+
+    let (status, answer) = client
+        .post(
+            &format!("{API}/workflows/deploy-wf-67890/cancel"),
+            &json!({"reason": "runaway"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert_eq!(
+        answer["new_status"], "RUNNING",
+        "nothing pretends it happened"
+    );
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("not confirmed yet"),
+        "{answer}"
+    );
+
+    let accepted = until(
+        "the engine's acceptance",
+        Duration::from_secs(20),
+        || async {
+            let commands = commands(&client, "deploy-wf-67890").await;
+            (commands[0]["state"] == "accepted").then(|| commands[0].clone())
+        },
+    )
+    .await;
+    assert_eq!(accepted["action"], "cancel");
+    assert_eq!(accepted["reason"], "runaway");
+    assert_eq!(
+        accepted["deliveries"], 1,
+        "one failed delivery counted before the answer"
+    );
+
+    let received = hook.received.lock().unwrap().clone();
+    assert_eq!(received.len(), 2, "delivered again after the engine's 503");
+    let keys: Vec<&str> = received
+        .iter()
+        .map(|(headers, _)| headers[IDEMPOTENCY_HEADER].to_str().unwrap())
+        .collect();
+    assert_eq!(keys[0], keys[1], "one idempotency key for every delivery");
+    for (headers, body) in &received {
+        let signed = headers[SIGNATURE_HEADER].to_str().unwrap();
+        let t: i64 = signed
+            .strip_prefix("t=")
+            .and_then(|rest| rest.split(',').next())
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(
+            signed,
+            signature(SECRET, t, body),
+            "the signature covers time and body"
+        );
+        assert!((chrono::Utc::now().timestamp() - t).abs() < 60);
+        let message: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(message["workflow_id"], "deploy-wf-67890");
+        assert_eq!(message["action"], "cancel");
+        assert_eq!(message["idempotency_key"], keys[0]);
+    }
+}
+
+#[tokio::test]
+async fn a_refusal_is_shown_in_the_engines_own_words() {
+    let hook = Webhook::default();
+    hook.answers.lock().unwrap().push_back((
+        StatusCode::OK,
+        json!({"accepted": false, "reason": "step 6 cannot be interrupted <safely>"}),
+    ));
+    let url = hook.listen().await;
+    let (client, _store, _dir) = stepline(
+        vec![PushSource {
+            name: "billing".into(),
+            capabilities: capabilities(),
+            delivery: Delivery::Webhook {
+                url,
+                secret: SECRET.into(),
+            },
+        }],
+        "deploy-wf-1",
+    )
+    .await;
+    let (status, _) = client
+        .post(&format!("{API}/workflows/deploy-wf-1/pause"), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let refused = until("the engine's refusal", Duration::from_secs(20), || async {
+        let commands = commands(&client, "deploy-wf-1").await;
+        (commands[0]["state"] == "refused").then(|| commands[0].clone())
+    })
+    .await;
+    assert_eq!(refused["said"], "step 6 cannot be interrupted <safely>");
+    // An action the source does not declare is refused before anything is written.
+    let (status, _) = client
+        .post(
+            &format!("{API}/workflows/deploy-wf-1/terminate"),
+            &json!({"reason": "x"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+    assert_eq!(commands(&client, "deploy-wf-1").await.len(), 1);
+}
+
+#[tokio::test]
+async fn an_engine_behind_a_firewall_pulls_its_commands_and_answers_them() {
+    let (client, store, _dir) = stepline(
+        vec![
+            PushSource {
+                name: "edge".into(),
+                capabilities: capabilities(),
+                delivery: Delivery::Pull,
+            },
+            PushSource {
+                name: "other".into(),
+                capabilities: capabilities(),
+                delivery: Delivery::Pull,
+            },
+        ],
+        "edge-wf-1",
+    )
+    .await;
+    let pull = format!("{API}/sources/edge/commands");
+    let (status, nothing) = client.get(&format!("{pull}?wait=0")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(nothing, json!({"commands": []}));
+
+    // A pull waiting when the operator asks gets the command at once.
+    let waiting = {
+        let client = client.clone();
+        let pull = pull.clone();
+        tokio::spawn(async move { client.get(&format!("{pull}?wait=25")).await })
+    };
+    tokio::task::yield_now().await;
+    let (status, _) = client
+        .post(
+            &format!("{API}/workflows/edge-wf-1/retry"),
+            &json!({"from_step": 4}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "a RUNNING run is not retried");
+    let (status, _) = client
+        .post(
+            &format!("{API}/workflows/edge-wf-1/cancel"),
+            &json!({"reason": "runaway"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, pulled) = tokio::time::timeout(Duration::from_secs(20), waiting)
+        .await
+        .expect("the waiting pull answers when a command is written")
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    let command = &pulled["commands"][0];
+    assert_eq!(command["action"], "cancel");
+    assert_eq!(command["reason"], "runaway");
+    assert_eq!(
+        commands(&client, "edge-wf-1").await[0]["state"],
+        "delivered"
+    );
+
+    let answer = format!("{pull}/{}", command["id"]);
+    let (status, _) = client.post(&answer, &json!({"accepted": true})).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(commands(&client, "edge-wf-1").await[0]["state"], "accepted");
+    let (status, _) = client.post(&answer, &json!({"accepted": true})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "answered already");
+    let (status, _) = client.post(&answer, &json!({"maybe": 1})).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+
+    // Another source's engine may not take these commands, nor anyone without a token.
+    let other = core_state::token_with_store(&store, "other-engine", &["ingest:other"]).await;
+    let (status, body) = client
+        .clone()
+        .with_token(other)
+        .get(&format!("{pull}?wait=0"))
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
+    let (status, _) = client.anonymous().get(&format!("{pull}?wait=0")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
