@@ -9,7 +9,7 @@ use common::client::{until, Client};
 use common::core_state;
 use serde_json::{json, Value};
 use server::engines::commands::{
-    signature, Delivery, PushSource, IDEMPOTENCY_HEADER, SIGNATURE_HEADER,
+    signature, Delivery, PushSource, DEFAULT_CONFIRM_WITHIN, IDEMPOTENCY_HEADER, SIGNATURE_HEADER,
 };
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -119,6 +119,7 @@ async fn a_webhook_gets_each_command_signed_until_the_engine_answers() {
                 url,
                 secret: SECRET.into(),
             },
+            confirm_within: DEFAULT_CONFIRM_WITHIN,
         }],
         "deploy-wf-67890",
     )
@@ -156,6 +157,21 @@ async fn a_webhook_gets_each_command_signed_until_the_engine_answers() {
     .await;
     assert_eq!(accepted["action"], "cancel");
     assert_eq!(accepted["reason"], "runaway");
+    assert_eq!(accepted["carried_out"], false, "the run is still RUNNING");
+    // The engine's own events show it done.
+    let (status, body) = client
+        .post(
+            &format!("{API}/events"),
+            &json!({"source": "billing", "events": [{"type": "workflow_status_changed",
+                "workflow_id": "deploy-wf-67890", "at": chrono::Utc::now().to_rfc3339(),
+                "status": "CANCELLING"}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        commands(&client, "deploy-wf-67890").await[0]["carried_out"],
+        true
+    );
     assert_eq!(
         accepted["deliveries"], 1,
         "one failed delivery counted before the answer"
@@ -205,6 +221,7 @@ async fn a_refusal_is_shown_in_the_engines_own_words() {
                 url,
                 secret: SECRET.into(),
             },
+            confirm_within: DEFAULT_CONFIRM_WITHIN,
         }],
         "deploy-wf-1",
     )
@@ -238,11 +255,13 @@ async fn an_engine_behind_a_firewall_pulls_its_commands_and_answers_them() {
                 name: "edge".into(),
                 capabilities: capabilities(),
                 delivery: Delivery::Pull,
+                confirm_within: DEFAULT_CONFIRM_WITHIN,
             },
             PushSource {
                 name: "other".into(),
                 capabilities: capabilities(),
                 delivery: Delivery::Pull,
+                confirm_within: DEFAULT_CONFIRM_WITHIN,
             },
         ],
         "edge-wf-1",
@@ -287,6 +306,8 @@ async fn an_engine_behind_a_firewall_pulls_its_commands_and_answers_them() {
         "delivered"
     );
 
+    let shown = &commands(&client, "edge-wf-1").await[0];
+    assert_eq!(shown["overdue"], false, "within the engine's time");
     let answer = format!("{pull}/{}", command["id"]);
     let (status, _) = client.post(&answer, &json!({"accepted": true})).await;
     assert_eq!(status, StatusCode::OK);
@@ -306,4 +327,33 @@ async fn an_engine_behind_a_firewall_pulls_its_commands_and_answers_them() {
     assert_eq!(status, StatusCode::FORBIDDEN, "{body}");
     let (status, _) = client.anonymous().get(&format!("{pull}?wait=0")).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn an_operator_is_told_plainly_when_the_engine_has_not_confirmed_in_time() {
+    let (client, _store, _dir) = stepline(
+        vec![PushSource {
+            name: "slow".into(),
+            capabilities: capabilities(),
+            delivery: Delivery::Pull,
+            confirm_within: Duration::from_millis(1),
+        }],
+        "slow-wf-1",
+    )
+    .await;
+    let (status, _) = client
+        .post(&format!("{API}/workflows/slow-wf-1/pause"), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let late = until(
+        "the command shown overdue",
+        Duration::from_secs(10),
+        || async {
+            let commands = commands(&client, "slow-wf-1").await;
+            (commands[0]["overdue"] == true).then(|| commands[0].clone())
+        },
+    )
+    .await;
+    assert_eq!(late["state"], "requested");
+    assert_eq!(late["carried_out"], false);
 }

@@ -115,6 +115,25 @@ pub async fn search_audit(
     operations.audit(query).await
 }
 
+/// What was asked of a run's engine and how it went (the run's page).
+#[server(endpoint = "get_engine_commands")]
+pub async fn get_engine_commands(
+    id: String,
+) -> Result<Vec<crate::model::EngineCommand>, ErrorBody> {
+    if !crate::model::is_valid_workflow_id(&id) {
+        return Err(ErrorBody::new(
+            ErrorKind::BadRequest,
+            crate::model::invalid_workflow_id(&id),
+        ));
+    }
+    let model = read_model::from_context()?;
+    model
+        .engine_commands(&id)
+        .await
+        .map_err(read_model::to_client_error)?
+        .ok_or_else(|| ErrorBody::new(ErrorKind::NotFound, format!("no workflow {id:?}")))
+}
+
 /// How the fleet did over a period (the analytics page).
 #[server(endpoint = "get_analytics")]
 pub async fn get_analytics(

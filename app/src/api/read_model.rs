@@ -31,6 +31,13 @@ pub trait ReadModel: Send + Sync + 'static {
         &self,
         window: crate::model::analytics::Window,
     ) -> Result<crate::model::analytics::Analytics, ReadError>;
+    /// What was asked of run `id`'s engine (an in-house engine's commands), newest
+    /// first; `None` for a run the reader cannot see.
+    async fn engine_commands(
+        &self,
+        id: &str,
+    ) -> Result<Option<Vec<crate::model::EngineCommand>>, ReadError>;
+
     /// How long the steps of `workflow_type` usually take (the Gantt chart's yardstick).
     async fn step_norms(
         &self,

@@ -2,6 +2,7 @@
 //! exchange. Serde only, so the same types compile into the browser's WASM.
 
 pub mod analytics;
+mod command;
 mod error;
 pub mod identity;
 mod instant;
@@ -10,6 +11,7 @@ mod query;
 mod status;
 mod workflow;
 
+pub use command::{carried_out, CommandState, EngineCommand};
 pub use error::{error_chain, ErrorBody, ErrorKind};
 pub use live::{keep_newest, ClientMessage, LiveEvent, LiveMessage, Subscription, LIVE_ROWS_KEPT};
 pub use query::{

@@ -25,6 +25,8 @@ use tokio::sync::Notify;
 pub const SIGNATURE_HEADER: &str = "stepline-signature";
 /// The header that carries a command's idempotency key (the same on every delivery).
 pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+/// How long an engine is given to show a command carried out, unless its source says.
+pub const DEFAULT_CONFIRM_WITHIN: Duration = Duration::from_secs(120);
 /// How long a webhook delivery waits for the engine's answer.
 const DELIVERY_TIMEOUT: Duration = Duration::from_secs(10);
 /// First and longest wait between deliveries of a command the engine has not answered.
@@ -55,6 +57,9 @@ pub struct PushSource {
     pub name: String,
     pub capabilities: Capabilities,
     pub delivery: Delivery,
+    /// How long the engine is given to show a command carried out (in its own events)
+    /// before the operator is told it has not.
+    pub confirm_within: Duration,
 }
 
 impl PushSource {
@@ -81,6 +86,8 @@ struct RawSource {
     url: Option<String>,
     /// The name of an environment variable holding the webhook's signing secret.
     secret_env: Option<String>,
+    /// "2m" by default.
+    confirm_within: Option<String>,
 }
 
 /// Reads the pushing sources file: each declared source, or what is wrong with it.
@@ -145,10 +152,16 @@ fn parse_sources(
             }
             other => return Err(at(format!("delivery {other:?} is not webhook or pull"))),
         };
+        let confirm_within = match &raw.confirm_within {
+            Some(text) => humantime::parse_duration(text)
+                .map_err(|e| at(format!("confirm_within {text:?}: {e}")))?,
+            None => DEFAULT_CONFIRM_WITHIN,
+        };
         sources.push(PushSource {
             name: raw.name,
             capabilities,
             delivery,
+            confirm_within,
         });
     }
     Ok(sources)
@@ -249,6 +262,9 @@ impl Engine for PushEngine {
         })
     }
 }
+
+/// The declared pushing sources' engines, by source name.
+pub type PushEngines = Arc<std::collections::HashMap<String, Arc<PushEngine>>>;
 
 /// What an engine answers a delivered command with.
 #[derive(Debug, Deserialize)]

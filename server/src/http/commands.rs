@@ -5,9 +5,12 @@
 use super::actions::checked_id;
 use super::{AppError, AppState};
 use crate::auth::Caller;
-use crate::engines::commands::{Delivery, PushEngine};
-use crate::source::{now_ms, to_datetime, Answer, CommandMessage, CommandOutbox, OutboxCommand};
+use crate::engines::commands::{Delivery, PushEngine, PushEngines, DEFAULT_CONFIRM_WITHIN};
+use crate::source::{
+    now_ms, to_datetime, Answer, CommandMessage, CommandOutbox, Millis, OutboxCommand,
+};
 use app::model::identity::Grants;
+use app::model::{carried_out, Action, CommandState, EngineCommand};
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{Path, Query, State};
 use axum::{Extension, Json};
@@ -44,45 +47,63 @@ pub struct Reply {
     reason: Option<String>,
 }
 
-/// A command as a run's page shows it.
-#[derive(Debug, Serialize)]
-pub struct CommandState {
-    pub id: i64,
-    pub action: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub from_step: Option<i64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
-    pub requested_by: String,
-    pub requested_at: chrono::DateTime<chrono::Utc>,
-    /// `requested`, `delivered`, `accepted` or `refused`.
-    pub state: String,
-    pub deliveries: i64,
-    /// Why the last delivery failed, or the engine's own words when it refused.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub said: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub delivered_at: Option<chrono::DateTime<chrono::Utc>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub answered_at: Option<chrono::DateTime<chrono::Utc>>,
+/// A command as the API and the run's page show it: with whether the run's own events
+/// show it carried out, and whether the engine is past the time it is given.
+pub fn shown(
+    command: OutboxCommand,
+    run: &crate::store::rows::WorkflowRow,
+    confirm_within: Duration,
+    now: Millis,
+) -> Option<EngineCommand> {
+    let action = Action::parse(&command.action)?;
+    let state = CommandState::parse(&command.state)?;
+    let requested_at = to_datetime(command.requested_ms);
+    let done = carried_out(
+        action,
+        run.status,
+        to_datetime(run.updated_ms),
+        requested_at,
+    );
+    let given = i64::try_from(confirm_within.as_millis()).unwrap_or(i64::MAX);
+    Some(EngineCommand {
+        id: command.id,
+        action,
+        from_step: command.from_step,
+        reason: command.reason,
+        requested_by: command.requested_by,
+        requested_at,
+        state,
+        deliveries: command.attempts,
+        said: command.said,
+        delivered_at: command.delivered_ms.map(to_datetime),
+        answered_at: command.answered_ms.map(to_datetime),
+        carried_out: done,
+        overdue: !done
+            && state != CommandState::Refused
+            && now.saturating_sub(command.requested_ms) > given,
+    })
 }
 
-impl From<OutboxCommand> for CommandState {
-    fn from(command: OutboxCommand) -> Self {
-        Self {
-            id: command.id,
-            action: command.action,
-            from_step: command.from_step,
-            reason: command.reason,
-            requested_by: command.requested_by,
-            requested_at: to_datetime(command.requested_ms),
-            state: command.state,
-            deliveries: command.attempts,
-            said: command.said,
-            delivered_at: command.delivered_ms.map(to_datetime),
-            answered_at: command.answered_ms.map(to_datetime),
-        }
-    }
+/// The commands asked of `run`, newest first, as shown.
+pub async fn of(
+    store: &crate::store::Store,
+    pushing: &PushEngines,
+    run: &crate::store::rows::WorkflowRow,
+) -> Result<Vec<EngineCommand>, crate::store::StoreError> {
+    let confirm_within = run
+        .engine
+        .strip_prefix("custom:")
+        .and_then(|source| pushing.get(source))
+        .map_or(DEFAULT_CONFIRM_WITHIN, |engine| {
+            engine.source().confirm_within
+        });
+    let now = now_ms();
+    Ok(store
+        .commands_of(&run.id)
+        .await?
+        .into_iter()
+        .filter_map(|command| shown(command, run, confirm_within, now))
+        .collect())
 }
 
 /// The declared pushing source `source`, if the caller may act as it (its ingest token).
@@ -198,23 +219,13 @@ pub async fn of_run(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<Json<Vec<CommandState>>, AppError> {
+) -> Result<Json<Vec<EngineCommand>>, AppError> {
     checked_id(&id)?;
-    let visible = state
+    let run = state
         .store
         .workflow_row(&id)
         .await?
-        .is_some_and(|row| caller.sight().sees(&row.engine));
-    if !visible {
-        return Err(AppError::NotFound(format!("no workflow {id:?}")));
-    }
-    Ok(Json(
-        state
-            .store
-            .commands_of(&id)
-            .await?
-            .into_iter()
-            .map(CommandState::from)
-            .collect(),
-    ))
+        .filter(|row| caller.sight().sees(&row.engine))
+        .ok_or_else(|| AppError::NotFound(format!("no workflow {id:?}")))?;
+    Ok(Json(of(&state.store, &state.pushing, &run).await?))
 }

@@ -49,7 +49,7 @@ pub struct AppState {
     /// Sessions' lifetimes and the sign-in throttle.
     pub auth: Arc<AuthRuntime>,
     /// The declared pushing sources whose engines take commands, by source name.
-    pub pushing: Arc<std::collections::HashMap<String, Arc<crate::engines::commands::PushEngine>>>,
+    pub pushing: crate::engines::commands::PushEngines,
     pub leptos_options: LeptosOptions,
 }
 
@@ -82,6 +82,7 @@ impl AppState {
             store: self.store.clone(),
             hub: self.hub.clone(),
             health: self.health.clone(),
+            pushing: self.pushing.clone(),
             sight: caller.as_ref().map_or(Sight::Everything, Grants::sight),
             caller,
         }
@@ -240,6 +241,7 @@ pub struct StoreReader {
     store: Store,
     hub: Arc<LiveHub>,
     health: crate::engines::health::HealthBoard,
+    pushing: crate::engines::commands::PushEngines,
     /// Whose reads these are, and which engines' runs they may see.
     caller: Option<Caller>,
     sight: Sight,
@@ -307,6 +309,26 @@ impl ReadModel for StoreReader {
             .map_err(|e| ReadError::Store(e.into()))?;
         stats.engines = self.health.snapshot();
         Ok(stats)
+    }
+
+    async fn engine_commands(
+        &self,
+        id: &str,
+    ) -> Result<Option<Vec<app::model::EngineCommand>>, ReadError> {
+        let store_failed = |e: crate::store::StoreError| ReadError::Store(e.into());
+        let Some(run) = self
+            .store
+            .workflow_row(id)
+            .await
+            .map_err(store_failed)?
+            .filter(|row| self.sight.sees(&row.engine))
+        else {
+            return Ok(None);
+        };
+        commands::of(&self.store, &self.pushing, &run)
+            .await
+            .map(Some)
+            .map_err(store_failed)
     }
 
     async fn workflow_detail(&self, id: &str) -> Result<Option<WorkflowDetail>, ReadError> {

@@ -95,6 +95,7 @@ pub const SERVER_FUNCTIONS: &[(&str, Need)] = &[
     ("/api/get_analytics", Need::Read),
     ("/api/get_step_norms", Need::Read),
     ("/api/get_audit", Need::Read),
+    ("/api/get_engine_commands", Need::Read),
     ("/api/search_audit", Need::Operate),
     ("/api/who_am_i", Need::Nobody),
 ];

@@ -13,8 +13,8 @@ use super::parts::{ErrorView, LiveDuration, ProgressBar, SlaBadge, StatusBadge};
 use crate::api::get_workflow;
 use crate::model::identity::{AuditEntry, Grants, Role};
 use crate::model::{
-    format_duration, Action, SlaStatus, Step, StepKind, StepStatus, Subscription, WorkflowDetail,
-    WorkflowStatus,
+    format_duration, Action, CommandState, EngineCommand, SlaStatus, Step, StepKind, StepStatus,
+    Subscription, WorkflowDetail, WorkflowStatus,
 };
 use gantt::GanttPanel;
 use leptos::prelude::*;
@@ -217,12 +217,94 @@ fn RunView(run: WorkflowDetail, state: PageState, may_operate: bool) -> impl Int
             {tab(StepsView::Gantt, format!("/orchestration/workflows/{id}?view=gantt"), "📊 Gantt")}
         </nav>
         {steps}
+        {run
+            .engine
+            .starts_with("custom:")
+            .then(|| view! { <EngineCommands id=id.clone() version=run.execution.updated_at state /> })}
         <AuditTrail id=id.clone() version=run.execution.updated_at />
         <p class="export">
             <a href=format!("/api/platform/orchestration/workflows/{id}/export") download="">
                 "Export JSON"
             </a>
         </p>
+    }
+}
+
+/// What was asked of this run's in-house engine and how it went, newest first: requested,
+/// delivered, accepted or refused (in the engine's words), carried out as its events show
+/// — or plainly not yet. Re-read when the run changes and after the operator acts.
+#[component]
+fn EngineCommands(
+    id: String,
+    version: Option<chrono::DateTime<chrono::Utc>>,
+    state: PageState,
+) -> impl IntoView {
+    let acted = state.action.version();
+    let commands = Resource::new(
+        move || (id.clone(), version, acted.get()),
+        |(id, _, _)| crate::api::get_engine_commands(id),
+    );
+    let line = |command: EngineCommand| {
+        let life = match (command.state, command.carried_out, command.overdue) {
+            (CommandState::Refused, _, _) => format!(
+                "refused by the engine: {}",
+                command.said.clone().unwrap_or_default()
+            ),
+            (_, true, _) => "carried out".to_owned(),
+            (CommandState::Accepted, false, true) => {
+                "accepted by the engine, but its events do not show it done yet".to_owned()
+            }
+            (CommandState::Accepted, false, false) => {
+                "accepted by the engine; waiting for its events".to_owned()
+            }
+            (_, false, overdue) => {
+                let how = if command.state == CommandState::Delivered {
+                    "delivered, not answered"
+                } else {
+                    "not delivered"
+                };
+                let last = command
+                    .said
+                    .clone()
+                    .map(|said| format!(" (last try: {said})"))
+                    .unwrap_or_default();
+                let late = if overdue {
+                    " — not confirmed yet"
+                } else {
+                    ""
+                };
+                format!("{how}{late}{last}")
+            }
+        };
+        let class = if command.overdue {
+            "engine-command overdue"
+        } else {
+            "engine-command"
+        };
+        view! {
+            <li class=class data-testid="engine-command" data-state=format!("{:?}", command.state).to_lowercase()>
+                <span class="command-action">{command.action.as_str()}</span>
+                " asked by " {command.requested_by.clone()}
+                " at " <time datetime=command.requested_at.to_rfc3339()>{command.requested_at.format("%Y-%m-%d %H:%M:%S UTC").to_string()}</time>
+                {command.reason.clone().map(|reason| view! { " — reason: " {reason} })}
+                " — " <span class="command-life">{life}</span>
+            </li>
+        }
+    };
+    view! {
+        <Transition fallback=|| ()>
+            {move || Suspend::new(async move {
+                match commands.await {
+                    Ok(commands) if !commands.is_empty() => Some(view! {
+                        <section class="engine-commands" aria-label="Commands to the engine">
+                            <h2>"Commands to the engine"</h2>
+                            <ul>{commands.into_iter().map(line).collect_view()}</ul>
+                        </section>
+                    }),
+                    _ => None,
+                }
+            })}
+        </Transition>
     }
 }
 
