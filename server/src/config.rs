@@ -95,6 +95,31 @@ pub struct Config {
     pub log: String,
 }
 
+/// Checks a name a config file gives (a source, a provider) that ends up in URLs and
+/// engine ids: 1 to 32 characters of a-z 0-9 - _.
+pub fn check_name(what: &str, name: &str) -> Result<(), String> {
+    let fits = !name.is_empty()
+        && name.len() <= 32
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if fits {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} name {name:?} must be 1 to 32 characters of a-z 0-9 - _"
+        ))
+    }
+}
+
+/// The secret held by the environment variable `var` that a config file names (secrets
+/// stay out of files), read through `env`.
+pub fn secret_from(var: &str, env: impl Fn(&str) -> Option<String>) -> Result<String, String> {
+    env(var)
+        .filter(|secret| !secret.is_empty())
+        .ok_or_else(|| format!("environment variable {var} is not set"))
+}
+
 /// A retention age: a duration of at least a minute, or "off" (`None`) for keeping
 /// everything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

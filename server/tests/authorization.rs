@@ -71,21 +71,7 @@ struct Credentials {
 }
 
 async fn account(state: &AppState, login: &str, bindings: &[RoleBinding]) -> i64 {
-    state
-        .store
-        .create_user(
-            server::store::identity::NewAccount {
-                login,
-                display_name: None,
-                password_hash: None,
-                provider: "local",
-                bindings,
-            },
-            chrono::Utc::now().timestamp_millis(),
-        )
-        .await
-        .unwrap()
-        .unwrap()
+    core_state::account(state, login, None, bindings).await
 }
 
 /// A fresh session of `user` (sign-out in the matrix ends the one it is sent with).

@@ -52,17 +52,26 @@ impl Webhook {
     }
 }
 
-fn capabilities() -> app::model::Capabilities {
-    app::model::Capabilities {
-        can_pause: true,
-        can_resume: true,
-        can_cancel: true,
-        compensates_on_cancel: true,
-        can_retry_from_step: true,
-        can_clone: true,
-        can_terminate: false,
-        has_logs: true,
-        live: app::model::LiveMode::Push,
+/// The source `name`, honouring every action but terminate, its commands POSTed to `url`.
+fn webhook_source(name: &str, url: String) -> PushSource {
+    PushSource {
+        name: name.into(),
+        capabilities: app::model::Capabilities::everything(),
+        delivery: Delivery::Webhook {
+            url,
+            secret: SECRET.into(),
+        },
+        confirm_within: DEFAULT_CONFIRM_WITHIN,
+    }
+}
+
+/// The source `name`, honouring every action but terminate, pulling its commands.
+fn pulling_source(name: &str, confirm_within: Duration) -> PushSource {
+    PushSource {
+        name: name.into(),
+        capabilities: app::model::Capabilities::everything(),
+        delivery: Delivery::Pull,
+        confirm_within,
     }
 }
 
@@ -111,19 +120,8 @@ async fn a_webhook_gets_each_command_signed_until_the_engine_answers() {
         json!({"error": "restarting"}),
     ));
     let url = hook.listen().await;
-    let (client, _store, _dir) = stepline(
-        vec![PushSource {
-            name: "billing".into(),
-            capabilities: capabilities(),
-            delivery: Delivery::Webhook {
-                url,
-                secret: SECRET.into(),
-            },
-            confirm_within: DEFAULT_CONFIRM_WITHIN,
-        }],
-        "deploy-wf-67890",
-    )
-    .await;
+    let (client, _store, _dir) =
+        stepline(vec![webhook_source("billing", url)], "deploy-wf-67890").await;
     let run = client.detail("deploy-wf-67890").await;
     assert_eq!(run["can_cancel"], true, "the source declares cancel");
 
@@ -213,19 +211,8 @@ async fn a_refusal_is_shown_in_the_engines_own_words() {
         json!({"accepted": false, "reason": "step 6 cannot be interrupted <safely>"}),
     ));
     let url = hook.listen().await;
-    let (client, _store, _dir) = stepline(
-        vec![PushSource {
-            name: "billing".into(),
-            capabilities: capabilities(),
-            delivery: Delivery::Webhook {
-                url,
-                secret: SECRET.into(),
-            },
-            confirm_within: DEFAULT_CONFIRM_WITHIN,
-        }],
-        "deploy-wf-1",
-    )
-    .await;
+    let (client, _store, _dir) =
+        stepline(vec![webhook_source("billing", url)], "deploy-wf-1").await;
     let (status, _) = client
         .post(&format!("{API}/workflows/deploy-wf-1/pause"), &json!({}))
         .await;
@@ -251,18 +238,8 @@ async fn a_refusal_is_shown_in_the_engines_own_words() {
 async fn an_engine_behind_a_firewall_pulls_its_commands_and_answers_them() {
     let (client, store, _dir) = stepline(
         vec![
-            PushSource {
-                name: "edge".into(),
-                capabilities: capabilities(),
-                delivery: Delivery::Pull,
-                confirm_within: DEFAULT_CONFIRM_WITHIN,
-            },
-            PushSource {
-                name: "other".into(),
-                capabilities: capabilities(),
-                delivery: Delivery::Pull,
-                confirm_within: DEFAULT_CONFIRM_WITHIN,
-            },
+            pulling_source("edge", DEFAULT_CONFIRM_WITHIN),
+            pulling_source("other", DEFAULT_CONFIRM_WITHIN),
         ],
         "edge-wf-1",
     )
@@ -332,12 +309,7 @@ async fn an_engine_behind_a_firewall_pulls_its_commands_and_answers_them() {
 #[tokio::test]
 async fn an_operator_is_told_plainly_when_the_engine_has_not_confirmed_in_time() {
     let (client, _store, _dir) = stepline(
-        vec![PushSource {
-            name: "slow".into(),
-            capabilities: capabilities(),
-            delivery: Delivery::Pull,
-            confirm_within: Duration::from_millis(1),
-        }],
+        vec![pulling_source("slow", Duration::from_millis(1))],
         "slow-wf-1",
     )
     .await;

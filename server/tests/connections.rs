@@ -143,23 +143,8 @@ async fn account_with_password(state: &server::http::AppState, login: &str, pass
     let hash = server::auth::password::hash(password.to_owned())
         .await
         .unwrap();
-    state
-        .store
-        .create_user(
-            server::store::identity::NewAccount {
-                login,
-                display_name: None,
-                password_hash: Some(&hash),
-                provider: "local",
-                bindings: &[app::model::identity::RoleBinding::everywhere(
-                    app::model::identity::Role::Viewer,
-                )],
-            },
-            chrono::Utc::now().timestamp_millis(),
-        )
-        .await
-        .unwrap()
-        .unwrap();
+    let viewer = app::model::identity::RoleBinding::everywhere(app::model::identity::Role::Viewer);
+    core_state::account(state, login, Some(&hash), &[viewer]).await;
 }
 
 /// The server in this process on a free loopback port, serving as `serving` says, with an

@@ -36,15 +36,23 @@ pub async fn get_stats() -> Result<WorkflowStats, ErrorBody> {
     model.stats().await.map_err(read_model::to_client_error)
 }
 
+/// The one check of a run's id a server function is given.
+#[cfg(feature = "ssr")]
+fn checked_id(id: &str) -> Result<(), ErrorBody> {
+    if crate::model::is_valid_workflow_id(id) {
+        Ok(())
+    } else {
+        Err(ErrorBody::new(
+            ErrorKind::BadRequest,
+            crate::model::invalid_workflow_id(id),
+        ))
+    }
+}
+
 /// One workflow with its steps, or `None` when no engine knows the id.
 #[server(endpoint = "get_workflow")]
 pub async fn get_workflow(id: String) -> Result<Option<WorkflowDetail>, ErrorBody> {
-    if !crate::model::is_valid_workflow_id(&id) {
-        return Err(ErrorBody::new(
-            ErrorKind::BadRequest,
-            crate::model::invalid_workflow_id(&id),
-        ));
-    }
+    checked_id(&id)?;
     let model = read_model::from_context()?;
     model
         .workflow_detail(&id)
@@ -91,12 +99,7 @@ pub async fn who_am_i() -> Result<Option<crate::model::identity::Me>, ErrorBody>
 /// The actions taken on a run, for its page: who, when, why, and how it ended.
 #[server(endpoint = "get_audit")]
 pub async fn get_audit(id: String) -> Result<Vec<crate::model::identity::AuditEntry>, ErrorBody> {
-    if !crate::model::is_valid_workflow_id(&id) {
-        return Err(ErrorBody::new(
-            ErrorKind::BadRequest,
-            crate::model::invalid_workflow_id(&id),
-        ));
-    }
+    checked_id(&id)?;
     let operations = use_context::<SharedOperations>()
         .ok_or_else(|| ErrorBody::new(ErrorKind::Unavailable, "the audit log is not available"))?;
     operations.audit_of(&id).await
@@ -120,12 +123,7 @@ pub async fn search_audit(
 pub async fn get_engine_commands(
     id: String,
 ) -> Result<Vec<crate::model::EngineCommand>, ErrorBody> {
-    if !crate::model::is_valid_workflow_id(&id) {
-        return Err(ErrorBody::new(
-            ErrorKind::BadRequest,
-            crate::model::invalid_workflow_id(&id),
-        ));
-    }
+    checked_id(&id)?;
     let model = read_model::from_context()?;
     model
         .engine_commands(&id)

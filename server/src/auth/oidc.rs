@@ -139,18 +139,7 @@ fn parse_providers(
     let file: ProvidersFile = toml::from_str(text).map_err(|e| e.to_string())?;
     let mut providers: Vec<ProviderConfig> = Vec::new();
     for raw in file.provider {
-        let name_ok = !raw.name.is_empty()
-            && raw.name.len() <= 32
-            && raw
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-        if !name_ok {
-            return Err(format!(
-                "provider name {:?} must be 1 to 32 characters of a-z 0-9 - _",
-                raw.name
-            ));
-        }
+        crate::config::check_name("provider", &raw.name)?;
         if providers.iter().any(|known| known.name == raw.name) {
             return Err(format!("provider {:?} is declared twice", raw.name));
         }
@@ -160,11 +149,7 @@ fn parse_providers(
             RedirectUrl::new(url.clone()).map_err(|e| at(format!("redirect_url: {e}")))?;
         }
         let client_secret = match &raw.client_secret_env {
-            Some(var) => Some(
-                env(var)
-                    .filter(|secret| !secret.is_empty())
-                    .ok_or_else(|| at(format!("environment variable {var} is not set")))?,
-            ),
+            Some(var) => Some(crate::config::secret_from(var, &env).map_err(at)?),
             None => None,
         };
         let mut roles = Vec::new();

@@ -141,13 +141,10 @@ fn parse_sources(
                     .secret_env
                     .as_ref()
                     .ok_or_else(|| at("a webhook needs secret_env (its signing secret)".into()))?;
-                let secret = env(var)
-                    .filter(|secret| secret.len() >= 16)
-                    .ok_or_else(|| {
-                        at(format!(
-                            "environment variable {var} must hold a secret of 16 bytes or more"
-                        ))
-                    })?;
+                let secret = crate::config::secret_from(var, &env).map_err(at)?;
+                if secret.len() < 16 {
+                    return Err(at(format!("the secret in {var} must be 16 bytes or more")));
+                }
                 Delivery::Webhook { url, secret }
             }
             other => return Err(at(format!("delivery {other:?} is not webhook or pull"))),

@@ -147,28 +147,16 @@ pub async fn authorize(
 
 /// A page the signed-in person may not see: 403, in HTML, saying which role is missing.
 fn forbidden_page(what: &str) -> Response {
-    let html = format!(
-        r#"<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="/favicon.svg" type="image/svg+xml">
-<link rel="stylesheet" href="/pkg/stepline.css">
-<title>Not allowed · Stepline</title>
-</head>
-<body>
-<header class="topbar"><a class="brand" href="/orchestration">Stepline</a></header>
-<main>
-<section class="empty">
+    let html = plain_page(
+        "Not allowed",
+        &format!(
+            r#"<section class="empty">
 <h1>Not allowed</h1>
 <p class="notice error" role="alert">{}</p>
 <p><a href="/orchestration">Back to the workflows</a></p>
-</section>
-</main>
-</body>
-</html>"#,
-        html_escape::encode_text(what)
+</section>"#,
+            html_escape::encode_text(what)
+        ),
     );
     (
         StatusCode::FORBIDDEN,
@@ -176,6 +164,28 @@ fn forbidden_page(what: &str) -> Response {
         axum::response::Html(html),
     )
         .into_response()
+}
+
+/// A page of its own (no app, no script: it works without JavaScript), around `main`.
+fn plain_page(title: &str, main: &str) -> String {
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="icon" href="/favicon.svg" type="image/svg+xml">
+<link rel="stylesheet" href="/pkg/stepline.css">
+<title>{title} · Stepline</title>
+</head>
+<body>
+<header class="topbar"><a class="brand" href="/orchestration">Stepline</a></header>
+<main>
+{main}
+</main>
+</body>
+</html>"#
+    )
 }
 
 /// Whether a route is one of the app's pages (answered with HTML, so a visitor not
@@ -324,20 +334,10 @@ pub(super) fn sign_in_answer(
     } else {
         format!(r#"<nav class="sso" aria-label="Single sign-on">{providers}</nav>"#)
     };
-    let html = format!(
-        r#"<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<link rel="icon" href="/favicon.svg" type="image/svg+xml">
-<link rel="stylesheet" href="/pkg/stepline.css">
-<title>Sign in · Stepline</title>
-</head>
-<body>
-<header class="topbar"><span class="brand">Stepline</span></header>
-<main>
-<section class="signin">
+    let html = plain_page(
+        "Sign in",
+        &format!(
+            r#"<section class="signin">
 <h1>Sign in</h1>
 {error}
 {providers}
@@ -347,12 +347,10 @@ pub(super) fn sign_in_answer(
 <label>Password <input name="password" type="password" autocomplete="current-password" required></label>
 <button type="submit">Sign in</button>
 </form>
-</section>
-</main>
-</body>
-</html>"#,
-        next = escape(next),
-        SIGN_IN = super::routes::SIGN_IN,
+</section>"#,
+            next = escape(next),
+            SIGN_IN = super::routes::SIGN_IN,
+        ),
     );
     (
         status,

@@ -71,3 +71,28 @@ pub async fn with_client() -> (
     let client = super::client::Client::in_process(server::app(state.clone())).with_token(token);
     (state, client, dir)
 }
+
+/// An account made in `state`'s store with `bindings` and, to sign in with, a password's
+/// hash; its id.
+pub async fn account(
+    state: &server::http::AppState,
+    login: &str,
+    password_hash: Option<&str>,
+    bindings: &[app::model::identity::RoleBinding],
+) -> i64 {
+    state
+        .store
+        .create_user(
+            server::store::identity::NewAccount {
+                login,
+                display_name: None,
+                password_hash,
+                provider: "local",
+                bindings,
+            },
+            chrono::Utc::now().timestamp_millis(),
+        )
+        .await
+        .unwrap()
+        .unwrap()
+}

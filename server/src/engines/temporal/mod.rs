@@ -139,18 +139,7 @@ fn parse_sources(text: &str) -> Result<Vec<SourceConfig>, String> {
     };
     let mut out = Vec::new();
     for raw in file.source {
-        let name_ok = !raw.name.is_empty()
-            && raw.name.len() <= 32
-            && raw
-                .name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-        if !name_ok {
-            return Err(format!(
-                "source name {:?} must be 1 to 32 characters of a-z 0-9 - _",
-                raw.name
-            ));
-        }
+        crate::config::check_name("source", &raw.name)?;
         if !(raw.url.starts_with("http://") || raw.url.starts_with("https://")) {
             return Err(format!(
                 "source {:?}: url must be http:// or https://",
@@ -158,12 +147,10 @@ fn parse_sources(text: &str) -> Result<Vec<SourceConfig>, String> {
             ));
         }
         let api_key = match &raw.api_key_env {
-            Some(var) => Some(std::env::var(var).map_err(|_| {
-                format!(
-                    "source {:?}: environment variable {var} is not set",
-                    raw.name
-                )
-            })?),
+            Some(var) => Some(
+                crate::config::secret_from(var, |var| std::env::var(var).ok())
+                    .map_err(|e| format!("source {:?}: {e}", raw.name))?,
+            ),
             None => None,
         };
         let poll_interval = duration(&raw.poll_interval, Duration::from_secs(1), "poll_interval")?;
