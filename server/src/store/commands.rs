@@ -8,6 +8,52 @@ use crate::source::{Answer, CommandOutbox, NewCommand, OutboxCommand, OutboxErro
 use app::model::WorkflowStatus;
 use async_trait::async_trait;
 
+/// A row of `engine_commands`, as read.
+#[derive(sqlx::FromRow)]
+struct CommandColumns {
+    id: i64,
+    source: String,
+    workflow_id: String,
+    action: String,
+    from_step: Option<i64>,
+    reason: Option<String>,
+    requested_by: String,
+    requested_ms: Millis,
+    idempotency_key: String,
+    state: String,
+    attempts: i64,
+    next_attempt_ms: Millis,
+    said: Option<String>,
+    delivered_ms: Option<Millis>,
+    answered_ms: Option<Millis>,
+}
+
+impl From<CommandColumns> for OutboxCommand {
+    fn from(row: CommandColumns) -> Self {
+        Self {
+            id: row.id,
+            source: row.source,
+            workflow_id: row.workflow_id,
+            action: row.action,
+            from_step: row.from_step,
+            reason: row.reason,
+            requested_by: row.requested_by,
+            requested_ms: row.requested_ms,
+            idempotency_key: row.idempotency_key,
+            state: row.state,
+            attempts: row.attempts,
+            next_attempt_ms: row.next_attempt_ms,
+            said: row.said,
+            delivered_ms: row.delivered_ms,
+            answered_ms: row.answered_ms,
+        }
+    }
+}
+
+fn commands(rows: Vec<CommandColumns>) -> Vec<OutboxCommand> {
+    rows.into_iter().map(OutboxCommand::from).collect()
+}
+
 fn outbox_error(error: impl Into<StoreError>) -> OutboxError {
     OutboxError(Box::new(error.into()))
 }
@@ -15,12 +61,13 @@ fn outbox_error(error: impl Into<StoreError>) -> OutboxError {
 impl Store {
     /// The commands asked of run `workflow_id`, newest first.
     pub async fn commands_of(&self, workflow_id: &str) -> Result<Vec<OutboxCommand>, StoreError> {
-        Ok(sqlx::query_as(
+        let rows: Vec<CommandColumns> = sqlx::query_as(
             "SELECT * FROM engine_commands WHERE workflow_id = ? ORDER BY id DESC LIMIT 50",
         )
         .bind(workflow_id)
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        Ok(commands(rows))
     }
 }
 
@@ -41,7 +88,7 @@ impl CommandOutbox for Store {
         let Some(status) = status.as_deref().and_then(WorkflowStatus::parse) else {
             return Ok(None);
         };
-        let row: OutboxCommand = sqlx::query_as(
+        let row: CommandColumns = sqlx::query_as(
             "INSERT INTO engine_commands (source, workflow_id, action, from_step, reason,
                  requested_by, requested_ms, idempotency_key, next_attempt_ms)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
@@ -59,7 +106,7 @@ impl CommandOutbox for Store {
         .await
         .map_err(outbox_error)?;
         tx.commit().await.map_err(outbox_error)?;
-        Ok(Some((row, status)))
+        Ok(Some((row.into(), status)))
     }
 
     async fn due(
@@ -68,7 +115,7 @@ impl CommandOutbox for Store {
         now: Millis,
         limit: i64,
     ) -> Result<Vec<OutboxCommand>, OutboxError> {
-        sqlx::query_as(
+        let rows: Vec<CommandColumns> = sqlx::query_as(
             "SELECT * FROM engine_commands
              WHERE source = ? AND state IN ('requested', 'delivered') AND next_attempt_ms <= ?
              ORDER BY id LIMIT ?",
@@ -78,7 +125,8 @@ impl CommandOutbox for Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await
-        .map_err(outbox_error)
+        .map_err(outbox_error)?;
+        Ok(commands(rows))
     }
 
     async fn next_due(&self, source: &str) -> Result<Option<Millis>, OutboxError> {
