@@ -329,3 +329,138 @@ async fn an_operator_is_told_plainly_when_the_engine_has_not_confirmed_in_time()
     assert_eq!(late["state"], "requested");
     assert_eq!(late["carried_out"], false);
 }
+
+/// The real binary with `push_sources` declared, its output read until it says where it
+/// serves, and a client whose token may act and push as `billing`.
+async fn launch_binary(
+    dir: &std::path::Path,
+    push_sources: &str,
+) -> (tokio::process::Child, Client) {
+    use tokio::io::AsyncBufReadExt;
+    let file = dir.join("push-sources.toml");
+    std::fs::write(&file, push_sources).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .env("STEPLINE_LISTEN", "127.0.0.1:0")
+        .env(
+            "STEPLINE_DATABASE_URL",
+            format!("sqlite://{}/stepline.db", dir.display()),
+        )
+        .env("STEPLINE_WORKFLOWS", dir.join("no-definitions"))
+        .env("STEPLINE_PUSH_SOURCES", &file)
+        .env("BILLING_COMMAND_SECRET", SECRET)
+        .env("STEPLINE_LOG", "warn")
+        .env("LEPTOS_SITE_ROOT", dir.join("site"))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("the server prints its address");
+        if let Some(rest) = line.strip_prefix("Stepline is running: ") {
+            break rest.trim_end_matches("/orchestration").to_owned();
+        }
+    };
+    let store = server::store::Store::open(&format!("sqlite://{}/stepline.db", dir.display()))
+        .await
+        .unwrap();
+    let token =
+        core_state::token_with_store(&store, "tests", &["read", "operate", "ingest:billing"]).await;
+    (child, Client::over_http(base).with_token(token))
+}
+
+fn webhook_declaration(url: &str) -> String {
+    format!(
+        r#"
+[[source]]
+name = "billing"
+actions = ["pause", "resume", "cancel", "retry", "clone"]
+delivery = "webhook"
+url = "{url}"
+secret_env = "BILLING_COMMAND_SECRET"
+"#
+    )
+}
+
+#[tokio::test]
+async fn commands_not_yet_delivered_when_stepline_is_killed_are_all_delivered_after_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    // The engine is down: nothing listens where its webhook is.
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap()
+    };
+    let (mut first, client) = launch_binary(
+        dir.path(),
+        &webhook_declaration(&format!("http://{closed}/commands")),
+    )
+    .await;
+    let (status, body) = client
+        .post(
+            &format!("{API}/events"),
+            &json!({"source": "billing", "events": [{"type": "workflow_started",
+                "workflow_id": "deploy-wf-1", "workflow_type": "deploy",
+                "at": chrono::Utc::now().to_rfc3339()}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    for action in ["pause", "cancel", "clone"] {
+        let (status, body) = client
+            .post(&format!("{API}/workflows/deploy-wf-1/{action}"), &json!({}))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{action}: {body}");
+    }
+    let asked = commands(&client, "deploy-wf-1").await;
+    assert_eq!(asked.len(), 3);
+    assert!(asked.iter().all(|command| command["state"] == "requested"));
+    first.kill().await.unwrap(); // SIGKILL: no chance to deliver or clean up
+
+    // The engine is back, and so is Stepline.
+    let hook = Webhook::default();
+    let url = hook.listen().await;
+    let (_second, client) = launch_binary(dir.path(), &webhook_declaration(&url)).await;
+    let answered = until(
+        "every command answered",
+        Duration::from_secs(30),
+        || async {
+            let commands = commands(&client, "deploy-wf-1").await;
+            commands
+                .iter()
+                .all(|command| command["state"] == "accepted")
+                .then_some(commands)
+        },
+    )
+    .await;
+    assert_eq!(answered.len(), 3);
+    let received = hook.received.lock().unwrap().clone();
+    let mut keys: Vec<String> = received
+        .iter()
+        .map(|(headers, _)| headers[IDEMPOTENCY_HEADER].to_str().unwrap().to_owned())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(
+        keys.len(),
+        3,
+        "each command under its own key, whatever was delivered twice"
+    );
+    let actions: Vec<String> = received
+        .iter()
+        .map(|(_, body)| {
+            serde_json::from_slice::<Value>(body).unwrap()["action"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    for action in ["pause", "cancel", "clone"] {
+        assert!(
+            actions.iter().any(|a| a == action),
+            "{action} delivered: {actions:?}"
+        );
+    }
+}

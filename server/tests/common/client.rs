@@ -61,6 +61,7 @@ impl Client {
     /// Over HTTP to the Stepline at `base` (`http://127.0.0.1:PORT`). Redirects are not
     /// followed, as in process.
     pub fn over_http(base: String) -> Self {
+        server::engines::install_tls_provider();
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
