@@ -73,6 +73,10 @@ export default defineConfig({
         STEPLINE_E2E_OIDC_PORT: String(oidcPort),
         STEPLINE_E2E_PORT: String(port),
         STEPLINE_OIDC_E2E_SECRET: oidcSecret,
+        // The in-house engine that takes commands (tests/inhouse-commands.spec.ts).
+        ...(process.env.STEPLINE_PUSH_SOURCES
+          ? { STEPLINE_PUSH_SOURCES: process.env.STEPLINE_PUSH_SOURCES }
+          : {}),
       },
     },
     {

@@ -69,6 +69,14 @@ group = "stepline-viewers"
 role = "viewer"
 EOF
 export STEPLINE_SIGN_IN_PROVIDERS="$work/sign-in-providers.toml"
+# An in-house engine that takes commands by pulling them (the browser test plays it).
+cat > "$work/push-sources.toml" <<EOF
+[[source]]
+name = "e2e-inhouse"
+actions = ["pause", "resume", "cancel"]
+delivery = "pull"
+EOF
+export STEPLINE_PUSH_SOURCES="$work/push-sources.toml"
 export STEPLINE_SERVER_BIN="$CARGO_TARGET_DIR/debug/server"
 export STEPLINE_SITE_ROOT="$PWD/target/site"
 export STEPLINE_E2E_DATABASE_URL="sqlite://$work/e2e.db"

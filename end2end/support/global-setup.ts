@@ -15,7 +15,8 @@ export default async function globalSetup(config: FullConfig): Promise<void> {
   await signInApi(api, baseURL, ADMIN, ADMIN_PASSWORD);
   const response = await api.post('/api/auth/tokens', {
     headers: { Origin: baseURL },
-    data: { name: 'e2e', scopes: ['read', 'operate', `ingest:${SOURCE}`] },
+    // And as the in-house engine that takes commands (inhouse-commands.spec.ts).
+    data: { name: 'e2e', scopes: ['read', 'operate', `ingest:${SOURCE}`, 'ingest:e2e-inhouse'] },
   });
   if (response.status() !== 201) {
     throw new Error(`could not make the tests' token: ${response.status()} ${await response.text()}`);

@@ -155,6 +155,10 @@ async fn a_webhook_gets_each_command_signed_until_the_engine_answers() {
     .await;
     assert_eq!(accepted["action"], "cancel");
     assert_eq!(accepted["reason"], "runaway");
+    assert_eq!(
+        accepted["requested_by"], "token:operator-and-engine",
+        "who asked"
+    );
     assert_eq!(accepted["carried_out"], false, "the run is still RUNNING");
     // The engine's own events show it done.
     let (status, body) = client

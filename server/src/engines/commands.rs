@@ -215,14 +215,15 @@ impl Engine for PushEngine {
         &self,
         workflow_id: &str,
         command: Command,
+        requested_by: &str,
     ) -> Result<CommandOutcome, CommandError> {
-        let (action, from_step, reason, requested_by) = match &command {
-            Command::Pause => ("pause", None, None, None),
-            Command::Resume => ("resume", None, None, None),
-            Command::Cancel { reason } => ("cancel", None, reason.as_deref(), None),
-            Command::Retry { from_step } => ("retry", *from_step, None, None),
-            Command::Clone { triggered_by } => ("clone", None, None, triggered_by.as_deref()),
-            Command::Terminate { reason } => ("terminate", None, reason.as_deref(), None),
+        let (action, from_step, reason) = match &command {
+            Command::Pause => ("pause", None, None),
+            Command::Resume => ("resume", None, None),
+            Command::Cancel { reason } => ("cancel", None, reason.as_deref()),
+            Command::Retry { from_step } => ("retry", *from_step, None),
+            Command::Clone { .. } => ("clone", None, None),
+            Command::Terminate { reason } => ("terminate", None, reason.as_deref()),
         };
         let key = crate::auth::secret::new_secret()
             .map_err(|error| CommandError::Unavailable(error.to_string()))?;
@@ -235,7 +236,7 @@ impl Engine for PushEngine {
                     action,
                     from_step,
                     reason,
-                    requested_by: requested_by.unwrap_or("an operator"),
+                    requested_by,
                     idempotency_key: &key,
                 },
                 now_ms(),

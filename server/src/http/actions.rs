@@ -273,7 +273,10 @@ async fn act_on(
         Action::Terminate => Command::Terminate { reason },
     };
     let span = tracing::info_span!("engine_command", engine = %row.engine, workflow = %id, action = action.as_str());
-    let outcome = engine.command(id, command).instrument(span).await?;
+    let outcome = engine
+        .command(id, command, &caller.actor)
+        .instrument(span)
+        .await?;
     Ok(answer(outcome))
 }
 

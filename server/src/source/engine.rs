@@ -69,10 +69,13 @@ pub trait Engine: Send + Sync {
     /// The id stored on the runs it reports (`builtin`, `temporal:prod`, ...).
     fn id(&self) -> &str;
 
+    /// Does `command` to run `workflow_id`, asked by `requested_by` (an account's login or
+    /// `token:<name>`, for engines that record who asked).
     async fn command(
         &self,
         workflow_id: &str,
         command: Command,
+        requested_by: &str,
     ) -> Result<CommandOutcome, CommandError>;
 
     /// Whether runs can be started through it (the start API picks such an engine).
@@ -145,7 +148,12 @@ mod tests {
             self.id
         }
 
-        async fn command(&self, id: &str, _: Command) -> Result<CommandOutcome, CommandError> {
+        async fn command(
+            &self,
+            id: &str,
+            _: Command,
+            _: &str,
+        ) -> Result<CommandOutcome, CommandError> {
             Err(CommandError::UnknownWorkflow(id.to_owned()))
         }
 

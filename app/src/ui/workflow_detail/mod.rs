@@ -283,10 +283,12 @@ fn EngineCommands(
         };
         view! {
             <li class=class data-testid="engine-command" data-state=format!("{:?}", command.state).to_lowercase()>
+                // Each text of the command in an element of its own: text written next to
+                // other text is one node in the browser, which hydration could not match.
                 <span class="command-action">{command.action.as_str()}</span>
-                " asked by " {command.requested_by.clone()}
+                " asked by " <span class="command-by">{command.requested_by.clone()}</span>
                 " at " <time datetime=command.requested_at.to_rfc3339()>{command.requested_at.format("%Y-%m-%d %H:%M:%S UTC").to_string()}</time>
-                {command.reason.clone().map(|reason| view! { " — reason: " {reason} })}
+                {command.reason.clone().map(|reason| view! { " — reason: " <span class="command-reason">{reason}</span> })}
                 " — " <span class="command-life">{life}</span>
             </li>
         }

@@ -134,6 +134,7 @@ impl Engine for BuiltinEngine {
         &self,
         workflow_id: &str,
         command: Command,
+        _requested_by: &str,
     ) -> Result<CommandOutcome, CommandError> {
         let id = workflow_id.to_owned();
         self.ask(|reply| Message::Command(id, command, reply))

@@ -19,6 +19,7 @@ impl Engine for TemporalSource {
         &self,
         workflow_id: &str,
         command: Command,
+        _requested_by: &str,
     ) -> Result<CommandOutcome, CommandError> {
         let inner = &self.inner;
         let (temporal_id, run_id) = inner.temporal_ids(workflow_id)?;
