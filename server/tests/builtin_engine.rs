@@ -580,33 +580,10 @@ struct Binary {
 }
 
 async fn launch_binary(dir: &Path, folder: &Path) -> Binary {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_server"))
-        .env("STEPLINE_LISTEN", "127.0.0.1:0")
-        .env(
-            "STEPLINE_DATABASE_URL",
-            format!("sqlite://{}/stepline.db", dir.display()),
-        )
-        .env("STEPLINE_WORKFLOWS", folder)
-        .env("STEPLINE_LOG", "warn")
-        .env("LEPTOS_SITE_ROOT", dir.join("site"))
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = loop {
-        let line = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("the server prints its address");
-        if let Some(rest) = line.strip_prefix("Stepline is running: ") {
-            break rest.trim_end_matches("/orchestration").to_owned();
-        }
-    };
+    let (child, base) =
+        common::binary::launch(dir, &[("STEPLINE_WORKFLOWS", folder.display().to_string())]).await;
     // A token for the test, made as an admin would, in the binary's own database.
-    let store = server::store::Store::open(&format!("sqlite://{}/stepline.db", dir.display()))
+    let store = server::store::Store::open(&common::binary::database_url(dir))
         .await
         .unwrap();
     let token = common::core_state::token_with_store(&store, "tests", &["read", "operate"]).await;

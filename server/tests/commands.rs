@@ -340,36 +340,21 @@ async fn launch_binary(
     dir: &std::path::Path,
     push_sources: &str,
 ) -> (tokio::process::Child, Client) {
-    use tokio::io::AsyncBufReadExt;
     let file = dir.join("push-sources.toml");
     std::fs::write(&file, push_sources).unwrap();
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_server"))
-        .env("STEPLINE_LISTEN", "127.0.0.1:0")
-        .env(
-            "STEPLINE_DATABASE_URL",
-            format!("sqlite://{}/stepline.db", dir.display()),
-        )
-        .env("STEPLINE_WORKFLOWS", dir.join("no-definitions"))
-        .env("STEPLINE_PUSH_SOURCES", &file)
-        .env("BILLING_COMMAND_SECRET", SECRET)
-        .env("STEPLINE_LOG", "warn")
-        .env("LEPTOS_SITE_ROOT", dir.join("site"))
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = loop {
-        let line = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("the server prints its address");
-        if let Some(rest) = line.strip_prefix("Stepline is running: ") {
-            break rest.trim_end_matches("/orchestration").to_owned();
-        }
-    };
-    let store = server::store::Store::open(&format!("sqlite://{}/stepline.db", dir.display()))
+    let (child, base) = common::binary::launch(
+        dir,
+        &[
+            (
+                "STEPLINE_WORKFLOWS",
+                dir.join("no-definitions").display().to_string(),
+            ),
+            ("STEPLINE_PUSH_SOURCES", file.display().to_string()),
+            ("BILLING_COMMAND_SECRET", SECRET.to_owned()),
+        ],
+    )
+    .await;
+    let store = server::store::Store::open(&common::binary::database_url(dir))
         .await
         .unwrap();
     let token =

@@ -1,0 +1,42 @@
+//! The real `server` binary as a process of its own, as the restart tests run it (and
+//! SIGKILL it): on a database in a folder, listening on a free port.
+
+use std::path::Path;
+use tokio::io::AsyncBufReadExt;
+
+/// Starts the binary on `dir`'s database with `env` set too, and reads its output until
+/// it says where it serves: the process (killed when dropped) and its base URL.
+pub async fn launch(dir: &Path, env: &[(&str, String)]) -> (tokio::process::Child, String) {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_server"));
+    command
+        .env("STEPLINE_LISTEN", "127.0.0.1:0")
+        .env("STEPLINE_DATABASE_URL", database_url(dir))
+        .env("STEPLINE_LOG", "warn")
+        .env("LEPTOS_SITE_ROOT", dir.join("site"))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    let mut child = command.spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let base = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("the server prints its address");
+        if let Some(rest) = line.strip_prefix("Stepline is running: ") {
+            break rest.trim_end_matches("/orchestration").to_owned();
+        }
+    };
+    // What it prints later (the first start's password) is read too: a closed pipe
+    // would fail its next print.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, base)
+}
+
+/// The database the binary uses in `dir`.
+pub fn database_url(dir: &Path) -> String {
+    format!("sqlite://{}/stepline.db", dir.display())
+}
