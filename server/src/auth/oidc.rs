@@ -409,7 +409,7 @@ impl Providers {
                 openidconnect::RequestTokenError::ServerResponse(refusal) => {
                     SsoError::Refused(refusal.to_string())
                 }
-                other => SsoError::Unavailable(error_chain(&other)),
+                other => SsoError::Unavailable(app::model::error_chain(&other)),
             })?;
         let id_token = answer
             .id_token()
@@ -462,7 +462,7 @@ impl Providers {
                         .map_err(|e| SsoError::Unavailable(e.to_string()))?;
                     let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
                         .await
-                        .map_err(|e| SsoError::Unavailable(error_chain(&e)))?;
+                        .map_err(|e| SsoError::Unavailable(app::model::error_chain(&e)))?;
                     *cached = Some((Instant::now(), metadata.clone()));
                     metadata
                 }
@@ -528,10 +528,6 @@ fn groups_of(value: Option<&serde_json::Value>) -> Vec<String> {
 /// Compares secrets without telling by timing how much of them matched.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
-    app::model::error_chain(error)
 }
 
 #[cfg(test)]

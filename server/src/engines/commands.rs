@@ -8,13 +8,11 @@
 use crate::retry::Backoff;
 use crate::source::{
     now_ms, Answer, Command, CommandError, CommandOutcome, Engine, NewCommand, OutboxCommand,
-    SharedOutbox,
+    Reply, SharedOutbox,
 };
 use app::model::Capabilities;
 use async_trait::async_trait;
-use hmac::{Hmac, Mac};
 use serde::Deserialize;
-use sha2::Sha256;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -166,17 +164,9 @@ fn parse_sources(
 
 /// The signature of `body` sent at `unix_seconds`, as the header carries it.
 pub fn signature(secret: &str, unix_seconds: i64, body: &[u8]) -> String {
-    let mut mac =
-        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes a key of any length");
-    mac.update(unix_seconds.to_string().as_bytes());
-    mac.update(b".");
-    mac.update(body);
-    let digest: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect();
+    let signed_at = unix_seconds.to_string();
+    let digest =
+        crate::digest::hmac_sha256_hex(secret.as_bytes(), &[signed_at.as_bytes(), b".", body]);
     format!("t={unix_seconds},v1={digest}")
 }
 
@@ -264,14 +254,6 @@ impl Engine for PushEngine {
 /// The declared pushing sources' engines, by source name.
 pub type PushEngines = Arc<std::collections::HashMap<String, Arc<PushEngine>>>;
 
-/// What an engine answers a delivered command with.
-#[derive(Debug, Deserialize)]
-struct Reply {
-    accepted: bool,
-    #[serde(default)]
-    reason: Option<String>,
-}
-
 /// Delivers the webhook source's commands until the process ends: each due command is
 /// POSTed (signed, with its idempotency key); an answer settles it, anything else makes it
 /// due again after a growing wait.
@@ -341,18 +323,7 @@ async fn deliver(
     let failed = match sent {
         Ok(response) if response.status().is_success() => match response.json::<Reply>().await {
             Ok(reply) => {
-                let answer = if reply.accepted {
-                    Answer::Accepted
-                } else {
-                    Answer::Refused(
-                        reply
-                            .reason
-                            .unwrap_or_else(|| "refused, without a reason".into())
-                            .chars()
-                            .take(500)
-                            .collect(),
-                    )
-                };
+                let answer = Answer::from(reply);
                 if let Err(error) = engine
                     .outbox
                     .answer(&engine.source.name, command.id, &answer, now)

@@ -7,7 +7,7 @@ use super::{AppError, AppState};
 use crate::auth::Caller;
 use crate::engines::commands::{Delivery, PushEngine, PushEngines, DEFAULT_CONFIRM_WITHIN};
 use crate::source::{
-    now_ms, to_datetime, Answer, CommandMessage, CommandOutbox, Millis, OutboxCommand,
+    now_ms, to_datetime, Answer, CommandMessage, CommandOutbox, Millis, OutboxCommand, Reply,
 };
 use app::model::identity::Grants;
 use app::model::{carried_out, Action, CommandState, EngineCommand};
@@ -36,15 +36,6 @@ pub struct PullQuery {
 #[derive(Debug, Serialize)]
 pub struct Pulled {
     pub commands: Vec<CommandMessage>,
-}
-
-/// An engine's answer to a command.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Reply {
-    accepted: bool,
-    #[serde(default)]
-    reason: Option<String>,
 }
 
 /// A command as the API and the run's page show it: with whether the run's own events
@@ -192,15 +183,7 @@ pub async fn answer(
             e.body_text()
         ))
     })?;
-    let answer = if reply.accepted {
-        Answer::Accepted
-    } else {
-        let reason = reply
-            .reason
-            .filter(|reason| !reason.trim().is_empty())
-            .unwrap_or_else(|| "refused, without a reason".into());
-        Answer::Refused(reason.chars().take(500).collect())
-    };
+    let answer = Answer::from(reply);
     let recorded = state
         .store
         .answer(&source, id, &answer, now_ms())

@@ -17,7 +17,8 @@ pub use clock::{now_ms, to_datetime, Millis};
 pub use engine::{Command, CommandError, CommandOutcome, Engine, Engines, StartRequest};
 pub use event::{Change, SourceEvent, StepDeclaration, WorkflowStart};
 pub use outbox::{
-    Answer, CommandMessage, CommandOutbox, NewCommand, OutboxCommand, OutboxError, SharedOutbox,
+    Answer, CommandMessage, CommandOutbox, NewCommand, OutboxCommand, OutboxError, Reply,
+    SharedOutbox,
 };
 pub use recall::{AttemptSnapshot, Recall, RecallError, RunSnapshot, SharedRecall, StepSnapshot};
 pub use sink::{ApplyError, Batch, Refusal, SetAside, SharedSink, Sink};

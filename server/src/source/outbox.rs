@@ -84,6 +84,31 @@ pub enum Answer {
     Refused(String),
 }
 
+/// An engine's answer as it sends it, to a webhook delivery or by the answer endpoint:
+/// `{"accepted": true}` or `{"accepted": false, "reason": "..."}`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Reply {
+    pub accepted: bool,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Longest refusal kept, in characters.
+const REFUSAL_KEPT: usize = 500;
+
+impl From<Reply> for Answer {
+    fn from(reply: Reply) -> Self {
+        if reply.accepted {
+            return Self::Accepted;
+        }
+        let reason = reply
+            .reason
+            .filter(|reason| !reason.trim().is_empty())
+            .unwrap_or_else(|| "refused, without a reason".into());
+        Self::Refused(reason.chars().take(REFUSAL_KEPT).collect())
+    }
+}
+
 /// The outbox could not be read or written.
 #[derive(Debug, thiserror::Error)]
 #[error("the command outbox: {0}")]
