@@ -39,26 +39,24 @@ pub async fn signed_in() -> Option<Me> {
 #[component]
 pub fn Header() -> impl IntoView {
     let live = expect_context::<LiveConnection>();
+    // Who is signed in, and the audit log's link for operators and admins: one boundary,
+    // read once (a second one around the link in the navigation failed to hydrate at
+    // random, and with it every live update of the page).
     let who = move || {
         Suspend::new(async move {
             signed_in().await.map(|me| {
                 let shown = me.display_name.clone().unwrap_or_else(|| me.actor.clone());
+                let audit = me.holds_somewhere(Role::Operator).then(|| {
+                    view! { <a class="audit-link" href="/orchestration/audit">"Audit"</a> }
+                });
                 view! {
+                    {audit}
                     <span class="who" data-testid="signed-in-as" title=me.actor.clone()>{shown}</span>
                     <form method="post" action="/api/auth/sign-out" class="sign-out">
                         <button type="submit" data-testid="sign-out">"Sign out"</button>
                     </form>
                 }
             })
-        })
-    };
-    // The audit log is read by operators and admins.
-    let audit = move || {
-        Suspend::new(async move {
-            signed_in()
-                .await
-                .filter(|me| me.holds_somewhere(Role::Operator))
-                .map(|_| view! { <A href="/orchestration/audit">"Audit"</A> })
         })
     };
     view! {
@@ -69,7 +67,6 @@ pub fn Header() -> impl IntoView {
             <nav>
                 <A href="/orchestration" exact=true>"Workflows"</A>
                 <A href="/orchestration/analytics">"Analytics"</A>
-                <Transition fallback=|| ()>{audit}</Transition>
             </nav>
             <span
                 class="connection"
