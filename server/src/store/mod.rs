@@ -96,6 +96,8 @@ pub struct Store {
     /// single writer never queues behind readers for a connection, and writes queue
     /// behind each other here rather than on SQLite's lock.
     writes: SqlitePool,
+    /// What the search planner learnt of the text index lately.
+    densities: std::sync::Arc<search::Densities>,
 }
 
 impl Store {
@@ -160,7 +162,11 @@ impl Store {
                 .connect_with(options)
                 .await?
         };
-        Ok(Self { pool, writes })
+        Ok(Self {
+            pool,
+            writes,
+            densities: std::sync::Arc::default(),
+        })
     }
 
     /// A write transaction that holds the write lock from its start (waiting for it up to

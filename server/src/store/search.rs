@@ -1,30 +1,53 @@
 //! Free-text search over the runs' trigram index, planned so that what it costs follows
 //! how many runs the text picks out, not how many runs are stored.
 //!
-//! FTS5 answers a phrase by walking every one of its trigrams' lists of runs together. A
-//! trigram that nearly every run has (the `run-` of ids that all start alike, the
-//! `customer-` of every run's tags) adds a step on its long list for every candidate the
-//! rare ones propose: a pasted id among 1,000,000 runs cost ~70 ms that way. So the
-//! planner first asks the index how dense each of the text's trigrams is (the first
-//! [`PROBED`] runs having it, a fraction of a millisecond each), asks the index only for the
-//! parts of the text made of the others, and checks the whole text on each run it gets
-//! back. The answer is the same either way; only its cost differs.
+//! The index keeps the runs newest first (see the migration `search_newest_first`), so a
+//! search reads the newest matches it wants and stops. FTS5 answers a phrase by walking
+//! every one of its trigrams' lists of runs together, and a trigram that many runs have
+//! (the `run-` of ids that all start alike, the `customer-` of every run's tags, the `00`
+//! of every zero-padded number) adds a step on its long list for every candidate the rare
+//! ones propose: a pasted id among 1,000,000 runs cost ~70 ms that way. So the planner
+//! first learns how dense each of the text's trigrams is (the newest [`PROBED`] runs having
+//! it, a fraction of a millisecond each, and kept a while: a trigram's density changes
+//! slowly), asks the index only for the parts of the text made of the rarest, and checks
+//! the whole text on each run it gets back. The answer is the same either way; only its
+//! cost differs, so a density a little out of date costs time, never a match.
 
 use super::{Store, StoreError};
 use sqlx::SqlitePool;
+use std::time::{Duration, Instant};
 
 /// A search looks at most at this many of its newest matches (and says so past them).
 const SEARCHED_AT_MOST: i64 = 1_000;
 /// How many runs having a trigram its density is judged by.
 const PROBED: i64 = 64;
-/// A trigram at least this dense (runs having it, over the runs in the stretch they span)
-/// is left to the check of the whole text rather than asked of the index.
-const DENSE: f64 = 0.25;
+/// A trigram more than this many times as dense as the text's rarest is left to the check
+/// of the whole text rather than asked of the index: its list would be walked for nothing.
+const ASKED_WITHIN: f64 = 8.0;
 /// Texts with fewer trigrams than this are cheap as one phrase whatever they hold.
 const PLANNED_FROM: usize = 4;
 /// Texts with more distinct trigrams than this are asked as one phrase: probing them all
 /// would cost more than the phrase's rare parts save.
 const PROBED_AT_MOST: usize = 24;
+/// How long a trigram's density is trusted, and how many are remembered (about 50 bytes
+/// each).
+const DENSITY_KEPT_FOR: Duration = Duration::from_secs(60);
+const DENSITIES_KEPT: usize = 16_384;
+
+/// The densities of the trigrams searched lately: an operator's searches share most of
+/// theirs (digits, the words of ids and tags), and probing them costs as much as the search.
+#[derive(Debug)]
+pub(super) struct Densities {
+    known: quick_cache::sync::Cache<[char; 3], (f64, Instant)>,
+}
+
+impl Default for Densities {
+    fn default() -> Self {
+        Self {
+            known: quick_cache::sync::Cache::new(DENSITIES_KEPT),
+        }
+    }
+}
 
 /// How the index is asked for the runs whose text contains the search text.
 #[derive(Debug, PartialEq, Eq)]
@@ -34,9 +57,6 @@ pub(super) struct Plan {
     /// When only parts were asked of the index: the whole text, lower-case, that each
     /// run it returns must contain in one of its columns.
     pub checked: Option<String>,
-    /// Every trigram of the text is dense: the text may well be in most runs, and its
-    /// first few matches tell whether to ask for the newest at once.
-    pub all_dense: bool,
 }
 
 impl Plan {
@@ -62,107 +82,105 @@ pub(super) struct Found {
     pub more: bool,
 }
 
-/// Which end of the index's order (the order runs were first stored) matches are read from.
-#[derive(Clone, Copy)]
-enum End {
-    Oldest,
-    Newest,
-}
-
 impl Store {
     /// The runs whose searched text contains `text`: all of them, or past
-    /// [`SEARCHED_AT_MOST`] the newest that many. Most searches match fewer, and the
-    /// index finds those fastest in its own order (walking it backwards costs about
-    /// twice as much), so the newest are asked for only when there are more, or when a
-    /// text made only of dense trigrams shows in its first matches that there will be.
+    /// [`SEARCHED_AT_MOST`] the newest that many.
     pub(super) async fn search(&self, text: &str) -> Result<Found, StoreError> {
-        let plan = plan(&self.pool, text).await?;
-        let newest_at_once = if plan.all_dense {
-            let first = self.ids_matching(&plan, End::Oldest, PROBED).await?;
-            if !first.found.more {
-                return Ok(first.found);
-            }
-            first.foretells_more_than(SEARCHED_AT_MOST)
-        } else {
-            false
-        };
-        if !newest_at_once {
-            let found = self
-                .ids_matching(&plan, End::Oldest, SEARCHED_AT_MOST)
-                .await?
-                .found;
-            if !found.more {
-                return Ok(found);
-            }
-        }
-        Ok(self
-            .ids_matching(&plan, End::Newest, SEARCHED_AT_MOST)
-            .await?
-            .found)
+        let plan = self.plan(text).await?;
+        Ok(self.ids_matching(&plan, SEARCHED_AT_MOST).await?)
     }
 
-    /// Up to `limit` runs that `plan` finds, read from one end of the index, in one row:
-    /// a row handed from the database's thread costs more than reading it.
-    async fn ids_matching(
-        &self,
-        plan: &Plan,
-        from: End,
-        limit: i64,
-    ) -> Result<Matches, sqlx::Error> {
-        let order = match from {
-            End::Oldest => "ASC",
-            End::Newest => "DESC",
-        };
+    /// The newest `limit` runs that `plan` finds (in the index's order), in one row: a row
+    /// handed from the database's thread costs more than reading it. The index keys each
+    /// run by its rowid negated.
+    async fn ids_matching(&self, plan: &Plan, limit: i64) -> Result<Found, sqlx::Error> {
         let sql = format!(
             "WITH matches AS MATERIALIZED (
-                 SELECT rowid FROM workflows_text WHERE {} ORDER BY rowid {order} LIMIT ?3 + 1)
-             SELECT (SELECT json_group_array(rowid)
-                     FROM (SELECT rowid FROM matches ORDER BY rowid {order} LIMIT ?3)),
-                 count(*), min(rowid), max(rowid), (SELECT max(rowid) FROM workflows)
+                 SELECT rowid FROM workflows_text WHERE {} ORDER BY rowid LIMIT ?3 + 1)
+             SELECT (SELECT json_group_array(-rowid)
+                     FROM (SELECT rowid FROM matches ORDER BY rowid LIMIT ?3)),
+                 count(*)
              FROM matches",
             plan.condition()
         );
-        let (ids, matched, first, last, stored): (
-            String,
-            i64,
-            Option<i64>,
-            Option<i64>,
-            Option<i64>,
-        ) = sqlx::query_as(&sql)
+        let (ids, matched): (String, i64) = sqlx::query_as(&sql)
             .bind(&plan.matching)
             .bind(&plan.checked)
             .bind(limit)
             .fetch_one(&self.pool)
             .await?;
-        Ok(Matches {
-            found: Found {
-                ids,
-                count: usize::try_from(matched.min(limit)).unwrap_or(0),
-                more: matched > limit,
-            },
-            span: first.zip(last),
-            stored: stored.unwrap_or(0),
+        Ok(Found {
+            ids,
+            count: usize::try_from(matched.min(limit)).unwrap_or(0),
+            more: matched > limit,
         })
     }
-}
 
-/// Matches read from one end of the index, with the stretch of rowids they span and the
-/// highest rowid stored.
-struct Matches {
-    found: Found,
-    span: Option<(i64, i64)>,
-    stored: i64,
-}
-
-impl Matches {
-    /// Whether, at the density of these matches, the rest of the runs hold more than
-    /// `many`.
-    fn foretells_more_than(&self, many: i64) -> bool {
-        let Some((first, last)) = self.span else {
-            return false;
+    /// Plans the search for `text` from how dense each of its trigrams is.
+    pub(super) async fn plan(&self, text: &str) -> Result<Plan, sqlx::Error> {
+        let chars = searched(text);
+        let whole = Plan {
+            matching: phrase(&chars),
+            checked: None,
         };
-        let density = self.found.count as f64 / (last - first + 1) as f64;
-        density * (self.stored - first + 1) as f64 > many as f64
+        // The check reads columns with SQLite's `lower`, which folds ASCII letters only,
+        // while the index folds every letter: a text with other characters is asked whole.
+        if chars.len() < PLANNED_FROM + 2 || !chars.iter().all(char::is_ascii) {
+            return Ok(whole);
+        }
+        let lower: Vec<char> = chars.iter().map(char::to_ascii_lowercase).collect();
+        let trigrams: Vec<[char; 3]> = lower.windows(3).map(|w| [w[0], w[1], w[2]]).collect();
+        let mut distinct = trigrams.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        if distinct.len() > PROBED_AT_MOST {
+            return Ok(whole);
+        }
+        let densities = self.densities_of(&distinct).await?;
+        let rarest = densities.iter().copied().fold(f64::INFINITY, f64::min);
+        let left_to_check: Vec<[char; 3]> = distinct
+            .iter()
+            .zip(densities)
+            .filter(|(_, density)| *density > rarest * ASKED_WITHIN)
+            .map(|(trigram, _)| *trigram)
+            .collect();
+        Ok(plan_for(&lower, &trigrams, |trigram| left_to_check.contains(trigram)).unwrap_or(whole))
+    }
+
+    /// The density of each trigram: remembered, or probed (those not known, in one
+    /// statement) and remembered.
+    async fn densities_of(&self, trigrams: &[[char; 3]]) -> Result<Vec<f64>, sqlx::Error> {
+        let now = Instant::now();
+        let mut densities: Vec<Option<f64>> = trigrams
+            .iter()
+            .map(|trigram| {
+                self.densities
+                    .known
+                    .get(trigram)
+                    .filter(|(_, at)| now.duration_since(*at) < DENSITY_KEPT_FOR)
+                    .map(|(density, _)| density)
+            })
+            .collect();
+        let unknown: Vec<[char; 3]> = trigrams
+            .iter()
+            .zip(&densities)
+            .filter(|(_, density)| density.is_none())
+            .map(|(trigram, _)| *trigram)
+            .collect();
+        if !unknown.is_empty() {
+            let mut probed = probe(&self.pool, &unknown).await?.into_iter();
+            for (trigram, density) in trigrams.iter().zip(&mut densities) {
+                if density.is_none() {
+                    let fresh = probed.next().unwrap_or(0.0);
+                    self.densities.known.insert(*trigram, (fresh, now));
+                    *density = Some(fresh);
+                }
+            }
+        }
+        Ok(densities
+            .into_iter()
+            .map(|density| density.unwrap_or(0.0))
+            .collect())
     }
 }
 
@@ -181,55 +199,25 @@ fn phrase(chars: &[char]) -> String {
     format!("\"{literal}\"")
 }
 
-/// Plans the search for `text`, asking the index how dense each of its trigrams is.
-pub(super) async fn plan(pool: &SqlitePool, text: &str) -> Result<Plan, sqlx::Error> {
-    let chars = searched(text);
-    let whole = Plan {
-        matching: phrase(&chars),
-        checked: None,
-        all_dense: false,
-    };
-    // The check reads columns with SQLite's `lower`, which folds ASCII letters only,
-    // while the index folds every letter: a text with other characters is asked whole.
-    if chars.len() < PLANNED_FROM + 2 || !chars.iter().all(char::is_ascii) {
-        return Ok(whole);
-    }
-    let lower: Vec<char> = chars.iter().map(char::to_ascii_lowercase).collect();
-    let trigrams: Vec<&[char]> = lower.windows(3).collect();
-    let mut distinct = trigrams.clone();
-    distinct.sort_unstable();
-    distinct.dedup();
-    if distinct.len() > PROBED_AT_MOST {
-        return Ok(whole);
-    }
-    let densities = densities(pool, &distinct).await?;
-    let dense: Vec<&[char]> = distinct
+/// The plan that leaves the trigrams `left_to_check` says to the check: the phrases of the
+/// stretches of `lower` whose trigrams are asked. `None` when every trigram is asked (the
+/// whole phrase costs no more).
+fn plan_for(
+    lower: &[char],
+    trigrams: &[[char; 3]],
+    left_to_check: impl Fn(&[char; 3]) -> bool,
+) -> Option<Plan> {
+    let asked: Vec<bool> = trigrams
         .iter()
-        .zip(densities)
-        .filter(|(_, density)| *density >= DENSE)
-        .map(|(trigram, _)| *trigram)
+        .map(|trigram| !left_to_check(trigram))
         .collect();
-    if dense.len() == distinct.len() {
-        return Ok(Plan {
-            all_dense: true,
-            ..whole
-        });
-    }
-    Ok(plan_for(&lower, &trigrams, |trigram| dense.contains(&trigram)).unwrap_or(whole))
-}
-
-/// The plan that leaves the `dense` trigrams to the check: the phrases of the stretches
-/// of `lower` whose trigrams are all rare. `None` when no trigram is dense, or all are
-/// (then the whole phrase costs no more: its runs are many and come early).
-fn plan_for(lower: &[char], trigrams: &[&[char]], dense: impl Fn(&[char]) -> bool) -> Option<Plan> {
-    let rare: Vec<bool> = trigrams.iter().map(|trigram| !dense(trigram)).collect();
-    if rare.iter().all(|&r| r) || !rare.iter().any(|&r| r) {
+    if asked.iter().all(|&a| a) || !asked.iter().any(|&a| a) {
         return None;
     }
     let mut parts = Vec::new();
     let mut start = None;
-    for (at, &is_rare) in rare.iter().chain([&false]).enumerate() {
-        match (is_rare, start) {
+    for (at, &is_asked) in asked.iter().chain([&false]).enumerate() {
+        match (is_asked, start) {
             (true, None) => start = Some(at),
             (false, Some(from)) => {
                 // Trigrams `from..at` cover the characters `from..at + 2`.
@@ -242,17 +230,16 @@ fn plan_for(lower: &[char], trigrams: &[&[char]], dense: impl Fn(&[char]) -> boo
     Some(Plan {
         matching: parts.join(" AND "),
         checked: Some(lower.iter().collect()),
-        all_dense: false,
     })
 }
 
-/// For each trigram, the share of runs having it among the first [`PROBED`] that do: how
+/// For each trigram, the share of runs having it among the newest [`PROBED`] that do: how
 /// many there are over the stretch of runs (by rowid) they span; fewer than [`PROBED`]
-/// in all reads as rare. Asked in one statement (a round trip to the database's thread
+/// in all reads as 0. Asked in one statement (a round trip to the database's thread
 /// costs more than an index probe).
-async fn densities(pool: &SqlitePool, trigrams: &[&[char]]) -> Result<Vec<f64>, sqlx::Error> {
+async fn probe(pool: &SqlitePool, trigrams: &[[char; 3]]) -> Result<Vec<f64>, sqlx::Error> {
     let probe = "SELECT count(*), min(rowid), max(rowid) FROM (SELECT rowid FROM workflows_text
-                 WHERE workflows_text MATCH ? LIMIT ?)";
+                 WHERE workflows_text MATCH ? ORDER BY rowid LIMIT ?)";
     let sql = vec![probe; trigrams.len()].join(" UNION ALL ");
     let mut query = sqlx::query_as::<_, (i64, Option<i64>, Option<i64>)>(&sql);
     for trigram in trigrams {
@@ -275,7 +262,7 @@ mod tests {
 
     fn planned(text: &str, dense: &[&str]) -> Option<Plan> {
         let lower: Vec<char> = text.chars().collect();
-        let trigrams: Vec<&[char]> = lower.windows(3).collect();
+        let trigrams: Vec<[char; 3]> = lower.windows(3).map(|w| [w[0], w[1], w[2]]).collect();
         plan_for(&lower, &trigrams, |trigram| {
             dense.contains(&trigram.iter().collect::<String>().as_str())
         })
@@ -304,6 +291,52 @@ mod tests {
     fn quotes_stay_literal_in_every_phrase() {
         let plan = planned("x\"yz-0000", &["-00", "000"]).unwrap();
         assert_eq!(plan.matching, "\"x\"\"yz-0\"");
+    }
+
+    /// A density remembered from before the runs changed plans the search differently,
+    /// never finds other runs: what had been rare is in most runs now, and what had been
+    /// in every run is in a few.
+    #[tokio::test]
+    async fn a_density_out_of_date_never_changes_what_is_found() {
+        let store = store_with_alike_runs(600).await;
+        let texts = ["zq-0042", "user007@example", "customer-42\"", "order \"9"];
+        for text in texts {
+            store.search(text).await.unwrap();
+        }
+        // Now `zq-` (in no run) is in 2,000, and `user` only in a dozen.
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < 2000)
+             INSERT INTO workflows (id, engine, workflow_type, status, sla_status, priority,
+                 capabilities, created_ms, updated_ms, completed_steps, total_steps)
+             SELECT printf('zq-%04d', i), 'custom:load', 'type_zq', 'RUNNING', 'on_track',
+                 'NORMAL', '{}', 10000 + i, 10000 + i, 0, 5
+             FROM n",
+        )
+        .execute(store.pool())
+        .await
+        .unwrap();
+        sqlx::query("DELETE FROM workflows WHERE triggered_by NOT IN ('user007@example.com')")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        for text in texts {
+            let found = store.search(text).await.unwrap();
+            let expected: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM workflows
+                 WHERE instr(lower(id), ?1) OR instr(lower(workflow_type), ?1)
+                    OR instr(lower(triggered_by), ?1) OR instr(lower(tags), ?1)
+                    OR instr(lower(engine_ref), ?1)",
+            )
+            .bind(text)
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+            assert_eq!(
+                found.count as i64,
+                expected.min(SEARCHED_AT_MOST),
+                "{text:?}"
+            );
+        }
     }
 
     /// Runs shaped as load tools and real engines make them: ids and tags that all start
@@ -358,26 +391,19 @@ mod tests {
                     }
                 })
                 .collect();
-            let plan = plan(store.pool(), &searched).await.unwrap();
+            let plan = store.plan(&searched).await.unwrap();
             planned += usize::from(plan.checked.is_some());
             let whole = Plan {
                 matching: phrase(&searched.chars().collect::<Vec<_>>()),
                 checked: None,
-                all_dense: false,
             };
-            let ids = |matches: Matches| {
-                let mut ids: Vec<i64> = serde_json::from_str(&matches.found.ids).unwrap();
+            let ids = |found: Found| {
+                let mut ids: Vec<i64> = serde_json::from_str(&found.ids).unwrap();
                 ids.sort();
                 ids
             };
-            let found = ids(store
-                .ids_matching(&plan, End::Oldest, 10_000)
-                .await
-                .unwrap());
-            let expected = ids(store
-                .ids_matching(&whole, End::Oldest, 10_000)
-                .await
-                .unwrap());
+            let found = ids(store.ids_matching(&plan, 10_000).await.unwrap());
+            let expected = ids(store.ids_matching(&whole, 10_000).await.unwrap());
             assert!(!expected.is_empty(), "{searched:?} is some run's text");
             assert_eq!(found, expected, "{searched:?} planned as {plan:?}");
         }
@@ -391,10 +417,10 @@ mod tests {
     async fn a_search_finds_the_newest_matches_however_it_reads_them() {
         let store = store_with_alike_runs(3_000).await;
         let texts = [
-            "example.com",  // in every run: dense, the newest asked at once
+            "example.com",  // in every run: the newest 1,000, and more
             "run-000",      // dense trigrams, in 1,000 runs: exactly as many as kept
-            "Run-0000",     // dense trigrams, in 100 runs: all of them, oldest first
-            "USER007@",     // a rare part: asked oldest first, 60 runs
+            "Run-0000",     // dense trigrams, in 100 runs: all of them
+            "USER007@",     // a rare part, 60 runs
             "customer-1",   // many but not every run
             "région-3",     // not ASCII: asked whole
             "order \"27",   // a quote, a rare part

@@ -4,7 +4,7 @@
 use super::rows::{LogRow, StepRow, WorkflowRow};
 use super::{json_text, with_their_steps, OwnedStep, Store, StoreError};
 use sqlx::{QueryBuilder, Sqlite, Transaction};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// The most log text a step keeps, in bytes: past it, its oldest lines are dropped (a
 /// step that logs forever costs a bounded share of the file, and its detail stays quick).
@@ -76,18 +76,46 @@ impl Writer {
     }
 
     /// Writes workflow rows (inserts or updates), many to a statement.
+    ///
+    /// The runs a statement adds take the rowids above the last one from the top down,
+    /// the first of them the highest: the text index keys each run by its rowid negated
+    /// (newest first, see `store::search`), and FTS5 writes out what it holds in memory
+    /// whenever a key is not above the one before. Numbered upwards, every new run would
+    /// cost such a write; numbered downwards, a statement costs one.
     pub async fn save_workflows(&mut self, rows: &[&WorkflowRow]) -> Result<(), StoreError> {
         for chunk in power_of_two_chunks(rows, ROWS_PER_STATEMENT) {
+            let ids: Vec<&str> = chunk.iter().map(|row| row.id.as_str()).collect();
+            let (stored, last): (String, Option<i64>) = sqlx::query_as(
+                "SELECT (SELECT json_group_array(id) FROM workflows
+                         WHERE id IN (SELECT value FROM json_each(?))),
+                        (SELECT max(rowid) FROM workflows)",
+            )
+            .bind(json_text(&ids))
+            .fetch_one(&mut *self.tx)
+            .await?;
+            let stored: HashSet<String> = serde_json::from_str(&stored).unwrap_or_default();
+            let added = chunk.iter().filter(|row| !stored.contains(&row.id)).count();
+            let mut next_rowid = last.unwrap_or(0) + i64::try_from(added).unwrap_or(0);
+            let rowids: Vec<Option<i64>> = chunk
+                .iter()
+                .map(|row| {
+                    (!stored.contains(&row.id)).then(|| {
+                        next_rowid -= 1;
+                        next_rowid + 1
+                    })
+                })
+                .collect();
             let mut upsert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO workflows (
-                     id, engine, workflow_type, status, status_reason, definition_name,
+                     rowid, id, engine, workflow_type, status, status_reason, definition_name,
                      definition_version, declared_steps, completed_steps, total_steps,
                      sla_target_seconds, sla_status, triggered_by, trigger_type, priority, tags,
                      input, capabilities, created_ms, started_ms, completed_ms, updated_ms,
                      engine_ref) ",
             );
-            upsert.push_values(chunk, |mut values, row| {
+            upsert.push_values(chunk.iter().zip(rowids), |mut values, (row, rowid)| {
                 values
+                    .push_bind(rowid)
                     .push_bind(row.id.clone())
                     .push_bind(row.engine.clone())
                     .push_bind(row.workflow_type.clone())
