@@ -112,6 +112,7 @@ pub fn command_pushing_sources(state: &mut AppState, sources: Vec<engines::comma
         let engine = Arc::new(engines::commands::PushEngine::new(
             source,
             Arc::new(state.store.clone()),
+            state.hub.clone(),
         ));
         if webhook {
             tokio::spawn(engines::commands::deliver_webhooks(engine.clone()));

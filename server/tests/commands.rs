@@ -175,8 +175,8 @@ async fn a_webhook_gets_each_command_signed_until_the_engine_answers() {
         true
     );
     assert_eq!(
-        accepted["deliveries"], 1,
-        "one failed delivery counted before the answer"
+        accepted["deliveries"], 2,
+        "both deliveries counted: the one the engine answered 503, the one it accepted"
     );
 
     let received = hook.received.lock().unwrap().clone();

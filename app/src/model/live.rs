@@ -2,6 +2,7 @@
 //! pushes. Every pushed message carries the hub's `seq`, so a client that reconnects can
 //! ask for what it missed.
 
+use super::command::CommandState;
 use super::status::{StepStatus, WorkflowStatus};
 use super::workflow::Workflow;
 use serde::{Deserialize, Serialize};
@@ -97,6 +98,13 @@ pub enum LiveEvent {
         #[serde(default, skip_serializing_if = "super::workflow::is_zero")]
         earlier: u64,
     },
+    /// A command to the run's engine moved on (requested, delivered, accepted or
+    /// refused): the run's page reads its commands again.
+    EngineCommandChanged {
+        workflow_id: String,
+        command_id: i64,
+        state: CommandState,
+    },
     /// Sent first on every connection: the hub's current position.
     Hello {},
     /// A fresh picture of the subscribed workflows, sent instead of a replay when the
@@ -122,7 +130,8 @@ impl LiveEvent {
             | Self::WorkflowStatusChanged { workflow_id, .. }
             | Self::SlaWarning { workflow_id, .. }
             | Self::SlaBreached { workflow_id, .. }
-            | Self::LogAppended { workflow_id, .. } => Some(workflow_id),
+            | Self::LogAppended { workflow_id, .. }
+            | Self::EngineCommandChanged { workflow_id, .. } => Some(workflow_id),
             Self::Hello {} | Self::Snapshot { .. } | Self::ProtocolError { .. } => None,
         }
     }

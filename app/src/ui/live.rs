@@ -44,6 +44,9 @@ pub struct LiveConnection {
     pub workflows: RwSignal<HashMap<String, Workflow>>,
     /// Bumped when the hub could only send a partial snapshot: views reload from the API.
     pub reloads: RwSignal<u64>,
+    /// How often each run's commands to its engine moved on (requested, delivered,
+    /// answered) since the page was loaded: its page reads them again on each.
+    pub command_changes: RwSignal<HashMap<String, u64>>,
     /// What the page on screen follows.
     following: RwSignal<Subscription>,
     /// The newest seq seen (from a page or the socket): where a (re)subscription resumes.
@@ -89,6 +92,7 @@ pub fn provide_live_connection() -> LiveConnection {
         state: RwSignal::new(ConnectionState::Connecting),
         workflows: RwSignal::new(HashMap::new()),
         reloads: RwSignal::new(0),
+        command_changes: RwSignal::new(HashMap::new()),
         following: RwSignal::new(Subscription {
             all: true,
             workflow_ids: Vec::new(),
@@ -244,6 +248,7 @@ mod client {
             .try_update_value(std::mem::take)
             .unwrap_or_default();
         let mut reload = false;
+        let mut commands_changed = Vec::new();
         connection.workflows.update(|rows| {
             for message in messages {
                 connection.last_seq.set_value(Some(message.seq));
@@ -258,6 +263,9 @@ mod client {
                         rows.extend(workflows.into_iter().map(|w| (w.id.clone(), w)));
                         reload |= !complete;
                     }
+                    LiveEvent::EngineCommandChanged { workflow_id, .. } => {
+                        commands_changed.push(workflow_id);
+                    }
                     _ => {}
                 }
             }
@@ -265,6 +273,17 @@ mod client {
         });
         if reload {
             connection.reloads.update(|n| *n += 1);
+        }
+        if !commands_changed.is_empty() {
+            connection.command_changes.update(|changes| {
+                // Kept small: a page that finds its run's count gone reads once more.
+                if changes.len() > crate::model::LIVE_ROWS_KEPT {
+                    changes.clear();
+                }
+                for id in commands_changed {
+                    *changes.entry(id).or_default() += 1;
+                }
+            });
         }
     }
 }

@@ -5,12 +5,13 @@
 //! said to the operator, so none is lost across a restart; the engine receives it at least
 //! once, always with the same idempotency key.
 
+use crate::live::LiveHub;
 use crate::retry::Backoff;
 use crate::source::{
-    now_ms, Answer, Command, CommandError, CommandOutcome, Engine, NewCommand, OutboxCommand,
-    Reply, SharedOutbox,
+    now_ms, Answer, Command, CommandError, CommandOutcome, Engine, Millis, NewCommand,
+    OutboxCommand, OutboxError, Reply, SharedOutbox,
 };
-use app::model::Capabilities;
+use app::model::{Capabilities, CommandState, LiveEvent};
 use async_trait::async_trait;
 use serde::Deserialize;
 use std::path::Path;
@@ -178,20 +179,59 @@ pub struct PushEngine {
     outbox: SharedOutbox,
     /// Woken when a command is written: the webhook deliverer, or engines long-polling.
     pub wake: Arc<Notify>,
+    /// Where the runs' pages hear that a command moved on.
+    hub: Arc<LiveHub>,
 }
 
 impl PushEngine {
-    pub fn new(source: PushSource, outbox: SharedOutbox) -> Self {
+    pub fn new(source: PushSource, outbox: SharedOutbox, hub: Arc<LiveHub>) -> Self {
         Self {
             id: source.engine_id(),
             source,
             outbox,
             wake: Arc::new(Notify::new()),
+            hub,
         }
     }
 
     pub fn source(&self) -> &PushSource {
         &self.source
+    }
+
+    /// Tells whoever follows run `workflow_id` live that its command `command_id` is now
+    /// in `state` (a failed delivery leaves it `requested`, with what went wrong).
+    pub fn announce(&self, workflow_id: &str, command_id: i64, state: CommandState) {
+        self.hub.publish_of(
+            Some(&self.id),
+            vec![LiveEvent::EngineCommandChanged {
+                workflow_id: workflow_id.to_owned(),
+                command_id,
+                state,
+            }],
+        );
+    }
+
+    /// Records the engine's `answer` to command `id` and announces it: `false` when no
+    /// command `id` of this source was waiting for one.
+    pub async fn answered(
+        &self,
+        id: i64,
+        answer: &Answer,
+        now: Millis,
+    ) -> Result<bool, OutboxError> {
+        let Some(workflow_id) = self
+            .outbox
+            .answer(&self.source.name, id, answer, now)
+            .await?
+        else {
+            return Ok(false);
+        };
+        let state = match answer {
+            Answer::Accepted => CommandState::Accepted,
+            Answer::Refused(_) => CommandState::Refused,
+        };
+        self.announce(&workflow_id, id, state);
+        Ok(true)
     }
 }
 
@@ -217,7 +257,7 @@ impl Engine for PushEngine {
         };
         let key = crate::auth::secret::new_secret()
             .map_err(|error| CommandError::Unavailable(error.to_string()))?;
-        let (_, status) = self
+        let (written, status) = self
             .outbox
             .request(
                 NewCommand {
@@ -234,6 +274,7 @@ impl Engine for PushEngine {
             .await
             .map_err(|error| CommandError::Unavailable(error.to_string()))?
             .ok_or_else(|| CommandError::UnknownWorkflow(workflow_id.to_owned()))?;
+        self.announce(workflow_id, written.id, CommandState::Requested);
         self.wake.notify_waiters();
         let how = match self.source.delivery {
             Delivery::Webhook { .. } => "sent to",
@@ -324,11 +365,7 @@ async fn deliver(
         Ok(response) if response.status().is_success() => match response.json::<Reply>().await {
             Ok(reply) => {
                 let answer = Answer::from(reply);
-                if let Err(error) = engine
-                    .outbox
-                    .answer(&engine.source.name, command.id, &answer, now)
-                    .await
-                {
+                if let Err(error) = engine.answered(command.id, &answer, now).await {
                     tracing::warn!(%error, "recording an engine's answer failed");
                 }
                 return;
@@ -351,7 +388,9 @@ async fn deliver(
         .await
     {
         tracing::warn!(%error, "recording a failed delivery failed");
+        return;
     }
+    engine.announce(&command.workflow_id, command.id, CommandState::Requested);
 }
 
 #[cfg(test)]

@@ -155,6 +155,7 @@ pub async fn pull(
                     .delivered(command.id, now, now + REDELIVER_AFTER_MS, None)
                     .await
                     .map_err(outbox_failed)?;
+                engine.announce(&command.workflow_id, command.id, CommandState::Delivered);
             }
             return Ok(Json(Pulled {
                 commands: due.iter().map(OutboxCommand::message).collect(),
@@ -176,17 +177,15 @@ pub async fn answer(
     Path((source, id)): Path<(String, i64)>,
     reply: Result<Json<Reply>, JsonRejection>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    engine_of(&state, &caller, &source)?;
+    let engine = engine_of(&state, &caller, &source)?;
     let Json(reply) = reply.map_err(|e| {
         AppError::BadRequest(format!(
             "expected {{\"accepted\": true}} or {{\"accepted\": false, \"reason\": \"...\"}}: {}",
             e.body_text()
         ))
     })?;
-    let answer = Answer::from(reply);
-    let recorded = state
-        .store
-        .answer(&source, id, &answer, now_ms())
+    let recorded = engine
+        .answered(id, &Answer::from(reply), now_ms())
         .await
         .map_err(outbox_failed)?;
     if !recorded {

@@ -146,15 +146,15 @@ pub trait CommandOutbox: Send + Sync {
         failure: Option<&str>,
     ) -> Result<(), OutboxError>;
 
-    /// Records the engine's answer to command `id` of `source`; `false` when it has no
-    /// such command still waiting for one.
+    /// Records the engine's answer to command `id` of `source`: the run it is about, or
+    /// `None` when the source has no such command still waiting for one.
     async fn answer(
         &self,
         source: &str,
         id: i64,
         answer: &Answer,
         now: Millis,
-    ) -> Result<bool, OutboxError>;
+    ) -> Result<Option<String>, OutboxError>;
 }
 
 /// The outbox as engines hold it.

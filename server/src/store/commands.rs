@@ -172,27 +172,30 @@ impl CommandOutbox for Store {
         id: i64,
         answer: &Answer,
         now: Millis,
-    ) -> Result<bool, OutboxError> {
+    ) -> Result<Option<String>, OutboxError> {
         let (state, said) = match answer {
             Answer::Accepted => ("accepted", None),
             Answer::Refused(reason) => ("refused", Some(reason.as_str())),
         };
         let mut tx = self.write_transaction().await.map_err(outbox_error)?;
-        let changed = sqlx::query(
+        let answered: Option<String> = sqlx::query_scalar(
+            // An answer to a command still `requested` came back from the delivery
+            // itself (a webhook's reply): that delivery counts too.
             "UPDATE engine_commands SET state = ?1, said = ?2, answered_ms = ?3,
-                 delivered_ms = COALESCE(delivered_ms, ?3)
-             WHERE id = ?4 AND source = ?5 AND state IN ('requested', 'delivered')",
+                 delivered_ms = COALESCE(delivered_ms, ?3),
+                 attempts = attempts + (state = 'requested')
+             WHERE id = ?4 AND source = ?5 AND state IN ('requested', 'delivered')
+             RETURNING workflow_id",
         )
         .bind(state)
         .bind(said)
         .bind(now)
         .bind(id)
         .bind(source)
-        .execute(&mut *tx)
+        .fetch_optional(&mut *tx)
         .await
-        .map_err(outbox_error)?
-        .rows_affected();
+        .map_err(outbox_error)?;
         tx.commit().await.map_err(outbox_error)?;
-        Ok(changed > 0)
+        Ok(answered)
     }
 }

@@ -232,7 +232,8 @@ fn RunView(run: WorkflowDetail, state: PageState, may_operate: bool) -> impl Int
 
 /// What was asked of this run's in-house engine and how it went, newest first: requested,
 /// delivered, accepted or refused (in the engine's words), carried out as its events show
-/// — or plainly not yet. Re-read when the run changes and after the operator acts.
+/// — or plainly not yet. Re-read when the run changes, after the operator acts, and when
+/// the live connection says one of the run's commands moved on.
 #[component]
 fn EngineCommands(
     id: String,
@@ -240,9 +241,17 @@ fn EngineCommands(
     state: PageState,
 ) -> impl IntoView {
     let acted = state.action.version();
+    let live = expect_context::<LiveConnection>();
+    let moved = {
+        let id = id.clone();
+        Memo::new(move |_| {
+            live.command_changes
+                .with(|changes| changes.get(&id).copied())
+        })
+    };
     let commands = Resource::new(
-        move || (id.clone(), version, acted.get()),
-        |(id, _, _)| crate::api::get_engine_commands(id),
+        move || (id.clone(), version, acted.get(), moved.get()),
+        |(id, _, _, _)| crate::api::get_engine_commands(id),
     );
     let line = |command: EngineCommand| {
         let life = match (command.state, command.carried_out, command.overdue) {
