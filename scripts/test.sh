@@ -69,11 +69,17 @@ group = "stepline-viewers"
 role = "viewer"
 EOF
 export STEPLINE_SIGN_IN_PROVIDERS="$work/sign-in-providers.toml"
-# An in-house engine that takes commands by pulling them (the browser test plays it).
+# In-house engines that take commands by pulling them: one the browser test plays, and
+# the reference engine of examples/inhouse-engine (started by its browser test).
 cat > "$work/push-sources.toml" <<EOF
 [[source]]
 name = "e2e-inhouse"
 actions = ["pause", "resume", "cancel"]
+delivery = "pull"
+
+[[source]]
+name = "e2e-reference"
+actions = ["pause", "resume", "cancel", "retry", "clone"]
 delivery = "pull"
 EOF
 export STEPLINE_PUSH_SOURCES="$work/push-sources.toml"

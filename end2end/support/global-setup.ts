@@ -15,8 +15,12 @@ export default async function globalSetup(config: FullConfig): Promise<void> {
   await signInApi(api, baseURL, ADMIN, ADMIN_PASSWORD);
   const response = await api.post('/api/auth/tokens', {
     headers: { Origin: baseURL },
-    // And as the in-house engine that takes commands (inhouse-commands.spec.ts).
-    data: { name: 'e2e', scopes: ['read', 'operate', `ingest:${SOURCE}`, 'ingest:e2e-inhouse'] },
+    // And as the in-house engines that take commands (inhouse-commands.spec.ts, and the
+    // reference engine of reference-engine.spec.ts).
+    data: {
+      name: 'e2e',
+      scopes: ['read', 'operate', `ingest:${SOURCE}`, 'ingest:e2e-inhouse', 'ingest:e2e-reference'],
+    },
   });
   if (response.status() !== 201) {
     throw new Error(`could not make the tests' token: ${response.status()} ${await response.text()}`);

@@ -19,21 +19,27 @@ pub async fn launch(dir: &Path, env: &[(&str, String)]) -> (tokio::process::Chil
         command.env(name, value);
     }
     let mut child = command.spawn().unwrap();
+    let base = output_after(&mut child, "Stepline is running: ").await;
+    (child, base.trim_end_matches("/orchestration").to_owned())
+}
+
+/// Reads the output of `child` (spawned with its stdout piped) until a line starts with
+/// `prefix`; the rest of that line. What it prints later (Stepline's first password) is
+/// read too: a closed pipe would fail its next print.
+pub async fn output_after(child: &mut tokio::process::Child, prefix: &str) -> String {
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = loop {
+    let rest = loop {
         let line = lines
             .next_line()
             .await
             .unwrap()
-            .expect("the server prints its address");
-        if let Some(rest) = line.strip_prefix("Stepline is running: ") {
-            break rest.trim_end_matches("/orchestration").to_owned();
+            .unwrap_or_else(|| panic!("the process printed no line starting {prefix:?}"));
+        if let Some(rest) = line.strip_prefix(prefix) {
+            break rest.to_owned();
         }
     };
-    // What it prints later (the first start's password) is read too: a closed pipe
-    // would fail its next print.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, base)
+    rest
 }
 
 /// The database the binary uses in `dir`.
