@@ -74,7 +74,7 @@ pub async fn start_core(
     }
     let hub = Arc::new(LiveHub::starting_now());
     let projector = Projector::spawn(store.clone(), hub.clone());
-    let mut engines = Engines::default();
+    let engines = Engines::default();
     let builtin = match builtin {
         Some(settings) => {
             let engine = BuiltinEngine::start(
@@ -96,31 +96,80 @@ pub async fn start_core(
         engines,
         health: engines::health::HealthBoard::default(),
         auth: Arc::new(http::AuthRuntime::default()),
-        pushing: Arc::default(),
+        pushing: Default::default(),
         leptos_options,
     };
     Ok(Core { state, builtin })
 }
 
-/// Takes operators' commands for the declared pushing `sources`: each is its own engine
-/// (`custom:<name>`), whose commands are POSTed to its webhook or left for it to pull.
-pub fn command_pushing_sources(state: &mut AppState, sources: Vec<engines::commands::PushSource>) {
-    let mut pushing = (*state.pushing).clone();
+/// Takes operators' commands for the pushing `sources` of the `--push-sources` file: each
+/// is its own engine (`custom:<name>`), whose commands are POSTed to its webhook or left
+/// for it to pull.
+pub fn command_pushing_sources(state: &AppState, sources: Vec<engines::commands::PushSource>) {
     for source in sources {
-        let name = source.name.clone();
-        let webhook = matches!(source.delivery, engines::commands::Delivery::Webhook { .. });
-        let engine = Arc::new(engines::commands::PushEngine::new(
-            source,
-            Arc::new(state.store.clone()),
-            state.hub.clone(),
-        ));
-        if webhook {
-            tokio::spawn(engines::commands::deliver_webhooks(engine.clone()));
-        }
-        state.engines.add(engine.clone());
-        pushing.insert(name, engine);
+        take_commands_from(state, source, engines::commands::DeclaredIn::File);
     }
-    state.pushing = Arc::new(pushing);
+}
+
+/// Takes operators' commands for the pushing sources admins declared through the API (kept
+/// in the store). One that no longer holds (its secret's variable is gone, its name is now
+/// in the file) is skipped with a warning: the others, and Stepline, still start.
+pub async fn command_declared_sources(state: &AppState) -> Result<(), store::StoreError> {
+    for kept in state.store.declared_sources().await? {
+        let source = serde_json::from_str::<engines::commands::Declaration>(&kept.declaration)
+            .map_err(|error| error.to_string())
+            .and_then(|declaration| declaration.source(|name| std::env::var(name).ok()));
+        match source {
+            Ok(source) => {
+                let delivery = source.delivery.name();
+                if take_commands_from(state, source, engines::commands::DeclaredIn::Api) {
+                    tracing::info!(source = %kept.name, delivery, "taking commands for a pushing source an admin declared");
+                } else {
+                    tracing::warn!(source = %kept.name, "a pushing source an admin declared is also in the file; the file's is used");
+                }
+            }
+            Err(error) => {
+                tracing::warn!(source = %kept.name, %error, "a pushing source an admin declared cannot take commands");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Takes operators' commands for one pushing `source`, unless its name is taken; whether
+/// it now does.
+pub fn take_commands_from(
+    state: &AppState,
+    source: engines::commands::PushSource,
+    declared_in: engines::commands::DeclaredIn,
+) -> bool {
+    let webhook = matches!(source.delivery, engines::commands::Delivery::Webhook { .. });
+    let engine = Arc::new(engines::commands::PushEngine::new(
+        source,
+        Arc::new(state.store.clone()),
+        state.hub.clone(),
+    ));
+    if !state.pushing.add(engine.clone(), declared_in) {
+        return false;
+    }
+    if webhook {
+        tokio::spawn(engines::commands::deliver_webhooks(engine.clone()));
+    }
+    state.engines.add(engine);
+    true
+}
+
+/// Stops taking commands for the pushing source `name`; what it was, if it was one.
+pub fn stop_taking_commands_from(
+    state: &AppState,
+    name: &str,
+) -> Option<(
+    Arc<engines::commands::PushEngine>,
+    engines::commands::DeclaredIn,
+)> {
+    let removed = state.pushing.remove(name)?;
+    state.engines.remove(&removed.0.source().engine_id());
+    Some(removed)
 }
 
 /// Follows the Temporal `sources` (each namespace its own engine) alongside the others.

@@ -63,7 +63,10 @@ async fn main() -> anyhow::Result<()> {
     for source in &pushing {
         tracing::info!(source = %source.name, delivery = source.delivery.name(), "taking commands for a pushing source");
     }
-    server::command_pushing_sources(&mut state, pushing);
+    server::command_pushing_sources(&state, pushing);
+    server::command_declared_sources(&state)
+        .await
+        .context("reading the pushing sources admins declared")?;
     for source in server::follow_temporal(&mut state, temporal)
         .await
         .map_err(anyhow::Error::msg)?

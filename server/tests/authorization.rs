@@ -11,7 +11,6 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use common::core_state;
 use http_body_util::BodyExt;
-use server::auth::secret::{hash_secret, new_secret};
 use server::auth::Need;
 use server::http::routes::{self, API, SERVER_FUNCTIONS};
 use server::http::AppState;
@@ -76,21 +75,7 @@ async fn account(state: &AppState, login: &str, bindings: &[RoleBinding]) -> i64
 
 /// A fresh session of `user` (sign-out in the matrix ends the one it is sent with).
 async fn session(state: &AppState, user: i64) -> String {
-    let secret = new_secret().unwrap();
-    let now = chrono::Utc::now().timestamp_millis();
-    state
-        .store
-        .open_session(
-            &hash_secret(&secret),
-            user,
-            "password",
-            &[],
-            now,
-            now + 3_600_000,
-        )
-        .await
-        .unwrap();
-    format!("stepline_session={secret}")
+    core_state::session_cookie(state, user).await
 }
 
 struct World {

@@ -453,3 +453,200 @@ async fn commands_not_yet_delivered_when_stepline_is_killed_are_all_delivered_af
         );
     }
 }
+
+/// Sends `method uri` with `body` as the admin whose session `cookie` is (from Stepline's
+/// own origin, as its pages would).
+async fn as_admin(
+    client: &Client,
+    cookie: &str,
+    method: axum::http::Method,
+    uri: &str,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let request = axum::http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header("host", "stepline.test")
+        .header("origin", "http://stepline.test")
+        .header("cookie", cookie)
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(
+            body.map(|body| body.to_string()).unwrap_or_default(),
+        ))
+        .unwrap();
+    let (status, bytes) = client.anonymous().send(request).await;
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn admins_declare_a_pushing_source_while_stepline_serves_and_it_outlives_a_restart() {
+    use axum::http::Method;
+    let (state, dir) = core_state::on_temporary_file().await;
+    server::command_pushing_sources(
+        &state,
+        vec![pulling_source("filed", DEFAULT_CONFIRM_WITHIN)],
+    );
+    let admin = core_state::account(
+        &state,
+        "root",
+        None,
+        &[app::model::identity::RoleBinding {
+            role: app::model::identity::Role::Admin,
+            engines: "*".into(),
+        }],
+    )
+    .await;
+    let cookie = core_state::session_cookie(&state, admin).await;
+    let token = core_state::token_with(
+        &state,
+        "operator-and-engine",
+        &["read", "operate", "ingest:declared"],
+    )
+    .await;
+    let client = Client::in_process(server::app(state.clone())).with_token(token);
+    let sources = format!("{API}/sources");
+
+    // Declared through the API: listed beside the file's, and its engine takes commands.
+    let declaration = json!({"name": "declared", "actions": ["pause", "cancel"],
+        "delivery": "pull", "confirm_within": "5m"});
+    let (status, body) = as_admin(
+        &client,
+        &cookie,
+        Method::POST,
+        &sources,
+        Some(declaration.clone()),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    assert_eq!(body["engine"], "custom:declared");
+    assert_eq!(body["actions"], json!(["pause", "cancel"]));
+    assert_eq!(body["declared_in"], "api");
+    let (status, listed) = as_admin(&client, &cookie, Method::GET, &sources, None).await;
+    assert_eq!(status, StatusCode::OK);
+    let names: Vec<(&str, &str)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["name"].as_str().unwrap(),
+                s["declared_in"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(names, [("declared", "api"), ("filed", "file")]);
+
+    let (status, body) = client
+        .post(
+            &format!("{API}/events"),
+            &json!({"source": "declared", "events": [{"type": "workflow_started",
+                "workflow_id": "declared-wf-1", "workflow_type": "deploy",
+                "at": chrono::Utc::now().to_rfc3339()}]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = client
+        .post(&format!("{API}/workflows/declared-wf-1/pause"), &json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, pulled) = client
+        .get(&format!("{sources}/declared/commands?wait=0"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(pulled["commands"][0]["action"], "pause");
+
+    // What is refused, and why.
+    let (status, body) =
+        as_admin(&client, &cookie, Method::POST, &sources, Some(declaration)).await;
+    assert_eq!(status, StatusCode::CONFLICT, "the name is taken: {body}");
+    let (status, body) = as_admin(
+        &client,
+        &cookie,
+        Method::POST,
+        &sources,
+        Some(
+            json!({"name": "hook", "delivery": "webhook", "url": "https://engine.test/c",
+            "secret_env": "STEPLINE_TEST_NO_SUCH_SECRET"}),
+        ),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("STEPLINE_TEST_NO_SUCH_SECRET"),
+        "{body}"
+    );
+    let (status, _) = as_admin(
+        &client,
+        &cookie,
+        Method::POST,
+        &sources,
+        Some(json!({"name": "pigeon", "delivery": "carrier-pigeon"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, _) = client
+        .post(&sources, &json!({"name": "mine", "delivery": "pull"}))
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "an operator's token declares nothing"
+    );
+    let (status, body) = as_admin(
+        &client,
+        &cookie,
+        Method::DELETE,
+        &format!("{sources}/filed"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::CONFLICT, "the file's stays: {body}");
+
+    // Stepline restarted on the same store takes its commands again.
+    let url = format!("sqlite://{}/stepline.db", dir.path().display());
+    let options = leptos::config::LeptosOptions::builder()
+        .output_name("stepline")
+        .build();
+    let restarted = server::start_core(&url, options, None).await.unwrap().state;
+    server::command_declared_sources(&restarted).await.unwrap();
+    assert!(restarted.pushing.get("declared").is_some());
+    assert!(restarted.engines.get("custom:declared").is_some());
+
+    // Removed: its runs take no more commands (the engine could not be reached).
+    let (status, body) = as_admin(
+        &client,
+        &cookie,
+        Method::DELETE,
+        &format!("{sources}/declared"),
+        None,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = client
+        .post(&format!("{API}/workflows/declared-wf-1/cancel"), &json!({}))
+        .await;
+    assert!(status.is_client_error(), "{status}: {body}");
+    let (status, _) = client
+        .get(&format!("{sources}/declared/commands?wait=0"))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let audit = state
+        .store
+        .audit(&app::model::identity::AuditQuery {
+            actor: Some("root".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let actions: Vec<&str> = audit.entries.iter().map(|e| e.action.as_str()).collect();
+    assert!(
+        actions.contains(&"declare_source") && actions.contains(&"remove_source"),
+        "{actions:?}"
+    );
+}

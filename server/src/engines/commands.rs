@@ -13,9 +13,11 @@ use crate::source::{
 };
 use app::model::{Capabilities, CommandState, LiveEvent};
 use async_trait::async_trait;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 use tokio::sync::Notify;
 
@@ -65,28 +67,49 @@ impl PushSource {
     pub fn engine_id(&self) -> String {
         format!("custom:{}", self.name)
     }
+
+    /// The actions its engine honours, as they are declared.
+    pub fn actions(&self) -> Vec<&'static str> {
+        let c = &self.capabilities;
+        [
+            (c.can_pause, "pause"),
+            (c.can_resume, "resume"),
+            (c.can_cancel, "cancel"),
+            (c.can_terminate, "terminate"),
+            (c.can_retry_from_step, "retry"),
+            (c.can_clone, "clone"),
+        ]
+        .into_iter()
+        .filter_map(|(honoured, action)| honoured.then_some(action))
+        .collect()
+    }
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SourcesFile {
     #[serde(default)]
-    source: Vec<RawSource>,
+    source: Vec<Declaration>,
 }
 
-#[derive(Debug, Deserialize)]
+/// A pushing source as declared, in the file or through the API (secrets only by the
+/// name of the environment variable that holds them).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct RawSource {
-    name: String,
+pub struct Declaration {
+    pub name: String,
     #[serde(default)]
-    actions: Vec<String>,
+    pub actions: Vec<String>,
     /// `webhook` or `pull`.
-    delivery: String,
-    url: Option<String>,
+    pub delivery: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
     /// The name of an environment variable holding the webhook's signing secret.
-    secret_env: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_env: Option<String>,
     /// "2m" by default.
-    confirm_within: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confirm_within: Option<String>,
 }
 
 /// Reads the pushing sources file: each declared source, or what is wrong with it.
@@ -103,14 +126,22 @@ fn parse_sources(
 ) -> Result<Vec<PushSource>, String> {
     let file: SourcesFile = toml::from_str(text).map_err(|e| e.to_string())?;
     let mut sources: Vec<PushSource> = Vec::new();
-    for raw in file.source {
-        super::ingest::engine_id(&raw.name)?;
-        if sources.iter().any(|known| known.name == raw.name) {
-            return Err(format!("source {:?} is declared twice", raw.name));
+    for declaration in file.source {
+        if sources.iter().any(|known| known.name == declaration.name) {
+            return Err(format!("source {:?} is declared twice", declaration.name));
         }
-        let at = |what: String| format!("source {:?}: {what}", raw.name);
+        sources.push(declaration.source(&env)?);
+    }
+    Ok(sources)
+}
+
+impl Declaration {
+    /// The source this declares, its secret read through `env`; or what is wrong with it.
+    pub fn source(&self, env: impl Fn(&str) -> Option<String>) -> Result<PushSource, String> {
+        super::ingest::engine_id(&self.name)?;
+        let at = |what: String| format!("source {:?}: {what}", self.name);
         let mut capabilities = super::ingest::capabilities();
-        for action in &raw.actions {
+        for action in &self.actions {
             match action.as_str() {
                 "pause" => capabilities.can_pause = true,
                 "resume" => capabilities.can_resume = true,
@@ -128,15 +159,15 @@ fn parse_sources(
                 }
             }
         }
-        let delivery = match raw.delivery.as_str() {
+        let delivery = match self.delivery.as_str() {
             "pull" => Delivery::Pull,
             "webhook" => {
-                let url = raw
+                let url = self
                     .url
                     .clone()
                     .filter(|url| url.starts_with("http://") || url.starts_with("https://"))
                     .ok_or_else(|| at("a webhook needs an http:// or https:// url".into()))?;
-                let var = raw
+                let var = self
                     .secret_env
                     .as_ref()
                     .ok_or_else(|| at("a webhook needs secret_env (its signing secret)".into()))?;
@@ -148,19 +179,18 @@ fn parse_sources(
             }
             other => return Err(at(format!("delivery {other:?} is not webhook or pull"))),
         };
-        let confirm_within = match &raw.confirm_within {
+        let confirm_within = match &self.confirm_within {
             Some(text) => humantime::parse_duration(text)
                 .map_err(|e| at(format!("confirm_within {text:?}: {e}")))?,
             None => DEFAULT_CONFIRM_WITHIN,
         };
-        sources.push(PushSource {
-            name: raw.name,
+        Ok(PushSource {
+            name: self.name.clone(),
             capabilities,
             delivery,
             confirm_within,
-        });
+        })
     }
-    Ok(sources)
 }
 
 /// The signature of `body` sent at `unix_seconds`, as the header carries it.
@@ -181,6 +211,8 @@ pub struct PushEngine {
     pub wake: Arc<Notify>,
     /// Where the runs' pages hear that a command moved on.
     hub: Arc<LiveHub>,
+    /// Set when the source is removed: its webhook deliverer stops.
+    retired: AtomicBool,
 }
 
 impl PushEngine {
@@ -191,6 +223,7 @@ impl PushEngine {
             outbox,
             wake: Arc::new(Notify::new()),
             hub,
+            retired: AtomicBool::new(false),
         }
     }
 
@@ -292,8 +325,70 @@ impl Engine for PushEngine {
     }
 }
 
-/// The declared pushing sources' engines, by source name.
-pub type PushEngines = Arc<std::collections::HashMap<String, Arc<PushEngine>>>;
+/// Where a pushing source was declared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeclaredIn {
+    /// The `--push-sources` file: changed there, not through the API.
+    File,
+    /// Through the API by an admin, kept in the store.
+    Api,
+}
+
+/// The declared pushing sources' engines, by source name; shared by every clone, and
+/// changed while serving when an admin declares or removes one.
+#[derive(Clone, Default)]
+pub struct PushEngines {
+    by_source: Arc<RwLock<HashMap<String, (Arc<PushEngine>, DeclaredIn)>>>,
+}
+
+impl PushEngines {
+    fn read(
+        &self,
+    ) -> std::sync::RwLockReadGuard<'_, HashMap<String, (Arc<PushEngine>, DeclaredIn)>> {
+        // Every change is a single insert or remove: a poisoned lock is still consistent.
+        self.by_source
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn write(
+        &self,
+    ) -> std::sync::RwLockWriteGuard<'_, HashMap<String, (Arc<PushEngine>, DeclaredIn)>> {
+        self.by_source
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn get(&self, source: &str) -> Option<Arc<PushEngine>> {
+        self.read().get(source).map(|(engine, _)| engine.clone())
+    }
+
+    /// Every source, with where it was declared, by name.
+    pub fn all(&self) -> Vec<(Arc<PushEngine>, DeclaredIn)> {
+        let mut all: Vec<_> = self.read().values().cloned().collect();
+        all.sort_by(|a, b| a.0.source.name.cmp(&b.0.source.name));
+        all
+    }
+
+    /// Adds `engine` unless its source's name is taken; whether it was added.
+    pub fn add(&self, engine: Arc<PushEngine>, declared_in: DeclaredIn) -> bool {
+        let mut sources = self.write();
+        if sources.contains_key(&engine.source.name) {
+            return false;
+        }
+        sources.insert(engine.source.name.clone(), (engine, declared_in));
+        true
+    }
+
+    /// Takes source `name` away (its webhook deliverer stops); what it was.
+    pub fn remove(&self, name: &str) -> Option<(Arc<PushEngine>, DeclaredIn)> {
+        let removed = self.write().remove(name)?;
+        removed.0.retired.store(true, Ordering::Relaxed);
+        removed.0.wake.notify_waiters();
+        Some(removed)
+    }
+}
 
 /// Delivers the webhook source's commands until the process ends: each due command is
 /// POSTed (signed, with its idempotency key); an answer settles it, anything else makes it
@@ -313,6 +408,9 @@ pub async fn deliver_webhooks(engine: Arc<PushEngine>) {
         let woken = engine.wake.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
+        if engine.retired.load(Ordering::Relaxed) {
+            return;
+        }
         let now = now_ms();
         let due = match engine.outbox.due(&engine.source.name, now, 32).await {
             Ok(due) => due,

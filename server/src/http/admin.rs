@@ -1,10 +1,11 @@
-//! What admins manage (accounts and their role bindings, API tokens) and the audit log's
-//! search. Every change is written to the audit log with who made it.
+//! What admins manage (accounts and their role bindings, API tokens, the pushing sources
+//! whose engines take commands) and the audit log's search. Every change is written to the audit log with who made it.
 
 use super::auth::{entry_by, record};
 use super::{AppError, AppState};
 use crate::auth::secret::{hash_secret, new_token};
 use crate::auth::{password, Caller};
+use crate::engines::commands::{Declaration, DeclaredIn, Delivery, PushEngine};
 use crate::source::now_ms;
 use crate::store::identity::{NewAccount, NewAuditEntry};
 use app::model::identity::{
@@ -298,4 +299,112 @@ pub async fn audit(
         return Err(AppError::BadRequest(invalid));
     }
     Ok(Json(state.store.audit(&query).await?))
+}
+
+/// A pushing source as an admin reads it back (no secret: only where it is read from is
+/// kept, and not shown).
+#[derive(Debug, serde::Serialize)]
+pub struct SourceShown {
+    pub name: String,
+    pub engine: String,
+    pub actions: Vec<&'static str>,
+    pub delivery: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    pub confirm_within: String,
+    pub declared_in: DeclaredIn,
+}
+
+fn shown(engine: &PushEngine, declared_in: DeclaredIn) -> SourceShown {
+    let source = engine.source();
+    SourceShown {
+        name: source.name.clone(),
+        engine: source.engine_id(),
+        actions: source.actions(),
+        delivery: source.delivery.name(),
+        url: match &source.delivery {
+            Delivery::Webhook { url, .. } => Some(url.clone()),
+            Delivery::Pull => None,
+        },
+        confirm_within: humantime::format_duration(source.confirm_within).to_string(),
+        declared_in,
+    }
+}
+
+/// `GET /api/platform/orchestration/sources`: the pushing sources whose engines take
+/// commands, from the file and from admins.
+pub async fn sources(State(state): State<AppState>) -> Json<Vec<SourceShown>> {
+    Json(
+        state
+            .pushing
+            .all()
+            .iter()
+            .map(|(engine, declared_in)| shown(engine, *declared_in))
+            .collect(),
+    )
+}
+
+/// `POST /api/platform/orchestration/sources` with a declaration as in the
+/// `--push-sources` file: its engine takes commands from now on, and after restarts.
+pub async fn declare_source(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<SourceShown>), AppError> {
+    let declaration: Declaration = body_of(&body)?;
+    let source = declaration
+        .source(|name| std::env::var(name).ok())
+        .map_err(AppError::BadRequest)?;
+    let name = source.name.clone();
+    if state.pushing.get(&name).is_some() {
+        return Err(AppError::Conflict(format!(
+            "a source {name:?} is declared already"
+        )));
+    }
+    let kept = serde_json::to_string(&declaration).map_err(AppError::internal)?;
+    if !state
+        .store
+        .declare_source(&name, &kept, &caller.actor, now_ms())
+        .await?
+        || !crate::take_commands_from(&state, source, DeclaredIn::Api)
+    {
+        return Err(AppError::Conflict(format!(
+            "a source {name:?} is declared already"
+        )));
+    }
+    audit_change(&state, &caller, "declare_source", kept).await;
+    let engine = state
+        .pushing
+        .get(&name)
+        .ok_or_else(|| AppError::NotFound(format!("source {name:?} was removed meanwhile")))?;
+    Ok((StatusCode::CREATED, Json(shown(&engine, DeclaredIn::Api))))
+}
+
+/// `DELETE /api/platform/orchestration/sources/{source}`: a source an admin declared
+/// takes no more commands (those already written stay, undelivered, until it is declared
+/// again).
+pub async fn remove_source(
+    State(state): State<AppState>,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let Some((_, declared_in)) = state
+        .pushing
+        .all()
+        .into_iter()
+        .find(|(engine, _)| engine.source().name == name)
+    else {
+        return Err(AppError::NotFound(format!("no pushing source {name:?}")));
+    };
+    if declared_in == DeclaredIn::File {
+        return Err(AppError::Conflict(format!(
+            "source {name:?} is declared in the --push-sources file: remove it there"
+        )));
+    }
+    state.store.forget_source(&name).await?;
+    crate::stop_taking_commands_from(&state, &name);
+    audit_change(&state, &caller, "remove_source", name.clone()).await;
+    Ok(Json(
+        serde_json::json!({"status": "removed", "source": name}),
+    ))
 }

@@ -98,11 +98,7 @@ pub async fn of(
 }
 
 /// The declared pushing source `source`, if the caller may act as it (its ingest token).
-fn engine_of<'s>(
-    state: &'s AppState,
-    caller: &Caller,
-    source: &str,
-) -> Result<&'s Arc<PushEngine>, AppError> {
+fn engine_of(state: &AppState, caller: &Caller, source: &str) -> Result<Arc<PushEngine>, AppError> {
     if !caller.may_ingest(source) {
         return Err(AppError::Forbidden(format!(
             "{} may not take the commands of {source:?}: a token with the scope ingest:{source} is needed",

@@ -113,6 +113,13 @@ pub fn api_router() -> Router<AppState> {
         (WORKFLOW_ACTION, post(actions::act)),
         (WORKFLOW_EXPORT, get(actions::export)),
         (WORKFLOW_COMMANDS, get(commands::of_run)),
+        (
+            SOURCES,
+            get(admin::sources)
+                .post(admin::declare_source)
+                .layer(DefaultBodyLimit::max(16 * 1024)),
+        ),
+        (SOURCE, delete(admin::remove_source)),
         (SOURCE_COMMANDS, get(commands::pull)),
         (SOURCE_COMMAND, post(commands::answer)),
         (WORKFLOW_GANTT, get(gantt::svg)),

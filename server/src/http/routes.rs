@@ -28,6 +28,9 @@ pub const WORKFLOW_ACTION: &str = "/api/platform/orchestration/workflows/{id}/{a
 pub const WORKFLOW_EXPORT: &str = "/api/platform/orchestration/workflows/{id}/export";
 pub const WORKFLOW_GANTT: &str = "/api/platform/orchestration/workflows/{id}/gantt.svg";
 pub const WORKFLOW_COMMANDS: &str = "/api/platform/orchestration/workflows/{id}/commands";
+/// The pushing sources whose engines take commands (admins declare and remove them).
+pub const SOURCES: &str = "/api/platform/orchestration/sources";
+pub const SOURCE: &str = "/api/platform/orchestration/sources/{source}";
 /// An in-house engine pulls its commands, and answers each.
 pub const SOURCE_COMMANDS: &str = "/api/platform/orchestration/sources/{source}/commands";
 pub const SOURCE_COMMAND: &str = "/api/platform/orchestration/sources/{source}/commands/{command}";
@@ -58,6 +61,9 @@ pub const API: &[Rule] = &[
     rule(Method::GET, WORKFLOW_EXPORT, Need::Read),
     rule(Method::GET, WORKFLOW_GANTT, Need::Read),
     rule(Method::GET, WORKFLOW_COMMANDS, Need::Read),
+    rule(Method::GET, SOURCES, Need::Admin),
+    rule(Method::POST, SOURCES, Need::Admin),
+    rule(Method::DELETE, SOURCE, Need::Admin),
     rule(Method::GET, SOURCE_COMMANDS, Need::Ingest),
     rule(Method::POST, SOURCE_COMMAND, Need::Ingest),
     rule(Method::POST, EVENTS, Need::Ingest),

@@ -5,7 +5,7 @@ use app::model::{Priority, WorkflowStatus};
 use async_trait::async_trait;
 use serde_json::Value;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 /// How a run is started: the start API's fields.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -93,27 +93,50 @@ pub trait Engine: Send + Sync {
     }
 }
 
-/// The engines that accept commands, by id.
+/// The engines that accept commands, by id; shared by every clone, and changed while
+/// serving when an admin declares or removes a pushing source.
 #[derive(Clone, Default)]
 pub struct Engines {
-    by_id: HashMap<String, Arc<dyn Engine>>,
+    by_id: Arc<RwLock<HashMap<String, Arc<dyn Engine>>>>,
 }
 
 impl Engines {
-    pub fn add(&mut self, engine: Arc<dyn Engine>) {
-        self.by_id.insert(engine.id().to_owned(), engine);
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Arc<dyn Engine>>> {
+        // Every change is a single insert or remove: a poisoned lock is still consistent.
+        self.by_id
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn get(&self, id: &str) -> Option<&Arc<dyn Engine>> {
-        self.by_id.get(id)
+    pub fn add(&self, engine: Arc<dyn Engine>) {
+        self.by_id
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .insert(engine.id().to_owned(), engine);
+    }
+
+    pub fn remove(&self, id: &str) {
+        self.by_id
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(id);
+    }
+
+    pub fn get(&self, id: &str) -> Option<Arc<dyn Engine>> {
+        self.read().get(id).cloned()
     }
 
     /// The engine the start API starts runs on, if one is running.
-    pub fn starter(&self) -> Option<&Arc<dyn Engine>> {
-        let mut starters = self.by_id.values().filter(|engine| engine.starts_runs());
+    pub fn starter(&self) -> Option<Arc<dyn Engine>> {
+        let engines = self.read();
+        let mut starters = engines.values().filter(|engine| engine.starts_runs());
         // Ids are unique; with several starters the lowest id wins, whatever the order.
         let first = starters.next()?;
-        Some(starters.fold(first, |best, e| if e.id() < best.id() { e } else { best }))
+        Some(
+            starters
+                .fold(first, |best, e| if e.id() < best.id() { e } else { best })
+                .clone(),
+        )
     }
 }
 
@@ -178,13 +201,16 @@ mod tests {
 
     #[test]
     fn the_start_api_picks_the_engine_that_starts_runs_whatever_the_order() {
-        let mut engines = Engines::default();
+        let engines = Engines::default();
         assert!(engines.starter().is_none());
         engines.add(Arc::new(followed_only("temporal:a")));
         assert!(engines.starter().is_none());
         engines.add(Arc::new(starting("zeta")));
         engines.add(Arc::new(starting("builtin")));
         engines.add(Arc::new(followed_only("temporal:b")));
-        assert_eq!(engines.starter().map(|e| e.id()), Some("builtin"));
+        assert_eq!(
+            engines.starter().map(|e| e.id().to_owned()),
+            Some("builtin".into())
+        );
     }
 }

@@ -199,3 +199,59 @@ impl CommandOutbox for Store {
         Ok(answered)
     }
 }
+
+/// A pushing source an admin declared through the API, as kept.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct KeptDeclaration {
+    pub name: String,
+    /// The declaration as given (JSON).
+    pub declaration: String,
+}
+
+impl Store {
+    /// The pushing sources admins declared through the API, by name.
+    pub async fn declared_sources(&self) -> Result<Vec<KeptDeclaration>, StoreError> {
+        Ok(
+            sqlx::query_as("SELECT name, declaration FROM push_sources ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
+    /// Keeps the `declaration` (JSON) of source `name`, declared by `by`; `false` when one
+    /// of that name is kept already.
+    pub async fn declare_source(
+        &self,
+        name: &str,
+        declaration: &str,
+        by: &str,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        let added = sqlx::query(
+            "INSERT INTO push_sources (name, declaration, declared_by, declared_ms)
+             VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+        )
+        .bind(name)
+        .bind(declaration)
+        .bind(by)
+        .bind(now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(added > 0)
+    }
+
+    /// Forgets the declaration of source `name`; whether one was kept.
+    pub async fn forget_source(&self, name: &str) -> Result<bool, StoreError> {
+        let mut tx = self.write_transaction().await?;
+        let removed = sqlx::query("DELETE FROM push_sources WHERE name = ?")
+            .bind(name)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        tx.commit().await?;
+        Ok(removed > 0)
+    }
+}

@@ -96,3 +96,22 @@ pub async fn account(
         .unwrap()
         .unwrap()
 }
+
+/// The cookie of a fresh session of account `user` in `state`'s store (an hour long).
+pub async fn session_cookie(state: &server::http::AppState, user: i64) -> String {
+    let secret = server::auth::secret::new_secret().unwrap();
+    let now = chrono::Utc::now().timestamp_millis();
+    state
+        .store
+        .open_session(
+            &server::auth::secret::hash_secret(&secret),
+            user,
+            "password",
+            &[],
+            now,
+            now + 3_600_000,
+        )
+        .await
+        .unwrap();
+    format!("stepline_session={secret}")
+}
