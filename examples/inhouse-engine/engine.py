@@ -479,8 +479,11 @@ def serve(engine, signatures, address):
             self.answer(404, {"error": "not found"})
 
         def do_POST(self):
-            length = int(self.headers.get("content-length") or 0)
-            if length > 1 << 20:
+            try:
+                length = int(self.headers.get("content-length") or 0)
+            except ValueError:
+                return self.answer(400, {"error": "bad content-length"})
+            if not 0 <= length <= 1 << 20:
                 return self.answer(413, {"error": "too large"})
             body = self.rfile.read(length)
             if self.path == "/stepline/commands" and signatures is not None:
@@ -496,7 +499,7 @@ def serve(engine, signatures, address):
                 try:
                     asked = json.loads(body)
                     run_id = engine.start(asked["workflow_type"], asked.get("input") or {})
-                except (ValueError, KeyError) as error:
+                except (ValueError, KeyError, TypeError) as error:
                     return self.answer(400, {"error": f"bad run: {error}"})
                 return self.answer(201, {"workflow_id": run_id})
             self.answer(404, {"error": "not found"})
