@@ -4,7 +4,7 @@
 use super::rows::{LogRow, StepRow, WorkflowRow};
 use super::{json_text, with_their_steps, OwnedStep, Store, StoreError};
 use sqlx::{QueryBuilder, Sqlite, Transaction};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 /// The most log text a step keeps, in bytes: past it, its oldest lines are dropped (a
 /// step that logs forever costs a bounded share of the file, and its detail stays quick).
@@ -77,34 +77,19 @@ impl Writer {
 
     /// Writes workflow rows (inserts or updates), many to a statement.
     ///
-    /// The runs a statement adds take the rowids above the last one from the top down,
-    /// the first of them the highest: the text index keys each run by its rowid negated
-    /// (newest first, see `store::search`), and FTS5 writes out what it holds in memory
-    /// whenever a key is not above the one before. Numbered upwards, every new run would
-    /// cost such a write; numbered downwards, a statement costs one.
+    /// Each row of a statement is given a rowid above the last one, from the top down, the
+    /// first row the highest: the text index keys each run by its rowid negated (newest
+    /// first, see `store::search`), and FTS5 writes out what it holds in memory whenever a
+    /// key is not above the one before. Numbered upwards, every new run would cost such a
+    /// write; numbered downwards, a statement costs one. A row already stored keeps its
+    /// rowid (the upsert updates it), which only leaves its number unused.
     pub async fn save_workflows(&mut self, rows: &[&WorkflowRow]) -> Result<(), StoreError> {
         for chunk in power_of_two_chunks(rows, ROWS_PER_STATEMENT) {
-            let ids: Vec<&str> = chunk.iter().map(|row| row.id.as_str()).collect();
-            let (stored, last): (String, Option<i64>) = sqlx::query_as(
-                "SELECT (SELECT json_group_array(id) FROM workflows
-                         WHERE id IN (SELECT value FROM json_each(?))),
-                        (SELECT max(rowid) FROM workflows)",
-            )
-            .bind(json_text(&ids))
-            .fetch_one(&mut *self.tx)
-            .await?;
-            let stored: HashSet<String> = serde_json::from_str(&stored).unwrap_or_default();
-            let added = chunk.iter().filter(|row| !stored.contains(&row.id)).count();
-            let mut next_rowid = last.unwrap_or(0) + i64::try_from(added).unwrap_or(0);
-            let rowids: Vec<Option<i64>> = chunk
-                .iter()
-                .map(|row| {
-                    (!stored.contains(&row.id)).then(|| {
-                        next_rowid -= 1;
-                        next_rowid + 1
-                    })
-                })
-                .collect();
+            let last: Option<i64> = sqlx::query_scalar("SELECT max(rowid) FROM workflows")
+                .fetch_one(&mut *self.tx)
+                .await?;
+            let top = last.unwrap_or(0) + i64::try_from(chunk.len()).unwrap_or(i64::MAX);
+            let rowids = (0..).map(|below| top - below);
             let mut upsert = QueryBuilder::<Sqlite>::new(
                 "INSERT INTO workflows (
                      rowid, id, engine, workflow_type, status, status_reason, definition_name,
@@ -321,6 +306,74 @@ impl Writer {
 #[cfg(test)]
 mod tests {
     use super::power_of_two_chunks;
+    use crate::store::rows::WorkflowRow;
+    use crate::store::Store;
+
+    /// The runs' ids and rowids, by id.
+    async fn rowids(store: &Store) -> Vec<(String, i64)> {
+        sqlx::query_as("SELECT id, rowid FROM workflows ORDER BY id")
+            .fetch_all(store.pool())
+            .await
+            .unwrap()
+    }
+
+    async fn save(store: &Store, rows: &[&WorkflowRow]) {
+        let mut writer = store.begin().await.unwrap();
+        writer.save_workflows(rows).await.unwrap();
+        writer.commit().await.unwrap();
+    }
+
+    /// New runs of a statement are numbered from the top down (their text keys, the
+    /// rowids negated, then ascend as FTS5 wants them), a run written again keeps its
+    /// number, and each run's text row is keyed by its own rowid negated.
+    #[tokio::test]
+    async fn new_runs_are_numbered_downwards_and_rewritten_runs_keep_their_number() {
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        sqlx::query(
+            "INSERT INTO workflows (id, engine, workflow_type, status, sla_status, priority,
+                 capabilities, created_ms, updated_ms, completed_steps, total_steps)
+             VALUES ('wf-0', 'custom:test', 'deploy', 'RUNNING', 'on_track', 'NORMAL', ?,
+                 0, 0, 0, 2)",
+        )
+        .bind(serde_json::to_string(&app::model::Capabilities::default()).unwrap())
+        .execute(store.pool())
+        .await
+        .unwrap();
+        let template = store.workflow_row("wf-0").await.unwrap().unwrap();
+        let named = |id: &str| WorkflowRow {
+            id: id.into(),
+            ..template.clone()
+        };
+
+        save(&store, &[&named("wf-a"), &named("wf-b")]).await;
+        let first = rowids(&store).await;
+        let (zero, a, b) = (first[0].1, first[1].1, first[2].1);
+        assert!(
+            a > b && b > zero,
+            "the statement's first run numbered highest: {first:?}"
+        );
+
+        save(&store, &[&named("wf-a"), &named("wf-c")]).await;
+        let second = rowids(&store).await;
+        assert_eq!(&second[..3], &first[..], "stored runs keep their rowids");
+        assert!(
+            second[3].1 > a,
+            "a later run is numbered above every earlier one"
+        );
+
+        let unkeyed: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM workflows
+             WHERE NOT EXISTS (SELECT 1 FROM workflows_text t
+                               WHERE t.rowid = -workflows.rowid AND t.id = workflows.id)",
+        )
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+        assert_eq!(
+            unkeyed, 0,
+            "every run's text row is keyed by its rowid negated"
+        );
+    }
 
     #[test]
     fn rows_are_written_in_power_of_two_statements_largest_first() {
