@@ -122,7 +122,7 @@ pub async fn command_declared_sources(state: &AppState) -> Result<(), store::Sto
         match source {
             Ok(source) => {
                 let delivery = source.delivery.name();
-                if take_commands_from(state, source, engines::commands::DeclaredIn::Api) {
+                if take_commands_from(state, source, engines::commands::DeclaredIn::Api).is_some() {
                     tracing::info!(source = %kept.name, delivery, "taking commands for a pushing source an admin declared");
                 } else {
                     tracing::warn!(source = %kept.name, "a pushing source an admin declared is also in the file; the file's is used");
@@ -136,13 +136,13 @@ pub async fn command_declared_sources(state: &AppState) -> Result<(), store::Sto
     Ok(())
 }
 
-/// Takes operators' commands for one pushing `source`, unless its name is taken; whether
-/// it now does.
+/// Takes operators' commands for one pushing `source`, unless its name is taken: its
+/// engine, if it now does.
 pub fn take_commands_from(
     state: &AppState,
     source: engines::commands::PushSource,
     declared_in: engines::commands::DeclaredIn,
-) -> bool {
+) -> Option<Arc<engines::commands::PushEngine>> {
     let webhook = matches!(source.delivery, engines::commands::Delivery::Webhook { .. });
     let engine = Arc::new(engines::commands::PushEngine::new(
         source,
@@ -150,26 +150,20 @@ pub fn take_commands_from(
         state.hub.clone(),
     ));
     if !state.pushing.add(engine.clone(), declared_in) {
-        return false;
+        return None;
     }
     if webhook {
         tokio::spawn(engines::commands::deliver_webhooks(engine.clone()));
     }
-    state.engines.add(engine);
-    true
+    state.engines.add(engine.clone());
+    Some(engine)
 }
 
-/// Stops taking commands for the pushing source `name`; what it was, if it was one.
-pub fn stop_taking_commands_from(
-    state: &AppState,
-    name: &str,
-) -> Option<(
-    Arc<engines::commands::PushEngine>,
-    engines::commands::DeclaredIn,
-)> {
-    let removed = state.pushing.remove(name)?;
-    state.engines.remove(&removed.0.source().engine_id());
-    Some(removed)
+/// Stops taking commands for the pushing source `name` (if it is one).
+pub fn stop_taking_commands_from(state: &AppState, name: &str) {
+    if let Some(engine) = state.pushing.remove(name) {
+        state.engines.remove(&engine.source().engine_id());
+    }
 }
 
 /// Follows the Temporal `sources` (each namespace its own engine) alongside the others.

@@ -340,23 +340,12 @@ async fn launch_binary(
     dir: &std::path::Path,
     push_sources: &str,
 ) -> (tokio::process::Child, Client) {
-    let file = dir.join("push-sources.toml");
-    std::fs::write(&file, push_sources).unwrap();
-    let (child, base) = common::binary::launch(
+    let (child, base, store) = common::binary::launch_with_push_sources(
         dir,
-        &[
-            (
-                "STEPLINE_WORKFLOWS",
-                dir.join("no-definitions").display().to_string(),
-            ),
-            ("STEPLINE_PUSH_SOURCES", file.display().to_string()),
-            ("BILLING_COMMAND_SECRET", SECRET.to_owned()),
-        ],
+        push_sources,
+        ("BILLING_COMMAND_SECRET", SECRET),
     )
     .await;
-    let store = server::store::Store::open(&common::binary::database_url(dir))
-        .await
-        .unwrap();
     let token =
         core_state::token_with_store(&store, "tests", &["read", "operate", "ingest:billing"]).await;
     (child, Client::over_http(base).with_token(token))

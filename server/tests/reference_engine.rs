@@ -63,11 +63,8 @@ struct Stepline {
 
 impl Stepline {
     async fn launch(dir: &Path, engine_port: u16) -> Self {
-        let sources = dir.join("push-sources.toml");
-        std::fs::write(
-            &sources,
-            format!(
-                r#"
+        let declared = format!(
+            r#"
 [[source]]
 name = "ref-hook"
 actions = ["pause", "resume", "cancel", "retry", "clone"]
@@ -80,24 +77,13 @@ name = "ref-pull"
 actions = ["pause", "resume", "cancel", "retry", "clone"]
 delivery = "pull"
 "#
-            ),
-        )
-        .unwrap();
-        let (process, base) = common::binary::launch(
+        );
+        let (process, base, store) = common::binary::launch_with_push_sources(
             dir,
-            &[
-                (
-                    "STEPLINE_WORKFLOWS",
-                    dir.join("no-definitions").display().to_string(),
-                ),
-                ("STEPLINE_PUSH_SOURCES", sources.display().to_string()),
-                ("REFERENCE_ENGINE_SECRET", SECRET.to_owned()),
-            ],
+            &declared,
+            ("REFERENCE_ENGINE_SECRET", SECRET),
         )
         .await;
-        let store = server::store::Store::open(&common::binary::database_url(dir))
-            .await
-            .unwrap();
         let operator =
             common::core_state::token_with_store(&store, "operator", &["read", "operate"]).await;
         let engine_token = common::core_state::token_with_store(

@@ -61,6 +61,31 @@ pub struct Capabilities {
 }
 
 impl Capabilities {
+    /// The flag that says whether the engine honours `action`.
+    fn flag(&mut self, action: Action) -> &mut bool {
+        match action {
+            Action::Pause => &mut self.can_pause,
+            Action::Resume => &mut self.can_resume,
+            Action::Cancel => &mut self.can_cancel,
+            Action::Retry => &mut self.can_retry_from_step,
+            Action::Clone => &mut self.can_clone,
+            Action::Terminate => &mut self.can_terminate,
+        }
+    }
+
+    /// Whether the engine honours `action`.
+    pub fn can(mut self, action: Action) -> bool {
+        *self.flag(action)
+    }
+
+    /// The engine honours `action` too (a cancel rolls back what was done).
+    pub fn allow(&mut self, action: Action) {
+        *self.flag(action) = true;
+        if action == Action::Cancel {
+            self.compensates_on_cancel = true;
+        }
+    }
+
     /// Every action but terminate (an engine whose cancel always rolls back has no use
     /// for a hard stop), logs, and pushed updates.
     pub fn everything() -> Self {
@@ -529,27 +554,18 @@ impl Action {
     /// ask this one question.
     pub fn refusal(self, status: WorkflowStatus, capabilities: &Capabilities) -> Option<String> {
         use WorkflowStatus::*;
-        let (capable, allowed) = match self {
-            Self::Pause => (capabilities.can_pause, status == Running),
-            Self::Resume => (capabilities.can_resume, matches!(status, Paused | Pausing)),
-            Self::Cancel => (
-                capabilities.can_cancel,
-                matches!(status, Pending | Running | Pausing | Paused),
+        let allowed = match self {
+            Self::Pause => status == Running,
+            Self::Resume => matches!(status, Paused | Pausing),
+            Self::Cancel => matches!(status, Pending | Running | Pausing | Paused),
+            Self::Retry => matches!(
+                status,
+                Failed | Cancelled | CompensationFailed | Terminated | TimedOut
             ),
-            Self::Retry => (
-                capabilities.can_retry_from_step,
-                matches!(
-                    status,
-                    Failed | Cancelled | CompensationFailed | Terminated | TimedOut
-                ),
-            ),
-            Self::Clone => (capabilities.can_clone, true),
-            Self::Terminate => (
-                capabilities.can_terminate,
-                matches!(status, Pending | Running | Pausing | Paused | Cancelling),
-            ),
+            Self::Clone => true,
+            Self::Terminate => matches!(status, Pending | Running | Pausing | Paused | Cancelling),
         };
-        if !capable {
+        if !capabilities.can(self) {
             Some(format!(
                 "the engine of this workflow cannot {}",
                 self.as_str()

@@ -11,7 +11,7 @@ use crate::source::{
     now_ms, Answer, Command, CommandError, CommandOutcome, Engine, Millis, NewCommand,
     OutboxCommand, OutboxError, Reply, SharedOutbox,
 };
-use app::model::{Capabilities, CommandState, LiveEvent};
+use app::model::{Action, Capabilities, CommandState, LiveEvent};
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -70,18 +70,11 @@ impl PushSource {
 
     /// The actions its engine honours, as they are declared.
     pub fn actions(&self) -> Vec<&'static str> {
-        let c = &self.capabilities;
-        [
-            (c.can_pause, "pause"),
-            (c.can_resume, "resume"),
-            (c.can_cancel, "cancel"),
-            (c.can_terminate, "terminate"),
-            (c.can_retry_from_step, "retry"),
-            (c.can_clone, "clone"),
-        ]
-        .into_iter()
-        .filter_map(|(honoured, action)| honoured.then_some(action))
-        .collect()
+        Action::ALL
+            .into_iter()
+            .filter(|action| self.capabilities.can(*action))
+            .map(Action::as_str)
+            .collect()
     }
 }
 
@@ -141,23 +134,13 @@ impl Declaration {
         super::ingest::engine_id(&self.name)?;
         let at = |what: String| format!("source {:?}: {what}", self.name);
         let mut capabilities = super::ingest::capabilities();
-        for action in &self.actions {
-            match action.as_str() {
-                "pause" => capabilities.can_pause = true,
-                "resume" => capabilities.can_resume = true,
-                "cancel" => {
-                    capabilities.can_cancel = true;
-                    capabilities.compensates_on_cancel = true;
-                }
-                "terminate" => capabilities.can_terminate = true,
-                "retry" => capabilities.can_retry_from_step = true,
-                "clone" => capabilities.can_clone = true,
-                other => {
-                    return Err(at(format!(
-                        "action {other:?} is not pause, resume, cancel, terminate, retry or clone"
-                    )))
-                }
-            }
+        for name in &self.actions {
+            let action = Action::parse(name).ok_or_else(|| {
+                at(format!(
+                    "action {name:?} is not pause, resume, cancel, terminate, retry or clone"
+                ))
+            })?;
+            capabilities.allow(action);
         }
         let delivery = match self.delivery.as_str() {
             "pull" => Delivery::Pull,
@@ -364,6 +347,11 @@ impl PushEngines {
         self.read().get(source).map(|(engine, _)| engine.clone())
     }
 
+    /// Where source `name` was declared, if it is.
+    pub fn declared_in(&self, name: &str) -> Option<DeclaredIn> {
+        self.read().get(name).map(|(_, declared_in)| *declared_in)
+    }
+
     /// Every source, with where it was declared, by name.
     pub fn all(&self) -> Vec<(Arc<PushEngine>, DeclaredIn)> {
         let mut all: Vec<_> = self.read().values().cloned().collect();
@@ -381,12 +369,12 @@ impl PushEngines {
         true
     }
 
-    /// Takes source `name` away (its webhook deliverer stops); what it was.
-    pub fn remove(&self, name: &str) -> Option<(Arc<PushEngine>, DeclaredIn)> {
-        let removed = self.write().remove(name)?;
-        removed.0.retired.store(true, Ordering::Relaxed);
-        removed.0.wake.notify_waiters();
-        Some(removed)
+    /// Takes source `name` away (its webhook deliverer stops); its engine.
+    pub fn remove(&self, name: &str) -> Option<Arc<PushEngine>> {
+        let (engine, _) = self.write().remove(name)?;
+        engine.retired.store(true, Ordering::Relaxed);
+        engine.wake.notify_waiters();
+        Some(engine)
     }
 }
 

@@ -356,27 +356,23 @@ pub async fn declare_source(
         .source(|name| std::env::var(name).ok())
         .map_err(AppError::BadRequest)?;
     let name = source.name.clone();
-    if state.pushing.get(&name).is_some() {
-        return Err(AppError::Conflict(format!(
-            "a source {name:?} is declared already"
-        )));
-    }
+    let taken = || AppError::Conflict(format!("a source {name:?} is declared already"));
+    // The store's unique name settles two admins declaring at once; the file's sources
+    // are only in the registry, which refuses their names.
     let kept = serde_json::to_string(&declaration).map_err(AppError::internal)?;
-    if !state
-        .store
-        .declare_source(&name, &kept, &caller.actor, now_ms())
-        .await?
-        || !crate::take_commands_from(&state, source, DeclaredIn::Api)
+    if state.pushing.get(&name).is_some()
+        || !state
+            .store
+            .declare_source(&name, &kept, &caller.actor, now_ms())
+            .await?
     {
-        return Err(AppError::Conflict(format!(
-            "a source {name:?} is declared already"
-        )));
+        return Err(taken());
     }
+    let Some(engine) = crate::take_commands_from(&state, source, DeclaredIn::Api) else {
+        state.store.forget_source(&name).await?;
+        return Err(taken());
+    };
     audit_change(&state, &caller, "declare_source", kept).await;
-    let engine = state
-        .pushing
-        .get(&name)
-        .ok_or_else(|| AppError::NotFound(format!("source {name:?} was removed meanwhile")))?;
     Ok((StatusCode::CREATED, Json(shown(&engine, DeclaredIn::Api))))
 }
 
@@ -388,12 +384,7 @@ pub async fn remove_source(
     Extension(caller): Extension<Caller>,
     Path(name): Path<String>,
 ) -> Result<Json<serde_json::Value>, AppError> {
-    let Some((_, declared_in)) = state
-        .pushing
-        .all()
-        .into_iter()
-        .find(|(engine, _)| engine.source().name == name)
-    else {
+    let Some(declared_in) = state.pushing.declared_in(&name) else {
         return Err(AppError::NotFound(format!("no pushing source {name:?}")));
     };
     if declared_in == DeclaredIn::File {

@@ -23,6 +23,34 @@ pub async fn launch(dir: &Path, env: &[(&str, String)]) -> (tokio::process::Chil
     (child, base.trim_end_matches("/orchestration").to_owned())
 }
 
+/// The binary with no workflow definitions and the pushing sources `declared` (a
+/// `--push-sources` file written in `dir`), with `secret` (a variable's name and value)
+/// in its environment: the process, its base URL, and its store, to make tokens in.
+pub async fn launch_with_push_sources(
+    dir: &Path,
+    declared: &str,
+    secret: (&str, &str),
+) -> (tokio::process::Child, String, server::store::Store) {
+    let file = dir.join("push-sources.toml");
+    std::fs::write(&file, declared).unwrap();
+    let (child, base) = launch(
+        dir,
+        &[
+            (
+                "STEPLINE_WORKFLOWS",
+                dir.join("no-definitions").display().to_string(),
+            ),
+            ("STEPLINE_PUSH_SOURCES", file.display().to_string()),
+            (secret.0, secret.1.to_owned()),
+        ],
+    )
+    .await;
+    let store = server::store::Store::open(&database_url(dir))
+        .await
+        .unwrap();
+    (child, base, store)
+}
+
 /// Reads the output of `child` (spawned with its stdout piped) until a line starts with
 /// `prefix`; the rest of that line. What it prints later (Stepline's first password) is
 /// read too: a closed pipe would fail its next print.
