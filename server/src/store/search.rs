@@ -12,6 +12,13 @@
 //! slowly), asks the index only for the parts of the text made of the rarest, and checks
 //! the whole text on each run it gets back. The answer is the same either way; only its
 //! cost differs, so a density a little out of date costs time, never a match.
+//!
+//! A trigram index can only be asked for pieces of a text, and a piece rare among 10,000
+//! runs is in a hundred among 1,000,000 (`04242` of a pasted `bench-wf-00004242`), each of
+//! them read and checked. So the runs' words are also kept whole (migration
+//! `search_words`): a word of the text that starts after a separator is a whole word of
+//! every run containing the text, or the start of one when the text ends inside it, and
+//! the words index finds those runs among any number, each checked as before.
 
 use super::{Store, StoreError};
 use sqlx::SqlitePool;
@@ -29,6 +36,11 @@ const PLANNED_FROM: usize = 4;
 /// Texts with more distinct trigrams than this are asked as one phrase: probing them all
 /// would cost more than the phrase's rare parts save.
 const PROBED_AT_MOST: usize = 24;
+/// A word shorter than this is not asked of the words index (its trigrams tell little).
+const WORD_ASKED_FROM: usize = 3;
+/// A word the text ends inside is asked as the start of words only when its rarest trigram
+/// is at most this dense: FTS5 gathers every word with that start before reading any.
+const STARTS_OF_WORDS_AT_MOST: f64 = 1.0 / 64.0;
 /// How long a trigram's density is trusted, and how many are remembered (about 50 bytes
 /// each).
 const DENSITY_KEPT_FOR: Duration = Duration::from_secs(60);
@@ -49,27 +61,49 @@ impl Default for Densities {
     }
 }
 
-/// How the index is asked for the runs whose text contains the search text.
+/// Which index a search asks.
+#[derive(Debug, PartialEq, Eq, Clone, Copy)]
+pub(super) enum Index {
+    /// `workflows_text`: every piece of three characters of the runs' searched fields.
+    Trigrams,
+    /// `workflows_words`: their whole words.
+    Words,
+}
+
+/// How an index is asked for the runs whose text contains the search text.
 #[derive(Debug, PartialEq, Eq)]
 pub(super) struct Plan {
-    /// The FTS5 query: the whole text as one phrase, or the phrases of its rare parts.
+    pub index: Index,
+    /// The FTS5 query: the whole text as one phrase, the phrases of its rare parts, or one
+    /// of its words (perhaps as the start of words).
     pub matching: String,
-    /// When only parts were asked of the index: the whole text, lower-case, that each
-    /// run it returns must contain in one of its columns.
+    /// When the index was not asked for the whole text: the whole text, lower-case, that
+    /// each run it returns must contain in one of its columns.
     pub checked: Option<String>,
 }
 
+/// The check of the whole text on a run of `workflows_text`.
+const CHECKED: &str = "(instr(lower(id), ?2) OR instr(lower(workflow_type), ?2)
+     OR instr(lower(triggered_by), ?2) OR instr(lower(tags), ?2) OR instr(lower(engine_ref), ?2))";
+
 impl Plan {
-    /// The `WHERE` clause over `workflows_text` this plan reads: `?1` binds the FTS5
-    /// query, `?2` the checked text (unused when there is none).
-    pub fn condition(&self) -> &'static str {
-        match self.checked {
-            None => "workflows_text MATCH ?1",
-            Some(_) => {
-                "workflows_text MATCH ?1 AND (instr(lower(id), ?2) OR instr(lower(workflow_type), ?2)
-                 OR instr(lower(triggered_by), ?2) OR instr(lower(tags), ?2)
-                 OR instr(lower(engine_ref), ?2))"
-            }
+    /// The statement this plan reads its newest `?3 + 1` matches with, as rowids of
+    /// `workflows_text`: `?1` binds the FTS5 query, `?2` the checked text (unused when
+    /// there is none).
+    pub fn candidates(&self) -> String {
+        match (self.index, &self.checked) {
+            (Index::Trigrams, None) => "SELECT rowid FROM workflows_text
+                 WHERE workflows_text MATCH ?1 ORDER BY rowid LIMIT ?3 + 1"
+                .to_owned(),
+            (Index::Trigrams, Some(_)) => format!(
+                "SELECT rowid FROM workflows_text
+                 WHERE workflows_text MATCH ?1 AND {CHECKED} ORDER BY rowid LIMIT ?3 + 1"
+            ),
+            (Index::Words, _) => format!(
+                "SELECT words.rowid FROM workflows_words(?1) AS words
+                 JOIN workflows_text ON workflows_text.rowid = words.rowid
+                 WHERE {CHECKED} ORDER BY words.rowid LIMIT ?3 + 1"
+            ),
         }
     }
 }
@@ -95,13 +129,12 @@ impl Store {
     /// run by its rowid negated.
     async fn ids_matching(&self, plan: &Plan, limit: i64) -> Result<Found, sqlx::Error> {
         let sql = format!(
-            "WITH matches AS MATERIALIZED (
-                 SELECT rowid FROM workflows_text WHERE {} ORDER BY rowid LIMIT ?3 + 1)
+            "WITH matches AS MATERIALIZED ({})
              SELECT (SELECT json_group_array(-rowid)
                      FROM (SELECT rowid FROM matches ORDER BY rowid LIMIT ?3)),
                  count(*)
              FROM matches",
-            plan.condition()
+            plan.candidates()
         );
         let (ids, matched): (String, i64) = sqlx::query_as(&sql)
             .bind(&plan.matching)
@@ -120,6 +153,7 @@ impl Store {
     pub(super) async fn plan(&self, text: &str) -> Result<Plan, sqlx::Error> {
         let chars = searched(text);
         let whole = Plan {
+            index: Index::Trigrams,
             matching: phrase(&chars),
             checked: None,
         };
@@ -137,14 +171,19 @@ impl Store {
             return Ok(whole);
         }
         let densities = self.densities_of(&distinct).await?;
+        let density_of = |trigram: &[char; 3]| {
+            distinct
+                .binary_search(trigram)
+                .map_or(0.0, |at| densities[at])
+        };
+        if let Some(words) = words_plan(&lower, density_of) {
+            return Ok(words);
+        }
         let rarest = densities.iter().copied().fold(f64::INFINITY, f64::min);
-        let left_to_check: Vec<[char; 3]> = distinct
-            .iter()
-            .zip(densities)
-            .filter(|(_, density)| *density > rarest * ASKED_WITHIN)
-            .map(|(trigram, _)| *trigram)
-            .collect();
-        Ok(plan_for(&lower, &trigrams, |trigram| left_to_check.contains(trigram)).unwrap_or(whole))
+        Ok(plan_for(&lower, &trigrams, |trigram| {
+            density_of(trigram) > rarest * ASKED_WITHIN
+        })
+        .unwrap_or(whole))
     }
 
     /// The density of each trigram: remembered, or probed (those not known, in one
@@ -199,6 +238,56 @@ fn phrase(chars: &[char]) -> String {
     format!("\"{literal}\"")
 }
 
+/// The plan that asks the words index for one word of `lower` (ASCII, lower-case), when
+/// one holds a trigram as rare as the text's rarest: the longest such word that starts
+/// after a separator, as a whole word when a separator follows it, else as the start of
+/// words (and then only when that is not common). `None` when no word qualifies.
+fn words_plan(lower: &[char], density_of: impl Fn(&[char; 3]) -> f64) -> Option<Plan> {
+    let rarest_in = |word: &[char]| {
+        word.windows(3)
+            .map(|w| density_of(&[w[0], w[1], w[2]]))
+            .fold(f64::INFINITY, f64::min)
+    };
+    let rarest = rarest_in(lower);
+    let mut best: Option<(&[char], bool)> = None;
+    let mut from = 0;
+    while from < lower.len() {
+        let length = lower[from..]
+            .iter()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .count();
+        if length == 0 {
+            from += 1;
+            continue;
+        }
+        let word = &lower[from..from + length];
+        // A word at the very start may be the end of a longer one in the run.
+        let starts_a_word = from > 0;
+        let ends_a_word = from + length < lower.len();
+        let density = rarest_in(word);
+        if starts_a_word
+            && length >= WORD_ASKED_FROM
+            && density <= rarest
+            && (ends_a_word || density <= STARTS_OF_WORDS_AT_MOST)
+            && best.is_none_or(|(longest, _)| length > longest.len())
+        {
+            best = Some((word, ends_a_word));
+        }
+        from += length;
+    }
+    let (word, whole) = best?;
+    let word: String = word.iter().collect();
+    Some(Plan {
+        index: Index::Words,
+        matching: if whole {
+            format!("\"{word}\"")
+        } else {
+            format!("\"{word}\"*")
+        },
+        checked: Some(lower.iter().collect()),
+    })
+}
+
 /// The plan that leaves the trigrams `left_to_check` says to the check: the phrases of the
 /// stretches of `lower` whose trigrams are asked. `None` when every trigram is asked (the
 /// whole phrase costs no more).
@@ -228,6 +317,7 @@ fn plan_for(
         }
     }
     Some(Plan {
+        index: Index::Trigrams,
         matching: parts.join(" AND "),
         checked: Some(lower.iter().collect()),
     })
@@ -266,6 +356,59 @@ mod tests {
         plan_for(&lower, &trigrams, |trigram| {
             dense.contains(&trigram.iter().collect::<String>().as_str())
         })
+    }
+
+    /// The words plan for `text`, its trigrams in `dense` all as dense as each other and
+    /// the others absent from every run.
+    fn words_planned(text: &str, dense: &[&str]) -> Option<Plan> {
+        let lower: Vec<char> = text.chars().collect();
+        words_plan(&lower, |trigram| {
+            let trigram: String = trigram.iter().collect();
+            if dense.contains(&trigram.as_str()) {
+                0.5
+            } else {
+                0.0
+            }
+        })
+    }
+
+    #[test]
+    fn a_pasted_id_asks_for_runs_having_a_word_that_starts_with_its_number() {
+        let plan = words_planned("bench-wf-00004242", &["ben", "enc", "nch", "h-w"]).unwrap();
+        assert_eq!(plan.index, Index::Words);
+        assert_eq!(plan.matching, "\"00004242\"*");
+        assert_eq!(plan.checked.as_deref(), Some("bench-wf-00004242"));
+    }
+
+    #[test]
+    fn a_word_followed_by_a_separator_is_asked_whole() {
+        let plan = words_planned("ab:region-eu", &["ab:", "b:r", ":re", "n-e", "-eu"]).unwrap();
+        assert_eq!(plan.matching, "\"region\"");
+        let plan = words_planned("x-customer-42", &[]).unwrap();
+        assert_eq!(plan.matching, "\"customer\"", "the longest word");
+    }
+
+    #[test]
+    fn a_word_that_may_be_the_end_of_a_longer_one_is_never_asked() {
+        // `ustomer` may be the end of `customer`, `04242` of `00004242`.
+        assert_eq!(words_planned("ustomer", &[]), None);
+        assert_eq!(words_planned("04242", &[]), None);
+        let plan = words_planned("ustomer-42:eu7", &[]).unwrap();
+        assert_eq!(plan.matching, "\"eu7\"*");
+    }
+
+    #[test]
+    fn a_common_start_of_words_and_a_word_without_the_rarest_part_are_left_to_trigrams() {
+        // Every run has `bench`: FTS5 would gather all its words before reading one.
+        assert_eq!(words_planned("wf-bench", &["ben", "enc", "nch"]), None);
+        // The rare part `x7q` is in a word that may be longer in the run.
+        assert_eq!(words_planned("x7q-0042", &["004", "042"]), None);
+        // Whole, a common word is read newest first and stops: it is asked.
+        let plan = words_planned(
+            "wf-bench-",
+            &["ben", "enc", "nch", "wf-", "f-b", "-be", "ch-"],
+        );
+        assert_eq!(plan.unwrap().matching, "\"bench\"");
     }
 
     #[test]
@@ -376,6 +519,7 @@ mod tests {
         .await
         .unwrap();
         let mut planned = 0;
+        let mut by_words = 0;
         for _ in 0..400 {
             // A stretch of some run's field, its case changed at random: what is pasted.
             let text: Vec<char> = texts[rng.usize(..texts.len())].chars().collect();
@@ -393,7 +537,9 @@ mod tests {
                 .collect();
             let plan = store.plan(&searched).await.unwrap();
             planned += usize::from(plan.checked.is_some());
+            by_words += usize::from(plan.index == Index::Words);
             let whole = Plan {
+                index: Index::Trigrams,
                 matching: phrase(&searched.chars().collect::<Vec<_>>()),
                 checked: None,
             };
@@ -409,6 +555,11 @@ mod tests {
         }
         // Most stretches hold a dense part (an id's `run-0`, a tag's `customer-`).
         assert!(planned > 100, "only {planned} of 400 searches were planned");
+        // Many stretches hold a word that starts after a separator (`n-000123`).
+        assert!(
+            by_words > 50,
+            "only {by_words} of 400 searches asked for words"
+        );
     }
 
     /// What `search` answers, against every run read and checked one by one: the newest
