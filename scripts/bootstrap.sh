@@ -18,7 +18,7 @@ as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-debs=(chromium nodejs npm python3-venv)
+debs=(chromium nodejs npm python3-venv postgresql)
 if [ "$STEPLINE_TOOLCHAIN_ROUTE" = debian ]; then
   debs+=(rustc-web cargo-web rust-web-src rust-web-llvm lld-22)
 fi

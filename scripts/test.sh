@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Sets up what is missing and runs every test: formatting, the Rust tests (model,
 # projector, store, hub, router), the Temporal adapter against a real Temporal dev server
-# and fixture worker, both builds (server and WASM), and the browser tests (Playwright in
+# and fixture worker, the Airflow adapter against a real Airflow on PostgreSQL, both builds (server and WASM), and the browser tests (Playwright in
 # Debian's Chromium against the real server, which also follows that Temporal).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,6 +17,7 @@ work="$(mktemp -d)"
 # Services this script starts are stopped by their PIDs, whatever happens.
 cleanup() {
   scripts/temporal.sh stop "$work/temporal" >/dev/null 2>&1 || true
+  scripts/airflow.sh stop "$work/airflow" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -29,6 +30,13 @@ step "Temporal adapter against a real Temporal dev server"
 scripts/temporal.sh start "$work/temporal"
 . "$work/temporal/env"
 cargo test -p server --test temporal -- --include-ignored
+
+step "Airflow adapter against a real Airflow 3 on PostgreSQL"
+scripts/airflow.sh start "$work/airflow"
+(. "$work/airflow/env" && cargo test -p server --test airflow -- --include-ignored)
+# Airflow's four processes and its database take a core between them: stopped before
+# the browser tests.
+scripts/airflow.sh stop "$work/airflow"
 
 step "Building the site (server + WASM)"
 cargo leptos build

@@ -49,6 +49,10 @@ pub struct Config {
     #[arg(long, env = "STEPLINE_TEMPORAL_SOURCES")]
     pub temporal_sources: Option<PathBuf>,
 
+    /// A TOML file of Airflow deployments to follow (see README: "Airflow").
+    #[arg(long, env = "STEPLINE_AIRFLOW_SOURCES")]
+    pub airflow_sources: Option<PathBuf>,
+
     /// A TOML file declaring the in-house engines that push their runs and take
     /// operators' commands (see README: "In-house engines").
     #[arg(long, env = "STEPLINE_PUSH_SOURCES")]

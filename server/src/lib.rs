@@ -186,6 +186,25 @@ pub async fn follow_temporal(
     Ok(started)
 }
 
+/// Follows the Airflow `sources` (each its own engine) alongside the others.
+pub fn follow_airflow(
+    state: &AppState,
+    sources: Vec<engines::airflow::SourceConfig>,
+) -> Result<Vec<engines::airflow::AirflowSource>, String> {
+    let mut started = Vec::new();
+    for config in sources {
+        let source = engines::airflow::AirflowSource::start(
+            config,
+            Arc::new(state.store.clone()),
+            Arc::new(state.projector.clone()),
+            state.health.clone(),
+        )?;
+        state.engines.add(Arc::new(source.clone()));
+        started.push(source);
+    }
+    Ok(started)
+}
+
 /// The console's pages, listed once per process. Listing them renders the whole app with
 /// every resource held back by a flag that is one for the process (leptos_server's
 /// `SuppressResourceLoad`): a page rendered meanwhile by another router of the same

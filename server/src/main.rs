@@ -41,6 +41,10 @@ async fn main() -> anyhow::Result<()> {
         Some(path) => server::engines::temporal::load_sources(path).map_err(anyhow::Error::msg)?,
         None => Vec::new(),
     };
+    let airflow = match &config.airflow_sources {
+        Some(path) => server::engines::airflow::load_sources(path).map_err(anyhow::Error::msg)?,
+        None => Vec::new(),
+    };
     let pushing = match &config.push_sources {
         Some(path) => server::engines::commands::load_sources(path).map_err(anyhow::Error::msg)?,
         None => Vec::new(),
@@ -72,6 +76,9 @@ async fn main() -> anyhow::Result<()> {
         .map_err(anyhow::Error::msg)?
     {
         tracing::info!(engine = source.engine_id(), "following Temporal");
+    }
+    for source in server::follow_airflow(&state, airflow).map_err(anyhow::Error::msg)? {
+        tracing::info!(engine = source.engine_id(), "following Airflow");
     }
     tokio::spawn(server::retention::run(
         state.store.clone(),

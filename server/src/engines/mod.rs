@@ -2,15 +2,26 @@
 //! through the contract in [`crate::source`]: it hands the sink batches of normalised
 //! events and takes operators' commands through the [`crate::source::Engine`] trait.
 
+pub mod airflow;
 pub mod builtin;
 pub mod cloudevents;
 pub mod commands;
+pub mod commit;
 pub mod health;
 pub mod ingest;
+pub mod remote;
 pub mod temporal;
 
 /// Makes rustls' ring provider the process default: reqwest is built without one (see
 /// Cargo.toml). Call before building an HTTP client; calling again does nothing.
 pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// The first `bytes` bytes of the SHA-256 of `text`, in hex: what stands for an engine's
+/// own id in Stepline's ids where that id is not URL-safe.
+fn short_hash(text: &str, bytes: usize) -> String {
+    let mut hex = crate::digest::sha256_hex(text);
+    hex.truncate(bytes * 2);
+    hex
 }

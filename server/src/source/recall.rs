@@ -18,6 +18,8 @@ pub struct RunSnapshot {
     /// The engine the run belongs to.
     pub engine: String,
     pub workflow_type: String,
+    /// The run's own reference in its engine, as the engine reported it.
+    pub engine_ref: Option<String>,
     pub status: WorkflowStatus,
     pub status_reason: Option<String>,
     pub priority: Priority,

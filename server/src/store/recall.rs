@@ -18,6 +18,7 @@ fn snapshot(row: WorkflowRow, steps: Vec<StepRow>) -> RunSnapshot {
         id: row.id,
         engine: row.engine,
         workflow_type: row.workflow_type,
+        engine_ref: row.engine_ref,
         status: row.status,
         status_reason: row.status_reason,
         priority: row.priority,

@@ -12,28 +12,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 /// Events per history page.
 const HISTORY_PAGE: &str = "500";
 
-/// Why a call failed.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum ClientError {
-    /// No answer (connection refused, timeout, TLS): the server is down or unreachable.
-    #[error("unreachable: {0}")]
-    Unreachable(String),
-    /// The server answered with an error (`{"code", "message"}`).
-    #[error("HTTP {status}: {message}")]
-    Refused { status: u16, message: String },
-    /// The server answered something that is not the JSON we expect.
-    #[error("unreadable answer: {0}")]
-    Unreadable(String),
-}
-
-impl ClientError {
-    pub fn status(&self) -> Option<u16> {
-        match self {
-            Self::Refused { status, .. } => Some(*status),
-            _ => None,
-        }
-    }
-}
+pub use crate::engines::remote::ClientError;
 
 /// One execution as the list returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,10 +93,7 @@ impl TemporalClient {
             .await
             .map_err(|e| ClientError::Unreachable(e.to_string()))?;
         if status != StatusCode::OK {
-            let message = serde_json::from_str::<Value>(&text)
-                .ok()
-                .and_then(|v| v.get("message").and_then(Value::as_str).map(str::to_owned))
-                .unwrap_or_else(|| text.chars().take(300).collect());
+            let message = crate::engines::remote::error_message(&text);
             return Err(ClientError::Refused {
                 status: status.as_u16(),
                 message,

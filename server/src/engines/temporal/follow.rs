@@ -26,8 +26,7 @@ mod position;
 use super::client::{ClientError, TemporalClient};
 use super::SourceConfig;
 use crate::engines::health::{HealthBoard, Report};
-use crate::retry::Backoff;
-use crate::source::{ApplyError, Batch, Change, SharedRecall, SharedSink, SourceEvent};
+use crate::source::{SharedRecall, SharedSink, SourceEvent};
 use app::model::EngineHealth;
 use app::model::{Capabilities, LiveMode};
 use std::collections::{HashMap, HashSet};
@@ -177,36 +176,20 @@ impl Inner {
     /// [`Self::commit`], for runs that can do `capabilities` (not the source's own).
     async fn commit_as(
         &self,
-        mut events: Vec<SourceEvent>,
+        events: Vec<SourceEvent>,
         position: (String, String),
         capabilities: Capabilities,
     ) -> bool {
-        let mut backoff = Backoff::new(BACKOFF_FIRST, BACKOFF_CAP);
-        loop {
-            let batch = Batch {
-                engine: self.engine_id.clone(),
-                capabilities,
-                events: events.clone(),
-                positions: vec![position.clone()],
-            };
-            match self.sink.apply(batch).await {
-                Ok(_) => return true,
-                Err(ApplyError::Refused { index, refusal, .. }) if index < events.len() => {
-                    if matches!(events[index].change, Change::WorkflowStarted(_)) {
-                        tracing::error!(engine = %self.engine_id, run = %position.0, %refusal,
-                            "a Temporal run's start was refused; the run is not followed");
-                        return false;
-                    }
-                    let event = events.remove(index);
-                    tracing::warn!(engine = %self.engine_id, run = %position.0, %refusal, ?event,
-                        "a mapped Temporal event was refused and left out; following goes on");
-                }
-                Err(error) => {
-                    tracing::error!(engine = %self.engine_id, %error, "cannot store Temporal events; retrying");
-                    backoff.wait().await;
-                }
-            }
-        }
+        let run = position.0.clone();
+        let committed = crate::engines::commit::commit(
+            &self.sink,
+            &self.engine_id,
+            capabilities,
+            events,
+            vec![position],
+        )
+        .await;
+        !committed.refused_runs.contains(&run)
     }
 }
 

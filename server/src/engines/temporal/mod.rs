@@ -47,7 +47,7 @@ impl SourceConfig {
     /// minute share their first characters, and other engines' schemes may share any.
     /// Stable, unique across engines (no other engine's ids hold three colons).
     pub fn workflow_id(&self, workflow_id: &str, run_id: &str) -> String {
-        let run = short_hash(run_id, 6);
+        let run = super::short_hash(run_id, 6);
         let plain = format!("{}:{}:{workflow_id}:{run}", self.name, self.namespace);
         if app::model::is_valid_workflow_id(&plain) {
             return plain;
@@ -57,7 +57,7 @@ impl SourceConfig {
             "{}:{}::{}:{run}",
             self.name,
             self.namespace,
-            short_hash(workflow_id, 8)
+            super::short_hash(workflow_id, 8)
         )
     }
 
@@ -72,13 +72,6 @@ impl SourceConfig {
     fn wants(&self, workflow_type: &str) -> bool {
         self.workflow_types.is_empty() || self.workflow_types.iter().any(|t| t == workflow_type)
     }
-}
-
-/// The first `bytes` bytes of the SHA-256 of `text`, in hex.
-fn short_hash(text: &str, bytes: usize) -> String {
-    let mut hex = crate::digest::sha256_hex(text);
-    hex.truncate(bytes * 2);
-    hex
 }
 
 /// How an operator finds a run in Temporal (Stepline's id may hold only a hash of it).

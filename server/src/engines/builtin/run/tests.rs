@@ -373,6 +373,7 @@ fn a_restart_reruns_the_interrupted_attempt_without_using_up_a_retry() {
         id: original.id.clone(),
         engine: "builtin".into(),
         workflow_type: original.definition.workflow_type.clone(),
+        engine_ref: None,
         status: WorkflowStatus::Running,
         status_reason: None,
         priority: original.priority,

@@ -1,0 +1,361 @@
+//! The Airflow adapter: which Airflow 3 deployments to follow (a TOML file of sources),
+//! the REST API v2 client, the mapping of DAG runs and task instances onto source events,
+//! and the poller that follows them and takes operators' commands.
+
+pub mod client;
+mod follow;
+pub mod mapping;
+
+pub use follow::AirflowSource;
+
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::path::Path;
+use std::time::Duration;
+
+/// How Stepline signs in to an Airflow API server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// Exchanged for a token at `/auth/token`, and again whenever it expires.
+    Password { username: String, password: String },
+    /// A token issued elsewhere, sent as it is.
+    Token(String),
+}
+
+/// Which tasks are compensation-like: Airflow has no compensation, but teams write
+/// clean-up tasks that run only when something upstream failed.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct CompensationRule {
+    /// Task ids (within their group) starting with one of these.
+    pub prefixes: Vec<String>,
+    /// Tasks whose trigger rule runs them only on failure (`one_failed`, `all_failed`).
+    pub on_failure_trigger_rules: bool,
+}
+
+impl CompensationRule {
+    pub fn is_compensation(&self, task_id: &str, trigger_rule: Option<&str>) -> bool {
+        let own_id = task_id.rsplit('.').next().unwrap_or(task_id);
+        self.prefixes
+            .iter()
+            .any(|prefix| own_id.starts_with(prefix.as_str()))
+            || (self.on_failure_trigger_rules
+                && matches!(trigger_rule, Some("one_failed" | "all_failed")))
+    }
+}
+
+/// One Airflow deployment to follow, as configured.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SourceConfig {
+    /// The source's name (`a-z 0-9 - _`): part of the engine id and the workflow ids.
+    pub name: String,
+    /// The API server, e.g. `http://127.0.0.1:8080`.
+    pub url: String,
+    pub credentials: Credentials,
+    /// Only these DAGs (all when empty).
+    pub dag_ids: Vec<String>,
+    /// Only DAGs with one of these tags (all when empty).
+    pub tags: Vec<String>,
+    pub compensation: CompensationRule,
+    /// The SLA of each DAG's runs, by DAG id (a DAG's own deadline alert wins).
+    pub sla: HashMap<String, Duration>,
+    /// How often Airflow is asked what changed.
+    pub poll_interval: Duration,
+    /// How far back runs are imported when the source is first followed.
+    pub import_since: Duration,
+}
+
+impl SourceConfig {
+    /// The engine id stored on the runs: `airflow:<source>`.
+    pub fn engine_id(&self) -> String {
+        format!("airflow:{}", self.name)
+    }
+
+    /// Stepline's id of a DAG run: `<source>:<dag id>:<hash of the run id>`. Airflow's run
+    /// ids (`manual__2026-12-06T21:31:00.123456+00:00`) are not URL-safe, so a hash stands
+    /// for them; a DAG id that does not fit is hashed too. Stable and unique: other
+    /// engines' generated ids hold one colon (pushed ids are refused when taken).
+    pub fn workflow_id(&self, dag_id: &str, dag_run_id: &str) -> String {
+        let run = super::short_hash(dag_run_id, 6);
+        let plain = format!("{}:{dag_id}:{run}", self.name);
+        if app::model::is_valid_workflow_id(&plain) {
+            return plain;
+        }
+        format!("{}:{}:{run}", self.name, super::short_hash(dag_id, 8))
+    }
+
+    /// Whether runs of `dag_id`, tagged `tags`, are followed.
+    pub fn wants(&self, dag_id: &str, tags: &[String]) -> bool {
+        (self.dag_ids.is_empty() || self.dag_ids.iter().any(|d| d == dag_id))
+            && (self.tags.is_empty() || self.tags.iter().any(|t| tags.contains(t)))
+    }
+}
+
+/// How an operator finds a run in Airflow (and Stepline finds it again after a restart).
+pub fn engine_ref(dag_id: &str, dag_run_id: &str) -> String {
+    format!("DAG {dag_id} · run {dag_run_id}")
+}
+
+/// The DAG id and run id an [`engine_ref`] names (DAG ids hold no spaces).
+pub fn parse_engine_ref(reference: &str) -> Option<(String, String)> {
+    let (dag_id, dag_run_id) = reference.strip_prefix("DAG ")?.split_once(" · run ")?;
+    Some((dag_id.to_owned(), dag_run_id.to_owned()))
+}
+
+/// The sources file (`--airflow-sources`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SourcesFile {
+    #[serde(default)]
+    source: Vec<RawSource>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    name: String,
+    url: String,
+    username: Option<String>,
+    /// Environment variables holding the password or a token: secrets stay out of files.
+    password_env: Option<String>,
+    token_env: Option<String>,
+    #[serde(default)]
+    dag_ids: Vec<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    compensation_prefixes: Vec<String>,
+    #[serde(default)]
+    compensation_on_failure: bool,
+    /// DAG id → SLA ("15m").
+    #[serde(default)]
+    sla: HashMap<String, String>,
+    poll_interval: Option<String>,
+    import_since: Option<String>,
+}
+
+/// Reads the sources file: one [`SourceConfig`] per source, or what is wrong with it.
+pub fn load_sources(path: &Path) -> Result<Vec<SourceConfig>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("Airflow sources {}: {e}", path.display()))?;
+    parse_sources(&text, |var| std::env::var(var).ok())
+        .map_err(|e| format!("Airflow sources {}: {e}", path.display()))
+}
+
+fn parse_sources(
+    text: &str,
+    env: impl Fn(&str) -> Option<String> + Copy,
+) -> Result<Vec<SourceConfig>, String> {
+    let file: SourcesFile = toml::from_str(text).map_err(|e| e.to_string())?;
+    let mut names = std::collections::HashSet::new();
+    file.source
+        .into_iter()
+        .map(|raw| {
+            let source = parse_source(raw, env)?;
+            if !names.insert(source.name.clone()) {
+                return Err(format!("source {:?} is declared twice", source.name));
+            }
+            Ok(source)
+        })
+        .collect()
+}
+
+fn parse_source(
+    raw: RawSource,
+    env: impl Fn(&str) -> Option<String> + Copy,
+) -> Result<SourceConfig, String> {
+    crate::config::check_name("source", &raw.name)?;
+    let named = |e: String| format!("source {:?}: {e}", raw.name);
+    if !(raw.url.starts_with("http://") || raw.url.starts_with("https://")) {
+        return Err(named("url must be http:// or https://".into()));
+    }
+    let credentials = match (&raw.username, &raw.password_env, &raw.token_env) {
+        (Some(username), Some(var), None) => Credentials::Password {
+            username: username.clone(),
+            password: crate::config::secret_from(var, env).map_err(named)?,
+        },
+        (None, None, Some(var)) => {
+            Credentials::Token(crate::config::secret_from(var, env).map_err(named)?)
+        }
+        _ => {
+            return Err(named(
+                "give either username and password_env, or token_env".into(),
+            ))
+        }
+    };
+    let duration = |value: &Option<String>, default: Duration, what: &str| match value {
+        Some(text) => {
+            humantime::parse_duration(text).map_err(|e| named(format!("{what} {text:?}: {e}")))
+        }
+        None => Ok(default),
+    };
+    let poll_interval = duration(&raw.poll_interval, Duration::from_secs(1), "poll_interval")?;
+    if poll_interval < Duration::from_millis(100) {
+        return Err(named("poll_interval must be at least 100ms".into()));
+    }
+    let import_since = duration(
+        &raw.import_since,
+        Duration::from_secs(24 * 3600),
+        "import_since",
+    )?;
+    let mut sla = HashMap::new();
+    for (dag_id, text) in &raw.sla {
+        let target = duration(
+            &Some(text.clone()),
+            Duration::ZERO,
+            &format!("sla.{dag_id}"),
+        )?;
+        if target.is_zero() || target.as_secs() > crate::source::limits::SLA_TARGET_SECONDS as u64 {
+            return Err(named(format!(
+                "sla.{dag_id} must be between 1s and 31 days"
+            )));
+        }
+        sla.insert(dag_id.clone(), target);
+    }
+    Ok(SourceConfig {
+        name: raw.name,
+        url: raw.url.trim_end_matches('/').to_owned(),
+        credentials,
+        dag_ids: raw.dag_ids,
+        tags: raw.tags,
+        compensation: CompensationRule {
+            prefixes: raw.compensation_prefixes,
+            on_failure_trigger_rules: raw.compensation_on_failure,
+        },
+        sla,
+        poll_interval,
+        import_since,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(var: &str) -> Option<String> {
+        match var {
+            "AIRFLOW_PASSWORD" => Some("s3cret".into()),
+            "AIRFLOW_TOKEN" => Some("eyJ0b2tlbiJ9".into()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn a_sources_file_gives_one_source_each_with_its_secrets_from_the_environment() {
+        let sources = parse_sources(
+            r#"
+            [[source]]
+            name = "data"
+            url = "http://127.0.0.1:8080/"
+            username = "admin"
+            password_env = "AIRFLOW_PASSWORD"
+            tags = ["etl"]
+            compensation_prefixes = ["compensate_"]
+            compensation_on_failure = true
+            poll_interval = "500ms"
+            sla = { nightly_sync = "15m" }
+
+            [[source]]
+            name = "ml"
+            url = "https://airflow.example.com"
+            token_env = "AIRFLOW_TOKEN"
+            dag_ids = ["train"]
+            "#,
+            env,
+        )
+        .unwrap();
+        assert_eq!(sources.len(), 2);
+        let data = &sources[0];
+        assert_eq!(data.engine_id(), "airflow:data");
+        assert_eq!(data.url, "http://127.0.0.1:8080");
+        assert_eq!(
+            data.credentials,
+            Credentials::Password {
+                username: "admin".into(),
+                password: "s3cret".into()
+            }
+        );
+        assert_eq!(data.poll_interval, Duration::from_millis(500));
+        assert_eq!(data.sla["nightly_sync"], Duration::from_secs(900));
+        assert!(data.wants("nightly_sync", &["etl".into()]));
+        assert!(!data.wants("nightly_sync", &["ml".into()]));
+        assert!(data
+            .compensation
+            .is_compensation("cleanup.compensate_release", None));
+        assert!(data
+            .compensation
+            .is_compensation("notify", Some("one_failed")));
+        assert!(!data
+            .compensation
+            .is_compensation("notify", Some("all_success")));
+        assert_eq!(
+            sources[1].credentials,
+            Credentials::Token("eyJ0b2tlbiJ9".into())
+        );
+        assert!(sources[1].wants("train", &[]) && !sources[1].wants("serve", &[]));
+    }
+
+    #[test]
+    fn every_mistake_in_a_source_is_named() {
+        let base = "[[source]]\nname = \"p\"\nurl = \"http://x\"\n";
+        let password = "username = \"a\"\npassword_env = \"AIRFLOW_PASSWORD\"\n";
+        for (bad, says) in [
+            (format!("{base}"), "username and password_env"),
+            (
+                format!("{base}username = \"a\"\n"),
+                "username and password_env",
+            ),
+            (
+                format!("{base}password_env = \"UNSET\"\nusername = \"a\""),
+                "UNSET",
+            ),
+            (
+                format!("{base}{password}token_env = \"AIRFLOW_TOKEN\""),
+                "either",
+            ),
+            (
+                format!("{base}{password}poll_interval = \"often\""),
+                "poll_interval",
+            ),
+            (
+                format!("{base}{password}poll_interval = \"1ms\""),
+                "at least",
+            ),
+            (format!("{base}{password}sla = {{ d = \"40d\" }}"), "sla.d"),
+            (format!("{base}{password}colour = \"red\""), "colour"),
+            (
+                "[[source]]\nname = \"P!\"\nurl = \"http://x\"".to_owned(),
+                "a-z 0-9",
+            ),
+            (format!("{base}{password}{base}{password}"), "twice"),
+        ] {
+            let error = parse_sources(&bad, env).unwrap_err();
+            assert!(error.contains(says), "{bad:?}: {error}");
+        }
+    }
+
+    #[test]
+    fn workflow_ids_are_url_safe_stable_and_unique() {
+        let source = &parse_sources(
+            "[[source]]\nname = \"data\"\nurl = \"http://x\"\ntoken_env = \"AIRFLOW_TOKEN\"",
+            env,
+        )
+        .unwrap()[0];
+        let run = "manual__2026-12-06T21:31:00.123456+00:00";
+        let id = source.workflow_id("nightly_sync", run);
+        assert!(id.starts_with("data:nightly_sync:"), "{id}");
+        assert!(app::model::is_valid_workflow_id(&id));
+        assert_eq!(id, source.workflow_id("nightly_sync", run), "stable");
+        assert_ne!(
+            id,
+            source.workflow_id("nightly_sync", "manual__2026-12-06T21:31:00.123457+00:00")
+        );
+        assert_ne!(id, source.workflow_id("nightly_sync2", run));
+        let long = source.workflow_id(&"d".repeat(200), run);
+        assert!(app::model::is_valid_workflow_id(&long), "{long}");
+        assert_ne!(long, source.workflow_id(&"d".repeat(201), run));
+        assert_eq!(
+            parse_engine_ref(&engine_ref("nightly_sync", run)),
+            Some(("nightly_sync".into(), run.into()))
+        );
+    }
+}

@@ -1,0 +1,393 @@
+//! The Airflow adapter against a real Airflow 3.3.2 on PostgreSQL with the fixture DAGs
+//! (`server/tests/airflow/dags`), started by `scripts/airflow.sh start DIR`, whose
+//! `DIR/env` these tests read (`scripts/test.sh` does all of it). Stepline runs in-process
+//! on a temporary SQLite file and is asked through its real router; the tests trigger and
+//! read DAG runs through Airflow's own REST API.
+//!
+//! Ignored by a plain `cargo test` (they need Airflow); `scripts/test.sh` runs them with
+//! `--include-ignored`.
+
+mod common;
+use axum::http::StatusCode;
+use common::client::{until, Client};
+use serde_json::{json, Value};
+use server::engines::airflow::{CompensationRule, Credentials, SourceConfig};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// A run of the fixture DAGs takes 5 to 16 s here; the scheduler may queue it a while.
+const WITHIN: Duration = Duration::from_secs(90);
+
+/// Airflow's own REST API, as the tests use it to trigger and read runs.
+struct Airflow {
+    url: String,
+    http: reqwest::Client,
+    token: String,
+}
+
+impl Airflow {
+    async fn from_env() -> Self {
+        let var = |name: &str| {
+            std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run scripts/test.sh"))
+        };
+        let url = var("STEPLINE_AIRFLOW_URL");
+        server::engines::install_tls_provider();
+        let http = reqwest::Client::new();
+        let answer: Value = http
+            .post(format!("{url}/auth/token"))
+            .json(&json!({
+                "username": var("STEPLINE_AIRFLOW_USERNAME"),
+                "password": var("STEPLINE_AIRFLOW_PASSWORD"),
+            }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let token = answer["access_token"].as_str().unwrap().to_owned();
+        Self { url, http, token }
+    }
+
+    fn source(&self) -> SourceConfig {
+        SourceConfig {
+            name: "local".into(),
+            url: self.url.clone(),
+            credentials: Credentials::Password {
+                username: std::env::var("STEPLINE_AIRFLOW_USERNAME").unwrap(),
+                password: std::env::var("STEPLINE_AIRFLOW_PASSWORD").unwrap(),
+            },
+            dag_ids: Vec::new(),
+            tags: vec!["stepline-fixture".into()],
+            compensation: CompensationRule {
+                prefixes: vec!["compensate_".into()],
+                on_failure_trigger_rules: true,
+            },
+            sla: HashMap::from([("stepline_linear".to_owned(), Duration::from_secs(600))]),
+            poll_interval: Duration::from_millis(300),
+            // The runs of the tests running now, not those of every test before.
+            import_since: Duration::from_secs(20),
+        }
+    }
+
+    /// Triggers `dag` with `conf`: its run id.
+    async fn trigger(&self, dag: &str, conf: Value) -> String {
+        let answer: Value = self
+            .http
+            .post(format!("{}/api/v2/dags/{dag}/dagRuns", self.url))
+            .bearer_auth(&self.token)
+            .json(&json!({"logical_date": null, "conf": conf}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        answer["dag_run_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no run id: {answer}"))
+            .to_owned()
+    }
+
+    async fn run(&self, dag: &str, run_id: &str) -> Value {
+        let mut url = reqwest::Url::parse(&self.url).unwrap();
+        url.path_segments_mut()
+            .unwrap()
+            .extend(["api", "v2", "dags", dag, "dagRuns", run_id]);
+        self.http
+            .get(url)
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+/// Stepline following the real Airflow, on its own SQLite file, asked through its router.
+struct Stepline {
+    client: Client,
+    source: SourceConfig,
+    _dir: tempfile::TempDir,
+}
+
+impl Stepline {
+    async fn following(airflow: &Airflow) -> Self {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                std::env::var("STEPLINE_LOG").unwrap_or_else(|_| "warn,server=info".into()),
+            )
+            .with_test_writer()
+            .try_init();
+        let dir = tempfile::tempdir().unwrap();
+        let database = format!("sqlite://{}/stepline.db", dir.path().display());
+        let options = leptos::config::LeptosOptions::builder()
+            .output_name("stepline")
+            .build();
+        let state = server::start_core(&database, options, None)
+            .await
+            .unwrap()
+            .state;
+        let source = airflow.source();
+        server::follow_airflow(&state, vec![source.clone()]).unwrap();
+        Self {
+            client: Client::in_process(server::app(state.clone()))
+                .with_token(common::core_state::operator_token(&state).await),
+            source,
+            _dir: dir,
+        }
+    }
+
+    fn id(&self, dag: &str, run_id: &str) -> String {
+        self.source.workflow_id(dag, run_id)
+    }
+}
+
+impl std::ops::Deref for Stepline {
+    type Target = Client;
+
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+fn steps(detail: &Value) -> Vec<Value> {
+    detail["execution"]["steps"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+fn step(detail: &Value, name: &str) -> Value {
+    steps(detail)
+        .into_iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no step {name}: {detail:#}"))
+}
+
+fn millis(value: &Value) -> i64 {
+    value
+        .as_str()
+        .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok())
+        .map(|t| t.timestamp_millis())
+        .unwrap_or_else(|| panic!("not a time: {value}"))
+}
+
+#[tokio::test]
+#[ignore = "needs a real Airflow: scripts/test.sh starts one"]
+async fn parallel_tasks_overlap_and_a_mapped_task_shows_every_map_index() {
+    let airflow = Airflow::from_env().await;
+    let stepline = Stepline::following(&airflow).await;
+    let parallel = stepline.id(
+        "stepline_parallel",
+        &airflow.trigger("stepline_parallel", json!({})).await,
+    );
+    let mapped = stepline.id(
+        "stepline_mapped",
+        &airflow.trigger("stepline_mapped", json!({})).await,
+    );
+    let detail = stepline
+        .wait_for_status(&parallel, "COMPLETED", WITHIN)
+        .await;
+    assert_eq!(detail["engine"], "airflow:local");
+    let branched: Vec<Value> = steps(&detail)
+        .into_iter()
+        .filter(|s| s["branch"].is_string())
+        .collect();
+    assert_eq!(branched.len(), 3, "three branches: {detail:#}");
+    for a in &branched {
+        for b in &branched {
+            assert!(
+                millis(&a["started_at"]) < millis(&b["completed_at"]),
+                "{a} / {b}"
+            );
+        }
+    }
+    let detail = stepline.wait_for_status(&mapped, "COMPLETED", WITHIN).await;
+    let names: Vec<String> = steps(&detail)
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect();
+    for index in 0..5 {
+        let name = format!("square[{index}]");
+        assert!(names.contains(&name), "{name} in {names:?}");
+        assert_eq!(step(&detail, &name)["status"], "COMPLETED");
+    }
+    assert!(!names.contains(&"square".to_owned()), "{names:?}");
+    assert_eq!(step(&detail, "total")["status"], "COMPLETED");
+}
+
+#[tokio::test]
+#[ignore = "needs a real Airflow: scripts/test.sh starts one"]
+async fn each_try_of_a_retried_task_shows_with_its_times_and_error() {
+    let airflow = Airflow::from_env().await;
+    let stepline = Stepline::following(&airflow).await;
+    let id = stepline.id(
+        "stepline_retry_recovers",
+        &airflow.trigger("stepline_retry_recovers", json!({})).await,
+    );
+    let detail = stepline.wait_for_status(&id, "COMPLETED", WITHIN).await;
+    let flaky = step(&detail, "flaky_fetch");
+    let attempts = flaky["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 3, "{flaky:#}");
+    assert_eq!(attempts[0]["status"], "FAILED");
+    assert_eq!(attempts[1]["status"], "FAILED");
+    assert_eq!(
+        attempts[1]["error"], "RuntimeError: upstream not ready (try 2)",
+        "{flaky:#}"
+    );
+    assert_eq!(attempts[2]["status"], "COMPLETED");
+    for attempt in attempts {
+        assert!(millis(&attempt["started_at"]) <= millis(&attempt["completed_at"]));
+    }
+    assert_eq!(flaky["retry_policy"]["max_attempts"], 3);
+    assert_eq!(flaky["output"], json!({"try": 3}));
+    assert!(
+        flaky["logs"].to_string().contains("INFO fetched on try 3"),
+        "{flaky:#}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs a real Airflow: scripts/test.sh starts one"]
+async fn a_permanent_failure_runs_its_clean_up_and_a_retry_from_the_failed_step_recovers() {
+    let airflow = Airflow::from_env().await;
+    let stepline = Stepline::following(&airflow).await;
+    let failing = stepline.id(
+        "stepline_permanent_failure",
+        &airflow
+            .trigger("stepline_permanent_failure", json!({}))
+            .await,
+    );
+    let run_id = airflow.trigger("stepline_fixed_by_retry", json!({})).await;
+    let fixable = stepline.id("stepline_fixed_by_retry", &run_id);
+
+    let detail = stepline.wait_for_status(&failing, "FAILED", WITHIN).await;
+    assert_eq!(
+        detail["status_reason"], "task charge_card failed",
+        "{detail:#}"
+    );
+    let cleanup = step(&detail, "compensate_release");
+    assert_eq!(cleanup["kind"], "compensation");
+    assert_eq!(cleanup["status"], "COMPLETED");
+    assert_eq!(step(&detail, "ship_order")["status"], "CANCELLED");
+    assert_eq!(
+        step(&detail, "charge_card")["error"],
+        "ValueError: card declined: insufficient funds"
+    );
+
+    let failed = stepline.wait_for_status(&fixable, "FAILED", WITHIN).await;
+    let load = step(&failed, "load");
+    assert_eq!(load["status"], "FAILED");
+    let (status, answer) = stepline
+        .post(
+            &format!("/api/platform/orchestration/workflows/{fixable}/retry"),
+            &json!({"from_step": load["step_number"]}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let recovered = stepline
+        .wait_for_status(&fixable, "COMPLETED", WITHIN)
+        .await;
+    let load = step(&recovered, "load");
+    let attempts = load["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 2, "the first try is kept: {load:#}");
+    assert_eq!(
+        attempts[0]["error"],
+        "RuntimeError: warehouse locked (first try)"
+    );
+    assert_eq!(attempts[1]["status"], "COMPLETED");
+    assert_eq!(
+        step(&recovered, "prepare")["attempts"]
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        airflow.run("stepline_fixed_by_retry", &run_id).await["state"],
+        "success"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs a real Airflow: scripts/test.sh starts one"]
+async fn a_cancel_marks_the_run_failed_in_airflow_and_a_clone_runs_with_the_same_conf() {
+    let airflow = Airflow::from_env().await;
+    let stepline = Stepline::following(&airflow).await;
+    let run_id = airflow
+        .trigger("stepline_long_running", json!({"seconds": 120}))
+        .await;
+    let id = stepline.id("stepline_long_running", &run_id);
+    let running = stepline
+        .wait_for(&id, WITHIN, |d| {
+            steps(d).iter().any(|s| s["status"] == "RUNNING")
+        })
+        .await;
+    assert_eq!(running["capabilities"]["can_pause"], false);
+    let (status, answer) = stepline
+        .post(
+            &format!("/api/platform/orchestration/workflows/{id}/pause"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "no per-run pause: {answer}");
+    let (status, answer) = stepline
+        .post(
+            &format!("/api/platform/orchestration/workflows/{id}/cancel"),
+            &json!({"reason": "test"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    assert!(
+        answer["message"]
+            .as_str()
+            .unwrap()
+            .contains("Nothing is rolled back"),
+        "{answer}"
+    );
+    let cancelled = stepline.wait_for_status(&id, "FAILED", WITHIN).await;
+    assert!(
+        cancelled["status_reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("cancelled from Stepline"),
+        "{cancelled:#}"
+    );
+    until("Airflow to mark the run failed", WITHIN, || async {
+        (airflow.run("stepline_long_running", &run_id).await["state"] == "failed").then_some(())
+    })
+    .await;
+
+    let (status, answer) = stepline
+        .post(
+            &format!("/api/platform/orchestration/workflows/{id}/clone"),
+            &json!({}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let clone_id = answer["workflow_id"].as_str().unwrap().to_owned();
+    let clone = stepline.wait_for(&clone_id, WITHIN, |d| !d.is_null()).await;
+    assert_eq!(clone["metadata"]["trigger_type"], format!("clone of {id}"));
+    let reference = clone["metadata"]["engine_ref"].as_str().unwrap();
+    let (_, clone_run) = server::engines::airflow::parse_engine_ref(reference).unwrap();
+    let in_airflow = airflow.run("stepline_long_running", &clone_run).await;
+    assert_eq!(
+        in_airflow["conf"],
+        json!({"seconds": 120}),
+        "{in_airflow:#}"
+    );
+    // The clone runs two minutes: stop it too.
+    let (status, _) = stepline
+        .post(
+            &format!("/api/platform/orchestration/workflows/{clone_id}/cancel"),
+            &json!({}),
+        )
+        .await;
+    assert!(
+        status == StatusCode::OK || status == StatusCode::CONFLICT,
+        "{status}"
+    );
+}
