@@ -326,30 +326,26 @@ impl AirflowClient {
         self.call(Method::GET, url, None).await
     }
 
-    /// DAG runs of every DAG changed at or after `since` (all pages, in the order they
-    /// changed).
+    /// DAG runs of every DAG changed at or after `since` (all pages, keyset-paged: an
+    /// empty cursor asks for the first page; without one Airflow pages by offset and
+    /// gives no cursor).
     pub async fn runs_changed_since(
         &self,
         since: DateTime<Utc>,
     ) -> Result<Vec<DagRun>, ClientError> {
         let mut runs = Vec::new();
-        let mut cursor: Option<String> = None;
+        let mut cursor = String::new();
         loop {
             let mut url = self.url(&["dags", "~", "dagRuns"]);
-            {
-                let mut pairs = url.query_pairs_mut();
-                pairs
-                    .append_pair("updated_at_gte", &since.to_rfc3339())
-                    .append_pair("order_by", "id")
-                    .append_pair("limit", &PAGE.to_string());
-                if let Some(cursor) = &cursor {
-                    pairs.append_pair("cursor", cursor);
-                }
-            }
+            url.query_pairs_mut()
+                .append_pair("updated_at_gte", &since.to_rfc3339())
+                .append_pair("order_by", "id")
+                .append_pair("limit", &PAGE.to_string())
+                .append_pair("cursor", &cursor);
             let page: RunsPage = self.get(url).await?;
             runs.extend(page.dag_runs);
             match page.next_cursor {
-                Some(next) if cursor.as_ref() != Some(&next) => cursor = Some(next),
+                Some(next) if !next.is_empty() && next != cursor => cursor = next,
                 _ => return Ok(runs),
             }
         }
