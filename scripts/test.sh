@@ -33,10 +33,8 @@ cargo test -p server --test temporal -- --include-ignored
 
 step "Airflow adapter against a real Airflow 3 on PostgreSQL"
 scripts/airflow.sh start "$work/airflow"
-(. "$work/airflow/env" && cargo test -p server --test airflow -- --include-ignored)
-# Airflow's four processes and its database take a core between them: stopped before
-# the browser tests.
-scripts/airflow.sh stop "$work/airflow"
+. "$work/airflow/env"
+cargo test -p server --test airflow -- --include-ignored
 
 step "Building the site (server + WASM)"
 cargo leptos build
@@ -53,6 +51,19 @@ poll_interval = "250ms"
 import_since = "5s"
 EOF
 export STEPLINE_TEMPORAL_SOURCES="$work/temporal-sources.toml"
+# ...and the Airflow (an Airflow run beside a Temporal and a built-in one).
+cat > "$work/airflow-sources.toml" <<EOF
+[[source]]
+name = "e2e"
+url = "$STEPLINE_AIRFLOW_URL"
+username = "$STEPLINE_AIRFLOW_USERNAME"
+password_env = "STEPLINE_AIRFLOW_PASSWORD"
+tags = ["stepline-fixture"]
+compensation_prefixes = ["compensate_"]
+poll_interval = "500ms"
+import_since = "5s"
+EOF
+export STEPLINE_AIRFLOW_SOURCES="$work/airflow-sources.toml"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 export STEPLINE_E2E_PORT="$port"
 # The OpenID Connect provider the SSO tests sign in through (end2end/oidc/provider.mjs,

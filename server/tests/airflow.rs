@@ -10,6 +10,7 @@
 mod common;
 use axum::http::StatusCode;
 use common::client::{until, Client};
+use common::relay::Relay;
 use serde_json::{json, Value};
 use server::engines::airflow::{CompensationRule, Credentials, SourceConfig};
 use std::collections::HashMap;
@@ -49,10 +50,11 @@ impl Airflow {
         Self { url, http, token }
     }
 
-    fn source(&self) -> SourceConfig {
+    /// The source Stepline follows, reaching Airflow at `url` (its own, or a relay's).
+    fn source(&self, url: &str) -> SourceConfig {
         SourceConfig {
             name: "local".into(),
-            url: self.url.clone(),
+            url: url.to_owned(),
             credentials: Credentials::Password {
                 username: std::env::var("STEPLINE_AIRFLOW_USERNAME").unwrap(),
                 password: std::env::var("STEPLINE_AIRFLOW_PASSWORD").unwrap(),
@@ -115,6 +117,11 @@ struct Stepline {
 
 impl Stepline {
     async fn following(airflow: &Airflow) -> Self {
+        Self::following_at(airflow, &airflow.url).await
+    }
+
+    /// Stepline reaching `airflow` at `url`.
+    async fn following_at(airflow: &Airflow, url: &str) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
                 std::env::var("STEPLINE_LOG").unwrap_or_else(|_| "warn,server=info".into()),
@@ -130,7 +137,7 @@ impl Stepline {
             .await
             .unwrap()
             .state;
-        let source = airflow.source();
+        let source = airflow.source(url);
         server::follow_airflow(&state, vec![source.clone()]).unwrap();
         Self {
             client: Client::in_process(server::app(state.clone()))
@@ -390,4 +397,57 @@ async fn a_cancel_marks_the_run_failed_in_airflow_and_a_clone_runs_with_the_same
         status == StatusCode::OK || status == StatusCode::CONFLICT,
         "{status}"
     );
+}
+
+#[tokio::test]
+#[ignore = "needs a real Airflow: scripts/test.sh starts one"]
+async fn an_outage_shows_as_degraded_and_stepline_catches_up_on_what_it_missed() {
+    let airflow = Airflow::from_env().await;
+    let relay = Relay::to(&airflow.url).await;
+    let stepline = Stepline::following_at(&airflow, &relay.url()).await;
+    let run_id = airflow
+        .trigger("stepline_long_running", json!({"seconds": 6}))
+        .await;
+    let id = stepline.id("stepline_long_running", &run_id);
+    stepline
+        .wait_for(&id, WITHIN, |d| {
+            steps(d).iter().any(|s| s["status"] == "RUNNING")
+        })
+        .await;
+
+    relay.set(false);
+    let engine_state = || async {
+        let (_, engines) = stepline.get("/api/platform/orchestration/engines").await;
+        engines
+            .as_array()
+            .and_then(|all| all.iter().find(|e| e["engine"] == "airflow:local"))
+            .and_then(|e| e["state"].as_str())
+            .unwrap_or("?")
+            .to_owned()
+    };
+    until("the source to show as degraded", WITHIN, || async {
+        (engine_state().await == "degraded").then_some(())
+    })
+    .await;
+    // The run goes on in Airflow while Stepline cannot see it.
+    until("the run to succeed in Airflow", WITHIN, || async {
+        (airflow.run("stepline_long_running", &run_id).await["state"] == "success").then_some(())
+    })
+    .await;
+    assert_eq!(
+        stepline.detail(&id).await["status"],
+        "RUNNING",
+        "Stepline could not have seen the end yet"
+    );
+
+    relay.set(true);
+    let detail = stepline.wait_for_status(&id, "COMPLETED", WITHIN).await;
+    let wait = step(&detail, "wait");
+    assert_eq!(wait["status"], "COMPLETED", "{detail:#}");
+    assert_eq!(wait["attempts"].as_array().unwrap().len(), 1);
+    assert!(wait["logs"].to_string().contains("tick 6/6"), "{wait:#}");
+    until("the source to recover", WITHIN, || async {
+        (engine_state().await == "ok").then_some(())
+    })
+    .await;
 }

@@ -9,6 +9,7 @@
 mod common;
 use axum::http::StatusCode;
 use common::client::{until, Client};
+use common::relay::Relay;
 use common::temporal_fixture::Temporal;
 use serde_json::{json, Value};
 use server::engines::temporal::history::CompensationRule;
@@ -504,52 +505,6 @@ async fn a_clone_starts_the_same_workflow_again() {
     assert_eq!(clone["type"], "SequentialWF");
     assert_eq!(steps(&clone).len(), steps(&original).len());
     assert_eq!(steps(&clone)[0]["input"], steps(&original)[0]["input"]);
-}
-
-/// A TCP relay to the Temporal server that the test can cut and restore: an outage of
-/// the network path, with the real server behind it.
-struct Relay {
-    port: u16,
-    open: tokio::sync::watch::Sender<bool>,
-}
-
-impl Relay {
-    async fn to(target: &str) -> Self {
-        let target = target.trim_start_matches("http://").to_owned();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let (open, watch) = tokio::sync::watch::channel(true);
-        tokio::spawn(async move {
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    return;
-                };
-                let mut watch = watch.clone();
-                let target = target.clone();
-                tokio::spawn(async move {
-                    if !*watch.borrow() {
-                        return; // cut: the connection is dropped at once
-                    }
-                    let Ok(mut outbound) = tokio::net::TcpStream::connect(&target).await else {
-                        return;
-                    };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = watch.wait_for(|open| !open) => {}
-                    }
-                });
-            }
-        });
-        Self { port, open }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    fn set(&self, open: bool) {
-        self.open.send_replace(open);
-    }
 }
 
 #[tokio::test]

@@ -1,10 +1,11 @@
 //! What the integration tests share: Stepline's core on a temporary file, the one client
-//! they drive it through, the real binary for restart tests, and the real Temporal they
-//! follow.
+//! they drive it through, the real binary for restart tests, the real Temporal they follow,
+//! and a relay to cut the way to an engine.
 // Each test binary uses a part.
 #![allow(dead_code)]
 
 pub mod binary;
 pub mod client;
 pub mod core_state;
+pub mod relay;
 pub mod temporal_fixture;
