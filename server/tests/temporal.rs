@@ -8,7 +8,7 @@
 
 mod common;
 use axum::http::StatusCode;
-use common::client::{until, Client};
+use common::client::{millis, steps, until};
 use common::relay::Relay;
 use common::temporal_fixture::Temporal;
 use serde_json::{json, Value};
@@ -40,11 +40,7 @@ fn source(url: &str) -> SourceConfig {
 
 /// Stepline following the Temporal server at `url`, on its own SQLite file, asked
 /// through its real router.
-struct Stepline {
-    client: Client,
-    source: SourceConfig,
-    _dir: tempfile::TempDir,
-}
+type Stepline = common::core_state::Following<SourceConfig>;
 
 impl Stepline {
     async fn following(url: &str) -> Self {
@@ -54,43 +50,17 @@ impl Stepline {
 
     /// Stepline on the store in `dir` (a restart reuses it).
     async fn following_on(url: &str, dir: tempfile::TempDir) -> Self {
-        // The adapter's warnings (a refused event, an outage) show in a failing test.
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(
-                std::env::var("STEPLINE_LOG").unwrap_or_else(|_| "warn,server=info".into()),
-            )
-            .with_test_writer()
-            .try_init();
-        let database = format!("sqlite://{}/stepline.db", dir.path().display());
-        let options = leptos::config::LeptosOptions::builder()
-            .output_name("stepline")
-            .build();
-        let mut state = server::start_core(&database, options, None)
-            .await
-            .unwrap()
-            .state;
+        common::core_state::show_engine_logs();
+        let mut state = common::core_state::in_folder(dir.path()).await;
         let source = source(url);
         server::follow_temporal(&mut state, vec![source.clone()])
             .await
             .unwrap();
-        Self {
-            client: Client::in_process(server::app(state.clone()))
-                .with_token(common::core_state::operator_token(&state).await),
-            source,
-            _dir: dir,
-        }
+        Self::new(&state, source, dir).await
     }
 
     fn id(&self, workflow_id: &str, run_id: &str) -> String {
         self.source.workflow_id(workflow_id, run_id)
-    }
-}
-
-impl std::ops::Deref for Stepline {
-    type Target = Client;
-
-    fn deref(&self) -> &Client {
-        &self.client
     }
 }
 
@@ -102,21 +72,6 @@ fn unique(prefix: &str) -> String {
             .unwrap()
             .as_nanos()
     )
-}
-
-fn steps(detail: &Value) -> Vec<Value> {
-    detail["execution"]["steps"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-}
-
-fn millis(value: &Value) -> i64 {
-    value
-        .as_str()
-        .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok())
-        .map(|t| t.timestamp_millis())
-        .unwrap_or_else(|| panic!("not a time: {value}"))
 }
 
 const WITHIN: Duration = Duration::from_secs(30);
@@ -593,7 +548,7 @@ async fn after_a_restart_stepline_resumes_each_run_where_it_stopped() {
                         steps(d).first().is_some_and(|s| s["status"] == "COMPLETED")
                     })
                     .await;
-                (seen, stepline._dir)
+                (seen, stepline.dir)
             })
         })
         .join()

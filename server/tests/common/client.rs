@@ -236,3 +236,20 @@ where
         tokio::time::sleep(POLL).await;
     }
 }
+
+/// A run's steps, from its detail.
+pub fn steps(detail: &Value) -> Vec<Value> {
+    detail["execution"]["steps"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+/// A time of the API (RFC 3339) in milliseconds.
+pub fn millis(value: &Value) -> i64 {
+    value
+        .as_str()
+        .and_then(|t| t.parse::<chrono::DateTime<chrono::Utc>>().ok())
+        .map(|t| t.timestamp_millis())
+        .unwrap_or_else(|| panic!("not a time: {value}"))
+}

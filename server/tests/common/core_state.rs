@@ -4,12 +4,27 @@
 /// The core's state, and the folder its database lives in (removed when dropped).
 pub async fn on_temporary_file() -> (server::http::AppState, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}/stepline.db", dir.path().display());
+    let state = in_folder(dir.path()).await;
+    (state, dir)
+}
+
+/// The core on the database in `dir` (a restart opens it again).
+pub async fn in_folder(dir: &std::path::Path) -> server::http::AppState {
+    let url = format!("sqlite://{}/stepline.db", dir.display());
     let options = leptos::config::LeptosOptions::builder()
         .output_name("stepline")
         .build();
-    let state = server::start_core(&url, options, None).await.unwrap().state;
-    (state, dir)
+    server::start_core(&url, options, None).await.unwrap().state
+}
+
+/// Shows what the engines log (a refused event, an outage) in a failing test's output.
+pub fn show_engine_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            std::env::var("STEPLINE_LOG").unwrap_or_else(|_| "warn,server=info".into()),
+        )
+        .with_test_writer()
+        .try_init();
 }
 
 /// The sources the tests push events as.
@@ -114,4 +129,33 @@ pub async fn session_cookie(state: &server::http::AppState, user: i64) -> String
         .await
         .unwrap();
     format!("stepline_session={secret}")
+}
+
+/// Stepline following one engine's `source` in-process, asked through its real router
+/// with an operator's token; its database lives in `dir` (removed when dropped).
+pub struct Following<S> {
+    pub client: super::client::Client,
+    pub source: S,
+    /// Kept for a restart on the same database.
+    pub dir: tempfile::TempDir,
+}
+
+impl<S> Following<S> {
+    /// Stepline on `state` (which follows `source` already), its database in `dir`.
+    pub async fn new(state: &server::http::AppState, source: S, dir: tempfile::TempDir) -> Self {
+        Self {
+            client: super::client::Client::in_process(server::app(state.clone()))
+                .with_token(operator_token(state).await),
+            source,
+            dir,
+        }
+    }
+}
+
+impl<S> std::ops::Deref for Following<S> {
+    type Target = super::client::Client;
+
+    fn deref(&self) -> &Self::Target {
+        &self.client
+    }
 }
