@@ -69,6 +69,7 @@ impl Airflow {
             poll_interval: Duration::from_millis(300),
             // The runs of the tests running now, not those of every test before.
             import_since: Duration::from_secs(20),
+            running_logs_every: Some(Duration::from_secs(1)),
         }
     }
 
@@ -405,4 +406,44 @@ async fn an_outage_shows_as_degraded_and_stepline_catches_up_on_what_it_missed()
         (engine_state().await == "ok").then_some(())
     })
     .await;
+}
+
+#[tokio::test]
+#[ignore = "needs a real Airflow: scripts/test.sh starts one"]
+async fn a_running_tries_log_is_read_as_it_grows_and_each_line_kept_once() {
+    let airflow = Airflow::from_env().await;
+    let stepline = Stepline::following(&airflow).await;
+    let id = stepline.id(
+        "stepline_long_running",
+        &airflow
+            .trigger("stepline_long_running", json!({"seconds": 8}))
+            .await,
+    );
+    let running = stepline
+        .wait_for(&id, WITHIN, |d| {
+            steps(d)
+                .iter()
+                .any(|s| s["logs"].to_string().contains("tick 2/8"))
+        })
+        .await;
+    assert_eq!(
+        step(&running, "wait")["status"],
+        "RUNNING",
+        "read while it runs: {running:#}"
+    );
+    let done = stepline.wait_for_status(&id, "COMPLETED", WITHIN).await;
+    let logs: Vec<String> = step(&done, "wait")["logs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|line| line.as_str().unwrap().to_owned())
+        .collect();
+    for tick in 1..=8 {
+        let line = format!("INFO tick {tick}/8");
+        assert_eq!(
+            logs.iter().filter(|l| **l == line).count(),
+            1,
+            "{line} once in {logs:#?}"
+        );
+    }
 }

@@ -71,6 +71,23 @@ struct Following {
     structures: HashMap<String, Structure>,
     /// DAGs having one of the wanted tags (when tags are configured), and when read.
     tagged: Option<(Instant, HashSet<String>)>,
+    /// The running tries whose logs are read as they grow, by run id and step.
+    live_logs: HashMap<(String, StepKey), LiveLog>,
+}
+
+/// A running try whose log is read on from where the last read ended.
+struct LiveLog {
+    instance: TaskInstance,
+    try_number: u32,
+    step_number: u32,
+    /// Airflow's continuation token (signed by the api-server: a restart of Airflow makes
+    /// it useless, and the log is read from the start, skipping what was pushed).
+    token: Option<String>,
+    /// Lines pushed so far.
+    pushed: usize,
+    /// The last error logged so far (a failure's may come before the try ends).
+    error: Option<String>,
+    read_at: Option<Instant>,
 }
 
 impl AirflowSource {
@@ -208,6 +225,7 @@ impl Inner {
             let run = self.client.run(&dag_id, &dag_run_id).await?;
             touched.push(self.update(following, &run, instances, &mut events).await?);
         }
+        self.read_live_logs(following, &mut events).await;
         if events.is_empty() {
             return Ok(());
         }
@@ -430,12 +448,47 @@ impl Inner {
             } else {
                 vec![instance.clone()]
             };
+            let log_key = (id.clone(), key.clone());
             for fact in mapping::step_facts(step, instance, &tries, now) {
-                self.fact_events(&again, instance, fact, &mut |at, change| {
+                let resume = match &fact {
+                    StepFact::Started { attempt, .. } => {
+                        if self.config.running_logs_every.is_some() {
+                            following.live_logs.insert(
+                                log_key.clone(),
+                                LiveLog {
+                                    instance: instance.clone(),
+                                    try_number: *attempt,
+                                    step_number: number,
+                                    token: None,
+                                    pushed: 0,
+                                    error: None,
+                                    read_at: None,
+                                },
+                            );
+                        }
+                        None
+                    }
+                    StepFact::AttemptFailed { attempt, .. } | StepFact::Failed { attempt, .. } => {
+                        take_live_log(following, &log_key, *attempt)
+                    }
+                    StepFact::Completed { .. } => {
+                        take_live_log(following, &log_key, instance.try_number.max(1))
+                    }
+                    StepFact::Cancelled { .. } => {
+                        following.live_logs.remove(&log_key);
+                        None
+                    }
+                    _ => None,
+                };
+                self.fact_events(&again, instance, fact, resume, &mut |at, change| {
                     events.push(event(at, change))
                 })
                 .await;
             }
+        }
+        if status.is_terminal() {
+            // Whatever still ran ended with the run.
+            following.live_logs.retain(|(run, _), _| *run != id);
         }
         if status.is_terminal() && reported.status != status {
             let reason = self.end_reason(&id, status, reported);
@@ -523,6 +576,7 @@ impl Inner {
         declared: &crate::source::StepDeclaration,
         instance: &TaskInstance,
         fact: StepFact,
+        resume: Option<LiveLog>,
         push: &mut impl FnMut(DateTime<Utc>, Change),
     ) {
         let number = declared.step_number;
@@ -532,7 +586,10 @@ impl Inner {
             StepFact::AttemptFailed { attempt, at, why } => {
                 let error = match why {
                     Some(why) => why,
-                    None => self.try_log(instance, attempt, number, at, push).await,
+                    None => {
+                        self.try_log(instance, attempt, number, at, resume, push)
+                            .await
+                    }
                 };
                 push(
                     at,
@@ -543,7 +600,9 @@ impl Inner {
                 );
             }
             StepFact::Failed { attempt, at } => {
-                let error = self.try_log(instance, attempt, number, at, push).await;
+                let error = self
+                    .try_log(instance, attempt, number, at, resume, push)
+                    .await;
                 push(
                     at,
                     Change::StepFailed {
@@ -553,8 +612,15 @@ impl Inner {
                 );
             }
             StepFact::Completed { at } => {
-                self.try_log(instance, instance.try_number.max(1), number, at, push)
-                    .await;
+                self.try_log(
+                    instance,
+                    instance.try_number.max(1),
+                    number,
+                    at,
+                    resume,
+                    push,
+                )
+                .await;
                 let output = match self.client.return_value(instance).await {
                     Ok(output) => output,
                     Err(error) => {
@@ -594,38 +660,43 @@ impl Inner {
         }
     }
 
-    /// Reads try `attempt`'s log, pushes its lines, and answers its error (for a failed
-    /// try; a log that cannot be read is said so, and following goes on).
+    /// Reads try `attempt`'s log (on from where `resume` left it, when it was read while
+    /// it ran), pushes its lines, and answers its error (for a failed try; a log that
+    /// cannot be read is said so, and following goes on).
     async fn try_log(
         &self,
         instance: &TaskInstance,
         attempt: u32,
         number: u32,
         at: DateTime<Utc>,
+        resume: Option<LiveLog>,
         push: &mut impl FnMut(DateTime<Utc>, Change),
     ) -> String {
-        let mut token: Option<String> = None;
-        let mut events = Vec::new();
-        // A log is read in pages; a few are enough for what a step keeps (its newest lines).
-        for _ in 0..8 {
-            match self.client.log(instance, attempt, token.as_deref()).await {
-                Ok(page) => {
-                    let more = !page.content.is_empty();
-                    events.extend(page.content);
-                    match page.continuation_token {
-                        Some(next) if more && token.as_deref() != Some(next.as_str()) => {
-                            token = Some(next)
-                        }
-                        _ => break,
-                    }
-                }
-                Err(error) => {
-                    return format!("try {attempt} failed (its log could not be read: {error})")
-                }
+        let (token, pushed, earlier_error) = match resume {
+            Some(live) => (live.token, live.pushed, live.error),
+            None => (None, 0, None),
+        };
+        let read = match self.read_log(instance, attempt, token.clone()).await {
+            Ok((events, _)) if token.is_some() => Ok((events, 0)),
+            // From the start: no token yet, or the token was refused (Airflow restarted).
+            _ if token.is_some() => self
+                .read_log(instance, attempt, None)
+                .await
+                .map(|(events, _)| (events, pushed)),
+            other => other.map(|(events, _)| (events, pushed)),
+        };
+        let (events, skip) = match read {
+            Ok(read) => read,
+            Err(error) => {
+                return format!("try {attempt} failed (its log could not be read: {error})")
             }
-        }
+        };
         let lines = mapping::log_lines(&events);
-        for chunk in lines.chunks(limits::LOG_LINES_PER_EVENT) {
+        for chunk in lines
+            .get(skip..)
+            .unwrap_or_default()
+            .chunks(limits::LOG_LINES_PER_EVENT)
+        {
             push(
                 at,
                 Change::LogLines {
@@ -635,7 +706,69 @@ impl Inner {
             );
         }
         mapping::error_from_log(&events)
+            .or(earlier_error)
             .unwrap_or_else(|| format!("try {attempt} failed (Airflow recorded no error)"))
+    }
+
+    /// A try's log from `token` (the start when none), a few pages at the most (enough
+    /// for what a step keeps: its newest lines), and the token to read on from.
+    async fn read_log(
+        &self,
+        instance: &TaskInstance,
+        attempt: u32,
+        mut token: Option<String>,
+    ) -> Result<(Vec<serde_json::Value>, Option<String>), ClientError> {
+        let mut events = Vec::new();
+        for _ in 0..8 {
+            let page = self.client.log(instance, attempt, token.as_deref()).await?;
+            let more = !page.content.is_empty();
+            events.extend(page.content);
+            match page.continuation_token {
+                Some(next) if more && token.as_deref() != Some(next.as_str()) => token = Some(next),
+                Some(next) => return Ok((events, Some(next))),
+                None => return Ok((events, token)),
+            }
+        }
+        Ok((events, token))
+    }
+
+    /// Reads on the logs of running tries due for it (every `running_logs_every`), their
+    /// new lines onto `events`.
+    async fn read_live_logs(&self, following: &mut Following, events: &mut Vec<SourceEvent>) {
+        let Some(every) = self.config.running_logs_every else {
+            return;
+        };
+        let now = Utc::now();
+        for ((id, _), live) in following.live_logs.iter_mut() {
+            if live.read_at.is_some_and(|at| at.elapsed() < every) {
+                continue;
+            }
+            live.read_at = Some(Instant::now());
+            let read = self
+                .read_log(&live.instance, live.try_number, live.token.clone())
+                .await;
+            let (page, token) = match read {
+                Ok(read) => read,
+                Err(error) => {
+                    tracing::debug!(engine = %self.engine_id, run = %id, %error, "a running try's log could not be read; trying again later");
+                    continue;
+                }
+            };
+            let lines = mapping::log_lines(&page);
+            live.error = mapping::error_from_log(&page).or(live.error.take());
+            live.token = token.or(live.token.take());
+            live.pushed += lines.len();
+            for chunk in lines.chunks(limits::LOG_LINES_PER_EVENT) {
+                events.push(SourceEvent {
+                    workflow_id: id.clone(),
+                    at: now,
+                    change: Change::LogLines {
+                        step_number: live.step_number,
+                        lines: chunk.to_vec(),
+                    },
+                });
+            }
+        }
     }
 
     /// Why a run ended as it did.
@@ -733,6 +866,18 @@ fn new_step(
         },
     );
     declaration
+}
+
+/// The live log of `key`'s try `attempt`, taken out (the try has ended).
+fn take_live_log(
+    following: &mut Following,
+    key: &(String, StepKey),
+    attempt: u32,
+) -> Option<LiveLog> {
+    following
+        .live_logs
+        .remove(key)
+        .filter(|live| live.try_number == attempt)
 }
 
 /// The step of a task of the run (its first map index, for a mapped one).

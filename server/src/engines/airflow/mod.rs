@@ -62,6 +62,9 @@ pub struct SourceConfig {
     pub poll_interval: Duration,
     /// How far back runs are imported when the source is first followed.
     pub import_since: Duration,
+    /// How often the log of a running try is read on (`None`: only when the try ends).
+    /// Each read is one call per running task.
+    pub running_logs_every: Option<Duration>,
 }
 
 impl SourceConfig {
@@ -131,6 +134,8 @@ struct RawSource {
     sla: HashMap<String, String>,
     poll_interval: Option<String>,
     import_since: Option<String>,
+    /// "5s", or "off" (the default).
+    running_logs_every: Option<String>,
 }
 
 /// Reads the sources file: one [`SourceConfig`] per source, or what is wrong with it.
@@ -197,6 +202,18 @@ fn parse_source(
         Duration::from_secs(24 * 3600),
         "import_since",
     )?;
+    let running_logs_every = match raw.running_logs_every.as_deref() {
+        None | Some("off") => None,
+        Some(text) => {
+            let every = duration(&Some(text.to_owned()), Duration::ZERO, "running_logs_every")?;
+            if every < Duration::from_secs(1) {
+                return Err(named(
+                    "running_logs_every must be at least 1s, or \"off\"".into(),
+                ));
+            }
+            Some(every)
+        }
+    };
     let mut sla = HashMap::new();
     for (dag_id, text) in &raw.sla {
         let target = duration(
@@ -224,6 +241,7 @@ fn parse_source(
         sla,
         poll_interval,
         import_since,
+        running_logs_every,
     })
 }
 
@@ -252,6 +270,7 @@ mod tests {
             compensation_prefixes = ["compensate_"]
             compensation_on_failure = true
             poll_interval = "500ms"
+            running_logs_every = "5s"
             sla = { nightly_sync = "15m" }
 
             [[source]]
@@ -276,6 +295,8 @@ mod tests {
         );
         assert_eq!(data.poll_interval, Duration::from_millis(500));
         assert_eq!(data.sla["nightly_sync"], Duration::from_secs(900));
+        assert_eq!(data.running_logs_every, Some(Duration::from_secs(5)));
+        assert_eq!(sources[1].running_logs_every, None, "off unless asked");
         assert!(data.wants("nightly_sync", &["etl".into()]));
         assert!(!data.wants("nightly_sync", &["ml".into()]));
         assert!(data
@@ -321,6 +342,10 @@ mod tests {
                 "at least",
             ),
             (format!("{base}{password}sla = {{ d = \"40d\" }}"), "sla.d"),
+            (
+                format!("{base}{password}running_logs_every = \"10ms\""),
+                "running_logs_every",
+            ),
             (format!("{base}{password}colour = \"red\""), "colour"),
             (
                 "[[source]]\nname = \"P!\"\nurl = \"http://x\"".to_owned(),
