@@ -5,7 +5,14 @@
 // makes for AIRFLOW_UI_SECONDS (default 60) while it stays open.
 // Usage (Airflow started by scripts/airflow.sh, its env sourced, runs in progress):
 //   AIRFLOW_UI_DAG=stepline_long_running node end2end/perf/airflow-ui-requests.js
-const { launchChromium } = require('./stepline-server');
+const { chromium } = require('@playwright/test');
+
+function launchChromium() {
+  return chromium.launch({
+    executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu'],
+  });
+}
 
 async function main() {
   const base = process.env.STEPLINE_AIRFLOW_URL;
