@@ -17,21 +17,8 @@ use server::engines::airflow::{CompensationRule, Credentials, SourceConfig};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
-}
-
-fn summary(values: &mut [f64]) -> String {
-    values.sort_by(f64::total_cmp);
-    format!(
-        "p50 {:.0} ms, p95 {:.0} ms, p99 {:.0} ms, max {:.0} ms (n = {})",
-        quantile(values, 0.5),
-        quantile(values, 0.95),
-        quantile(values, 0.99),
-        values[values.len() - 1],
-        values.len()
-    )
-}
+mod support;
+use support::summary;
 
 /// Airflow's own API, as the bench triggers and reads runs.
 struct Airflow {

@@ -22,21 +22,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 use tower::ServiceExt;
 
-fn quantile(sorted: &[f64], q: f64) -> f64 {
-    sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
-}
-
-fn summary(values: &mut [f64]) -> String {
-    values.sort_by(f64::total_cmp);
-    format!(
-        "p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms (n = {})",
-        quantile(values, 0.5),
-        quantile(values, 0.95),
-        quantile(values, 0.99),
-        values[values.len() - 1],
-        values.len()
-    )
-}
+mod support;
+use support::summary;
 
 #[path = "../tests/common/temporal_fixture.rs"]
 mod temporal_fixture;

@@ -65,6 +65,19 @@ pub fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1]
 }
 
+/// Sorts `values` (milliseconds) and tells their p50, p95, p99 and maximum.
+pub fn summary(values: &mut [f64]) -> String {
+    values.sort_by(f64::total_cmp);
+    format!(
+        "p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms (n = {})",
+        quantile(values, 0.5),
+        quantile(values, 0.95),
+        quantile(values, 0.99),
+        values[values.len() - 1],
+        values.len()
+    )
+}
+
 /// The process's resident memory, in MiB (from /proc).
 pub fn rss_mib() -> f64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
