@@ -155,6 +155,11 @@ async fn parallel_tasks_overlap_and_a_mapped_task_shows_every_map_index() {
         .wait_for_status(&parallel, "COMPLETED", WITHIN)
         .await;
     assert_eq!(detail["engine"], "airflow:local");
+    assert_eq!(
+        detail["metadata"]["tags"],
+        json!(["stepline-fixture"]),
+        "the DAG's tags"
+    );
     let branched: Vec<Value> = steps(&detail)
         .into_iter()
         .filter(|s| s["branch"].is_string())

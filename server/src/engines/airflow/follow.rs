@@ -69,8 +69,8 @@ struct Following {
     runs: HashMap<String, Reported>,
     /// DAGs' structures, by DAG id.
     structures: HashMap<String, Structure>,
-    /// DAGs having one of the wanted tags (when tags are configured), and when read.
-    tagged: Option<(Instant, HashSet<String>)>,
+    /// Every DAG's tags, and when they were read.
+    dags: Option<(Instant, HashMap<String, Vec<String>>)>,
     /// The running tries whose logs are read as they grow, by run id and step.
     live_logs: HashMap<(String, StepKey), LiveLog>,
 }
@@ -199,10 +199,16 @@ impl Inner {
     ) -> Result<(), ClientError> {
         let runs = self.client.runs_changed_since(since).await?;
         let instances = self.client.task_instances_changed_since(since).await?;
-        let tagged = self.tagged_dags(following).await?;
+        let seen: HashSet<&str> = runs
+            .iter()
+            .map(|r| r.dag_id.as_str())
+            .chain(instances.iter().map(|i| i.dag_id.as_str()))
+            .collect();
+        let dags = self.dags(following, &seen).await?;
         let wanted = |dag_id: &str| {
-            self.config.dag_ids.is_empty() || self.config.dag_ids.iter().any(|d| d == dag_id)
-        } && tagged.as_ref().is_none_or(|dags| dags.contains(dag_id));
+            let tags = dags.get(dag_id).map(Vec::as_slice).unwrap_or_default();
+            self.config.wants(dag_id, tags)
+        };
         let mut changed: BTreeMap<(String, String), Vec<TaskInstance>> = BTreeMap::new();
         for instance in instances.into_iter().filter(|i| wanted(&i.dag_id)) {
             changed
@@ -254,33 +260,30 @@ impl Inner {
         Ok(())
     }
 
-    /// The DAGs having a wanted tag (`None`: tags are not filtered on).
-    async fn tagged_dags(
+    /// Every DAG's tags: known, or read again after a minute or when a DAG among `seen`
+    /// is not known yet (a run of a new DAG is never left out for a stale list).
+    async fn dags(
         &self,
         following: &mut Following,
-    ) -> Result<Option<HashSet<String>>, ClientError> {
-        if self.config.tags.is_empty() {
-            return Ok(None);
-        }
-        if let Some((at, dags)) = &following.tagged {
-            if at.elapsed() < DAGS_KEPT_FOR {
-                return Ok(Some(dags.clone()));
+        seen: &HashSet<&str>,
+    ) -> Result<HashMap<String, Vec<String>>, ClientError> {
+        if let Some((at, dags)) = &following.dags {
+            if at.elapsed() < DAGS_KEPT_FOR && seen.iter().all(|dag| dags.contains_key(*dag)) {
+                return Ok(dags.clone());
             }
         }
-        let dags: HashSet<String> = self
+        let dags: HashMap<String, Vec<String>> = self
             .client
             .dags()
             .await?
             .into_iter()
-            .filter(|dag| {
-                dag.tags
-                    .iter()
-                    .any(|tag| self.config.tags.contains(&tag.name))
+            .map(|dag| {
+                let tags = dag.tags.into_iter().map(|tag| tag.name).collect();
+                (dag.dag_id, tags)
             })
-            .map(|dag| dag.dag_id)
             .collect();
-        following.tagged = Some((Instant::now(), dags.clone()));
-        Ok(Some(dags))
+        following.dags = Some((Instant::now(), dags.clone()));
+        Ok(dags)
     }
 
     /// A DAG's structure: known, or read (again, when `fresh`: a task it did not have).
@@ -356,7 +359,13 @@ impl Inner {
                     .client
                     .task_instances(&run.dag_id, &run.dag_run_id)
                     .await?;
-                let start = self.start(run, &structure, &instances, &id);
+                let tags = following
+                    .dags
+                    .as_ref()
+                    .and_then(|(_, dags)| dags.get(&run.dag_id))
+                    .cloned()
+                    .unwrap_or_default();
+                let start = self.start(run, &structure, &instances, &id, tags);
                 let reported = Reported {
                     status: start.status.unwrap_or(WorkflowStatus::Running),
                     steps: start
@@ -509,7 +518,10 @@ impl Inner {
         structure: &Structure,
         instances: &[TaskInstance],
         id: &str,
+        mut tags: Vec<String>,
     ) -> WorkflowStart {
+        // The DAG's tags, as many as a run keeps.
+        tags.truncate(limits::TAGS);
         let steps = mapping::declarations(structure, instances);
         let origin = self.origins.lock().expect("not poisoned").remove(id);
         WorkflowStart {
@@ -543,7 +555,7 @@ impl Inner {
                 .map(|(_, who)| who)
                 .or_else(|| mapping::triggered_by(run)),
             priority: None,
-            tags: Vec::new(),
+            tags,
             input: run.conf.clone().filter(|conf| !conf.is_null()),
             steps,
         }
