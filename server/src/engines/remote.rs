@@ -24,6 +24,35 @@ impl ClientError {
     }
 }
 
+/// Sends `request` and reads the engine's answer ([`read`]).
+pub async fn send<T: serde::de::DeserializeOwned>(
+    request: reqwest::RequestBuilder,
+) -> Result<T, ClientError> {
+    let response = request
+        .send()
+        .await
+        .map_err(|e| ClientError::Unreachable(e.to_string()))?;
+    read(response).await
+}
+
+/// An engine's answer: its JSON when it succeeded, else its refusal with its message.
+pub async fn read<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+) -> Result<T, ClientError> {
+    let status = response.status();
+    let text = response
+        .text()
+        .await
+        .map_err(|e| ClientError::Unreachable(e.to_string()))?;
+    if !status.is_success() {
+        return Err(ClientError::Refused {
+            status: status.as_u16(),
+            message: error_message(&text),
+        });
+    }
+    serde_json::from_str(&text).map_err(|e| ClientError::Unreadable(e.to_string()))
+}
+
 /// The message of an engine's error answer: its `message` (Temporal) or `detail`
 /// (Airflow) field, else the start of the body.
 pub fn error_message(body: &str) -> String {

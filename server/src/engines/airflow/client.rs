@@ -4,7 +4,7 @@
 //! with a password (renewing its token when Airflow refuses it) or a given token.
 
 use super::Credentials;
-use crate::engines::remote::{error_message, ClientError};
+use crate::engines::remote::{self, ClientError};
 use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
@@ -249,28 +249,22 @@ impl AirflowClient {
             path.pop_if_empty().extend(["auth", "token"]);
         }
         self.calls.fetch_add(1, Ordering::Relaxed);
-        let response = self
+        let request = self
             .http
             .post(url)
             .timeout(CALL_TIMEOUT)
-            .json(&json!({"username": username, "password": password}))
-            .send()
-            .await
-            .map_err(|e| ClientError::Unreachable(e.to_string()))?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| ClientError::Unreachable(e.to_string()))?;
-        if !status.is_success() {
-            return Err(ClientError::Refused {
-                status: status.as_u16(),
-                message: format!("signing in to Airflow: {}", error_message(&text)),
-            });
-        }
-        let token = serde_json::from_str::<Value>(&text)
-            .ok()
-            .and_then(|v| v.get("access_token")?.as_str().map(str::to_owned))
+            .json(&json!({"username": username, "password": password}));
+        let answer: Value = remote::send(request).await.map_err(|error| match error {
+            ClientError::Refused { status, message } => ClientError::Refused {
+                status,
+                message: format!("signing in to Airflow: {message}"),
+            },
+            other => other,
+        })?;
+        let token = answer
+            .get("access_token")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
             .ok_or_else(|| ClientError::Unreadable("no access_token in /auth/token".into()))?;
         *held = Some(token.clone());
         Ok(token)
@@ -308,17 +302,7 @@ impl AirflowClient {
                     continue;
                 }
             }
-            let text = response
-                .text()
-                .await
-                .map_err(|e| ClientError::Unreachable(e.to_string()))?;
-            if !status.is_success() {
-                return Err(ClientError::Refused {
-                    status: status.as_u16(),
-                    message: error_message(&text),
-                });
-            }
-            return serde_json::from_str(&text).map_err(|e| ClientError::Unreadable(e.to_string()));
+            return remote::read(response).await;
         }
     }
 

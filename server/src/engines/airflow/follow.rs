@@ -68,7 +68,7 @@ struct Following {
     /// What was reported of the open runs, by Stepline id.
     runs: HashMap<String, Reported>,
     /// DAGs' structures, by DAG id.
-    structures: HashMap<String, Structure>,
+    structures: HashMap<String, Arc<Structure>>,
     /// Every DAG's tags, and when they were read.
     dags: Option<(Instant, HashMap<String, Vec<String>>)>,
     /// The running tries whose logs are read as they grow, by run id and step.
@@ -292,14 +292,14 @@ impl Inner {
         following: &mut Following,
         dag_id: &str,
         fresh: bool,
-    ) -> Result<Structure, ClientError> {
+    ) -> Result<Arc<Structure>, ClientError> {
         if !fresh {
             if let Some(structure) = following.structures.get(dag_id) {
                 return Ok(structure.clone());
             }
         }
         let tasks = self.client.tasks(dag_id).await?;
-        let structure = Structure::from_tasks(&tasks, &self.config.compensation);
+        let structure = Arc::new(Structure::from_tasks(&tasks, &self.config.compensation));
         following
             .structures
             .insert(dag_id.to_owned(), structure.clone());
@@ -393,7 +393,6 @@ impl Inner {
                 (reported, instances)
             }
         };
-        let reported = &mut reported;
         if reported.status.is_terminal() && !status.is_terminal() {
             events.push(event(
                 now,
@@ -436,15 +435,11 @@ impl Inner {
                     structure = self.structure(following, &run.dag_id, true).await?;
                 }
                 let task = self.shape(&structure, instance);
-                let declaration = new_step(reported, &task, instance.map_index);
+                let declaration = new_step(&mut reported, &task, instance.map_index);
                 events.push(event(now, Change::StepScheduled(declaration)));
             }
-            let task = self.shape(&structure, instance);
-            let number = reported.steps[&key].number;
-            let again = mapping::declaration(&task, instance.map_index, number, |up| {
-                number_of(reported, up)
-            });
             let step = reported.steps.get_mut(&key).expect("declared above");
+            let number = step.number;
             let tries = if mapping::needs_tries(step, instance) {
                 self.client
                     .tries(
@@ -457,8 +452,22 @@ impl Inner {
             } else {
                 vec![instance.clone()]
             };
+            let facts = mapping::step_facts(step, instance, &tries, now);
+            if facts.is_empty() {
+                continue;
+            }
+            // Declared again only when Airflow cleared it (what it undoes included).
+            let again = facts
+                .iter()
+                .any(|fact| matches!(fact, StepFact::Rescheduled))
+                .then(|| {
+                    let task = self.shape(&structure, instance);
+                    mapping::declaration(&task, instance.map_index, number, |up| {
+                        number_of(&reported, up)
+                    })
+                });
             let log_key = (id.clone(), key.clone());
-            for fact in mapping::step_facts(step, instance, &tries, now) {
+            for fact in facts {
                 let resume = match &fact {
                     StepFact::Started { attempt, .. } => {
                         if self.config.running_logs_every.is_some() {
@@ -489,9 +498,14 @@ impl Inner {
                     }
                     _ => None,
                 };
-                self.fact_events(&again, instance, fact, resume, &mut |at, change| {
-                    events.push(event(at, change))
-                })
+                self.fact_events(
+                    number,
+                    again.as_ref(),
+                    instance,
+                    fact,
+                    resume,
+                    &mut |at, change| events.push(event(at, change)),
+                )
                 .await;
             }
         }
@@ -500,14 +514,14 @@ impl Inner {
             following.live_logs.retain(|(run, _), _| *run != id);
         }
         if status.is_terminal() && reported.status != status {
-            let reason = self.end_reason(&id, status, reported);
+            let reason = self.end_reason(&id, status, &reported);
             events.push(event(
                 run.end_date.unwrap_or(now),
                 Change::WorkflowStatusChanged { status, reason },
             ));
             reported.status = status;
         }
-        following.runs.insert(id.clone(), reported.clone());
+        following.runs.insert(id.clone(), reported);
         Ok(id)
     }
 
@@ -580,20 +594,24 @@ impl Inner {
             })
     }
 
-    /// The events of one fact about the step `declared`, with what Airflow tells only on
-    /// asking: a try's log (its lines, and the error of a failed try) and a task's return
-    /// value.
+    /// The events of one fact about step `number` (`again`: its declaration, when the
+    /// fact is that Airflow cleared it), with what Airflow tells only on asking: a try's
+    /// log (its lines, and the error of a failed try) and a task's return value.
     async fn fact_events(
         &self,
-        declared: &crate::source::StepDeclaration,
+        number: u32,
+        again: Option<&crate::source::StepDeclaration>,
         instance: &TaskInstance,
         fact: StepFact,
         resume: Option<LiveLog>,
         push: &mut impl FnMut(DateTime<Utc>, Change),
     ) {
-        let number = declared.step_number;
         match fact {
-            StepFact::Rescheduled => push(Utc::now(), Change::StepScheduled(declared.clone())),
+            StepFact::Rescheduled => {
+                if let Some(declaration) = again {
+                    push(Utc::now(), Change::StepScheduled(declaration.clone()));
+                }
+            }
             StepFact::Started { attempt, at } => push(at, Change::attempt_started(number, attempt)),
             StepFact::AttemptFailed { attempt, at, why } => {
                 let error = match why {

@@ -1,7 +1,7 @@
 //! Temporal's HTTP API (the frontend's JSON gateway), as far as Stepline uses it: count
 //! and list executions, read and long-poll histories, describe, and the commands.
 
-use reqwest::{Method, StatusCode, Url};
+use reqwest::{Method, Url};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -83,23 +83,7 @@ impl TemporalClient {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request
-            .send()
-            .await
-            .map_err(|e| ClientError::Unreachable(e.to_string()))?;
-        let status = response.status();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| ClientError::Unreachable(e.to_string()))?;
-        if status != StatusCode::OK {
-            let message = crate::engines::remote::error_message(&text);
-            return Err(ClientError::Refused {
-                status: status.as_u16(),
-                message,
-            });
-        }
-        serde_json::from_str(&text).map_err(|e| ClientError::Unreadable(e.to_string()))
+        crate::engines::remote::send(request).await
     }
 
     async fn get(&self, url: Url) -> Result<Value, ClientError> {
