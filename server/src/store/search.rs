@@ -25,7 +25,7 @@ use sqlx::SqlitePool;
 use std::time::{Duration, Instant};
 
 /// A search looks at most at this many of its newest matches (and says so past them).
-const SEARCHED_AT_MOST: i64 = 1_000;
+pub(super) const SEARCHED_AT_MOST: i64 = 1_000;
 /// How many runs having a trigram its density is judged by.
 const PROBED: i64 = 64;
 /// A trigram more than this many times as dense as the text's rarest is left to the check
