@@ -10,7 +10,9 @@
 #                                        with every fixture DAG parsed, write STATE_DIR/env
 #   scripts/airflow.sh stop STATE_DIR    stop Airflow + Postgres by their PID files (idempotent)
 #
-# After start, `. STATE_DIR/env` gives STEPLINE_AIRFLOW_URL, _USERNAME and _PASSWORD.
+# After start, `. STATE_DIR/env` gives STEPLINE_AIRFLOW_URL, _USERNAME, _PASSWORD and
+# _TOKEN_ACCEPTED_SECONDS (how long Airflow accepts a token: STEPLINE_AIRFLOW_TOKEN_SECONDS
+# at start, else a day, plus its leeway).
 # `. STATE_DIR/airflow.env` gives the AIRFLOW__* settings, to run the `airflow` CLI of the
 # venv by hand against the same instance. Logs: STATE_DIR/{postgres,db-migrate,api-server,
 # scheduler,dag-processor,triggerer}.log; task logs under STATE_DIR/airflow/logs.
@@ -28,6 +30,11 @@ DAGS="$ROOT/server/tests/airflow/dags"
 PG_BIN=/usr/lib/postgresql/15/bin
 USERNAME=admin
 PASSWORD=admin
+# How long a token from /auth/token lasts (Airflow's default: a day); the tests set it to
+# seconds so that following across an expired token is tested. Airflow accepts a token
+# for its leeway more (its default, set here so that the env file can say so).
+TOKEN_SECONDS=${STEPLINE_AIRFLOW_TOKEN_SECONDS:-86400}
+TOKEN_LEEWAY=10
 COMPONENTS=(api-server scheduler dag-processor triggerer)
 START_TIMEOUT=${STEPLINE_AIRFLOW_START_TIMEOUT:-180}
 
@@ -350,7 +357,7 @@ export AIRFLOW_HOME=$home
 export AIRFLOW__CORE__DAGS_FOLDER=$DAGS
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__EXECUTOR=LocalExecutor
-export AIRFLOW__CORE__PARALLELISM=4
+export AIRFLOW__CORE__PARALLELISM=8
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgresql+psycopg2://postgres@127.0.0.1:$pg/airflow
 export AIRFLOW__CORE__AUTH_MANAGER=airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager
@@ -362,6 +369,8 @@ export AIRFLOW__API__BASE_URL=http://127.0.0.1:$api
 export AIRFLOW__API__WORKERS=1
 export AIRFLOW__CORE__EXECUTION_API_SERVER_URL=http://127.0.0.1:$api/execution/
 export AIRFLOW__API_AUTH__JWT_SECRET=$jwt_secret
+export AIRFLOW__API_AUTH__JWT_EXPIRATION_TIME=$TOKEN_SECONDS
+export AIRFLOW__API_AUTH__JWT_LEEWAY=$TOKEN_LEEWAY
 export AIRFLOW__API__SECRET_KEY=$secret_key
 export AIRFLOW__API__MAXIMUM_PAGE_LIMIT=1000
 export AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL=5
@@ -388,6 +397,7 @@ EOF
 export STEPLINE_AIRFLOW_URL=http://127.0.0.1:$api
 export STEPLINE_AIRFLOW_USERNAME=$USERNAME
 export STEPLINE_AIRFLOW_PASSWORD=$PASSWORD
+export STEPLINE_AIRFLOW_TOKEN_ACCEPTED_SECONDS=$((TOKEN_SECONDS + TOKEN_LEEWAY))
 EOF
   echo "airflow ready in $((SECONDS - started)) s"
   cat "$dir/env"

@@ -32,7 +32,8 @@ scripts/temporal.sh start "$work/temporal"
 cargo test -p server --test temporal -- --include-ignored
 
 step "Airflow adapter against a real Airflow 3 on PostgreSQL"
-scripts/airflow.sh start "$work/airflow"
+# Airflow's tokens last 20 s here, so that following goes on across their expiry.
+STEPLINE_AIRFLOW_TOKEN_SECONDS=20 scripts/airflow.sh start "$work/airflow"
 . "$work/airflow/env"
 cargo test -p server --test airflow -- --include-ignored
 

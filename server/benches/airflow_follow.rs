@@ -142,15 +142,17 @@ async fn main() {
         poll_interval: poll,
         // Only what this bench triggers.
         import_since: Duration::from_secs(1),
-        // The default: a try's log is read when it ends.
+        // The defaults: a failed try's log read when it ends, a successful one's (and its
+        // return value) at one call a second.
         running_logs_every: None,
+        reads_per_second: 1.0,
     };
     let (_, mut live) = state.hub.subscribe();
     let followed = server::follow_airflow(&state, vec![source.clone()]).expect("following");
     // Let the first polls pass, so that the count below is the steady cost.
     tokio::time::sleep(poll * 3).await;
 
-    // Runs that stay open a while: a long task each (Airflow runs 4 tasks at once here,
+    // Runs that stay open a while: a long task each (Airflow runs 8 tasks at once here,
     // the others wait queued), and every fixture shape among them.
     let shapes = [
         ("stepline_long_running", json!({"seconds": 20})),

@@ -19,35 +19,29 @@ use std::time::Duration;
 /// A run of the fixture DAGs takes 5 to 16 s here; the scheduler may queue it a while.
 const WITHIN: Duration = Duration::from_secs(90);
 
-/// Airflow's own REST API, as the tests use it to trigger and read runs.
+/// Airflow's own REST API, as the tests use it to trigger and read runs (signing in again
+/// when its token expires: `scripts/test.sh` has Airflow's tokens last seconds).
 struct Airflow {
     url: String,
     http: reqwest::Client,
-    token: String,
+    token: tokio::sync::Mutex<String>,
+}
+
+fn env_var(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run scripts/test.sh"))
 }
 
 impl Airflow {
     async fn from_env() -> Self {
-        let var = |name: &str| {
-            std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run scripts/test.sh"))
-        };
-        let url = var("STEPLINE_AIRFLOW_URL");
         server::engines::install_tls_provider();
         let http = reqwest::Client::new();
-        let answer: Value = http
-            .post(format!("{url}/auth/token"))
-            .json(&json!({
-                "username": var("STEPLINE_AIRFLOW_USERNAME"),
-                "password": var("STEPLINE_AIRFLOW_PASSWORD"),
-            }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        let token = answer["access_token"].as_str().unwrap().to_owned();
-        Self { url, http, token }
+        let url = env_var("STEPLINE_AIRFLOW_URL");
+        let token = sign_in(&http, &url).await;
+        Self {
+            url,
+            http,
+            token: tokio::sync::Mutex::new(token),
+        }
     }
 
     /// The source Stepline follows, reaching Airflow at `url` (its own, or a relay's).
@@ -56,8 +50,8 @@ impl Airflow {
             name: "local".into(),
             url: url.to_owned(),
             credentials: Credentials::Password {
-                username: std::env::var("STEPLINE_AIRFLOW_USERNAME").unwrap(),
-                password: std::env::var("STEPLINE_AIRFLOW_PASSWORD").unwrap(),
+                username: env_var("STEPLINE_AIRFLOW_USERNAME"),
+                password: env_var("STEPLINE_AIRFLOW_PASSWORD"),
             },
             dag_ids: Vec::new(),
             tags: vec!["stepline-fixture".into()],
@@ -70,22 +64,33 @@ impl Airflow {
             // The runs of the tests running now, not those of every test before.
             import_since: Duration::from_secs(20),
             running_logs_every: Some(Duration::from_secs(1)),
+            reads_per_second: 5.0,
         }
+    }
+
+    /// Airflow's answer to `request` (built for a token), signing in again once if
+    /// Airflow refuses the token.
+    async fn call(&self, request: impl Fn(&str) -> reqwest::RequestBuilder) -> Value {
+        let mut token = self.token.lock().await;
+        let mut response = request(&token).send().await.unwrap();
+        if response.status() == reqwest::StatusCode::UNAUTHORIZED {
+            *token = sign_in(&self.http, &self.url).await;
+            response = request(&token).send().await.unwrap();
+        }
+        response.json().await.unwrap()
     }
 
     /// Triggers `dag` with `conf`: its run id.
     async fn trigger(&self, dag: &str, conf: Value) -> String {
-        let answer: Value = self
-            .http
-            .post(format!("{}/api/v2/dags/{dag}/dagRuns", self.url))
-            .bearer_auth(&self.token)
-            .json(&json!({"logical_date": null, "conf": conf}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let url = format!("{}/api/v2/dags/{dag}/dagRuns", self.url);
+        let answer = self
+            .call(|token| {
+                self.http
+                    .post(&url)
+                    .bearer_auth(token)
+                    .json(&json!({"logical_date": null, "conf": conf}))
+            })
+            .await;
         answer["dag_run_id"]
             .as_str()
             .unwrap_or_else(|| panic!("no run id: {answer}"))
@@ -97,16 +102,26 @@ impl Airflow {
         url.path_segments_mut()
             .unwrap()
             .extend(["api", "v2", "dags", dag, "dagRuns", run_id]);
-        self.http
-            .get(url)
-            .bearer_auth(&self.token)
-            .send()
+        self.call(|token| self.http.get(url.clone()).bearer_auth(token))
             .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap()
     }
+}
+
+/// A token from Airflow's `/auth/token`.
+async fn sign_in(http: &reqwest::Client, url: &str) -> String {
+    let answer: Value = http
+        .post(format!("{url}/auth/token"))
+        .json(&json!({
+            "username": env_var("STEPLINE_AIRFLOW_USERNAME"),
+            "password": env_var("STEPLINE_AIRFLOW_PASSWORD"),
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    answer["access_token"].as_str().unwrap().to_owned()
 }
 
 /// Stepline following the real Airflow, on its own SQLite file, asked through its router.
@@ -119,9 +134,13 @@ impl Stepline {
 
     /// Stepline reaching `airflow` at `url`.
     async fn following_at(airflow: &Airflow, url: &str) -> Self {
+        Self::on(airflow.source(url), tempfile::tempdir().unwrap()).await
+    }
+
+    /// Stepline following `source` on the store in `dir` (a restart reuses it).
+    async fn on(source: SourceConfig, dir: tempfile::TempDir) -> Self {
         common::core_state::show_engine_logs();
-        let (state, dir) = common::core_state::on_temporary_file().await;
-        let source = airflow.source(url);
+        let state = common::core_state::in_folder(dir.path()).await;
         server::follow_airflow(&state, vec![source.clone()]).unwrap();
         Self::new(&state, source, dir).await
     }
@@ -196,7 +215,12 @@ async fn each_try_of_a_retried_task_shows_with_its_times_and_error() {
         "stepline_retry_recovers",
         &airflow.trigger("stepline_retry_recovers", json!({})).await,
     );
-    let detail = stepline.wait_for_status(&id, "COMPLETED", WITHIN).await;
+    // The completion shows at once; the output and lines of the successful try once read.
+    let detail = stepline
+        .wait_for(&id, WITHIN, |d| {
+            d["status"] == "COMPLETED" && !step(d, "flaky_fetch")["output"].is_null()
+        })
+        .await;
     let flaky = step(&detail, "flaky_fetch");
     let attempts = flaky["attempts"].as_array().unwrap();
     assert_eq!(attempts.len(), 3, "{flaky:#}");
@@ -402,7 +426,11 @@ async fn an_outage_shows_as_degraded_and_stepline_catches_up_on_what_it_missed()
     );
 
     relay.set(true);
-    let detail = stepline.wait_for_status(&id, "COMPLETED", WITHIN).await;
+    let detail = stepline
+        .wait_for(&id, WITHIN, |d| {
+            d["status"] == "COMPLETED" && step(d, "wait")["logs"].to_string().contains("tick 6/6")
+        })
+        .await;
     let wait = step(&detail, "wait");
     assert_eq!(wait["status"], "COMPLETED", "{detail:#}");
     assert_eq!(wait["attempts"].as_array().unwrap().len(), 1);
@@ -436,7 +464,11 @@ async fn a_running_tries_log_is_read_as_it_grows_and_each_line_kept_once() {
         "RUNNING",
         "read while it runs: {running:#}"
     );
-    let done = stepline.wait_for_status(&id, "COMPLETED", WITHIN).await;
+    let done = stepline
+        .wait_for(&id, WITHIN, |d| {
+            d["status"] == "COMPLETED" && step(d, "wait")["logs"].to_string().contains("tick 8/8")
+        })
+        .await;
     let logs: Vec<String> = step(&done, "wait")["logs"]
         .as_array()
         .unwrap()
@@ -451,4 +483,176 @@ async fn a_running_tries_log_is_read_as_it_grows_and_each_line_kept_once() {
             "{line} once in {logs:#?}"
         );
     }
+}
+
+#[tokio::test]
+#[ignore = "needs a real Airflow: scripts/test.sh starts one"]
+async fn successful_tries_still_to_read_when_stepline_stops_are_read_after_a_restart() {
+    let airflow = Airflow::from_env().await;
+    let dir = tempfile::tempdir().unwrap();
+    let run_id = airflow.trigger("stepline_linear", json!({})).await;
+    let id = airflow
+        .source(&airflow.url)
+        .workflow_id("stepline_linear", &run_id);
+    let marks = [
+        (
+            "extract",
+            "extracting 3 orders",
+            json!({"orders": [101, 102, 103]}),
+        ),
+        ("transform", "total 306", json!({"count": 3, "total": 306})),
+        (
+            "load",
+            "loading summary",
+            json!({"loaded": true, "rows": 3}),
+        ),
+    ];
+
+    // The first Stepline reads one try, then would wait minutes for its next read; it runs
+    // on its own runtime, so dropping it stops everything it had, as a killed process. It
+    // watches the list only: opening the run would have its tries read at once.
+    let dir = {
+        let (airflow_url, id) = (airflow.url.clone(), id.clone());
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().unwrap();
+            runtime.block_on(async {
+                let airflow = Airflow::from_env().await;
+                let mut source = airflow.source(&airflow_url);
+                source.reads_per_second = 0.01;
+                let stepline = Stepline::on(source, dir).await;
+                let uri = format!("/api/platform/orchestration/workflows?q={id}");
+                until("the run to end in Stepline's list", WITHIN, || async {
+                    let (_, list) = stepline.get(&uri).await;
+                    (list["workflows"][0]["status"] == "COMPLETED").then_some(())
+                })
+                .await;
+                stepline.dir
+            })
+        })
+        .join()
+        .unwrap()
+    };
+    let unread = {
+        use server::source::Recall;
+        let store =
+            server::store::Store::open(&format!("sqlite://{}/stepline.db", dir.path().display()))
+                .await
+                .unwrap();
+        let positions = store.positions("airflow:local").await.unwrap();
+        let unread: Vec<Value> = serde_json::from_str(&positions["unread"]).unwrap();
+        unread
+            .iter()
+            .filter(|u| u["workflow_id"] == id.as_str())
+            .count()
+    };
+    assert!(
+        unread >= 2,
+        "two tries at least were still to read: {unread}"
+    );
+
+    let stepline = Stepline::on(airflow.source(&airflow.url), dir).await;
+    let detail = stepline
+        .wait_for(&id, WITHIN, |d| {
+            marks
+                .iter()
+                .all(|(name, ..)| !step(d, name)["output"].is_null())
+        })
+        .await;
+    for (name, line, output) in &marks {
+        let step = step(&detail, name);
+        assert_eq!(step["output"], *output, "{step:#}");
+        let lines = step["logs"].as_array().unwrap();
+        assert_eq!(
+            lines
+                .iter()
+                .filter(|l| l.as_str().unwrap().contains(line))
+                .count(),
+            1,
+            "{line:?} once in {step:#}"
+        );
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a real Airflow: scripts/test.sh starts one"]
+async fn opening_a_run_reads_its_successful_tries_at_once_whatever_the_budget() {
+    let airflow = Airflow::from_env().await;
+    let mut source = airflow.source(&airflow.url);
+    // One try read, then the next in minutes, unless someone looks.
+    source.reads_per_second = 0.01;
+    let stepline = Stepline::on(source, tempfile::tempdir().unwrap()).await;
+    let id = stepline.id(
+        "stepline_linear",
+        &airflow.trigger("stepline_linear", json!({})).await,
+    );
+    // The detail, as the run's page asks it, until every step shows its output.
+    let detail = stepline
+        .wait_for(&id, WITHIN, |d| {
+            d["status"] == "COMPLETED"
+                && ["extract", "transform", "load"]
+                    .iter()
+                    .all(|name| !step(d, name)["output"].is_null())
+        })
+        .await;
+    assert_eq!(
+        step(&detail, "transform")["output"],
+        json!({"count": 3, "total": 306})
+    );
+    assert!(
+        step(&detail, "load")["logs"]
+            .to_string()
+            .contains("loading summary"),
+        "{detail:#}"
+    );
+}
+
+#[tokio::test]
+#[ignore = "needs a real Airflow: scripts/test.sh starts one"]
+async fn a_token_that_expires_while_following_is_renewed_and_nothing_is_missed() {
+    let lifetime: u64 = env_var("STEPLINE_AIRFLOW_TOKEN_ACCEPTED_SECONDS")
+        .parse()
+        .unwrap();
+    assert!(
+        lifetime <= 60,
+        "scripts/test.sh has Airflow's tokens expire within a minute, not {lifetime} s"
+    );
+    let airflow = Airflow::from_env().await;
+    common::core_state::show_engine_logs();
+    let (state, dir) = common::core_state::on_temporary_file().await;
+    let source = airflow.source(&airflow.url);
+    let followed = server::follow_airflow(&state, vec![source.clone()]).unwrap();
+    let stepline = Stepline::new(&state, source, dir).await;
+    // A run that lasts past the token Stepline signed in with.
+    let seconds = lifetime + 5;
+    let id = stepline.id(
+        "stepline_long_running",
+        &airflow
+            .trigger("stepline_long_running", json!({"seconds": seconds}))
+            .await,
+    );
+    let last_tick = format!("tick {seconds}/{seconds}");
+    let detail = stepline
+        .wait_for(&id, WITHIN + Duration::from_secs(seconds), |d| {
+            d["status"] == "COMPLETED" && step(d, "wait")["logs"].to_string().contains(&last_tick)
+        })
+        .await;
+    assert_eq!(
+        step(&detail, "wait")["attempts"].as_array().unwrap().len(),
+        1
+    );
+    assert!(
+        followed[0].sign_ins() >= 2,
+        "signed in again when the first token expired: {} sign-ins",
+        followed[0].sign_ins()
+    );
+    let (_, engines) = stepline.get("/api/platform/orchestration/engines").await;
+    let airflow_source = engines
+        .as_array()
+        .and_then(|all| all.iter().find(|e| e["engine"] == "airflow:local"))
+        .cloned();
+    assert_eq!(
+        airflow_source.as_ref().map(|e| e["state"].clone()),
+        Some(json!("ok")),
+        "{engines:#}"
+    );
 }

@@ -83,6 +83,7 @@ impl AppState {
             hub: self.hub.clone(),
             health: self.health.clone(),
             pushing: self.pushing.clone(),
+            engines: self.engines.clone(),
             sight: caller.as_ref().map_or(Sight::Everything, Grants::sight),
             caller,
         }
@@ -249,6 +250,7 @@ pub struct StoreReader {
     hub: Arc<LiveHub>,
     health: crate::engines::health::HealthBoard,
     pushing: crate::engines::commands::PushEngines,
+    engines: Engines,
     /// Whose reads these are, and which engines' runs they may see.
     caller: Option<Caller>,
     sight: Sight,
@@ -345,7 +347,11 @@ impl ReadModel for StoreReader {
             .await
             .map_err(|e| ReadError::Store(e.into()))?;
         // A run of an engine the caller may not read is as unknown to them.
-        Ok(detail.filter(|detail| self.sight.sees(&detail.engine)))
+        let detail = detail.filter(|detail| self.sight.sees(&detail.engine));
+        if let Some(detail) = &detail {
+            self.engines.opened(&detail.engine, id);
+        }
+        Ok(detail)
     }
 }
 

@@ -64,14 +64,15 @@ pub async fn detail(
             StepsPage::MAX_LIMIT
         )));
     }
-    state
+    let detail = state
         .store
         .workflow_detail_page(&id, now_ms(), from, limit)
         .await?
         // A run of an engine the caller may not read is as unknown to them.
         .filter(|detail| caller.sight().sees(&detail.engine))
-        .map(Json)
-        .ok_or_else(|| AppError::NotFound(format!("no workflow {id:?}")))
+        .ok_or_else(|| AppError::NotFound(format!("no workflow {id:?}")))?;
+    state.engines.opened(&detail.engine, &id);
+    Ok(Json(detail))
 }
 
 /// `GET .../analytics?period=1h|24h|7d` (24h when absent), or `?from=...&to=...`.

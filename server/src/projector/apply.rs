@@ -268,6 +268,10 @@ pub fn apply(
             step_number,
             output,
         } => step_completed(state, step_number, output, at, out),
+        Change::StepOutput {
+            step_number,
+            output,
+        } => step_output(state, step_number, output),
         Change::StepFailed { step_number, error } => {
             step_failed(state, step_number, error, at, out)
         }
@@ -483,6 +487,29 @@ fn step_completed(
         duration_seconds: step.duration_seconds(at).unwrap_or(0.0),
         status: StepStatus::Completed,
     });
+    state.dirty_steps.insert(*step_number);
+    Ok(())
+}
+
+/// A completed step's output, told after its completion (the run may have ended since).
+fn step_output(
+    state: &mut WorkflowState,
+    step_number: &u32,
+    output: &Value,
+) -> Result<(), Refusal> {
+    let id = state.row.id.clone();
+    let step = state.steps.get_mut(step_number).ok_or_else(|| {
+        Refusal::OutOfOrder(format!(
+            "step {step_number} of {id:?} has no output: it was never scheduled"
+        ))
+    })?;
+    if step.status != StepStatus::Completed {
+        return Err(Refusal::OutOfOrder(format!(
+            "step {step_number} of {id:?} is {}: only a completed step has an output",
+            step.status
+        )));
+    }
+    step.output = Some(output.clone());
     state.dirty_steps.insert(*step_number);
     Ok(())
 }

@@ -185,6 +185,11 @@ pub fn fit(mut event: SourceEvent) -> SourceEvent {
             fit_multi_line(error, limits::ERROR)
         }
         Change::StepCompleted { output, .. } => fit_payload(output),
+        Change::StepOutput { output, .. } => {
+            let mut told = Some(std::mem::take(output));
+            fit_payload(&mut told);
+            *output = told.unwrap_or_default();
+        }
         Change::StepCancelled { reason, .. } => fit_multi_line(reason, limits::REASON),
         Change::WorkflowStatusChanged { reason, .. } => {
             if let Some(reason) = reason {

@@ -933,3 +933,73 @@ async fn a_refused_event_sets_only_its_own_run_aside_when_applied_per_run() {
         .iter()
         .any(|live| live.workflow_id() == Some("wf-new")));
 }
+
+#[tokio::test]
+async fn an_output_told_after_the_completion_lands_on_the_completed_step_even_once_the_run_ended() {
+    let store = store().await;
+    let output = |step: u32| {
+        event(
+            "wf-later",
+            5_000,
+            Change::StepOutput {
+                step_number: step,
+                output: serde_json::json!({"rows": step}),
+            },
+        )
+    };
+    let events = vec![
+        started("wf-later", 2, None),
+        step_started("wf-later", 1_000, 1),
+        event(
+            "wf-later",
+            2_000,
+            Change::StepCompleted {
+                step_number: 1,
+                output: None,
+            },
+        ),
+        step_started("wf-later", 2_000, 2),
+        event(
+            "wf-later",
+            3_000,
+            Change::WorkflowStatusChanged {
+                status: WorkflowStatus::Failed,
+                reason: None,
+            },
+        ),
+    ];
+    apply_batch(&store, batch(events), T0 + 4_000)
+        .await
+        .unwrap();
+    let live = apply_batch(&store, batch(vec![output(1)]), T0 + 6_000)
+        .await
+        .unwrap();
+    assert!(
+        live.iter()
+            .any(|event| matches!(event, LiveEvent::WorkflowUpdated { .. })),
+        "an open page learns that the run changed: {live:?}"
+    );
+    let detail = store
+        .workflow_detail("wf-later", T0 + 6_000)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        detail.execution.steps[0].output,
+        Some(serde_json::json!({"rows": 1}))
+    );
+    assert_eq!(
+        detail.status,
+        WorkflowStatus::Failed,
+        "the run stays as it ended"
+    );
+
+    // Only a completed step has an output: step 2 ended with the run, step 3 never ran.
+    for step in [2, 3] {
+        let refused = apply_batch(&store, batch(vec![output(step)]), T0 + 6_000).await;
+        assert!(
+            matches!(refused, Err(ApplyError::Refused { .. })),
+            "step {step}: {refused:?}"
+        );
+    }
+}

@@ -78,6 +78,12 @@ pub trait Engine: Send + Sync {
         requested_by: &str,
     ) -> Result<CommandOutcome, CommandError>;
 
+    /// Someone opened run `workflow_id`'s page or detail: an engine that reads some facts
+    /// only on demand (Airflow's logs and return values of successful tries, read at a
+    /// budgeted pace) reads that run's now. Answers at once; what it reads arrives as
+    /// events.
+    fn opened(&self, _workflow_id: &str) {}
+
     /// Whether runs can be started through it (the start API picks such an engine).
     fn starts_runs(&self) -> bool {
         false
@@ -124,6 +130,13 @@ impl Engines {
 
     pub fn get(&self, id: &str) -> Option<Arc<dyn Engine>> {
         self.read().get(id).cloned()
+    }
+
+    /// Tells `engine` that its run `workflow_id` was opened (see [`Engine::opened`]).
+    pub fn opened(&self, engine: &str, workflow_id: &str) {
+        if let Some(engine) = self.read().get(engine) {
+            engine.opened(workflow_id);
+        }
     }
 
     /// The engine the start API starts runs on, if one is running.

@@ -50,6 +50,13 @@ pub enum Change {
         #[serde(default)]
         output: Option<Value>,
     },
+    /// A completed step's output, told after its completion: an engine that reads outputs
+    /// apart from states (Airflow's return values) reports the completion at once and the
+    /// output when it has read it.
+    StepOutput {
+        step_number: u32,
+        output: Value,
+    },
     /// The step failed for good (no attempt left).
     StepFailed {
         step_number: u32,
@@ -96,6 +103,7 @@ impl Change {
             Self::StepStarted { step_number, .. }
             | Self::StepAttemptFailed { step_number, .. }
             | Self::StepCompleted { step_number, .. }
+            | Self::StepOutput { step_number, .. }
             | Self::StepFailed { step_number, .. }
             | Self::StepSkipped { step_number }
             | Self::StepCancelled { step_number, .. }

@@ -8,7 +8,7 @@ use crate::engines::remote::{self, ClientError};
 use chrono::{DateTime, Utc};
 use reqwest::{Method, StatusCode, Url};
 use serde::de::DeserializeOwned;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -58,7 +58,7 @@ pub struct DagVersion {
 }
 
 /// A task instance, or one try of it (the tries endpoint answers the same shape).
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 pub struct TaskInstance {
     pub task_id: String,
     pub dag_id: String,
@@ -189,6 +189,8 @@ pub struct AirflowClient {
     token: Arc<tokio::sync::Mutex<Option<String>>>,
     /// Calls made, for the request budget the source reports.
     calls: Arc<AtomicU64>,
+    /// Tokens obtained with the password (the first, and each renewal).
+    sign_ins: Arc<AtomicU64>,
 }
 
 impl AirflowClient {
@@ -215,12 +217,18 @@ impl AirflowClient {
             credentials,
             token: Arc::new(tokio::sync::Mutex::new(token)),
             calls: Arc::default(),
+            sign_ins: Arc::default(),
         })
     }
 
     /// How many calls this client has made.
     pub fn calls(&self) -> u64 {
         self.calls.load(Ordering::Relaxed)
+    }
+
+    /// How many tokens it has obtained with its password.
+    pub fn sign_ins(&self) -> u64 {
+        self.sign_ins.load(Ordering::Relaxed)
     }
 
     fn url(&self, segments: &[&str]) -> Url {
@@ -267,6 +275,7 @@ impl AirflowClient {
             .map(str::to_owned)
             .ok_or_else(|| ClientError::Unreadable("no access_token in /auth/token".into()))?;
         *held = Some(token.clone());
+        self.sign_ins.fetch_add(1, Ordering::Relaxed);
         Ok(token)
     }
 

@@ -1,11 +1,19 @@
 //! Following one Airflow deployment, and taking operators' commands for its DAG runs.
 //!
-//! - Each poll asks Airflow only what changed since the last one: DAG runs and task
-//!   instances with `updated_at` at or after it (two list calls, paged). A run seen for
+//! - Each poll asks Airflow only what changed since the last one: task instances with
+//!   `updated_at` at or after it (a list call, paged), and DAG runs the same way when one
+//!   may have changed without its task instances: a followed run whose tasks have all
+//!   ended (its own end is due), and at least every [`RUNS_LISTED_EVERY`] (a run queued
+//!   behind others, a run an operator marked). A run seen for
 //!   the first time costs one more call (its task instances) and its DAG's tasks once; a
 //!   task instance that moved costs a call only when a try was missed between two polls
-//!   (its tries), when a try ended (its log, for the error and the lines) and when a task
-//!   succeeded (its return value). So the cost follows what changed, not what is stored.
+//!   (its tries) and when a try failed (its log, for the error and the lines). A run whose
+//!   task instances moved is not asked for again while it runs (it would be listed had it
+//!   changed). So the cost follows what changed, not what is stored.
+//! - A successful try's log and return value are read apart, at `reads_per_second`: the
+//!   completion is stored at once, its output and lines when read (the same poll when few
+//!   tries end). The tries still to read are stored with the position, so a restart
+//!   reads them too; past [`UNREAD_KEPT`] the oldest are given up, and their steps say so.
 //! - Airflow tells states, not events: each task instance is compared with what was
 //!   reported of its step ([`super::mapping`]); the runs followed are kept in memory while
 //!   they are open, and read back from the read model otherwise (after a restart, or when
@@ -27,7 +35,8 @@ use crate::source::{
 use app::model::{Capabilities, EngineHealth, LiveMode, StepKind, StepStatus, WorkflowStatus};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -41,6 +50,22 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(500);
 const BACKOFF_CAP: Duration = Duration::from_secs(10);
 /// How long the list of DAGs with a wanted tag is trusted.
 const DAGS_KEPT_FOR: Duration = Duration::from_secs(60);
+/// The position that holds the successful tries whose log and return value are still to
+/// be read, as JSON.
+const UNREAD: &str = "unread";
+/// At most this many tries wait to be read (stored with every batch, a few hundred bytes
+/// each); past it the oldest are given up.
+const UNREAD_KEPT: usize = 1_000;
+/// At most this many of an opened run's tries are read at once for it (a 1,000-way map
+/// is read on at the budget's pace), and at most this many opened runs are remembered
+/// between two polls.
+const OPENED_READS_AT_MOST: usize = 64;
+const OPENED_KEPT: usize = 16;
+/// DAG runs are listed at least this often, though no task instance says one changed.
+const RUNS_LISTED_EVERY: Duration = Duration::from_secs(10);
+/// Reads saved up while few tries end, in seconds of `reads_per_second`: a burst of
+/// endings after a quiet spell is read at once, up to this.
+const READS_SAVED_FOR: f64 = 5.0;
 
 /// An Airflow deployment followed by polling; the engine of its DAG runs.
 #[derive(Clone)]
@@ -60,6 +85,8 @@ struct Inner {
     /// Runs Stepline triggered (clones), by id: what they came from ("clone of <id>") and
     /// who asked.
     origins: Mutex<HashMap<String, (String, String)>>,
+    /// Runs opened since the last poll, whose tries still to read are read first.
+    opened: Mutex<VecDeque<String>>,
 }
 
 /// What the poller keeps between polls.
@@ -73,6 +100,30 @@ struct Following {
     dags: Option<(Instant, HashMap<String, Vec<String>>)>,
     /// The running tries whose logs are read as they grow, by run id and step.
     live_logs: HashMap<(String, StepKey), LiveLog>,
+    /// The open runs as Airflow last listed them, by Stepline id.
+    dag_runs: HashMap<String, DagRun>,
+    /// Successful tries whose log and return value are still to be read, oldest first.
+    unread: VecDeque<Unread>,
+    /// Calls that may be spent on them now, and when that was worked out.
+    reads_allowed: f64,
+    reads_counted_at: Option<Instant>,
+    /// When DAG runs were last listed, and from which moment the next list asks.
+    runs_listed_at: Option<Instant>,
+    runs_since: Option<DateTime<Utc>>,
+}
+
+/// A successful try whose log and return value are still to be read.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Unread {
+    workflow_id: String,
+    step_number: u32,
+    instance: TaskInstance,
+    try_number: u32,
+    /// When the try ended: the moment its lines are stored at.
+    at: DateTime<Utc>,
+    /// Where a live read of its log left off (see [`LiveLog`]).
+    token: Option<String>,
+    pushed: usize,
 }
 
 /// A running try whose log is read on from where the last read ended.
@@ -110,6 +161,7 @@ impl AirflowSource {
             health,
             cancelled_by: Mutex::default(),
             origins: Mutex::default(),
+            opened: Mutex::default(),
             config,
         });
         tokio::spawn(inner.clone().follow());
@@ -124,6 +176,12 @@ impl AirflowSource {
     /// How many calls Stepline has made to this Airflow.
     pub fn calls(&self) -> u64 {
         self.inner.client.calls()
+    }
+
+    /// How many tokens Stepline has obtained from this Airflow (the first and each
+    /// renewal of an expired one).
+    pub fn sign_ins(&self) -> u64 {
+        self.inner.client.sign_ins()
     }
 }
 
@@ -148,8 +206,11 @@ impl Inner {
     /// Polls for ever: from the stored position, every poll interval; while Airflow does
     /// not answer, the source is degraded and polls back off.
     async fn follow(self: Arc<Self>) {
-        let mut following = Following::default();
-        let mut since = self.resume_point().await;
+        let (mut since, unread) = self.resume_point().await;
+        let mut following = Following {
+            unread,
+            ..Following::default()
+        };
         let mut backoff = Backoff::new(BACKOFF_FIRST, BACKOFF_CAP);
         loop {
             let began = Utc::now();
@@ -163,6 +224,8 @@ impl Inner {
                 Err(error) => {
                     // What was learnt in memory may not have been stored: read it again.
                     following.runs.clear();
+                    following.dag_runs.clear();
+                    following.runs_listed_at = None;
                     self.degraded(&error);
                     backoff.wait().await;
                 }
@@ -170,17 +233,28 @@ impl Inner {
         }
     }
 
-    /// The moment to poll from: stored with the last events, else `import_since` ago.
-    async fn resume_point(&self) -> DateTime<Utc> {
+    /// The moment to poll from (stored with the last events, else `import_since` ago), and
+    /// the tries that were still to be read.
+    async fn resume_point(&self) -> (DateTime<Utc>, VecDeque<Unread>) {
         let first =
             Utc::now() - chrono::TimeDelta::from_std(self.config.import_since).unwrap_or_default();
         loop {
             match self.recall.positions(&self.engine_id).await {
                 Ok(positions) => {
-                    return positions
+                    let since = positions
                         .get(POSITION)
                         .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
-                        .map_or(first, |at| at.with_timezone(&Utc))
+                        .map_or(first, |at| at.with_timezone(&Utc));
+                    let unread = match positions.get(UNREAD).map(|u| serde_json::from_str(u)) {
+                        None => VecDeque::new(),
+                        Some(Ok(unread)) => unread,
+                        Some(Err(error)) => {
+                            tracing::error!(engine = %self.engine_id, %error,
+                                "the tries still to read were stored unreadably; their logs and return values stay in Airflow");
+                            VecDeque::new()
+                        }
+                    };
+                    return (since, unread);
                 }
                 Err(error) => {
                     tracing::error!(engine = %self.engine_id, %error, "cannot read where Airflow was left; retrying");
@@ -197,8 +271,19 @@ impl Inner {
         since: DateTime<Utc>,
         next: DateTime<Utc>,
     ) -> Result<(), ClientError> {
-        let runs = self.client.runs_changed_since(since).await?;
+        let runs_since = following.runs_since.unwrap_or(since).min(since);
+        let list_runs = following
+            .runs_listed_at
+            .is_none_or(|at| at.elapsed() >= RUNS_LISTED_EVERY)
+            || following.runs.values().any(ending_due);
+        let runs = if list_runs {
+            self.client.runs_changed_since(runs_since).await?
+        } else {
+            Vec::new()
+        };
         let instances = self.client.task_instances_changed_since(since).await?;
+        // After a restart, both lists ask from the older of their moments.
+        let position = if list_runs { next } else { runs_since };
         let seen: HashSet<&str> = runs
             .iter()
             .map(|r| r.dag_id.as_str())
@@ -226,38 +311,76 @@ impl Inner {
             let instances = changed.remove(&key).unwrap_or_default();
             touched.push(self.update(following, run, instances, &mut events).await?);
         }
-        // Task instances of runs that did not change themselves.
+        // Task instances of runs that did not change themselves: a run followed while it
+        // runs is as last listed (had it changed, it would be listed again).
         for ((dag_id, dag_run_id), instances) in changed {
-            let run = self.client.run(&dag_id, &dag_run_id).await?;
+            let id = self.config.workflow_id(&dag_id, &dag_run_id);
+            let known = following.dag_runs.get(&id).filter(|_| {
+                following
+                    .runs
+                    .get(&id)
+                    .is_some_and(|run| run.status == WorkflowStatus::Running)
+            });
+            let run = match known {
+                Some(run) => run.clone(),
+                None => self.client.run(&dag_id, &dag_run_id).await?,
+            };
             touched.push(self.update(following, &run, instances, &mut events).await?);
         }
-        self.read_live_logs(following, &mut events).await;
-        if events.is_empty() {
-            return Ok(());
+        if list_runs {
+            // Kept only once what the list told is stored (a failed poll lists again).
+            following.runs_listed_at = Some(Instant::now());
+            following.runs_since = Some(next);
         }
-        let committed = crate::engines::commit::commit(
+        if !events.is_empty() {
+            let committed = self.store(events, position, following).await;
+            for id in touched {
+                let ended = following
+                    .runs
+                    .get(&id)
+                    .is_some_and(|run| run.status.is_terminal());
+                // Ended runs are read back from the read model if they ever reopen; a run
+                // that lost an event is read back now, as the read model has it.
+                if ended
+                    || committed.refused_runs.contains(&id)
+                    || committed.runs_missing_events.contains(&id)
+                {
+                    following.runs.remove(&id);
+                    following.dag_runs.remove(&id);
+                }
+            }
+        }
+        // Then what Airflow tells only on asking, stored apart: the states above are not
+        // kept waiting for logs and return values.
+        let mut read = Vec::new();
+        let unread_before = following.unread.len();
+        self.read_live_logs(following, &mut read).await;
+        self.read_ended_tries(following, &mut read).await;
+        if !read.is_empty() || following.unread.len() != unread_before {
+            self.store(read, position, following).await;
+        }
+        Ok(())
+    }
+
+    /// Stores `events` with `position` and the tries still to read.
+    async fn store(
+        &self,
+        events: Vec<SourceEvent>,
+        position: DateTime<Utc>,
+        following: &Following,
+    ) -> crate::engines::commit::Committed {
+        let unread = serde_json::to_string(&following.unread).expect("plain data");
+        crate::engines::commit::commit(
             &self.sink,
             &self.engine_id,
             capabilities(),
             events,
-            vec![(POSITION.to_owned(), next.to_rfc3339())],
+            vec![
+                (POSITION.to_owned(), position.to_rfc3339()),
+                (UNREAD.to_owned(), unread),
+            ],
         )
-        .await;
-        for id in touched {
-            let ended = following
-                .runs
-                .get(&id)
-                .is_some_and(|run| run.status.is_terminal());
-            // Ended runs are read back from the read model if they ever reopen; a run
-            // that lost an event is read back now, as the read model has it.
-            if ended
-                || committed.refused_runs.contains(&id)
-                || committed.runs_missing_events.contains(&id)
-            {
-                following.runs.remove(&id);
-            }
-        }
-        Ok(())
+        .await
     }
 
     /// Every DAG's tags: known, or read again after a minute or when a DAG among `seen`
@@ -498,6 +621,35 @@ impl Inner {
                     }
                     _ => None,
                 };
+                let resume = match (&fact, resume) {
+                    // Completed now; its output and lines once read (`read_ended_tries`).
+                    (StepFact::Completed { at }, resume) => {
+                        let (token, pushed) =
+                            resume.map_or((None, 0), |live| (live.token, live.pushed));
+                        let unread = Unread {
+                            workflow_id: id.clone(),
+                            step_number: number,
+                            instance: instance.clone(),
+                            try_number: instance.try_number.max(1),
+                            at: *at,
+                            token,
+                            pushed,
+                        };
+                        to_read(
+                            &mut following.unread,
+                            unread,
+                            &mut |workflow_id, at, change| {
+                                events.push(SourceEvent {
+                                    workflow_id,
+                                    at,
+                                    change,
+                                })
+                            },
+                        );
+                        None
+                    }
+                    (_, resume) => resume,
+                };
                 self.fact_events(
                     number,
                     again.as_ref(),
@@ -522,6 +674,7 @@ impl Inner {
             reported.status = status;
         }
         following.runs.insert(id.clone(), reported);
+        following.dag_runs.insert(id.clone(), run.clone());
         Ok(id)
     }
 
@@ -595,8 +748,9 @@ impl Inner {
     }
 
     /// The events of one fact about step `number` (`again`: its declaration, when the
-    /// fact is that Airflow cleared it), with what Airflow tells only on asking: a try's
-    /// log (its lines, and the error of a failed try) and a task's return value.
+    /// fact is that Airflow cleared it), with what Airflow tells only on asking: a failed
+    /// try's log (its lines, and its error). A completion comes without its output and
+    /// lines, read apart (see [`Unread`]).
     async fn fact_events(
         &self,
         number: u32,
@@ -641,32 +795,13 @@ impl Inner {
                     },
                 );
             }
-            StepFact::Completed { at } => {
-                self.try_log(
-                    instance,
-                    instance.try_number.max(1),
-                    number,
-                    at,
-                    resume,
-                    push,
-                )
-                .await;
-                let output = match self.client.return_value(instance).await {
-                    Ok(output) => output,
-                    Err(error) => {
-                        tracing::warn!(engine = %self.engine_id, task = %instance.task_id, %error,
-                            "cannot read a task's return value");
-                        None
-                    }
-                };
-                push(
-                    at,
-                    Change::StepCompleted {
-                        step_number: number,
-                        output,
-                    },
-                );
-            }
+            StepFact::Completed { at } => push(
+                at,
+                Change::StepCompleted {
+                    step_number: number,
+                    output: None,
+                },
+            ),
             StepFact::Skipped { at } => push(
                 at,
                 Change::StepSkipped {
@@ -706,38 +841,159 @@ impl Inner {
             Some(live) => (live.token, live.pushed, live.error),
             None => (None, 0, None),
         };
-        let read = match self.read_log(instance, attempt, token.clone()).await {
+        let events = match self.ended_try_log(instance, attempt, token, pushed).await {
+            Ok((events, skip)) => {
+                push_log_lines(number, at, &events, skip, push);
+                events
+            }
+            Err(error) => {
+                return format!("try {attempt} failed (its log could not be read: {error})")
+            }
+        };
+        mapping::error_from_log(&events)
+            .or(earlier_error)
+            .unwrap_or_else(|| format!("try {attempt} failed (Airflow recorded no error)"))
+    }
+
+    /// An ended try's log, and how many of its lines to skip: the rest after `token`, when
+    /// it was read while the try ran, or the whole log past the `pushed` lines already
+    /// pushed (no token yet, or the token was refused: Airflow restarted).
+    async fn ended_try_log(
+        &self,
+        instance: &TaskInstance,
+        attempt: u32,
+        token: Option<String>,
+        pushed: usize,
+    ) -> Result<(Vec<serde_json::Value>, usize), ClientError> {
+        match self.read_log(instance, attempt, token.clone()).await {
             Ok((events, _)) if token.is_some() => Ok((events, 0)),
-            // From the start: no token yet, or the token was refused (Airflow restarted).
             _ if token.is_some() => self
                 .read_log(instance, attempt, None)
                 .await
                 .map(|(events, _)| (events, pushed)),
             other => other.map(|(events, _)| (events, pushed)),
-        };
-        let (events, skip) = match read {
-            Ok(read) => read,
-            Err(error) => {
-                return format!("try {attempt} failed (its log could not be read: {error})")
-            }
-        };
-        let lines = mapping::log_lines(&events);
-        for chunk in lines
-            .get(skip..)
-            .unwrap_or_default()
-            .chunks(limits::LOG_LINES_PER_EVENT)
-        {
-            push(
-                at,
-                Change::LogLines {
-                    step_number: number,
-                    lines: chunk.to_vec(),
-                },
-            );
         }
-        mapping::error_from_log(&events)
-            .or(earlier_error)
-            .unwrap_or_else(|| format!("try {attempt} failed (Airflow recorded no error)"))
+    }
+
+    /// Reads the log and return value of successful tries still to read onto `events`:
+    /// first those of the runs opened since the last poll (an operator is looking), then
+    /// the oldest, as many as `reads_per_second` allows since the last poll (the opened
+    /// runs' reads count against it too).
+    async fn read_ended_tries(&self, following: &mut Following, events: &mut Vec<SourceEvent>) {
+        let rate = self.config.reads_per_second;
+        let now = Instant::now();
+        let elapsed = following
+            .reads_counted_at
+            .map_or(READS_SAVED_FOR, |at| now.duration_since(at).as_secs_f64());
+        following.reads_counted_at = Some(now);
+        following.reads_allowed =
+            (following.reads_allowed + elapsed * rate).min(rate * READS_SAVED_FOR);
+        let opened: Vec<String> = self
+            .opened
+            .lock()
+            .expect("not poisoned")
+            .drain(..)
+            .collect();
+        for id in opened {
+            let mut read = 0;
+            let mut index = 0;
+            while read < OPENED_READS_AT_MOST && index < following.unread.len() {
+                if following.unread[index].workflow_id != id {
+                    index += 1;
+                    continue;
+                }
+                let unread = following.unread[index].clone();
+                if !self
+                    .read_try(&unread, &mut following.reads_allowed, events)
+                    .await
+                {
+                    return;
+                }
+                following.unread.remove(index);
+                read += 1;
+            }
+        }
+        while following.reads_allowed > 0.0 {
+            let Some(unread) = following.unread.front().cloned() else {
+                break;
+            };
+            if !self
+                .read_try(&unread, &mut following.reads_allowed, events)
+                .await
+            {
+                break;
+            }
+            following.unread.pop_front();
+        }
+    }
+
+    /// Reads `unread`'s return value and log onto `events`, its calls taken from
+    /// `allowed`: whether it is done with (read, or given up because Airflow no longer has
+    /// it, which its step says); not when Airflow cannot answer for now.
+    async fn read_try(
+        &self,
+        unread: &Unread,
+        allowed: &mut f64,
+        events: &mut Vec<SourceEvent>,
+    ) -> bool {
+        let calls_before = self.client.calls();
+        let read = async {
+            let output = self.client.return_value(&unread.instance).await?;
+            let log = self
+                .ended_try_log(
+                    &unread.instance,
+                    unread.try_number,
+                    unread.token.clone(),
+                    unread.pushed,
+                )
+                .await?;
+            Ok::<_, ClientError>((output, log))
+        }
+        .await;
+        *allowed -= self.client.calls().saturating_sub(calls_before) as f64;
+        let mut push = |at, change| {
+            events.push(SourceEvent {
+                workflow_id: unread.workflow_id.clone(),
+                at,
+                change,
+            })
+        };
+        match read {
+            Ok((output, (log, skip))) => {
+                push_log_lines(unread.step_number, unread.at, &log, skip, &mut push);
+                if let Some(output) = output {
+                    push(
+                        unread.at,
+                        Change::StepOutput {
+                            step_number: unread.step_number,
+                            output,
+                        },
+                    );
+                }
+                true
+            }
+            Err(ClientError::Refused {
+                status: 404,
+                message,
+            }) => {
+                push(
+                    unread.at,
+                    Change::LogLines {
+                        step_number: unread.step_number,
+                        lines: vec![format!(
+                            "[the log and return value of try {} could not be read: Airflow no longer has them ({message})]",
+                            unread.try_number
+                        )],
+                    },
+                );
+                true
+            }
+            Err(error) => {
+                tracing::debug!(engine = %self.engine_id, run = %unread.workflow_id, %error,
+                    "a finished try's log could not be read; trying again at the next poll");
+                false
+            }
+        }
     }
 
     /// A try's log from `token` (the start when none), a few pages at the most (enough
@@ -910,6 +1166,77 @@ fn take_live_log(
         .filter(|live| live.try_number == attempt)
 }
 
+/// Adds `unread` to the tries to read (once: a poll that failed finds the same completion
+/// again); past [`UNREAD_KEPT`] the oldest is given up, and its step says so through `push`.
+fn to_read(
+    queue: &mut VecDeque<Unread>,
+    unread: Unread,
+    push: &mut impl FnMut(String, DateTime<Utc>, Change),
+) {
+    let same = |other: &Unread| {
+        other.workflow_id == unread.workflow_id
+            && other.step_number == unread.step_number
+            && other.try_number == unread.try_number
+    };
+    if queue.iter().any(same) {
+        return;
+    }
+    queue.push_back(unread);
+    while queue.len() > UNREAD_KEPT {
+        let Some(given_up) = queue.pop_front() else {
+            break;
+        };
+        push(
+            given_up.workflow_id,
+            Utc::now(),
+            Change::LogLines {
+                step_number: given_up.step_number,
+                lines: vec![format!(
+                    "[the log and return value of try {} were not read: more tries ended than reads_per_second reads; they are in Airflow]",
+                    given_up.try_number
+                )],
+            },
+        );
+    }
+}
+
+/// Pushes the lines of a try's log `events` but the first `skip`, in events of at most
+/// [`limits::LOG_LINES_PER_EVENT`].
+fn push_log_lines(
+    step_number: u32,
+    at: DateTime<Utc>,
+    events: &[serde_json::Value],
+    skip: usize,
+    push: &mut impl FnMut(DateTime<Utc>, Change),
+) {
+    let lines = mapping::log_lines(events);
+    for chunk in lines
+        .get(skip..)
+        .unwrap_or_default()
+        .chunks(limits::LOG_LINES_PER_EVENT)
+    {
+        push(
+            at,
+            Change::LogLines {
+                step_number,
+                lines: chunk.to_vec(),
+            },
+        );
+    }
+}
+
+/// Whether a followed run's end is due: it is open and none of its tasks is still to run
+/// (Airflow ends the run in its next scheduling loop, without a task instance changing).
+fn ending_due(run: &Reported) -> bool {
+    !run.status.is_terminal()
+        && run.steps.values().all(|step| {
+            !matches!(
+                step.status,
+                StepStatus::Pending | StepStatus::Running | StepStatus::Retrying
+            )
+        })
+}
+
 /// The step of a task of the run (its first map index, for a mapped one).
 fn number_of(reported: &Reported, task_id: &str) -> Option<u32> {
     reported
@@ -937,6 +1264,16 @@ fn unavailable(error: ClientError) -> CommandError {
 impl Engine for AirflowSource {
     fn id(&self) -> &str {
         &self.inner.engine_id
+    }
+
+    fn opened(&self, workflow_id: &str) {
+        let mut opened = self.inner.opened.lock().expect("not poisoned");
+        if !opened.iter().any(|id| id == workflow_id) {
+            opened.push_back(workflow_id.to_owned());
+            if opened.len() > OPENED_KEPT {
+                opened.pop_front();
+            }
+        }
     }
 
     async fn command(

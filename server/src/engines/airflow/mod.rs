@@ -65,6 +65,11 @@ pub struct SourceConfig {
     /// How often the log of a running try is read on (`None`: only when the try ends).
     /// Each read is one call per running task.
     pub running_logs_every: Option<Duration>,
+    /// Calls per second, on average, spent reading the logs and return values of tries
+    /// that succeeded (two calls or more each). A failed try's log is read when it ends
+    /// (its error is the news); a successful one's waits its turn, so that following costs
+    /// Airflow about the same whether its tasks end at one a minute or fifty a second.
+    pub reads_per_second: f64,
 }
 
 impl SourceConfig {
@@ -136,6 +141,7 @@ struct RawSource {
     import_since: Option<String>,
     /// "5s", or "off" (the default).
     running_logs_every: Option<String>,
+    reads_per_second: Option<f64>,
 }
 
 /// Reads the sources file: one [`SourceConfig`] per source, or what is wrong with it.
@@ -214,6 +220,12 @@ fn parse_source(
             Some(every)
         }
     };
+    let reads_per_second = raw.reads_per_second.unwrap_or(1.0);
+    if !(0.1..=1_000.0).contains(&reads_per_second) {
+        return Err(named(
+            "reads_per_second must be between 0.1 and 1000".into(),
+        ));
+    }
     let mut sla = HashMap::new();
     for (dag_id, text) in &raw.sla {
         let target = duration(
@@ -242,6 +254,7 @@ fn parse_source(
         poll_interval,
         import_since,
         running_logs_every,
+        reads_per_second,
     })
 }
 
@@ -271,6 +284,7 @@ mod tests {
             compensation_on_failure = true
             poll_interval = "500ms"
             running_logs_every = "5s"
+            reads_per_second = 2.5
             sla = { nightly_sync = "15m" }
 
             [[source]]
@@ -297,6 +311,8 @@ mod tests {
         assert_eq!(data.sla["nightly_sync"], Duration::from_secs(900));
         assert_eq!(data.running_logs_every, Some(Duration::from_secs(5)));
         assert_eq!(sources[1].running_logs_every, None, "off unless asked");
+        assert_eq!(data.reads_per_second, 2.5);
+        assert_eq!(sources[1].reads_per_second, 1.0);
         assert!(data.wants("nightly_sync", &["etl".into()]));
         assert!(!data.wants("nightly_sync", &["ml".into()]));
         assert!(data
@@ -345,6 +361,10 @@ mod tests {
             (
                 format!("{base}{password}running_logs_every = \"10ms\""),
                 "running_logs_every",
+            ),
+            (
+                format!("{base}{password}reads_per_second = 0.0"),
+                "reads_per_second",
             ),
             (format!("{base}{password}colour = \"red\""), "colour"),
             (
