@@ -35,6 +35,9 @@ PASSWORD=admin
 # for its leeway more (its default, set here so that the env file can say so).
 TOKEN_SECONDS=${STEPLINE_AIRFLOW_TOKEN_SECONDS:-86400}
 TOKEN_LEEWAY=10
+# Tasks running at once (the tests run several DAGs at a time, and one asserts that parallel
+# branches overlap).
+PARALLELISM=${STEPLINE_AIRFLOW_PARALLELISM:-8}
 COMPONENTS=(api-server scheduler dag-processor triggerer)
 START_TIMEOUT=${STEPLINE_AIRFLOW_START_TIMEOUT:-180}
 
@@ -357,7 +360,7 @@ export AIRFLOW_HOME=$home
 export AIRFLOW__CORE__DAGS_FOLDER=$DAGS
 export AIRFLOW__CORE__LOAD_EXAMPLES=False
 export AIRFLOW__CORE__EXECUTOR=LocalExecutor
-export AIRFLOW__CORE__PARALLELISM=8
+export AIRFLOW__CORE__PARALLELISM=$PARALLELISM
 export AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION=False
 export AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=postgresql+psycopg2://postgres@127.0.0.1:$pg/airflow
 export AIRFLOW__CORE__AUTH_MANAGER=airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager

@@ -656,3 +656,30 @@ async fn a_token_that_expires_while_following_is_renewed_and_nothing_is_missed()
         "{engines:#}"
     );
 }
+
+#[tokio::test]
+#[ignore = "needs a real Airflow: scripts/test.sh starts one"]
+async fn a_dags_deadline_alert_is_its_runs_sla_and_a_configured_sla_covers_the_others() {
+    let airflow = Airflow::from_env().await;
+    let mut source = airflow.source(&airflow.url);
+    source.sla = HashMap::from([
+        ("stepline_deadline".to_owned(), Duration::from_secs(1800)),
+        ("stepline_linear".to_owned(), Duration::from_secs(1200)),
+    ]);
+    let stepline = Stepline::on(source, tempfile::tempdir().unwrap()).await;
+    let due = stepline.id(
+        "stepline_deadline",
+        &airflow.trigger("stepline_deadline", json!({})).await,
+    );
+    let plain = stepline.id(
+        "stepline_linear",
+        &airflow.trigger("stepline_linear", json!({})).await,
+    );
+    let detail = stepline.wait_for_status(&due, "COMPLETED", WITHIN).await;
+    assert_eq!(
+        detail["definition"]["sla_target_seconds"], 600,
+        "the DAG's deadline alert (10 minutes after queued) wins over the configured 30: {detail:#}"
+    );
+    let detail = stepline.wait_for_status(&plain, "COMPLETED", WITHIN).await;
+    assert_eq!(detail["definition"]["sla_target_seconds"], 1200);
+}

@@ -51,6 +51,18 @@ pub struct DagRun {
     pub dag_versions: Vec<DagVersion>,
 }
 
+/// A run's deadlines, as Airflow's UI API answers them.
+#[derive(Debug, Deserialize)]
+struct DeadlinesPage {
+    #[serde(default)]
+    deadlines: Vec<Deadline>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Deadline {
+    deadline_time: DateTime<Utc>,
+}
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 pub struct DagVersion {
     #[serde(default)]
@@ -252,10 +264,7 @@ impl AirflowClient {
                 message: "no token".into(),
             });
         };
-        let mut url = self.root.clone();
-        if let Ok(mut path) = url.path_segments_mut() {
-            path.pop_if_empty().extend(["auth", "token"]);
-        }
+        let url = self.root_url(&["auth", "token"]);
         self.calls.fetch_add(1, Ordering::Relaxed);
         let request = self
             .http
@@ -432,6 +441,47 @@ impl AirflowClient {
     pub async fn tasks(&self, dag_id: &str) -> Result<Vec<Task>, ClientError> {
         let page: TasksPage = self.get(self.url(&["dags", dag_id, "tasks"])).await?;
         Ok(page.tasks)
+    }
+
+    /// How many deadline alerts a DAG has. Airflow 3.3's public API has no deadlines: its
+    /// own UI's API (`/ui`, same token) is asked, and a refusal (another Airflow version)
+    /// reads as none.
+    pub async fn deadline_alerts(&self, dag_id: &str) -> Result<u64, ClientError> {
+        let url = self.root_url(&["ui", "dags", dag_id, "deadlineAlerts"]);
+        match self.get::<Value>(url).await {
+            Ok(answer) => Ok(answer
+                .get("total_entries")
+                .and_then(Value::as_u64)
+                .unwrap_or(0)),
+            Err(ClientError::Refused { .. }) => Ok(0),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// The earliest deadline of a DAG run (see [`Self::deadline_alerts`]), if it has one.
+    pub async fn run_deadline(
+        &self,
+        dag_id: &str,
+        dag_run_id: &str,
+    ) -> Result<Option<DateTime<Utc>>, ClientError> {
+        let mut url = self.root_url(&["ui", "dags", dag_id, "dagRuns", dag_run_id, "deadlines"]);
+        url.query_pairs_mut()
+            .append_pair("order_by", "deadline_time")
+            .append_pair("limit", "1");
+        match self.get::<DeadlinesPage>(url).await {
+            Ok(page) => Ok(page.deadlines.first().map(|d| d.deadline_time)),
+            Err(ClientError::Refused { .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// A URL outside the API (`/auth/token`, `/ui/...`).
+    fn root_url(&self, segments: &[&str]) -> Url {
+        let mut url = self.root.clone();
+        if let Ok(mut path) = url.path_segments_mut() {
+            path.pop_if_empty().extend(segments);
+        }
+        url
     }
 
     /// Every DAG with its tags.

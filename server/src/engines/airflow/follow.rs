@@ -5,7 +5,8 @@
 //!   may have changed without its task instances: a followed run whose tasks have all
 //!   ended (its own end is due), and at least every [`RUNS_LISTED_EVERY`] (a run queued
 //!   behind others, a run an operator marked). A run seen for
-//!   the first time costs one more call (its task instances) and its DAG's tasks once; a
+//!   the first time costs one more call (its task instances; and its deadline, for a DAG
+//!   with deadline alerts) and its DAG's tasks and deadline alerts once; a
 //!   task instance that moved costs a call only when a try was missed between two polls
 //!   (its tries) and when a try failed (its log, for the error and the lines). A run whose
 //!   task instances moved is not asked for again while it runs (it would be listed had it
@@ -214,12 +215,16 @@ impl Inner {
         let mut backoff = Backoff::new(BACKOFF_FIRST, BACKOFF_CAP);
         loop {
             let began = Utc::now();
+            let polled = Instant::now();
             match self.poll(&mut following, since, began - OVERLAP).await {
                 Ok(()) => {
                     since = began - OVERLAP;
                     self.healthy();
                     backoff = Backoff::new(BACKOFF_FIRST, BACKOFF_CAP);
-                    tokio::time::sleep(self.config.poll_interval).await;
+                    // One poll per interval, however long this one took (a busy Airflow
+                    // answers slowly: waiting a whole interval more would add to the delay).
+                    tokio::time::sleep(self.config.poll_interval.saturating_sub(polled.elapsed()))
+                        .await;
                 }
                 Err(error) => {
                     // What was learnt in memory may not have been stored: read it again.
@@ -422,7 +427,10 @@ impl Inner {
             }
         }
         let tasks = self.client.tasks(dag_id).await?;
-        let structure = Arc::new(Structure::from_tasks(&tasks, &self.config.compensation));
+        let structure = Arc::new(Structure {
+            has_deadlines: self.client.deadline_alerts(dag_id).await? > 0,
+            ..Structure::from_tasks(&tasks, &self.config.compensation)
+        });
         following
             .structures
             .insert(dag_id.to_owned(), structure.clone());
@@ -488,7 +496,32 @@ impl Inner {
                     .and_then(|(_, dags)| dags.get(&run.dag_id))
                     .cloned()
                     .unwrap_or_default();
-                let start = self.start(run, &structure, &instances, &id, tags);
+                let created = run
+                    .queued_at
+                    .or(run.run_after)
+                    .or(run.start_date)
+                    .unwrap_or(now);
+                // The DAG's own deadline, where it has one, is the run's SLA.
+                let deadline = if structure.has_deadlines {
+                    self.client
+                        .run_deadline(&run.dag_id, &run.dag_run_id)
+                        .await?
+                } else {
+                    None
+                };
+                let sla = deadline
+                    .map(|at| {
+                        (at - created)
+                            .num_seconds()
+                            .clamp(1, limits::SLA_TARGET_SECONDS)
+                    })
+                    .or_else(|| {
+                        self.config
+                            .sla
+                            .get(&run.dag_id)
+                            .map(|sla| sla.as_secs() as i64)
+                    });
+                let start = self.start(run, &structure, &instances, &id, tags, sla);
                 let reported = Reported {
                     status: start.status.unwrap_or(WorkflowStatus::Running),
                     steps: start
@@ -507,11 +540,6 @@ impl Inner {
                         })
                         .collect(),
                 };
-                let created = run
-                    .queued_at
-                    .or(run.run_after)
-                    .or(run.start_date)
-                    .unwrap_or(now);
                 events.push(event(created, Change::WorkflowStarted(start)));
                 (reported, instances)
             }
@@ -678,7 +706,7 @@ impl Inner {
         Ok(id)
     }
 
-    /// The start of a run seen for the first time.
+    /// The start of a run seen for the first time, due `sla_target_seconds` after it began.
     fn start(
         &self,
         run: &DagRun,
@@ -686,6 +714,7 @@ impl Inner {
         instances: &[TaskInstance],
         id: &str,
         mut tags: Vec<String>,
+        sla_target_seconds: Option<i64>,
     ) -> WorkflowStart {
         // The DAG's tags, as many as a run keeps.
         tags.truncate(limits::TAGS);
@@ -708,11 +737,7 @@ impl Inner {
                 .and_then(|v| v.version_number)
                 .map(|v| v.to_string()),
             total_steps: Some(steps.iter().filter(|s| s.kind == StepKind::Normal).count() as u32),
-            sla_target_seconds: self
-                .config
-                .sla
-                .get(&run.dag_id)
-                .map(|sla| sla.as_secs() as i64),
+            sla_target_seconds,
             trigger_type: Some(
                 origin
                     .as_ref()

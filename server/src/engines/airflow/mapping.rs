@@ -52,6 +52,8 @@ pub struct TaskShape {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Structure {
     pub tasks: Vec<TaskShape>,
+    /// Whether the DAG has deadline alerts (its runs' deadlines are then read).
+    pub has_deadlines: bool,
 }
 
 impl Structure {
@@ -116,7 +118,10 @@ impl Structure {
                 }
             })
             .collect();
-        Self { tasks: shapes }
+        Self {
+            tasks: shapes,
+            has_deadlines: false,
+        }
     }
 
     pub fn task(&self, task_id: &str) -> Option<&TaskShape> {
