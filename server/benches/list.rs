@@ -5,7 +5,9 @@
 //! one client, and requests per second with 16 clients at once, for each.
 //!
 //! `STEPLINE_BENCH_RUNS=10000,100000,1000000 cargo bench -p server --bench list` measures
-//! each size in turn (default 100000) and ends with each query's p99 against the first.
+//! each size in turn (default 100000) and ends with each query's p99 against the first;
+//! `STEPLINE_BENCH_ONLY=search` keeps the queries whose name holds that text (to profile
+//! one of them).
 
 mod support;
 
@@ -82,6 +84,11 @@ async fn measure(runs: i64) -> Figures {
         ("search, common", format!("{api}?q=example.com")),
         ("SSR list page", "/orchestration".to_owned()),
     ];
+    let only = std::env::var("STEPLINE_BENCH_ONLY").unwrap_or_default();
+    let queries: Vec<_> = queries
+        .into_iter()
+        .filter(|(name, _)| name.contains(only.as_str()))
+        .collect();
     println!("{runs} runs, {SEQUENTIAL} requests each, one client:");
     println!(
         "{:<18} {:>9} {:>9} {:>9}",
