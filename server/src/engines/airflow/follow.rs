@@ -108,6 +108,8 @@ struct Following {
     /// Calls that may be spent on them now, and when that was worked out.
     reads_allowed: f64,
     reads_counted_at: Option<Instant>,
+    /// The tries still to read as last stored.
+    unread_stored: Option<String>,
     /// When DAG runs were last listed, and from which moment the next list asks.
     runs_listed_at: Option<Instant>,
     runs_since: Option<DateTime<Utc>>,
@@ -367,23 +369,26 @@ impl Inner {
         Ok(())
     }
 
-    /// Stores `events` with `position` and the tries still to read.
+    /// Stores `events` with `position`, and the tries still to read when they changed
+    /// (a busy source has hundreds: not written again with every batch).
     async fn store(
         &self,
         events: Vec<SourceEvent>,
         position: DateTime<Utc>,
-        following: &Following,
+        following: &mut Following,
     ) -> crate::engines::commit::Committed {
+        let mut positions = vec![(POSITION.to_owned(), position.to_rfc3339())];
         let unread = serde_json::to_string(&following.unread).expect("plain data");
+        if following.unread_stored.as_ref() != Some(&unread) {
+            positions.push((UNREAD.to_owned(), unread.clone()));
+            following.unread_stored = Some(unread);
+        }
         crate::engines::commit::commit(
             &self.sink,
             &self.engine_id,
             capabilities(),
             events,
-            vec![
-                (POSITION.to_owned(), position.to_rfc3339()),
-                (UNREAD.to_owned(), unread),
-            ],
+            positions,
         )
         .await
     }
