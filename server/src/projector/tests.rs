@@ -1003,3 +1003,37 @@ async fn an_output_told_after_the_completion_lands_on_the_completed_step_even_on
         );
     }
 }
+
+#[tokio::test]
+async fn the_stats_line_is_kept_between_writes_and_read_again_after_each() {
+    let store = store().await;
+    let now = T0 + 60_000;
+    assert_eq!(store.stats(now).await.unwrap().active, 0);
+    assert_eq!(
+        store.stats(now).await.unwrap().active,
+        0,
+        "kept: the same line"
+    );
+    apply_batch(&store, batch(vec![started("wf-stats", 1, None)]), now)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.stats(now).await.unwrap().active,
+        1,
+        "a batch committed"
+    );
+    let failed = batch(vec![event(
+        "wf-stats",
+        1_000,
+        Change::WorkflowStatusChanged {
+            status: WorkflowStatus::Failed,
+            reason: None,
+        },
+    )]);
+    apply_batch(&store, failed, now).await.unwrap();
+    let stats = store.stats(now).await.unwrap();
+    assert_eq!((stats.active, stats.tabs.failed), (0, 1));
+    // A new UTC day counts what ended today afresh, with no write in between.
+    assert_eq!(stats.failed_today, 1);
+    assert_eq!(store.stats(now + 86_400_000).await.unwrap().failed_today, 0);
+}

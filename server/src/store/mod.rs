@@ -100,6 +100,27 @@ pub struct Store {
     writes: SqlitePool,
     /// What the search planner learnt of the text index lately.
     densities: std::sync::Arc<search::Densities>,
+    /// The stats line as last read, and the counters' version it was read at.
+    stats: std::sync::Arc<StatsKept>,
+}
+
+/// The stats line (every engine's) kept between the writes that change it: every list
+/// request and page shows it, and between two batches of the projector hundreds of them
+/// would read the same few counter rows again. A write that changes runs or their
+/// counters ends with [`StatsKept::counters_changed`].
+#[derive(Debug, Default)]
+struct StatsKept {
+    /// Counts the writes committed; a stats line read before the latest is not reused.
+    version: std::sync::atomic::AtomicU64,
+    /// The line, the version and the UTC day it was read at.
+    kept: std::sync::Mutex<Option<(u64, i64, WorkflowStats)>>,
+}
+
+impl StatsKept {
+    fn counters_changed(&self) {
+        self.version
+            .fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
 }
 
 impl Store {
@@ -168,13 +189,15 @@ impl Store {
             pool,
             writes,
             densities: std::sync::Arc::default(),
+            stats: std::sync::Arc::default(),
         })
     }
 
     /// A write transaction that holds the write lock from its start (waiting for it up to
     /// the busy timeout). A deferred one would start as a reader and fail to become a
     /// writer ("database is locked", at once) if another write, such as a retention
-    /// batch, committed since its first read.
+    /// batch, committed since its first read. One that changes runs or their counters
+    /// says so once committed (`self.stats.counters_changed()`, as [`Writer`] does).
     pub(crate) async fn write_transaction(
         &self,
     ) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
@@ -333,6 +356,38 @@ impl Store {
     /// The stats as someone who may read only the engines `sight` names sees them
     /// (`None`: every engine).
     pub async fn stats_seen(
+        &self,
+        now: Millis,
+        sight: Option<&[String]>,
+    ) -> Result<WorkflowStats, StoreError> {
+        if sight.is_some() {
+            return self.read_stats(now, sight).await;
+        }
+        // The version before the read: a write committed meanwhile makes this line old.
+        let version = self
+            .stats
+            .version
+            .load(std::sync::atomic::Ordering::Acquire);
+        let day = now.div_euclid(MS_PER_DAY);
+        let kept = self
+            .stats
+            .kept
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        if let Some((kept_version, kept_day, stats)) = kept {
+            if kept_version == version && kept_day == day {
+                return Ok(stats);
+            }
+        }
+        let stats = self.read_stats(now, None).await?;
+        *self.stats.kept.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((version, day, stats.clone()));
+        Ok(stats)
+    }
+
+    /// The stats line as the counters have it now (see [`Self::stats_seen`]).
+    async fn read_stats(
         &self,
         now: Millis,
         sight: Option<&[String]>,

@@ -56,6 +56,7 @@ impl Store {
                 .await?
                 .rows_affected();
         tx.commit().await?;
+        self.stats.counters_changed();
         Ok(deleted)
     }
 
@@ -79,6 +80,7 @@ impl Store {
             .rows_affected();
         }
         tx.commit().await?;
+        self.stats.counters_changed();
         Ok(deleted)
     }
 
@@ -93,6 +95,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
+        self.stats.counters_changed();
         Ok(())
     }
 

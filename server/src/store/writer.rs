@@ -34,6 +34,7 @@ fn power_of_two_chunks<T>(mut items: &[T], largest: usize) -> impl Iterator<Item
 /// An open write transaction; dropped without [`Writer::commit`], it changes nothing.
 pub struct Writer {
     pub(super) tx: Transaction<'static, Sqlite>,
+    stats: std::sync::Arc<super::StatsKept>,
 }
 
 impl Store {
@@ -41,6 +42,7 @@ impl Store {
     pub async fn begin(&self) -> Result<Writer, StoreError> {
         Ok(Writer {
             tx: self.write_transaction().await?,
+            stats: self.stats.clone(),
         })
     }
 }
@@ -299,7 +301,9 @@ impl Writer {
 
     /// Makes everything written durable.
     pub async fn commit(self) -> Result<(), StoreError> {
-        Ok(self.tx.commit().await?)
+        self.tx.commit().await?;
+        self.stats.counters_changed();
+        Ok(())
     }
 }
 
