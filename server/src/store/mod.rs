@@ -8,7 +8,6 @@ mod retention;
 pub mod rollup;
 pub mod rows;
 mod search;
-use search::Found;
 mod writer;
 
 pub use writer::{Writer, LOG_BYTES_PER_STEP};
@@ -22,7 +21,7 @@ use rows::{Millis, StepRow, WorkflowRow};
 use sqlx::sqlite::{
     SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::LazyLock;
@@ -236,39 +235,74 @@ impl Store {
         let limit = query.effective_limit();
         let cursor = query.cursor.as_deref().and_then(Cursor::decode);
 
-        // The search runs once; the page and the count both filter by what it found.
-        let found = match &query.text {
-            Some(text) => Some(self.search(text).await?),
+        let plan = match &query.text {
+            Some(text) => Some(self.plan(text).await?),
             None => None,
         };
-        // With a search, the page's runs are chosen by their sort keys and only those
-        // read whole: sorting every found run's whole row cost twice as much.
-        let select = match found {
-            Some(_) => "SELECT workflows.* FROM workflows WHERE rowid IN (SELECT workflows.rowid",
-            None => "SELECT workflows.*",
-        };
-        let mut page = runs_matching(select, query, found.as_ref(), sight);
+        let search_only = plan.is_some() && sight.is_none() && is_search_only(query);
+        // A search is one statement: the page, and how many runs the search found and how
+        // many of them pass the filters, all from one reading of the index.
+        let mut page = QueryBuilder::<Sqlite>::new("");
+        // The table the page is sorted from: the runs themselves, or for a search and
+        // nothing else what it found (which holds their sort keys).
+        let keyed = if search_only { "matches" } else { "workflows" };
+        if let Some(plan) = &plan {
+            page.push("WITH ");
+            plan.push_matches(&mut page, search::SEARCHED_AT_MOST);
+            // The page's runs are chosen by their sort keys and only those read whole:
+            // sorting every found run's whole row cost twice as much.
+            page.push(" SELECT workflows.*, ");
+            push_search_counts(&mut page, query, sight, search_only);
+            page.push(" FROM workflows WHERE rowid IN (");
+            if search_only {
+                page.push("SELECT run FROM matches WHERE 1=1");
+            } else {
+                page.push("SELECT workflows.rowid");
+                push_runs_matching(&mut page, query, true, sight);
+            }
+        } else {
+            page.push("SELECT workflows.*");
+            push_runs_matching(&mut page, query, false, sight);
+        }
         let (before, order) = match query.sort {
             Sort::Newest => ("<", "DESC"),
             Sort::Oldest => (">", "ASC"),
         };
         if let Some(cursor) = &cursor {
-            page.push(format!(" AND (created_ms {before} "))
+            page.push(format!(" AND ({keyed}.created_ms {before} "))
                 .push_bind(cursor.created_ms)
-                .push(" OR (created_ms = ")
+                .push(format!(" OR ({keyed}.created_ms = "))
                 .push_bind(cursor.created_ms)
-                .push(format!(" AND workflows.id {before} "))
+                .push(format!(" AND {keyed}.id {before} "))
                 .push_bind(cursor.id.clone())
                 .push("))");
         }
-        let ordered = format!(" ORDER BY created_ms {order}, workflows.id {order}");
-        page.push(&ordered)
-            .push(" LIMIT ")
-            .push_bind(i64::from(limit) + 1);
-        if found.is_some() {
-            page.push(")").push(&ordered);
+        page.push(format!(
+            " ORDER BY {keyed}.created_ms {order}, {keyed}.id {order} LIMIT "
+        ))
+        .push_bind(i64::from(limit) + 1);
+        if plan.is_some() {
+            page.push(format!(
+                ") ORDER BY workflows.created_ms {order}, workflows.id {order}"
+            ));
         }
-        let mut rows: Vec<WorkflowRow> = page.build_query_as().fetch_all(&self.pool).await?;
+        let read = page.build().fetch_all(&self.pool).await?;
+        let mut rows = read
+            .iter()
+            .map(WorkflowRow::from_row)
+            .collect::<Result<Vec<_>, _>>()?;
+        let searched = match (&plan, read.first()) {
+            (None, _) => None,
+            (Some(_), Some(first)) => Some(SearchCounts::from_row(first)?),
+            // No run on this page (past the last one, or none found): the counts alone.
+            (Some(plan), None) => {
+                let mut counts = QueryBuilder::<Sqlite>::new("WITH ");
+                plan.push_matches(&mut counts, search::SEARCHED_AT_MOST);
+                counts.push(" SELECT ");
+                push_search_counts(&mut counts, query, sight, search_only);
+                Some(counts.build_query_as().fetch_one(&self.pool).await?)
+            }
+        };
         // The Completed tab is the newest runs only: one page, no further.
         let single_page = query.tab == Some(Tab::Completed);
         let next_cursor = if rows.len() > limit as usize && !single_page {
@@ -284,7 +318,10 @@ impl Store {
             None
         };
 
-        let (mut total, total_capped) = self.matching(query, found.as_ref(), sight).await?;
+        let (mut total, total_capped) = match searched {
+            Some(searched) => searched.total(),
+            None => self.matching(query, sight).await?,
+        };
         if single_page {
             total = total.min(u64::from(limit));
             rows.truncate(limit as usize);
@@ -300,16 +337,16 @@ impl Store {
         })
     }
 
-    /// How many runs match `query`, and whether that is only a floor. Filters on what
-    /// the counters are kept by (tab, status, engine, type) are added up from them,
-    /// exactly; a search or a date range is counted only up to [`COUNTED_AT_MOST`].
+    /// How many runs match `query` (no search: see [`SearchCounts`]), and whether that is
+    /// only a floor. Filters on what the counters are kept by (tab, status, engine, type)
+    /// are added up from them, exactly; a date range is counted only up to
+    /// [`COUNTED_AT_MOST`].
     async fn matching(
         &self,
         query: &ListQuery,
-        found: Option<&Found>,
         sight: Option<&[String]>,
     ) -> Result<(u64, bool), StoreError> {
-        if found.is_none() && query.since.is_none() && query.until.is_none() {
+        if query.since.is_none() && query.until.is_none() {
             let mut sum = QueryBuilder::<Sqlite>::new(
                 "SELECT COALESCE(SUM(runs), 0) FROM workflow_counts WHERE 1=1",
             );
@@ -317,32 +354,16 @@ impl Store {
             let total: i64 = sum.build_query_scalar().fetch_one(&self.pool).await?;
             return Ok((u64::try_from(total).unwrap_or(0), false));
         }
-        if let Some(found) = found.filter(|_| sight.is_none()) {
-            // A search and nothing else (whatever other filters come to exist): every run
-            // it found matches, so it counts them itself.
-            let search_only = ListQuery {
-                text: query.text.clone(),
-                sort: query.sort,
-                limit: query.limit,
-                cursor: query.cursor.clone(),
-                ..ListQuery::default()
-            };
-            if search_only == *query {
-                return Ok((found.count as u64, found.more));
-            }
-        }
-        let mut count = runs_matching("SELECT COUNT(*) FROM (SELECT 1", query, found, sight);
+        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM (SELECT 1");
+        push_runs_matching(&mut count, query, false, sight);
         count
             .push(" LIMIT ")
             .push_bind(COUNTED_AT_MOST + 1)
             .push(")");
         let counted: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
-        // A search looks only at its newest matches: past them, the count is a floor too.
-        let searched_all = found.is_none_or(|found| !found.more);
-        let capped = counted > COUNTED_AT_MOST || !searched_all;
         Ok((
             u64::try_from(counted.min(COUNTED_AT_MOST)).unwrap_or(0),
-            capped,
+            counted > COUNTED_AT_MOST,
         ))
     }
 
@@ -743,30 +764,80 @@ fn with_their_steps(
         .collect()
 }
 
-/// `select` over the runs that match `query` and, for a search, are among what it
-/// `found`: those are looked up one by one by rowid (the join order forced with CROSS JOIN,
-/// since the planner would rather walk a status or engine index over every run of that
-/// status or engine, and test each against the few found).
-fn runs_matching<'q>(
-    select: &str,
+/// Pushes the `FROM` and `WHERE` of the runs that match `query` and, for a search
+/// (`searched`), are among its `matches` (see [`search::Plan::push_matches`]): those are
+/// looked up one by one by rowid (the join order forced with CROSS JOIN, since the planner
+/// would rather walk a status or engine index over every run of that status or engine,
+/// and test each against the few found).
+fn push_runs_matching(
+    builder: &mut QueryBuilder<'_, Sqlite>,
     query: &ListQuery,
-    found: Option<&Found>,
+    searched: bool,
     sight: Option<&[String]>,
-) -> QueryBuilder<'q, Sqlite> {
-    let mut builder = QueryBuilder::new(select);
-    match found {
-        Some(found) => builder
-            .push(" FROM json_each(")
-            .push_bind(found.ids.clone())
-            .push(") AS found CROSS JOIN workflows ON workflows.rowid = found.value WHERE 1=1"),
-        None => builder.push(" FROM workflows WHERE 1=1"),
-    };
-    push_filters(&mut builder, query, sight);
-    builder
+) {
+    builder.push(if searched {
+        " FROM matches CROSS JOIN workflows ON workflows.rowid = matches.run WHERE 1=1"
+    } else {
+        " FROM workflows WHERE 1=1"
+    });
+    push_filters(builder, query, sight);
 }
 
-/// Appends `query`'s filters but the search (see [`runs_matching`]). They name columns
-/// that `workflow_counts` has too, so the same filters add up the counters.
+/// Whether `query` is a search and nothing else (whatever other filters come to exist):
+/// then every run the search found matches, and it counts them itself.
+fn is_search_only(query: &ListQuery) -> bool {
+    let search_only = ListQuery {
+        text: query.text.clone(),
+        sort: query.sort,
+        limit: query.limit,
+        cursor: query.cursor.clone(),
+        ..ListQuery::default()
+    };
+    search_only == *query
+}
+
+/// Pushes the two counts of a search statement (after its `matches`, see
+/// [`search::Plan::push_matches`]): `matched`, how many runs the search found (one past
+/// what it keeps when there are more), and `counted`, how many of those pass the other
+/// filters.
+fn push_search_counts(
+    builder: &mut QueryBuilder<'_, Sqlite>,
+    query: &ListQuery,
+    sight: Option<&[String]>,
+    search_only: bool,
+) {
+    builder.push("(SELECT count(*) FROM matches) AS matched, ");
+    if search_only {
+        builder.push("(SELECT count(*) FROM matches) AS counted");
+    } else {
+        builder.push("(SELECT count(*)");
+        push_runs_matching(builder, query, true, sight);
+        builder.push(") AS counted");
+    }
+}
+
+/// The counts a search statement reads (see [`push_search_counts`]).
+#[derive(sqlx::FromRow)]
+struct SearchCounts {
+    matched: i64,
+    counted: i64,
+}
+
+impl SearchCounts {
+    /// The list's total and whether it is only a floor: a search keeps only its newest
+    /// matches, and past them the count is a floor.
+    fn total(&self) -> (u64, bool) {
+        (
+            u64::try_from(self.counted.min(COUNTED_AT_MOST)).unwrap_or(0),
+            self.matched > search::SEARCHED_AT_MOST,
+        )
+    }
+}
+
+/// Appends `query`'s filters but the search (see [`push_runs_matching`]). They name columns
+/// that `workflow_counts` has too, so the same filters add up the counters; but the date
+/// range, which the counters are not kept by (and which names `workflows`, as a search's
+/// `matches` has a `created_ms` too).
 fn push_filters(
     builder: &mut QueryBuilder<'_, Sqlite>,
     query: &ListQuery,
@@ -795,12 +866,12 @@ fn push_filters(
     }
     if let Some(since) = query.since {
         builder
-            .push(" AND created_ms >= ")
+            .push(" AND workflows.created_ms >= ")
             .push_bind(since.timestamp_millis());
     }
     if let Some(until) = query.until {
         builder
-            .push(" AND created_ms < ")
+            .push(" AND workflows.created_ms < ")
             .push_bind(until.timestamp_millis());
     }
     if let Some(workflow_type) = &query.workflow_type {

@@ -20,8 +20,8 @@
 //! every run containing the text, or the start of one when the text ends inside it, and
 //! the words index finds those runs among any number, each checked as before.
 
-use super::{Store, StoreError};
-use sqlx::SqlitePool;
+use super::Store;
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use std::time::{Duration, Instant};
 
 /// A search looks at most at this many of its newest matches (and says so past them).
@@ -31,6 +31,9 @@ const PROBED: i64 = 64;
 /// A trigram more than this many times as dense as the text's rarest is left to the check
 /// of the whole text rather than asked of the index: its list would be walked for nothing.
 const ASKED_WITHIN: f64 = 8.0;
+/// A text whose rarest trigram is at least this dense is asked by that trigram alone (see
+/// [`rarest_alone`]).
+const ASKED_ALONE_FROM: f64 = 0.25;
 /// Texts with fewer trigrams than this are cheap as one phrase whatever they hold.
 const PLANNED_FROM: usize = 4;
 /// Texts with more distinct trigrams than this are asked as one phrase: probing them all
@@ -82,73 +85,66 @@ pub(super) struct Plan {
     pub checked: Option<String>,
 }
 
-/// The check of the whole text on a run of `workflows_text`.
-const CHECKED: &str = "(instr(lower(id), ?2) OR instr(lower(workflow_type), ?2)
-     OR instr(lower(triggered_by), ?2) OR instr(lower(tags), ?2) OR instr(lower(engine_ref), ?2))";
-
 impl Plan {
-    /// The statement this plan reads its newest `?3 + 1` matches with, as rowids of
-    /// `workflows_text`: `?1` binds the FTS5 query, `?2` the checked text (unused when
-    /// there is none).
-    pub fn candidates(&self) -> String {
-        match (self.index, &self.checked) {
-            (Index::Trigrams, None) => "SELECT rowid FROM workflows_text
-                 WHERE workflows_text MATCH ?1 ORDER BY rowid LIMIT ?3 + 1"
-                .to_owned(),
-            (Index::Trigrams, Some(_)) => format!(
-                "SELECT rowid FROM workflows_text
-                 WHERE workflows_text MATCH ?1 AND {CHECKED} ORDER BY rowid LIMIT ?3 + 1"
-            ),
-            (Index::Words, _) => format!(
-                "SELECT words.rowid FROM workflows_words(?1) AS words
-                 JOIN workflows_text ON workflows_text.rowid = words.rowid
-                 WHERE {CHECKED} ORDER BY words.rowid LIMIT ?3 + 1"
-            ),
+    /// Pushes the table a search statement starts with (after its `WITH `): `matches`, the
+    /// newest `at_most + 1` runs found (the index keys each run by its rowid negated, so
+    /// that its order is newest first) as `run` (their rowid in `workflows`) and the
+    /// list's sort keys `created_ms` and `id`. The one past `at_most` tells that there are
+    /// more; the statement may as well show it (keeping exactly `at_most` of them in a
+    /// table of their own cost more than the search).
+    ///
+    /// Each run the index gives is read from `workflows` once, here: for its sort keys,
+    /// and for the check of the whole text when the index was asked only part of it (with
+    /// `LIKE`, which folds ASCII letters as the planner wants, without the copies that
+    /// `lower` makes; the index's own copy of the text costs a statement per run to read).
+    pub fn push_matches(&self, builder: &mut QueryBuilder<'_, Sqlite>, at_most: i64) {
+        builder.push("matches AS MATERIALIZED (SELECT workflows.rowid AS run, ");
+        builder.push("workflows.created_ms AS created_ms, workflows.id AS id FROM ");
+        let index = match self.index {
+            Index::Trigrams => "workflows_text",
+            Index::Words => "workflows_words",
+        };
+        builder
+            .push(index)
+            .push(" CROSS JOIN workflows ON workflows.rowid = -")
+            .push(index)
+            .push(".rowid WHERE ")
+            .push(index)
+            .push(" MATCH ")
+            .push_bind(self.matching.clone());
+        if let Some(checked) = &self.checked {
+            let pattern = format!("%{}%", like_literal(checked));
+            builder.push(" AND (0");
+            for column in ["id", "workflow_type", "triggered_by", "tags", "engine_ref"] {
+                builder
+                    .push(format!(" OR workflows.{column} LIKE "))
+                    .push_bind(pattern.clone())
+                    .push(" ESCAPE '\\'");
+            }
+            builder.push(")");
         }
+        builder
+            .push(" ORDER BY ")
+            .push(index)
+            .push(".rowid LIMIT ")
+            .push_bind(at_most + 1)
+            .push(")");
     }
 }
 
-/// What a search found: the rowids of its matches (as a JSON array, which the list's
-/// queries read with `json_each`), how many, and whether there were more.
-pub(super) struct Found {
-    pub ids: String,
-    pub count: usize,
-    pub more: bool,
+/// `text` as a `LIKE` pattern (escaped by `\\`) that matches only itself.
+fn like_literal(text: &str) -> String {
+    let mut literal = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            literal.push('\\');
+        }
+        literal.push(c);
+    }
+    literal
 }
 
 impl Store {
-    /// The runs whose searched text contains `text`: all of them, or past
-    /// [`SEARCHED_AT_MOST`] the newest that many.
-    pub(super) async fn search(&self, text: &str) -> Result<Found, StoreError> {
-        let plan = self.plan(text).await?;
-        Ok(self.ids_matching(&plan, SEARCHED_AT_MOST).await?)
-    }
-
-    /// The newest `limit` runs that `plan` finds (in the index's order), in one row: a row
-    /// handed from the database's thread costs more than reading it. The index keys each
-    /// run by its rowid negated.
-    async fn ids_matching(&self, plan: &Plan, limit: i64) -> Result<Found, sqlx::Error> {
-        let sql = format!(
-            "WITH matches AS MATERIALIZED ({})
-             SELECT (SELECT json_group_array(-rowid)
-                     FROM (SELECT rowid FROM matches ORDER BY rowid LIMIT ?3)),
-                 count(*)
-             FROM matches",
-            plan.candidates()
-        );
-        let (ids, matched): (String, i64) = sqlx::query_as(&sql)
-            .bind(&plan.matching)
-            .bind(&plan.checked)
-            .bind(limit)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok(Found {
-            ids,
-            count: usize::try_from(matched.min(limit)).unwrap_or(0),
-            more: matched > limit,
-        })
-    }
-
     /// Plans the search for `text` from how dense each of its trigrams is.
     pub(super) async fn plan(&self, text: &str) -> Result<Plan, sqlx::Error> {
         let chars = searched(text);
@@ -178,6 +174,9 @@ impl Store {
         };
         if let Some(words) = words_plan(&lower, density_of) {
             return Ok(words);
+        }
+        if let Some(alone) = rarest_alone(&lower, &distinct, &densities) {
+            return Ok(alone);
         }
         let rarest = densities.iter().copied().fold(f64::INFINITY, f64::min);
         Ok(plan_for(&lower, &trigrams, |trigram| {
@@ -288,6 +287,25 @@ fn words_plan(lower: &[char], density_of: impl Fn(&[char; 3]) -> f64) -> Option<
     })
 }
 
+/// The plan for a text whose every trigram is in most runs (`distinct`, each as dense as
+/// `densities` says): the index is asked only for the rarest, and every run it gives is
+/// checked for the whole text. Such a text is in most runs or in almost none, and either
+/// way the index walks as many runs for the whole phrase as for its rarest trigram; the
+/// check of each run's row, read anyway for the list's sort keys, costs less than FTS5's
+/// matching of the phrase's positions (at 1,000,000 runs, 1.5 against 2.2 ms for a page
+/// of a text in every run). `None` when some trigram is rarer than that.
+fn rarest_alone(lower: &[char], distinct: &[[char; 3]], densities: &[f64]) -> Option<Plan> {
+    let (rarest, density) = distinct
+        .iter()
+        .zip(densities)
+        .min_by(|(_, a), (_, b)| a.total_cmp(b))?;
+    (*density >= ASKED_ALONE_FROM).then(|| Plan {
+        index: Index::Trigrams,
+        matching: phrase(rarest),
+        checked: Some(lower.iter().collect()),
+    })
+}
+
 /// The plan that leaves the trigrams `left_to_check` says to the check: the phrases of the
 /// stretches of `lower` whose trigrams are asked. `None` when every trigram is asked (the
 /// whole phrase costs no more).
@@ -349,6 +367,43 @@ async fn probe(pool: &SqlitePool, trigrams: &[[char; 3]]) -> Result<Vec<f64>, sq
 mod tests {
     use super::*;
     use crate::store::Store;
+
+    /// What a search found: the rowids of its runs (a JSON array), how many, and whether
+    /// there were more.
+    struct Found {
+        ids: String,
+        count: usize,
+        more: bool,
+    }
+
+    impl Store {
+        /// The runs the list's search statement finds for `text`.
+        async fn search(&self, text: &str) -> Result<Found, sqlx::Error> {
+            let plan = self.plan(text).await?;
+            self.ids_matching(&plan, SEARCHED_AT_MOST).await
+        }
+
+        /// The newest `at_most` runs that `plan` finds, read by the same tables as the
+        /// list's statements.
+        async fn ids_matching(&self, plan: &Plan, at_most: i64) -> Result<Found, sqlx::Error> {
+            let mut statement = QueryBuilder::new("WITH ");
+            plan.push_matches(&mut statement, at_most);
+            statement.push(
+                " SELECT (SELECT json_group_array(run) FROM
+                     (SELECT run FROM matches ORDER BY run DESC LIMIT ",
+            );
+            statement
+                .push_bind(at_most)
+                .push(")), (SELECT count(*) FROM matches)");
+            let (ids, matched): (String, i64) =
+                statement.build_query_as().fetch_one(self.pool()).await?;
+            Ok(Found {
+                ids,
+                count: usize::try_from(matched.min(at_most)).unwrap_or(0),
+                more: matched > at_most,
+            })
+        }
+    }
 
     fn planned(text: &str, dense: &[&str]) -> Option<Plan> {
         let lower: Vec<char> = text.chars().collect();
@@ -428,6 +483,24 @@ mod tests {
     fn a_text_all_rare_or_all_dense_is_asked_whole() {
         assert_eq!(planned("abcdef", &[]), None);
         assert_eq!(planned("abcd", &["abc", "bcd"]), None);
+    }
+
+    #[test]
+    fn a_text_in_most_runs_asks_for_its_rarest_trigram_and_checks_the_rest() {
+        let lower: Vec<char> = "example.com".chars().collect();
+        let distinct = [['a', 'm', 'p'], ['e', 'x', 'a'], ['m', 'p', 'l']];
+        let plan = rarest_alone(&lower, &distinct, &[0.9, 0.5, 1.0]).unwrap();
+        assert_eq!(plan.index, Index::Trigrams);
+        assert_eq!(plan.matching, "\"exa\"");
+        assert_eq!(plan.checked.as_deref(), Some("example.com"));
+        // One trigram in a tenth of the runs: the rare parts are asked as phrases instead.
+        assert_eq!(rarest_alone(&lower, &distinct, &[0.9, 0.1, 1.0]), None);
+    }
+
+    #[test]
+    fn the_check_of_the_whole_text_takes_like_wildcards_literally() {
+        assert_eq!(like_literal("a%b_c\\d"), "a\\%b\\_c\\\\d");
+        assert_eq!(like_literal("run-0042"), "run-0042");
     }
 
     #[test]
@@ -569,6 +642,8 @@ mod tests {
         let store = store_with_alike_runs(3_000).await;
         let texts = [
             "example.com",  // in every run: the newest 1,000, and more
+            "EXAMPLE.COM",  // the same, its letters folded by the check
+            "Type_0",       // in every run, `_` taken literally
             "run-000",      // dense trigrams, in 1,000 runs: exactly as many as kept
             "Run-0000",     // dense trigrams, in 100 runs: all of them
             "USER007@",     // a rare part, 60 runs
