@@ -27,7 +27,6 @@ CONSTRAINTS="$ROOT/scripts/airflow-constraints-3.3.2-py3.11.txt"
 VENV="${STEPLINE_CACHE:-$HOME/.cache/stepline}/airflow-venv"
 PY="$VENV/bin/python"
 DAGS="$ROOT/server/tests/airflow/dags"
-PG_BIN=/usr/lib/postgresql/15/bin
 USERNAME=admin
 PASSWORD=admin
 # How long a token from /auth/token lasts (Airflow's default: a day); the tests set it to
@@ -73,45 +72,7 @@ cmd_install() {
   sha256sum "$CONSTRAINTS" | cut -d' ' -f1 >"$VENV/.stepline-constraints.sha256"
 }
 
-. "$ROOT/scripts/services.sh"
-
-# Runs a PostgreSQL server program: as the `postgres` user when we are root (initdb,
-# pg_ctl and postgres refuse root), else as ourselves.
-as_pg() {
-  if [ "$(id -u)" = 0 ]; then
-    runuser -u postgres -- "$@"
-  else
-    "$@"
-  fi
-}
-
-# As root, lets the `postgres` user reach DIR: search (x) permission on DIR and each of
-# its ancestors that it cannot pass yet (a mktemp -d directory is 0700). Only the search
-# bit: nothing becomes listable or readable.
-let_postgres_in() {
-  local dir=$1 d
-  [ "$(id -u)" = 0 ] || return 0
-  d=$dir
-  while [ "$d" != / ]; do
-    if ! runuser -u postgres -- test -x "$d"; then
-      if command -v setfacl >/dev/null 2>&1; then
-        setfacl -m u:postgres:x "$d"
-      else
-        chmod o+x "$d"
-      fi
-    fi
-    d=$(dirname "$d")
-  done
-  runuser -u postgres -- test -x "$dir" || die "the postgres user cannot reach $dir"
-}
-
-# Is PID a running process (not a zombie waiting for init to reap it)?
-running() {
-  local stat
-  { read -r stat <"/proc/$1/stat"; } 2>/dev/null || return 1
-  stat=${stat##*) }
-  [ "${stat%% *}" != Z ]
-}
+. "$ROOT/scripts/postgres.sh"
 
 # Live members of the session SID (every process a component started keeps its session,
 # even when it moves to a process group of its own), as "pid pid ...". With a second
@@ -188,22 +149,6 @@ stop_one() {
   echo "stopped $what (pid $sid)"
 }
 
-stop_postgres() {
-  local dir=$1 pid
-  [ -f "$dir/postgres.pid" ] || return 0
-  pid=$(cat "$dir/postgres.pid")
-  if [ -n "$pid" ] && running "$pid" \
-      && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -q -- "$dir/pgdata"; then
-    as_pg "$PG_BIN/pg_ctl" stop -D "$dir/pgdata" -m fast -w -t 30 >/dev/null 2>&1 || true
-    if running "$pid"; then
-      echo "airflow.sh: postgres (pid $pid) did not stop, killing" >&2
-      kill -KILL "$pid" 2>/dev/null || true
-    fi
-    echo "stopped postgres (pid $pid)"
-  fi
-  rm -f "$dir/postgres.pid"
-}
-
 cmd_stop() {
   local dir=${1:?usage: airflow.sh stop STATE_DIR} c
   [ -d "$dir" ] || return 0
@@ -238,31 +183,6 @@ fail_start() {
   log_tails "$dir"
   cmd_stop "$dir" >&2 || true
   die "$*"
-}
-
-start_postgres() {
-  local dir=$1 port=$2 i
-  rm -rf "$dir/pgdata" "$dir/pgsock"
-  mkdir -p "$dir/pgdata" "$dir/pgsock"
-  : >"$dir/postgres.log"
-  if [ "$(id -u)" = 0 ]; then
-    let_postgres_in "$dir"
-    chown postgres: "$dir/pgdata" "$dir/pgsock" "$dir/postgres.log"
-  fi
-  chmod 700 "$dir/pgdata"
-  as_pg "$PG_BIN/initdb" -D "$dir/pgdata" -U postgres --auth=trust --encoding=UTF8 \
-    --no-instructions >"$dir/initdb.log" 2>&1 \
-    || fail_start "$dir" "initdb failed (log: $dir/initdb.log)"
-  as_pg "$PG_BIN/pg_ctl" start -D "$dir/pgdata" -l "$dir/postgres.log" -w -t 30 \
-    -o "-p $port -k $dir/pgsock -c listen_addresses=127.0.0.1 -c max_connections=200" \
-    >/dev/null 2>&1 || fail_start "$dir" "PostgreSQL did not start (log: $dir/postgres.log)"
-  head -n 1 "$dir/pgdata/postmaster.pid" >"$dir/postgres.pid"
-  for i in $(seq 50); do
-    "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$port" && break
-    sleep 0.1
-  done
-  "$PG_BIN/createdb" -h 127.0.0.1 -p "$port" -U postgres airflow \
-    || fail_start "$dir" "could not create database airflow"
 }
 
 # Starts `airflow COMPONENT` in a session of its own and records the session id (also its
@@ -346,7 +266,7 @@ cmd_start() {
   local started=$SECONDS api worker_logs trigger_logs pg
   read -r api worker_logs trigger_logs pg < <(free_ports 4)
 
-  start_postgres "$dir" "$pg"
+  start_postgres "$dir" "$pg" airflow || fail_start "$dir" "PostgreSQL for Airflow did not start"
 
   local home="$dir/airflow"
   rm -rf "$home"
