@@ -62,7 +62,7 @@ impl Store {
     /// The commands asked of run `workflow_id`, newest first.
     pub async fn commands_of(&self, workflow_id: &str) -> Result<Vec<OutboxCommand>, StoreError> {
         let rows: Vec<CommandColumns> = sqlx::query_as(
-            "SELECT * FROM engine_commands WHERE workflow_id = ? ORDER BY id DESC LIMIT 50",
+            "SELECT * FROM engine_commands WHERE workflow_id = $1 ORDER BY id DESC LIMIT 50",
         )
         .bind(workflow_id)
         .fetch_all(&self.pool)
@@ -80,7 +80,7 @@ impl CommandOutbox for Store {
     ) -> Result<Option<(OutboxCommand, WorkflowStatus)>, OutboxError> {
         let mut tx = self.write_transaction().await.map_err(outbox_error)?;
         let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM workflows WHERE id = ?")
+            sqlx::query_scalar("SELECT status FROM workflows WHERE id = $1")
                 .bind(command.workflow_id)
                 .fetch_optional(&mut *tx)
                 .await
@@ -91,7 +91,7 @@ impl CommandOutbox for Store {
         let row: CommandColumns = sqlx::query_as(
             "INSERT INTO engine_commands (source, workflow_id, action, from_step, reason,
                  requested_by, requested_ms, idempotency_key, next_attempt_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING *",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *",
         )
         .bind(command.source)
         .bind(command.workflow_id)
@@ -117,8 +117,8 @@ impl CommandOutbox for Store {
     ) -> Result<Vec<OutboxCommand>, OutboxError> {
         let rows: Vec<CommandColumns> = sqlx::query_as(
             "SELECT * FROM engine_commands
-             WHERE source = ? AND state IN ('requested', 'delivered') AND next_attempt_ms <= ?
-             ORDER BY id LIMIT ?",
+             WHERE source = $1 AND state IN ('requested', 'delivered') AND next_attempt_ms <= $2
+             ORDER BY id LIMIT $3",
         )
         .bind(source)
         .bind(now)
@@ -132,7 +132,7 @@ impl CommandOutbox for Store {
     async fn next_due(&self, source: &str) -> Result<Option<Millis>, OutboxError> {
         sqlx::query_scalar(
             "SELECT min(next_attempt_ms) FROM engine_commands
-             WHERE source = ? AND state IN ('requested', 'delivered')",
+             WHERE source = $1 AND state IN ('requested', 'delivered')",
         )
         .bind(source)
         .fetch_one(&self.pool)
@@ -149,11 +149,11 @@ impl CommandOutbox for Store {
     ) -> Result<(), OutboxError> {
         let mut tx = self.write_transaction().await.map_err(outbox_error)?;
         sqlx::query(
-            "UPDATE engine_commands SET attempts = attempts + 1, next_attempt_ms = ?1, said = ?2,
-                 state = CASE WHEN ?2 IS NULL THEN 'delivered' ELSE state END,
-                 delivered_ms = CASE WHEN ?2 IS NULL THEN COALESCE(delivered_ms, ?3)
+            "UPDATE engine_commands SET attempts = attempts + 1, next_attempt_ms = $1, said = $2,
+                 state = CASE WHEN $2 IS NULL THEN 'delivered' ELSE state END,
+                 delivered_ms = CASE WHEN $2 IS NULL THEN COALESCE(delivered_ms, $3)
                                      ELSE delivered_ms END
-             WHERE id = ?4 AND state IN ('requested', 'delivered')",
+             WHERE id = $4 AND state IN ('requested', 'delivered')",
         )
         .bind(next_attempt_ms)
         .bind(failure)
@@ -181,10 +181,10 @@ impl CommandOutbox for Store {
         let answered: Option<String> = sqlx::query_scalar(
             // An answer to a command still `requested` came back from the delivery
             // itself (a webhook's reply): that delivery counts too.
-            "UPDATE engine_commands SET state = ?1, said = ?2, answered_ms = ?3,
-                 delivered_ms = COALESCE(delivered_ms, ?3),
+            "UPDATE engine_commands SET state = $1, said = $2, answered_ms = $3,
+                 delivered_ms = COALESCE(delivered_ms, $3),
                  attempts = attempts + (state = 'requested')
-             WHERE id = ?4 AND source = ?5 AND state IN ('requested', 'delivered')
+             WHERE id = $4 AND source = $5 AND state IN ('requested', 'delivered')
              RETURNING workflow_id",
         )
         .bind(state)
@@ -230,7 +230,7 @@ impl Store {
         let mut tx = self.write_transaction().await?;
         let added = sqlx::query(
             "INSERT INTO push_sources (name, declaration, declared_by, declared_ms)
-             VALUES (?, ?, ?, ?) ON CONFLICT (name) DO NOTHING",
+             VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
         )
         .bind(name)
         .bind(declaration)
@@ -246,7 +246,7 @@ impl Store {
     /// Forgets the declaration of source `name`; whether one was kept.
     pub async fn forget_source(&self, name: &str) -> Result<bool, StoreError> {
         let mut tx = self.write_transaction().await?;
-        let removed = sqlx::query("DELETE FROM push_sources WHERE name = ?")
+        let removed = sqlx::query("DELETE FROM push_sources WHERE name = $1")
             .bind(name)
             .execute(&mut *tx)
             .await?

@@ -147,7 +147,7 @@ impl Store {
         let mut tx = self.write_transaction().await?;
         let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO users (login, display_name, password_hash, provider, created_ms)
-             VALUES (?, ?, ?, ?, ?) ON CONFLICT (login) DO NOTHING RETURNING id",
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (login) DO NOTHING RETURNING id",
         )
         .bind(account.login)
         .bind(account.display_name)
@@ -177,7 +177,7 @@ impl Store {
     ) -> Result<Option<UserRow>, StoreError> {
         let mut tx = self.write_transaction().await?;
         let known: Option<i64> =
-            sqlx::query_scalar("SELECT id FROM users WHERE provider = ? AND subject = ?")
+            sqlx::query_scalar("SELECT id FROM users WHERE provider = $1 AND subject = $2")
                 .bind(provider)
                 .bind(subject)
                 .fetch_optional(&mut *tx)
@@ -185,7 +185,7 @@ impl Store {
         let id = match known {
             Some(id) => {
                 sqlx::query(
-                    "UPDATE users SET display_name = COALESCE(?, display_name) WHERE id = ?",
+                    "UPDATE users SET display_name = COALESCE($1, display_name) WHERE id = $2",
                 )
                 .bind(display_name)
                 .bind(id)
@@ -196,7 +196,7 @@ impl Store {
             None => {
                 let made: Option<i64> = sqlx::query_scalar(
                     "INSERT INTO users (login, display_name, provider, subject, created_ms)
-                     VALUES (?, ?, ?, ?, ?) ON CONFLICT (login) DO NOTHING RETURNING id",
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (login) DO NOTHING RETURNING id",
                 )
                 .bind(login)
                 .bind(display_name)
@@ -219,7 +219,7 @@ impl Store {
     pub async fn user_by_login(&self, login: &str) -> Result<Option<UserRow>, StoreError> {
         let columns: Option<UserColumns> = sqlx::query_as(
             "SELECT id, login, display_name, password_hash, provider, disabled, created_ms
-             FROM users WHERE login = ?",
+             FROM users WHERE login = $1",
         )
         .bind(login)
         .fetch_optional(&self.pool)
@@ -234,7 +234,7 @@ impl Store {
     pub async fn user(&self, id: i64) -> Result<Option<UserRow>, StoreError> {
         let columns: Option<UserColumns> = sqlx::query_as(
             "SELECT id, login, display_name, password_hash, provider, disabled, created_ms
-             FROM users WHERE id = ?",
+             FROM users WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -273,7 +273,7 @@ impl Store {
 
     async fn with_bindings(&self, columns: UserColumns) -> Result<UserRow, StoreError> {
         let bindings: Vec<(String, String)> = sqlx::query_as(
-            "SELECT role, engines FROM role_bindings WHERE user_id = ? ORDER BY role",
+            "SELECT role, engines FROM role_bindings WHERE user_id = $1 ORDER BY role",
         )
         .bind(columns.0)
         .fetch_all(&self.pool)
@@ -292,7 +292,7 @@ impl Store {
         now: Millis,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write_transaction().await?;
-        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE id = ?")
+        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *tx)
             .await?;
@@ -300,14 +300,14 @@ impl Store {
             return Ok(false);
         }
         if let Some(hash) = password_hash {
-            sqlx::query("UPDATE users SET password_hash = ? WHERE id = ?")
+            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
                 .bind(hash)
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
         }
         if let Some(disabled) = disabled {
-            sqlx::query("UPDATE users SET disabled = ? WHERE id = ?")
+            sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
                 .bind(disabled)
                 .bind(id)
                 .execute(&mut *tx)
@@ -318,7 +318,7 @@ impl Store {
         }
         if password_hash.is_some() || disabled == Some(true) {
             sqlx::query(
-                "UPDATE sessions SET revoked_ms = ? WHERE user_id = ? AND revoked_ms IS NULL",
+                "UPDATE sessions SET revoked_ms = $1 WHERE user_id = $2 AND revoked_ms IS NULL",
             )
             .bind(now)
             .bind(id)
@@ -343,7 +343,7 @@ impl Store {
         sqlx::query(
             "INSERT INTO sessions (token_hash, user_id, via, granted, created_ms, last_seen_ms,
                                    expires_ms)
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
         )
         .bind(token_hash)
         .bind(user_id)
@@ -355,7 +355,7 @@ impl Store {
         .execute(&mut *tx)
         .await?;
         // Sessions long over are forgotten as new ones open.
-        sqlx::query("DELETE FROM sessions WHERE expires_ms < ? OR revoked_ms < ?")
+        sqlx::query("DELETE FROM sessions WHERE expires_ms < $1 OR revoked_ms < $2")
             .bind(now - SESSIONS_KEPT_MS)
             .bind(now - SESSIONS_KEPT_MS)
             .execute(&mut *tx)
@@ -373,7 +373,7 @@ impl Store {
     ) -> Result<Option<SessionRow>, StoreError> {
         let found: Option<(i64, String, String, Millis, Millis, Millis)> = sqlx::query_as(
             "SELECT user_id, via, granted, last_seen_ms, expires_ms, created_ms FROM sessions
-             WHERE token_hash = ? AND revoked_ms IS NULL AND expires_ms > ?",
+             WHERE token_hash = $1 AND revoked_ms IS NULL AND expires_ms > $2",
         )
         .bind(token_hash)
         .bind(now)
@@ -406,7 +406,7 @@ impl Store {
         expires_ms: Millis,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_transaction().await?;
-        sqlx::query("UPDATE sessions SET last_seen_ms = ?, expires_ms = ? WHERE token_hash = ?")
+        sqlx::query("UPDATE sessions SET last_seen_ms = $1, expires_ms = $2 WHERE token_hash = $3")
             .bind(now)
             .bind(expires_ms)
             .bind(token_hash)
@@ -420,7 +420,7 @@ impl Store {
     pub async fn revoke_session(&self, token_hash: &str, now: Millis) -> Result<(), StoreError> {
         let mut tx = self.write_transaction().await?;
         sqlx::query(
-            "UPDATE sessions SET revoked_ms = ? WHERE token_hash = ? AND revoked_ms IS NULL",
+            "UPDATE sessions SET revoked_ms = $1 WHERE token_hash = $2 AND revoked_ms IS NULL",
         )
         .bind(now)
         .bind(token_hash)
@@ -443,7 +443,7 @@ impl Store {
         let mut tx = self.write_transaction().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO api_tokens (name, token_hash, scopes, created_by, created_ms, expires_ms)
-             VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
         )
         .bind(name)
         .bind(token_hash)
@@ -529,13 +529,14 @@ impl Store {
     /// Revokes a token; `false` when there is no such token.
     pub async fn revoke_token(&self, id: i64, now: Millis) -> Result<bool, StoreError> {
         let mut tx = self.write_transaction().await?;
-        let changed =
-            sqlx::query("UPDATE api_tokens SET revoked_ms = COALESCE(revoked_ms, ?) WHERE id = ?")
-                .bind(now)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        let changed = sqlx::query(
+            "UPDATE api_tokens SET revoked_ms = COALESCE(revoked_ms, $1) WHERE id = $2",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         tx.commit().await?;
         Ok(changed > 0)
     }
@@ -543,7 +544,7 @@ impl Store {
     /// Records that a token was used at `now`.
     pub async fn touch_token(&self, id: i64, now: Millis) -> Result<(), StoreError> {
         let mut tx = self.write_transaction().await?;
-        sqlx::query("UPDATE api_tokens SET last_used_ms = ? WHERE id = ?")
+        sqlx::query("UPDATE api_tokens SET last_used_ms = $1 WHERE id = $2")
             .bind(now)
             .bind(id)
             .execute(&mut *tx)
@@ -557,7 +558,7 @@ impl Store {
         let mut tx = self.write_transaction().await?;
         sqlx::query(
             "INSERT INTO audit_log (at_ms, actor, via, action, workflow_id, reason, outcome, detail)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         )
         .bind(entry.at_ms)
         .bind(&entry.actor)
@@ -684,13 +685,13 @@ async fn replace_bindings(
     user_id: i64,
     bindings: &[RoleBinding],
 ) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM role_bindings WHERE user_id = ?")
+    sqlx::query("DELETE FROM role_bindings WHERE user_id = $1")
         .bind(user_id)
         .execute(&mut **tx)
         .await?;
     for binding in bindings {
         sqlx::query(
-            "INSERT INTO role_bindings (user_id, role, engines) VALUES (?, ?, ?)
+            "INSERT INTO role_bindings (user_id, role, engines) VALUES ($1, $2, $3)
              ON CONFLICT DO NOTHING",
         )
         .bind(user_id)

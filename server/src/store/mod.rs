@@ -530,8 +530,8 @@ impl Store {
             None => (load_steps(&mut conn, id).await?, None),
             Some((from, limit)) => {
                 let mut steps: Vec<StepRow> = sqlx::query_as(
-                    "SELECT * FROM steps WHERE workflow_id = ? AND step_number >= ?
-                     ORDER BY step_number LIMIT ?",
+                    "SELECT * FROM steps WHERE workflow_id = $1 AND step_number >= $2
+                     ORDER BY step_number LIMIT $3",
                 )
                 .bind(id)
                 .bind(i64::from(from))
@@ -542,7 +542,7 @@ impl Store {
                     .then(|| steps.pop().map(|next| next.step_number))
                     .flatten();
                 let (total,): (i64,) =
-                    sqlx::query_as("SELECT COUNT(*) FROM steps WHERE workflow_id = ?")
+                    sqlx::query_as("SELECT COUNT(*) FROM steps WHERE workflow_id = $1")
                         .bind(id)
                         .fetch_one(&mut *conn)
                         .await?;
@@ -564,8 +564,8 @@ impl Store {
             "SELECT step_number, line FROM (
                  SELECT step_number, line, id,
                         ROW_NUMBER() OVER (PARTITION BY step_number ORDER BY id DESC) AS newest
-                 FROM step_logs WHERE workflow_id = ? AND step_number BETWEEN ? AND ?
-             ) WHERE newest <= ? ORDER BY step_number, id",
+                 FROM step_logs WHERE workflow_id = $1 AND step_number BETWEEN $2 AND $3
+             ) WHERE newest <= $4 ORDER BY step_number, id",
         )
         .bind(id)
         .bind(i64::from(first))
@@ -580,7 +580,7 @@ impl Store {
         }
         let dropped: HashMap<i64, i64> = sqlx::query_as(
             "SELECT step_number, logs_dropped FROM steps
-             WHERE workflow_id = ? AND step_number BETWEEN ? AND ? AND logs_dropped > 0",
+             WHERE workflow_id = $1 AND step_number BETWEEN $2 AND $3 AND logs_dropped > 0",
         )
         .bind(id)
         .bind(i64::from(first))
@@ -658,14 +658,14 @@ impl Store {
     ) -> Result<Vec<(WorkflowRow, Vec<StepRow>)>, StoreError> {
         let open = &*OPEN_SQL;
         let rows: Vec<WorkflowRow> = sqlx::query_as(&format!(
-            "SELECT * FROM workflows WHERE status IN {open} AND engine = ? ORDER BY created_ms, id"
+            "SELECT * FROM workflows WHERE status IN {open} AND engine = $1 ORDER BY created_ms, id"
         ))
         .bind(engine)
         .fetch_all(&self.pool)
         .await?;
         let steps: Vec<OwnedStep> = sqlx::query_as(&format!(
             "SELECT s.workflow_id AS owner, s.* FROM steps s JOIN workflows w ON w.id = s.workflow_id
-             WHERE w.status IN {open} AND w.engine = ? ORDER BY s.workflow_id, s.step_number"
+             WHERE w.status IN {open} AND w.engine = $1 ORDER BY s.workflow_id, s.step_number"
         ))
         .bind(engine)
         .fetch_all(&self.pool)
@@ -701,7 +701,7 @@ impl Store {
     ) -> Result<HashMap<String, u32>, StoreError> {
         let rows: Vec<(String, i64)> = sqlx::query_as(
             "SELECT workflow_type, MAX(total_steps) FROM workflows
-             WHERE engine = ? AND status = 'COMPLETED' GROUP BY workflow_type",
+             WHERE engine = $1 AND status = 'COMPLETED' GROUP BY workflow_type",
         )
         .bind(engine)
         .fetch_all(&self.pool)
@@ -715,7 +715,7 @@ impl Store {
     /// Where `engine` got to in its source, by key (see [`Writer::save_position`]).
     async fn engine_positions(&self, engine: &str) -> Result<HashMap<String, String>, StoreError> {
         let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT key, position FROM engine_positions WHERE engine = ?")
+            sqlx::query_as("SELECT key, position FROM engine_positions WHERE engine = $1")
                 .bind(engine)
                 .fetch_all(&self.pool)
                 .await?;
@@ -730,7 +730,7 @@ impl Store {
              WHERE status IN {}
                AND sla_target_seconds > 0
                AND sla_status IN ('on_track', 'at_risk')
-               AND started_ms + sla_target_seconds * 900 <= ?",
+               AND started_ms + sla_target_seconds * 900 <= $1",
             *ACTIVE_SQL
         ))
         .bind(now)
@@ -906,7 +906,7 @@ async fn load_workflow(
     conn: &mut SqliteConnection,
     id: &str,
 ) -> Result<Option<WorkflowRow>, StoreError> {
-    Ok(sqlx::query_as("SELECT * FROM workflows WHERE id = ?")
+    Ok(sqlx::query_as("SELECT * FROM workflows WHERE id = $1")
         .bind(id)
         .fetch_optional(conn)
         .await?)
@@ -915,7 +915,7 @@ async fn load_workflow(
 /// A workflow's steps in step order.
 async fn load_steps(conn: &mut SqliteConnection, id: &str) -> Result<Vec<StepRow>, StoreError> {
     Ok(
-        sqlx::query_as("SELECT * FROM steps WHERE workflow_id = ? ORDER BY step_number")
+        sqlx::query_as("SELECT * FROM steps WHERE workflow_id = $1 ORDER BY step_number")
             .bind(id)
             .fetch_all(conn)
             .await?,

@@ -29,7 +29,7 @@ impl Store {
         let mut tx = self.write_transaction().await?;
         let doomed: Vec<(String, String)> = sqlx::query_as(&format!(
             "SELECT id, engine FROM workflows INDEXED BY workflows_by_completed
-             WHERE completed_ms < ? AND status IN {} ORDER BY completed_ms LIMIT ?",
+             WHERE completed_ms < $1 AND status IN {} ORDER BY completed_ms LIMIT $2",
             *CLOSED_SQL
         ))
         .bind(before)
@@ -44,17 +44,18 @@ impl Store {
         // the text index by the tables' triggers.
         sqlx::query(
             "DELETE FROM engine_positions WHERE (engine, key) IN
-             (SELECT value ->> 1, value ->> 0 FROM json_each(?))",
+             (SELECT value ->> 1, value ->> 0 FROM json_each($1))",
         )
         .bind(&pairs)
         .execute(&mut *tx)
         .await?;
-        let deleted =
-            sqlx::query("DELETE FROM workflows WHERE id IN (SELECT value ->> 0 FROM json_each(?))")
-                .bind(&pairs)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        let deleted = sqlx::query(
+            "DELETE FROM workflows WHERE id IN (SELECT value ->> 0 FROM json_each($1))",
+        )
+        .bind(&pairs)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         tx.commit().await?;
         self.stats.counters_changed();
         Ok(deleted)
@@ -71,7 +72,7 @@ impl Store {
         ] {
             deleted += sqlx::query(&format!(
                 "DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table}
-                 WHERE bucket_ms < ? ORDER BY bucket_ms LIMIT ?)"
+                 WHERE bucket_ms < $1 ORDER BY bucket_ms LIMIT $2)"
             ))
             .bind(before)
             .bind(i64::from(batch))

@@ -90,7 +90,7 @@ impl Writer {
         for ((bucket, workflow_type), totals) in rollup.runs {
             let histogram = self
                 .with_stored_histogram(
-                    "SELECT histogram FROM analytics_runs WHERE bucket_ms = ? AND workflow_type = ?",
+                    "SELECT histogram FROM analytics_runs WHERE bucket_ms = $1 AND workflow_type = $2",
                     bucket,
                     &[&workflow_type],
                     &totals.histogram,
@@ -99,7 +99,7 @@ impl Writer {
             sqlx::query(
                 "INSERT INTO analytics_runs
                    (bucket_ms, workflow_type, ended, failed, with_target, breached, duration_ms, histogram)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
                  ON CONFLICT (bucket_ms, workflow_type) DO UPDATE SET
                    ended = ended + excluded.ended,
                    failed = failed + excluded.failed,
@@ -123,7 +123,7 @@ impl Writer {
             let histogram = self
                 .with_stored_histogram(
                     "SELECT histogram FROM analytics_steps
-                     WHERE bucket_ms = ? AND workflow_type = ? AND step_name = ?",
+                     WHERE bucket_ms = $1 AND workflow_type = $2 AND step_name = $3",
                     bucket,
                     &[&workflow_type, &step_name],
                     &totals.histogram,
@@ -132,7 +132,7 @@ impl Writer {
             sqlx::query(
                 "INSERT INTO analytics_steps
                    (bucket_ms, workflow_type, step_name, occurrences, retried, duration_ms, histogram)
-                 VALUES (?, ?, ?, ?, ?, ?, ?)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)
                  ON CONFLICT (bucket_ms, workflow_type, step_name) DO UPDATE SET
                    occurrences = occurrences + excluded.occurrences,
                    retried = retried + excluded.retried,
@@ -171,7 +171,7 @@ impl Writer {
         limit: i64,
     ) -> Result<Vec<(WorkflowRow, Vec<StepRow>)>, StoreError> {
         let rows: Vec<WorkflowRow> = sqlx::query_as(
-            "SELECT * FROM workflows WHERE completed_ms IS NOT NULL AND id > ? ORDER BY id LIMIT ?",
+            "SELECT * FROM workflows WHERE completed_ms IS NOT NULL AND id > $1 ORDER BY id LIMIT $2",
         )
         .bind(after)
         .bind(limit)
@@ -217,7 +217,7 @@ impl Store {
         let rows: Vec<(String, i64, i64, i64, i64, i64, String)> = sqlx::query_as(
             "SELECT workflow_type, SUM(ended), SUM(failed), SUM(with_target), SUM(breached),
                     SUM(duration_ms), group_concat(histogram, '|')
-             FROM analytics_runs WHERE bucket_ms >= ? AND bucket_ms < ? GROUP BY workflow_type",
+             FROM analytics_runs WHERE bucket_ms >= $1 AND bucket_ms < $2 GROUP BY workflow_type",
         )
         .bind(first_bucket)
         .bind(until)
@@ -250,7 +250,7 @@ impl Store {
     ) -> Result<Vec<(String, String, StepTotals)>, StoreError> {
         let rows: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
             "SELECT workflow_type, step_name, SUM(occurrences), SUM(retried), SUM(duration_ms)
-             FROM analytics_steps WHERE bucket_ms >= ? AND bucket_ms < ?
+             FROM analytics_steps WHERE bucket_ms >= $1 AND bucket_ms < $2
              GROUP BY workflow_type, step_name",
         )
         .bind(first_bucket)
@@ -283,7 +283,7 @@ impl Store {
     ) -> Result<Histogram, StoreError> {
         let histograms: Vec<String> = sqlx::query_scalar(
             "SELECT histogram FROM analytics_steps
-             WHERE bucket_ms >= ? AND bucket_ms < ? AND workflow_type = ? AND step_name = ?",
+             WHERE bucket_ms >= $1 AND bucket_ms < $2 AND workflow_type = $3 AND step_name = $4",
         )
         .bind(first_bucket)
         .bind(until)
@@ -304,7 +304,7 @@ impl Store {
     ) -> Result<HashMap<String, (i64, Histogram)>, StoreError> {
         let rows: Vec<(String, i64, String)> = sqlx::query_as(
             "SELECT step_name, occurrences, histogram FROM analytics_steps
-             WHERE workflow_type = ? AND bucket_ms >= ? AND bucket_ms < ?",
+             WHERE workflow_type = $1 AND bucket_ms >= $2 AND bucket_ms < $3",
         )
         .bind(workflow_type)
         .bind(first_bucket)

@@ -539,9 +539,9 @@ mod tests {
             let found = store.search(text).await.unwrap();
             let expected: i64 = sqlx::query_scalar(
                 "SELECT count(*) FROM workflows
-                 WHERE instr(lower(id), ?1) OR instr(lower(workflow_type), ?1)
-                    OR instr(lower(triggered_by), ?1) OR instr(lower(tags), ?1)
-                    OR instr(lower(engine_ref), ?1)",
+                 WHERE instr(lower(id), $1) OR instr(lower(workflow_type), $1)
+                    OR instr(lower(triggered_by), $1) OR instr(lower(tags), $1)
+                    OR instr(lower(engine_ref), $1)",
             )
             .bind(text)
             .fetch_one(store.pool())
@@ -561,7 +561,7 @@ mod tests {
     async fn store_with_alike_runs(runs: i64) -> Store {
         let store = Store::open("sqlite::memory:").await.unwrap();
         sqlx::query(
-            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?1)
+            "WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < $1)
              INSERT INTO workflows (id, engine, workflow_type, status, sla_status, priority,
                  capabilities, created_ms, updated_ms, completed_steps, total_steps,
                  triggered_by, tags, engine_ref)
@@ -656,11 +656,11 @@ mod tests {
             let found = store.search(text).await.unwrap();
             let checked: (i64, String) = sqlx::query_as(
                 "WITH matches AS (SELECT rowid FROM workflows
-                     WHERE instr(lower(id), lower(?1)) OR instr(lower(workflow_type), lower(?1))
-                        OR instr(lower(triggered_by), lower(?1)) OR instr(lower(tags), lower(?1))
-                        OR instr(lower(engine_ref), lower(?1)))
+                     WHERE instr(lower(id), lower($1)) OR instr(lower(workflow_type), lower($1))
+                        OR instr(lower(triggered_by), lower($1)) OR instr(lower(tags), lower($1))
+                        OR instr(lower(engine_ref), lower($1)))
                  SELECT (SELECT count(*) FROM matches), (SELECT json_group_array(rowid) FROM
-                     (SELECT rowid FROM matches ORDER BY rowid DESC LIMIT ?2))",
+                     (SELECT rowid FROM matches ORDER BY rowid DESC LIMIT $2))",
             )
             .bind(text)
             .bind(SEARCHED_AT_MOST)

@@ -56,7 +56,7 @@ impl Writer {
     ) -> Result<HashMap<String, (WorkflowRow, Vec<StepRow>)>, StoreError> {
         let ids = json_text(ids);
         let rows: Vec<WorkflowRow> =
-            sqlx::query_as("SELECT * FROM workflows WHERE id IN (SELECT value FROM json_each(?))")
+            sqlx::query_as("SELECT * FROM workflows WHERE id IN (SELECT value FROM json_each($1))")
                 .bind(&ids)
                 .fetch_all(&mut *self.tx)
                 .await?;
@@ -65,7 +65,7 @@ impl Writer {
         }
         let steps: Vec<OwnedStep> = sqlx::query_as(
             "SELECT workflow_id AS owner, * FROM steps
-             WHERE workflow_id IN (SELECT value FROM json_each(?))
+             WHERE workflow_id IN (SELECT value FROM json_each($1))
              ORDER BY workflow_id, step_number",
         )
         .bind(&ids)
@@ -201,7 +201,7 @@ impl Writer {
         position: &str,
     ) -> Result<(), StoreError> {
         sqlx::query(
-            "INSERT INTO engine_positions (engine, key, position) VALUES (?, ?, ?)
+            "INSERT INTO engine_positions (engine, key, position) VALUES ($1, $2, $3)
              ON CONFLICT (engine, key) DO UPDATE SET position = excluded.position",
         )
         .bind(engine)
@@ -228,7 +228,7 @@ impl Writer {
         }
         for (step_number, bytes) in added {
             let stored: Option<i64> = sqlx::query_scalar(
-                "UPDATE steps SET log_bytes = log_bytes + ? WHERE workflow_id = ? AND step_number = ?
+                "UPDATE steps SET log_bytes = log_bytes + $1 WHERE workflow_id = $2 AND step_number = $3
                  RETURNING log_bytes",
             )
             .bind(bytes)
@@ -256,11 +256,11 @@ impl Writer {
         bytes: i64,
     ) -> Result<(), StoreError> {
         let dropped: Vec<i64> = sqlx::query_scalar(
-            "DELETE FROM step_logs WHERE workflow_id = ?1 AND step_number = ?2 AND id <= (
+            "DELETE FROM step_logs WHERE workflow_id = $1 AND step_number = $2 AND id <= (
                  SELECT id FROM (
                      SELECT id, SUM(length(CAST(line AS BLOB))) OVER (ORDER BY id) AS upto
-                     FROM step_logs WHERE workflow_id = ?1 AND step_number = ?2
-                 ) WHERE upto >= ?3 ORDER BY id LIMIT 1)
+                     FROM step_logs WHERE workflow_id = $1 AND step_number = $2
+                 ) WHERE upto >= $3 ORDER BY id LIMIT 1)
              RETURNING length(CAST(line AS BLOB))",
         )
         .bind(workflow_id)
@@ -269,8 +269,8 @@ impl Writer {
         .fetch_all(&mut *self.tx)
         .await?;
         sqlx::query(
-            "UPDATE steps SET log_bytes = log_bytes - ?, logs_dropped = logs_dropped + ?
-             WHERE workflow_id = ? AND step_number = ?",
+            "UPDATE steps SET log_bytes = log_bytes - $1, logs_dropped = logs_dropped + $2
+             WHERE workflow_id = $3 AND step_number = $4",
         )
         .bind(dropped.iter().sum::<i64>())
         .bind(i64::try_from(dropped.len()).unwrap_or(i64::MAX))
@@ -336,7 +336,7 @@ mod tests {
         sqlx::query(
             "INSERT INTO workflows (id, engine, workflow_type, status, sla_status, priority,
                  capabilities, created_ms, updated_ms, completed_steps, total_steps)
-             VALUES ('wf-0', 'custom:test', 'deploy', 'RUNNING', 'on_track', 'NORMAL', ?,
+             VALUES ('wf-0', 'custom:test', 'deploy', 'RUNNING', 'on_track', 'NORMAL', $1,
                  0, 0, 0, 2)",
         )
         .bind(serde_json::to_string(&app::model::Capabilities::default()).unwrap())
