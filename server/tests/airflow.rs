@@ -148,6 +148,11 @@ impl Stepline {
     fn id(&self, dag: &str, run_id: &str) -> String {
         self.source.workflow_id(dag, run_id)
     }
+
+    /// Triggers a run of `dag` (no conf) and returns its workflow id here.
+    async fn triggered(&self, airflow: &Airflow, dag: &str) -> String {
+        self.id(dag, &airflow.trigger(dag, json!({})).await)
+    }
 }
 
 fn step(detail: &Value, name: &str) -> Value {
@@ -162,14 +167,8 @@ fn step(detail: &Value, name: &str) -> Value {
 async fn parallel_tasks_overlap_and_a_mapped_task_shows_every_map_index() {
     let airflow = Airflow::from_env().await;
     let stepline = Stepline::following(&airflow).await;
-    let parallel = stepline.id(
-        "stepline_parallel",
-        &airflow.trigger("stepline_parallel", json!({})).await,
-    );
-    let mapped = stepline.id(
-        "stepline_mapped",
-        &airflow.trigger("stepline_mapped", json!({})).await,
-    );
+    let parallel = stepline.triggered(&airflow, "stepline_parallel").await;
+    let mapped = stepline.triggered(&airflow, "stepline_mapped").await;
     let detail = stepline
         .wait_for_status(&parallel, "COMPLETED", WITHIN)
         .await;
@@ -211,10 +210,9 @@ async fn parallel_tasks_overlap_and_a_mapped_task_shows_every_map_index() {
 async fn each_try_of_a_retried_task_shows_with_its_times_and_error() {
     let airflow = Airflow::from_env().await;
     let stepline = Stepline::following(&airflow).await;
-    let id = stepline.id(
-        "stepline_retry_recovers",
-        &airflow.trigger("stepline_retry_recovers", json!({})).await,
-    );
+    let id = stepline
+        .triggered(&airflow, "stepline_retry_recovers")
+        .await;
     // The completion shows at once; the output and lines of the successful try once read.
     let detail = stepline
         .wait_for(&id, WITHIN, |d| {
@@ -581,10 +579,7 @@ async fn opening_a_run_reads_its_successful_tries_at_once_whatever_the_budget() 
     // One try read, then the next in minutes, unless someone looks.
     source.reads_per_second = 0.01;
     let stepline = Stepline::on(source, tempfile::tempdir().unwrap()).await;
-    let id = stepline.id(
-        "stepline_linear",
-        &airflow.trigger("stepline_linear", json!({})).await,
-    );
+    let id = stepline.triggered(&airflow, "stepline_linear").await;
     // The detail, as the run's page asks it, until every step shows its output.
     let detail = stepline
         .wait_for(&id, WITHIN, |d| {
@@ -667,14 +662,8 @@ async fn a_dags_deadline_alert_is_its_runs_sla_and_a_configured_sla_covers_the_o
         ("stepline_linear".to_owned(), Duration::from_secs(1200)),
     ]);
     let stepline = Stepline::on(source, tempfile::tempdir().unwrap()).await;
-    let due = stepline.id(
-        "stepline_deadline",
-        &airflow.trigger("stepline_deadline", json!({})).await,
-    );
-    let plain = stepline.id(
-        "stepline_linear",
-        &airflow.trigger("stepline_linear", json!({})).await,
-    );
+    let due = stepline.triggered(&airflow, "stepline_deadline").await;
+    let plain = stepline.triggered(&airflow, "stepline_linear").await;
     let detail = stepline.wait_for_status(&due, "COMPLETED", WITHIN).await;
     assert_eq!(
         detail["definition"]["sla_target_seconds"], 600,
