@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Sets up what is missing and runs every test: formatting, the Rust tests (model,
-# projector, store, hub, router), the Temporal adapter against a real Temporal dev server
-# and fixture worker, the Airflow adapter against a real Airflow on PostgreSQL, both builds (server and WASM), and the browser tests (Playwright in
-# Debian's Chromium against the real server, which also follows that Temporal).
+# projector, store, hub, router), the story tests again with Stepline on PostgreSQL, the
+# Temporal adapter against a real Temporal dev server and fixture worker, the Airflow
+# adapter against a real Airflow on PostgreSQL, both builds (server and WASM), and the
+# browser tests (Playwright in Debian's Chromium against the real server, which also
+# follows that Temporal).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -18,6 +20,7 @@ work="$(mktemp -d)"
 cleanup() {
   scripts/temporal.sh stop "$work/temporal" >/dev/null 2>&1 || true
   scripts/airflow.sh stop "$work/airflow" >/dev/null 2>&1 || true
+  scripts/postgres.sh stop "$work/postgres" >/dev/null 2>&1 || true
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -25,6 +28,15 @@ trap cleanup EXIT
 step "Rust tests"
 cargo test -p app --features ssr
 cargo test -p server
+
+step "The story tests again on PostgreSQL (a private cluster on loopback)"
+# Each test's Stepline gets a database of its own on this server (tests/common/database.rs).
+scripts/postgres.sh start "$work/postgres"
+export STEPLINE_TEST_POSTGRES_URL="$(. "$work/postgres/env" && echo "$STEPLINE_POSTGRES_URL")"
+cargo test -p server --lib projector
+cargo test -p server --test api --test authorization --test builtin_engine --test commands \
+  --test connections --test fuzz --test internal_errors
+unset STEPLINE_TEST_POSTGRES_URL
 
 step "Temporal adapter against a real Temporal dev server"
 scripts/temporal.sh start "$work/temporal"

@@ -23,7 +23,7 @@ async fn main() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let url = format!("sqlite://{}/analytics.db", dir.path().display());
     let store = server::store::Store::open(&url).await.expect("store");
-    let pool = store.pool();
+    let pool = store.sqlite_pool().expect("the benchmarks run on SQLite");
     let now = chrono::Utc::now().timestamp_millis();
     let spacing = 30 * DAY_MS / runs;
     let capabilities = serde_json::to_string(&Capabilities::everything()).unwrap();

@@ -98,7 +98,11 @@ async fn main() {
         workflows as f64 / began.elapsed().as_secs_f64()
     );
 
-    let pool = state.store.pool().clone();
+    let pool = state
+        .store
+        .sqlite_pool()
+        .expect("the benchmarks run on SQLite")
+        .clone();
     let from = transitions(&pool).await;
     let window = Instant::now();
     let mut least_running = usize::MAX;

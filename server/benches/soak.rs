@@ -130,7 +130,7 @@ async fn main() {
     for minute in 1..=minutes {
         tick.tick().await;
         let runs: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(runs), 0) FROM workflow_counts")
-            .fetch_one(store.pool())
+            .fetch_one(store.sqlite_pool().expect("the benchmarks run on SQLite"))
             .await
             .expect("runs stored");
         let sample = Sample {

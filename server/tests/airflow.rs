@@ -532,10 +532,9 @@ async fn successful_tries_still_to_read_when_stepline_stops_are_read_after_a_res
     };
     let unread = {
         use server::source::Recall;
-        let store =
-            server::store::Store::open(&format!("sqlite://{}/stepline.db", dir.path().display()))
-                .await
-                .unwrap();
+        let store = server::store::Store::open(&common::database::url_in(dir.path()).await)
+            .await
+            .unwrap();
         let positions = store.positions("airflow:local").await.unwrap();
         let unread: Vec<Value> = serde_json::from_str(&positions["unread"]).unwrap();
         unread

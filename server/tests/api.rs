@@ -886,7 +886,7 @@ async fn a_page_that_cannot_be_shown_answers_with_the_status_of_its_error() {
 #[tokio::test]
 async fn runs_that_ended_before_rollups_existed_are_rolled_up_at_start_up() {
     let (state, dir) = core_state::on_temporary_file().await;
-    let url = format!("sqlite://{}/stepline.db", dir.path().display());
+    let url = common::database::url_in(dir.path()).await;
     let store = state.store.clone();
     let first = TestServer::on(state, dir).await;
     let mut events = Vec::new();
@@ -904,8 +904,8 @@ async fn runs_that_ended_before_rollups_existed_are_rolled_up_at_start_up() {
     assert_eq!(first.get(analytics).await.1["runs"], 2);
     // As a database from before rollups: the runs are there, their rollups are not.
     for table in ["analytics_runs", "analytics_steps"] {
-        sqlx::query(&format!("DELETE FROM {table}"))
-            .execute(store.pool())
+        store
+            .execute(&format!("DELETE FROM {table}"))
             .await
             .unwrap();
     }

@@ -70,7 +70,7 @@ struct InProcess {
 async fn serve(definitions: &[&str]) -> InProcess {
     let dir = tempfile::tempdir().unwrap();
     let folder = write_definitions(dir.path(), definitions);
-    let url = format!("sqlite://{}/stepline.db", dir.path().display());
+    let url = common::database::url_in(dir.path()).await;
     let options = leptos::config::LeptosOptions::builder()
         .output_name("stepline")
         .build();

@@ -598,7 +598,7 @@ async fn admins_declare_a_pushing_source_while_stepline_serves_and_it_outlives_a
     assert_eq!(status, StatusCode::CONFLICT, "the file's stays: {body}");
 
     // Stepline restarted on the same store takes its commands again.
-    let url = format!("sqlite://{}/stepline.db", dir.path().display());
+    let url = common::database::url_in(dir.path()).await;
     let options = leptos::config::LeptosOptions::builder()
         .output_name("stepline")
         .build();

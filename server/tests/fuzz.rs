@@ -17,7 +17,6 @@ use serde_json::{json, Map, Value};
 use server::engines::temporal::history::{CompensationRule, HistoryMapper};
 use server::projector::apply_batch;
 use server::source::{ApplyError, Batch};
-use server::store::Store;
 
 fn cases() -> u64 {
     std::env::var("STEPLINE_FUZZ_CASES")
@@ -497,7 +496,7 @@ async fn mutated_temporal_histories_map_and_apply_without_a_panic_or_a_store_err
         .flatten()
         .filter_map(|e| e.get("eventType").cloned())
         .collect();
-    let store = Store::open("sqlite::memory:").await.unwrap();
+    let (store, _dir) = common::database::fresh_store().await;
     let rule = CompensationRule {
         prefixes: vec!["compensate".into()],
         types: Vec::new(),

@@ -20,7 +20,7 @@ const DAY_MS: i64 = 86_400_000;
 /// One number the database answers `sql` with.
 async fn scalar(store: &server::store::Store, sql: &str) -> i64 {
     sqlx::query_scalar(sql)
-        .fetch_one(store.pool())
+        .fetch_one(store.sqlite_pool().expect("a SQLite store"))
         .await
         .unwrap()
 }
@@ -125,14 +125,14 @@ async fn closed_runs_past_their_age_go_with_everything_under_them_and_open_ones_
     );
 
     let engine: String = sqlx::query_scalar("SELECT engine FROM workflows WHERE id = 'old-done-1'")
-        .fetch_one(store.pool())
+        .fetch_one(store.sqlite_pool().expect("a SQLite store"))
         .await
         .unwrap();
     sqlx::query(
         "INSERT INTO engine_positions (engine, key, position) VALUES (?, 'old-done-1', '{}')",
     )
     .bind(&engine)
-    .execute(store.pool())
+    .execute(store.sqlite_pool().expect("a SQLite store"))
     .await
     .unwrap();
     let auto_vacuum: i64 = scalar(&store, "PRAGMA auto_vacuum").await;
@@ -239,7 +239,7 @@ async fn a_step_keeps_its_newest_megabyte_of_logs_and_says_how_many_lines_it_dro
     );
     let kept: Vec<String> =
         sqlx::query_scalar("SELECT line FROM step_logs WHERE workflow_id = 'chatty' ORDER BY id")
-            .fetch_all(store.pool())
+            .fetch_all(store.sqlite_pool().expect("a SQLite store"))
             .await
             .unwrap();
     assert_eq!(kept.len(), 3_000 - dropped);
@@ -288,9 +288,16 @@ async fn a_write_transaction_holds_the_write_lock_from_its_start() {
         .fetch_one(&mut other)
         .await
         .unwrap();
-    let every = state.store.pool().options().get_max_connections();
-    let fresh: Vec<_> =
-        futures::future::join_all((0..every).map(|_| state.store.pool().acquire())).await;
+    let every = state
+        .store
+        .sqlite_pool()
+        .expect("a SQLite store")
+        .options()
+        .get_max_connections();
+    let fresh: Vec<_> = futures::future::join_all(
+        (0..every).map(|_| state.store.sqlite_pool().expect("a SQLite store").acquire()),
+    )
+    .await;
     assert!(fresh.iter().all(Result::is_ok));
     let after: i64 = sqlx::query_scalar("PRAGMA data_version")
         .fetch_one(&mut other)

@@ -139,14 +139,24 @@ pub async fn core_with_history(dir: &std::path::Path, runs: i64) -> (AppState, i
     .bind(spacing)
     .bind(RUNNING)
     .bind(PENDING)
-    .execute(state.store.pool())
+    .execute(
+        state
+            .store
+            .sqlite_pool()
+            .expect("the benchmarks run on SQLite"),
+    )
     .await
     .expect("runs inserted");
     authorize(&state, &["load-0", "load-1", "fanout"]).await;
     // What a server that has run a while reads from: the write-ahead log folded into the
     // database file, as SQLite's automatic checkpoints do between bursts of writes.
     sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-        .execute(state.store.pool())
+        .execute(
+            state
+                .store
+                .sqlite_pool()
+                .expect("the benchmarks run on SQLite"),
+        )
         .await
         .expect("checkpoint");
     println!(

@@ -79,10 +79,21 @@ fn batch(events: Vec<SourceEvent>) -> Batch {
     }
 }
 
+/// A store of its own: in memory, or a database of its own on the PostgreSQL server of
+/// `STEPLINE_TEST_POSTGRES_URL` (see `store::scratch`) for the pass on PostgreSQL.
 async fn store() -> Store {
-    Store::open("sqlite::memory:")
+    if std::env::var(crate::store::scratch::POSTGRES_VARIABLE).is_err() {
+        return Store::open("sqlite::memory:")
+            .await
+            .expect("in-memory store");
+    }
+    // A name for the database no other test of this run has: no folder is needed.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let key = format!("projector-{}-{}-{n}", std::process::id(), fastrand::u64(..));
+    crate::store::scratch::store_in(std::path::Path::new(&key))
         .await
-        .expect("in-memory store")
+        .expect("a store on PostgreSQL")
 }
 
 #[tokio::test]

@@ -61,12 +61,14 @@ fn outbox_error(error: impl Into<StoreError>) -> OutboxError {
 impl Store {
     /// The commands asked of run `workflow_id`, newest first.
     pub async fn commands_of(&self, workflow_id: &str) -> Result<Vec<OutboxCommand>, StoreError> {
-        let rows: Vec<CommandColumns> = sqlx::query_as(
-            "SELECT * FROM engine_commands WHERE workflow_id = $1 ORDER BY id DESC LIMIT 50",
-        )
-        .bind(workflow_id)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<CommandColumns> = on_backend!(&self.pool, pool => {
+            sqlx::query_as(
+                "SELECT * FROM engine_commands WHERE workflow_id = $1 ORDER BY id DESC LIMIT 50",
+            )
+            .bind(workflow_id)
+            .fetch_all(pool)
+            .await?
+        });
         Ok(commands(rows))
     }
 }
@@ -79,32 +81,35 @@ impl CommandOutbox for Store {
         now: Millis,
     ) -> Result<Option<(OutboxCommand, WorkflowStatus)>, OutboxError> {
         let mut tx = self.write_transaction().await.map_err(outbox_error)?;
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM workflows WHERE id = $1")
-                .bind(command.workflow_id)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(outbox_error)?;
-        let Some(status) = status.as_deref().and_then(WorkflowStatus::parse) else {
-            return Ok(None);
-        };
-        let row: CommandColumns = sqlx::query_as(
-            "INSERT INTO engine_commands (source, workflow_id, action, from_step, reason,
-                 requested_by, requested_ms, idempotency_key, next_attempt_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *",
-        )
-        .bind(command.source)
-        .bind(command.workflow_id)
-        .bind(command.action)
-        .bind(command.from_step.map(i64::from))
-        .bind(command.reason)
-        .bind(command.requested_by)
-        .bind(now)
-        .bind(command.idempotency_key)
-        .bind(now)
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(outbox_error)?;
+        let (row, status): (CommandColumns, _) = on_backend!(&mut tx, tx => {
+            let status: Option<String> =
+                sqlx::query_scalar("SELECT status FROM workflows WHERE id = $1")
+                    .bind(command.workflow_id)
+                    .fetch_optional(&mut **tx)
+                    .await
+                    .map_err(outbox_error)?;
+            let Some(status) = status.as_deref().and_then(WorkflowStatus::parse) else {
+                return Ok(None);
+            };
+            let row = sqlx::query_as(
+                "INSERT INTO engine_commands (source, workflow_id, action, from_step, reason,
+                     requested_by, requested_ms, idempotency_key, next_attempt_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING *",
+            )
+            .bind(command.source)
+            .bind(command.workflow_id)
+            .bind(command.action)
+            .bind(command.from_step.map(i64::from))
+            .bind(command.reason)
+            .bind(command.requested_by)
+            .bind(now)
+            .bind(command.idempotency_key)
+            .bind(now)
+            .fetch_one(&mut **tx)
+            .await
+            .map_err(outbox_error)?;
+            (row, status)
+        });
         tx.commit().await.map_err(outbox_error)?;
         Ok(Some((row.into(), status)))
     }
@@ -115,29 +120,34 @@ impl CommandOutbox for Store {
         now: Millis,
         limit: i64,
     ) -> Result<Vec<OutboxCommand>, OutboxError> {
-        let rows: Vec<CommandColumns> = sqlx::query_as(
-            "SELECT * FROM engine_commands
-             WHERE source = $1 AND state IN ('requested', 'delivered') AND next_attempt_ms <= $2
-             ORDER BY id LIMIT $3",
-        )
-        .bind(source)
-        .bind(now)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(outbox_error)?;
+        let rows: Vec<CommandColumns> = on_backend!(&self.pool, pool => {
+            sqlx::query_as(
+                "SELECT * FROM engine_commands
+                 WHERE source = $1 AND state IN ('requested', 'delivered')
+                   AND next_attempt_ms <= $2
+                 ORDER BY id LIMIT $3",
+            )
+            .bind(source)
+            .bind(now)
+            .bind(limit)
+            .fetch_all(pool)
+            .await
+            .map_err(outbox_error)?
+        });
         Ok(commands(rows))
     }
 
     async fn next_due(&self, source: &str) -> Result<Option<Millis>, OutboxError> {
-        sqlx::query_scalar(
-            "SELECT min(next_attempt_ms) FROM engine_commands
-             WHERE source = $1 AND state IN ('requested', 'delivered')",
-        )
-        .bind(source)
-        .fetch_one(&self.pool)
-        .await
-        .map_err(outbox_error)
+        on_backend!(&self.pool, pool => {
+            sqlx::query_scalar(
+                "SELECT min(next_attempt_ms) FROM engine_commands
+                 WHERE source = $1 AND state IN ('requested', 'delivered')",
+            )
+            .bind(source)
+            .fetch_one(pool)
+            .await
+            .map_err(outbox_error)
+        })
     }
 
     async fn delivered(
@@ -148,20 +158,24 @@ impl CommandOutbox for Store {
         failure: Option<&str>,
     ) -> Result<(), OutboxError> {
         let mut tx = self.write_transaction().await.map_err(outbox_error)?;
-        sqlx::query(
-            "UPDATE engine_commands SET attempts = attempts + 1, next_attempt_ms = $1, said = $2,
-                 state = CASE WHEN $2 IS NULL THEN 'delivered' ELSE state END,
-                 delivered_ms = CASE WHEN $2 IS NULL THEN COALESCE(delivered_ms, $3)
-                                     ELSE delivered_ms END
-             WHERE id = $4 AND state IN ('requested', 'delivered')",
-        )
-        .bind(next_attempt_ms)
-        .bind(failure)
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await
-        .map_err(outbox_error)?;
+        on_backend!(&mut tx, tx => {
+            sqlx::query(
+                "UPDATE engine_commands SET attempts = attempts + 1, next_attempt_ms = $1,
+                     said = $2,
+                     state = CASE WHEN $2 IS NULL THEN 'delivered' ELSE state END,
+                     delivered_ms = CASE WHEN $2 IS NULL THEN COALESCE(delivered_ms, $3)
+                                         ELSE delivered_ms END
+                 WHERE id = $4 AND state IN ('requested', 'delivered')",
+            )
+            .bind(next_attempt_ms)
+            .bind(failure)
+            .bind(now)
+            .bind(id)
+            .execute(&mut **tx)
+            .await
+            .map_err(outbox_error)?
+            .rows_affected()
+        });
         tx.commit().await.map_err(outbox_error)?;
         Ok(())
     }
@@ -178,23 +192,25 @@ impl CommandOutbox for Store {
             Answer::Refused(reason) => ("refused", Some(reason.as_str())),
         };
         let mut tx = self.write_transaction().await.map_err(outbox_error)?;
-        let answered: Option<String> = sqlx::query_scalar(
-            // An answer to a command still `requested` came back from the delivery
-            // itself (a webhook's reply): that delivery counts too.
-            "UPDATE engine_commands SET state = $1, said = $2, answered_ms = $3,
-                 delivered_ms = COALESCE(delivered_ms, $3),
-                 attempts = attempts + (state = 'requested')
-             WHERE id = $4 AND source = $5 AND state IN ('requested', 'delivered')
-             RETURNING workflow_id",
-        )
-        .bind(state)
-        .bind(said)
-        .bind(now)
-        .bind(id)
-        .bind(source)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(outbox_error)?;
+        let answered: Option<String> = on_backend!(&mut tx, tx => {
+            sqlx::query_scalar(
+                // An answer to a command still `requested` came back from the delivery
+                // itself (a webhook's reply): that delivery counts too.
+                "UPDATE engine_commands SET state = $1, said = $2, answered_ms = $3,
+                     delivered_ms = COALESCE(delivered_ms, $3),
+                     attempts = attempts + CASE WHEN state = 'requested' THEN 1 ELSE 0 END
+                 WHERE id = $4 AND source = $5 AND state IN ('requested', 'delivered')
+                 RETURNING workflow_id",
+            )
+            .bind(state)
+            .bind(said)
+            .bind(now)
+            .bind(id)
+            .bind(source)
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(outbox_error)?
+        });
         tx.commit().await.map_err(outbox_error)?;
         Ok(answered)
     }
@@ -211,11 +227,11 @@ pub struct KeptDeclaration {
 impl Store {
     /// The pushing sources admins declared through the API, by name.
     pub async fn declared_sources(&self) -> Result<Vec<KeptDeclaration>, StoreError> {
-        Ok(
+        Ok(on_backend!(&self.pool, pool => {
             sqlx::query_as("SELECT name, declaration FROM push_sources ORDER BY name")
-                .fetch_all(&self.pool)
-                .await?,
-        )
+                .fetch_all(pool)
+                .await?
+        }))
     }
 
     /// Keeps the `declaration` (JSON) of source `name`, declared by `by`; `false` when one
@@ -228,17 +244,19 @@ impl Store {
         now: Millis,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write_transaction().await?;
-        let added = sqlx::query(
-            "INSERT INTO push_sources (name, declaration, declared_by, declared_ms)
-             VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
-        )
-        .bind(name)
-        .bind(declaration)
-        .bind(by)
-        .bind(now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let added = on_backend!(&mut tx, tx => {
+            sqlx::query(
+                "INSERT INTO push_sources (name, declaration, declared_by, declared_ms)
+                 VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO NOTHING",
+            )
+            .bind(name)
+            .bind(declaration)
+            .bind(by)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+        });
         tx.commit().await?;
         Ok(added > 0)
     }
@@ -246,11 +264,13 @@ impl Store {
     /// Forgets the declaration of source `name`; whether one was kept.
     pub async fn forget_source(&self, name: &str) -> Result<bool, StoreError> {
         let mut tx = self.write_transaction().await?;
-        let removed = sqlx::query("DELETE FROM push_sources WHERE name = $1")
-            .bind(name)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+        let removed = on_backend!(&mut tx, tx => {
+            sqlx::query("DELETE FROM push_sources WHERE name = $1")
+                .bind(name)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected()
+        });
         tx.commit().await?;
         Ok(removed > 0)
     }

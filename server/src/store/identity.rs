@@ -3,11 +3,11 @@
 //! Secrets arrive here already hashed; nothing here ever sees a password or a token.
 
 use super::rows::{to_datetime, Millis};
-use super::{json_text, Store, StoreError};
+use super::{json_text, Dialect, Store, StoreError, WriteTransaction};
 use app::model::identity::{
     AuditEntry, AuditPage, AuditQuery, Role, RoleBinding, Scope, TokenInfo, UserInfo,
 };
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::QueryBuilder;
 
 /// An account as stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,9 +133,11 @@ fn from_json<T: serde::de::DeserializeOwned + Default>(text: &str) -> T {
 impl Store {
     /// How many accounts exist.
     pub async fn count_users(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM users")
-            .fetch_one(&self.pool)
-            .await?)
+        Ok(on_backend!(&self.pool, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM users")
+                .fetch_one(pool)
+                .await?
+        }))
     }
 
     /// Creates an account with its bindings; `None` when the login is taken.
@@ -145,17 +147,19 @@ impl Store {
         now: Millis,
     ) -> Result<Option<i64>, StoreError> {
         let mut tx = self.write_transaction().await?;
-        let id: Option<i64> = sqlx::query_scalar(
-            "INSERT INTO users (login, display_name, password_hash, provider, created_ms)
-             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (login) DO NOTHING RETURNING id",
-        )
-        .bind(account.login)
-        .bind(account.display_name)
-        .bind(account.password_hash)
-        .bind(account.provider)
-        .bind(now)
-        .fetch_optional(&mut *tx)
-        .await?;
+        let id: Option<i64> = on_backend!(&mut tx, tx => {
+            sqlx::query_scalar(
+                "INSERT INTO users (login, display_name, password_hash, provider, created_ms)
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT (login) DO NOTHING RETURNING id",
+            )
+            .bind(account.login)
+            .bind(account.display_name)
+            .bind(account.password_hash)
+            .bind(account.provider)
+            .bind(now)
+            .fetch_optional(&mut **tx)
+            .await?
+        });
         let Some(id) = id else {
             return Ok(None);
         };
@@ -176,35 +180,41 @@ impl Store {
         now: Millis,
     ) -> Result<Option<UserRow>, StoreError> {
         let mut tx = self.write_transaction().await?;
-        let known: Option<i64> =
+        let known: Option<i64> = on_backend!(&mut tx, tx => {
             sqlx::query_scalar("SELECT id FROM users WHERE provider = $1 AND subject = $2")
                 .bind(provider)
                 .bind(subject)
-                .fetch_optional(&mut *tx)
-                .await?;
+                .fetch_optional(&mut **tx)
+                .await?
+        });
         let id = match known {
             Some(id) => {
-                sqlx::query(
-                    "UPDATE users SET display_name = COALESCE($1, display_name) WHERE id = $2",
-                )
-                .bind(display_name)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+                on_backend!(&mut tx, tx => {
+                    sqlx::query(
+                        "UPDATE users SET display_name = COALESCE($1, display_name) WHERE id = $2",
+                    )
+                    .bind(display_name)
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected()
+                });
                 id
             }
             None => {
-                let made: Option<i64> = sqlx::query_scalar(
-                    "INSERT INTO users (login, display_name, provider, subject, created_ms)
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (login) DO NOTHING RETURNING id",
-                )
-                .bind(login)
-                .bind(display_name)
-                .bind(provider)
-                .bind(subject)
-                .bind(now)
-                .fetch_optional(&mut *tx)
-                .await?;
+                let made: Option<i64> = on_backend!(&mut tx, tx => {
+                    sqlx::query_scalar(
+                        "INSERT INTO users (login, display_name, provider, subject, created_ms)
+                         VALUES ($1, $2, $3, $4, $5) ON CONFLICT (login) DO NOTHING RETURNING id",
+                    )
+                    .bind(login)
+                    .bind(display_name)
+                    .bind(provider)
+                    .bind(subject)
+                    .bind(now)
+                    .fetch_optional(&mut **tx)
+                    .await?
+                });
                 let Some(id) = made else {
                     return Ok(None);
                 };
@@ -217,13 +227,16 @@ impl Store {
 
     /// The account of `login` (case aside), with its bindings.
     pub async fn user_by_login(&self, login: &str) -> Result<Option<UserRow>, StoreError> {
-        let columns: Option<UserColumns> = sqlx::query_as(
-            "SELECT id, login, display_name, password_hash, provider, disabled, created_ms
-             FROM users WHERE login = $1",
-        )
-        .bind(login)
-        .fetch_optional(&self.pool)
-        .await?;
+        // The column compares case aside (NOCASE, on both backends).
+        let columns: Option<UserColumns> = on_backend!(&self.pool, pool => {
+            sqlx::query_as(
+                "SELECT id, login, display_name, password_hash, provider, disabled, created_ms
+                 FROM users WHERE login = $1",
+            )
+            .bind(login)
+            .fetch_optional(pool)
+            .await?
+        });
         match columns {
             Some(columns) => Ok(Some(self.with_bindings(columns).await?)),
             None => Ok(None),
@@ -232,13 +245,15 @@ impl Store {
 
     /// The account of `id`, with its bindings.
     pub async fn user(&self, id: i64) -> Result<Option<UserRow>, StoreError> {
-        let columns: Option<UserColumns> = sqlx::query_as(
-            "SELECT id, login, display_name, password_hash, provider, disabled, created_ms
-             FROM users WHERE id = $1",
-        )
-        .bind(id)
-        .fetch_optional(&self.pool)
-        .await?;
+        let columns: Option<UserColumns> = on_backend!(&self.pool, pool => {
+            sqlx::query_as(
+                "SELECT id, login, display_name, password_hash, provider, disabled, created_ms
+                 FROM users WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(pool)
+            .await?
+        });
         match columns {
             Some(columns) => Ok(Some(self.with_bindings(columns).await?)),
             None => Ok(None),
@@ -247,16 +262,19 @@ impl Store {
 
     /// Every account, by login.
     pub async fn users(&self) -> Result<Vec<UserRow>, StoreError> {
-        let rows: Vec<UserColumns> = sqlx::query_as(
-            "SELECT id, login, display_name, password_hash, provider, disabled, created_ms
-             FROM users ORDER BY login",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        let bindings: Vec<(i64, String, String)> =
+        let rows: Vec<UserColumns> = on_backend!(&self.pool, pool => {
+            sqlx::query_as(
+                "SELECT id, login, display_name, password_hash, provider, disabled, created_ms
+                 FROM users ORDER BY login",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        let bindings: Vec<(i64, String, String)> = on_backend!(&self.pool, pool => {
             sqlx::query_as("SELECT user_id, role, engines FROM role_bindings ORDER BY role")
-                .fetch_all(&self.pool)
-                .await?;
+                .fetch_all(pool)
+                .await?
+        });
         Ok(rows
             .into_iter()
             .map(|columns| {
@@ -272,12 +290,14 @@ impl Store {
     }
 
     async fn with_bindings(&self, columns: UserColumns) -> Result<UserRow, StoreError> {
-        let bindings: Vec<(String, String)> = sqlx::query_as(
-            "SELECT role, engines FROM role_bindings WHERE user_id = $1 ORDER BY role",
-        )
-        .bind(columns.0)
-        .fetch_all(&self.pool)
-        .await?;
+        let bindings: Vec<(String, String)> = on_backend!(&self.pool, pool => {
+            sqlx::query_as(
+                "SELECT role, engines FROM role_bindings WHERE user_id = $1 ORDER BY role",
+            )
+            .bind(columns.0)
+            .fetch_all(pool)
+            .await?
+        });
         Ok(user_row(columns, bindings_from(bindings)))
     }
 
@@ -292,38 +312,49 @@ impl Store {
         now: Millis,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write_transaction().await?;
-        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let found: Option<i64> = on_backend!(&mut tx, tx => {
+            sqlx::query_scalar("SELECT id FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await?
+        });
         if found.is_none() {
             return Ok(false);
         }
         if let Some(hash) = password_hash {
-            sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
-                .bind(hash)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            on_backend!(&mut tx, tx => {
+                sqlx::query("UPDATE users SET password_hash = $1 WHERE id = $2")
+                    .bind(hash)
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?
+                .rows_affected()
+            });
         }
         if let Some(disabled) = disabled {
-            sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
-                .bind(disabled)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            on_backend!(&mut tx, tx => {
+                sqlx::query("UPDATE users SET disabled = $1 WHERE id = $2")
+                    .bind(disabled)
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?
+                .rows_affected()
+            });
         }
         if let Some(bindings) = bindings {
             replace_bindings(&mut tx, id, bindings).await?;
         }
         if password_hash.is_some() || disabled == Some(true) {
-            sqlx::query(
-                "UPDATE sessions SET revoked_ms = $1 WHERE user_id = $2 AND revoked_ms IS NULL",
-            )
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+            on_backend!(&mut tx, tx => {
+                sqlx::query(
+                    "UPDATE sessions SET revoked_ms = $1 WHERE user_id = $2 AND revoked_ms IS NULL",
+                )
+                .bind(now)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected()
+            });
         }
         tx.commit().await?;
         Ok(true)
@@ -340,26 +371,32 @@ impl Store {
         expires_ms: Millis,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_transaction().await?;
-        sqlx::query(
-            "INSERT INTO sessions (token_hash, user_id, via, granted, created_ms, last_seen_ms,
-                                   expires_ms)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(token_hash)
-        .bind(user_id)
-        .bind(via)
-        .bind(json_text(granted))
-        .bind(now)
-        .bind(now)
-        .bind(expires_ms)
-        .execute(&mut *tx)
-        .await?;
+        on_backend!(&mut tx, tx => {
+            sqlx::query(
+                "INSERT INTO sessions (token_hash, user_id, via, granted, created_ms, last_seen_ms,
+                                       expires_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(token_hash)
+            .bind(user_id)
+            .bind(via)
+            .bind(json_text(granted))
+            .bind(now)
+            .bind(now)
+            .bind(expires_ms)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+        });
         // Sessions long over are forgotten as new ones open.
-        sqlx::query("DELETE FROM sessions WHERE expires_ms < $1 OR revoked_ms < $2")
-            .bind(now - SESSIONS_KEPT_MS)
-            .bind(now - SESSIONS_KEPT_MS)
-            .execute(&mut *tx)
-            .await?;
+        on_backend!(&mut tx, tx => {
+            sqlx::query("DELETE FROM sessions WHERE expires_ms < $1 OR revoked_ms < $2")
+                .bind(now - SESSIONS_KEPT_MS)
+                .bind(now - SESSIONS_KEPT_MS)
+                .execute(&mut **tx)
+                .await?
+            .rows_affected()
+        });
         tx.commit().await?;
         Ok(())
     }
@@ -371,14 +408,16 @@ impl Store {
         token_hash: &str,
         now: Millis,
     ) -> Result<Option<SessionRow>, StoreError> {
-        let found: Option<(i64, String, String, Millis, Millis, Millis)> = sqlx::query_as(
-            "SELECT user_id, via, granted, last_seen_ms, expires_ms, created_ms FROM sessions
-             WHERE token_hash = $1 AND revoked_ms IS NULL AND expires_ms > $2",
-        )
-        .bind(token_hash)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?;
+        let found: Option<(i64, String, String, Millis, Millis, Millis)> = on_backend!(&self.pool, pool => {
+            sqlx::query_as(
+                "SELECT user_id, via, granted, last_seen_ms, expires_ms, created_ms FROM sessions
+                 WHERE token_hash = $1 AND revoked_ms IS NULL AND expires_ms > $2",
+            )
+            .bind(token_hash)
+            .bind(now)
+            .fetch_optional(pool)
+            .await?
+        });
         let Some((user_id, via, granted, last_seen_ms, expires_ms, created_ms)) = found else {
             return Ok(None);
         };
@@ -406,12 +445,15 @@ impl Store {
         expires_ms: Millis,
     ) -> Result<(), StoreError> {
         let mut tx = self.write_transaction().await?;
-        sqlx::query("UPDATE sessions SET last_seen_ms = $1, expires_ms = $2 WHERE token_hash = $3")
-            .bind(now)
-            .bind(expires_ms)
-            .bind(token_hash)
-            .execute(&mut *tx)
-            .await?;
+        on_backend!(&mut tx, tx => {
+            sqlx::query("UPDATE sessions SET last_seen_ms = $1, expires_ms = $2 WHERE token_hash = $3")
+                .bind(now)
+                .bind(expires_ms)
+                .bind(token_hash)
+                .execute(&mut **tx)
+                .await?
+            .rows_affected()
+        });
         tx.commit().await?;
         Ok(())
     }
@@ -419,13 +461,16 @@ impl Store {
     /// Ends a session (signing out): its cookie no longer works.
     pub async fn revoke_session(&self, token_hash: &str, now: Millis) -> Result<(), StoreError> {
         let mut tx = self.write_transaction().await?;
-        sqlx::query(
-            "UPDATE sessions SET revoked_ms = $1 WHERE token_hash = $2 AND revoked_ms IS NULL",
-        )
-        .bind(now)
-        .bind(token_hash)
-        .execute(&mut *tx)
-        .await?;
+        on_backend!(&mut tx, tx => {
+            sqlx::query(
+                "UPDATE sessions SET revoked_ms = $1 WHERE token_hash = $2 AND revoked_ms IS NULL",
+            )
+            .bind(now)
+            .bind(token_hash)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+        });
         tx.commit().await?;
         Ok(())
     }
@@ -441,18 +486,20 @@ impl Store {
         expires_ms: Option<Millis>,
     ) -> Result<i64, StoreError> {
         let mut tx = self.write_transaction().await?;
-        let id: i64 = sqlx::query_scalar(
-            "INSERT INTO api_tokens (name, token_hash, scopes, created_by, created_ms, expires_ms)
-             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
-        )
-        .bind(name)
-        .bind(token_hash)
-        .bind(json_text(scopes))
-        .bind(created_by)
-        .bind(now)
-        .bind(expires_ms)
-        .fetch_one(&mut *tx)
-        .await?;
+        let id: i64 = on_backend!(&mut tx, tx => {
+            sqlx::query_scalar(
+                "INSERT INTO api_tokens (name, token_hash, scopes, created_by, created_ms, expires_ms)
+                 VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+            )
+            .bind(name)
+            .bind(token_hash)
+            .bind(json_text(scopes))
+            .bind(created_by)
+            .bind(now)
+            .bind(expires_ms)
+            .fetch_one(&mut **tx)
+            .await?
+        });
         tx.commit().await?;
         Ok(id)
     }
@@ -483,22 +530,23 @@ impl Store {
             Option<Millis>,
             Option<Millis>,
         );
-        let mut select = QueryBuilder::<Sqlite>::new(
-            "SELECT id, name, scopes, created_by, created_ms, expires_ms, last_used_ms, revoked_ms
-             FROM api_tokens",
-        );
-        match which {
-            Which::Hash(hash) => select
-                .push(" WHERE token_hash = ")
-                .push_bind(hash.to_owned()),
-            Which::Id(id) => select.push(" WHERE id = ").push_bind(id),
-            Which::All => &mut select,
-        };
-        select.push(" ORDER BY id DESC");
-        Ok(select
-            .build_query_as::<Columns>()
-            .fetch_all(&self.pool)
-            .await?
+        let rows: Vec<Columns> = on_backend!(&self.pool, pool => {
+            let mut select = QueryBuilder::new(
+                "SELECT id, name, scopes, created_by, created_ms, expires_ms, last_used_ms,
+                        revoked_ms
+                 FROM api_tokens",
+            );
+            match which {
+                Which::Hash(hash) => select
+                    .push(" WHERE token_hash = ")
+                    .push_bind(hash.to_owned()),
+                Which::Id(id) => select.push(" WHERE id = ").push_bind(id),
+                Which::All => &mut select,
+            };
+            select.push(" ORDER BY id DESC");
+            select.build_query_as().fetch_all(pool).await?
+        });
+        Ok(rows
             .into_iter()
             .map(
                 |(
@@ -529,14 +577,16 @@ impl Store {
     /// Revokes a token; `false` when there is no such token.
     pub async fn revoke_token(&self, id: i64, now: Millis) -> Result<bool, StoreError> {
         let mut tx = self.write_transaction().await?;
-        let changed = sqlx::query(
-            "UPDATE api_tokens SET revoked_ms = COALESCE(revoked_ms, $1) WHERE id = $2",
-        )
-        .bind(now)
-        .bind(id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+        let changed = on_backend!(&mut tx, tx => {
+            sqlx::query(
+                "UPDATE api_tokens SET revoked_ms = COALESCE(revoked_ms, $1) WHERE id = $2",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+        });
         tx.commit().await?;
         Ok(changed > 0)
     }
@@ -544,11 +594,14 @@ impl Store {
     /// Records that a token was used at `now`.
     pub async fn touch_token(&self, id: i64, now: Millis) -> Result<(), StoreError> {
         let mut tx = self.write_transaction().await?;
-        sqlx::query("UPDATE api_tokens SET last_used_ms = $1 WHERE id = $2")
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        on_backend!(&mut tx, tx => {
+            sqlx::query("UPDATE api_tokens SET last_used_ms = $1 WHERE id = $2")
+                .bind(now)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?
+            .rows_affected()
+        });
         tx.commit().await?;
         Ok(())
     }
@@ -556,20 +609,23 @@ impl Store {
     /// Appends an entry to the audit log (which takes no change and no deletion).
     pub async fn append_audit(&self, entry: &NewAuditEntry) -> Result<(), StoreError> {
         let mut tx = self.write_transaction().await?;
-        sqlx::query(
-            "INSERT INTO audit_log (at_ms, actor, via, action, workflow_id, reason, outcome, detail)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-        )
-        .bind(entry.at_ms)
-        .bind(&entry.actor)
-        .bind(&entry.via)
-        .bind(&entry.action)
-        .bind(&entry.workflow_id)
-        .bind(&entry.reason)
-        .bind(&entry.outcome)
-        .bind(&entry.detail)
-        .execute(&mut *tx)
-        .await?;
+        on_backend!(&mut tx, tx => {
+            sqlx::query(
+                "INSERT INTO audit_log (at_ms, actor, via, action, workflow_id, reason, outcome, detail)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(entry.at_ms)
+            .bind(&entry.actor)
+            .bind(&entry.via)
+            .bind(&entry.action)
+            .bind(&entry.workflow_id)
+            .bind(&entry.reason)
+            .bind(&entry.outcome)
+            .bind(&entry.detail)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+        });
         tx.commit().await?;
         Ok(())
     }
@@ -578,40 +634,6 @@ impl Store {
     /// served by an index, and a page reads only what it shows.
     pub async fn audit(&self, query: &AuditQuery) -> Result<AuditPage, StoreError> {
         let limit = query.effective_limit();
-        let mut select = QueryBuilder::<Sqlite>::new(
-            "SELECT id, at_ms, actor, via, action, workflow_id, reason, outcome, detail
-             FROM audit_log WHERE 1 = 1",
-        );
-        if let Some(actor) = &query.actor {
-            select
-                .push(" AND actor = ")
-                .push_bind(actor.clone())
-                .push(" COLLATE NOCASE");
-        }
-        if let Some(workflow_id) = &query.workflow_id {
-            select
-                .push(" AND workflow_id = ")
-                .push_bind(workflow_id.clone());
-        }
-        if let Some(action) = &query.action {
-            select.push(" AND action = ").push_bind(action.clone());
-        }
-        if let Some(since) = query.since {
-            select
-                .push(" AND at_ms >= ")
-                .push_bind(since.timestamp_millis());
-        }
-        if let Some(until) = query.until {
-            select
-                .push(" AND at_ms < ")
-                .push_bind(until.timestamp_millis());
-        }
-        if let Some(before) = query.before {
-            select.push(" AND id < ").push_bind(before);
-        }
-        select
-            .push(" ORDER BY id DESC LIMIT ")
-            .push_bind(i64::from(limit) + 1);
         type Columns = (
             i64,
             Millis,
@@ -623,7 +645,51 @@ impl Store {
             String,
             Option<String>,
         );
-        let mut rows: Vec<Columns> = select.build_query_as().fetch_all(&self.pool).await?;
+        let dialect = self.dialect();
+        let mut rows: Vec<Columns> = on_backend!(&self.pool, pool => {
+            let mut select = QueryBuilder::new(
+                "SELECT id, at_ms, actor, via, action, workflow_id, reason, outcome, detail
+                 FROM audit_log WHERE 1 = 1",
+            );
+            if let Some(actor) = &query.actor {
+                // Logins are told apart case aside.
+                match dialect {
+                    Dialect::Sqlite => select
+                        .push(" AND actor = ")
+                        .push_bind(actor.clone())
+                        .push(" COLLATE NOCASE"),
+                    Dialect::Postgres => select
+                        .push(" AND lower(actor) = lower(")
+                        .push_bind(actor.clone())
+                        .push(")"),
+                };
+            }
+            if let Some(workflow_id) = &query.workflow_id {
+                select
+                    .push(" AND workflow_id = ")
+                    .push_bind(workflow_id.clone());
+            }
+            if let Some(action) = &query.action {
+                select.push(" AND action = ").push_bind(action.clone());
+            }
+            if let Some(since) = query.since {
+                select
+                    .push(" AND at_ms >= ")
+                    .push_bind(since.timestamp_millis());
+            }
+            if let Some(until) = query.until {
+                select
+                    .push(" AND at_ms < ")
+                    .push_bind(until.timestamp_millis());
+            }
+            if let Some(before) = query.before {
+                select.push(" AND id < ").push_bind(before);
+            }
+            select
+                .push(" ORDER BY id DESC LIMIT ")
+                .push_bind(i64::from(limit) + 1);
+            select.build_query_as().fetch_all(pool).await?
+        });
         let next_before = if rows.len() > limit as usize {
             rows.truncate(limit as usize);
             rows.last().map(|row| row.0)
@@ -681,24 +747,30 @@ fn user_row(
 }
 
 async fn replace_bindings(
-    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    tx: &mut WriteTransaction,
     user_id: i64,
     bindings: &[RoleBinding],
 ) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM role_bindings WHERE user_id = $1")
-        .bind(user_id)
-        .execute(&mut **tx)
-        .await?;
+    on_backend!(tx, tx => {
+        sqlx::query("DELETE FROM role_bindings WHERE user_id = $1")
+            .bind(user_id)
+            .execute(&mut **tx)
+            .await?
+        .rows_affected()
+    });
     for binding in bindings {
-        sqlx::query(
-            "INSERT INTO role_bindings (user_id, role, engines) VALUES ($1, $2, $3)
-             ON CONFLICT DO NOTHING",
-        )
-        .bind(user_id)
-        .bind(binding.role.as_str())
-        .bind(&binding.engines)
-        .execute(&mut **tx)
-        .await?;
+        on_backend!(tx, tx => {
+            sqlx::query(
+                "INSERT INTO role_bindings (user_id, role, engines) VALUES ($1, $2, $3)
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind(user_id)
+            .bind(binding.role.as_str())
+            .bind(&binding.engines)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+        });
     }
     Ok(())
 }

@@ -1,5 +1,19 @@
-//! The read model's storage: SQLite (WAL) through sqlx. The projector is its only writer;
-//! everything else reads.
+//! The read model's storage through sqlx: SQLite (WAL), the embedded default, or
+//! PostgreSQL, chosen by the database URL. The projector is its only writer; everything
+//! else reads.
+
+/// Runs `$body` with `$db` bound to whichever backend's value `$on` holds (a pool, a
+/// connection, a transaction): the body is compiled once per backend, so each copy of its
+/// statements is typed for its own database, and where their SQL differs the body picks it
+/// by [`Dialect`].
+macro_rules! on_backend {
+    ($on:expr, $db:ident => $body:expr) => {
+        match $on {
+            $crate::store::Backend::Sqlite($db) => $body,
+            $crate::store::Backend::Postgres($db) => $body,
+        }
+    };
+}
 
 pub mod commands;
 pub mod identity;
@@ -7,6 +21,7 @@ mod recall;
 mod retention;
 pub mod rollup;
 pub mod rows;
+pub mod scratch;
 mod search;
 mod writer;
 
@@ -18,10 +33,11 @@ use app::model::{
     COMPLETED_TAB_SIZE,
 };
 use rows::{Millis, StepRow, WorkflowRow};
+use sqlx::postgres::PgPoolOptions;
 use sqlx::sqlite::{
     SqliteAutoVacuum, SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
-use sqlx::{FromRow, QueryBuilder, Sqlite, SqliteConnection, SqlitePool};
+use sqlx::{FromRow, PgPool, Postgres, QueryBuilder, Sqlite, SqlitePool};
 use std::collections::HashMap;
 use std::str::FromStr;
 use std::sync::LazyLock;
@@ -62,10 +78,83 @@ const COUNTED_AT_MOST: i64 = search::SEARCHED_AT_MOST;
 /// A UTC day, as the end-time counters are kept by.
 const MS_PER_DAY: Millis = 86_400_000;
 
+/// Which database a store is on: where their SQL differs, the statement is chosen by it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// `sqlite` or `postgres`, as this dialect says it.
+    pub fn pick<T>(self, sqlite: T, postgres: T) -> T {
+        match self {
+            Self::Sqlite => sqlite,
+            Self::Postgres => postgres,
+        }
+    }
+}
+
+/// One value per backend (a pool, a transaction): see [`on_backend!`].
+#[derive(Clone, Debug)]
+pub(crate) enum Backend<S, P> {
+    Sqlite(S),
+    Postgres(P),
+}
+
+impl<S, P> Backend<S, P> {
+    fn dialect(&self) -> Dialect {
+        match self {
+            Self::Sqlite(_) => Dialect::Sqlite,
+            Self::Postgres(_) => Dialect::Postgres,
+        }
+    }
+}
+
+/// The connections of a store.
+type Pool = Backend<SqlitePool, PgPool>;
+/// A write transaction on either backend.
+pub(crate) type WriteTransaction =
+    Backend<sqlx::Transaction<'static, Sqlite>, sqlx::Transaction<'static, Postgres>>;
+
+impl WriteTransaction {
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        on_backend!(self, tx => tx.commit().await)
+    }
+}
+
+/// What the statement builders shared by both backends need beyond SQL text: binding
+/// values, and the dialect where the text differs.
+pub(crate) trait Statement {
+    fn dialect(&self) -> Dialect;
+    fn bind_text(&mut self, value: String) -> &mut Self;
+    fn bind_int(&mut self, value: i64) -> &mut Self;
+}
+
+macro_rules! statement_on {
+    ($db:ty, $dialect:expr) => {
+        impl Statement for QueryBuilder<'_, $db> {
+            fn dialect(&self) -> Dialect {
+                $dialect
+            }
+            fn bind_text(&mut self, value: String) -> &mut Self {
+                self.push_bind(value)
+            }
+            fn bind_int(&mut self, value: i64) -> &mut Self {
+                self.push_bind(value)
+            }
+        }
+    };
+}
+statement_on!(Sqlite, Dialect::Sqlite);
+statement_on!(Postgres, Dialect::Postgres);
+
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("database URL {0:?} is not supported: use sqlite://PATH or sqlite::memory:")]
+    #[error(
+        "database URL {0:?} is not supported: use sqlite://PATH, sqlite::memory: or postgres://..."
+    )]
     UnsupportedUrl(String),
     #[error("could not create the database folder {path}: {source}")]
     CreateDir {
@@ -92,11 +181,12 @@ fn read_connections() -> u32 {
 #[derive(Clone, Debug)]
 pub struct Store {
     /// Where every read runs.
-    pool: SqlitePool,
-    /// The one connection every write runs on, kept open for the life of the store: the
-    /// single writer never queues behind readers for a connection, and writes queue
-    /// behind each other here rather than on SQLite's lock.
-    writes: SqlitePool,
+    pool: Pool,
+    /// Where every write runs. On SQLite, one connection kept open for the life of the
+    /// store: the single writer never queues behind readers for a connection, and writes
+    /// queue behind each other here rather than on SQLite's lock. On PostgreSQL, the same
+    /// pool as the reads (its server orders concurrent writers itself).
+    writes: Pool,
     /// What the search planner learnt of the text index lately.
     densities: std::sync::Arc<search::Densities>,
     /// The stats line as last read, and the counters' version it was read at.
@@ -123,8 +213,12 @@ impl StatsKept {
 }
 
 impl Store {
-    /// Opens (creating if need be) and migrates the database at `url`.
+    /// Opens and migrates the database at `url`: `postgres://...` (or `postgresql://`) on
+    /// a PostgreSQL server, else a SQLite file (created if need be) or `sqlite::memory:`.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Self::open_postgres(url).await;
+        }
         let path = url
             .strip_prefix("sqlite://")
             .or_else(|| url.strip_prefix("sqlite:"))
@@ -184,12 +278,38 @@ impl Store {
                 .connect_with(options)
                 .await?
         };
-        Ok(Self {
+        Ok(Self::with_pools(
+            Backend::Sqlite(pool),
+            Backend::Sqlite(writes),
+        ))
+    }
+
+    /// Opens and migrates the PostgreSQL database at `url` (migrations hold PostgreSQL's
+    /// advisory lock, so instances starting together migrate once).
+    async fn open_postgres(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            // Connections are server processes: a few per core of ours, as reads and the
+            // writes share them.
+            .max_connections(read_connections() * 2)
+            .connect(url)
+            .await?;
+        sqlx::migrate!("../migrations/postgres").run(&pool).await?;
+        let pool = Backend::Postgres(pool);
+        Ok(Self::with_pools(pool.clone(), pool))
+    }
+
+    fn with_pools(pool: Pool, writes: Pool) -> Self {
+        Self {
             pool,
             writes,
             densities: std::sync::Arc::default(),
             stats: std::sync::Arc::default(),
-        })
+        }
+    }
+
+    /// Which database this store is on.
+    pub fn dialect(&self) -> Dialect {
+        self.pool.dialect()
     }
 
     /// A write transaction that holds the write lock from its start (waiting for it up to
@@ -197,22 +317,40 @@ impl Store {
     /// writer ("database is locked", at once) if another write, such as a retention
     /// batch, committed since its first read. One that changes runs or their counters
     /// says so once committed (`self.stats.counters_changed()`, as [`Writer`] does).
-    pub(crate) async fn write_transaction(
-        &self,
-    ) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
-        Ok(self.writes.begin_with("BEGIN IMMEDIATE").await?)
+    pub(crate) async fn write_transaction(&self) -> Result<WriteTransaction, StoreError> {
+        Ok(match &self.writes {
+            Backend::Sqlite(pool) => Backend::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
+            Backend::Postgres(pool) => Backend::Postgres(pool.begin().await?),
+        })
     }
 
-    /// The database's read connections, for benchmarks and tests that load or inspect it
-    /// in bulk; the server reaches it only through the methods here.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// The SQLite database's read connections, for benchmarks and tests that load or
+    /// inspect it in bulk (`None` on PostgreSQL); the server reaches it only through the
+    /// methods here.
+    pub fn sqlite_pool(&self) -> Option<&SqlitePool> {
+        match &self.pool {
+            Backend::Sqlite(pool) => Some(pool),
+            Backend::Postgres(_) => None,
+        }
+    }
+
+    /// Runs one SQL statement that reads nothing back, on either backend; returns the rows
+    /// it changed. For tests and tools that set a database up; the server's own statements
+    /// are the methods here.
+    pub async fn execute(&self, sql: &str) -> Result<u64, StoreError> {
+        Ok(on_backend!(&self.writes, pool => sqlx::query(sql).execute(pool).await?.rows_affected()))
+    }
+
+    /// Runs one SQL statement that reads one number, on either backend (see
+    /// [`Store::execute`]).
+    pub async fn read_number(&self, sql: &str) -> Result<i64, StoreError> {
+        Ok(on_backend!(&self.pool, pool => sqlx::query_scalar(sql).fetch_one(pool).await?))
     }
 
     /// Closes every connection: each later read or write fails.
     pub async fn close(&self) {
-        self.pool.close().await;
-        self.writes.close().await;
+        on_backend!(&self.pool, pool => pool.close().await);
+        on_backend!(&self.writes, pool => pool.close().await);
     }
 
     /// A page of the list, its total and the stats line.
@@ -240,69 +378,72 @@ impl Store {
             None => None,
         };
         let search_only = plan.is_some() && sight.is_none() && is_search_only(query);
-        // A search is one statement: the page, and how many runs the search found and how
-        // many of them pass the filters, all from one reading of the index.
-        let mut page = QueryBuilder::<Sqlite>::new("");
-        // The table the page is sorted from: the runs themselves, or for a search and
-        // nothing else what it found (which holds their sort keys).
-        let keyed = if search_only { "matches" } else { "workflows" };
-        if let Some(plan) = &plan {
-            page.push("WITH ");
-            plan.push_matches(&mut page, search::SEARCHED_AT_MOST);
-            // The page's runs are chosen by their sort keys and only those read whole:
-            // sorting every found run's whole row cost twice as much.
-            page.push(" SELECT workflows.*, ");
-            push_search_counts(&mut page, query, sight, search_only);
-            page.push(" FROM workflows WHERE rowid IN (");
-            if search_only {
-                page.push("SELECT run FROM matches WHERE 1=1");
+        let (mut rows, searched) = on_backend!(&self.pool, pool => {
+            // A search is one statement: the page, and how many runs the search found and
+            // how many of them pass the filters, all from one reading of the index.
+            let mut page = QueryBuilder::new("");
+            // The table the page is sorted from: the runs themselves, or for a search and
+            // nothing else what it found (which holds their sort keys).
+            let keyed = if search_only { "matches" } else { "workflows" };
+            if let Some(plan) = &plan {
+                page.push("WITH ");
+                plan.push_matches(&mut page, search::SEARCHED_AT_MOST);
+                // The page's runs are chosen by their sort keys and only those read whole:
+                // sorting every found run's whole row cost twice as much.
+                page.push(" SELECT workflows.*, ");
+                push_search_counts(&mut page, query, sight, search_only);
+                page.push(" FROM workflows WHERE rowid IN (");
+                if search_only {
+                    page.push("SELECT run FROM matches WHERE 1=1");
+                } else {
+                    page.push("SELECT workflows.rowid");
+                    push_runs_matching(&mut page, query, true, sight);
+                }
             } else {
-                page.push("SELECT workflows.rowid");
-                push_runs_matching(&mut page, query, true, sight);
+                page.push("SELECT workflows.*");
+                push_runs_matching(&mut page, query, false, sight);
             }
-        } else {
-            page.push("SELECT workflows.*");
-            push_runs_matching(&mut page, query, false, sight);
-        }
-        let (before, order) = match query.sort {
-            Sort::Newest => ("<", "DESC"),
-            Sort::Oldest => (">", "ASC"),
-        };
-        if let Some(cursor) = &cursor {
-            page.push(format!(" AND ({keyed}.created_ms {before} "))
-                .push_bind(cursor.created_ms)
-                .push(format!(" OR ({keyed}.created_ms = "))
-                .push_bind(cursor.created_ms)
-                .push(format!(" AND {keyed}.id {before} "))
-                .push_bind(cursor.id.clone())
-                .push("))");
-        }
-        page.push(format!(
-            " ORDER BY {keyed}.created_ms {order}, {keyed}.id {order} LIMIT "
-        ))
-        .push_bind(i64::from(limit) + 1);
-        if plan.is_some() {
+            let (before, order) = match query.sort {
+                Sort::Newest => ("<", "DESC"),
+                Sort::Oldest => (">", "ASC"),
+            };
+            if let Some(cursor) = &cursor {
+                page.push(format!(" AND ({keyed}.created_ms {before} "))
+                    .bind_int(cursor.created_ms)
+                    .push(format!(" OR ({keyed}.created_ms = "))
+                    .bind_int(cursor.created_ms)
+                    .push(format!(" AND {keyed}.id {before} "))
+                    .bind_text(cursor.id.clone())
+                    .push("))");
+            }
             page.push(format!(
-                ") ORDER BY workflows.created_ms {order}, workflows.id {order}"
-            ));
-        }
-        let read = page.build().fetch_all(&self.pool).await?;
-        let mut rows = read
-            .iter()
-            .map(WorkflowRow::from_row)
-            .collect::<Result<Vec<_>, _>>()?;
-        let searched = match (&plan, read.first()) {
-            (None, _) => None,
-            (Some(_), Some(first)) => Some(SearchCounts::from_row(first)?),
-            // No run on this page (past the last one, or none found): the counts alone.
-            (Some(plan), None) => {
-                let mut counts = QueryBuilder::<Sqlite>::new("WITH ");
-                plan.push_matches(&mut counts, search::SEARCHED_AT_MOST);
-                counts.push(" SELECT ");
-                push_search_counts(&mut counts, query, sight, search_only);
-                Some(counts.build_query_as().fetch_one(&self.pool).await?)
+                " ORDER BY {keyed}.created_ms {order}, {keyed}.id {order} LIMIT "
+            ))
+            .bind_int(i64::from(limit) + 1);
+            if plan.is_some() {
+                page.push(format!(
+                    ") ORDER BY workflows.created_ms {order}, workflows.id {order}"
+                ));
             }
-        };
+            let read = page.build().fetch_all(pool).await?;
+            let rows = read
+                .iter()
+                .map(WorkflowRow::from_row)
+                .collect::<Result<Vec<_>, _>>()?;
+            let searched = match (&plan, read.first()) {
+                (None, _) => None,
+                (Some(_), Some(first)) => Some(SearchCounts::from_row(first)?),
+                // No run on this page (past the last one, or none found): the counts alone.
+                (Some(plan), None) => {
+                    let mut counts = QueryBuilder::new("WITH ");
+                    plan.push_matches(&mut counts, search::SEARCHED_AT_MOST);
+                    counts.push(" SELECT ");
+                    push_search_counts(&mut counts, query, sight, search_only);
+                    Some(counts.build_query_as().fetch_one(pool).await?)
+                }
+            };
+            (rows, searched)
+        });
         // The Completed tab is the newest runs only: one page, no further.
         let single_page = query.tab == Some(Tab::Completed);
         let next_cursor = if rows.len() > limit as usize && !single_page {
@@ -347,20 +488,24 @@ impl Store {
         sight: Option<&[String]>,
     ) -> Result<(u64, bool), StoreError> {
         if query.since.is_none() && query.until.is_none() {
-            let mut sum = QueryBuilder::<Sqlite>::new(
-                "SELECT COALESCE(SUM(runs), 0) FROM workflow_counts WHERE 1=1",
-            );
-            push_filters(&mut sum, query, sight);
-            let total: i64 = sum.build_query_scalar().fetch_one(&self.pool).await?;
+            let total: i64 = on_backend!(&self.pool, pool => {
+                let mut sum = QueryBuilder::new(
+                    "SELECT CAST(COALESCE(SUM(runs), 0) AS BIGINT) FROM workflow_counts WHERE 1=1",
+                );
+                push_filters(&mut sum, query, sight);
+                sum.build_query_scalar().fetch_one(pool).await?
+            });
             return Ok((u64::try_from(total).unwrap_or(0), false));
         }
-        let mut count = QueryBuilder::<Sqlite>::new("SELECT COUNT(*) FROM (SELECT 1");
-        push_runs_matching(&mut count, query, false, sight);
-        count
-            .push(" LIMIT ")
-            .push_bind(COUNTED_AT_MOST + 1)
-            .push(")");
-        let counted: i64 = count.build_query_scalar().fetch_one(&self.pool).await?;
+        let counted: i64 = on_backend!(&self.pool, pool => {
+            let mut count = QueryBuilder::new("SELECT COUNT(*) FROM (SELECT 1");
+            push_runs_matching(&mut count, query, false, sight);
+            count
+                .push(" LIMIT ")
+                .bind_int(COUNTED_AT_MOST + 1)
+                .push(") AS counted");
+            count.build_query_scalar().fetch_one(pool).await?
+        });
         Ok((
             u64::try_from(counted.min(COUNTED_AT_MOST)).unwrap_or(0),
             counted > COUNTED_AT_MOST,
@@ -417,23 +562,24 @@ impl Store {
         // One statement: the current counts by status (the Completed tab's too), then the
         // runs that ended today (UTC) from the per-day counters, a few rows however many
         // runs ended today; both for the engines the reader may see.
-        let mut counts = QueryBuilder::<Sqlite>::new(format!(
-            "SELECT 0, status, sla_status, 0, SUM(runs) FROM workflow_counts
-             WHERE (status IN {} OR status = 'COMPLETED')",
-            *COUNTED_SQL
-        ));
-        push_sight(&mut counts, sight);
-        counts
-            .push(
-                " GROUP BY status, sla_status UNION ALL
-                 SELECT 1, status, sla_status, with_sla, SUM(runs) FROM ended_counts
-                 WHERE runs > 0 AND day = ",
-            )
-            .push_bind(now.div_euclid(MS_PER_DAY));
-        push_sight(&mut counts, sight);
-        counts.push(" GROUP BY status, sla_status, with_sla");
-        let counts: Vec<(bool, String, String, bool, i64)> =
-            counts.build_query_as().fetch_all(&self.pool).await?;
+        let counts: Vec<(bool, String, String, bool, i64)> = on_backend!(&self.pool, pool => {
+            let mut counts = QueryBuilder::new(format!(
+                "SELECT FALSE, status, sla_status, FALSE, CAST(SUM(runs) AS BIGINT)
+                 FROM workflow_counts WHERE (status IN {} OR status = 'COMPLETED')",
+                *COUNTED_SQL
+            ));
+            push_sight(&mut counts, sight);
+            counts
+                .push(
+                    " GROUP BY status, sla_status UNION ALL
+                     SELECT TRUE, status, sla_status, with_sla, CAST(SUM(runs) AS BIGINT)
+                     FROM ended_counts WHERE runs > 0 AND day = ",
+                )
+                .bind_int(now.div_euclid(MS_PER_DAY));
+            push_sight(&mut counts, sight);
+            counts.push(" GROUP BY status, sla_status, with_sla");
+            counts.build_query_as().fetch_all(pool).await?
+        });
         let (mut completed, mut with_sla, mut within) = (0u64, 0u64, 0u64);
         for (ended_today, status, sla, had_sla, n) in counts {
             let (Some(status), Some(sla), Ok(n)) = (
@@ -522,73 +668,86 @@ impl Store {
         log_lines_per_step: i64,
         page: Option<(u32, u32)>,
     ) -> Result<Option<WorkflowDetail>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        let Some(row) = load_workflow(&mut conn, id).await? else {
-            return Ok(None);
-        };
-        let (steps, steps_page) = match page {
-            None => (load_steps(&mut conn, id).await?, None),
-            Some((from, limit)) => {
-                let mut steps: Vec<StepRow> = sqlx::query_as(
-                    "SELECT * FROM steps WHERE workflow_id = $1 AND step_number >= $2
-                     ORDER BY step_number LIMIT $3",
-                )
+        // One connection for the whole read, so that it is of one moment on SQLite.
+        let (row, steps, steps_page, log_rows, dropped) = on_backend!(&self.pool, pool => {
+            let mut conn = pool.acquire().await?;
+            let Some(row) = sqlx::query_as(WORKFLOW_BY_ID)
                 .bind(id)
-                .bind(i64::from(from))
-                .bind(i64::from(limit) + 1)
-                .fetch_all(&mut *conn)
-                .await?;
-                let next_from = (steps.len() > limit as usize)
-                    .then(|| steps.pop().map(|next| next.step_number))
-                    .flatten();
-                let (total,): (i64,) =
-                    sqlx::query_as("SELECT COUNT(*) FROM steps WHERE workflow_id = $1")
-                        .bind(id)
-                        .fetch_one(&mut *conn)
-                        .await?;
-                let page = StepsPage {
-                    from,
-                    limit,
-                    total: u32::try_from(total).unwrap_or(u32::MAX),
-                    next_from,
-                };
-                (steps, Some(page))
-            }
-        };
-        let (first, last) = match (steps.first(), steps.last()) {
-            (Some(first), Some(last)) => (first.step_number, last.step_number),
-            _ => (0, 0),
-        };
+                .fetch_optional(&mut *conn)
+                .await?
+            else {
+                return Ok(None);
+            };
+            let (steps, steps_page) = match page {
+                None => (
+                    sqlx::query_as(STEPS_OF_RUN).bind(id).fetch_all(&mut *conn).await?,
+                    None,
+                ),
+                Some((from, limit)) => {
+                    let mut steps: Vec<StepRow> = sqlx::query_as(
+                        "SELECT * FROM steps WHERE workflow_id = $1 AND step_number >= $2
+                         ORDER BY step_number LIMIT $3",
+                    )
+                    .bind(id)
+                    .bind(i64::from(from))
+                    .bind(i64::from(limit) + 1)
+                    .fetch_all(&mut *conn)
+                    .await?;
+                    let next_from = (steps.len() > limit as usize)
+                        .then(|| steps.pop().map(|next| next.step_number))
+                        .flatten();
+                    let (total,): (i64,) =
+                        sqlx::query_as("SELECT COUNT(*) FROM steps WHERE workflow_id = $1")
+                            .bind(id)
+                            .fetch_one(&mut *conn)
+                            .await?;
+                    let page = StepsPage {
+                        from,
+                        limit,
+                        total: u32::try_from(total).unwrap_or(u32::MAX),
+                        next_from,
+                    };
+                    (steps, Some(page))
+                }
+            };
+            let (first, last) = match (steps.first(), steps.last()) {
+                (Some(first), Some(last)) => (first.step_number, last.step_number),
+                _ => (0, 0),
+            };
+            let log_rows: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT step_number, line FROM (
+                     SELECT step_number, line, id,
+                            ROW_NUMBER() OVER (PARTITION BY step_number ORDER BY id DESC) AS newest
+                     FROM step_logs WHERE workflow_id = $1 AND step_number BETWEEN $2 AND $3
+                 ) AS numbered WHERE newest <= $4 ORDER BY step_number, id",
+            )
+            .bind(id)
+            .bind(i64::from(first))
+            .bind(i64::from(last))
+            .bind(log_lines_per_step)
+            .fetch_all(&mut *conn)
+            .await?;
+            let dropped: HashMap<i64, i64> = sqlx::query_as(
+                "SELECT step_number, logs_dropped FROM steps
+                 WHERE workflow_id = $1 AND step_number BETWEEN $2 AND $3 AND logs_dropped > 0",
+            )
+            .bind(id)
+            .bind(i64::from(first))
+            .bind(i64::from(last))
+            .fetch_all(&mut *conn)
+            .await?
+            .into_iter()
+            .collect();
+            (row, steps, steps_page, log_rows, dropped)
+        });
+        let row: WorkflowRow = row;
+        let steps: Vec<StepRow> = steps;
         let mut logs: HashMap<u32, Vec<String>> = HashMap::new();
-        let log_rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT step_number, line FROM (
-                 SELECT step_number, line, id,
-                        ROW_NUMBER() OVER (PARTITION BY step_number ORDER BY id DESC) AS newest
-                 FROM step_logs WHERE workflow_id = $1 AND step_number BETWEEN $2 AND $3
-             ) WHERE newest <= $4 ORDER BY step_number, id",
-        )
-        .bind(id)
-        .bind(i64::from(first))
-        .bind(i64::from(last))
-        .bind(log_lines_per_step)
-        .fetch_all(&mut *conn)
-        .await?;
         for (step, line) in log_rows {
             if let Ok(step) = u32::try_from(step) {
                 logs.entry(step).or_default().push(line);
             }
         }
-        let dropped: HashMap<i64, i64> = sqlx::query_as(
-            "SELECT step_number, logs_dropped FROM steps
-             WHERE workflow_id = $1 AND step_number BETWEEN $2 AND $3 AND logs_dropped > 0",
-        )
-        .bind(id)
-        .bind(i64::from(first))
-        .bind(i64::from(last))
-        .fetch_all(&mut *conn)
-        .await?
-        .into_iter()
-        .collect();
         let steps: Vec<_> = steps
             .iter()
             .map(|step| {
@@ -640,14 +799,16 @@ impl Store {
 
     /// One workflow's row, if it exists.
     pub async fn workflow_row(&self, id: &str) -> Result<Option<WorkflowRow>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        load_workflow(&mut conn, id).await
+        Ok(on_backend!(&self.pool, pool => {
+            sqlx::query_as(WORKFLOW_BY_ID).bind(id).fetch_optional(pool).await?
+        }))
     }
 
     /// A workflow's steps in step order.
     async fn steps_of(&self, id: &str) -> Result<Vec<StepRow>, StoreError> {
-        let mut conn = self.pool.acquire().await?;
-        load_steps(&mut conn, id).await
+        Ok(on_backend!(&self.pool, pool => {
+            sqlx::query_as(STEPS_OF_RUN).bind(id).fetch_all(pool).await?
+        }))
     }
 
     /// Every run of `engine` that has not ended, with its steps: what the engine picks
@@ -657,19 +818,17 @@ impl Store {
         engine: &str,
     ) -> Result<Vec<(WorkflowRow, Vec<StepRow>)>, StoreError> {
         let open = &*OPEN_SQL;
-        let rows: Vec<WorkflowRow> = sqlx::query_as(&format!(
+        let runs = format!(
             "SELECT * FROM workflows WHERE status IN {open} AND engine = $1 ORDER BY created_ms, id"
-        ))
-        .bind(engine)
-        .fetch_all(&self.pool)
-        .await?;
-        let steps: Vec<OwnedStep> = sqlx::query_as(&format!(
+        );
+        let steps = format!(
             "SELECT s.workflow_id AS owner, s.* FROM steps s JOIN workflows w ON w.id = s.workflow_id
              WHERE w.status IN {open} AND w.engine = $1 ORDER BY s.workflow_id, s.step_number"
-        ))
-        .bind(engine)
-        .fetch_all(&self.pool)
-        .await?;
+        );
+        let (rows, steps): (Vec<WorkflowRow>, Vec<OwnedStep>) = on_backend!(&self.pool, pool => (
+            sqlx::query_as(&runs).bind(engine).fetch_all(pool).await?,
+            sqlx::query_as(&steps).bind(engine).fetch_all(pool).await?,
+        ));
         Ok(with_their_steps(rows, steps))
     }
 
@@ -682,13 +841,15 @@ impl Store {
         let mut rows = Vec::with_capacity(ids.len());
         // Chunked: SQLite binds at most 32766 values per statement.
         for chunk in ids.chunks(500) {
-            let mut select = QueryBuilder::<Sqlite>::new("SELECT * FROM workflows WHERE id IN (");
-            let mut separated = select.separated(", ");
-            for id in chunk {
-                separated.push_bind(id.clone());
-            }
-            separated.push_unseparated(")");
-            let found: Vec<WorkflowRow> = select.build_query_as().fetch_all(&self.pool).await?;
+            let found: Vec<WorkflowRow> = on_backend!(&self.pool, pool => {
+                let mut select = QueryBuilder::new("SELECT * FROM workflows WHERE id IN (");
+                let mut separated = select.separated(", ");
+                for id in chunk {
+                    separated.push_bind(id.clone());
+                }
+                separated.push_unseparated(")");
+                select.build_query_as().fetch_all(pool).await?
+            });
             rows.extend(found.iter().map(|row| row.to_wire(now)));
         }
         Ok(rows)
@@ -699,13 +860,15 @@ impl Store {
         &self,
         engine: &str,
     ) -> Result<HashMap<String, u32>, StoreError> {
-        let rows: Vec<(String, i64)> = sqlx::query_as(
-            "SELECT workflow_type, MAX(total_steps) FROM workflows
-             WHERE engine = $1 AND status = 'COMPLETED' GROUP BY workflow_type",
-        )
-        .bind(engine)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<(String, i64)> = on_backend!(&self.pool, pool => {
+            sqlx::query_as(
+                "SELECT workflow_type, MAX(total_steps) FROM workflows
+                 WHERE engine = $1 AND status = 'COMPLETED' GROUP BY workflow_type",
+            )
+            .bind(engine)
+            .fetch_all(pool)
+            .await?
+        });
         Ok(rows
             .into_iter()
             .map(|(t, n)| (t, n.clamp(0, i64::from(u32::MAX)) as u32))
@@ -714,28 +877,29 @@ impl Store {
 
     /// Where `engine` got to in its source, by key (see [`Writer::save_position`]).
     async fn engine_positions(&self, engine: &str) -> Result<HashMap<String, String>, StoreError> {
-        let rows: Vec<(String, String)> =
+        let rows: Vec<(String, String)> = on_backend!(&self.pool, pool => {
             sqlx::query_as("SELECT key, position FROM engine_positions WHERE engine = $1")
                 .bind(engine)
-                .fetch_all(&self.pool)
-                .await?;
+                .fetch_all(pool)
+                .await?
+        });
         Ok(rows.into_iter().collect())
     }
 
     /// The runs whose SLA status may have moved with time since it was last derived:
     /// active, with a target, not yet breached, and past 90 % of their target at `now`.
     pub async fn sla_candidates(&self, now: Millis) -> Result<Vec<WorkflowRow>, StoreError> {
-        Ok(sqlx::query_as(&format!(
+        let due = format!(
             "SELECT * FROM workflows
              WHERE status IN {}
                AND sla_target_seconds > 0
                AND sla_status IN ('on_track', 'at_risk')
                AND started_ms + sla_target_seconds * 900 <= $1",
             *ACTIVE_SQL
-        ))
-        .bind(now)
-        .fetch_all(&self.pool)
-        .await?)
+        );
+        Ok(on_backend!(&self.pool, pool => {
+            sqlx::query_as(&due).bind(now).fetch_all(pool).await?
+        }))
     }
 }
 
@@ -766,20 +930,25 @@ fn with_their_steps(
 
 /// Pushes the `FROM` and `WHERE` of the runs that match `query` and, for a search
 /// (`searched`), are among its `matches` (see [`search::Plan::push_matches`]): those are
-/// looked up one by one by rowid (the join order forced with CROSS JOIN, since the planner
-/// would rather walk a status or engine index over every run of that status or engine,
-/// and test each against the few found).
-fn push_runs_matching(
-    builder: &mut QueryBuilder<'_, Sqlite>,
+/// looked up one by one by rowid (on SQLite the join order forced with CROSS JOIN, since
+/// its planner would rather walk a status or engine index over every run of that status or
+/// engine, and test each against the few found).
+fn push_runs_matching<'a, DB: sqlx::Database>(
+    builder: &mut QueryBuilder<'a, DB>,
     query: &ListQuery,
     searched: bool,
     sight: Option<&[String]>,
-) {
-    builder.push(if searched {
-        " FROM matches CROSS JOIN workflows ON workflows.rowid = matches.run WHERE 1=1"
+) where
+    QueryBuilder<'a, DB>: Statement,
+{
+    let join = builder.dialect().pick("CROSS JOIN", "JOIN");
+    if searched {
+        builder.push(format!(
+            " FROM matches {join} workflows ON workflows.rowid = matches.run WHERE 1=1"
+        ));
     } else {
-        " FROM workflows WHERE 1=1"
-    });
+        builder.push(" FROM workflows WHERE 1=1");
+    }
     push_filters(builder, query, sight);
 }
 
@@ -800,12 +969,14 @@ fn is_search_only(query: &ListQuery) -> bool {
 /// [`search::Plan::push_matches`]): `matched`, how many runs the search found (one past
 /// what it keeps when there are more), and `counted`, how many of those pass the other
 /// filters.
-fn push_search_counts(
-    builder: &mut QueryBuilder<'_, Sqlite>,
+fn push_search_counts<'a, DB: sqlx::Database>(
+    builder: &mut QueryBuilder<'a, DB>,
     query: &ListQuery,
     sight: Option<&[String]>,
     search_only: bool,
-) {
+) where
+    QueryBuilder<'a, DB>: Statement,
+{
     builder.push("(SELECT count(*) FROM matches) AS matched, ");
     if search_only {
         builder.push("(SELECT count(*) FROM matches) AS counted");
@@ -838,19 +1009,23 @@ impl SearchCounts {
 /// that `workflow_counts` has too, so the same filters add up the counters; but the date
 /// range, which the counters are not kept by (and which names `workflows`, as a search's
 /// `matches` has a `created_ms` too).
-fn push_filters(
-    builder: &mut QueryBuilder<'_, Sqlite>,
+fn push_filters<'a, DB: sqlx::Database>(
+    builder: &mut QueryBuilder<'a, DB>,
     query: &ListQuery,
     sight: Option<&[String]>,
-) {
+) where
+    QueryBuilder<'a, DB>: Statement,
+{
     push_sight(builder, sight);
-    let statuses = |builder: &mut QueryBuilder<'_, Sqlite>, statuses: &[WorkflowStatus]| {
+    let statuses = |builder: &mut QueryBuilder<'a, DB>, statuses: &[WorkflowStatus]| {
         builder.push(" AND status IN (");
-        let mut separated = builder.separated(", ");
-        for status in statuses {
-            separated.push_bind(status.as_str());
+        for (at, status) in statuses.iter().enumerate() {
+            if at > 0 {
+                builder.push(", ");
+            }
+            builder.bind_text(status.as_str().to_owned());
         }
-        separated.push_unseparated(")");
+        builder.push(")");
     };
     if !query.statuses.is_empty() {
         statuses(builder, &query.statuses);
@@ -862,65 +1037,52 @@ fn push_filters(
         }
     }
     if let Some(engine) = &query.engine {
-        builder.push(" AND engine = ").push_bind(engine.clone());
+        builder.push(" AND engine = ").bind_text(engine.clone());
     }
     if let Some(since) = query.since {
         builder
             .push(" AND workflows.created_ms >= ")
-            .push_bind(since.timestamp_millis());
+            .bind_int(since.timestamp_millis());
     }
     if let Some(until) = query.until {
         builder
             .push(" AND workflows.created_ms < ")
-            .push_bind(until.timestamp_millis());
+            .bind_int(until.timestamp_millis());
     }
     if let Some(workflow_type) = &query.workflow_type {
         builder
             .push(" AND workflow_type = ")
-            .push_bind(workflow_type.clone());
+            .bind_text(workflow_type.clone());
     }
 }
 
 /// Keeps only the engines `sight` names (see `app::model::identity::engine_matches`): an
 /// exact id, or an id prefix before a final `*`.
-fn push_sight(builder: &mut QueryBuilder<'_, Sqlite>, sight: Option<&[String]>) {
+fn push_sight<'a, DB: sqlx::Database>(builder: &mut QueryBuilder<'a, DB>, sight: Option<&[String]>)
+where
+    QueryBuilder<'a, DB>: Statement,
+{
     let Some(patterns) = sight else {
         return;
     };
-    builder.push(" AND (0");
+    builder.push(" AND (FALSE");
     for pattern in patterns {
         match pattern.strip_suffix('*') {
             Some(prefix) => builder
                 .push(" OR substr(engine, 1, length(")
-                .push_bind(prefix.to_owned())
+                .bind_text(prefix.to_owned())
                 .push(")) = ")
-                .push_bind(prefix.to_owned()),
-            None => builder.push(" OR engine = ").push_bind(pattern.clone()),
+                .bind_text(prefix.to_owned()),
+            None => builder.push(" OR engine = ").bind_text(pattern.clone()),
         };
     }
     builder.push(")");
 }
 
-/// One workflow row, read on the given connection (or transaction).
-async fn load_workflow(
-    conn: &mut SqliteConnection,
-    id: &str,
-) -> Result<Option<WorkflowRow>, StoreError> {
-    Ok(sqlx::query_as("SELECT * FROM workflows WHERE id = $1")
-        .bind(id)
-        .fetch_optional(conn)
-        .await?)
-}
-
-/// A workflow's steps in step order.
-async fn load_steps(conn: &mut SqliteConnection, id: &str) -> Result<Vec<StepRow>, StoreError> {
-    Ok(
-        sqlx::query_as("SELECT * FROM steps WHERE workflow_id = $1 ORDER BY step_number")
-            .bind(id)
-            .fetch_all(conn)
-            .await?,
-    )
-}
+/// One run's row, by id.
+const WORKFLOW_BY_ID: &str = "SELECT * FROM workflows WHERE id = $1";
+/// A run's steps in step order.
+const STEPS_OF_RUN: &str = "SELECT * FROM steps WHERE workflow_id = $1 ORDER BY step_number";
 
 pub(super) fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> String {
     // Serialising our own plain data types to a string cannot fail.

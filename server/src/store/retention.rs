@@ -4,7 +4,7 @@
 //! and the pages' reads go on between them.
 
 use super::rows::Millis;
-use super::{sql_list, Store, StoreError};
+use super::{sql_list, Backend, Store, StoreError};
 use app::model::WorkflowStatus;
 use std::sync::LazyLock;
 
@@ -27,35 +27,39 @@ impl Store {
     /// however old they are.
     pub async fn delete_closed_runs(&self, before: Millis, batch: u32) -> Result<u64, StoreError> {
         let mut tx = self.write_transaction().await?;
-        let doomed: Vec<(String, String)> = sqlx::query_as(&format!(
-            "SELECT id, engine FROM workflows INDEXED BY workflows_by_completed
+        let dialect = self.dialect();
+        let doomed = format!(
+            "SELECT id, engine FROM workflows {}
              WHERE completed_ms < $1 AND status IN {} ORDER BY completed_ms LIMIT $2",
+            // SQLite would rather walk the status index over every closed run.
+            dialect.pick("INDEXED BY workflows_by_completed", ""),
             *CLOSED_SQL
-        ))
-        .bind(before)
-        .bind(i64::from(batch))
-        .fetch_all(&mut *tx)
-        .await?;
-        if doomed.is_empty() {
-            return Ok(0);
-        }
-        let pairs = super::json_text(&doomed);
+        );
+        let listed = dialect.pick("json_each($1)", "jsonb_array_elements(CAST($1 AS jsonb))");
         // Steps and log lines go with their run (ON DELETE CASCADE); the counters and
         // the text index by the tables' triggers.
-        sqlx::query(
+        let positions = format!(
             "DELETE FROM engine_positions WHERE (engine, key) IN
-             (SELECT value ->> 1, value ->> 0 FROM json_each($1))",
-        )
-        .bind(&pairs)
-        .execute(&mut *tx)
-        .await?;
-        let deleted = sqlx::query(
-            "DELETE FROM workflows WHERE id IN (SELECT value ->> 0 FROM json_each($1))",
-        )
-        .bind(&pairs)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
+             (SELECT value ->> 1, value ->> 0 FROM {listed})"
+        );
+        let runs = format!("DELETE FROM workflows WHERE id IN (SELECT value ->> 0 FROM {listed})");
+        let deleted = on_backend!(&mut tx, tx => {
+            let doomed: Vec<(String, String)> = sqlx::query_as(&doomed)
+                .bind(before)
+                .bind(i64::from(batch))
+                .fetch_all(&mut **tx)
+                .await?;
+            if doomed.is_empty() {
+                return Ok(0);
+            }
+            let pairs = super::json_text(&doomed);
+            sqlx::query(&positions).bind(&pairs).execute(&mut **tx).await?;
+            sqlx::query(&runs)
+                .bind(&pairs)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected()
+        });
         tx.commit().await?;
         self.stats.counters_changed();
         Ok(deleted)
@@ -70,15 +74,18 @@ impl Store {
             ("analytics_runs", "bucket_ms, workflow_type"),
             ("analytics_steps", "bucket_ms, workflow_type, step_name"),
         ] {
-            deleted += sqlx::query(&format!(
+            let expired = format!(
                 "DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table}
                  WHERE bucket_ms < $1 ORDER BY bucket_ms LIMIT $2)"
-            ))
-            .bind(before)
-            .bind(i64::from(batch))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
+            );
+            deleted += on_backend!(&mut tx, tx => {
+                sqlx::query(&expired)
+                    .bind(before)
+                    .bind(i64::from(batch))
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected()
+            });
         }
         tx.commit().await?;
         self.stats.counters_changed();
@@ -89,12 +96,14 @@ impl Store {
     /// day whose runs are all gone).
     pub async fn drop_empty_counters(&self) -> Result<(), StoreError> {
         let mut tx = self.write_transaction().await?;
-        sqlx::query("DELETE FROM workflow_counts WHERE runs = 0")
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM ended_counts WHERE runs = 0")
-            .execute(&mut *tx)
-            .await?;
+        on_backend!(&mut tx, tx => {
+            sqlx::query("DELETE FROM workflow_counts WHERE runs = 0")
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query("DELETE FROM ended_counts WHERE runs = 0")
+                .execute(&mut **tx)
+                .await?;
+        });
         tx.commit().await?;
         self.stats.counters_changed();
         Ok(())
@@ -102,9 +111,13 @@ impl Store {
 
     /// Gives back to the file system at most `pages` of the free pages past the share
     /// kept for reuse; returns how many pages it gave back. A database created before
-    /// incremental vacuum was on keeps its free pages (and reuses them).
+    /// incremental vacuum was on keeps its free pages (and reuses them). PostgreSQL's
+    /// autovacuum makes the space of deleted rows reusable by itself: nothing is done here.
     pub async fn release_free_pages(&self, pages: u32) -> Result<u64, StoreError> {
-        let mut conn = self.writes.acquire().await?;
+        let Backend::Sqlite(writes) = &self.writes else {
+            return Ok(0);
+        };
+        let mut conn = writes.acquire().await?;
         let (total, free): (i64, i64) =
             sqlx::query_as("SELECT * FROM pragma_page_count, pragma_freelist_count")
                 .fetch_one(&mut *conn)

@@ -7,7 +7,7 @@ use super::rows::{Millis, StepRow, WorkflowRow};
 use super::writer::Writer;
 use super::{json_text, with_their_steps, OwnedStep, Store, StoreError};
 use app::model::analytics::Histogram;
-use sqlx::{QueryBuilder, Sqlite};
+use sqlx::QueryBuilder;
 use std::collections::HashMap;
 
 /// The width of a rollup bucket.
@@ -75,11 +75,13 @@ impl Writer {
         names: &[&str],
         delta: &Histogram,
     ) -> Result<Histogram, StoreError> {
-        let mut query = sqlx::query_scalar::<_, String>(select).bind(bucket);
-        for name in names {
-            query = query.bind(*name);
-        }
-        let stored = query.fetch_optional(&mut *self.tx).await?;
+        let stored: Option<String> = on_backend!(&mut self.tx, tx => {
+            let mut query = sqlx::query_scalar(select).bind(bucket);
+            for name in names {
+                query = query.bind(*name);
+            }
+            query.fetch_optional(&mut **tx).await?
+        });
         let mut histogram = stored.as_deref().map(histogram_of).unwrap_or_default();
         histogram.merge(delta);
         Ok(histogram)
@@ -96,28 +98,32 @@ impl Writer {
                     &totals.histogram,
                 )
                 .await?;
-            sqlx::query(
-                "INSERT INTO analytics_runs
-                   (bucket_ms, workflow_type, ended, failed, with_target, breached, duration_ms, histogram)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
-                 ON CONFLICT (bucket_ms, workflow_type) DO UPDATE SET
-                   ended = ended + excluded.ended,
-                   failed = failed + excluded.failed,
-                   with_target = with_target + excluded.with_target,
-                   breached = breached + excluded.breached,
-                   duration_ms = duration_ms + excluded.duration_ms,
-                   histogram = excluded.histogram",
-            )
-            .bind(bucket)
-            .bind(&workflow_type)
-            .bind(totals.ended)
-            .bind(totals.failed)
-            .bind(totals.with_target)
-            .bind(totals.breached)
-            .bind(totals.duration_ms)
-            .bind(json_text(&histogram))
-            .execute(&mut *self.tx)
-            .await?;
+            let histogram = json_text(&histogram);
+            on_backend!(&mut self.tx, tx => {
+                sqlx::query(
+                    "INSERT INTO analytics_runs (bucket_ms, workflow_type, ended, failed,
+                         with_target, breached, duration_ms, histogram)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+                     ON CONFLICT (bucket_ms, workflow_type) DO UPDATE SET
+                       ended = analytics_runs.ended + excluded.ended,
+                       failed = analytics_runs.failed + excluded.failed,
+                       with_target = analytics_runs.with_target + excluded.with_target,
+                       breached = analytics_runs.breached + excluded.breached,
+                       duration_ms = analytics_runs.duration_ms + excluded.duration_ms,
+                       histogram = excluded.histogram",
+                )
+                .bind(bucket)
+                .bind(&workflow_type)
+                .bind(totals.ended)
+                .bind(totals.failed)
+                .bind(totals.with_target)
+                .bind(totals.breached)
+                .bind(totals.duration_ms)
+                .bind(&histogram)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected()
+            });
         }
         for ((bucket, workflow_type, step_name), totals) in rollup.steps {
             let histogram = self
@@ -129,37 +135,43 @@ impl Writer {
                     &totals.histogram,
                 )
                 .await?;
-            sqlx::query(
-                "INSERT INTO analytics_steps
-                   (bucket_ms, workflow_type, step_name, occurrences, retried, duration_ms, histogram)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)
-                 ON CONFLICT (bucket_ms, workflow_type, step_name) DO UPDATE SET
-                   occurrences = occurrences + excluded.occurrences,
-                   retried = retried + excluded.retried,
-                   duration_ms = duration_ms + excluded.duration_ms,
-                   histogram = excluded.histogram",
-            )
-            .bind(bucket)
-            .bind(&workflow_type)
-            .bind(&step_name)
-            .bind(totals.occurrences)
-            .bind(totals.retried)
-            .bind(totals.duration_ms)
-            .bind(json_text(&histogram))
-            .execute(&mut *self.tx)
-            .await?;
+            let histogram = json_text(&histogram);
+            on_backend!(&mut self.tx, tx => {
+                sqlx::query(
+                    "INSERT INTO analytics_steps (bucket_ms, workflow_type, step_name,
+                         occurrences, retried, duration_ms, histogram)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)
+                     ON CONFLICT (bucket_ms, workflow_type, step_name) DO UPDATE SET
+                       occurrences = analytics_steps.occurrences + excluded.occurrences,
+                       retried = analytics_steps.retried + excluded.retried,
+                       duration_ms = analytics_steps.duration_ms + excluded.duration_ms,
+                       histogram = excluded.histogram",
+                )
+                .bind(bucket)
+                .bind(&workflow_type)
+                .bind(&step_name)
+                .bind(totals.occurrences)
+                .bind(totals.retried)
+                .bind(totals.duration_ms)
+                .bind(&histogram)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected()
+            });
         }
         Ok(())
     }
 
     /// Removes every stored rollup (before they are computed again from the runs).
     pub async fn clear_rollups(&mut self) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM analytics_runs")
-            .execute(&mut *self.tx)
-            .await?;
-        sqlx::query("DELETE FROM analytics_steps")
-            .execute(&mut *self.tx)
-            .await?;
+        on_backend!(&mut self.tx, tx => {
+            sqlx::query("DELETE FROM analytics_runs")
+                .execute(&mut **tx)
+                .await?;
+            sqlx::query("DELETE FROM analytics_steps")
+                .execute(&mut **tx)
+                .await?;
+        });
         Ok(())
     }
 
@@ -170,25 +182,30 @@ impl Writer {
         after: &str,
         limit: i64,
     ) -> Result<Vec<(WorkflowRow, Vec<StepRow>)>, StoreError> {
-        let rows: Vec<WorkflowRow> = sqlx::query_as(
-            "SELECT * FROM workflows WHERE completed_ms IS NOT NULL AND id > $1 ORDER BY id LIMIT $2",
-        )
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&mut *self.tx)
-        .await?;
-        if rows.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut select = QueryBuilder::<Sqlite>::new(
-            "SELECT workflow_id AS owner, * FROM steps WHERE kind = 'normal' AND workflow_id IN (",
-        );
-        let mut ids = select.separated(", ");
-        for row in &rows {
-            ids.push_bind(row.id.clone());
-        }
-        ids.push_unseparated(")");
-        let steps: Vec<OwnedStep> = select.build_query_as().fetch_all(&mut *self.tx).await?;
+        let (rows, steps): (Vec<WorkflowRow>, Vec<OwnedStep>) = on_backend!(&mut self.tx, tx => {
+            let rows: Vec<WorkflowRow> = sqlx::query_as(
+                "SELECT * FROM workflows WHERE completed_ms IS NOT NULL AND id > $1
+                 ORDER BY id LIMIT $2",
+            )
+            .bind(after)
+            .bind(limit)
+            .fetch_all(&mut **tx)
+            .await?;
+            if rows.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut select = QueryBuilder::new(
+                "SELECT workflow_id AS owner, * FROM steps
+                 WHERE kind = 'normal' AND workflow_id IN (",
+            );
+            let mut ids = select.separated(", ");
+            for row in &rows {
+                ids.push_bind(row.id.clone());
+            }
+            ids.push_unseparated(")");
+            let steps = select.build_query_as().fetch_all(&mut **tx).await?;
+            (rows, steps)
+        });
         Ok(with_their_steps(rows, steps))
     }
 }
@@ -197,14 +214,14 @@ impl Store {
     /// Whether runs ended before rollups existed: then they are computed once from the
     /// stored runs, at start-up.
     pub async fn rollups_missing(&self) -> Result<bool, StoreError> {
-        let rolled_up: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM analytics_runs)")
-            .fetch_one(&self.pool)
-            .await?;
-        let ended: bool = sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM workflows WHERE completed_ms IS NOT NULL)",
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        let (rolled_up, ended): (bool, bool) = on_backend!(&self.pool, pool => {
+            sqlx::query_as(
+                "SELECT EXISTS (SELECT 1 FROM analytics_runs),
+                        EXISTS (SELECT 1 FROM workflows WHERE completed_ms IS NOT NULL)",
+            )
+            .fetch_one(pool)
+            .await?
+        });
         Ok(ended && !rolled_up)
     }
 
@@ -214,15 +231,20 @@ impl Store {
         first_bucket: Millis,
         until: Millis,
     ) -> Result<Vec<(String, RunTotals)>, StoreError> {
-        let rows: Vec<(String, i64, i64, i64, i64, i64, String)> = sqlx::query_as(
-            "SELECT workflow_type, SUM(ended), SUM(failed), SUM(with_target), SUM(breached),
-                    SUM(duration_ms), group_concat(histogram, '|')
+        let totals = format!(
+            "SELECT workflow_type, CAST(SUM(ended) AS BIGINT), CAST(SUM(failed) AS BIGINT),
+                    CAST(SUM(with_target) AS BIGINT), CAST(SUM(breached) AS BIGINT),
+                    CAST(SUM(duration_ms) AS BIGINT), {}(histogram, '|')
              FROM analytics_runs WHERE bucket_ms >= $1 AND bucket_ms < $2 GROUP BY workflow_type",
-        )
-        .bind(first_bucket)
-        .bind(until)
-        .fetch_all(&self.pool)
-        .await?;
+            self.dialect().pick("group_concat", "string_agg")
+        );
+        let rows: Vec<(String, i64, i64, i64, i64, i64, String)> = on_backend!(&self.pool, pool => {
+            sqlx::query_as(&totals)
+                .bind(first_bucket)
+                .bind(until)
+                .fetch_all(pool)
+                .await?
+        });
         Ok(rows
             .into_iter()
             .map(
@@ -248,15 +270,18 @@ impl Store {
         first_bucket: Millis,
         until: Millis,
     ) -> Result<Vec<(String, String, StepTotals)>, StoreError> {
-        let rows: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
-            "SELECT workflow_type, step_name, SUM(occurrences), SUM(retried), SUM(duration_ms)
-             FROM analytics_steps WHERE bucket_ms >= $1 AND bucket_ms < $2
-             GROUP BY workflow_type, step_name",
-        )
-        .bind(first_bucket)
-        .bind(until)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<(String, String, i64, i64, i64)> = on_backend!(&self.pool, pool => {
+            sqlx::query_as(
+                "SELECT workflow_type, step_name, CAST(SUM(occurrences) AS BIGINT),
+                        CAST(SUM(retried) AS BIGINT), CAST(SUM(duration_ms) AS BIGINT)
+                 FROM analytics_steps WHERE bucket_ms >= $1 AND bucket_ms < $2
+                 GROUP BY workflow_type, step_name",
+            )
+            .bind(first_bucket)
+            .bind(until)
+            .fetch_all(pool)
+            .await?
+        });
         Ok(rows
             .into_iter()
             .map(
@@ -281,16 +306,19 @@ impl Store {
         workflow_type: &str,
         step_name: &str,
     ) -> Result<Histogram, StoreError> {
-        let histograms: Vec<String> = sqlx::query_scalar(
-            "SELECT histogram FROM analytics_steps
-             WHERE bucket_ms >= $1 AND bucket_ms < $2 AND workflow_type = $3 AND step_name = $4",
-        )
-        .bind(first_bucket)
-        .bind(until)
-        .bind(workflow_type)
-        .bind(step_name)
-        .fetch_all(&self.pool)
-        .await?;
+        let histograms: Vec<String> = on_backend!(&self.pool, pool => {
+            sqlx::query_scalar(
+                "SELECT histogram FROM analytics_steps
+                 WHERE bucket_ms >= $1 AND bucket_ms < $2 AND workflow_type = $3
+                   AND step_name = $4",
+            )
+            .bind(first_bucket)
+            .bind(until)
+            .bind(workflow_type)
+            .bind(step_name)
+            .fetch_all(pool)
+            .await?
+        });
         Ok(merged(histograms.iter().map(String::as_str)))
     }
 
@@ -302,15 +330,17 @@ impl Store {
         first_bucket: Millis,
         until: Millis,
     ) -> Result<HashMap<String, (i64, Histogram)>, StoreError> {
-        let rows: Vec<(String, i64, String)> = sqlx::query_as(
-            "SELECT step_name, occurrences, histogram FROM analytics_steps
-             WHERE workflow_type = $1 AND bucket_ms >= $2 AND bucket_ms < $3",
-        )
-        .bind(workflow_type)
-        .bind(first_bucket)
-        .bind(until)
-        .fetch_all(&self.pool)
-        .await?;
+        let rows: Vec<(String, i64, String)> = on_backend!(&self.pool, pool => {
+            sqlx::query_as(
+                "SELECT step_name, occurrences, histogram FROM analytics_steps
+                 WHERE workflow_type = $1 AND bucket_ms >= $2 AND bucket_ms < $3",
+            )
+            .bind(workflow_type)
+            .bind(first_bucket)
+            .bind(until)
+            .fetch_all(pool)
+            .await?
+        });
         let mut by_step: HashMap<String, (i64, Histogram)> = HashMap::new();
         for (step_name, occurrences, histogram) in rows {
             let entry = by_step.entry(step_name).or_default();

@@ -7,7 +7,7 @@ use app::model::{
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use sqlx::{sqlite::SqliteRow, FromRow, Row};
+use sqlx::{FromRow, Row};
 
 pub use crate::source::clock::{seconds_between, to_datetime, to_millis, Millis};
 
@@ -97,66 +97,111 @@ fn decode_error(column: &str, message: impl Into<String>) -> sqlx::Error {
     }
 }
 
-fn json_column<T: for<'de> Deserialize<'de>>(row: &SqliteRow, column: &str) -> sqlx::Result<T> {
-    let text: String = row.try_get(column)?;
-    serde_json::from_str(&text).map_err(|e| decode_error(column, e.to_string()))
-}
+/// The rows' decoding from one backend's row type (`$row`), in a module of its own: the
+/// same code for SQLite's rows and PostgreSQL's.
+macro_rules! decoding {
+    ($module:ident, $row:ty) => {
+        mod $module {
+            use super::*;
 
-fn optional_json_column<T: serde::de::DeserializeOwned>(
-    row: &SqliteRow,
-    column: &str,
-) -> sqlx::Result<Option<T>> {
-    let text: Option<String> = row.try_get(column)?;
-    text.map(|t| serde_json::from_str(&t).map_err(|e| decode_error(column, e.to_string())))
-        .transpose()
-}
+            fn json_column<T: for<'de> Deserialize<'de>>(
+                row: &$row,
+                column: &str,
+            ) -> sqlx::Result<T> {
+                let text: String = row.try_get(column)?;
+                serde_json::from_str(&text).map_err(|e| decode_error(column, e.to_string()))
+            }
 
-fn enum_column<T>(row: &SqliteRow, column: &str, parse: fn(&str) -> Option<T>) -> sqlx::Result<T> {
-    let text: String = row.try_get(column)?;
-    parse(&text).ok_or_else(|| decode_error(column, format!("unknown value {text:?}")))
-}
+            fn optional_json_column<T: serde::de::DeserializeOwned>(
+                row: &$row,
+                column: &str,
+            ) -> sqlx::Result<Option<T>> {
+                let text: Option<String> = row.try_get(column)?;
+                text.map(|t| {
+                    serde_json::from_str(&t).map_err(|e| decode_error(column, e.to_string()))
+                })
+                .transpose()
+            }
 
-fn u32_column(row: &SqliteRow, column: &str) -> sqlx::Result<u32> {
-    let value: i64 = row.try_get(column)?;
-    u32::try_from(value).map_err(|_| decode_error(column, format!("out of range: {value}")))
-}
+            fn enum_column<T>(
+                row: &$row,
+                column: &str,
+                parse: fn(&str) -> Option<T>,
+            ) -> sqlx::Result<T> {
+                let text: String = row.try_get(column)?;
+                parse(&text).ok_or_else(|| decode_error(column, format!("unknown value {text:?}")))
+            }
 
-fn optional_u32_column(row: &SqliteRow, column: &str) -> sqlx::Result<Option<u32>> {
-    let value: Option<i64> = row.try_get(column)?;
-    value
-        .map(|v| u32::try_from(v).map_err(|_| decode_error(column, format!("out of range: {v}"))))
-        .transpose()
-}
+            fn u32_column(row: &$row, column: &str) -> sqlx::Result<u32> {
+                let value: i64 = row.try_get(column)?;
+                u32::try_from(value)
+                    .map_err(|_| decode_error(column, format!("out of range: {value}")))
+            }
 
-impl<'r> FromRow<'r, SqliteRow> for WorkflowRow {
-    fn from_row(row: &'r SqliteRow) -> sqlx::Result<Self> {
-        Ok(Self {
-            id: row.try_get("id")?,
-            engine: row.try_get("engine")?,
-            workflow_type: row.try_get("workflow_type")?,
-            engine_ref: row.try_get("engine_ref")?,
-            status: enum_column(row, "status", WorkflowStatus::parse)?,
-            status_reason: row.try_get("status_reason")?,
-            definition_name: row.try_get("definition_name")?,
-            definition_version: row.try_get("definition_version")?,
-            declared_steps: optional_u32_column(row, "declared_steps")?,
-            completed_steps: u32_column(row, "completed_steps")?,
-            total_steps: u32_column(row, "total_steps")?,
-            sla_target_seconds: row.try_get("sla_target_seconds")?,
-            sla_status: enum_column(row, "sla_status", SlaStatus::parse)?,
-            triggered_by: row.try_get("triggered_by")?,
-            trigger_type: row.try_get("trigger_type")?,
-            priority: enum_column(row, "priority", Priority::parse)?,
-            tags: json_column(row, "tags")?,
-            input: optional_json_column(row, "input")?,
-            capabilities: json_column(row, "capabilities")?,
-            created_ms: row.try_get("created_ms")?,
-            started_ms: row.try_get("started_ms")?,
-            completed_ms: row.try_get("completed_ms")?,
-            updated_ms: row.try_get("updated_ms")?,
-        })
-    }
+            fn optional_u32_column(row: &$row, column: &str) -> sqlx::Result<Option<u32>> {
+                let value: Option<i64> = row.try_get(column)?;
+                value
+                    .map(|v| {
+                        u32::try_from(v)
+                            .map_err(|_| decode_error(column, format!("out of range: {v}")))
+                    })
+                    .transpose()
+            }
+
+            impl<'r> FromRow<'r, $row> for WorkflowRow {
+                fn from_row(row: &'r $row) -> sqlx::Result<Self> {
+                    Ok(Self {
+                        id: row.try_get("id")?,
+                        engine: row.try_get("engine")?,
+                        workflow_type: row.try_get("workflow_type")?,
+                        engine_ref: row.try_get("engine_ref")?,
+                        status: enum_column(row, "status", WorkflowStatus::parse)?,
+                        status_reason: row.try_get("status_reason")?,
+                        definition_name: row.try_get("definition_name")?,
+                        definition_version: row.try_get("definition_version")?,
+                        declared_steps: optional_u32_column(row, "declared_steps")?,
+                        completed_steps: u32_column(row, "completed_steps")?,
+                        total_steps: u32_column(row, "total_steps")?,
+                        sla_target_seconds: row.try_get("sla_target_seconds")?,
+                        sla_status: enum_column(row, "sla_status", SlaStatus::parse)?,
+                        triggered_by: row.try_get("triggered_by")?,
+                        trigger_type: row.try_get("trigger_type")?,
+                        priority: enum_column(row, "priority", Priority::parse)?,
+                        tags: json_column(row, "tags")?,
+                        input: optional_json_column(row, "input")?,
+                        capabilities: json_column(row, "capabilities")?,
+                        created_ms: row.try_get("created_ms")?,
+                        started_ms: row.try_get("started_ms")?,
+                        completed_ms: row.try_get("completed_ms")?,
+                        updated_ms: row.try_get("updated_ms")?,
+                    })
+                }
+            }
+
+            impl<'r> FromRow<'r, $row> for StepRow {
+                fn from_row(row: &'r $row) -> sqlx::Result<Self> {
+                    Ok(Self {
+                        step_number: u32_column(row, "step_number")?,
+                        name: row.try_get("name")?,
+                        status: enum_column(row, "status", StepStatus::parse)?,
+                        kind: enum_column(row, "kind", StepKind::parse)?,
+                        branch: row.try_get("branch")?,
+                        compensates: optional_u32_column(row, "compensates")?,
+                        started_ms: row.try_get("started_ms")?,
+                        completed_ms: row.try_get("completed_ms")?,
+                        input: optional_json_column(row, "input")?,
+                        output: optional_json_column(row, "output")?,
+                        error: row.try_get("error")?,
+                        attempts: json_column(row, "attempts")?,
+                        retry_policy: optional_json_column(row, "retry_policy")?,
+                    })
+                }
+            }
+        }
+    };
 }
+decoding!(from_sqlite, sqlx::sqlite::SqliteRow);
+decoding!(from_postgres, sqlx::postgres::PgRow);
 
 /// One try of a step, as stored (in the step row's `attempts` column).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -254,26 +299,6 @@ impl StepRow {
             compensates: self.compensates,
             retry_policy: self.retry_policy.clone(),
         }
-    }
-}
-
-impl<'r> FromRow<'r, SqliteRow> for StepRow {
-    fn from_row(row: &'r SqliteRow) -> sqlx::Result<Self> {
-        Ok(Self {
-            step_number: u32_column(row, "step_number")?,
-            name: row.try_get("name")?,
-            status: enum_column(row, "status", StepStatus::parse)?,
-            kind: enum_column(row, "kind", StepKind::parse)?,
-            branch: row.try_get("branch")?,
-            compensates: optional_u32_column(row, "compensates")?,
-            started_ms: row.try_get("started_ms")?,
-            completed_ms: row.try_get("completed_ms")?,
-            input: optional_json_column(row, "input")?,
-            output: optional_json_column(row, "output")?,
-            error: row.try_get("error")?,
-            attempts: json_column(row, "attempts")?,
-            retry_policy: optional_json_column(row, "retry_policy")?,
-        })
     }
 }
 

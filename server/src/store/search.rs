@@ -20,8 +20,8 @@
 //! every run containing the text, or the start of one when the text ends inside it, and
 //! the words index finds those runs among any number, each checked as before.
 
-use super::Store;
-use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+use super::{Backend, Dialect, Statement, Store};
+use sqlx::{QueryBuilder, SqlitePool};
 use std::time::{Duration, Instant};
 
 /// A search looks at most at this many of its newest matches (and says so past them).
@@ -71,6 +71,9 @@ pub(super) enum Index {
     Trigrams,
     /// `workflows_words`: their whole words.
     Words,
+    /// PostgreSQL's trigram index (`pg_trgm`) over `workflows.search_text`, asked with
+    /// `LIKE`: it plans the search from its own statistics.
+    Substring,
 }
 
 /// How an index is asked for the runs whose text contains the search text.
@@ -78,7 +81,8 @@ pub(super) enum Index {
 pub(super) struct Plan {
     pub index: Index,
     /// The FTS5 query: the whole text as one phrase, the phrases of its rare parts, or one
-    /// of its words (perhaps as the start of words).
+    /// of its words (perhaps as the start of words); for [`Index::Substring`], the `LIKE`
+    /// pattern of the whole text.
     pub matching: String,
     /// When the index was not asked for the whole text: the whole text, lower-case, that
     /// each run it returns must contain in one of its columns.
@@ -97,12 +101,27 @@ impl Plan {
     /// and for the check of the whole text when the index was asked only part of it (with
     /// `LIKE`, which folds ASCII letters as the planner wants, without the copies that
     /// `lower` makes; the index's own copy of the text costs a statement per run to read).
-    pub fn push_matches(&self, builder: &mut QueryBuilder<'_, Sqlite>, at_most: i64) {
+    pub fn push_matches<'a, DB: sqlx::Database>(
+        &self,
+        builder: &mut QueryBuilder<'a, DB>,
+        at_most: i64,
+    ) where
+        QueryBuilder<'a, DB>: Statement,
+    {
         builder.push("matches AS MATERIALIZED (SELECT workflows.rowid AS run, ");
         builder.push("workflows.created_ms AS created_ms, workflows.id AS id FROM ");
         let index = match self.index {
             Index::Trigrams => "workflows_text",
             Index::Words => "workflows_words",
+            Index::Substring => {
+                builder
+                    .push("workflows WHERE search_text LIKE lower(")
+                    .bind_text(self.matching.clone())
+                    .push(") ESCAPE '\\' ORDER BY workflows.rowid DESC LIMIT ")
+                    .bind_int(at_most + 1)
+                    .push(")");
+                return;
+            }
         };
         builder
             .push(index)
@@ -111,14 +130,14 @@ impl Plan {
             .push(".rowid WHERE ")
             .push(index)
             .push(" MATCH ")
-            .push_bind(self.matching.clone());
+            .bind_text(self.matching.clone());
         if let Some(checked) = &self.checked {
             let pattern = format!("%{}%", like_literal(checked));
-            builder.push(" AND (0");
+            builder.push(" AND (FALSE");
             for column in ["id", "workflow_type", "triggered_by", "tags", "engine_ref"] {
                 builder
                     .push(format!(" OR workflows.{column} LIKE "))
-                    .push_bind(pattern.clone())
+                    .bind_text(pattern.clone())
                     .push(" ESCAPE '\\'");
             }
             builder.push(")");
@@ -127,7 +146,7 @@ impl Plan {
             .push(" ORDER BY ")
             .push(index)
             .push(".rowid LIMIT ")
-            .push_bind(at_most + 1)
+            .bind_int(at_most + 1)
             .push(")");
     }
 }
@@ -148,6 +167,13 @@ impl Store {
     /// Plans the search for `text` from how dense each of its trigrams is.
     pub(super) async fn plan(&self, text: &str) -> Result<Plan, sqlx::Error> {
         let chars = searched(text);
+        if self.dialect() == Dialect::Postgres {
+            return Ok(Plan {
+                index: Index::Substring,
+                matching: format!("%{}%", like_literal(&chars.iter().collect::<String>())),
+                checked: None,
+            });
+        }
         let whole = Plan {
             index: Index::Trigrams,
             matching: phrase(&chars),
@@ -205,8 +231,8 @@ impl Store {
             .filter(|(_, density)| density.is_none())
             .map(|(trigram, _)| *trigram)
             .collect();
-        if !unknown.is_empty() {
-            let mut probed = probe(&self.pool, &unknown).await?.into_iter();
+        if let (false, Backend::Sqlite(pool)) = (unknown.is_empty(), &self.pool) {
+            let mut probed = probe(pool, &unknown).await?.into_iter();
             for (trigram, density) in trigrams.iter().zip(&mut densities) {
                 if density.is_none() {
                     let fresh = probed.next().unwrap_or(0.0);
@@ -395,8 +421,10 @@ mod tests {
             statement
                 .push_bind(at_most)
                 .push(")), (SELECT count(*) FROM matches)");
-            let (ids, matched): (String, i64) =
-                statement.build_query_as().fetch_one(self.pool()).await?;
+            let (ids, matched): (String, i64) = statement
+                .build_query_as()
+                .fetch_one(self.sqlite_pool().expect("a SQLite store"))
+                .await?;
             Ok(Found {
                 ids,
                 count: usize::try_from(matched.min(at_most)).unwrap_or(0),
@@ -528,11 +556,11 @@ mod tests {
                  'NORMAL', '{}', 10000 + i, 10000 + i, 0, 5
              FROM n",
         )
-        .execute(store.pool())
+        .execute(store.sqlite_pool().expect("a SQLite store"))
         .await
         .unwrap();
         sqlx::query("DELETE FROM workflows WHERE triggered_by NOT IN ('user007@example.com')")
-            .execute(store.pool())
+            .execute(store.sqlite_pool().expect("a SQLite store"))
             .await
             .unwrap();
         for text in texts {
@@ -544,7 +572,7 @@ mod tests {
                     OR instr(lower(engine_ref), $1)",
             )
             .bind(text)
-            .fetch_one(store.pool())
+            .fetch_one(store.sqlite_pool().expect("a SQLite store"))
             .await
             .unwrap();
             assert_eq!(
@@ -573,7 +601,7 @@ mod tests {
              FROM n",
         )
         .bind(runs)
-        .execute(store.pool())
+        .execute(store.sqlite_pool().expect("a SQLite store"))
         .await
         .unwrap();
         store
@@ -588,7 +616,7 @@ mod tests {
              UNION ALL SELECT tags FROM workflows UNION ALL SELECT engine_ref FROM workflows
              WHERE engine_ref IS NOT NULL",
         )
-        .fetch_all(store.pool())
+        .fetch_all(store.sqlite_pool().expect("a SQLite store"))
         .await
         .unwrap();
         let mut planned = 0;
@@ -664,7 +692,7 @@ mod tests {
             )
             .bind(text)
             .bind(SEARCHED_AT_MOST)
-            .fetch_one(store.pool())
+            .fetch_one(store.sqlite_pool().expect("a SQLite store"))
             .await
             .unwrap();
             let (matching, newest) = checked;

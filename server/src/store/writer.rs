@@ -2,8 +2,8 @@
 //! changes for one batch, committed together or not at all.
 
 use super::rows::{LogRow, StepRow, WorkflowRow};
-use super::{json_text, with_their_steps, OwnedStep, Store, StoreError};
-use sqlx::{QueryBuilder, Sqlite, Transaction};
+use super::{json_text, with_their_steps, OwnedStep, Store, StoreError, WriteTransaction};
+use sqlx::QueryBuilder;
 use std::collections::{BTreeMap, HashMap};
 
 /// The most log text a step keeps, in bytes: past it, its oldest lines are dropped (a
@@ -33,7 +33,7 @@ fn power_of_two_chunks<T>(mut items: &[T], largest: usize) -> impl Iterator<Item
 
 /// An open write transaction; dropped without [`Writer::commit`], it changes nothing.
 pub struct Writer {
-    pub(super) tx: Transaction<'static, Sqlite>,
+    pub(super) tx: WriteTransaction,
     stats: std::sync::Arc<super::StatsKept>,
 }
 
@@ -54,23 +54,32 @@ impl Writer {
         &mut self,
         ids: &[&str],
     ) -> Result<HashMap<String, (WorkflowRow, Vec<StepRow>)>, StoreError> {
-        let ids = json_text(ids);
-        let rows: Vec<WorkflowRow> =
-            sqlx::query_as("SELECT * FROM workflows WHERE id IN (SELECT value FROM json_each($1))")
-                .bind(&ids)
-                .fetch_all(&mut *self.tx)
-                .await?;
+        // An id with a NUL is no stored run's (a run is started under a valid id), and
+        // PostgreSQL takes no NUL in text: such an id is not asked for.
+        let ids: Vec<&str> = ids
+            .iter()
+            .copied()
+            .filter(|id| !id.contains('\0'))
+            .collect();
+        let ids = json_text(&ids);
+        let listed = self.tx.dialect().pick(
+            "SELECT value FROM json_each($1)",
+            "SELECT jsonb_array_elements_text(CAST($1 AS jsonb))",
+        );
+        let runs = format!("SELECT * FROM workflows WHERE id IN ({listed})");
+        let rows: Vec<WorkflowRow> = on_backend!(&mut self.tx, tx => {
+            sqlx::query_as(&runs).bind(&ids).fetch_all(&mut **tx).await?
+        });
         if rows.is_empty() {
             return Ok(HashMap::new());
         }
-        let steps: Vec<OwnedStep> = sqlx::query_as(
-            "SELECT workflow_id AS owner, * FROM steps
-             WHERE workflow_id IN (SELECT value FROM json_each($1))
-             ORDER BY workflow_id, step_number",
-        )
-        .bind(&ids)
-        .fetch_all(&mut *self.tx)
-        .await?;
+        let steps = format!(
+            "SELECT workflow_id AS owner, * FROM steps WHERE workflow_id IN ({listed})
+             ORDER BY workflow_id, step_number"
+        );
+        let steps: Vec<OwnedStep> = on_backend!(&mut self.tx, tx => {
+            sqlx::query_as(&steps).bind(&ids).fetch_all(&mut **tx).await?
+        });
         Ok(with_their_steps(rows, steps)
             .into_iter()
             .map(|(row, steps)| (row.id.clone(), (row, steps)))
@@ -87,59 +96,61 @@ impl Writer {
     /// rowid (the upsert updates it), which only leaves its number unused.
     pub async fn save_workflows(&mut self, rows: &[&WorkflowRow]) -> Result<(), StoreError> {
         for chunk in power_of_two_chunks(rows, ROWS_PER_STATEMENT) {
-            let last: Option<i64> = sqlx::query_scalar("SELECT max(rowid) FROM workflows")
-                .fetch_one(&mut *self.tx)
-                .await?;
-            let top = last.unwrap_or(0) + i64::try_from(chunk.len()).unwrap_or(i64::MAX);
-            let rowids = (0..).map(|below| top - below);
-            let mut upsert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO workflows (
-                     rowid, id, engine, workflow_type, status, status_reason, definition_name,
-                     definition_version, declared_steps, completed_steps, total_steps,
-                     sla_target_seconds, sla_status, triggered_by, trigger_type, priority, tags,
-                     input, capabilities, created_ms, started_ms, completed_ms, updated_ms,
-                     engine_ref) ",
-            );
-            upsert.push_values(chunk.iter().zip(rowids), |mut values, (row, rowid)| {
-                values
-                    .push_bind(rowid)
-                    .push_bind(row.id.clone())
-                    .push_bind(row.engine.clone())
-                    .push_bind(row.workflow_type.clone())
-                    .push_bind(row.status.as_str())
-                    .push_bind(row.status_reason.clone())
-                    .push_bind(row.definition_name.clone())
-                    .push_bind(row.definition_version.clone())
-                    .push_bind(row.declared_steps.map(i64::from))
-                    .push_bind(i64::from(row.completed_steps))
-                    .push_bind(i64::from(row.total_steps))
-                    .push_bind(row.sla_target_seconds)
-                    .push_bind(row.sla_status.as_str())
-                    .push_bind(row.triggered_by.clone())
-                    .push_bind(row.trigger_type.clone())
-                    .push_bind(row.priority.as_str())
-                    .push_bind(json_text(&row.tags))
-                    .push_bind(row.input.as_ref().map(json_text))
-                    .push_bind(json_text(&row.capabilities))
-                    .push_bind(row.created_ms)
-                    .push_bind(row.started_ms)
-                    .push_bind(row.completed_ms)
-                    .push_bind(row.updated_ms)
-                    .push_bind(row.engine_ref.clone());
+            on_backend!(&mut self.tx, tx => {
+                let last: Option<i64> = sqlx::query_scalar("SELECT max(rowid) FROM workflows")
+                    .fetch_one(&mut **tx)
+                    .await?;
+                let top = last.unwrap_or(0) + i64::try_from(chunk.len()).unwrap_or(i64::MAX);
+                let rowids = (0..).map(|below| top - below);
+                let mut upsert = QueryBuilder::new(
+                    "INSERT INTO workflows (
+                         rowid, id, engine, workflow_type, status, status_reason, definition_name,
+                         definition_version, declared_steps, completed_steps, total_steps,
+                         sla_target_seconds, sla_status, triggered_by, trigger_type, priority, tags,
+                         input, capabilities, created_ms, started_ms, completed_ms, updated_ms,
+                         engine_ref) ",
+                );
+                upsert.push_values(chunk.iter().zip(rowids), |mut values, (row, rowid)| {
+                    values
+                        .push_bind(rowid)
+                        .push_bind(row.id.clone())
+                        .push_bind(row.engine.clone())
+                        .push_bind(row.workflow_type.clone())
+                        .push_bind(row.status.as_str())
+                        .push_bind(row.status_reason.clone())
+                        .push_bind(row.definition_name.clone())
+                        .push_bind(row.definition_version.clone())
+                        .push_bind(row.declared_steps.map(i64::from))
+                        .push_bind(i64::from(row.completed_steps))
+                        .push_bind(i64::from(row.total_steps))
+                        .push_bind(row.sla_target_seconds)
+                        .push_bind(row.sla_status.as_str())
+                        .push_bind(row.triggered_by.clone())
+                        .push_bind(row.trigger_type.clone())
+                        .push_bind(row.priority.as_str())
+                        .push_bind(json_text(&row.tags))
+                        .push_bind(row.input.as_ref().map(json_text))
+                        .push_bind(json_text(&row.capabilities))
+                        .push_bind(row.created_ms)
+                        .push_bind(row.started_ms)
+                        .push_bind(row.completed_ms)
+                        .push_bind(row.updated_ms)
+                        .push_bind(row.engine_ref.clone());
+                });
+                upsert.push(
+                    " ON CONFLICT (id) DO UPDATE SET
+                         status = excluded.status,
+                         status_reason = excluded.status_reason,
+                         declared_steps = excluded.declared_steps,
+                         completed_steps = excluded.completed_steps,
+                         total_steps = excluded.total_steps,
+                         sla_status = excluded.sla_status,
+                         started_ms = excluded.started_ms,
+                         completed_ms = excluded.completed_ms,
+                         updated_ms = excluded.updated_ms",
+                );
+                upsert.build().execute(&mut **tx).await?;
             });
-            upsert.push(
-                " ON CONFLICT (id) DO UPDATE SET
-                     status = excluded.status,
-                     status_reason = excluded.status_reason,
-                     declared_steps = excluded.declared_steps,
-                     completed_steps = excluded.completed_steps,
-                     total_steps = excluded.total_steps,
-                     sla_status = excluded.sla_status,
-                     started_ms = excluded.started_ms,
-                     completed_ms = excluded.completed_ms,
-                     updated_ms = excluded.updated_ms",
-            );
-            upsert.build().execute(&mut *self.tx).await?;
         }
         Ok(())
     }
@@ -148,47 +159,49 @@ impl Writer {
     /// statement.
     pub async fn save_steps(&mut self, steps: &[(&str, &StepRow)]) -> Result<(), StoreError> {
         for chunk in power_of_two_chunks(steps, ROWS_PER_STATEMENT) {
-            let mut upsert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO steps (
-                     workflow_id, step_number, name, status, kind, branch, compensates,
-                     started_ms, completed_ms, input, output, error, retry_count, attempts,
-                     retry_policy) ",
-            );
-            upsert.push_values(chunk, |mut values, (workflow_id, step)| {
-                values
-                    .push_bind(workflow_id.to_string())
-                    .push_bind(i64::from(step.step_number))
-                    .push_bind(step.name.clone())
-                    .push_bind(step.status.as_str())
-                    .push_bind(step.kind.as_str())
-                    .push_bind(step.branch.clone())
-                    .push_bind(step.compensates.map(i64::from))
-                    .push_bind(step.started_ms)
-                    .push_bind(step.completed_ms)
-                    .push_bind(step.input.as_ref().map(json_text))
-                    .push_bind(step.output.as_ref().map(json_text))
-                    .push_bind(step.error.clone())
-                    .push_bind(i64::from(step.retry_count()))
-                    .push_bind(json_text(&step.attempts))
-                    .push_bind(step.retry_policy.as_ref().map(json_text));
+            on_backend!(&mut self.tx, tx => {
+                let mut upsert = QueryBuilder::new(
+                    "INSERT INTO steps (
+                         workflow_id, step_number, name, status, kind, branch, compensates,
+                         started_ms, completed_ms, input, output, error, retry_count, attempts,
+                         retry_policy) ",
+                );
+                upsert.push_values(chunk, |mut values, (workflow_id, step)| {
+                    values
+                        .push_bind(workflow_id.to_string())
+                        .push_bind(i64::from(step.step_number))
+                        .push_bind(step.name.clone())
+                        .push_bind(step.status.as_str())
+                        .push_bind(step.kind.as_str())
+                        .push_bind(step.branch.clone())
+                        .push_bind(step.compensates.map(i64::from))
+                        .push_bind(step.started_ms)
+                        .push_bind(step.completed_ms)
+                        .push_bind(step.input.as_ref().map(json_text))
+                        .push_bind(step.output.as_ref().map(json_text))
+                        .push_bind(step.error.clone())
+                        .push_bind(i64::from(step.retry_count()))
+                        .push_bind(json_text(&step.attempts))
+                        .push_bind(step.retry_policy.as_ref().map(json_text));
+                });
+                upsert.push(
+                    " ON CONFLICT (workflow_id, step_number) DO UPDATE SET
+                         name = excluded.name,
+                         status = excluded.status,
+                         kind = excluded.kind,
+                         branch = excluded.branch,
+                         compensates = excluded.compensates,
+                         started_ms = excluded.started_ms,
+                         completed_ms = excluded.completed_ms,
+                         input = excluded.input,
+                         output = excluded.output,
+                         error = excluded.error,
+                         retry_count = excluded.retry_count,
+                         attempts = excluded.attempts,
+                         retry_policy = excluded.retry_policy",
+                );
+                upsert.build().execute(&mut **tx).await?;
             });
-            upsert.push(
-                " ON CONFLICT (workflow_id, step_number) DO UPDATE SET
-                     name = excluded.name,
-                     status = excluded.status,
-                     kind = excluded.kind,
-                     branch = excluded.branch,
-                     compensates = excluded.compensates,
-                     started_ms = excluded.started_ms,
-                     completed_ms = excluded.completed_ms,
-                     input = excluded.input,
-                     output = excluded.output,
-                     error = excluded.error,
-                     retry_count = excluded.retry_count,
-                     attempts = excluded.attempts,
-                     retry_policy = excluded.retry_policy",
-            );
-            upsert.build().execute(&mut *self.tx).await?;
         }
         Ok(())
     }
@@ -200,15 +213,18 @@ impl Writer {
         key: &str,
         position: &str,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO engine_positions (engine, key, position) VALUES ($1, $2, $3)
-             ON CONFLICT (engine, key) DO UPDATE SET position = excluded.position",
-        )
-        .bind(engine)
-        .bind(key)
-        .bind(position)
-        .execute(&mut *self.tx)
-        .await?;
+        on_backend!(&mut self.tx, tx => {
+            sqlx::query(
+                "INSERT INTO engine_positions (engine, key, position) VALUES ($1, $2, $3)
+                 ON CONFLICT (engine, key) DO UPDATE SET position = excluded.position",
+            )
+            .bind(engine)
+            .bind(key)
+            .bind(position)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+        });
         Ok(())
     }
 
@@ -227,15 +243,17 @@ impl Writer {
                 i64::try_from(log.line.len()).unwrap_or(i64::MAX);
         }
         for (step_number, bytes) in added {
-            let stored: Option<i64> = sqlx::query_scalar(
-                "UPDATE steps SET log_bytes = log_bytes + $1 WHERE workflow_id = $2 AND step_number = $3
-                 RETURNING log_bytes",
-            )
-            .bind(bytes)
-            .bind(workflow_id)
-            .bind(i64::from(step_number))
-            .fetch_optional(&mut *self.tx)
-            .await?;
+            let stored: Option<i64> = on_backend!(&mut self.tx, tx => {
+                sqlx::query_scalar(
+                    "UPDATE steps SET log_bytes = log_bytes + $1
+                     WHERE workflow_id = $2 AND step_number = $3 RETURNING log_bytes",
+                )
+                .bind(bytes)
+                .bind(workflow_id)
+                .bind(i64::from(step_number))
+                .fetch_optional(&mut **tx)
+                .await?
+            });
             if let Some(stored) = stored.filter(|stored| *stored > LOG_BYTES_PER_STEP) {
                 self.drop_oldest_logs(
                     workflow_id,
@@ -255,46 +273,51 @@ impl Writer {
         step_number: u32,
         bytes: i64,
     ) -> Result<(), StoreError> {
-        let dropped: Vec<i64> = sqlx::query_scalar(
-            "DELETE FROM step_logs WHERE workflow_id = $1 AND step_number = $2 AND id <= (
-                 SELECT id FROM (
-                     SELECT id, SUM(length(CAST(line AS BLOB))) OVER (ORDER BY id) AS upto
-                     FROM step_logs WHERE workflow_id = $1 AND step_number = $2
-                 ) WHERE upto >= $3 ORDER BY id LIMIT 1)
-             RETURNING length(CAST(line AS BLOB))",
-        )
-        .bind(workflow_id)
-        .bind(i64::from(step_number))
-        .bind(bytes)
-        .fetch_all(&mut *self.tx)
-        .await?;
-        sqlx::query(
-            "UPDATE steps SET log_bytes = log_bytes - $1, logs_dropped = logs_dropped + $2
-             WHERE workflow_id = $3 AND step_number = $4",
-        )
-        .bind(dropped.iter().sum::<i64>())
-        .bind(i64::try_from(dropped.len()).unwrap_or(i64::MAX))
-        .bind(workflow_id)
-        .bind(i64::from(step_number))
-        .execute(&mut *self.tx)
-        .await?;
+        on_backend!(&mut self.tx, tx => {
+            let dropped: Vec<i64> = sqlx::query_scalar(
+                "DELETE FROM step_logs WHERE workflow_id = $1 AND step_number = $2 AND id <= (
+                     SELECT id FROM (
+                         SELECT id, SUM(octet_length(line)) OVER (ORDER BY id) AS upto
+                         FROM step_logs WHERE workflow_id = $1 AND step_number = $2
+                     ) AS running WHERE upto >= $3 ORDER BY id LIMIT 1)
+                 RETURNING CAST(octet_length(line) AS BIGINT)",
+            )
+            .bind(workflow_id)
+            .bind(i64::from(step_number))
+            .bind(bytes)
+            .fetch_all(&mut **tx)
+            .await?;
+            sqlx::query(
+                "UPDATE steps SET log_bytes = log_bytes - $1, logs_dropped = logs_dropped + $2
+                 WHERE workflow_id = $3 AND step_number = $4",
+            )
+            .bind(dropped.iter().sum::<i64>())
+            .bind(i64::try_from(dropped.len()).unwrap_or(i64::MAX))
+            .bind(workflow_id)
+            .bind(i64::from(step_number))
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+        });
         Ok(())
     }
 
     async fn insert_logs(&mut self, workflow_id: &str, logs: &[LogRow]) -> Result<(), StoreError> {
         // SQLite allows 32766 bound values per statement; 4 per line.
         for chunk in logs.chunks(1000) {
-            let mut insert = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO step_logs (workflow_id, step_number, at_ms, line) ",
-            );
-            insert.push_values(chunk, |mut values, log| {
-                values
-                    .push_bind(workflow_id)
-                    .push_bind(i64::from(log.step_number))
-                    .push_bind(log.at_ms)
-                    .push_bind(&log.line);
+            on_backend!(&mut self.tx, tx => {
+                let mut insert = QueryBuilder::new(
+                    "INSERT INTO step_logs (workflow_id, step_number, at_ms, line) ",
+                );
+                insert.push_values(chunk, |mut values, log| {
+                    values
+                        .push_bind(workflow_id)
+                        .push_bind(i64::from(log.step_number))
+                        .push_bind(log.at_ms)
+                        .push_bind(&log.line);
+                });
+                insert.build().execute(&mut **tx).await?;
             });
-            insert.build().execute(&mut *self.tx).await?;
         }
         Ok(())
     }
@@ -316,7 +339,7 @@ mod tests {
     /// The runs' ids and rowids, by id.
     async fn rowids(store: &Store) -> Vec<(String, i64)> {
         sqlx::query_as("SELECT id, rowid FROM workflows ORDER BY id")
-            .fetch_all(store.pool())
+            .fetch_all(store.sqlite_pool().expect("a SQLite store"))
             .await
             .unwrap()
     }
@@ -340,7 +363,7 @@ mod tests {
                  0, 0, 0, 2)",
         )
         .bind(serde_json::to_string(&app::model::Capabilities::default()).unwrap())
-        .execute(store.pool())
+        .execute(store.sqlite_pool().expect("a SQLite store"))
         .await
         .unwrap();
         let template = store.workflow_row("wf-0").await.unwrap().unwrap();
@@ -370,7 +393,7 @@ mod tests {
              WHERE NOT EXISTS (SELECT 1 FROM workflows_text t
                                WHERE t.rowid = -workflows.rowid AND t.id = workflows.id)",
         )
-        .fetch_one(store.pool())
+        .fetch_one(store.sqlite_pool().expect("a SQLite store"))
         .await
         .unwrap();
         assert_eq!(

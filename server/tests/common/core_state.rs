@@ -1,5 +1,5 @@
-//! Stepline's core (store, projector, live hub; no engine) on a temporary SQLite file, as
-//! the integration tests start it.
+//! Stepline's core (store, projector, live hub; no engine) on a temporary database (see
+//! `database`), as the integration tests start it.
 
 /// The core's state, and the folder its database lives in (removed when dropped).
 pub async fn on_temporary_file() -> (server::http::AppState, tempfile::TempDir) {
@@ -10,7 +10,7 @@ pub async fn on_temporary_file() -> (server::http::AppState, tempfile::TempDir) 
 
 /// The core on the database in `dir` (a restart opens it again).
 pub async fn in_folder(dir: &std::path::Path) -> server::http::AppState {
-    let url = format!("sqlite://{}/stepline.db", dir.display());
+    let url = super::database::url_in(dir).await;
     let options = leptos::config::LeptosOptions::builder()
         .output_name("stepline")
         .build();

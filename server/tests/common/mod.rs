@@ -7,5 +7,6 @@
 pub mod binary;
 pub mod client;
 pub mod core_state;
+pub mod database;
 pub mod relay;
 pub mod temporal_fixture;
