@@ -36,6 +36,8 @@ export STEPLINE_TEST_POSTGRES_URL="$(. "$work/postgres/env" && echo "$STEPLINE_P
 cargo test -p server --lib projector
 cargo test -p server --test api --test authorization --test builtin_engine --test commands \
   --test connections --test fuzz --test internal_errors
+# Several instances on one database (ignored without a PostgreSQL to run on).
+cargo test -p server --test instances -- --include-ignored
 unset STEPLINE_TEST_POSTGRES_URL
 
 step "Temporal adapter against a real Temporal dev server"

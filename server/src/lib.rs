@@ -72,7 +72,13 @@ pub async fn start_core(
         let runs = analytics::rebuild(&store).await?;
         tracing::info!(runs, "analytics rolled up from the stored runs");
     }
-    let hub = Arc::new(LiveHub::starting_now());
+    // Instances on one PostgreSQL send the same live events under the same seqs, read
+    // from the store's shared log; alone on SQLite, the hub numbers its own.
+    let hub = if store.shares_live_events() {
+        live::shared::shared_hub(&store).await?
+    } else {
+        Arc::new(LiveHub::starting_now())
+    };
     let projector = Projector::spawn(store.clone(), hub.clone());
     let engines = Engines::default();
     let builtin = match builtin {

@@ -56,7 +56,12 @@ async fn main() -> anyhow::Result<()> {
     let server::Core { mut state, builtin } =
         server::start_core(&config.database_url, leptos_options, Some(builtin))
             .await
-            .with_context(|| format!("opening the store at {}", config.database_url))?;
+            .with_context(|| {
+                format!(
+                    "opening the store at {}",
+                    server::store::without_password(&config.database_url)
+                )
+            })?;
     for provider in &providers {
         tracing::info!(provider = %provider.name, issuer = %provider.issuer, "single sign-on offered");
     }
@@ -116,7 +121,8 @@ async fn main() -> anyhow::Result<()> {
             .await
             .context("making the first admin")?;
     let scheme = if tls.is_some() { "https" } else { "http" };
-    tracing::info!(database = %config.database_url, "Stepline is serving on {scheme}://{local}/orchestration");
+    let database = server::store::without_password(&config.database_url);
+    tracing::info!(%database, "Stepline is serving on {scheme}://{local}/orchestration");
     println!("Stepline is running: {scheme}://{local}/orchestration");
     if let Some(first) = first {
         println!(

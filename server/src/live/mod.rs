@@ -3,6 +3,7 @@
 //! never waits for a client: a session that falls behind is resynced, not waited for.
 
 mod session;
+pub mod shared;
 pub mod ws;
 
 pub use session::{run_session, SnapshotSource};
@@ -10,7 +11,7 @@ pub use session::{run_session, SnapshotSource};
 use app::model::{LiveEvent, LiveMessage};
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 /// How many recent events the hub keeps for replay...
 pub const RING_CAPACITY: usize = 8_192;
@@ -42,10 +43,17 @@ struct Ring {
     bytes: usize,
 }
 
+/// Events published on a hub fed from the shared log, on their way to it.
+type ToLog = mpsc::UnboundedSender<(Option<String>, Vec<LiveEvent>)>;
+
 /// The hub; share it as `Arc<LiveHub>`.
 pub struct LiveHub {
     ring: Mutex<Ring>,
     fanout: broadcast::Sender<Arc<Published>>,
+    /// Set when the hub is fed from the store's shared log (several instances on one
+    /// PostgreSQL, see [`shared`]): what is published here goes to the log, and comes back
+    /// numbered, as every instance's does.
+    to_log: Option<ToLog>,
 }
 
 /// What a replay request found.
@@ -62,6 +70,10 @@ impl LiveHub {
     /// times 1000 keeps seqs rising across restarts, so a client's old seq is never
     /// mistaken for a new one.
     pub fn new(first_seq: u64) -> Self {
+        Self::numbered_from(first_seq, None)
+    }
+
+    fn numbered_from(first_seq: u64, to_log: Option<ToLog>) -> Self {
         let (fanout, _) = broadcast::channel(FANOUT_CAPACITY);
         Self {
             ring: Mutex::new(Ring {
@@ -70,7 +82,13 @@ impl LiveHub {
                 bytes: 0,
             }),
             fanout,
+            to_log,
         }
+    }
+
+    /// Whether events reach this hub numbered from the shared log (see [`shared`]).
+    pub fn is_fed(&self) -> bool {
+        self.to_log.is_some()
     }
 
     pub fn starting_now() -> Self {
@@ -91,42 +109,68 @@ impl LiveHub {
         self.publish_of(None, events);
     }
 
-    /// Publishes events about runs of `engine`.
+    /// Publishes events about runs of `engine`: numbers and sends them, or on a hub fed
+    /// from the shared log, hands them to the log (they come back numbered).
     pub fn publish_of(&self, engine: Option<&str>, events: Vec<LiveEvent>) {
         if events.is_empty() {
+            return;
+        }
+        if let Some(to_log) = &self.to_log {
+            // The log's writer ends only with the runtime.
+            let _ = to_log.send((engine.map(str::to_owned), events));
             return;
         }
         let mut ring = self.lock();
         for event in events {
             let seq = ring.next_seq;
-            ring.next_seq += 1;
-            let workflow_id = event.workflow_id().map(str::to_owned);
-            let message = LiveMessage { seq, event };
-            let json = match serde_json::to_string(&message) {
-                Ok(json) => json,
-                Err(error) => {
-                    tracing::error!(%error, "live event not serialisable; skipped");
-                    continue;
-                }
-            };
-            let published = Arc::new(Published {
-                seq,
-                workflow_id,
-                engine: engine.map(str::to_owned),
-                json,
-            });
-            while ring.events.len() >= RING_CAPACITY
-                || (ring.bytes + published.json.len() > RING_BYTES && !ring.events.is_empty())
-            {
-                if let Some(oldest) = ring.events.pop_front() {
-                    ring.bytes -= oldest.json.len();
-                }
-            }
-            ring.bytes += published.json.len();
-            ring.events.push_back(published.clone());
-            // No receivers is fine: nobody is watching.
-            let _ = self.fanout.send(published);
+            self.send(&mut ring, seq, engine, event);
         }
+    }
+
+    /// Sends an event the shared log numbered `seq`. Events come in order; one this hub
+    /// has already sent is skipped, and after a gap (events the log no longer kept) the
+    /// ring starts again, so that a replay never spans it.
+    pub fn deliver(&self, seq: u64, engine: Option<&str>, event: LiveEvent) {
+        let mut ring = self.lock();
+        if seq < ring.next_seq {
+            return;
+        }
+        if seq > ring.next_seq {
+            ring.events.clear();
+            ring.bytes = 0;
+        }
+        self.send(&mut ring, seq, engine, event);
+    }
+
+    /// Numbers `event` `seq`, keeps it in the ring and fans it out.
+    fn send(&self, ring: &mut Ring, seq: u64, engine: Option<&str>, event: LiveEvent) {
+        ring.next_seq = seq + 1;
+        let workflow_id = event.workflow_id().map(str::to_owned);
+        let message = LiveMessage { seq, event };
+        let json = match serde_json::to_string(&message) {
+            Ok(json) => json,
+            Err(error) => {
+                tracing::error!(%error, "live event not serialisable; skipped");
+                return;
+            }
+        };
+        let published = Arc::new(Published {
+            seq,
+            workflow_id,
+            engine: engine.map(str::to_owned),
+            json,
+        });
+        while ring.events.len() >= RING_CAPACITY
+            || (ring.bytes + published.json.len() > RING_BYTES && !ring.events.is_empty())
+        {
+            if let Some(oldest) = ring.events.pop_front() {
+                ring.bytes -= oldest.json.len();
+            }
+        }
+        ring.bytes += published.json.len();
+        ring.events.push_back(published.clone());
+        // No receivers is fine: nobody is watching.
+        let _ = self.fanout.send(published);
     }
 
     /// The seq of the newest event (0 before the first one).

@@ -43,8 +43,11 @@ pub enum Atomicity {
 /// What applying a batch did.
 #[derive(Debug, Default)]
 pub struct Applied {
-    /// The live events it caused, to publish once it is durable.
+    /// The live events it caused, to publish once it is durable...
     pub live: Vec<LiveEvent>,
+    /// ... unless they went to the store's shared log with the change (PostgreSQL, see
+    /// `live::shared`), whence every instance's hub reads them.
+    pub logged: bool,
     /// The runs left out (only with [`Atomicity::PerRun`]).
     pub set_aside: Vec<SetAside>,
 }
@@ -131,7 +134,9 @@ async fn run(store: Store, hub: Arc<LiveHub>, mut inbox: mpsc::Receiver<Request>
                 let result = apply_events(&store, batch, atomicity, now_ms()).await;
                 let answer = match result {
                     Ok(applied) => {
-                        hub.publish_of(Some(&engine), applied.live);
+                        if !applied.logged {
+                            hub.publish_of(Some(&engine), applied.live);
+                        }
                         Ok(applied.set_aside)
                     }
                     Err(error) => {
@@ -148,8 +153,11 @@ async fn run(store: Store, hub: Arc<LiveHub>, mut inbox: mpsc::Receiver<Request>
             _ = sweep.tick() => {
                 match sweep_sla(&store, now_ms()).await {
                     Ok(crossings) => {
-                        for (engine, events) in crossings {
-                            hub.publish_of(Some(&engine), events);
+                        // What went to the shared log with the change, hubs read from it.
+                        if !store.shares_live_events() {
+                            for (engine, events) in crossings {
+                                hub.publish_of(Some(&engine), events);
+                            }
                         }
                     }
                     Err(cause) => tracing::error!(%cause, "SLA sweep failed"),
@@ -290,9 +298,11 @@ pub async fn apply_events(
     for (key, position) in &positions {
         writer.save_position(&engine, key, position).await?;
     }
+    let logged = writer.record_live(Some(&engine), &out, now).await?;
     writer.commit().await?;
     Ok(Applied {
         live: out,
+        logged,
         set_aside,
     })
 }
@@ -375,6 +385,10 @@ pub async fn sweep_sla(
     writer
         .save_workflows(&moved.iter().collect::<Vec<_>>())
         .await?;
+    // On PostgreSQL the crossings go to the shared log with the change.
+    for (engine, events) in &out {
+        writer.record_live(Some(engine), events, now).await?;
+    }
     writer.commit().await?;
     Ok(out)
 }

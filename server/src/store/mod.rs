@@ -17,6 +17,7 @@ macro_rules! on_backend {
 
 pub mod commands;
 pub mod identity;
+pub mod live;
 mod recall;
 mod retention;
 pub mod rollup;
@@ -149,6 +150,9 @@ macro_rules! statement_on {
 statement_on!(Sqlite, Dialect::Sqlite);
 statement_on!(Postgres, Dialect::Postgres);
 
+/// The PostgreSQL advisory lock every write transaction holds ("STEPLINE" in ASCII).
+const WRITE_LOCK: i64 = 0x5354_4550_4c49_4e45;
+
 /// Why the store failed.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -165,6 +169,22 @@ pub enum StoreError {
     Sql(#[from] sqlx::Error),
     #[error(transparent)]
     Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// `url` as it may be shown (in logs, in errors): a password it holds
+/// (`postgres://user:password@host/db`) is replaced by `***`.
+pub fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some(at) = rest[..authority_end].rfind('@') else {
+        return url.to_owned();
+    };
+    match rest[..at].split_once(':') {
+        Some((user, _password)) => format!("{scheme}://{user}:***{}", &rest[at..]),
+        None => url.to_owned(),
+    }
 }
 
 /// Connections that read at once: one per core (at least two, so that one slow read does
@@ -317,10 +337,23 @@ impl Store {
     /// writer ("database is locked", at once) if another write, such as a retention
     /// batch, committed since its first read. One that changes runs or their counters
     /// says so once committed (`self.stats.counters_changed()`, as [`Writer`] does).
+    ///
+    /// On PostgreSQL, where several instances may write, each write transaction first
+    /// takes one advisory lock, held to its end: writes follow each other as on SQLite, so
+    /// a run read and written back by one instance is not changed by another meanwhile,
+    /// new runs' rowids and live events' seqs are numbered in commit order, and no reader
+    /// of the shared live log sees a later seq committed before an earlier one.
     pub(crate) async fn write_transaction(&self) -> Result<WriteTransaction, StoreError> {
         Ok(match &self.writes {
             Backend::Sqlite(pool) => Backend::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
-            Backend::Postgres(pool) => Backend::Postgres(pool.begin().await?),
+            Backend::Postgres(pool) => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(WRITE_LOCK)
+                    .execute(&mut *tx)
+                    .await?;
+                Backend::Postgres(tx)
+            }
         })
     }
 
@@ -1092,6 +1125,22 @@ pub(super) fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_database_password_is_never_shown() {
+        assert_eq!(
+            without_password("postgres://stepline:s3cr:et@db.internal:5432/stepline"),
+            "postgres://stepline:***@db.internal:5432/stepline"
+        );
+        for shown_as_is in [
+            "postgres://postgres@127.0.0.1:5432/stepline",
+            "sqlite://data/stepline.db",
+            "sqlite::memory:",
+            "sqlite:///srv/a@b/stepline.db",
+        ] {
+            assert_eq!(without_password(shown_as_is), shown_as_is);
+        }
+    }
 
     #[test]
     fn the_sql_status_sets_are_the_models() {
