@@ -32,7 +32,8 @@ cargo test -p server
 step "The story tests again on PostgreSQL (a private cluster on loopback)"
 # Each test's Stepline gets a database of its own on this server (tests/common/database.rs).
 scripts/postgres.sh start "$work/postgres"
-export STEPLINE_TEST_POSTGRES_URL="$(. "$work/postgres/env" && echo "$STEPLINE_POSTGRES_URL")"
+postgres_url="$(. "$work/postgres/env" && echo "$STEPLINE_POSTGRES_URL")"
+export STEPLINE_TEST_POSTGRES_URL="$postgres_url"
 cargo test -p server --lib projector
 cargo test -p server --test api --test authorization --test builtin_engine --test commands \
   --test connections --test fuzz --test internal_errors
@@ -44,12 +45,15 @@ step "Temporal adapter against a real Temporal dev server"
 scripts/temporal.sh start "$work/temporal"
 . "$work/temporal/env"
 cargo test -p server --test temporal -- --include-ignored
+# ...and with Stepline on PostgreSQL.
+STEPLINE_TEST_POSTGRES_URL="$postgres_url" cargo test -p server --test temporal -- --include-ignored
 
 step "Airflow adapter against a real Airflow 3 on PostgreSQL"
 # Airflow's tokens last 20 s here, so that following goes on across their expiry.
 STEPLINE_AIRFLOW_TOKEN_SECONDS=20 scripts/airflow.sh start "$work/airflow"
 . "$work/airflow/env"
 cargo test -p server --test airflow -- --include-ignored
+STEPLINE_TEST_POSTGRES_URL="$postgres_url" cargo test -p server --test airflow -- --include-ignored
 
 step "Building the site (server + WASM)"
 cargo leptos build

@@ -354,11 +354,15 @@ pub async fn sweep_sla(
     store: &Store,
     now: Millis,
 ) -> Result<Vec<(String, Vec<LiveEvent>)>, StoreError> {
-    let candidates = store.sla_candidates(now).await?;
     let mut out: Vec<(String, Vec<LiveEvent>)> = Vec::new();
-    if candidates.is_empty() {
+    // Read first without the write lock: most sweeps find nothing to move.
+    if store.sla_candidates(now).await?.is_empty() {
         return Ok(out);
     }
+    // Then again under it: another instance's sweep may have moved them meanwhile, and
+    // each crossing is said once.
+    let mut writer = store.begin().await?;
+    let candidates = writer.sla_candidates(now).await?;
     let mut moved = Vec::new();
     for mut row in candidates {
         let before = row.sla_status;
@@ -381,7 +385,6 @@ pub async fn sweep_sla(
     if moved.is_empty() {
         return Ok(out);
     }
-    let mut writer = store.begin().await?;
     writer
         .save_workflows(&moved.iter().collect::<Vec<_>>())
         .await?;

@@ -922,18 +922,34 @@ impl Store {
     /// The runs whose SLA status may have moved with time since it was last derived:
     /// active, with a target, not yet breached, and past 90 % of their target at `now`.
     pub async fn sla_candidates(&self, now: Millis) -> Result<Vec<WorkflowRow>, StoreError> {
-        let due = format!(
-            "SELECT * FROM workflows
-             WHERE status IN {}
-               AND sla_target_seconds > 0
-               AND sla_status IN ('on_track', 'at_risk')
-               AND started_ms + sla_target_seconds * 900 <= $1",
-            *ACTIVE_SQL
-        );
+        let due = sla_due_sql();
         Ok(on_backend!(&self.pool, pool => {
             sqlx::query_as(&due).bind(now).fetch_all(pool).await?
         }))
     }
+}
+
+impl Writer {
+    /// [`Store::sla_candidates`] as this transaction sees them: with the write lock held,
+    /// what another instance's sweep moved meanwhile is not moved again.
+    pub async fn sla_candidates(&mut self, now: Millis) -> Result<Vec<WorkflowRow>, StoreError> {
+        let due = sla_due_sql();
+        Ok(on_backend!(&mut self.tx, tx => {
+            sqlx::query_as(&due).bind(now).fetch_all(&mut **tx).await?
+        }))
+    }
+}
+
+/// The runs whose SLA status may have moved by `$1` (see [`Store::sla_candidates`]).
+fn sla_due_sql() -> String {
+    format!(
+        "SELECT * FROM workflows
+         WHERE status IN {}
+           AND sla_target_seconds > 0
+           AND sla_status IN ('on_track', 'at_risk')
+           AND started_ms + sla_target_seconds * 900 <= $1",
+        *ACTIVE_SQL
+    )
 }
 
 /// A step row with the id of the run it belongs to.
