@@ -173,11 +173,13 @@ async fn main() {
         sent_events += count;
         push += 1;
     }
-    let published = hub.current_seq() - seq_before;
     let rss_live = rss_mib();
     // A second's grace for the last pushes to arrive; what has not by then is counted
     // as missing below.
     tokio::time::sleep(GRACE).await;
+    // Counted after it: on PostgreSQL the hub sends what the shared log gained, a moment
+    // after the push that caused it was answered.
+    let published = hub.current_seq() - seq_before;
     let mut latencies = Vec::new();
     let mut resynced = 0;
     stop.send(true).unwrap();
