@@ -18,8 +18,15 @@ export class WorkflowPage {
 
   /** Opens a step's details (input, output, logs, attempts). */
   async expand(number: number): Promise<void> {
-    await this.step(number).locator('summary').click();
-    await expect(this.step(number).locator('.step-body')).toBeVisible();
+    const body = this.step(number).locator('.step-body');
+    // A click before hydration opens the browser's own <details>, which hydration then
+    // sets back to the page's state (closed): click again until it stays open.
+    await expect(async () => {
+      if (!(await body.isVisible())) {
+        await this.step(number).locator('summary').click();
+      }
+      await expect(body).toBeVisible({ timeout: 2_000 });
+    }).toPass({ timeout: 15_000 });
   }
 
   rollback(): Locator {
