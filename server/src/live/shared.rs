@@ -32,8 +32,8 @@ pub async fn shared_hub(store: &Store) -> Result<Arc<LiveHub>, StoreError> {
     Ok(hub)
 }
 
-/// Appends what is published on the hub to the log, in order, what has queued meanwhile in
-/// one transaction per engine.
+/// Appends what is published on the hub to the log, in order, each publication in a
+/// transaction of its own.
 async fn log_published(
     store: Store,
     mut published: mpsc::UnboundedReceiver<(Option<String>, Vec<LiveEvent>)>,
