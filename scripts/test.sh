@@ -55,8 +55,8 @@ step "Airflow adapter against a real Airflow 3 on PostgreSQL"
 STEPLINE_AIRFLOW_TOKEN_SECONDS=20 scripts/airflow.sh start "$work/airflow"
 . "$work/airflow/env"
 cargo test -p server --test airflow -- --include-ignored
-# Not yet again on PostgreSQL: a race in reading a running try's log (its last lines read
-# twice at the end, seen there once in four runs) is open on issue 17.
+# ...and with Stepline on PostgreSQL.
+STEPLINE_TEST_POSTGRES_URL="$postgres_url" cargo test -p server --test airflow -- --include-ignored
 
 step "Building the site (server + WASM)"
 cargo leptos build

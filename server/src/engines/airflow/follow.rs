@@ -144,6 +144,30 @@ struct LiveLog {
     read_at: Option<Instant>,
 }
 
+impl LiveLog {
+    /// Takes a read of the log from this live log's token: pushes the lines not pushed yet
+    /// (all of them after a token; past the `pushed` ones when read from the start), and
+    /// keeps where to read on from (`token`: none once Airflow said the log ended).
+    fn read_on(
+        &mut self,
+        page: &[serde_json::Value],
+        token: Option<String>,
+        at: DateTime<Utc>,
+        push: &mut impl FnMut(DateTime<Utc>, Change),
+    ) {
+        let skip = if self.token.is_some() { 0 } else { self.pushed };
+        self.error = mapping::error_from_log(page).or(self.error.take());
+        self.token = token;
+        self.pushed += push_log_lines(self.step_number, at, page, skip, push);
+    }
+
+    /// Airflow refused the token (it signs them with a key a restart may change): the
+    /// next read starts over, skipping the lines pushed.
+    fn token_refused(&mut self) {
+        self.token = None;
+    }
+}
+
 impl AirflowSource {
     /// Starts following `config`'s deployment from where it was left (or `import_since`
     /// ago the first time).
@@ -1027,7 +1051,9 @@ impl Inner {
     }
 
     /// A try's log from `token` (the start when none), a few pages at the most (enough
-    /// for what a step keeps: its newest lines), and the token to read on from.
+    /// for what a step keeps: its newest lines), and the token to read on from: none once
+    /// Airflow has said the log ended (a try no longer running gets no token), as the last
+    /// token given would read again what came after it.
     async fn read_log(
         &self,
         instance: &TaskInstance,
@@ -1042,7 +1068,7 @@ impl Inner {
             match page.continuation_token {
                 Some(next) if more && token.as_deref() != Some(next.as_str()) => token = Some(next),
                 Some(next) => return Ok((events, Some(next))),
-                None => return Ok((events, token)),
+                None => return Ok((events, None)),
             }
         }
         Ok((events, token))
@@ -1065,25 +1091,22 @@ impl Inner {
                 .await;
             let (page, token) = match read {
                 Ok(read) => read,
+                Err(ClientError::Refused { status: 400, .. }) if live.token.is_some() => {
+                    live.token_refused();
+                    continue;
+                }
                 Err(error) => {
                     tracing::debug!(engine = %self.engine_id, run = %id, %error, "a running try's log could not be read; trying again later");
                     continue;
                 }
             };
-            let lines = mapping::log_lines(&page);
-            live.error = mapping::error_from_log(&page).or(live.error.take());
-            live.token = token.or(live.token.take());
-            live.pushed += lines.len();
-            for chunk in lines.chunks(limits::LOG_LINES_PER_EVENT) {
+            live.read_on(&page, token, now, &mut |at, change| {
                 events.push(SourceEvent {
                     workflow_id: id.clone(),
-                    at: now,
-                    change: Change::LogLines {
-                        step_number: live.step_number,
-                        lines: chunk.to_vec(),
-                    },
-                });
-            }
+                    at,
+                    change,
+                })
+            });
         }
     }
 
@@ -1231,20 +1254,17 @@ fn to_read(
 }
 
 /// Pushes the lines of a try's log `events` but the first `skip`, in events of at most
-/// [`limits::LOG_LINES_PER_EVENT`].
+/// [`limits::LOG_LINES_PER_EVENT`]; answers how many were pushed.
 fn push_log_lines(
     step_number: u32,
     at: DateTime<Utc>,
     events: &[serde_json::Value],
     skip: usize,
     push: &mut impl FnMut(DateTime<Utc>, Change),
-) {
+) -> usize {
     let lines = mapping::log_lines(events);
-    for chunk in lines
-        .get(skip..)
-        .unwrap_or_default()
-        .chunks(limits::LOG_LINES_PER_EVENT)
-    {
+    let new = lines.get(skip..).unwrap_or_default();
+    for chunk in new.chunks(limits::LOG_LINES_PER_EVENT) {
         push(
             at,
             Change::LogLines {
@@ -1253,6 +1273,7 @@ fn push_log_lines(
             },
         );
     }
+    new.len()
 }
 
 /// Whether a followed run's end is due: it is open and none of its tasks is still to run
@@ -1422,3 +1443,6 @@ impl Engine for AirflowSource {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -8,6 +8,18 @@ pub mod mapping;
 
 pub use follow::AirflowSource;
 
+/// One of Airflow 3.3.2's recorded answers (`samples/`, from the fixture DAGs of
+/// `server/tests/airflow/dags`).
+#[cfg(test)]
+fn sample<T: serde::de::DeserializeOwned>(name: &str) -> T {
+    let path = format!(
+        "{}/src/engines/airflow/samples/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
 use serde::Deserialize;
 use std::collections::HashMap;
 use std::path::Path;

@@ -3,15 +3,7 @@
 
 use super::*;
 use crate::engines::airflow::client::TaskInstance;
-
-fn sample<T: serde::de::DeserializeOwned>(name: &str) -> T {
-    let path = format!(
-        "{}/src/engines/airflow/samples/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
-}
+use crate::engines::airflow::sample;
 
 fn tasks(dag: &str) -> Vec<Task> {
     serde_json::from_value(sample::<serde_json::Value>(&format!("{dag}.tasks"))["tasks"].clone())
