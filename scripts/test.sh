@@ -36,7 +36,7 @@ postgres_url="$(. "$work/postgres/env" && echo "$STEPLINE_POSTGRES_URL")"
 export STEPLINE_TEST_POSTGRES_URL="$postgres_url"
 cargo test -p server --lib projector
 cargo test -p server --test api --test authorization --test builtin_engine --test commands \
-  --test connections --test fuzz --test internal_errors
+  --test connections --test fuzz --test internal_errors --test leases
 # Retention, but SQLite's own write lock (BEGIN IMMEDIATE; PostgreSQL's is an advisory lock).
 cargo test -p server --test retention -- --skip a_write_transaction_holds_the_write_lock_from_its_start
 # Several instances on one database (ignored without a PostgreSQL to run on).
@@ -127,4 +127,6 @@ export STEPLINE_PUSH_SOURCES="$work/push-sources.toml"
 export STEPLINE_SERVER_BIN="$CARGO_TARGET_DIR/debug/server"
 export STEPLINE_SITE_ROOT="$PWD/target/site"
 export STEPLINE_E2E_DATABASE_URL="sqlite://$work/e2e.db"
+# Three more instances on the PostgreSQL cluster, behind HAProxy (tests/cluster.spec.ts).
+export STEPLINE_E2E_POSTGRES_URL="$postgres_url"
 (cd end2end && npx playwright test)

@@ -13,7 +13,7 @@
 mod support;
 
 use server::engines::builtin::definition::load_dir;
-use server::engines::builtin::{demo, Limits};
+use server::engines::builtin::demo;
 use server::retention::RetentionSettings;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -77,7 +77,7 @@ async fn main() {
         options,
         Some(server::BuiltinSettings {
             definitions,
-            limits: Limits::default(),
+            ..Default::default()
         }),
     )
     .await

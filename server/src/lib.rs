@@ -35,11 +35,23 @@ use store::Store;
 use tokio::net::TcpListener;
 use tower_http::compression::CompressionLayer;
 
-/// What the built-in engine runs: its workflow definitions and its limits.
-#[derive(Debug, Clone, Default)]
+/// What the built-in engine runs: its workflow definitions and its limits, and the
+/// instance it runs on (this process: [`source::lease::instance_id`]; several in a test).
+#[derive(Debug, Clone)]
 pub struct BuiltinSettings {
     pub definitions: Vec<Definition>,
     pub limits: Limits,
+    pub instance: String,
+}
+
+impl Default for BuiltinSettings {
+    fn default() -> Self {
+        Self {
+            definitions: Vec::new(),
+            limits: Limits::default(),
+            instance: source::lease::instance_id().to_owned(),
+        }
+    }
 }
 
 /// The running core: what the HTTP surface serves, and the built-in engine's own handle
@@ -54,8 +66,6 @@ pub struct Core {
 pub enum StartError {
     #[error(transparent)]
     Store(#[from] store::StoreError),
-    #[error("the built-in engine could not pick up its open runs")]
-    Recovery(#[from] source::RecallError),
 }
 
 /// The running core: store, projector, hub and engines, wired together. With
@@ -81,15 +91,25 @@ pub async fn start_core(
     };
     let projector = Projector::spawn(store.clone(), hub.clone());
     let engines = Engines::default();
+    let instance = builtin.as_ref().map_or_else(
+        || source::lease::instance_id().to_owned(),
+        |settings| settings.instance.clone(),
+    );
     let builtin = match builtin {
         Some(settings) => {
+            let lease = source::LeaseKeeper::keep(
+                Arc::new(store.clone()),
+                engines::builtin::LEASE.to_owned(),
+                settings.instance.clone(),
+            );
             let engine = BuiltinEngine::start(
                 Arc::new(store.clone()),
                 Arc::new(projector.clone()),
+                Arc::new(store.clone()),
                 settings.definitions,
                 settings.limits,
-            )
-            .await?;
+                lease,
+            );
             engines.add(Arc::new(engine.clone()));
             Some(engine)
         }
@@ -104,6 +124,7 @@ pub async fn start_core(
         auth: Arc::new(http::AuthRuntime::default()),
         pushing: Default::default(),
         leptos_options,
+        instance,
     };
     Ok(Core { state, builtin })
 }
@@ -172,6 +193,15 @@ pub fn stop_taking_commands_from(state: &AppState, name: &str) {
     }
 }
 
+/// The lease under which one instance at a time follows the engine `engine_id`.
+fn source_lease(state: &AppState, engine_id: &str) -> source::LeaseKeeper {
+    source::LeaseKeeper::keep(
+        Arc::new(state.store.clone()),
+        format!("source:{engine_id}"),
+        state.instance.clone(),
+    )
+}
+
 /// Follows the Temporal `sources` (each namespace its own engine) alongside the others.
 pub async fn follow_temporal(
     state: &mut AppState,
@@ -179,11 +209,13 @@ pub async fn follow_temporal(
 ) -> Result<Vec<engines::temporal::TemporalSource>, String> {
     let mut started = Vec::new();
     for config in sources {
+        let lease = source_lease(state, &config.engine_id());
         let source = engines::temporal::TemporalSource::start(
             config,
             Arc::new(state.store.clone()),
             Arc::new(state.projector.clone()),
             state.health.clone(),
+            lease,
         )
         .await?;
         state.engines.add(Arc::new(source.clone()));
@@ -199,11 +231,13 @@ pub fn follow_airflow(
 ) -> Result<Vec<engines::airflow::AirflowSource>, String> {
     let mut started = Vec::new();
     for config in sources {
+        let lease = source_lease(state, &config.engine_id());
         let source = engines::airflow::AirflowSource::start(
             config,
             Arc::new(state.store.clone()),
             Arc::new(state.projector.clone()),
             state.health.clone(),
+            lease,
         )?;
         state.engines.add(Arc::new(source.clone()));
         started.push(source);

@@ -36,6 +36,7 @@ async fn main() -> anyhow::Result<()> {
         limits: Limits {
             max_running: config.max_running as usize,
         },
+        ..BuiltinSettings::default()
     };
     let temporal = match &config.temporal_sources {
         Some(path) => server::engines::temporal::load_sources(path).map_err(anyhow::Error::msg)?,
@@ -147,7 +148,13 @@ async fn main() -> anyhow::Result<()> {
         tls,
         trusted_proxies: config.trusted_proxies.clone(),
     };
+    let (store, instance) = (state.store.clone(), state.instance.clone());
     server::launch(listener, state, serving, shutdown_signal()).await?;
+    // Another instance takes over at once rather than when the leases run out; what this
+    // one still writes under them is refused from now on.
+    if let Err(error) = store.release_leases(&instance).await {
+        tracing::warn!(%error, "cannot give the leases up; they run out by themselves");
+    }
     Ok(())
 }
 

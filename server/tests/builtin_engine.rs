@@ -12,15 +12,6 @@ use tokio::net::TcpListener;
 /// How long a condition may take to come true before a test fails.
 const PATIENCE: Duration = Duration::from_secs(30);
 
-fn write_definitions(dir: &Path, definitions: &[&str]) -> std::path::PathBuf {
-    let folder = dir.join("workflows");
-    std::fs::create_dir_all(&folder).unwrap();
-    for (i, text) in definitions.iter().enumerate() {
-        std::fs::write(folder.join(format!("{i}.toml")), text).unwrap();
-    }
-    folder
-}
-
 /// Waits until the run has `status`, and returns its detail then.
 async fn wait_status(client: &Client, id: &str, status: &str) -> Value {
     client.wait_for_status(id, status, PATIENCE).await
@@ -69,20 +60,8 @@ struct InProcess {
 
 async fn serve(definitions: &[&str]) -> InProcess {
     let dir = tempfile::tempdir().unwrap();
-    let folder = write_definitions(dir.path(), definitions);
-    let url = common::database::url_in(dir.path()).await;
-    let options = leptos::config::LeptosOptions::builder()
-        .output_name("stepline")
-        .build();
-    let settings = server::BuiltinSettings {
-        definitions: server::engines::builtin::definition::load_dir(&folder).unwrap(),
-        limits: Default::default(),
-    };
-    let state = server::start_core(&url, options, Some(settings))
-        .await
-        .unwrap()
-        .state;
-    let token = common::core_state::operator_token(&state).await;
+    let (core, token) = common::builtin::core_in(dir.path(), definitions, None).await;
+    let state = core.state;
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -619,7 +598,7 @@ action = {{ kind = "simulate", duration = "50ms" }}
 "#,
         go.display()
     );
-    let folder = write_definitions(dir.path(), &[&definition]);
+    let folder = common::builtin::write_definitions(dir.path(), &[&definition]);
     let mut first = launch_binary(dir.path(), &folder).await;
     let mut ids = Vec::new();
     for _ in 0..4 {

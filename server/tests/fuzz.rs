@@ -539,6 +539,7 @@ async fn mutated_temporal_histories_map_and_apply_without_a_panic_or_a_store_err
                 capabilities: Default::default(),
                 events: vec![event],
                 positions: Vec::new(),
+                held: None,
             };
             match apply_batch(&store, batch, now).await {
                 Ok(_) => {}

@@ -44,6 +44,7 @@ async fn replay(name: &str) -> WorkflowDetail {
             capabilities: Capabilities::default(),
             events: mapped,
             positions: Vec::new(),
+            held: None,
         };
         apply_batch(&store, batch, now)
             .await
@@ -188,6 +189,7 @@ async fn an_activity_at_attempt_four_billion_fills_in_only_its_last_attempts() {
         capabilities: Capabilities::default(),
         events,
         positions: Vec::new(),
+        held: None,
     };
     apply_batch(&store, batch, now).await.expect("applied");
     let run = store.workflow_detail(id, now).await.unwrap().unwrap();

@@ -3,7 +3,7 @@
 //! does not fit.
 
 use crate::retry::Backoff;
-use crate::source::{ApplyError, Batch, Change, SharedSink, SourceEvent};
+use crate::source::{ApplyError, Batch, Change, SharedSink, SourceEvent, Term};
 use app::model::Capabilities;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -19,9 +19,13 @@ pub struct Committed {
     pub refused_runs: HashSet<String>,
     /// Runs that lost an event the read model refused (the rest of theirs is stored).
     pub runs_missing_events: HashSet<String>,
+    /// Nothing was stored: the batch's lease is no longer this instance's (its term has
+    /// ended; another instance follows the engine from the stored positions).
+    pub lease_lost: bool,
 }
 
-/// Stores `events` of `engine` with its `positions` in one batch. An event the read model
+/// Stores `events` of `engine` with its `positions` in one batch, under the lease of
+/// `term` when there is one (which ends if the lease is lost). An event the read model
 /// refuses is left out (logged with the reason) and the rest stored again; a refused start
 /// takes its run's other events with it. Retries while the store fails.
 pub async fn commit(
@@ -30,18 +34,34 @@ pub async fn commit(
     capabilities: Capabilities,
     mut events: Vec<SourceEvent>,
     positions: Vec<(String, String)>,
+    term: Option<&Term>,
 ) -> Committed {
     let mut committed = Committed::default();
     let mut backoff = Backoff::new(STORE_BACKOFF_FIRST, STORE_BACKOFF_CAP);
     loop {
+        // A term that ended stores nothing more (what it still had in flight would come
+        // after the next holder's resumption).
+        if term.is_some_and(Term::is_over) {
+            committed.lease_lost = true;
+            return committed;
+        }
         let batch = Batch {
             engine: engine.to_owned(),
             capabilities,
             events: events.clone(),
             positions: positions.clone(),
+            held: term.map(Term::held),
         };
         match sink.apply(batch).await {
             Ok(_) => return committed,
+            Err(ApplyError::LeaseLost(lease)) => {
+                tracing::warn!(%engine, %lease, "a batch was refused: the lease is no longer ours; following stops here");
+                if let Some(term) = term {
+                    term.end();
+                }
+                committed.lease_lost = true;
+                return committed;
+            }
             Err(ApplyError::Refused { index, refusal, .. }) if index < events.len() => {
                 let run = events[index].workflow_id.clone();
                 if matches!(events[index].change, Change::WorkflowStarted(_)) {

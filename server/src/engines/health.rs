@@ -41,6 +41,9 @@ pub trait Report {
     fn connecting(engine: &str) -> Self;
     fn ok(engine: &str) -> Self;
     fn degraded(engine: &str, message: &str) -> Self;
+    /// Another instance of Stepline follows the engine (it holds the engine's lease): this
+    /// one does not know how the engine is doing, and its runs are kept fresh there.
+    fn standby(engine: &str) -> Self;
 }
 
 impl Report for EngineHealth {
@@ -59,6 +62,13 @@ impl Report for EngineHealth {
             engine,
             EngineState::Degraded,
             Some(message.chars().take(500).collect()),
+        )
+    }
+    fn standby(engine: &str) -> Self {
+        health(
+            engine,
+            EngineState::Ok,
+            Some("followed by another instance of Stepline".into()),
         )
     }
 }

@@ -108,6 +108,7 @@ pub async fn push_events(
                 .map_or_else(ingest::capabilities, |engine| engine.source().capabilities),
             events,
             positions: Vec::new(),
+            held: None,
         })
         .await
         .map_err(|error| match error {

@@ -51,6 +51,8 @@ pub struct AppState {
     /// The declared pushing sources whose engines take commands, by source name.
     pub pushing: crate::engines::commands::PushEngines,
     pub leptos_options: LeptosOptions,
+    /// This instance as the holder of leases (see `source::lease`).
+    pub instance: String,
 }
 
 /// What signing in and sessions need while serving.
@@ -132,6 +134,7 @@ pub fn api_router() -> Router<AppState> {
         ),
         (ANALYTICS, get(workflows::analytics)),
         (ENGINES, get(workflows::engines)),
+        (LEASES, get(workflows::leases)),
         (AUDIT, get(admin::audit)),
         (HEALTH, get(|| async { "ok" })),
         (

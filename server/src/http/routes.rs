@@ -37,6 +37,8 @@ pub const SOURCE_COMMAND: &str = "/api/platform/orchestration/sources/{source}/c
 pub const EVENTS: &str = "/api/platform/orchestration/events";
 pub const ANALYTICS: &str = "/api/platform/orchestration/analytics";
 pub const ENGINES: &str = "/api/platform/orchestration/engines";
+/// Which instance of Stepline does what only one may do (the leases), and which answers.
+pub const LEASES: &str = "/api/platform/orchestration/leases";
 pub const AUDIT: &str = "/api/platform/orchestration/audit";
 pub const HEALTH: &str = "/api/health";
 pub const UNKNOWN_API: &str = "/api/{*rest}";
@@ -69,6 +71,7 @@ pub const API: &[Rule] = &[
     rule(Method::POST, EVENTS, Need::Ingest),
     rule(Method::GET, ANALYTICS, Need::Read),
     rule(Method::GET, ENGINES, Need::Read),
+    rule(Method::GET, LEASES, Need::Read),
     rule(Method::GET, AUDIT, Need::Operate),
     rule(Method::GET, HEALTH, Need::Nobody),
     rule(Method::GET, LIVE, Need::Read),

@@ -96,3 +96,38 @@ pub async fn analytics(
 pub async fn engines(State(state): State<AppState>) -> Json<Vec<app::model::EngineHealth>> {
     Json(state.health.snapshot())
 }
+
+/// The instance that answers, and every lease: which instance follows each engine source
+/// and drives the built-in engine.
+#[derive(Debug, serde::Serialize)]
+pub struct Leases {
+    pub instance: String,
+    pub leases: Vec<Lease>,
+}
+
+#[derive(Debug, serde::Serialize)]
+pub struct Lease {
+    pub name: String,
+    pub holder: String,
+    pub taken_at: chrono::DateTime<chrono::Utc>,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+pub async fn leases(State(state): State<AppState>) -> Result<Json<Leases>, AppError> {
+    let leases = state
+        .store
+        .leases()
+        .await?
+        .into_iter()
+        .map(|lease| Lease {
+            name: lease.name,
+            holder: lease.holder,
+            taken_at: crate::source::to_datetime(lease.taken_ms),
+            expires_at: crate::source::to_datetime(lease.expires_ms),
+        })
+        .collect();
+    Ok(Json(Leases {
+        instance: state.instance.clone(),
+        leases,
+    }))
+}

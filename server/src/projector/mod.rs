@@ -193,8 +193,14 @@ pub async fn apply_events(
         capabilities,
         events,
         positions,
+        held,
     } = batch;
     let mut writer = store.begin().await?;
+    if let Some(held) = &held {
+        if !writer.holds_lease(held, now).await? {
+            return Err(ApplyError::LeaseLost(held.lease.clone()));
+        }
+    }
     // Every run the batch names that exists, read at once (a cost per batch, not per
     // event); a run is taken from here the first time an event touches it.
     let mut stored = {

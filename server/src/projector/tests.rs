@@ -76,6 +76,7 @@ fn batch(events: Vec<SourceEvent>) -> Batch {
         capabilities: ingest::capabilities(),
         events,
         positions: Vec::new(),
+        held: None,
     }
 }
 

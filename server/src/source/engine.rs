@@ -3,12 +3,13 @@
 
 use app::model::{Priority, WorkflowStatus};
 use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 /// How a run is started: the start API's fields.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StartRequest {
     pub workflow_type: String,
     pub input: Value,
@@ -19,7 +20,7 @@ pub struct StartRequest {
 }
 
 /// What an operator asks an engine to do to one of its runs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Command {
     Pause,
     Resume,
@@ -41,7 +42,7 @@ pub enum Command {
 }
 
 /// What an engine did with a command.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandOutcome {
     /// The run the outcome is about (the new run, for a clone).
     pub workflow_id: String,
@@ -51,7 +52,7 @@ pub struct CommandOutcome {
 }
 
 /// Why an engine did not do a command.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum CommandError {
     /// The run's state does not allow it (HTTP 409).
     #[error("{0}")]

@@ -8,6 +8,8 @@
 pub mod clock;
 pub mod engine;
 pub mod event;
+pub mod forward;
+pub mod lease;
 pub mod limits;
 pub mod outbox;
 pub mod recall;
@@ -16,6 +18,7 @@ pub mod sink;
 pub use clock::{now_ms, to_datetime, Millis};
 pub use engine::{Command, CommandError, CommandOutcome, Engine, Engines, StartRequest};
 pub use event::{Change, SourceEvent, StepDeclaration, WorkflowStart};
+pub use lease::{Held, LeaseKeeper, Leases, SharedLeases, Term};
 pub use outbox::{
     Answer, CommandMessage, CommandOutbox, NewCommand, OutboxCommand, OutboxError, Reply,
     SharedOutbox,

@@ -3,6 +3,7 @@
 //! it refused and why.
 
 use super::event::SourceEvent;
+use super::lease::Held;
 use app::model::Capabilities;
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -19,6 +20,9 @@ pub struct Batch {
     /// history event), saved in the same transaction: after a restart it resumes from
     /// there, neither losing nor repeating an event.
     pub positions: Vec<(String, String)>,
+    /// The lease the engine writes under, when it does a job only one instance may do:
+    /// the batch is applied only while the lease is still its holder's.
+    pub held: Option<Held>,
 }
 
 /// Why an event was refused.
@@ -47,6 +51,10 @@ pub enum ApplyError {
     /// The read model could not store the batch; nothing of it was applied.
     #[error(transparent)]
     Store(Arc<dyn std::error::Error + Send + Sync>),
+    /// The batch was written under a lease its holder no longer holds; nothing of it was
+    /// applied.
+    #[error("lease {0:?} is no longer held by this instance")]
+    LeaseLost(String),
     #[error("the projector has stopped")]
     Stopped,
 }

@@ -15,8 +15,28 @@ macro_rules! on_backend {
     };
 }
 
+/// Runs one statement with `$binds` in a write transaction of its own, on `$store`'s
+/// backend: the rows it changed (a `StoreError` on failure, through `?`).
+macro_rules! write_alone {
+    ($store:expr, $sql:expr $(, $bind:expr)* $(,)?) => {{
+        let mut writer = $store.begin().await?;
+        let changed = on_backend!(&mut writer.tx, tx => {
+            sqlx::query($sql)
+                $(.bind($bind))*
+                .execute(&mut **tx)
+                .await
+                .map_err($crate::store::StoreError::from)?
+                .rows_affected()
+        });
+        writer.commit().await?;
+        changed
+    }};
+}
+
 pub mod commands;
+mod forward;
 pub mod identity;
+pub mod lease;
 pub mod live;
 mod recall;
 mod retention;

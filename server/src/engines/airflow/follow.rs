@@ -33,6 +33,7 @@ use crate::source::{
     Change, Command, CommandError, CommandOutcome, Engine, SharedRecall, SharedSink, SourceEvent,
     WorkflowStart,
 };
+use crate::source::{LeaseKeeper, Term};
 use app::model::{Capabilities, EngineHealth, LiveMode, StepKind, StepStatus, WorkflowStatus};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -81,6 +82,8 @@ struct Inner {
     sink: SharedSink,
     recall: SharedRecall,
     health: HealthBoard,
+    /// The source's lease: only the instance that holds it follows the source.
+    lease: LeaseKeeper,
     /// Runs Stepline cancelled, by id: who asked (why they failed).
     cancelled_by: Mutex<HashMap<String, String>>,
     /// Runs Stepline triggered (clones), by id: what they came from ("clone of <id>") and
@@ -113,6 +116,8 @@ struct Following {
     /// When DAG runs were last listed, and from which moment the next list asks.
     runs_listed_at: Option<Instant>,
     runs_since: Option<DateTime<Utc>>,
+    /// The lease term this is followed in: its batches are stored only while it lasts.
+    term: Option<Term>,
 }
 
 /// A successful try whose log and return value are still to be read.
@@ -170,12 +175,13 @@ impl LiveLog {
 
 impl AirflowSource {
     /// Starts following `config`'s deployment from where it was left (or `import_since`
-    /// ago the first time).
+    /// ago the first time), whenever this instance holds `lease`.
     pub fn start(
         config: SourceConfig,
         recall: SharedRecall,
         sink: SharedSink,
         health: HealthBoard,
+        lease: LeaseKeeper,
     ) -> Result<Self, String> {
         let client = AirflowClient::new(&config.url, config.credentials.clone())?;
         let engine_id = config.engine_id();
@@ -186,6 +192,7 @@ impl AirflowSource {
             sink,
             recall,
             health,
+            lease,
             cancelled_by: Mutex::default(),
             origins: Mutex::default(),
             opened: Mutex::default(),
@@ -230,12 +237,35 @@ pub fn capabilities() -> Capabilities {
 }
 
 impl Inner {
-    /// Polls for ever: from the stored position, every poll interval; while Airflow does
-    /// not answer, the source is degraded and polls back off.
+    /// Follows the source in each term this instance holds its lease, from what the
+    /// store holds at the term's start (the last holder's positions).
     async fn follow(self: Arc<Self>) {
+        let mut lease = self.lease.clone();
+        loop {
+            let term = lease
+                .next_term(|| {
+                    self.health
+                        .set(&self.engine_id, EngineHealth::standby(&self.engine_id));
+                })
+                .await;
+            tracing::info!(engine = %self.engine_id, "following the Airflow source: this instance holds its lease");
+            self.health
+                .set(&self.engine_id, EngineHealth::connecting(&self.engine_id));
+            tokio::select! {
+                () = self.follow_term(term.clone()) => {}
+                () = term.ended() => {}
+            }
+            tracing::warn!(engine = %self.engine_id, "no longer following the Airflow source: its lease is another instance's");
+        }
+    }
+
+    /// Polls for as long as `term` lasts: from the stored position, every poll interval;
+    /// while Airflow does not answer, the source is degraded and polls back off.
+    async fn follow_term(&self, term: Term) {
         let (mut since, unread) = self.resume_point().await;
         let mut following = Following {
             unread,
+            term: Some(term),
             ..Following::default()
         };
         let mut backoff = Backoff::new(BACKOFF_FIRST, BACKOFF_CAP);
@@ -413,6 +443,7 @@ impl Inner {
             capabilities(),
             events,
             positions,
+            following.term.as_ref(),
         )
         .await
     }

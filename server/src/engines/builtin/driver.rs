@@ -10,7 +10,7 @@ use super::{capabilities, Census, Limits, ENGINE_ID};
 use crate::source::clock::{to_datetime, Millis};
 use crate::source::{
     now_ms, ApplyError, Batch, Command, CommandError, CommandOutcome, RecallError, RunSnapshot,
-    SetAside, SharedRecall, SharedSink, StartRequest,
+    SetAside, SharedRecall, SharedSink, StartRequest, Term,
 };
 use app::model::{Priority, WorkflowStatus};
 use serde_json::Value;
@@ -75,16 +75,21 @@ pub(super) struct Driver {
     inbox: mpsc::WeakSender<Message>,
     http: reqwest::Client,
     ids: IdGenerator,
+    /// The lease term this driver drives the runs in: it stops when the term ends, and
+    /// its batches are stored only while the term lasts.
+    term: Term,
 }
 
 impl Driver {
-    /// Builds the driver over `definitions`, picks up every run the store holds open
-    /// from before, and spawns its task; returns the sender that talks to it.
+    /// Builds the driver over `definitions` for lease `term`, picks up every run the
+    /// store holds open from before, and spawns its task; returns the sender that talks
+    /// to it.
     pub(super) async fn spawn(
         definitions: Arc<HashMap<String, Arc<Definition>>>,
         limits: Limits,
         recall: SharedRecall,
         sink: SharedSink,
+        term: Term,
     ) -> Result<mpsc::Sender<Message>, RecallError> {
         // One process-wide TLS provider; a second install attempt is harmless.
         crate::engines::install_tls_provider();
@@ -110,6 +115,7 @@ impl Driver {
                 .build()
                 .expect("the HTTP client has a valid configuration"),
             ids: IdGenerator::default(),
+            term,
         };
         driver.recover().await?;
         tokio::spawn(driver.run(messages));
@@ -194,6 +200,8 @@ impl Driver {
         loop {
             let wake = self.timers.peek().map(|Reverse((at, _))| *at);
             let first = tokio::select! {
+                biased;
+                () = self.term.ended() => break,
                 message = messages.recv() => match message {
                     Some(message) => Some(message),
                     None => break,
@@ -464,6 +472,7 @@ impl Driver {
                 capabilities: capabilities(),
                 events,
                 positions: Vec::new(),
+                held: Some(self.term.held()),
             })
             .await
     }
@@ -530,6 +539,16 @@ impl Driver {
                     let _ = reply.send(answer);
                 }
                 self.drop_ended(&touched);
+            }
+            Err(ApplyError::LeaseLost(_)) => {
+                // Another instance drives the runs from what is stored; this driver stops.
+                self.term.end();
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(CommandError::Unavailable(
+                        "another instance of Stepline took the built-in engine over; try again"
+                            .into(),
+                    )));
+                }
             }
             Err(error) => {
                 tracing::error!(%error, "built-in engine: transitions not stored; reloading the runs involved");
@@ -605,6 +624,10 @@ impl Driver {
                 Ok(set_aside) => {
                     let set_aside = self.set_aside(&set_aside);
                     self.carry_out_all(cycle.decisions.effects, &set_aside);
+                    return;
+                }
+                Err(ApplyError::LeaseLost(_)) => {
+                    self.term.end();
                     return;
                 }
                 Err(error) => {

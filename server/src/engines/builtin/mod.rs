@@ -5,8 +5,12 @@
 //! and only then starts or stops work. So whatever ran is in the store, and a restart picks every
 //! open run up again from there (a step that was running runs again: at-least-once).
 //!
+//! With several instances on one database, the instance that holds the engine's lease
+//! drives every run; the others forward what operators ask to it through the store.
+//!
 //! Files: the handle is here in `mod.rs`; `driver.rs` is the task that owns every live
-//! run; `admission.rs` the queue order and concurrency slots; `ids.rs` the run ids.
+//! run; `forward.rs` the lease terms and the requests forwarded to their holder;
+//! `admission.rs` the queue order and concurrency slots; `ids.rs` the run ids.
 
 pub mod definition;
 pub mod demo;
@@ -15,19 +19,22 @@ pub mod run;
 
 mod admission;
 mod driver;
+mod forward;
 mod ids;
 
+use crate::source::forward::SharedForwarding;
 use crate::source::{
-    Command, CommandError, CommandOutcome, Engine, RecallError, SharedRecall, SharedSink,
+    Command, CommandError, CommandOutcome, Engine, LeaseKeeper, SharedRecall, SharedSink,
     StartRequest,
 };
 use app::model::Capabilities;
 use async_trait::async_trait;
 use definition::Definition;
-use driver::{Driver, Message};
+use driver::Message;
+use forward::Request;
 use std::collections::HashMap;
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, watch};
 
 /// The engine id stored on its runs.
 pub const ENGINE_ID: &str = "builtin";
@@ -58,30 +65,55 @@ pub struct Census {
     pub pending: HashMap<String, usize>,
 }
 
-/// The handle on the running engine; cheap to clone.
+/// The lease under which one instance at a time drives the engine's runs.
+pub const LEASE: &str = "engine:builtin";
+
+/// The handle on the running engine; cheap to clone. The engine drives its runs on the
+/// instance that holds its lease; every instance takes starts and commands, and one that
+/// does not hold the lease forwards them to the one that does (`forward.rs`).
 #[derive(Clone)]
 pub struct BuiltinEngine {
-    inbox: mpsc::Sender<Message>,
+    /// The driver of this instance's lease term, while it holds the lease.
+    driver: watch::Receiver<Option<mpsc::Sender<Message>>>,
     definitions: Arc<HashMap<String, Arc<Definition>>>,
+    forwarding: SharedForwarding,
 }
 
 impl BuiltinEngine {
-    /// Starts the engine over `definitions`, after picking up every run the store holds
-    /// open from before.
-    pub async fn start(
+    /// Starts the engine over `definitions`. Whenever this instance holds `lease`, it
+    /// picks up every run the store holds open (as after a restart: a step that was
+    /// running runs again) and drives them until the lease is lost.
+    pub fn start(
         recall: SharedRecall,
         sink: SharedSink,
+        forwarding: SharedForwarding,
         definitions: Vec<Definition>,
         limits: Limits,
-    ) -> Result<Self, RecallError> {
+        lease: LeaseKeeper,
+    ) -> Self {
         let definitions: Arc<HashMap<String, Arc<Definition>>> = Arc::new(
             definitions
                 .into_iter()
                 .map(|d| (d.workflow_type.clone(), Arc::new(d)))
                 .collect(),
         );
-        let inbox = Driver::spawn(definitions.clone(), limits, recall, sink).await?;
-        Ok(Self { inbox, definitions })
+        let (driver_tx, driver) = watch::channel(None);
+        tokio::spawn(forward::lead(
+            forward::Lead {
+                definitions: definitions.clone(),
+                limits,
+                recall,
+                sink,
+                forwarding: forwarding.clone(),
+            },
+            lease,
+            driver_tx,
+        ));
+        Self {
+            driver,
+            definitions,
+            forwarding,
+        }
     }
 
     /// The workflow types this engine can start.
@@ -91,17 +123,25 @@ impl BuiltinEngine {
         types
     }
 
-    async fn ask<T>(
-        &self,
-        message: impl FnOnce(oneshot::Sender<T>) -> Message,
-    ) -> Result<T, CommandError> {
-        let (reply, answer) = oneshot::channel();
-        let stopped = || CommandError::Unavailable("the built-in engine has stopped".into());
-        self.inbox
-            .send(message(reply))
-            .await
-            .map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())
+    /// This instance's driver, while it holds the lease.
+    fn driver(&self) -> Option<mpsc::Sender<Message>> {
+        self.driver.borrow().clone()
+    }
+
+    /// Waits until this instance drives the engine's runs (tests and benchmarks that
+    /// start one instance and measure the engine itself).
+    pub async fn driving(&self) {
+        let mut driver = self.driver.clone();
+        // Fails only once the engine has stopped for good.
+        let _ = driver.wait_for(Option::is_some).await;
+    }
+
+    /// Does `request` here, or has the instance holding the lease do it.
+    async fn perform(&self, request: Request) -> Result<CommandOutcome, CommandError> {
+        match self.driver() {
+            Some(inbox) => forward::locally(&inbox, request).await,
+            None => forward::remotely(&self.forwarding, &request).await,
+        }
     }
 
     /// Starts a run of `request.workflow_type` (queued while the limits are reached).
@@ -116,11 +156,17 @@ impl BuiltinEngine {
                 self.workflow_types().join(", ")
             )));
         }
-        self.ask(|reply| Message::Start(request, reply)).await?
+        self.perform(Request::Start { request }).await
     }
 
+    /// How many runs are where, per type; only on the instance that drives them.
     pub async fn census(&self) -> Result<Census, CommandError> {
-        self.ask(Message::Census).await
+        let inbox = self.driver().ok_or_else(|| {
+            CommandError::Unavailable(
+                "another instance of Stepline drives the built-in engine's runs".into(),
+            )
+        })?;
+        forward::ask(&inbox, Message::Census).await
     }
 }
 
@@ -136,9 +182,11 @@ impl Engine for BuiltinEngine {
         command: Command,
         _requested_by: &str,
     ) -> Result<CommandOutcome, CommandError> {
-        let id = workflow_id.to_owned();
-        self.ask(|reply| Message::Command(id, command, reply))
-            .await?
+        self.perform(Request::Command {
+            workflow_id: workflow_id.to_owned(),
+            command,
+        })
+        .await
     }
 
     fn starts_runs(&self) -> bool {

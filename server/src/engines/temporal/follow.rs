@@ -26,7 +26,7 @@ mod position;
 use super::client::{ClientError, TemporalClient};
 use super::SourceConfig;
 use crate::engines::health::{HealthBoard, Report};
-use crate::source::{SharedRecall, SharedSink, SourceEvent};
+use crate::source::{LeaseKeeper, SharedRecall, SharedSink, SourceEvent, Term};
 use app::model::EngineHealth;
 use app::model::{Capabilities, LiveMode};
 use std::collections::{HashMap, HashSet};
@@ -60,8 +60,12 @@ struct Inner {
     /// Every execution known, by its Temporal ids (runs stored under an earlier id
     /// scheme are known by these too, so they are not imported twice).
     executions: Mutex<HashSet<(String, String)>>,
-    /// Runs with a follower now.
-    followed: Mutex<HashSet<String>>,
+    /// Runs with a follower now, and the lease term it follows in.
+    followed: Mutex<HashMap<String, u64>>,
+    /// The namespace's lease: only the instance that holds it follows the namespace.
+    lease: LeaseKeeper,
+    /// The lease term this instance follows in now, if it holds the lease.
+    term: Mutex<Option<Term>>,
     /// Steps of the longest completed run of each type: the progress total of new runs.
     known_steps: Mutex<HashMap<String, u32>>,
     /// Runs Stepline itself started (a retry's reset, a clone), with what they came
@@ -70,13 +74,15 @@ struct Inner {
 }
 
 impl TemporalSource {
-    /// Starts following `config`'s namespace: resumes the runs followed before, imports
-    /// what started within `import_since`, then follows new executions.
+    /// Starts following `config`'s namespace whenever this instance holds `lease`:
+    /// resumes the runs followed before, imports what started within `import_since`, then
+    /// follows new executions.
     pub async fn start(
         config: SourceConfig,
         recall: SharedRecall,
         sink: SharedSink,
         health: HealthBoard,
+        lease: LeaseKeeper,
     ) -> Result<Self, String> {
         let client = TemporalClient::new(&config.url, &config.namespace, config.api_key.clone())?;
         let engine_id = config.engine_id();
@@ -89,7 +95,9 @@ impl TemporalSource {
             capabilities: Mutex::new(capabilities(false)),
             runs: Mutex::new(HashMap::new()),
             executions: Mutex::new(HashSet::new()),
-            followed: Mutex::new(HashSet::new()),
+            followed: Mutex::new(HashMap::new()),
+            lease,
+            term: Mutex::new(None),
             known_steps: Mutex::new(HashMap::new()),
             origins: Mutex::new(HashMap::new()),
             config,
@@ -98,8 +106,41 @@ impl TemporalSource {
             .health
             .set(&engine_id, EngineHealth::connecting(&engine_id));
         let source = Self { inner };
-        tokio::spawn(source.clone().discover());
+        tokio::spawn(source.clone().lead());
         Ok(source)
+    }
+
+    /// Follows the namespace in each term this instance holds its lease, from what the
+    /// store holds at the term's start (the last holder's positions); in between, only
+    /// learns whether the server can pause runs (commands are taken by every instance).
+    async fn lead(self) {
+        let inner = &self.inner;
+        let mut lease = inner.lease.clone();
+        let mut probed = false;
+        loop {
+            let term = tokio::select! {
+                term = lease.next_term(|| {
+                    inner.health.set(&inner.engine_id, EngineHealth::standby(&inner.engine_id));
+                }) => term,
+                () = inner.probe_until_answered(), if !probed => {
+                    probed = true;
+                    continue;
+                }
+            };
+            tracing::info!(engine = %inner.engine_id, "following the Temporal namespace: this instance holds its lease");
+            inner
+                .health
+                .set(&inner.engine_id, EngineHealth::connecting(&inner.engine_id));
+            // The term starts from the store, as another instance may have followed the
+            // namespace since this one last did (every follower of a term ends with it).
+            inner.executions.lock().expect("not poisoned").clear();
+            *inner.term.lock().expect("not poisoned") = Some(term.clone());
+            tokio::select! {
+                () = self.clone().discover() => {}
+                () = term.ended() => {}
+            }
+            tracing::warn!(engine = %inner.engine_id, "no longer following the Temporal namespace: its lease is another instance's");
+        }
     }
 
     /// The engine's id (`temporal:<source>:<namespace>`).
@@ -109,26 +150,45 @@ impl TemporalSource {
 }
 
 impl Inner {
-    /// Runs `watch` for run `id` unless the run is followed already; it is no longer
-    /// followed once `watch` ends.
+    /// Runs `watch` for run `id` for the current lease term, unless the run is followed
+    /// in it already; the run is no longer followed once `watch` or the term ends. Without
+    /// a term, nothing runs: the instance that holds the lease follows the run.
     fn spawn_following(
         self: &Arc<Self>,
         id: String,
         watch: impl std::future::Future<Output = ()> + Send + 'static,
     ) {
-        if !self
-            .followed
-            .lock()
-            .expect("not poisoned")
-            .insert(id.clone())
-        {
+        let Some(term) = self.current_term() else {
             return;
+        };
+        {
+            let mut followed = self.followed.lock().expect("not poisoned");
+            if followed.get(&id) == Some(&term.number()) {
+                return;
+            }
+            followed.insert(id.clone(), term.number());
         }
         let inner = self.clone();
         tokio::spawn(async move {
-            watch.await;
-            inner.followed.lock().expect("not poisoned").remove(&id);
+            tokio::select! {
+                biased;
+                () = term.ended() => {}
+                () = watch => {}
+            }
+            let mut followed = inner.followed.lock().expect("not poisoned");
+            if followed.get(&id) == Some(&term.number()) {
+                followed.remove(&id);
+            }
         });
+    }
+
+    /// The lease term this instance follows the namespace in, while it lasts.
+    fn current_term(&self) -> Option<Term> {
+        self.term
+            .lock()
+            .expect("not poisoned")
+            .clone()
+            .filter(|term| !term.is_over())
     }
 
     fn remember(&self, id: &str, workflow_id: &str, run_id: &str) {
@@ -167,8 +227,9 @@ impl Inner {
 
     /// Stores a batch, retrying while the store fails. An event the read model refuses
     /// is left out (and logged with the reason) and the rest is stored: one fact that
-    /// does not fit must never stop the run from being followed. False only when the
-    /// run's start itself is refused (its id is taken): its events belong to no run here.
+    /// does not fit must never stop the run from being followed. False when the run's
+    /// start itself is refused (its id is taken: its events belong to no run here), or the
+    /// lease term has ended (the follower stops; the next holder resumes the run).
     async fn commit(&self, events: Vec<SourceEvent>, position: (String, String)) -> bool {
         self.commit_as(events, position, self.capabilities()).await
     }
@@ -181,15 +242,19 @@ impl Inner {
         capabilities: Capabilities,
     ) -> bool {
         let run = position.0.clone();
+        let Some(term) = self.current_term() else {
+            return false;
+        };
         let committed = crate::engines::commit::commit(
             &self.sink,
             &self.engine_id,
             capabilities,
             events,
             vec![position],
+            Some(&term),
         )
         .await;
-        !committed.refused_runs.contains(&run)
+        !committed.refused_runs.contains(&run) && !committed.lease_lost
     }
 }
 

@@ -79,6 +79,14 @@ fn engine_ref(workflow_id: &str, run_id: &str) -> String {
     format!("workflow {workflow_id} · run {run_id}")
 }
 
+/// The ids [`engine_ref`] names (a run id has no " · run " in it).
+fn parse_engine_ref(reference: &str) -> Option<(String, String)> {
+    let (workflow_id, run_id) = reference
+        .strip_prefix("workflow ")?
+        .rsplit_once(" · run ")?;
+    Some((workflow_id.to_owned(), run_id.to_owned()))
+}
+
 /// A string literal of Temporal's visibility queries.
 fn quoted(value: &str) -> String {
     format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))

@@ -4,6 +4,7 @@
 use super::{Inner, TemporalSource};
 use crate::engines::temporal::client::ClientError;
 use crate::engines::temporal::history::HistoryMapper;
+use crate::engines::temporal::parse_engine_ref;
 use crate::source::{Command, CommandError, CommandOutcome, Engine};
 use app::model::WorkflowStatus;
 use async_trait::async_trait;
@@ -22,7 +23,7 @@ impl Engine for TemporalSource {
         _requested_by: &str,
     ) -> Result<CommandOutcome, CommandError> {
         let inner = &self.inner;
-        let (temporal_id, run_id) = inner.temporal_ids(workflow_id)?;
+        let (temporal_id, run_id) = inner.temporal_ids(workflow_id).await?;
         match command {
             Command::Pause if !inner.capabilities().can_pause => Err(CommandError::Refused(
                 "this Temporal server has workflow pause turned off (frontend.WorkflowPauseEnabled)"
@@ -144,7 +145,7 @@ impl TemporalSource {
         status: WorkflowStatus,
         message: &str,
     ) -> Result<CommandOutcome, CommandError> {
-        let (temporal_id, run_id) = self.inner.temporal_ids(id)?;
+        let (temporal_id, run_id) = self.inner.temporal_ids(id).await?;
         let reason = reason.unwrap_or_else(|| format!("{command} from Stepline"));
         self.inner
             .client
@@ -193,13 +194,28 @@ impl Inner {
             .insert(id.to_owned(), origin);
     }
 
-    fn temporal_ids(&self, id: &str) -> Result<(String, String), CommandError> {
+    /// Run `id`'s ids in Temporal: as learnt while following, else as stored (another
+    /// instance follows the namespace).
+    async fn temporal_ids(&self, id: &str) -> Result<(String, String), CommandError> {
+        let known = self.runs.lock().expect("not poisoned").get(id).cloned();
+        if let Some(ids) = known {
+            return Ok(ids);
+        }
+        let run = self
+            .recall
+            .run(id)
+            .await
+            .map_err(|e| CommandError::Unavailable(e.to_string()))?;
+        let ids = run
+            .filter(|run| run.engine == self.engine_id)
+            .and_then(|run| run.engine_ref)
+            .and_then(|reference| parse_engine_ref(&reference))
+            .ok_or_else(|| CommandError::UnknownWorkflow(id.to_owned()))?;
         self.runs
             .lock()
             .expect("not poisoned")
-            .get(id)
-            .cloned()
-            .ok_or_else(|| CommandError::UnknownWorkflow(id.to_owned()))
+            .insert(id.to_owned(), ids.clone());
+        Ok(ids)
     }
 }
 

@@ -153,6 +153,14 @@ impl Inner {
             .contains(&(workflow_id.to_owned(), run_id.to_owned()))
     }
 
+    /// [`Self::probe_pause`] until the server answers (retrying with backoff).
+    pub(super) async fn probe_until_answered(&self) {
+        let mut backoff = Backoff::new(BACKOFF_FIRST, BACKOFF_CAP);
+        while self.probe_pause().await.is_err() {
+            backoff.wait().await;
+        }
+    }
+
     /// Native workflow pause is a server option: pausing a run that does not exist
     /// answers 501 when it is off (and 404 when it is on).
     async fn probe_pause(&self) -> Result<(), ClientError> {
