@@ -18,7 +18,8 @@ as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-debs=(chromium nodejs npm python3-venv postgresql)
+# HAProxy: the load balancer in front of three instances (end2end/tests/cluster.spec.ts).
+debs=(chromium nodejs npm python3-venv postgresql haproxy)
 if [ "$STEPLINE_TOOLCHAIN_ROUTE" = debian ]; then
   debs+=(rustc-web cargo-web rust-web-src rust-web-llvm lld-22)
 fi

@@ -6,8 +6,15 @@ import { APIRequestContext, expect } from '@playwright/test';
 export const temporal = process.env.STEPLINE_TEMPORAL_HTTP;
 export const taskQueue = process.env.STEPLINE_TEMPORAL_TASK_QUEUE ?? 'stepline-fixtures';
 
-/** Starts a fixture workflow in Temporal; answers Stepline's id of the run. */
-export async function startInTemporal(type: string, input: Record<string, unknown>): Promise<string> {
+/**
+ * Starts a fixture workflow in Temporal; answers Stepline's id of the run, as the Temporal
+ * source named `source` (the browser tests' Stepline follows it as `e2e`).
+ */
+export async function startInTemporal(
+  type: string,
+  input: Record<string, unknown>,
+  source = 'e2e',
+): Promise<string> {
   const workflowId = `e2e-${type}-${Date.now().toString(36)}${Math.floor(Math.random() * 1e6).toString(36)}`;
   const response = await fetch(`${temporal}/api/v1/namespaces/default/workflows/${workflowId}`, {
     method: 'POST',
@@ -18,7 +25,7 @@ export async function startInTemporal(type: string, input: Record<string, unknow
   const { runId } = await response.json();
   // Stepline's id ends with a hash of the whole run id (see SourceConfig::workflow_id).
   const run = createHash('sha256').update(runId as string).digest('hex').slice(0, 12);
-  return `e2e:default:${workflowId}:${run}`;
+  return `${source}:default:${workflowId}:${run}`;
 }
 
 /** The run's status in Stepline, or null while Stepline has not seen it yet. */

@@ -6,25 +6,13 @@
 import { expect, request as playwrightRequest, test } from '@playwright/test';
 import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { freePort } from '../support/ports';
 import { WorkflowPage } from '../support/workflow-page';
 
 const SOURCE = 'e2e-reference';
-
-/** A free loopback port for the engine's own API. */
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
-    });
-  });
-}
 
 let engine: ChildProcess | undefined;
 let engineUrl = '';
