@@ -97,6 +97,19 @@ pub struct Config {
         default_value = "info,sqlx=warn,tower_http=warn"
     )]
     pub log: String,
+
+    /// How log lines are written: `text` for people, or `json` (one object a line, with
+    /// the fields of the spans it was logged in: a request's method, route, status and
+    /// latency) for a log pipeline.
+    #[arg(long, env = "STEPLINE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines are written (`--log-format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Checks a name a config file gives (a source, a provider) that ends up in URLs and

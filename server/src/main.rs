@@ -4,7 +4,7 @@
 
 use anyhow::Context;
 use clap::Parser;
-use server::config::Config;
+use server::config::{Config, LogFormat};
 use server::engines::builtin::definition::load_dir;
 use server::engines::builtin::{demo, Limits};
 use server::BuiltinSettings;
@@ -12,9 +12,16 @@ use server::BuiltinSettings;
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let config = Config::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&config.log).context("--log")?)
-        .init();
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log).context("--log")?;
+    match config.log_format {
+        LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
+        LogFormat::Json => tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .with_env_filter(filter)
+            .init(),
+    }
 
     let leptos_options = leptos::config::get_configuration(None)
         .context("reading the Leptos site settings")?

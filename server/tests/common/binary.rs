@@ -7,6 +7,19 @@ use tokio::io::AsyncBufReadExt;
 /// Starts the binary on `dir`'s database with `env` set too, and reads its output until
 /// it says where it serves: the process (killed when dropped) and its base URL.
 pub async fn launch(dir: &Path, env: &[(&str, String)]) -> (tokio::process::Child, String) {
+    let (child, base, _printed) = launch_printing(dir, env).await;
+    (child, base)
+}
+
+/// [`launch`], and every line the process prints (its log included), as it prints them.
+pub async fn launch_printing(
+    dir: &Path,
+    env: &[(&str, String)],
+) -> (
+    tokio::process::Child,
+    String,
+    tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_server"));
     command
         .env("STEPLINE_LISTEN", "127.0.0.1:0")
@@ -19,8 +32,29 @@ pub async fn launch(dir: &Path, env: &[(&str, String)]) -> (tokio::process::Chil
         command.env(name, value);
     }
     let mut child = command.spawn().unwrap();
-    let base = output_after(&mut child, "Stepline is running: ").await;
-    (child, base.trim_end_matches("/orchestration").to_owned())
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (printed, receiver) = tokio::sync::mpsc::unbounded_channel();
+    let (serving, served_at) = tokio::sync::oneshot::channel();
+    // Read to the end whoever listens: a closed pipe would fail the process's next print.
+    tokio::spawn(async move {
+        let mut serving = Some(serving);
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(rest) = line.strip_prefix("Stepline is running: ") {
+                if let Some(serving) = serving.take() {
+                    let _ = serving.send(rest.to_owned());
+                }
+            }
+            let _ = printed.send(line);
+        }
+    });
+    let base = served_at
+        .await
+        .expect("the process printed where it serves before it ended");
+    (
+        child,
+        base.trim_end_matches("/orchestration").to_owned(),
+        receiver,
+    )
 }
 
 /// The binary with no workflow definitions and the pushing sources `declared` (a
