@@ -47,13 +47,12 @@ async function startInstance(
   });
   child.stderr?.pipe(createWriteStream(join(dir, `${name}.log`)));
   const lines = createInterface({ input: child.stdout! });
+  // Until it says where it serves, or ends (the test's own budget bounds the wait).
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${name} did not start within 60 s`)), 60_000);
     child.once('exit', (code) => reject(new Error(`${name} exited (${code}); see ${dir}/${name}.log`)));
     lines.on('line', (line) => {
       const prefix = 'Stepline is running: ';
       if (line.startsWith(prefix)) {
-        clearTimeout(timer);
         resolve(line.slice(prefix.length).replace(/\/orchestration$/, ''));
       }
     });
