@@ -124,18 +124,18 @@ async fn a_lease_lost_and_taken_again_is_a_new_term() {
     let (store, _dir) = common::database::fresh_store().await;
     let now = chrono::Utc::now().timestamp_millis();
     let taken = store
-        .take_lease("job", "first", now, now + 5_000)
+        .take_lease("job", "first", false, now, now + 5_000)
         .await
         .unwrap();
     let renewed = store
-        .take_lease("job", "first", now + 1_000, now + 6_000)
+        .take_lease("job", "first", true, now + 1_000, now + 6_000)
         .await
         .unwrap();
     assert_eq!(taken, Some(now), "taken now");
     assert_eq!(renewed, taken, "a renewal is the same term");
     assert_eq!(
         store
-            .take_lease("job", "second", now + 2_000, now + 7_000)
+            .take_lease("job", "second", false, now + 2_000, now + 7_000)
             .await
             .unwrap(),
         None,
@@ -143,10 +143,34 @@ async fn a_lease_lost_and_taken_again_is_a_new_term() {
     );
     // It ran out before its holder renewed it (stalled, cut off): taken again, anew.
     let again = store
-        .take_lease("job", "first", now + 6_000, now + 11_000)
+        .take_lease("job", "first", true, now + 6_000, now + 11_000)
         .await
         .unwrap();
     assert_eq!(again, Some(now + 6_000));
+    // Its holder lost track of it (a renewal went unanswered) and takes it back before it
+    // ran out: a new term too, so the work of the old one in flight is refused.
+    let retaken = store
+        .take_lease("job", "first", false, now + 7_000, now + 12_000)
+        .await
+        .unwrap();
+    assert_eq!(retaken, Some(now + 7_000));
+    let before_retaking = server::source::Held {
+        lease: "job".into(),
+        holder: "first".into(),
+        taken_ms: now + 6_000,
+    };
+    assert!(matches!(
+        server::projector::apply_batch(
+            &store,
+            Batch {
+                held: Some(before_retaking),
+                ..empty_batch_for("job")
+            },
+            now + 7_500
+        )
+        .await,
+        Err(ApplyError::LeaseLost(_))
+    ));
     let old_term = server::source::Held {
         lease: "job".into(),
         holder: "first".into(),
@@ -165,12 +189,12 @@ async fn a_lease_lost_and_taken_again_is_a_new_term() {
         held: Some(server::source::Held {
             lease: "job".into(),
             holder: "first".into(),
-            taken_ms: now + 6_000,
+            taken_ms: now + 7_000,
         }),
         ..empty_batch_for("job")
     };
     assert!(matches!(
-        server::projector::apply_batch(&store, expired, now + 11_000).await,
+        server::projector::apply_batch(&store, expired, now + 12_000).await,
         Err(ApplyError::LeaseLost(_))
     ));
 }

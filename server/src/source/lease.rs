@@ -9,7 +9,6 @@
 
 use super::clock::{now_ms, Millis};
 use async_trait::async_trait;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -24,12 +23,14 @@ pub const HOLD_FOR: Duration = Duration::from_secs(5);
 /// Where leases are kept (the store).
 #[async_trait]
 pub trait Leases: Send + Sync {
-    /// Takes lease `name` for `holder` until `expires`, or renews it: when `holder`
-    /// holds it now, since when (a renewal keeps the moment it was taken).
+    /// Takes lease `name` for `holder` until `expires`, or renews it (`renewing`: the
+    /// holder holds it as far as it knows): when `holder` holds it now, since when. A
+    /// renewal keeps the moment it was taken; a take is a new term, even by its holder.
     async fn take(
         &self,
         name: &str,
         holder: &str,
+        renewing: bool,
         now: Millis,
         expires: Millis,
     ) -> Result<Option<Millis>, LeaseError>;
@@ -84,20 +85,18 @@ enum Holding {
     Elsewhere,
 }
 
-/// One stretch of time during which this instance holds the lease.
+/// One stretch of time during which this instance holds the lease; its lease's
+/// `taken_ms` tells it from every other term of the same holder.
 #[derive(Clone, Debug)]
 pub struct Term {
     held: Held,
     over: CancellationToken,
-    /// Tells this term from every other of this process.
-    number: u64,
 }
 
 impl Term {
-    /// Tells this term from every other of this process (what a job started in a term
-    /// is kept under).
-    pub fn number(&self) -> u64 {
-        self.number
+    /// When its lease was taken: what tells this term from the holder's others.
+    pub fn taken_ms(&self) -> Millis {
+        self.held.taken_ms
     }
 
     /// The lease, as this term's batches carry it.
@@ -183,7 +182,6 @@ impl LeaseKeeper {
                     if *self.holding.borrow() == state {
                         *current = Some(over.clone());
                         self.last = Some((taken_ms, over.clone()));
-                        static TERMS: AtomicU64 = AtomicU64::new(0);
                         return Term {
                             held: Held {
                                 lease: self.lease.clone(),
@@ -191,7 +189,6 @@ impl LeaseKeeper {
                                 taken_ms,
                             },
                             over,
-                            number: TERMS.fetch_add(1, Ordering::Relaxed),
                         };
                     }
                 }
@@ -229,7 +226,8 @@ async fn renew(
         let was = *holding.borrow();
         let now = now_ms();
         let expires = now + Millis::try_from(HOLD_FOR.as_millis()).unwrap_or(Millis::MAX);
-        let state = match leases.take(&lease, &holder, now, expires).await {
+        let renewing = matches!(was, Holding::Held(_));
+        let state = match leases.take(&lease, &holder, renewing, now, expires).await {
             Ok(Some(taken_ms)) => {
                 renewed_at = Some(Instant::now());
                 Holding::Held(taken_ms)

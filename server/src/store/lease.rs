@@ -19,13 +19,16 @@ pub struct Lease {
 }
 
 impl Store {
-    /// Takes lease `name` for `holder` until `expires`, or renews it if `holder` holds it
-    /// still: when `holder` holds it now, since when it does (not while another holder's
-    /// runs, up to its `expires_ms`; one that ran out is taken anew, even by its holder).
+    /// Takes lease `name` for `holder` until `expires`, or renews it (`renewing`) if
+    /// `holder` holds it still: when `holder` holds it now, since when it does (not while
+    /// another holder's runs, up to its `expires_ms`). Only a renewal of a lease that has
+    /// not run out keeps its `taken_ms`: anything else begins a new term, even for the same
+    /// holder (one that lost track of its lease must not go on with the old term's work).
     pub async fn take_lease(
         &self,
         name: &str,
         holder: &str,
+        renewing: bool,
         now: Millis,
         expires: Millis,
     ) -> Result<Option<Millis>, StoreError> {
@@ -36,7 +39,8 @@ impl Store {
                  ON CONFLICT (name) DO UPDATE SET
                      holder = excluded.holder,
                      expires_ms = excluded.expires_ms,
-                     taken_ms = CASE WHEN leases.holder = excluded.holder AND leases.expires_ms > $4
+                     taken_ms = CASE WHEN leases.holder = excluded.holder
+                                          AND leases.expires_ms > $4 AND $5
                                      THEN leases.taken_ms ELSE excluded.taken_ms END
                  WHERE leases.holder = excluded.holder OR leases.expires_ms <= $4",
             )
@@ -44,6 +48,7 @@ impl Store {
             .bind(holder)
             .bind(expires)
             .bind(now)
+            .bind(renewing)
             .execute(&mut **tx)
             .await?
             .rows_affected()
@@ -116,10 +121,11 @@ impl crate::source::Leases for Store {
         &self,
         name: &str,
         holder: &str,
+        renewing: bool,
         now: Millis,
         expires: Millis,
     ) -> Result<Option<Millis>, LeaseError> {
-        self.take_lease(name, holder, now, expires)
+        self.take_lease(name, holder, renewing, now, expires)
             .await
             .map_err(|error| LeaseError(Box::new(error)))
     }

@@ -60,8 +60,8 @@ struct Inner {
     /// Every execution known, by its Temporal ids (runs stored under an earlier id
     /// scheme are known by these too, so they are not imported twice).
     executions: Mutex<HashSet<(String, String)>>,
-    /// Runs with a follower now, and the lease term it follows in.
-    followed: Mutex<HashMap<String, u64>>,
+    /// Runs with a follower now, and the lease term it follows in (when it was taken).
+    followed: Mutex<HashMap<String, crate::source::Millis>>,
     /// The namespace's lease: only the instance that holds it follows the namespace.
     lease: LeaseKeeper,
     /// The lease term this instance follows in now, if it holds the lease.
@@ -163,10 +163,10 @@ impl Inner {
         };
         {
             let mut followed = self.followed.lock().expect("not poisoned");
-            if followed.get(&id) == Some(&term.number()) {
+            if followed.get(&id) == Some(&term.taken_ms()) {
                 return;
             }
-            followed.insert(id.clone(), term.number());
+            followed.insert(id.clone(), term.taken_ms());
         }
         let inner = self.clone();
         tokio::spawn(async move {
@@ -176,7 +176,7 @@ impl Inner {
                 () = watch => {}
             }
             let mut followed = inner.followed.lock().expect("not poisoned");
-            if followed.get(&id) == Some(&term.number()) {
+            if followed.get(&id) == Some(&term.taken_ms()) {
                 followed.remove(&id);
             }
         });
