@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config;
 pub mod digest;
 pub mod engines;
+pub mod forecast;
 pub mod http;
 pub mod live;
 pub mod projector;

@@ -85,6 +85,7 @@ fn run(
             steps_page: None,
         },
         metadata: Metadata::default(),
+        forecast: None,
     }
 }
 

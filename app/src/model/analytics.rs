@@ -262,16 +262,30 @@ impl Histogram {
 
     /// The `q` quantile in milliseconds (the geometric middle of its bucket).
     pub fn quantile(&self, q: f64) -> Option<f64> {
-        let total: i64 = self.0.values().filter(|c| **c > 0).sum();
+        self.quantile_beyond(q, 0.0)
+    }
+
+    /// The `q` quantile in milliseconds of the durations that lasted beyond `floor_ms`
+    /// (the bucket holding `floor_ms` counted whole), and at least `floor_ms`: how long
+    /// something already running for `floor_ms` lasts in all. `None` when nothing lasted
+    /// that long.
+    pub fn quantile_beyond(&self, q: f64, floor_ms: f64) -> Option<f64> {
+        let beyond = |bucket: &u16| GROWTH.powf(f64::from(*bucket) + 1.0) > floor_ms;
+        let counted = || {
+            self.0
+                .iter()
+                .filter(move |(bucket, count)| **count > 0 && beyond(bucket))
+        };
+        let total: i64 = counted().map(|(_, count)| count).sum();
         if total <= 0 {
             return None;
         }
         let rank = (q * total as f64).ceil().max(1.0) as i64;
         let mut seen = 0;
-        for (bucket, count) in self.0.iter().filter(|(_, c)| **c > 0) {
+        for (bucket, count) in counted() {
             seen += count;
             if seen >= rank {
-                return Some(GROWTH.powf(f64::from(*bucket) + 0.5));
+                return Some(GROWTH.powf(f64::from(*bucket) + 0.5).max(floor_ms));
             }
         }
         None

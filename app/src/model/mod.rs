@@ -4,6 +4,7 @@
 pub mod analytics;
 mod command;
 mod error;
+mod forecast;
 pub mod identity;
 mod instant;
 mod live;
@@ -13,10 +14,11 @@ mod workflow;
 
 pub use command::{carried_out, CommandState, EngineCommand};
 pub use error::{error_chain, ErrorBody, ErrorKind};
+pub use forecast::{BreachOutlook, Forecast, MIN_RUNS_FOR_FORECAST};
 pub use live::{keep_newest, ClientMessage, LiveEvent, LiveMessage, Subscription, LIVE_ROWS_KEPT};
 pub use query::{
-    Cursor, ListQuery, QueryError, Sort, DEFAULT_LIMIT, MAX_ENGINE_LEN, MAX_LIMIT, MAX_SEARCH,
-    MIN_SEARCH,
+    will_breach, Cursor, ListQuery, QueryError, Sort, DEFAULT_LIMIT, MAX_ENGINE_LEN, MAX_LIMIT,
+    MAX_SEARCH, MIN_SEARCH,
 };
 pub use status::{SlaStatus, StepKind, StepStatus, Tab, WorkflowStatus, COMPLETED_TAB_SIZE};
 pub use workflow::{

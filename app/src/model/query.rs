@@ -1,5 +1,6 @@
 //! The workflow list's filters and paging, shared by the REST API and the page.
 
+use super::forecast::BreachOutlook;
 use super::instant::{parse_instant, NotAnInstant};
 use super::status::{Tab, WorkflowStatus, COMPLETED_TAB_SIZE};
 use super::workflow::Workflow;
@@ -55,6 +56,9 @@ pub struct ListQuery {
     /// Only this workflow type.
     #[serde(default)]
     pub workflow_type: Option<String>,
+    /// Only running runs forecast to miss their SLA target (`will_breach=true`).
+    #[serde(default)]
+    pub will_breach: bool,
     /// Page size, 1..=500 (default 50).
     #[serde(default)]
     pub limit: Option<u32>,
@@ -106,6 +110,8 @@ pub enum QueryError {
     BadDate(String),
     #[error("sort must be newest or oldest, got {0:?}")]
     BadSort(String),
+    #[error("will_breach must be true or false, got {0:?}")]
+    BadWillBreach(String),
 }
 
 impl From<NotAnInstant> for QueryError {
@@ -157,6 +163,13 @@ impl ListQuery {
                     };
                 }
                 "cursor" if !value.is_empty() => query.cursor = Some(value.to_owned()),
+                "will_breach" if !value.is_empty() => {
+                    query.will_breach = match value {
+                        "true" | "1" => true,
+                        "false" | "0" => false,
+                        other => return Err(QueryError::BadWillBreach(other.to_owned())),
+                    };
+                }
                 // Unknown parameters are ignored, as browsers and proxies add their own.
                 _ => {}
             }
@@ -244,6 +257,9 @@ impl ListQuery {
                 until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
             ));
         }
+        if self.will_breach {
+            params.push(("will_breach", "true".into()));
+        }
         if self.sort == Sort::Oldest {
             params.push(("sort", "oldest".into()));
         }
@@ -273,6 +289,7 @@ impl ListQuery {
                 .as_deref()
                 .is_none_or(|t| t == workflow.workflow_type)
             && self.engine.as_deref().is_none_or(|e| e == workflow.engine)
+            && (!self.will_breach || will_breach(workflow))
             && self.text.as_deref().is_none_or(text_matches)
             && (self.since.is_none() && self.until.is_none()
                 || workflow.created_at.is_some_and(|created| {
@@ -280,4 +297,14 @@ impl ListQuery {
                         && self.until.is_none_or(|until| created < until)
                 }))
     }
+}
+
+/// Whether a run is running and forecast to miss its SLA target (the list's "will breach"
+/// filter).
+pub fn will_breach(workflow: &Workflow) -> bool {
+    workflow.status == WorkflowStatus::Running
+        && workflow
+            .forecast
+            .as_ref()
+            .is_some_and(|forecast| forecast.breach == BreachOutlook::Likely)
 }

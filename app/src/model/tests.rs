@@ -631,6 +631,85 @@ fn percentiles_come_from_log_buckets_within_five_percent() {
 }
 
 #[test]
+fn what_a_running_duration_has_left_comes_from_the_longer_ones() {
+    let mut histogram = crate::model::analytics::Histogram::default();
+    for ms in 1..=1000 {
+        histogram.add(ms);
+    }
+    // Of the durations beyond 600 ms (601..=1000), the median is about 800.
+    let p50 = histogram.quantile_beyond(0.5, 600.0).unwrap();
+    assert!((p50 - 800.0).abs() / 800.0 < 0.05, "p50 beyond 600: {p50}");
+    let p90 = histogram.quantile_beyond(0.9, 600.0).unwrap();
+    assert!((p90 - 960.0).abs() / 960.0 < 0.05, "p90 beyond 600: {p90}");
+    // Within the last bucket: never less than what has already run.
+    let late = histogram.quantile_beyond(0.5, 990.0).unwrap();
+    assert!(late >= 990.0, "{late}");
+    assert_eq!(
+        histogram.quantile_beyond(0.5, 5_000.0),
+        None,
+        "nothing lasted that long"
+    );
+    assert_eq!(histogram.quantile_beyond(0.5, 0.0), histogram.quantile(0.5));
+}
+
+#[test]
+fn a_forecast_breach_is_told_against_the_deadline() {
+    use crate::model::BreachOutlook;
+    assert_eq!(BreachOutlook::of(100, 200, None), BreachOutlook::Unlikely);
+    assert_eq!(
+        BreachOutlook::of(100, 200, Some(250)),
+        BreachOutlook::Unlikely
+    );
+    assert_eq!(
+        BreachOutlook::of(100, 200, Some(150)),
+        BreachOutlook::Possible
+    );
+    assert_eq!(BreachOutlook::of(100, 200, Some(50)), BreachOutlook::Likely);
+    for outlook in [
+        BreachOutlook::Unlikely,
+        BreachOutlook::Possible,
+        BreachOutlook::Likely,
+    ] {
+        assert_eq!(BreachOutlook::from_level(outlook.level()), outlook);
+    }
+}
+
+#[test]
+fn the_will_breach_filter_keeps_running_runs_forecast_past_their_target() {
+    use crate::model::{BreachOutlook, Forecast};
+    let query = ListQuery::from_params([("will_breach", "true")]).unwrap();
+    assert!(query.will_breach);
+    let forecast = |breach| Forecast {
+        runs_seen: 12,
+        expected_at: Some("2026-11-26T09:00:00Z".parse().unwrap()),
+        likely_by: Some("2026-11-26T09:05:00Z".parse().unwrap()),
+        breach,
+    };
+    let running = |breach| Workflow {
+        status: WorkflowStatus::Running,
+        forecast: Some(forecast(breach)),
+        ..list_row("sync-wf-1")
+    };
+    assert!(query.matches(&running(BreachOutlook::Likely)));
+    assert!(!query.matches(&running(BreachOutlook::Possible)));
+    assert!(!query.matches(&Workflow {
+        forecast: None,
+        ..running(BreachOutlook::Likely)
+    }));
+    assert!(!query.matches(&Workflow {
+        status: WorkflowStatus::Completed,
+        ..running(BreachOutlook::Likely)
+    }));
+    let again =
+        ListQuery::from_params(query.to_params().iter().map(|(k, v)| (*k, v.as_str()))).unwrap();
+    assert_eq!(again, query, "a link keeps the filter");
+    assert!(matches!(
+        ListQuery::from_params([("will_breach", "maybe")]),
+        Err(QueryError::BadWillBreach(_))
+    ));
+}
+
+#[test]
 fn the_live_map_keeps_only_the_most_recently_updated_runs() {
     let mut rows = std::collections::HashMap::new();
     for minute in 0..10u32 {

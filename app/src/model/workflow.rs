@@ -1,5 +1,6 @@
 //! Workflows, steps and attempts as the REST API and the UI see them.
 
+use super::forecast::Forecast;
 use super::status::{SlaStatus, StepKind, StepStatus, Tab, WorkflowStatus};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -175,6 +176,10 @@ pub struct Workflow {
     /// Cancel is possible now: the engine can and the status allows it.
     #[serde(default)]
     pub can_cancel: bool,
+    /// When a running run is expected to end; absent until it is forecast, and once it
+    /// stops running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<Forecast>,
 }
 
 /// Whether Stepline reaches an engine it follows.
@@ -444,6 +449,9 @@ pub struct WorkflowDetail {
     pub definition: DefinitionInfo,
     pub execution: Execution,
     pub metadata: Metadata,
+    /// As on the list row: when a running run is expected to end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub forecast: Option<Forecast>,
 }
 
 /// The one way every view writes a duration: `0.4s`, `12s`, `5:30`, and in hours from an

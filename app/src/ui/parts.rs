@@ -2,7 +2,10 @@
 //! bar, its duration ticking live while it runs, and why a page could not be shown.
 
 use super::clock::use_now;
-use crate::model::{format_duration, ErrorBody, Progress, SlaStatus, WorkflowStatus};
+use crate::model::{
+    format_duration, BreachOutlook, ErrorBody, Forecast, Progress, SlaStatus, WorkflowStatus,
+    MIN_RUNS_FOR_FORECAST,
+};
 use chrono::{DateTime, Utc};
 use leptos::prelude::*;
 
@@ -28,6 +31,57 @@ pub fn SlaBadge(sla: SlaStatus) -> impl IntoView {
             {sla.as_str().replace('_', " ")}
         </span>
     }
+}
+
+/// What a run's forecast says, in words: "12:07 UTC, likely by 12:11 UTC", with how its
+/// SLA target stands ("likely breach"); or why there is none.
+pub fn forecast_words(forecast: &Forecast) -> (String, Option<&'static str>) {
+    let clock = |at: DateTime<Utc>| at.format("%H:%M:%S UTC").to_string();
+    match (forecast.expected_at, forecast.likely_by) {
+        (Some(expected), Some(likely_by)) => {
+            let breach = match forecast.breach {
+                BreachOutlook::Likely => Some("likely breach"),
+                BreachOutlook::Possible => Some("possible breach"),
+                BreachOutlook::Unlikely => None,
+            };
+            (
+                format!("{}, likely by {}", clock(expected), clock(likely_by)),
+                breach,
+            )
+        }
+        _ => (
+            format!(
+                "too little history ({} earlier run{}, {} needed)",
+                forecast.runs_seen,
+                if forecast.runs_seen == 1 { "" } else { "s" },
+                MIN_RUNS_FOR_FORECAST
+            ),
+            None,
+        ),
+    }
+}
+
+/// A running run's expected end for the list: "12:07:10 UTC" (likely-latest on hover),
+/// marked when its SLA target is likely or possibly missed.
+#[component]
+pub fn ForecastCell(forecast: Option<Forecast>, status: WorkflowStatus) -> impl IntoView {
+    let forecast = forecast.filter(|_| status == WorkflowStatus::Running);
+    let Some(forecast) = forecast else {
+        return view! { <span class="forecast none">"–"</span> }.into_any();
+    };
+    let (words, breach) = forecast_words(&forecast);
+    let shown = match forecast.expected_at {
+        Some(expected) => expected.format("%H:%M:%S").to_string(),
+        None => "no history".to_owned(),
+    };
+    let class = format!("forecast breach-{}", forecast.breach.as_str());
+    view! {
+        <span class=class title=words data-testid="forecast" data-breach=forecast.breach.as_str()>
+            {shown}
+            {breach.map(|breach| view! { " " <span class="badge forecast-breach">{breach}</span> })}
+        </span>
+    }
+    .into_any()
 }
 
 /// A run's progress: the bar and "7/15 (47%)", or with `label` "Step 7/15 (47%)".

@@ -4,7 +4,9 @@
 //! the browser by the live connection: rows change, enter and leave as runs move.
 
 use super::live::LiveConnection;
-use super::parts::{encode_component, ErrorView, LiveDuration, ProgressBar, SlaBadge, StatusBadge};
+use super::parts::{
+    encode_component, ErrorView, ForecastCell, LiveDuration, ProgressBar, SlaBadge, StatusBadge,
+};
 use crate::api::{get_stats, list_workflows};
 use crate::model::{
     EngineState, ErrorBody, ErrorKind, ListQuery, Sort, Subscription, Tab, Workflow, WorkflowList,
@@ -279,6 +281,11 @@ fn Filters(query: ListQuery) -> impl IntoView {
                         .collect_view()}
                 </select>
             </label>
+            <label title="Running runs whose expected end is past their SLA target">
+                <input type="checkbox" name="will_breach" value="true" checked=query.will_breach
+                    data-testid="will-breach" />
+                " Will breach"
+            </label>
             <label>"From " <input type="date" name="from" value=date(query.since) /></label>
             <label>"To " <input type="date" name="to" value=date(to_day) /></label>
             <label>
@@ -375,6 +382,7 @@ fn WorkflowTable(page: WorkflowList, query: ListQuery, live: LiveConnection) -> 
                         <th>"Duration"</th>
                         <th>"Status"</th>
                         <th>"SLA"</th>
+                        <th title="Expected end, from earlier runs of the type (UTC)">"ETA"</th>
                         <th>"Triggered by"</th>
                         <th>"Priority"</th>
                     </tr>
@@ -421,6 +429,9 @@ fn WorkflowRow(workflow: Workflow) -> impl IntoView {
             </td>
             <td>
                 <SlaBadge sla=workflow.sla_status />
+            </td>
+            <td class="eta">
+                <ForecastCell forecast=workflow.forecast.clone() status />
             </td>
             <td>{workflow.triggered_by.clone().unwrap_or_else(|| "–".to_owned())}</td>
             <td>{workflow.priority.as_str()}</td>

@@ -89,26 +89,31 @@ pub fn rss_mib() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-/// The core (no engine) on a database in `dir`, holding `runs` runs: four engines, ten
-/// types, a few hundred running and pending, one in ten failed, tags, triggers, engine
-/// references, spread over 90 days. Returns the state and `now` as the runs see it.
-pub async fn core_with_history(dir: &std::path::Path, runs: i64) -> (AppState, i64) {
+/// The core (no engine, no runs) on a database in `dir`: SQLite, or with
+/// `STEPLINE_TEST_POSTGRES_URL` set, a database of that server.
+pub async fn core(dir: &std::path::Path) -> AppState {
     // The server's own warnings and errors (a 500's cause) on stderr.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::new("warn,sqlx=error"))
         .with_writer(std::io::stderr)
         .try_init();
-    // SQLite in `dir`, or with STEPLINE_TEST_POSTGRES_URL set, a database of that server.
     let url = server::store::scratch::url_in(dir)
         .await
         .expect("a database for the benchmark");
     let options = leptos::config::LeptosOptions::builder()
         .output_name("stepline")
         .build();
-    let state = server::start_core(&url, options, None)
+    server::start_core(&url, options, None)
         .await
         .expect("core")
-        .state;
+        .state
+}
+
+/// The core (no engine) on a database in `dir`, holding `runs` runs: four engines, ten
+/// types, a few hundred running and pending, one in ten failed, tags, triggers, engine
+/// references, spread over 90 days. Returns the state and `now` as the runs see it.
+pub async fn core_with_history(dir: &std::path::Path, runs: i64) -> (AppState, i64) {
+    let state = core(dir).await;
     let now = chrono::Utc::now().timestamp_millis();
     let spacing = (90 * DAY_MS / runs.max(1)).max(1);
     let capabilities = serde_json::to_string(&app::model::Capabilities::everything()).unwrap();

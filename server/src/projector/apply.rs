@@ -189,6 +189,7 @@ pub fn start(
         started_ms: (status == WorkflowStatus::Running).then_some(at),
         completed_ms: None,
         updated_ms: now,
+        forecast: None,
     };
     let dirty_steps = steps.keys().copied().collect();
     Ok(WorkflowState {

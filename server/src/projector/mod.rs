@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod fit;
 
+use crate::forecast::{forecast, Forecaster};
 use crate::live::LiveHub;
 use crate::source::{
     now_ms, ApplyError, Batch, Change, Millis, Refusal, SetAside, Sink, SourceEvent,
@@ -14,7 +15,7 @@ use crate::source::{
 use crate::store::rollup::Rollup;
 use crate::store::rows::{StepRow, WorkflowRow};
 use crate::store::{Store, StoreError};
-use app::model::{Capabilities, LiveEvent};
+use app::model::{Capabilities, LiveEvent, WorkflowStatus};
 use apply::WorkflowState;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -23,6 +24,8 @@ use tokio::sync::{mpsc, oneshot};
 
 /// How often SLA statuses are re-derived for time passing.
 const SLA_SWEEP_EVERY: Duration = Duration::from_secs(1);
+/// How often running runs are forecast again (see `crate::forecast`).
+const FORECAST_SWEEP_EVERY: Duration = Duration::from_secs(2);
 
 impl From<StoreError> for ApplyError {
     fn from(error: StoreError) -> Self {
@@ -126,6 +129,17 @@ impl Sink for Projector {
 async fn run(store: Store, hub: Arc<LiveHub>, mut inbox: mpsc::Receiver<Request>) {
     let mut sweep = tokio::time::interval(SLA_SWEEP_EVERY);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut forecast_sweep = tokio::time::interval(FORECAST_SWEEP_EVERY);
+    forecast_sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut forecaster = Forecaster::default();
+    // What went to the shared log with the change, hubs read from it.
+    let publish = |changes: Vec<(String, Vec<LiveEvent>)>| {
+        if !store.shares_live_events() {
+            for (engine, events) in changes {
+                hub.publish_of(Some(&engine), events);
+            }
+        }
+    };
     loop {
         tokio::select! {
             request = inbox.recv() => {
@@ -152,15 +166,14 @@ async fn run(store: Store, hub: Arc<LiveHub>, mut inbox: mpsc::Receiver<Request>
             }
             _ = sweep.tick() => {
                 match sweep_sla(&store, now_ms()).await {
-                    Ok(crossings) => {
-                        // What went to the shared log with the change, hubs read from it.
-                        if !store.shares_live_events() {
-                            for (engine, events) in crossings {
-                                hub.publish_of(Some(&engine), events);
-                            }
-                        }
-                    }
+                    Ok(crossings) => publish(crossings),
                     Err(cause) => tracing::error!(%cause, "SLA sweep failed"),
+                }
+            }
+            _ = forecast_sweep.tick() => {
+                match forecaster.sweep(&store, now_ms()).await {
+                    Ok(changes) => publish(changes),
+                    Err(cause) => tracing::error!(%cause, "forecast sweep failed"),
                 }
             }
         }
@@ -262,6 +275,18 @@ pub async fn apply_events(
     let mut rollup = Rollup::default();
     for id in &order {
         let state = states.get_mut(id).expect("every ordered id has a state");
+        // A running run's forecast rides on its update, from its type's history as the
+        // sweep last read it (nothing is read while the write lock is held; a type not
+        // read yet is forecast by the next sweep, which renews every forecast as time
+        // passes). Once the run stops running it has none.
+        if state.row.status == WorkflowStatus::Running {
+            if let Some(history) = store.kept_type_history(&state.row.workflow_type) {
+                let forecast = forecast(&state.row, state.steps.values(), &history, now);
+                state.row.forecast = Some(forecast);
+            }
+        } else {
+            state.row.forecast = None;
+        }
         apply::finish(state, now, &mut out);
         // Each run counts once, with its latest outcome.
         let outcome_changed = match &state.ended_before {
@@ -382,10 +407,7 @@ pub async fn sweep_sla(
         events.push(LiveEvent::WorkflowUpdated {
             workflow: Box::new(row.to_wire(now)),
         });
-        match out.iter_mut().find(|(engine, _)| *engine == row.engine) {
-            Some((_, of_engine)) => of_engine.extend(events),
-            None => out.push((row.engine.clone(), events)),
-        }
+        add_of_engine(&mut out, &row.engine, events);
         moved.push(row);
     }
     if moved.is_empty() {
@@ -400,6 +422,18 @@ pub async fn sweep_sla(
     }
     writer.commit().await?;
     Ok(out)
+}
+
+/// Adds `events` to those of `engine` in `out` (live events are published by engine).
+pub fn add_of_engine(
+    out: &mut Vec<(String, Vec<LiveEvent>)>,
+    engine: &str,
+    events: Vec<LiveEvent>,
+) {
+    match out.iter_mut().find(|(of, _)| of == engine) {
+        Some((_, of_engine)) => of_engine.extend(events),
+        None => out.push((engine.to_owned(), events)),
+    }
 }
 
 #[cfg(test)]

@@ -34,6 +34,7 @@ macro_rules! write_alone {
 }
 
 pub mod commands;
+pub mod forecast;
 mod forward;
 pub mod identity;
 pub mod lease;
@@ -231,6 +232,8 @@ pub struct Store {
     densities: std::sync::Arc<search::Densities>,
     /// The stats line as last read, and the counters' version it was read at.
     stats: std::sync::Arc<StatsKept>,
+    /// Each workflow type's history as the forecasts last read it.
+    histories: std::sync::Arc<forecast::HistoriesKept>,
 }
 
 /// The stats line (every engine's) kept between the writes that change it: every list
@@ -344,6 +347,7 @@ impl Store {
             writes,
             densities: std::sync::Arc::default(),
             stats: std::sync::Arc::default(),
+            histories: std::sync::Arc::default(),
         }
     }
 
@@ -533,14 +537,15 @@ impl Store {
 
     /// How many runs match `query` (no search: see [`SearchCounts`]), and whether that is
     /// only a floor. Filters on what the counters are kept by (tab, status, engine, type)
-    /// are added up from them, exactly; a date range is counted only up to
-    /// [`COUNTED_AT_MOST`].
+    /// are added up from them, exactly; a date range or the "will breach" filter is
+    /// counted only up to [`COUNTED_AT_MOST`].
     async fn matching(
         &self,
         query: &ListQuery,
         sight: Option<&[String]>,
     ) -> Result<(u64, bool), StoreError> {
-        if query.since.is_none() && query.until.is_none() {
+        // The counters are kept by tab, status, engine and type, not by date or forecast.
+        if query.since.is_none() && query.until.is_none() && !query.will_breach {
             let total: i64 = on_backend!(&self.pool, pool => {
                 let mut sum = QueryBuilder::new(
                     "SELECT CAST(COALESCE(SUM(runs), 0) AS BIGINT) FROM workflow_counts WHERE 1=1",
@@ -847,6 +852,7 @@ impl Store {
                 priority: row.priority,
                 tags: row.tags,
             },
+            forecast: summary.forecast,
         }))
     }
 
@@ -1122,6 +1128,10 @@ fn push_filters<'a, DB: sqlx::Database>(
         builder
             .push(" AND workflow_type = ")
             .bind_text(workflow_type.clone());
+    }
+    if query.will_breach {
+        // As written, so that the planner takes the partial index `workflows_will_breach`.
+        builder.push(" AND status = 'RUNNING' AND forecast_breach = 2");
     }
 }
 

@@ -2,8 +2,8 @@
 //! works on these rows; readers turn them into wire types with `to_wire`.
 
 use app::model::{
-    progress_of, Action, Attempt, Capabilities, Priority, RetryPolicyInfo, SlaStatus, Step,
-    StepKind, StepStatus, Workflow, WorkflowStatus,
+    progress_of, Action, Attempt, BreachOutlook, Capabilities, Forecast, Priority, RetryPolicyInfo,
+    SlaStatus, Step, StepKind, StepStatus, Workflow, WorkflowStatus,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -42,6 +42,33 @@ pub struct WorkflowRow {
     pub started_ms: Option<Millis>,
     pub completed_ms: Option<Millis>,
     pub updated_ms: Millis,
+    /// The last forecast stored by the forecast sweep while the run was running.
+    pub forecast: Option<RunForecast>,
+}
+
+/// A running run's forecast as stored (see `crate::forecast`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunForecast {
+    pub runs_seen: u32,
+    pub expected_ms: Option<Millis>,
+    pub likely_by_ms: Option<Millis>,
+    pub breach: BreachOutlook,
+}
+
+impl RunForecast {
+    /// Whether there was enough history to forecast.
+    pub fn is_known(&self) -> bool {
+        self.expected_ms.is_some()
+    }
+
+    pub fn to_wire(&self) -> Forecast {
+        Forecast {
+            runs_seen: self.runs_seen,
+            expected_at: self.expected_ms.map(to_datetime),
+            likely_by: self.likely_by_ms.map(to_datetime),
+            breach: self.breach,
+        }
+    }
 }
 
 impl WorkflowRow {
@@ -86,6 +113,10 @@ impl WorkflowRow {
             capabilities: self.capabilities,
             can_pause: self.refusal(Action::Pause).is_none(),
             can_cancel: self.refusal(Action::Cancel).is_none(),
+            forecast: self
+                .forecast
+                .filter(|_| self.status == WorkflowStatus::Running)
+                .map(|forecast| forecast.to_wire()),
         }
     }
 }
@@ -148,6 +179,19 @@ macro_rules! decoding {
                     .transpose()
             }
 
+            /// The forecast columns: none until the sweep first forecast the run.
+            fn forecast_columns(row: &$row) -> sqlx::Result<Option<RunForecast>> {
+                let Some(runs) = row.try_get::<Option<i64>, _>("forecast_runs")? else {
+                    return Ok(None);
+                };
+                Ok(Some(RunForecast {
+                    runs_seen: u32::try_from(runs.max(0)).unwrap_or(u32::MAX),
+                    expected_ms: row.try_get("forecast_p50_ms")?,
+                    likely_by_ms: row.try_get("forecast_p90_ms")?,
+                    breach: BreachOutlook::from_level(row.try_get("forecast_breach")?),
+                }))
+            }
+
             impl<'r> FromRow<'r, $row> for WorkflowRow {
                 fn from_row(row: &'r $row) -> sqlx::Result<Self> {
                     Ok(Self {
@@ -174,6 +218,7 @@ macro_rules! decoding {
                         started_ms: row.try_get("started_ms")?,
                         completed_ms: row.try_get("completed_ms")?,
                         updated_ms: row.try_get("updated_ms")?,
+                        forecast: forecast_columns(row)?,
                     })
                 }
             }

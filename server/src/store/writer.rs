@@ -108,9 +108,14 @@ impl Writer {
                          definition_version, declared_steps, completed_steps, total_steps,
                          sla_target_seconds, sla_status, triggered_by, trigger_type, priority, tags,
                          input, capabilities, created_ms, started_ms, completed_ms, updated_ms,
-                         engine_ref) ",
+                         engine_ref, forecast_runs, forecast_p50_ms, forecast_p90_ms,
+                         forecast_breach) ",
                 );
                 upsert.push_values(chunk.iter().zip(rowids), |mut values, (row, rowid)| {
+                    // Only a running run has a forecast.
+                    let forecast = row
+                        .forecast
+                        .filter(|_| row.status == app::model::WorkflowStatus::Running);
                     values
                         .push_bind(rowid)
                         .push_bind(row.id.clone())
@@ -135,7 +140,11 @@ impl Writer {
                         .push_bind(row.started_ms)
                         .push_bind(row.completed_ms)
                         .push_bind(row.updated_ms)
-                        .push_bind(row.engine_ref.clone());
+                        .push_bind(row.engine_ref.clone())
+                        .push_bind(forecast.map(|f| i64::from(f.runs_seen)))
+                        .push_bind(forecast.and_then(|f| f.expected_ms))
+                        .push_bind(forecast.and_then(|f| f.likely_by_ms))
+                        .push_bind(forecast.map_or(0, |f| f.breach.level()));
                 });
                 upsert.push(
                     " ON CONFLICT (id) DO UPDATE SET
@@ -147,7 +156,11 @@ impl Writer {
                          sla_status = excluded.sla_status,
                          started_ms = excluded.started_ms,
                          completed_ms = excluded.completed_ms,
-                         updated_ms = excluded.updated_ms",
+                         updated_ms = excluded.updated_ms,
+                         forecast_runs = excluded.forecast_runs,
+                         forecast_p50_ms = excluded.forecast_p50_ms,
+                         forecast_p90_ms = excluded.forecast_p90_ms,
+                         forecast_breach = excluded.forecast_breach",
                 );
                 upsert.build().execute(&mut **tx).await?;
             });

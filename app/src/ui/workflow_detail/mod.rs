@@ -141,6 +141,15 @@ fn RunView(run: WorkflowDetail, state: PageState, may_operate: bool) -> impl Int
         )),
         _ => None,
     };
+    let forecast = run
+        .forecast
+        .clone()
+        .filter(|_| status == WorkflowStatus::Running);
+    let sla_deadline = run
+        .execution
+        .started_at
+        .zip(sla_target)
+        .map(|(started, target)| started + chrono::Duration::seconds(target));
     let reason = run.status_reason.clone();
     let id = run.id.clone();
     let query = use_query_map();
@@ -197,6 +206,7 @@ fn RunView(run: WorkflowDetail, state: PageState, may_operate: bool) -> impl Int
                 </div>
                 <SlaBadge sla=run.sla_status />
             </div>
+            {forecast.map(|forecast| view! { <ForecastLine forecast sla_deadline /> })}
             {banner.map(|(class, text)| view! { <p class=class role="status" data-testid="sla-banner">{text}</p> })}
             {reason.map(|reason| view! { <p class="status-reason" data-testid="status-reason">{reason}</p> })}
         </header>
@@ -746,5 +756,29 @@ fn Timeline(run: WorkflowDetail, state: PageState) -> impl IntoView {
                     .collect_view()}
             </ol>
         })}
+    }
+}
+
+/// "Expected 12:07:10 UTC, likely by 12:11:40 UTC — SLA 12:05:00 UTC: likely breach", or
+/// why there is no forecast.
+#[component]
+fn ForecastLine(
+    forecast: crate::model::Forecast,
+    sla_deadline: Option<chrono::DateTime<chrono::Utc>>,
+) -> impl IntoView {
+    let (words, breach) = super::parts::forecast_words(&forecast);
+    let known = forecast.is_known();
+    let deadline = sla_deadline
+        .filter(|_| known)
+        .map(|at| format!(" — SLA {}", at.format("%H:%M:%S UTC")));
+    let class = format!("forecast-line breach-{}", forecast.breach.as_str());
+    view! {
+        <p class=class role="status" data-testid="forecast-line" data-breach=forecast.breach.as_str()>
+            {if known { "Expected " } else { "No forecast: " }}
+            {words}
+            {deadline}
+            {breach.map(|breach| view! { ": " <strong>{breach}</strong> })}
+            {known.then(|| format!(" (from {} earlier runs)", forecast.runs_seen))}
+        </p>
     }
 }
