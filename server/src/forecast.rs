@@ -18,6 +18,8 @@ mod tests;
 /// Running runs forecast per sweep; a sweep goes on from the last one's, so every running
 /// run is forecast again however many there are, a slice at a time.
 pub const RUNS_PER_SWEEP: i64 = 2_000;
+/// Forecasts stored per write transaction (each holds the write lock a moment only).
+const SAVED_PER_WRITE: usize = 32;
 /// A forecast moved by less than this (or by less than [`NOTICEABLE_SHARE`] of the time
 /// it has left) is not stored again nor told.
 const NOTICEABLE_MS: f64 = 5_000.0;
@@ -171,22 +173,25 @@ impl Forecaster {
             }
         }
         let mut out: Vec<(String, Vec<LiveEvent>)> = Vec::new();
-        if changed.is_empty() {
-            return Ok(out);
+        // A few at a time: the projector's batches take turns with these writes.
+        for slice in changed.chunks(SAVED_PER_WRITE) {
+            let mut writer = store.begin().await?;
+            let mut told = Vec::new();
+            for row in writer.save_forecasts(slice, now).await? {
+                let event = LiveEvent::WorkflowUpdated {
+                    workflow: Box::new(row.to_wire(now)),
+                };
+                add_of_engine(&mut told, &row.engine, vec![event]);
+            }
+            // On PostgreSQL the changes go to the shared log with them.
+            for (engine, events) in &told {
+                writer.record_live(Some(engine), events, now).await?;
+            }
+            writer.commit().await?;
+            for (engine, events) in told {
+                add_of_engine(&mut out, &engine, events);
+            }
         }
-        let mut writer = store.begin().await?;
-        let rows = writer.save_forecasts(&changed, now).await?;
-        for row in rows {
-            let event = LiveEvent::WorkflowUpdated {
-                workflow: Box::new(row.to_wire(now)),
-            };
-            add_of_engine(&mut out, &row.engine, vec![event]);
-        }
-        // On PostgreSQL the changes go to the shared log with them.
-        for (engine, events) in &out {
-            writer.record_live(Some(engine), events, now).await?;
-        }
-        writer.commit().await?;
         Ok(out)
     }
 }

@@ -55,6 +55,22 @@ async fn push(client: &Client, events: Vec<Value>) {
     assert!(status.is_success(), "push refused: {status} {body}");
 }
 
+/// Pushes a run of `workflow_type` started at `start` with its first step running since.
+async fn running(
+    client: &Client,
+    id: &str,
+    workflow_type: &str,
+    start: i64,
+    sla_seconds: i64,
+    first_step: &str,
+) {
+    let events = vec![
+        started(id, workflow_type, start, sla_seconds),
+        step("step_started", id, start, 1, first_step),
+    ];
+    push(client, events).await;
+}
+
 async fn forecast_of(client: &Client, id: &str) -> Option<Value> {
     let detail = client.detail(id).await;
     let forecast = detail.get("forecast")?;
@@ -80,32 +96,27 @@ async fn a_running_run_is_forecast_from_its_types_history_and_its_breach_told_ea
     // Started 10 s ago with a 60 s target: extract has about 50 s left, load 30 s, so it
     // is expected about 90 s after its start, 30 s past its target; 17 % of it has passed.
     let start = now_ms() - 10 * SECOND;
-    push(
+    running(
         &client,
-        vec![
-            started("export-wf-late", "nightly_export", start, 60),
-            step("step_started", "export-wf-late", start, 1, "extract"),
-        ],
+        "export-wf-late",
+        "nightly_export",
+        start,
+        60,
+        "extract",
     )
     .await;
     // The same, with 10 minutes to spare.
-    push(
+    running(
         &client,
-        vec![
-            started("export-wf-easy", "nightly_export", start, 600),
-            step("step_started", "export-wf-easy", start, 1, "extract"),
-        ],
+        "export-wf-easy",
+        "nightly_export",
+        start,
+        600,
+        "extract",
     )
     .await;
     // A type nobody ran before.
-    push(
-        &client,
-        vec![
-            started("novel-wf-1", "brand_new_type", start, 60),
-            step("step_started", "novel-wf-1", start, 1, "first"),
-        ],
-    )
-    .await;
+    running(&client, "novel-wf-1", "brand_new_type", start, 60, "first").await;
 
     let late = until("the late run's forecast", WITHIN, || {
         forecast_of(&client, "export-wf-late")

@@ -129,17 +129,8 @@ impl Sink for Projector {
 async fn run(store: Store, hub: Arc<LiveHub>, mut inbox: mpsc::Receiver<Request>) {
     let mut sweep = tokio::time::interval(SLA_SWEEP_EVERY);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut forecast_sweep = tokio::time::interval(FORECAST_SWEEP_EVERY);
-    forecast_sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut forecaster = Forecaster::default();
-    // What went to the shared log with the change, hubs read from it.
-    let publish = |changes: Vec<(String, Vec<LiveEvent>)>| {
-        if !store.shares_live_events() {
-            for (engine, events) in changes {
-                hub.publish_of(Some(&engine), events);
-            }
-        }
-    };
+    // Beside the batches, not between them: its writes are short and take turns with theirs.
+    let forecasts = tokio::spawn(forecast_again(store.clone(), hub.clone()));
     loop {
         tokio::select! {
             request = inbox.recv() => {
@@ -166,16 +157,36 @@ async fn run(store: Store, hub: Arc<LiveHub>, mut inbox: mpsc::Receiver<Request>
             }
             _ = sweep.tick() => {
                 match sweep_sla(&store, now_ms()).await {
-                    Ok(crossings) => publish(crossings),
+                    Ok(crossings) => publish(&store, &hub, crossings),
                     Err(cause) => tracing::error!(%cause, "SLA sweep failed"),
                 }
             }
-            _ = forecast_sweep.tick() => {
-                match forecaster.sweep(&store, now_ms()).await {
-                    Ok(changes) => publish(changes),
-                    Err(cause) => tracing::error!(%cause, "forecast sweep failed"),
-                }
-            }
+        }
+    }
+    forecasts.abort();
+}
+
+/// Forecasts the running runs again every [`FORECAST_SWEEP_EVERY`], for as long as the
+/// projector runs.
+async fn forecast_again(store: Store, hub: Arc<LiveHub>) {
+    let mut every = tokio::time::interval(FORECAST_SWEEP_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut forecaster = Forecaster::default();
+    loop {
+        every.tick().await;
+        match forecaster.sweep(&store, now_ms()).await {
+            Ok(changes) => publish(&store, &hub, changes),
+            Err(cause) => tracing::error!(%cause, "forecast sweep failed"),
+        }
+    }
+}
+
+/// Publishes what a sweep changed, by engine; on PostgreSQL it went to the shared log
+/// with the change, and every instance's hub reads it from there.
+fn publish(store: &Store, hub: &LiveHub, changes: Vec<(String, Vec<LiveEvent>)>) {
+    if !store.shares_live_events() {
+        for (engine, events) in changes {
+            hub.publish_of(Some(&engine), events);
         }
     }
 }
