@@ -10,7 +10,7 @@ use crate::store::rows::{Millis, RunForecast, StepRow, WorkflowRow};
 use crate::store::{Store, StoreError};
 use app::model::analytics::Histogram;
 use app::model::{BreachOutlook, LiveEvent, StepKind, StepStatus, MIN_RUNS_FOR_FORECAST};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 #[cfg(test)]
 mod tests;
@@ -28,7 +28,7 @@ const NOTICEABLE_SHARE: f64 = 0.05;
 /// The forecast of `row`, running with `steps` at `now`, from its type's `history`.
 pub fn forecast<'s>(
     row: &WorkflowRow,
-    steps: impl Iterator<Item = &'s StepRow> + Clone,
+    steps: impl Iterator<Item = &'s StepRow>,
     history: &TypeHistory,
     now: Millis,
 ) -> RunForecast {
@@ -41,8 +41,9 @@ pub fn forecast<'s>(
             breach: BreachOutlook::Unlikely,
         };
     }
-    let expected = now + time_left(steps.clone(), history, 0.5, now).round() as Millis;
-    let likely_by = (now + time_left(steps, history, 0.9, now).round() as Millis).max(expected);
+    let [median, likely] = time_left(steps, history, now);
+    let expected = now + median.round() as Millis;
+    let likely_by = (now + likely.round() as Millis).max(expected);
     let deadline = row
         .started_ms
         .zip(row.sla_target_seconds)
@@ -55,20 +56,25 @@ pub fn forecast<'s>(
     }
 }
 
-/// How long the run has left, in milliseconds, with each step left taking the `q`
-/// quantile of its earlier durations: the steps one after another, each block of parallel
-/// branches as long as its slowest branch.
+/// The quantiles of the earlier durations the two ends are told from: expected, likely-latest.
+const QUANTILES: [f64; 2] = [0.5, 0.9];
+
+/// How long the run has left, in milliseconds, with each step left taking each of the
+/// [`QUANTILES`] of its earlier durations: the steps one after another, each block of
+/// parallel branches as long as its slowest branch.
 fn time_left<'s>(
     steps: impl Iterator<Item = &'s StepRow>,
     history: &TypeHistory,
-    q: f64,
     now: Millis,
-) -> f64 {
+) -> [f64; 2] {
     // The run's own normal steps in order, and by name (the latest of a name, should it
     // repeat).
     let steps: Vec<&StepRow> = steps.filter(|s| s.kind == StepKind::Normal).collect();
     let own: HashMap<&str, &StepRow> = steps.iter().map(|s| (s.name.as_str(), *s)).collect();
-    let left = |name: &str| step_left(own.get(name).copied(), history.steps.get(name), q, now);
+    let left = |name: &str| {
+        let (step, durations) = (own.get(name).copied(), history.steps.get(name));
+        QUANTILES.map(|q| step_left(step, durations, q, now))
+    };
     // The shape of the newest completed run, then the run's own steps it did not have
     // (each after the others).
     let mut plan: Vec<(&str, Option<&str>)> = history
@@ -76,23 +82,30 @@ fn time_left<'s>(
         .iter()
         .map(|(name, branch)| (name.as_str(), branch.as_deref()))
         .collect();
+    let in_shape: HashSet<&str> = plan.iter().map(|(name, _)| *name).collect();
     for step in &steps {
-        if !history.shape.iter().any(|(name, _)| *name == step.name) {
+        if !in_shape.contains(step.name.as_str()) {
             plan.push((step.name.as_str(), None));
         }
     }
-    let mut total = 0.0;
-    let mut block: HashMap<&str, f64> = HashMap::new();
-    let end_block = |block: &mut HashMap<&str, f64>, total: &mut f64| {
-        *total += block.values().copied().fold(0.0, f64::max);
+    let add = |to: &mut [f64; 2], left: [f64; 2]| {
+        to[0] += left[0];
+        to[1] += left[1];
+    };
+    let mut total = [0.0; 2];
+    let mut block: HashMap<&str, [f64; 2]> = HashMap::new();
+    let end_block = |block: &mut HashMap<&str, [f64; 2]>, total: &mut [f64; 2]| {
+        for (at, sum) in total.iter_mut().enumerate() {
+            *sum += block.values().map(|left| left[at]).fold(0.0, f64::max);
+        }
         block.clear();
     };
     for (name, branch) in plan {
         match branch {
-            Some(branch) => *block.entry(branch).or_default() += left(name),
+            Some(branch) => add(block.entry(branch).or_default(), left(name)),
             None => {
                 end_block(&mut block, &mut total);
-                total += left(name);
+                add(&mut total, left(name));
             }
         }
     }

@@ -47,14 +47,7 @@ impl Store {
         workflow_type: &str,
         now: Millis,
     ) -> Result<Arc<TypeHistory>, StoreError> {
-        let kept = |histories: &HistoriesKept| {
-            let histories = histories.0.lock().unwrap_or_else(|p| p.into_inner());
-            histories
-                .get(workflow_type)
-                .filter(|(read, _)| now - read < HISTORY_KEPT_MS)
-                .map(|(_, history)| history.clone())
-        };
-        if let Some(history) = kept(&self.histories) {
+        if let Some(history) = self.kept(workflow_type, |read| now - read < HISTORY_KEPT_MS) {
             return Ok(history);
         }
         let history = Arc::new(self.read_type_history(workflow_type, now).await?);
@@ -68,9 +61,19 @@ impl Store {
     /// A type's history as [`Store::type_history`] last read it, however long ago; none if
     /// it was not read lately.
     pub fn kept_type_history(&self, workflow_type: &str) -> Option<Arc<TypeHistory>> {
+        self.kept(workflow_type, |_| true)
+    }
+
+    /// The kept history of `workflow_type`, if it was read at a time `fresh` accepts.
+    fn kept(
+        &self,
+        workflow_type: &str,
+        fresh: impl Fn(Millis) -> bool,
+    ) -> Option<Arc<TypeHistory>> {
         let histories = self.histories.0.lock().unwrap_or_else(|p| p.into_inner());
         histories
             .get(workflow_type)
+            .filter(|(read, _)| fresh(*read))
             .map(|(_, history)| history.clone())
     }
 

@@ -42,7 +42,7 @@ pub struct WorkflowRow {
     pub started_ms: Option<Millis>,
     pub completed_ms: Option<Millis>,
     pub updated_ms: Millis,
-    /// The last forecast stored by the forecast sweep while the run was running.
+    /// The run's forecast while it runs (kept by the projector and the forecast sweep).
     pub forecast: Option<RunForecast>,
 }
 
@@ -179,7 +179,7 @@ macro_rules! decoding {
                     .transpose()
             }
 
-            /// The forecast columns: none until the sweep first forecast the run.
+            /// The forecast columns: none until the run was first forecast.
             fn forecast_columns(row: &$row) -> sqlx::Result<Option<RunForecast>> {
                 let Some(runs) = row.try_get::<Option<i64>, _>("forecast_runs")? else {
                     return Ok(None);
