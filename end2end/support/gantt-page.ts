@@ -38,9 +38,15 @@ export class GanttPage {
     const bar = this.bar(n, attempt);
     // boundingBox() does not wait: the links are laid out again on every repaint (a live
     // re-read, hydration), so wait until this one is shown.
+    // A repaint between the two (a forecast renewed live, say) takes the link away for a
+    // moment: ask for its box until it has one.
     await expect(bar, `bar of step ${n} attempt ${attempt}`).toBeVisible();
-    const found = await bar.boundingBox();
-    expect(found, `bar of step ${n} attempt ${attempt}`).not.toBeNull();
+    let found: { x: number; y: number; width: number; height: number } | null = null;
+    await expect
+      .poll(async () => (found = await bar.boundingBox()), {
+        message: `bar of step ${n} attempt ${attempt}`,
+      })
+      .not.toBeNull();
     return found!;
   }
 
