@@ -36,7 +36,7 @@ postgres_url="$(. "$work/postgres/env" && echo "$STEPLINE_POSTGRES_URL")"
 export STEPLINE_TEST_POSTGRES_URL="$postgres_url"
 cargo test -p server --lib projector
 cargo test -p server --test api --test authorization --test builtin_engine --test commands \
-  --test connections --test forecast --test fuzz --test internal_errors --test leases
+  --test alerts --test connections --test forecast --test fuzz --test internal_errors --test leases
 # Retention, but SQLite's own write lock (BEGIN IMMEDIATE; PostgreSQL's is an advisory lock).
 cargo test -p server --test retention -- --skip a_write_transaction_holds_the_write_lock_from_its_start
 # Several instances on one database (ignored without a PostgreSQL to run on).

@@ -65,6 +65,11 @@ pub fn App() -> impl IntoView {
                         ssr=SsrMode::Async
                     />
                     <Route
+                        path=path!("/orchestration/alerts")
+                        view=ui::AlertInboxPage
+                        ssr=SsrMode::Async
+                    />
+                    <Route
                         path=path!("/orchestration/audit")
                         view=ui::AuditLogPage
                         ssr=SsrMode::Async

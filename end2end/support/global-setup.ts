@@ -16,10 +16,11 @@ export default async function globalSetup(config: FullConfig): Promise<void> {
   const response = await api.post('/api/auth/tokens', {
     headers: { Origin: baseURL },
     // And as the in-house engines that take commands (inhouse-commands.spec.ts, and the
-    // reference engine of reference-engine.spec.ts).
+    // reference engine of reference-engine.spec.ts), and as the engine whose alerts
+    // alerts.spec.ts counts (nothing else pushes there).
     data: {
       name: 'e2e',
-      scopes: ['read', 'operate', `ingest:${SOURCE}`, 'ingest:e2e-inhouse', 'ingest:e2e-reference'],
+      scopes: ['read', 'operate', `ingest:${SOURCE}`, 'ingest:e2e-inhouse', 'ingest:e2e-reference', 'ingest:e2e-alerts'],
     },
   });
   if (response.status() !== 201) {

@@ -59,17 +59,18 @@ export async function signInPage(page: Page, login: string, password: string): P
   await expect(page).toHaveURL(/\/orchestration/);
 }
 
-/** Makes a local account with `role` on every engine, through the admin API. */
+/** Makes a local account with `role` on `engines` (every engine unless said), through the admin API. */
 export async function makeAccount(
   admin: APIRequestContext,
   baseURL: string,
   login: string,
   password: string,
   role: 'viewer' | 'operator' | 'admin',
+  engines = '*',
 ): Promise<void> {
   const response = await admin.post('/api/auth/users', {
     headers: { Origin: baseURL },
-    data: { login, password, bindings: [{ role, engines: '*' }] },
+    data: { login, password, bindings: [{ role, engines }] },
   });
   expect([201, 409], await response.text()).toContain(response.status());
 }

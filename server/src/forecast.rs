@@ -4,10 +4,12 @@
 //! a sweep forecasts them again as time passes and stores and tells only what moved
 //! noticeably. On the row, the list filters on it ("will breach").
 
-use crate::projector::add_of_engine;
+use crate::alerts::AlertMoves;
+use crate::projector::{add_of_engine, move_alerts};
 pub use crate::store::forecast::TypeHistory;
 use crate::store::rows::{Millis, RunForecast, StepRow, WorkflowRow};
 use crate::store::{Store, StoreError};
+use app::model::alert::AlertCondition;
 use app::model::analytics::Histogram;
 use app::model::{BreachOutlook, LiveEvent, StepKind, StepStatus, MIN_RUNS_FOR_FORECAST};
 use std::collections::{HashMap, HashSet};
@@ -44,10 +46,7 @@ pub fn forecast<'s>(
     let [median, likely] = time_left(steps, history, now);
     let expected = now + median.round() as Millis;
     let likely_by = (now + likely.round() as Millis).max(expected);
-    let deadline = row
-        .started_ms
-        .zip(row.sla_target_seconds)
-        .map(|(started, target)| started + target * 1000);
+    let deadline = row.sla_deadline_ms();
     RunForecast {
         runs_seen,
         expected_ms: Some(expected),
@@ -190,12 +189,15 @@ impl Forecaster {
         for slice in changed.chunks(SAVED_PER_WRITE) {
             let mut writer = store.begin().await?;
             let mut told = Vec::new();
+            let mut alerting = AlertMoves::default();
             for row in writer.save_forecasts(slice, now).await? {
+                alerting.settle(AlertCondition::ForecastBreach, &row);
                 let event = LiveEvent::WorkflowUpdated {
                     workflow: Box::new(row.to_wire(now)),
                 };
                 add_of_engine(&mut told, &row.engine, vec![event]);
             }
+            move_alerts(&mut writer, &alerting, now, &mut told).await?;
             // On PostgreSQL the changes go to the shared log with them.
             for (engine, events) in &told {
                 writer.record_live(Some(engine), events, now).await?;

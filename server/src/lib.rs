@@ -4,6 +4,7 @@
 // The app's view types, instantiated here by the routes, nest deeply.
 #![recursion_limit = "512"]
 
+pub mod alerts;
 pub mod analytics;
 pub mod auth;
 pub mod config;

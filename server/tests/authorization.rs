@@ -130,8 +130,11 @@ impl World {
             .header("authorization", format!("Bearer {right_token}"))
             .header("content-type", "application/json")
             .body(Body::from(
+                // Failed, so that it has an alert (the first: number 1).
                 serde_json::json!({"source": "billing", "events": [{
                     "type": "workflow_started", "workflow_id": run, "workflow_type": "authz",
+                    "at": chrono::Utc::now().to_rfc3339()}, {
+                    "type": "workflow_status_changed", "workflow_id": run, "status": "FAILED",
                     "at": chrono::Utc::now().to_rfc3339()}]})
                 .to_string(),
             ))
@@ -186,6 +189,7 @@ impl World {
             .replace("{command}", "1")
             .replace("{*rest}", "no-such-thing")
             .replace("/api/auth/users/authz-run", "/api/auth/users/1")
+            .replace("/alerts/authz-run/", "/alerts/1/")
             .replace("/api/auth/tokens/authz-run", "/api/auth/tokens/999999")
     }
 
@@ -529,5 +533,6 @@ async fn someone_limited_to_some_engines_counts_only_their_runs_today_too() {
         .1;
     let (_, stats) = stats_of(session(&world.state, viewer).await).await;
     assert_eq!(stats["completed_today"], 2, "every engine's: {stats}");
-    assert_eq!(stats["failed_today"], 1, "{stats}");
+    // North's, and the world's own run (failed, for its alert).
+    assert_eq!(stats["failed_today"], 2, "{stats}");
 }

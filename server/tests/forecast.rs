@@ -71,6 +71,16 @@ async fn running(
     push(client, events).await;
 }
 
+async fn alerts_of(client: &Client, id: &str) -> Vec<Value> {
+    let (status, page) = client
+        .get(&format!(
+            "/api/platform/orchestration/alerts?state=all&workflow_id={id}"
+        ))
+        .await;
+    assert_eq!(status, 200, "{page}");
+    page["alerts"].as_array().unwrap().clone()
+}
+
 async fn forecast_of(client: &Client, id: &str) -> Option<Value> {
     let detail = client.detail(id).await;
     let forecast = detail.get("forecast")?;
@@ -130,6 +140,15 @@ async fn a_running_run_is_forecast_from_its_types_history_and_its_breach_told_ea
         "expected about 90 s after its start, forecast {expected_in} s: {late}"
     );
     assert!(millis(&late["likely_by"]) >= millis(&late["expected_at"]));
+    // Its alert fired with the forecast, once.
+    let alerts = alerts_of(&client, "export-wf-late").await;
+    assert_eq!(alerts.len(), 1, "{alerts:?}");
+    assert_eq!(alerts[0]["condition"], "forecast_breach");
+    assert!(alerts[0]["resolved_at"].is_null());
+    assert_eq!(
+        alerts_of(&client, "export-wf-easy").await,
+        Vec::<Value>::new()
+    );
     let detail = client.detail("export-wf-late").await;
     assert_eq!(
         detail["sla_status"], "on_track",
@@ -182,6 +201,11 @@ async fn a_running_run_is_forecast_from_its_types_history_and_its_breach_told_ea
     )
     .await;
     assert!(forecast_of(&client, "export-wf-late").await.is_none());
+    let alerts = alerts_of(&client, "export-wf-late").await;
+    assert!(
+        !alerts[0]["resolved_at"].is_null(),
+        "the alert resolved when the run ended: {alerts:?}"
+    );
     let (_, list) = client
         .get("/api/platform/orchestration/workflows?will_breach=true")
         .await;

@@ -161,3 +161,55 @@ pub async fn get_step_norms(
         .await
         .map_err(read_model::to_client_error)
 }
+
+/// A page of the alert inbox (the inbox page, the run page's alerts).
+#[server(endpoint = "list_alerts")]
+pub async fn list_alerts(
+    query: crate::model::alert::AlertQuery,
+) -> Result<crate::model::alert::AlertPage, ErrorBody> {
+    let model = read_model::from_context()?;
+    model
+        .alerts(&query)
+        .await
+        .map_err(read_model::to_client_error)
+}
+
+/// How many alerts are open, for the header's badge.
+#[server(endpoint = "count_open_alerts")]
+pub async fn count_open_alerts() -> Result<u64, ErrorBody> {
+    let model = read_model::from_context()?;
+    model
+        .open_alerts()
+        .await
+        .map_err(read_model::to_client_error)
+}
+
+#[cfg(feature = "ssr")]
+fn operations() -> Result<SharedOperations, ErrorBody> {
+    use_context::<SharedOperations>()
+        .ok_or_else(|| ErrorBody::new(ErrorKind::Unavailable, "actions are not available"))
+}
+
+/// An operator acknowledges an alert (the inbox's button).
+#[server(endpoint = "acknowledge_alert")]
+pub async fn acknowledge_alert(id: i64) -> Result<crate::model::alert::Alert, ErrorBody> {
+    let alert = operations()?.acknowledge_alert(id).await?;
+    back_to_the_inbox();
+    Ok(alert)
+}
+
+/// An operator mutes an alert's condition for its workflow type (0 minutes unmutes).
+#[server(endpoint = "mute_alert")]
+pub async fn mute_alert(id: i64, minutes: u32) -> Result<crate::model::alert::Alert, ErrorBody> {
+    let alert = operations()?.mute_alert(id, minutes).await?;
+    back_to_the_inbox();
+    Ok(alert)
+}
+
+/// A form the browser sent itself (JavaScript off) goes back to the inbox.
+#[cfg(feature = "ssr")]
+fn back_to_the_inbox() {
+    if read_model::is_plain_form_post() {
+        leptos_axum::redirect("/orchestration/alerts");
+    }
+}

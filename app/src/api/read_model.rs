@@ -38,6 +38,15 @@ pub trait ReadModel: Send + Sync + 'static {
         id: &str,
     ) -> Result<Option<Vec<crate::model::EngineCommand>>, ReadError>;
 
+    /// A page of the alert inbox, of the engines the reader may see.
+    async fn alerts(
+        &self,
+        query: &crate::model::alert::AlertQuery,
+    ) -> Result<crate::model::alert::AlertPage, ReadError>;
+
+    /// How many alerts are open (the header's badge).
+    async fn open_alerts(&self) -> Result<u64, ReadError>;
+
     /// How long the steps of `workflow_type` usually take (the Gantt chart's yardstick).
     async fn step_norms(
         &self,
@@ -66,6 +75,16 @@ pub trait Operations: Send + Sync + 'static {
         &self,
         query: crate::model::identity::AuditQuery,
     ) -> Result<crate::model::identity::AuditPage, ErrorBody>;
+
+    /// Acknowledges alert `id` (operators of its engine).
+    async fn acknowledge_alert(&self, id: i64) -> Result<crate::model::alert::Alert, ErrorBody>;
+
+    /// Mutes alert `id`'s condition for its workflow type for `minutes` (0 unmutes).
+    async fn mute_alert(
+        &self,
+        id: i64,
+        minutes: u32,
+    ) -> Result<crate::model::alert::Alert, ErrorBody>;
 
     /// The actions taken on run `id` (who, when, why, how it ended), newest first.
     async fn audit_of(

@@ -2,6 +2,7 @@
 //! pushes. Every pushed message carries the hub's `seq`, so a client that reconnects can
 //! ask for what it missed.
 
+use super::alert::Alert;
 use super::command::CommandState;
 use super::status::{StepStatus, WorkflowStatus};
 use super::workflow::Workflow;
@@ -105,6 +106,9 @@ pub enum LiveEvent {
         command_id: i64,
         state: CommandState,
     },
+    /// An alert fired, cleared, or was acknowledged or muted: sent to every client that
+    /// may see its engine, whatever it follows (the header's badge counts them).
+    AlertChanged { alert: Box<Alert> },
     /// Sent first on every connection: the hub's current position.
     Hello {},
     /// A fresh picture of the subscribed workflows, sent instead of a replay when the
@@ -119,6 +123,12 @@ pub enum LiveEvent {
 }
 
 impl LiveEvent {
+    /// Whether every client that may see the event's engine gets it, whatever runs it
+    /// follows.
+    pub fn is_for_everyone(&self) -> bool {
+        matches!(self, Self::AlertChanged { .. })
+    }
+
     /// The workflow the event is about, for routing to subscribers.
     pub fn workflow_id(&self) -> Option<&str> {
         match self {
@@ -132,6 +142,7 @@ impl LiveEvent {
             | Self::SlaBreached { workflow_id, .. }
             | Self::LogAppended { workflow_id, .. }
             | Self::EngineCommandChanged { workflow_id, .. } => Some(workflow_id),
+            Self::AlertChanged { alert } => alert.workflow_id.as_deref(),
             Self::Hello {} | Self::Snapshot { .. } | Self::ProtocolError { .. } => None,
         }
     }

@@ -1,6 +1,7 @@
 //! Wire types of the orchestration story: what the REST API, the WebSocket and the UI
 //! exchange. Serde only, so the same types compile into the browser's WASM.
 
+pub mod alert;
 pub mod analytics;
 mod command;
 mod error;

@@ -112,6 +112,9 @@ pub enum QueryError {
     BadSort(String),
     #[error("will_breach must be true or false, got {0:?}")]
     BadWillBreach(String),
+    /// Says which id and why.
+    #[error("{0}")]
+    BadWorkflowId(String),
 }
 
 impl From<NotAnInstant> for QueryError {

@@ -47,6 +47,15 @@ pub struct LiveConnection {
     /// How often each run's commands to its engine moved on (requested, delivered,
     /// answered) since the page was loaded: its page reads them again on each.
     pub command_changes: RwSignal<HashMap<String, u64>>,
+    /// Bumped when alerts changed (at most once a second): the inbox and the badge read
+    /// them again.
+    pub alert_changes: RwSignal<u64>,
+    /// How many alerts are open, once read (the header's badge).
+    pub open_alerts: RwSignal<Option<u64>>,
+    /// When alert changes were last told (ms since the epoch), and whether a telling is
+    /// already scheduled: a storm of alerts costs one read a second, not one a frame.
+    #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
+    alerts_told: StoredValue<(f64, bool)>,
     /// What the page on screen follows.
     following: RwSignal<Subscription>,
     /// The newest seq seen (from a page or the socket): where a (re)subscription resumes.
@@ -93,6 +102,9 @@ pub fn provide_live_connection() -> LiveConnection {
         workflows: RwSignal::new(HashMap::new()),
         reloads: RwSignal::new(0),
         command_changes: RwSignal::new(HashMap::new()),
+        alert_changes: RwSignal::new(0),
+        open_alerts: RwSignal::new(None),
+        alerts_told: StoredValue::new((0.0, false)),
         following: RwSignal::new(Subscription {
             all: true,
             workflow_ids: Vec::new(),
@@ -105,6 +117,17 @@ pub fn provide_live_connection() -> LiveConnection {
     #[cfg(feature = "hydrate")]
     {
         Effect::new(move |_| client::connect(connection));
+        // The badge's count, read after hydration and again as alerts change or the
+        // stream restarts; a visitor who may not read alerts just sees the link.
+        Effect::new(move |_| {
+            connection.alert_changes.track();
+            connection.reloads.track();
+            leptos::task::spawn_local(async move {
+                if let Ok(open) = crate::api::count_open_alerts().await {
+                    connection.open_alerts.set(Some(open));
+                }
+            });
+        });
         Effect::new(move |previous: Option<Subscription>| {
             let wanted = connection.following.get();
             if let Some(previous) = previous.filter(|p| *p != wanted) {
@@ -241,6 +264,35 @@ mod client {
         }
     }
 
+    /// The least time between two readings of the alerts, in ms.
+    const ALERTS_TOLD_EVERY_MS: f64 = 1_000.0;
+
+    /// Bumps `alert_changes` now, or once the last bump is a second old (once, however
+    /// many changes come meanwhile).
+    fn tell_alert_changes(connection: LiveConnection) {
+        let (last, scheduled) = connection.alerts_told.get_value();
+        if scheduled {
+            return;
+        }
+        let now = chrono::Utc::now().timestamp_millis() as f64;
+        let wait = last + ALERTS_TOLD_EVERY_MS - now;
+        if wait <= 0.0 {
+            connection.alerts_told.set_value((now, false));
+            connection.alert_changes.update(|n| *n += 1);
+            return;
+        }
+        connection.alerts_told.set_value((last, true));
+        set_timeout(
+            move || {
+                connection
+                    .alerts_told
+                    .set_value((chrono::Utc::now().timestamp_millis() as f64, false));
+                connection.alert_changes.update(|n| *n += 1);
+            },
+            Duration::from_millis(wait as u64),
+        );
+    }
+
     /// Applies every message that arrived since the last frame in one update.
     fn flush(connection: LiveConnection) {
         let messages = connection
@@ -248,6 +300,7 @@ mod client {
             .try_update_value(std::mem::take)
             .unwrap_or_default();
         let mut reload = false;
+        let mut alerts_changed = false;
         let mut commands_changed = Vec::new();
         connection.workflows.update(|rows| {
             for message in messages {
@@ -266,6 +319,7 @@ mod client {
                     LiveEvent::EngineCommandChanged { workflow_id, .. } => {
                         commands_changed.push(workflow_id);
                     }
+                    LiveEvent::AlertChanged { .. } => alerts_changed = true,
                     _ => {}
                 }
             }
@@ -273,6 +327,9 @@ mod client {
         });
         if reload {
             connection.reloads.update(|n| *n += 1);
+        }
+        if alerts_changed {
+            tell_alert_changes(connection);
         }
         if !commands_changed.is_empty() {
             connection.command_changes.update(|changes| {

@@ -1,5 +1,6 @@
 //! The pages and their shared pieces.
 
+mod alerts;
 mod analytics;
 mod audit;
 mod clock;
@@ -8,6 +9,7 @@ mod parts;
 mod workflow_detail;
 mod workflow_list;
 
+pub use alerts::{AlertBadge, AlertInboxPage, RunAlerts};
 pub use analytics::AnalyticsPage;
 pub use audit::AuditLogPage;
 pub use clock::provide_clock;
@@ -67,6 +69,7 @@ pub fn Header() -> impl IntoView {
             <nav>
                 <A href="/orchestration" exact=true>"Workflows"</A>
                 <A href="/orchestration/analytics">"Analytics"</A>
+                <AlertBadge />
             </nav>
             <span
                 class="connection"

@@ -1,5 +1,4 @@
 use super::*;
-use app::model::{Capabilities, Priority, SlaStatus, WorkflowStatus};
 
 const T0: Millis = 1_790_000_000_000;
 const SECOND: Millis = 1_000;
@@ -28,32 +27,7 @@ fn history(runs: u32, shape: &[(&str, Option<&str>, i64)]) -> TypeHistory {
 }
 
 fn running(started: Millis, sla_seconds: Option<i64>) -> WorkflowRow {
-    WorkflowRow {
-        id: "wf-1".into(),
-        engine: "builtin".into(),
-        workflow_type: "deploy".into(),
-        engine_ref: None,
-        status: WorkflowStatus::Running,
-        status_reason: None,
-        definition_name: None,
-        definition_version: None,
-        declared_steps: None,
-        completed_steps: 0,
-        total_steps: 0,
-        sla_target_seconds: sla_seconds,
-        sla_status: SlaStatus::OnTrack,
-        triggered_by: None,
-        trigger_type: None,
-        priority: Priority::Normal,
-        tags: Vec::new(),
-        input: None,
-        capabilities: Capabilities::default(),
-        created_ms: started,
-        started_ms: Some(started),
-        completed_ms: None,
-        updated_ms: started,
-        forecast: None,
-    }
+    WorkflowRow::running_since(started, sla_seconds)
 }
 
 fn step(number: u32, name: &str, status: StepStatus, started: Option<Millis>) -> StepRow {

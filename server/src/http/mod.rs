@@ -3,6 +3,7 @@
 
 pub mod actions;
 mod admin;
+pub mod alerts;
 pub mod auth;
 mod commands;
 mod error;
@@ -27,6 +28,7 @@ use crate::source::now_ms;
 use crate::source::Engines;
 use crate::store::Store;
 use app::api::{Operations, ReadError, ReadModel};
+use app::model::alert::{Alert, AlertPage, AlertQuery};
 use app::model::identity::{AuditEntry, AuditPage, AuditQuery, Grants, Sight};
 use app::model::{Action, ActionResponse, ErrorBody};
 use app::model::{ListQuery, Workflow, WorkflowDetail, WorkflowList};
@@ -136,6 +138,12 @@ pub fn api_router() -> Router<AppState> {
         (ENGINES, get(workflows::engines)),
         (LEASES, get(workflows::leases)),
         (AUDIT, get(admin::audit)),
+        (ALERTS, get(alerts::list)),
+        (ALERT_ACKNOWLEDGE, post(alerts::acknowledge)),
+        (
+            ALERT_MUTE,
+            post(alerts::mute).layer(DefaultBodyLimit::max(1024)),
+        ),
         (HEALTH, get(|| async { "ok" })),
         (
             SIGN_IN,
@@ -207,6 +215,15 @@ impl AppState {
     }
 }
 
+impl PageOperations {
+    /// Who asks, or why they may not `what` without signing in.
+    fn signed_in(&self, what: &str) -> Result<&Caller, ErrorBody> {
+        self.caller
+            .as_ref()
+            .ok_or_else(|| AppError::Unauthorized(format!("sign in to {what}")).into_logged_body())
+    }
+}
+
 #[async_trait::async_trait]
 impl Operations for PageOperations {
     async fn act(
@@ -234,6 +251,21 @@ impl Operations for PageOperations {
             .audit(&query)
             .await
             .map_err(|error| AppError::from(error).into_logged_body())
+    }
+
+    async fn acknowledge_alert(&self, id: i64) -> Result<Alert, ErrorBody> {
+        let caller = self.signed_in("acknowledge alerts")?;
+        alerts::acknowledge_as(&self.state, caller, id)
+            .await
+            .map_err(AppError::into_logged_body)
+    }
+
+    async fn mute_alert(&self, id: i64, minutes: u32) -> Result<Alert, ErrorBody> {
+        let caller = self.signed_in("mute alerts")?;
+        let request = Ok(app::model::alert::MuteRequest { minutes });
+        alerts::mute_as(&self.state, caller, id, request)
+            .await
+            .map_err(AppError::into_logged_body)
     }
 
     async fn audit_of(&self, id: &str) -> Result<Vec<AuditEntry>, ErrorBody> {
@@ -309,6 +341,25 @@ impl ReadModel for StoreReader {
         let window =
             app::model::analytics::Window::Period(app::model::analytics::STEP_NORMS_WINDOW);
         crate::analytics::step_norms(&self.store, workflow_type, window, now_ms())
+            .await
+            .map_err(|e| ReadError::Store(e.into()))
+    }
+
+    async fn alerts(&self, query: &AlertQuery) -> Result<AlertPage, ReadError> {
+        if let Some(invalid) = query.invalid() {
+            return Err(ReadError::BadQuery(app::model::QueryError::BadWorkflowId(
+                invalid,
+            )));
+        }
+        self.store
+            .alerts(query, self.sight.patterns(), now_ms())
+            .await
+            .map_err(|e| ReadError::Store(e.into()))
+    }
+
+    async fn open_alerts(&self) -> Result<u64, ReadError> {
+        self.store
+            .open_alerts(self.sight.patterns(), now_ms())
             .await
             .map_err(|e| ReadError::Store(e.into()))
     }

@@ -40,6 +40,10 @@ pub const ENGINES: &str = "/api/platform/orchestration/engines";
 /// Which instance of Stepline does what only one may do (the leases), and which answers.
 pub const LEASES: &str = "/api/platform/orchestration/leases";
 pub const AUDIT: &str = "/api/platform/orchestration/audit";
+/// The alert inbox, and operators taking an alert in hand.
+pub const ALERTS: &str = "/api/platform/orchestration/alerts";
+pub const ALERT_ACKNOWLEDGE: &str = "/api/platform/orchestration/alerts/{id}/acknowledge";
+pub const ALERT_MUTE: &str = "/api/platform/orchestration/alerts/{id}/mute";
 pub const HEALTH: &str = "/api/health";
 pub const UNKNOWN_API: &str = "/api/{*rest}";
 pub const LIVE: &str = "/ws/orchestration";
@@ -73,6 +77,9 @@ pub const API: &[Rule] = &[
     rule(Method::GET, ENGINES, Need::Read),
     rule(Method::GET, LEASES, Need::Read),
     rule(Method::GET, AUDIT, Need::Operate),
+    rule(Method::GET, ALERTS, Need::Read),
+    rule(Method::POST, ALERT_ACKNOWLEDGE, Need::Operate),
+    rule(Method::POST, ALERT_MUTE, Need::Operate),
     rule(Method::GET, HEALTH, Need::Nobody),
     rule(Method::GET, LIVE, Need::Read),
     rule(Method::POST, SIGN_IN, Need::Nobody),
@@ -106,6 +113,10 @@ pub const SERVER_FUNCTIONS: &[(&str, Need)] = &[
     ("/api/get_audit", Need::Read),
     ("/api/get_engine_commands", Need::Read),
     ("/api/search_audit", Need::Operate),
+    ("/api/list_alerts", Need::Read),
+    ("/api/count_open_alerts", Need::Read),
+    ("/api/acknowledge_alert", Need::Operate),
+    ("/api/mute_alert", Need::Operate),
     ("/api/who_am_i", Need::Nobody),
 ];
 

@@ -33,6 +33,8 @@ pub struct Published {
     /// The engine of the run it is about, when known: a client that may read only some
     /// engines gets only their events.
     pub engine: Option<String>,
+    /// Sent to every client that may see its engine, whatever it follows (an alert).
+    pub to_everyone: bool,
     pub json: String,
 }
 
@@ -146,6 +148,7 @@ impl LiveHub {
     fn send(&self, ring: &mut Ring, seq: u64, engine: Option<&str>, event: LiveEvent) {
         ring.next_seq = seq + 1;
         let workflow_id = event.workflow_id().map(str::to_owned);
+        let to_everyone = event.is_for_everyone();
         let message = LiveMessage { seq, event };
         let json = match serde_json::to_string(&message) {
             Ok(json) => json,
@@ -158,6 +161,7 @@ impl LiveHub {
             seq,
             workflow_id,
             engine: engine.map(str::to_owned),
+            to_everyone,
             json,
         });
         while ring.events.len() >= RING_CAPACITY

@@ -50,6 +50,7 @@ where
         };
         visible
             && (self.all
+                || published.to_everyone
                 || published
                     .workflow_id
                     .as_ref()

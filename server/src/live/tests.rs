@@ -94,12 +94,17 @@ struct Client {
 
 impl Client {
     fn connect(hub: Arc<LiveHub>) -> Self {
+        Self::connect_seeing(hub, app::model::identity::Sight::Everything)
+    }
+
+    /// A client that may see only the runs of the engines `sight` names.
+    fn connect_seeing(hub: Arc<LiveHub>, sight: app::model::identity::Sight) -> Self {
         let (to_server, incoming) = mpsc::unbounded();
         let (outgoing, from_server) = mpsc::unbounded();
         tokio::spawn(run_session(
             hub,
             Arc::new(NoRows),
-            app::model::identity::Sight::Everything,
+            sight,
             outgoing,
             incoming,
         ));
@@ -176,6 +181,56 @@ async fn a_session_sends_only_the_subscribed_workflows() {
     let message = client.next().await;
     assert_eq!(message.event.workflow_id(), Some("wf-a"));
     assert_eq!(message.seq, 2);
+}
+
+fn alert_on(engine: &str, workflow_id: &str) -> LiveEvent {
+    LiveEvent::AlertChanged {
+        alert: Box::new(app::model::alert::Alert {
+            id: 1,
+            condition: app::model::alert::AlertCondition::Failed,
+            engine: engine.into(),
+            workflow_id: Some(workflow_id.into()),
+            workflow_type: Some("billing".into()),
+            summary: "billing wf-z: failed".into(),
+            fired_at: chrono::Utc::now(),
+            resolved_at: None,
+            acknowledged_by: None,
+            acknowledged_at: None,
+            muted_until: None,
+        }),
+    }
+}
+
+#[tokio::test]
+async fn an_alert_reaches_every_client_that_may_see_its_engine_whatever_it_follows() {
+    let hub = Arc::new(LiveHub::new(1));
+    let mut following_another = Client::connect(hub.clone());
+    let mut seeing_other_engines = Client::connect_seeing(
+        hub.clone(),
+        app::model::identity::Sight::Engines(vec!["temporal:*".into()]),
+    );
+    for client in [&mut following_another, &mut seeing_other_engines] {
+        assert!(matches!(client.next().await.event, LiveEvent::Hello {}));
+        client.subscribe(ids(&["wf-a"]), None).await;
+    }
+    hub.publish_of(
+        Some("custom:billing"),
+        vec![alert_on("custom:billing", "wf-z")],
+    );
+    hub.publish_of(Some("temporal:prod"), vec![log_event("wf-a", "for both")]);
+
+    let alert = following_another.next().await;
+    assert!(
+        matches!(alert.event, LiveEvent::AlertChanged { .. }),
+        "{alert:?}"
+    );
+    assert_eq!(
+        following_another.next().await.event.workflow_id(),
+        Some("wf-a")
+    );
+    // The other client may not see custom:billing: its first event is the log line.
+    let first = seeing_other_engines.next().await;
+    assert_eq!(first.event.workflow_id(), Some("wf-a"), "{first:?}");
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 //! what it refuses and what it does. The checks the rules share are grouped under
 //! Validation.
 
+use crate::alerts::Conditions;
 use crate::source::{limits, Change, Refusal, SourceEvent, StepDeclaration, WorkflowStart};
 use crate::store::rows::{to_millis, AttemptRecord, LogRow, Millis, StepRow, WorkflowRow};
 use app::model::{
@@ -28,6 +29,8 @@ pub struct WorkflowState {
     /// The run as it was when loaded, if it had ended: the analytics take it out again
     /// when a retry reopens it.
     pub ended_before: Option<Box<(WorkflowRow, Vec<StepRow>)>>,
+    /// The alert conditions the run held before the batch (none for a new run).
+    pub alerting_before: Conditions,
 }
 
 impl WorkflowState {
@@ -35,6 +38,7 @@ impl WorkflowState {
     pub fn loaded(row: WorkflowRow, steps: Vec<StepRow>) -> Self {
         Self {
             sla_before: row.sla_status,
+            alerting_before: Conditions::of(&row),
             ended_before: row
                 .status
                 .is_terminal()
@@ -194,6 +198,7 @@ pub fn start(
     let dirty_steps = steps.keys().copied().collect();
     Ok(WorkflowState {
         sla_before: row.sla_status,
+        alerting_before: Conditions::default(),
         ended_before: None,
         row,
         steps,

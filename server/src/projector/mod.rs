@@ -7,6 +7,7 @@
 pub mod apply;
 pub mod fit;
 
+use crate::alerts::{AlertMoves, Conditions};
 use crate::forecast::{forecast, Forecaster};
 use crate::live::LiveHub;
 use crate::source::{
@@ -14,7 +15,8 @@ use crate::source::{
 };
 use crate::store::rollup::Rollup;
 use crate::store::rows::{StepRow, WorkflowRow};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, Writer};
+use app::model::alert::Alert;
 use app::model::{Capabilities, LiveEvent, WorkflowStatus};
 use apply::WorkflowState;
 use std::collections::HashMap;
@@ -284,6 +286,7 @@ pub async fn apply_events(
         });
     }
     let mut rollup = Rollup::default();
+    let mut alerting = AlertMoves::default();
     for id in &order {
         let state = states.get_mut(id).expect("every ordered id has a state");
         // A running run's forecast rides on its update, from its type's history as the
@@ -299,6 +302,7 @@ pub async fn apply_events(
             state.row.forecast = None;
         }
         apply::finish(state, now, &mut out);
+        alerting.add(state.alerting_before, &state.row);
         // Each run counts once, with its latest outcome.
         let outcome_changed = match &state.ended_before {
             Some(before) => {
@@ -334,6 +338,7 @@ pub async fn apply_events(
     for state in &runs {
         writer.append_logs(&state.row.id, &state.new_logs).await?;
     }
+    out.extend(alert_events(writer.move_alerts(&alerting, now).await?));
     if !rollup.is_empty() {
         writer.add_rollup(rollup).await?;
     }
@@ -406,7 +411,9 @@ pub async fn sweep_sla(
     let mut writer = store.begin().await?;
     let candidates = writer.sla_candidates(now).await?;
     let mut moved = Vec::new();
+    let mut alerting = AlertMoves::default();
     for mut row in candidates {
+        let alerting_before = Conditions::of(&row);
         let before = row.sla_status;
         row.sla_status = row.sla_at(now);
         if row.sla_status == before {
@@ -419,6 +426,7 @@ pub async fn sweep_sla(
             workflow: Box::new(row.to_wire(now)),
         });
         add_of_engine(&mut out, &row.engine, events);
+        alerting.add(alerting_before, &row);
         moved.push(row);
     }
     if moved.is_empty() {
@@ -427,12 +435,35 @@ pub async fn sweep_sla(
     writer
         .save_workflows(&moved.iter().collect::<Vec<_>>())
         .await?;
+    move_alerts(&mut writer, &alerting, now, &mut out).await?;
     // On PostgreSQL the crossings go to the shared log with the change.
     for (engine, events) in &out {
         writer.record_live(Some(engine), events, now).await?;
     }
     writer.commit().await?;
     Ok(out)
+}
+
+/// The live events of alerts that changed.
+pub fn alert_events(alerts: Vec<Alert>) -> impl Iterator<Item = LiveEvent> {
+    alerts.into_iter().map(|alert| LiveEvent::AlertChanged {
+        alert: Box::new(alert),
+    })
+}
+
+/// Fires and resolves what `moves` says in `writer`'s transaction, and adds the live
+/// events of the alerts that changed to `out`, by engine.
+pub async fn move_alerts(
+    writer: &mut Writer,
+    moves: &AlertMoves,
+    now: Millis,
+    out: &mut Vec<(String, Vec<LiveEvent>)>,
+) -> Result<(), StoreError> {
+    for alert in writer.move_alerts(moves, now).await? {
+        let engine = alert.engine.clone();
+        add_of_engine(out, &engine, alert_events(vec![alert]).collect());
+    }
+    Ok(())
 }
 
 /// Adds `events` to those of `engine` in `out` (live events are published by engine).

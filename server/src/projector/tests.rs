@@ -4,6 +4,7 @@
 use super::*;
 use crate::engines::ingest;
 use crate::source::{StepDeclaration, WorkflowStart};
+use app::model::alert::AlertCondition;
 use app::model::{SlaStatus, StepKind, StepStatus, WorkflowStatus};
 use chrono::{DateTime, TimeZone, Utc};
 
@@ -521,8 +522,9 @@ async fn sla_moves_to_at_risk_and_breached_as_time_passes() {
                 sla_target: 100,
                 ..
             },
-            LiveEvent::WorkflowUpdated { .. }
-        ]
+            LiveEvent::WorkflowUpdated { .. },
+            LiveEvent::AlertChanged { alert }
+        ] if alert.condition == AlertCondition::SlaWarning && alert.resolved_at.is_none()
     ));
     assert!(
         sweep_sla(&store, T0 + 95_000).await.unwrap().is_empty(),
@@ -530,10 +532,21 @@ async fn sla_moves_to_at_risk_and_breached_as_time_passes() {
     );
 
     let breached = sweep_sla(&store, T0 + 100_001).await.unwrap();
-    assert!(matches!(
-        breached.first().and_then(|(_, events)| events.first()),
-        Some(LiveEvent::SlaBreached { .. })
-    ));
+    let (_, breached) = &breached[0];
+    assert!(
+        matches!(
+            breached.as_slice(),
+            [
+                LiveEvent::SlaBreached { .. },
+                LiveEvent::WorkflowUpdated { .. },
+                LiveEvent::AlertChanged { alert: fired },
+                LiveEvent::AlertChanged { alert: resolved },
+            ] if fired.condition == AlertCondition::SlaBreached
+                && resolved.condition == AlertCondition::SlaWarning
+                && resolved.resolved_at.is_some()
+        ),
+        "{breached:?}"
+    );
     let detail = store
         .workflow_detail("wf-sla", T0 + 100_001)
         .await

@@ -33,6 +33,7 @@ macro_rules! write_alone {
     }};
 }
 
+pub mod alerts;
 pub mod commands;
 pub mod forecast;
 mod forward;

@@ -80,6 +80,13 @@ impl WorkflowRow {
         }
     }
 
+    /// When the run's SLA target runs out, if it has one and has started.
+    pub fn sla_deadline_ms(&self) -> Option<Millis> {
+        self.started_ms
+            .zip(self.sla_target_seconds)
+            .map(|(started, target)| started + target * 1000)
+    }
+
     /// The SLA status the run has at `now`.
     pub fn sla_at(&self, now: Millis) -> SlaStatus {
         SlaStatus::derive(self.elapsed_ms(now), self.sla_target_seconds)
@@ -353,4 +360,37 @@ pub struct LogRow {
     pub step_number: u32,
     pub at_ms: Millis,
     pub line: String,
+}
+
+#[cfg(test)]
+impl WorkflowRow {
+    /// A run of `deploy` on the built-in engine, running since `started`, for tests.
+    pub fn running_since(started: Millis, sla_seconds: Option<i64>) -> Self {
+        Self {
+            id: "wf-1".into(),
+            engine: "builtin".into(),
+            workflow_type: "deploy".into(),
+            engine_ref: None,
+            status: WorkflowStatus::Running,
+            status_reason: None,
+            definition_name: None,
+            definition_version: None,
+            declared_steps: None,
+            completed_steps: 0,
+            total_steps: 0,
+            sla_target_seconds: sla_seconds,
+            sla_status: SlaStatus::OnTrack,
+            triggered_by: None,
+            trigger_type: None,
+            priority: Priority::Normal,
+            tags: Vec::new(),
+            input: None,
+            capabilities: Capabilities::default(),
+            created_ms: started,
+            started_ms: Some(started),
+            completed_ms: None,
+            updated_ms: started,
+            forecast: None,
+        }
+    }
 }

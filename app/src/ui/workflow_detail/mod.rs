@@ -231,6 +231,7 @@ fn RunView(run: WorkflowDetail, state: PageState, may_operate: bool) -> impl Int
             .engine
             .starts_with("custom:")
             .then(|| view! { <EngineCommands id=id.clone() version=run.execution.updated_at state /> })}
+        <super::RunAlerts id=id.clone() />
         <AuditTrail id=id.clone() version=run.execution.updated_at />
         <p class="export">
             <a href=format!("/api/platform/orchestration/workflows/{id}/export") download="">

@@ -1,0 +1,264 @@
+//! Alerts as stored: fired and resolved in the write transaction of the change that
+//! caused them (see `crate::alerts`), read by the inbox and its badge, acknowledged and
+//! muted by operators.
+
+use super::rows::Millis;
+use super::{push_sight, Store, StoreError, Writer};
+use crate::alerts::AlertMoves;
+use crate::source::clock::to_datetime;
+use app::model::alert::{
+    Alert, AlertCondition, AlertPage, AlertQuery, AlertState, OPEN_ALERTS_COUNTED_AT_MOST,
+};
+use sqlx::QueryBuilder;
+
+/// An alert's row, with the end of the mute that covers it (if one does).
+#[derive(sqlx::FromRow)]
+struct AlertColumns {
+    id: i64,
+    condition: String,
+    engine: String,
+    workflow_id: Option<String>,
+    workflow_type: Option<String>,
+    summary: String,
+    fired_ms: Millis,
+    resolved_ms: Option<Millis>,
+    acknowledged_by: Option<String>,
+    acknowledged_ms: Option<Millis>,
+    muted_until_ms: Option<Millis>,
+}
+
+impl AlertColumns {
+    /// As shown; a condition this version does not know (written by a newer one) is
+    /// left out.
+    fn to_wire(self) -> Option<Alert> {
+        Some(Alert {
+            id: self.id,
+            condition: AlertCondition::parse(&self.condition)?,
+            engine: self.engine,
+            workflow_id: self.workflow_id,
+            workflow_type: self.workflow_type,
+            summary: self.summary,
+            fired_at: to_datetime(self.fired_ms),
+            resolved_at: self.resolved_ms.map(to_datetime),
+            acknowledged_by: self.acknowledged_by,
+            acknowledged_at: self.acknowledged_ms.map(to_datetime),
+            muted_until: self.muted_until_ms.map(to_datetime),
+        })
+    }
+}
+
+/// What a mute covers: an alert's workflow type, or for an alert about no run its engine.
+const MUTE_SCOPE_SQL: &str = "COALESCE(a.workflow_type, 'engine:' || a.engine)";
+
+/// The mute scope of `alert`, as [`MUTE_SCOPE_SQL`] says it.
+pub fn mute_scope(alert: &Alert) -> String {
+    match &alert.workflow_type {
+        Some(workflow_type) => workflow_type.clone(),
+        None => format!("engine:{}", alert.engine),
+    }
+}
+
+/// Alerts with the mute covering each at a moment the caller puts last (a bind), then
+/// its `WHERE ...`.
+fn select_alerts_muted_after() -> String {
+    format!(
+        "SELECT a.id, a.condition, a.engine, a.workflow_id, a.workflow_type, a.summary,
+                a.fired_ms, a.resolved_ms, a.acknowledged_by, a.acknowledged_ms,
+                m.until_ms AS muted_until_ms
+         FROM alerts a LEFT JOIN alert_mutes m
+           ON m.scope = {MUTE_SCOPE_SQL} AND m.condition = a.condition AND m.until_ms > "
+    )
+}
+
+/// One alert by id (`$2`) with the mute covering it at `$1`.
+static ALERT_BY_ID: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("{}$1 WHERE a.id = $2", select_alerts_muted_after()));
+
+const FIRE: &str = "INSERT INTO alerts
+       (subject, condition, engine, workflow_id, workflow_type, summary, fired_ms)
+     VALUES ($1, $2, $3, $4, $5, $6, $7)
+     ON CONFLICT (subject, condition) WHERE resolved_ms IS NULL DO NOTHING
+     RETURNING id";
+
+const RESOLVE: &str = "UPDATE alerts SET resolved_ms = $1
+     WHERE subject = $2 AND condition = $3 AND resolved_ms IS NULL RETURNING id";
+
+impl Writer {
+    /// Fires and resolves what `moves` says, in this transaction: an alert already
+    /// holding does not fire again, one not holding is not resolved. Returns the alerts
+    /// that changed, as they now are.
+    pub async fn move_alerts(
+        &mut self,
+        moves: &AlertMoves,
+        now: Millis,
+    ) -> Result<Vec<Alert>, StoreError> {
+        if moves.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut changed: Vec<i64> = Vec::new();
+        for alert in &moves.fire {
+            let fired: Option<i64> = on_backend!(&mut self.tx, tx => {
+                sqlx::query_scalar(FIRE)
+                    .bind(&alert.subject)
+                    .bind(alert.condition.as_str())
+                    .bind(&alert.engine)
+                    .bind(&alert.workflow_id)
+                    .bind(&alert.workflow_type)
+                    .bind(&alert.summary)
+                    .bind(now)
+                    .fetch_optional(&mut **tx)
+                    .await?
+            });
+            changed.extend(fired);
+        }
+        for (subject, condition) in &moves.resolve {
+            let resolved: Vec<i64> = on_backend!(&mut self.tx, tx => {
+                sqlx::query_scalar(RESOLVE)
+                    .bind(now)
+                    .bind(subject)
+                    .bind(condition.as_str())
+                    .fetch_all(&mut **tx)
+                    .await?
+            });
+            changed.extend(resolved);
+        }
+        let mut alerts = Vec::with_capacity(changed.len());
+        for id in changed {
+            let row: Option<AlertColumns> = on_backend!(&mut self.tx, tx => {
+                sqlx::query_as(&ALERT_BY_ID)
+                    .bind(now)
+                    .bind(id)
+                    .fetch_optional(&mut **tx)
+                    .await?
+            });
+            alerts.extend(row.and_then(AlertColumns::to_wire));
+        }
+        Ok(alerts)
+    }
+}
+
+impl Store {
+    /// A page of the alerts of the engines `sight` names (all for `None`), newest first.
+    pub async fn alerts(
+        &self,
+        query: &AlertQuery,
+        sight: Option<&[String]>,
+        now: Millis,
+    ) -> Result<AlertPage, StoreError> {
+        let limit = query.effective_limit();
+        let mut rows: Vec<AlertColumns> = on_backend!(&self.pool, pool => {
+            let mut select = QueryBuilder::new(select_alerts_muted_after());
+            select.push_bind(now).push(" WHERE 1 = 1");
+            match query.state {
+                AlertState::Firing => select.push(" AND a.resolved_ms IS NULL"),
+                AlertState::Resolved => select.push(" AND a.resolved_ms IS NOT NULL"),
+                AlertState::All => &mut select,
+            };
+            if let Some(workflow_id) = &query.workflow_id {
+                select.push(" AND a.workflow_id = ").push_bind(workflow_id.clone());
+            }
+            if let Some(before) = query.before {
+                select.push(" AND a.id < ").push_bind(before);
+            }
+            push_sight(&mut select, sight);
+            select
+                .push(" ORDER BY a.id DESC LIMIT ")
+                .push_bind(i64::from(limit) + 1);
+            select.build_query_as().fetch_all(pool).await?
+        });
+        let next_before = if rows.len() > limit as usize {
+            rows.truncate(limit as usize);
+            rows.last().map(|row| row.id)
+        } else {
+            None
+        };
+        Ok(AlertPage {
+            alerts: rows.into_iter().filter_map(AlertColumns::to_wire).collect(),
+            next_before,
+            open: self.open_alerts(sight, now).await?,
+        })
+    }
+
+    /// How many alerts of the engines `sight` names are open (holding, not acknowledged,
+    /// not muted), up to [`OPEN_ALERTS_COUNTED_AT_MOST`].
+    pub async fn open_alerts(
+        &self,
+        sight: Option<&[String]>,
+        now: Millis,
+    ) -> Result<u64, StoreError> {
+        let count: i64 = on_backend!(&self.pool, pool => {
+            let mut select = QueryBuilder::new(format!(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM alerts a
+                 WHERE a.resolved_ms IS NULL AND a.acknowledged_ms IS NULL
+                   AND NOT EXISTS (SELECT 1 FROM alert_mutes m
+                     WHERE m.scope = {MUTE_SCOPE_SQL} AND m.condition = a.condition
+                       AND m.until_ms > "
+            ));
+            select.push_bind(now).push(")");
+            push_sight(&mut select, sight);
+            select
+                .push(" LIMIT ")
+                .push_bind(OPEN_ALERTS_COUNTED_AT_MOST as i64)
+                .push(") counted");
+            select.build_query_scalar().fetch_one(pool).await?
+        });
+        Ok(count.max(0) as u64)
+    }
+
+    /// Alert `id` as it is now, if there is one.
+    pub async fn alert(&self, id: i64, now: Millis) -> Result<Option<Alert>, StoreError> {
+        let row: Option<AlertColumns> = on_backend!(&self.pool, pool => {
+            sqlx::query_as(&ALERT_BY_ID).bind(now).bind(id).fetch_optional(pool).await?
+        });
+        Ok(row.and_then(AlertColumns::to_wire))
+    }
+
+    /// Records that `actor` acknowledged alert `id`; whether it was not already.
+    pub async fn acknowledge_alert(
+        &self,
+        id: i64,
+        actor: &str,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let changed = write_alone!(
+            self,
+            "UPDATE alerts SET acknowledged_by = $1, acknowledged_ms = $2
+             WHERE id = $3 AND acknowledged_ms IS NULL",
+            actor,
+            now,
+            id,
+        );
+        Ok(changed > 0)
+    }
+
+    /// Mutes `condition` for `scope` (see [`mute_scope`]) until `until` (by `actor`), or
+    /// unmutes it with `None`.
+    pub async fn mute_alerts(
+        &self,
+        scope: &str,
+        condition: AlertCondition,
+        until: Option<Millis>,
+        actor: &str,
+    ) -> Result<(), StoreError> {
+        match until {
+            Some(until) => write_alone!(
+                self,
+                "INSERT INTO alert_mutes (scope, condition, until_ms, muted_by)
+                 VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (scope, condition)
+                 DO UPDATE SET until_ms = excluded.until_ms, muted_by = excluded.muted_by",
+                scope,
+                condition.as_str(),
+                until,
+                actor,
+            ),
+            None => write_alone!(
+                self,
+                "DELETE FROM alert_mutes WHERE scope = $1 AND condition = $2",
+                scope,
+                condition.as_str(),
+            ),
+        };
+        Ok(())
+    }
+}
