@@ -28,6 +28,10 @@ trap cleanup EXIT
 step "Rust tests"
 cargo test -p app --features ssr
 cargo test -p server
+# Alerts delivered to real receivers (a webhook receiver, an SMTP server), each a process.
+STEPLINE_RECEIVER_PYTHON="$(scripts/receivers.sh python)"
+export STEPLINE_RECEIVER_PYTHON
+cargo test -p server --test alert_delivery -- --include-ignored
 
 step "The story tests again on PostgreSQL (a private cluster on loopback)"
 # Each test's Stepline gets a database of its own on this server (tests/common/database.rs).
@@ -37,6 +41,7 @@ export STEPLINE_TEST_POSTGRES_URL="$postgres_url"
 cargo test -p server --lib projector
 cargo test -p server --test api --test authorization --test builtin_engine --test commands \
   --test alerts --test connections --test forecast --test fuzz --test internal_errors --test leases
+cargo test -p server --test alert_delivery -- --include-ignored
 # Retention, but SQLite's own write lock (BEGIN IMMEDIATE; PostgreSQL's is an advisory lock).
 cargo test -p server --test retention -- --skip a_write_transaction_holds_the_write_lock_from_its_start
 # Several instances on one database (ignored without a PostgreSQL to run on).

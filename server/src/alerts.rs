@@ -69,6 +69,8 @@ pub struct NewAlert {
     pub workflow_id: Option<String>,
     pub workflow_type: Option<String>,
     pub summary: String,
+    /// The run's tags, which channels may route by (not kept with the alert).
+    pub tags: Vec<String>,
 }
 
 /// What changes of rows fire and resolve, to move in their write transaction.
@@ -120,6 +122,7 @@ impl NewAlert {
             workflow_id: Some(row.id.clone()),
             workflow_type: Some(row.workflow_type.clone()),
             summary: summary(condition, row),
+            tags: row.tags.clone(),
         }
     }
 }
@@ -158,10 +161,15 @@ fn summary(condition: AlertCondition, row: &WorkflowRow) -> String {
         AlertCondition::CompensationFailed => {
             format!("a compensation failed{reason}; it needs manual intervention")
         }
+        // About a channel, not a run (see `deliver`).
+        AlertCondition::ChannelFailing => String::new(),
     };
     let line = format!("{} {}: {said}", row.workflow_type, row.id);
     line.chars().take(SUMMARY_CHARS).collect()
 }
+
+pub mod channels;
+pub mod deliver;
 
 #[cfg(test)]
 mod tests;

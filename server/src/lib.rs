@@ -195,6 +195,25 @@ pub fn stop_taking_commands_from(state: &AppState, name: &str) {
     }
 }
 
+/// Sends alerts to `channels` (those of the `--alert-channels` file): each alert that
+/// fires from now on is written to their outbox, which the instance holding the
+/// deliverer's lease empties.
+pub fn deliver_alerts(state: &AppState, channels: Vec<alerts::channels::Channel>) {
+    let channels: alerts::channels::Channels = Arc::new(channels);
+    state.store.send_alerts_to(channels.clone());
+    let lease = source::LeaseKeeper::keep(
+        Arc::new(state.store.clone()),
+        alerts::deliver::LEASE.to_owned(),
+        state.instance.clone(),
+    );
+    tokio::spawn(alerts::deliver::deliver(
+        state.store.clone(),
+        state.hub.clone(),
+        channels,
+        lease,
+    ));
+}
+
 /// The lease under which one instance at a time follows the engine `engine_id`.
 fn source_lease(state: &AppState, engine_id: &str) -> source::LeaseKeeper {
     source::LeaseKeeper::keep(

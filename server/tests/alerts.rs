@@ -5,7 +5,7 @@
 
 mod common;
 use app::model::identity::{Role, RoleBinding};
-use common::client::{until, Client};
+use common::client::{at, now_ms, until, Client};
 use common::core_state;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -14,16 +14,6 @@ use std::time::Duration;
 const WITHIN: Duration = Duration::from_secs(30);
 const SECOND: i64 = 1_000;
 const ALERTS: &str = "/api/platform/orchestration/alerts";
-
-fn at(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .expect("a time")
-        .to_rfc3339()
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
 
 fn started(id: &str, start: i64, sla_seconds: i64) -> Value {
     json!({"type": "workflow_started", "workflow_id": id, "at": at(start),

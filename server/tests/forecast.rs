@@ -4,7 +4,7 @@
 //! with too little history says so; a run that ends is no longer forecast.
 
 mod common;
-use common::client::{millis, until, Client};
+use common::client::{at, millis, now_ms, until, Client};
 use common::core_state;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -12,16 +12,6 @@ use std::time::Duration;
 /// The forecast sweep runs every few seconds; this is ample.
 const WITHIN: Duration = Duration::from_secs(30);
 const SECOND: i64 = 1_000;
-
-fn at(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .expect("a time")
-        .to_rfc3339()
-}
-
-fn now_ms() -> i64 {
-    chrono::Utc::now().timestamp_millis()
-}
 
 fn started(id: &str, workflow_type: &str, start: i64, sla_seconds: i64) -> Value {
     json!({"type": "workflow_started", "workflow_id": id, "at": at(start),

@@ -1,6 +1,6 @@
 //! Alerts: what needs an operator now (a run failed, will miss or has missed its SLA, a
-//! compensation failed), each fired once per run and condition and resolved when the
-//! condition clears; the inbox's API shapes.
+//! compensation failed, an alert channel fails), each fired once per run (or channel) and
+//! condition and resolved when the condition clears; the inbox's API shapes.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -19,15 +19,18 @@ pub enum AlertCondition {
     Failed,
     /// A compensation failed: the run needs manual intervention.
     CompensationFailed,
+    /// An alert channel keeps failing to take alerts (about no run: the channel).
+    ChannelFailing,
 }
 
 impl AlertCondition {
-    pub const ALL: [AlertCondition; 5] = [
+    pub const ALL: [AlertCondition; 6] = [
         Self::ForecastBreach,
         Self::SlaWarning,
         Self::SlaBreached,
         Self::Failed,
         Self::CompensationFailed,
+        Self::ChannelFailing,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -37,6 +40,7 @@ impl AlertCondition {
             Self::SlaBreached => "sla_breached",
             Self::Failed => "failed",
             Self::CompensationFailed => "compensation_failed",
+            Self::ChannelFailing => "channel_failing",
         }
     }
 
@@ -52,6 +56,7 @@ impl AlertCondition {
             Self::SlaBreached => "SLA breached",
             Self::Failed => "Failed",
             Self::CompensationFailed => "Compensation failed",
+            Self::ChannelFailing => "Alert channel failing",
         }
     }
 }

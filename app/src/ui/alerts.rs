@@ -290,12 +290,7 @@ mod tests {
     use super::*;
 
     fn from(pairs: &[(&str, &str)]) -> Result<AlertQuery, String> {
-        query_of(|key| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| (*v).to_owned())
-        })
+        query_of(crate::ui::parts::address_of(pairs))
     }
 
     #[test]

@@ -162,12 +162,7 @@ mod tests {
     use super::*;
 
     fn from(pairs: &[(&str, &str)]) -> Result<AuditQuery, String> {
-        query_of(|key| {
-            pairs
-                .iter()
-                .find(|(k, _)| *k == key)
-                .map(|(_, v)| (*v).to_owned())
-        })
+        query_of(crate::ui::parts::address_of(pairs))
     }
 
     #[test]

@@ -177,3 +177,14 @@ pub(crate) fn encode_component(value: &str) -> String {
     }
     out
 }
+
+/// A page's address as `(key, value)` pairs, looked up as the page reads its query (tests).
+#[cfg(test)]
+pub fn address_of<'a>(pairs: &'a [(&str, &str)]) -> impl Fn(&str) -> Option<String> + 'a {
+    move |key| {
+        pairs
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| (*v).to_owned())
+    }
+}

@@ -307,14 +307,9 @@ impl Default for Providers {
 
 impl Providers {
     pub fn new(configs: Vec<ProviderConfig>) -> Self {
-        crate::engines::install_tls_provider();
-        let http = reqwest::Client::builder()
-            // A provider's endpoints are used as given: following a redirect would let
-            // a discovery document send our requests anywhere (SSRF).
-            .redirect(reqwest::redirect::Policy::none())
-            .timeout(PROVIDER_TIMEOUT)
-            .build()
-            .unwrap_or_default();
+        // A provider's endpoints are used as given: following a redirect would let a
+        // discovery document send our requests anywhere (SSRF).
+        let http = crate::engines::outgoing_client(PROVIDER_TIMEOUT);
         Self {
             providers: configs
                 .into_iter()

@@ -385,12 +385,7 @@ pub async fn deliver_webhooks(engine: Arc<PushEngine>) {
     let Delivery::Webhook { url, secret } = engine.source.delivery.clone() else {
         return;
     };
-    crate::engines::install_tls_provider();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(DELIVERY_TIMEOUT)
-        .build()
-        .unwrap_or_default();
+    let http = crate::engines::outgoing_client(DELIVERY_TIMEOUT);
     loop {
         // Listening before looking, so a command written meanwhile is not slept through.
         let woken = engine.wake.notified();

@@ -18,6 +18,18 @@ pub fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
+/// An HTTP client for calls to addresses an operator configured (webhooks, providers):
+/// it follows no redirect (one would let the other side send our requests anywhere) and
+/// gives up after `timeout`.
+pub fn outgoing_client(timeout: std::time::Duration) -> reqwest::Client {
+    install_tls_provider();
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(timeout)
+        .build()
+        .unwrap_or_default()
+}
+
 /// The first `bytes` bytes of the SHA-256 of `text`, in hex: what stands for an engine's
 /// own id in Stepline's ids where that id is not URL-safe.
 fn short_hash(text: &str, bytes: usize) -> String {

@@ -185,7 +185,7 @@ async fn forecast_again(store: Store, hub: Arc<LiveHub>) {
 
 /// Publishes what a sweep changed, by engine; on PostgreSQL it went to the shared log
 /// with the change, and every instance's hub reads it from there.
-fn publish(store: &Store, hub: &LiveHub, changes: Vec<(String, Vec<LiveEvent>)>) {
+pub fn publish(store: &Store, hub: &LiveHub, changes: Vec<(String, Vec<LiveEvent>)>) {
     if !store.shares_live_events() {
         for (engine, events) in changes {
             hub.publish_of(Some(&engine), events);

@@ -83,10 +83,22 @@ const FIRE: &str = "INSERT INTO alerts
 const RESOLVE: &str = "UPDATE alerts SET resolved_ms = $1
      WHERE subject = $2 AND condition = $3 AND resolved_ms IS NULL RETURNING id";
 
+const ENQUEUE: &str =
+    "INSERT INTO alert_deliveries (alert_id, channel, news, created_ms, next_attempt_ms)
+     VALUES ($1, $2, 'fired', $3, $3)";
+
+/// A resolved alert is told to the channels that were told it fired (and not muted).
+const ENQUEUE_RESOLVED: &str =
+    "INSERT INTO alert_deliveries (alert_id, channel, news, created_ms, next_attempt_ms)
+     SELECT DISTINCT alert_id, channel, 'resolved', $2, $2 FROM alert_deliveries
+     WHERE alert_id = $1 AND news = 'fired' AND state <> 'muted'";
+
 impl Writer {
     /// Fires and resolves what `moves` says, in this transaction: an alert already
-    /// holding does not fire again, one not holding is not resolved. Returns the alerts
-    /// that changed, as they now are.
+    /// holding does not fire again, one not holding is not resolved. Each alert that
+    /// fires (unmuted) is written to the outbox of every channel that takes it, and one
+    /// that resolves to the channels told it fired. Returns the alerts that changed, as
+    /// they now are.
     pub async fn move_alerts(
         &mut self,
         moves: &AlertMoves,
@@ -95,7 +107,8 @@ impl Writer {
         if moves.is_empty() {
             return Ok(Vec::new());
         }
-        let mut changed: Vec<i64> = Vec::new();
+        // Each changed alert with the channels to tell it fired (none for a resolution).
+        let mut changed: Vec<(i64, Vec<String>)> = Vec::new();
         for alert in &moves.fire {
             let fired: Option<i64> = on_backend!(&mut self.tx, tx => {
                 sqlx::query_scalar(FIRE)
@@ -109,10 +122,19 @@ impl Writer {
                     .fetch_optional(&mut **tx)
                     .await?
             });
-            changed.extend(fired);
+            if let Some(id) = fired {
+                let to = self
+                    .channels
+                    .iter()
+                    .filter(|channel| channel.takes(alert, &alert.tags))
+                    .map(|channel| channel.name.clone())
+                    .collect();
+                changed.push((id, to));
+            }
         }
+        let mut resolved: Vec<i64> = Vec::new();
         for (subject, condition) in &moves.resolve {
-            let resolved: Vec<i64> = on_backend!(&mut self.tx, tx => {
+            let ids: Vec<i64> = on_backend!(&mut self.tx, tx => {
                 sqlx::query_scalar(RESOLVE)
                     .bind(now)
                     .bind(subject)
@@ -120,10 +142,13 @@ impl Writer {
                     .fetch_all(&mut **tx)
                     .await?
             });
-            changed.extend(resolved);
+            resolved.extend(ids);
         }
-        let mut alerts = Vec::with_capacity(changed.len());
-        for id in changed {
+        let mut alerts = Vec::with_capacity(changed.len() + resolved.len());
+        for (id, to) in changed
+            .into_iter()
+            .chain(resolved.into_iter().map(|id| (id, Vec::new())))
+        {
             let row: Option<AlertColumns> = on_backend!(&mut self.tx, tx => {
                 sqlx::query_as(&ALERT_BY_ID)
                     .bind(now)
@@ -131,10 +156,91 @@ impl Writer {
                     .fetch_optional(&mut **tx)
                     .await?
             });
-            alerts.extend(row.and_then(AlertColumns::to_wire));
+            let Some(alert) = row.and_then(AlertColumns::to_wire) else {
+                continue;
+            };
+            if alert.resolved_at.is_some() {
+                on_backend!(&mut self.tx, tx => {
+                    sqlx::query(ENQUEUE_RESOLVED).bind(id).bind(now).execute(&mut **tx).await?.rows_affected()
+                });
+            } else if alert.muted_until.is_none() {
+                for channel in &to {
+                    on_backend!(&mut self.tx, tx => {
+                        sqlx::query(ENQUEUE).bind(id).bind(channel).bind(now).execute(&mut **tx).await?.rows_affected()
+                    });
+                }
+            }
+            alerts.push(alert);
         }
         Ok(alerts)
     }
+}
+
+/// A delivery the outbox holds for a channel, with its alert as it now is.
+#[derive(Debug, Clone)]
+pub struct DueDelivery {
+    pub id: i64,
+    pub channel: String,
+    /// `fired` or `resolved`.
+    pub news: String,
+    pub attempts: i64,
+    pub alert: Alert,
+}
+
+/// How a delivery left the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// The channel took it, alone.
+    Sent,
+    /// The channel took it within a digest.
+    Digested,
+    /// Its alert was muted before it could be sent.
+    Muted,
+    /// No channel of that name is declared any more.
+    Unrouted,
+}
+
+impl Settled {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Sent => "sent",
+            Self::Digested => "digested",
+            Self::Muted => "muted",
+            Self::Unrouted => "unrouted",
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct DueColumns {
+    delivery_id: i64,
+    channel: String,
+    news: String,
+    attempts: i64,
+    #[sqlx(flatten)]
+    alert: AlertColumns,
+}
+
+/// The deliveries due at `$1` (which is also the mutes' moment), oldest first, `$2` at most.
+static DUE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{}$1 JOIN (SELECT id AS delivery_id, alert_id, channel, news, attempts
+                    FROM alert_deliveries WHERE state = 'due' AND next_attempt_ms <= $1
+                    ORDER BY next_attempt_ms, id LIMIT $2) d ON d.alert_id = a.id
+         ORDER BY d.delivery_id",
+        select_alerts_muted_after().replace(
+            "SELECT a.id,",
+            "SELECT d.delivery_id, d.channel, d.news, d.attempts, a.id,"
+        )
+    )
+});
+
+/// Deliveries given as a JSON array of ids (`$1`), as each backend lists one.
+fn listed(dialect: super::Dialect) -> &'static str {
+    dialect.pick(
+        "(SELECT value FROM json_each($1))",
+        "(SELECT CAST(value AS BIGINT) FROM jsonb_array_elements_text(CAST($1 AS jsonb)))",
+    )
 }
 
 impl Store {
@@ -203,6 +309,95 @@ impl Store {
             select.build_query_scalar().fetch_one(pool).await?
         });
         Ok(count.max(0) as u64)
+    }
+
+    /// Sends alerts to `channels` from now on (the deliveries of the alerts that fire).
+    pub fn send_alerts_to(&self, channels: crate::alerts::channels::Channels) {
+        *self
+            .channels
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = channels;
+    }
+
+    /// The channels alerts are sent to.
+    pub fn alert_channels(&self) -> crate::alerts::channels::Channels {
+        self.channels
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// At most `limit` deliveries due at `now`, oldest first.
+    pub async fn due_deliveries(
+        &self,
+        now: Millis,
+        limit: i64,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        let rows: Vec<DueColumns> = on_backend!(&self.pool, pool => {
+            sqlx::query_as(&DUE).bind(now).bind(limit).fetch_all(pool).await?
+        });
+        Ok(rows
+            .into_iter()
+            .filter_map(|row| {
+                Some(DueDelivery {
+                    id: row.delivery_id,
+                    channel: row.channel,
+                    news: row.news,
+                    attempts: row.attempts,
+                    alert: row.alert.to_wire()?,
+                })
+            })
+            .collect())
+    }
+
+    /// When the next delivery is due, if one is.
+    pub async fn next_delivery_due(&self) -> Result<Option<Millis>, StoreError> {
+        let next: Option<Millis> = on_backend!(&self.pool, pool => {
+            sqlx::query_scalar("SELECT MIN(next_attempt_ms) FROM alert_deliveries WHERE state = 'due'")
+                .fetch_one(pool)
+                .await?
+        });
+        Ok(next)
+    }
+
+    /// Takes deliveries `ids` out of the outbox, `how` they left it.
+    pub async fn settle_deliveries(
+        &self,
+        ids: &[i64],
+        how: Settled,
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "UPDATE alert_deliveries SET state = $2, sent_ms = $3, last_error = NULL
+             WHERE state = 'due' AND id IN {}",
+            listed(self.dialect())
+        );
+        write_alone!(self, &sql, super::json_text(ids), how.as_str(), now);
+        Ok(())
+    }
+
+    /// Leaves deliveries `ids` due again at `next`, one try more, with why this one failed.
+    pub async fn retry_deliveries(
+        &self,
+        ids: &[i64],
+        next: Millis,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "UPDATE alert_deliveries SET attempts = attempts + 1, next_attempt_ms = $2,
+                 last_error = $3
+             WHERE state = 'due' AND id IN {}",
+            listed(self.dialect())
+        );
+        let error: String = error.chars().take(500).collect();
+        write_alone!(self, &sql, super::json_text(ids), next, error);
+        Ok(())
     }
 
     /// Alert `id` as it is now, if there is one.

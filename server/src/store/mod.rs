@@ -235,6 +235,8 @@ pub struct Store {
     stats: std::sync::Arc<StatsKept>,
     /// Each workflow type's history as the forecasts last read it.
     histories: std::sync::Arc<forecast::HistoriesKept>,
+    /// Where alerts are sent: each fired alert's deliveries are written with it.
+    channels: std::sync::Arc<std::sync::RwLock<crate::alerts::channels::Channels>>,
 }
 
 /// The stats line (every engine's) kept between the writes that change it: every list
@@ -349,6 +351,7 @@ impl Store {
             densities: std::sync::Arc::default(),
             stats: std::sync::Arc::default(),
             histories: std::sync::Arc::default(),
+            channels: std::sync::Arc::default(),
         }
     }
 

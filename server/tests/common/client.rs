@@ -253,3 +253,15 @@ pub fn millis(value: &Value) -> i64 {
         .map(|t| t.timestamp_millis())
         .unwrap_or_else(|| panic!("not a time: {value}"))
 }
+
+/// Milliseconds as the API writes a time (RFC 3339).
+pub fn at(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .expect("a time")
+        .to_rfc3339()
+}
+
+/// The time now, in milliseconds.
+pub fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
+}

@@ -10,5 +10,6 @@ pub mod builtin;
 pub mod client;
 pub mod core_state;
 pub mod database;
+pub mod receiver;
 pub mod relay;
 pub mod temporal_fixture;

@@ -1,0 +1,360 @@
+//! Where alerts are sent: the channels of the `--alert-channels` file (a signed JSON
+//! webhook, a Slack-compatible incoming webhook, email over SMTP), each with the alerts
+//! it takes (by condition, engine, workflow type and tag) and how many messages a minute
+//! it may get before the rest go as a digest.
+
+use crate::alerts::NewAlert;
+use app::model::alert::AlertCondition;
+use app::model::identity::engine_matches;
+use serde::Deserialize;
+use std::path::Path;
+use std::sync::Arc;
+
+/// Messages a channel gets in a minute unless its declaration says otherwise.
+pub const DEFAULT_PER_MINUTE: u32 = 10;
+
+/// How a channel is reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reach {
+    /// A JSON POST signed like the commands to in-house engines
+    /// (`X-Stepline-Signature: t=<unix seconds>,v1=<HMAC-SHA256 hex of "t.body">`).
+    Webhook { url: String, secret: String },
+    /// A Slack-compatible incoming webhook: `{"text": ...}`.
+    Slack { url: String },
+    /// Email over SMTP (`smtp://host:port`, `smtps://` for TLS from the start, or
+    /// `smtp://...?tls=required` for STARTTLS).
+    Email {
+        server: String,
+        from: String,
+        to: Vec<String>,
+    },
+}
+
+impl Reach {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Webhook { .. } => "webhook",
+            Self::Slack { .. } => "slack",
+            Self::Email { .. } => "email",
+        }
+    }
+}
+
+/// One declared channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channel {
+    pub name: String,
+    pub reach: Reach,
+    /// The conditions it takes (all when empty).
+    pub conditions: Vec<AlertCondition>,
+    /// The engines whose alerts it takes, as patterns (`temporal:*`; all when empty).
+    pub engines: Vec<String>,
+    /// The workflow types whose alerts it takes (all when empty).
+    pub workflow_types: Vec<String>,
+    /// Only runs carrying one of these tags (any run when empty).
+    pub tags: Vec<String>,
+    /// Messages a minute before a digest.
+    pub per_minute: u32,
+}
+
+impl Channel {
+    /// Whether it takes `alert`, of a run tagged `tags` (never its own failing: it is told
+    /// to the other channels).
+    pub fn takes(&self, alert: &NewAlert, tags: &[String]) -> bool {
+        if alert.subject.strip_prefix("channel:") == Some(self.name.as_str()) {
+            return false;
+        }
+        let condition = self.conditions.is_empty() || self.conditions.contains(&alert.condition);
+        let engine = self.engines.is_empty()
+            || self
+                .engines
+                .iter()
+                .any(|pattern| engine_matches(pattern, &alert.engine));
+        let workflow_type = self.workflow_types.is_empty()
+            || alert
+                .workflow_type
+                .as_ref()
+                .is_some_and(|t| self.workflow_types.contains(t));
+        let tagged = self.tags.is_empty() || tags.iter().any(|tag| self.tags.contains(tag));
+        condition && engine && workflow_type && tagged
+    }
+}
+
+/// Every declared channel; cheap to clone.
+pub type Channels = Arc<Vec<Channel>>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ChannelsFile {
+    #[serde(default)]
+    channel: Vec<Declaration>,
+}
+
+/// A channel as declared (secrets only by the name of the environment variable that
+/// holds them).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Declaration {
+    name: String,
+    /// `webhook`, `slack` or `email`.
+    kind: String,
+    url: Option<String>,
+    /// A variable holding the URL (a Slack webhook's URL is its secret).
+    url_env: Option<String>,
+    secret_env: Option<String>,
+    smtp: Option<String>,
+    from: Option<String>,
+    #[serde(default)]
+    to: Vec<String>,
+    #[serde(default)]
+    conditions: Vec<String>,
+    #[serde(default)]
+    engines: Vec<String>,
+    #[serde(default)]
+    workflow_types: Vec<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    per_minute: Option<u32>,
+}
+
+/// Reads the channels file: every channel, or what is wrong with one.
+pub fn load_channels(path: &Path) -> Result<Vec<Channel>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("alert channels {}: {e}", path.display()))?;
+    parse_channels(&text, |name| std::env::var(name).ok())
+        .map_err(|e| format!("alert channels {}: {e}", path.display()))
+}
+
+pub fn parse_channels(
+    text: &str,
+    env: impl Fn(&str) -> Option<String>,
+) -> Result<Vec<Channel>, String> {
+    let file: ChannelsFile = toml::from_str(text).map_err(|e| e.to_string())?;
+    let mut channels: Vec<Channel> = Vec::new();
+    for declaration in file.channel {
+        if channels.iter().any(|known| known.name == declaration.name) {
+            return Err(format!("channel {:?} is declared twice", declaration.name));
+        }
+        channels.push(declaration.channel(&env)?);
+    }
+    Ok(channels)
+}
+
+fn http_url(url: String, at: &impl Fn(String) -> String) -> Result<String, String> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(url)
+    } else {
+        Err(at("the url must be http:// or https://".into()))
+    }
+}
+
+impl Declaration {
+    fn channel(self, env: &impl Fn(&str) -> Option<String>) -> Result<Channel, String> {
+        let name = self.name.clone();
+        let at = |what: String| format!("channel {name:?}: {what}");
+        if name.trim().is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
+            return Err(at("the name must be 1 to 64 printable characters".into()));
+        }
+        let url = match (&self.url, &self.url_env) {
+            (Some(url), None) => Some(url.clone()),
+            (None, Some(var)) => Some(crate::config::secret_from(var, env).map_err(at)?),
+            (None, None) => None,
+            (Some(_), Some(_)) => return Err(at("give url or url_env, not both".into())),
+        };
+        let reach = match self.kind.as_str() {
+            "webhook" => {
+                let url = http_url(url.ok_or_else(|| at("a webhook needs a url".into()))?, &at)?;
+                let var = self
+                    .secret_env
+                    .as_ref()
+                    .ok_or_else(|| at("a webhook needs secret_env (its signing secret)".into()))?;
+                let secret = crate::config::secret_from(var, env).map_err(at)?;
+                if secret.len() < 16 {
+                    return Err(at(format!("the secret in {var} must be 16 bytes or more")));
+                }
+                Reach::Webhook { url, secret }
+            }
+            "slack" => Reach::Slack {
+                url: http_url(
+                    url.ok_or_else(|| at("slack needs a url or url_env".into()))?,
+                    &at,
+                )?,
+            },
+            "email" => {
+                let server = self
+                    .smtp
+                    .filter(|smtp| smtp.starts_with("smtp://") || smtp.starts_with("smtps://"))
+                    .ok_or_else(|| at("email needs smtp = \"smtp://host:port\"".into()))?;
+                let from = self
+                    .from
+                    .ok_or_else(|| at("email needs from = \"stepline@example.com\"".into()))?;
+                if self.to.is_empty() {
+                    return Err(at("email needs to = [\"ops@example.com\", ...]".into()));
+                }
+                for address in std::iter::once(&from).chain(&self.to) {
+                    address
+                        .parse::<lettre::Address>()
+                        .map_err(|e| at(format!("{address:?} is not an email address: {e}")))?;
+                }
+                Reach::Email {
+                    server,
+                    from,
+                    to: self.to,
+                }
+            }
+            other => {
+                return Err(at(format!("kind {other:?} is not webhook, slack or email")));
+            }
+        };
+        let conditions = self
+            .conditions
+            .iter()
+            .map(|text| {
+                AlertCondition::parse(text).ok_or_else(|| {
+                    let known: Vec<&str> = AlertCondition::ALL.iter().map(|c| c.as_str()).collect();
+                    at(format!(
+                        "condition {text:?} is not one of {}",
+                        known.join(", ")
+                    ))
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let per_minute = self.per_minute.unwrap_or(DEFAULT_PER_MINUTE);
+        if !(1..=600).contains(&per_minute) {
+            return Err(at("per_minute must be 1 to 600".into()));
+        }
+        Ok(Channel {
+            name: self.name,
+            reach,
+            conditions,
+            engines: self.engines,
+            workflow_types: self.workflow_types,
+            tags: self.tags,
+            per_minute,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = r#"
+[[channel]]
+name = "ops-hook"
+kind = "webhook"
+url = "https://hooks.example.com/stepline"
+secret_env = "HOOK_SECRET"
+
+[[channel]]
+name = "chat"
+kind = "slack"
+url_env = "SLACK_URL"
+conditions = ["failed", "sla_breached"]
+engines = ["temporal:*"]
+
+[[channel]]
+name = "pager"
+kind = "email"
+smtp = "smtp://mail.example.com:2525"
+from = "stepline@example.com"
+to = ["ops@example.com"]
+workflow_types = ["billing"]
+tags = ["page-me"]
+per_minute = 2
+"#;
+
+    fn env(name: &str) -> Option<String> {
+        match name {
+            "HOOK_SECRET" => Some("0123456789abcdef".into()),
+            "SLACK_URL" => Some("https://hooks.slack.example/T0/B0/x".into()),
+            _ => None,
+        }
+    }
+
+    fn alert(condition: AlertCondition, engine: &str, workflow_type: &str) -> NewAlert {
+        NewAlert {
+            subject: "wf-1".into(),
+            condition,
+            engine: engine.into(),
+            workflow_id: Some("wf-1".into()),
+            workflow_type: Some(workflow_type.into()),
+            summary: String::new(),
+            tags: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn channels_declare_how_they_are_reached_and_what_they_take() {
+        let channels = parse_channels(FILE, env).unwrap();
+        assert_eq!(channels.len(), 3);
+        assert_eq!(channels[0].per_minute, DEFAULT_PER_MINUTE);
+        assert_eq!(
+            channels[1].reach,
+            Reach::Slack {
+                url: "https://hooks.slack.example/T0/B0/x".into()
+            }
+        );
+        assert_eq!(channels[2].reach.kind(), "email");
+
+        let failed = alert(AlertCondition::Failed, "temporal:prod", "billing");
+        assert!(channels[0].takes(&failed, &[]), "no filter: everything");
+        assert!(channels[1].takes(&failed, &[]));
+        let warning = alert(AlertCondition::SlaWarning, "temporal:prod", "billing");
+        assert!(!channels[1].takes(&warning, &[]), "not its condition");
+        let elsewhere = alert(AlertCondition::Failed, "builtin", "billing");
+        assert!(!channels[1].takes(&elsewhere, &[]), "not its engine");
+        assert!(!channels[2].takes(&failed, &[]), "untagged");
+        assert!(channels[2].takes(&failed, &["page-me".into()]));
+        let other_type = alert(AlertCondition::Failed, "builtin", "sync");
+        assert!(!channels[2].takes(&other_type, &["page-me".into()]));
+
+        // A failing channel is told to the others, not to itself.
+        let mut failing = alert(AlertCondition::ChannelFailing, "stepline", "");
+        failing.subject = "channel:ops-hook".into();
+        failing.workflow_type = None;
+        assert!(!channels[0].takes(&failing, &[]));
+    }
+
+    #[test]
+    fn each_mistake_is_named_with_its_channel() {
+        for (broken, said) in [
+            (
+                FILE.replace("\"HOOK_SECRET\"", "\"NO_SUCH_VAR\""),
+                "NO_SUCH_VAR",
+            ),
+            (
+                FILE.replace("kind = \"slack\"", "kind = \"pigeon\""),
+                "pigeon",
+            ),
+            (FILE.replace("\"sla_breached\"", "\"sla_late\""), "sla_late"),
+            (FILE.replace("smtp://mail", "imap://mail"), "smtp://"),
+            (
+                FILE.replace("ops@example.com", "not an address"),
+                "not an address",
+            ),
+            (
+                FILE.replace("per_minute = 2", "per_minute = 0"),
+                "per_minute",
+            ),
+            (
+                FILE.replace("https://hooks.example.com", "ftp://hooks"),
+                "http",
+            ),
+            (
+                FILE.replace("name = \"chat\"", "name = \"ops-hook\""),
+                "twice",
+            ),
+            (
+                FILE.replace(
+                    "[[channel]]\nname = \"pager\"",
+                    "[[channel]]\nnmae = \"pager\"",
+                ),
+                "nmae",
+            ),
+        ] {
+            let error = parse_channels(&broken, env).unwrap_err();
+            assert!(error.contains(said), "{said}: {error}");
+        }
+    }
+}
