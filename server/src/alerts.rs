@@ -115,19 +115,40 @@ impl AlertMoves {
 
 impl NewAlert {
     fn of(condition: AlertCondition, row: &WorkflowRow) -> Self {
+        Self::about_run(condition, row, summary(condition, row))
+    }
+
+    /// An alert of `condition` about the run of `row`, saying `what` (after the run's
+    /// type and id).
+    pub fn about_run(condition: AlertCondition, row: &WorkflowRow, what: String) -> Self {
+        let line = format!("{} {}: {what}", row.workflow_type, row.id);
         Self {
             subject: row.id.clone(),
             condition,
             engine: row.engine.clone(),
             workflow_id: Some(row.id.clone()),
             workflow_type: Some(row.workflow_type.clone()),
-            summary: summary(condition, row),
+            summary: line.chars().take(SUMMARY_CHARS).collect(),
             tags: row.tags.clone(),
+        }
+    }
+
+    /// An alert of `condition` about no run but `subject` (`source:<engine>`,
+    /// `channel:<name>`) of `engine`, saying `what`.
+    pub fn about(condition: AlertCondition, subject: String, engine: &str, what: &str) -> Self {
+        Self {
+            subject,
+            condition,
+            engine: engine.to_owned(),
+            workflow_id: None,
+            workflow_type: None,
+            summary: what.chars().take(SUMMARY_CHARS).collect(),
+            tags: Vec::new(),
         }
     }
 }
 
-/// What an alert says of its run, in a line.
+/// What an alert says of its run (after its type and id).
 fn summary(condition: AlertCondition, row: &WorkflowRow) -> String {
     let target = row
         .sla_target_seconds
@@ -161,15 +182,18 @@ fn summary(condition: AlertCondition, row: &WorkflowRow) -> String {
         AlertCondition::CompensationFailed => {
             format!("a compensation failed{reason}; it needs manual intervention")
         }
-        // About a channel, not a run (see `deliver`).
-        AlertCondition::ChannelFailing => String::new(),
+        // Told by their own watchers (`deliver`, `stuck`, `sources`), in their words.
+        AlertCondition::ChannelFailing
+        | AlertCondition::StuckStep
+        | AlertCondition::SourceDegraded => String::new(),
     };
-    let line = format!("{} {}: {said}", row.workflow_type, row.id);
-    line.chars().take(SUMMARY_CHARS).collect()
+    said
 }
 
-pub mod channels;
 pub mod deliver;
+pub mod settings;
+pub mod sources;
+pub mod stuck;
 
 #[cfg(test)]
 mod tests;

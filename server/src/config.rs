@@ -58,10 +58,10 @@ pub struct Config {
     #[arg(long, env = "STEPLINE_PUSH_SOURCES")]
     pub push_sources: Option<PathBuf>,
 
-    /// A TOML file of the channels alerts are sent to: signed webhooks, Slack, email
-    /// (see README: "Alerts").
-    #[arg(long, env = "STEPLINE_ALERT_CHANNELS")]
-    pub alert_channels: Option<PathBuf>,
+    /// A TOML file of the channels alerts are sent to (signed webhooks, Slack, email)
+    /// and of rules that turn conditions off for some runs (see README: "Alerts").
+    #[arg(long, env = "STEPLINE_ALERTS")]
+    pub alerts: Option<PathBuf>,
 
     /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
     #[arg(long, env = "STEPLINE_TLS_CERT", requires = "tls_key")]

@@ -161,6 +161,8 @@ pub fn noticeably_changed(old: Option<&RunForecast>, new: &RunForecast, now: Mil
 #[derive(Default)]
 pub struct Forecaster {
     after: String,
+    /// The slices swept are also looked at for stuck steps.
+    stuck: crate::alerts::stuck::StuckWatch,
 }
 
 impl Forecaster {
@@ -177,14 +179,22 @@ impl Forecaster {
             _ => String::new(),
         };
         let mut changed = Vec::new();
+        let mut histories = Vec::with_capacity(running.len());
         for (row, steps) in &running {
             let history = store.type_history(&row.workflow_type, now).await?;
             let new = forecast(row, steps.iter(), &history, now);
             if noticeably_changed(row.forecast.as_ref(), &new, now) {
                 changed.push((row.id.clone(), new));
             }
+            histories.push(history);
         }
-        let mut out: Vec<(String, Vec<LiveEvent>)> = Vec::new();
+        let swept: Vec<(&WorkflowRow, &[StepRow], &TypeHistory)> = running
+            .iter()
+            .zip(&histories)
+            .map(|((row, steps), history)| (row, steps.as_slice(), history.as_ref()))
+            .collect();
+        let stuck = self.stuck.sweep(store, &swept, now).await?;
+        let mut out = crate::projector::commit_alert_moves(store, &stuck, now).await?;
         // A few at a time: the projector's batches take turns with these writes.
         for slice in changed.chunks(SAVED_PER_WRITE) {
             let mut writer = store.begin().await?;

@@ -117,12 +117,19 @@ pub async fn start_core(
         }
         None => None,
     };
+    let health = engines::health::HealthBoard::default();
+    // The sources this instance follows, watched for an outage long enough to alert.
+    tokio::spawn(alerts::sources::watch(
+        store.clone(),
+        hub.clone(),
+        health.clone(),
+    ));
     let state = AppState {
         store,
         projector,
         hub,
         engines,
-        health: engines::health::HealthBoard::default(),
+        health,
         auth: Arc::new(http::AuthRuntime::default()),
         pushing: Default::default(),
         leptos_options,
@@ -195,12 +202,12 @@ pub fn stop_taking_commands_from(state: &AppState, name: &str) {
     }
 }
 
-/// Sends alerts to `channels` (those of the `--alert-channels` file): each alert that
-/// fires from now on is written to their outbox, which the instance holding the
+/// Raises and sends alerts as the alerts file (`--alerts`) says: each alert that fires
+/// from now on is written to its channels' outbox, which the instance holding the
 /// deliverer's lease empties.
-pub fn deliver_alerts(state: &AppState, channels: Vec<alerts::channels::Channel>) {
-    let channels: alerts::channels::Channels = Arc::new(channels);
-    state.store.send_alerts_to(channels.clone());
+pub fn deliver_alerts(state: &AppState, settings: alerts::settings::AlertSettings) {
+    let settings = Arc::new(settings);
+    state.store.alert_by(settings.clone());
     let lease = source::LeaseKeeper::keep(
         Arc::new(state.store.clone()),
         alerts::deliver::LEASE.to_owned(),
@@ -209,7 +216,7 @@ pub fn deliver_alerts(state: &AppState, channels: Vec<alerts::channels::Channel>
     tokio::spawn(alerts::deliver::deliver(
         state.store.clone(),
         state.hub.clone(),
-        channels,
+        settings,
         lease,
     ));
 }

@@ -57,9 +57,9 @@ async fn main() -> anyhow::Result<()> {
         Some(path) => server::engines::commands::load_sources(path).map_err(anyhow::Error::msg)?,
         None => Vec::new(),
     };
-    let channels = match &config.alert_channels {
-        Some(path) => server::alerts::channels::load_channels(path).map_err(anyhow::Error::msg)?,
-        None => Vec::new(),
+    let alerting = match &config.alerts {
+        Some(path) => server::alerts::settings::load_settings(path).map_err(anyhow::Error::msg)?,
+        None => Default::default(),
     };
     let providers = match &config.sign_in_providers {
         Some(path) => server::auth::oidc::load_providers(path).map_err(anyhow::Error::msg)?,
@@ -85,10 +85,10 @@ async fn main() -> anyhow::Result<()> {
         tracing::info!(source = %source.name, delivery = source.delivery.name(), "taking commands for a pushing source");
     }
     server::command_pushing_sources(&state, pushing);
-    for channel in &channels {
+    for channel in &alerting.channels {
         tracing::info!(channel = %channel.name, kind = channel.reach.kind(), "sending alerts");
     }
-    server::deliver_alerts(&state, channels);
+    server::deliver_alerts(&state, alerting);
     server::command_declared_sources(&state)
         .await
         .context("reading the pushing sources admins declared")?;

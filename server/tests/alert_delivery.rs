@@ -38,8 +38,8 @@ async fn push(client: &Client, events: Vec<Value>) {
     assert!(status.is_success(), "push refused: {status} {body}");
 }
 
-fn channels(declared: &str) -> Vec<server::alerts::channels::Channel> {
-    server::alerts::channels::parse_channels(declared, |name| {
+fn channels(declared: &str) -> server::alerts::settings::AlertSettings {
+    server::alerts::settings::parse_settings(declared, |name| {
         (name == "ALERT_SECRET").then(|| SECRET.to_owned())
     })
     .unwrap()
@@ -237,14 +237,14 @@ async fn killed_with_undelivered_alerts_it_delivers_each_once_after_a_restart() 
     let folder = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port().await;
-    let file = dir.path().join("alert-channels.toml");
+    let file = dir.path().join("alerts.toml");
     std::fs::write(&file, webhook("hook", port, "")).unwrap();
     let env = [
         (
             "STEPLINE_WORKFLOWS",
             dir.path().join("no-definitions").display().to_string(),
         ),
-        ("STEPLINE_ALERT_CHANNELS", file.display().to_string()),
+        ("STEPLINE_ALERTS", file.display().to_string()),
         ("ALERT_SECRET", SECRET.to_owned()),
     ];
     let (mut first, base) = common::binary::launch(dir.path(), &env).await;

@@ -310,3 +310,102 @@ async fn a_caller_sees_only_the_alerts_of_the_engines_it_may_read() {
     // The operator who may see it still does.
     assert_eq!(alerts_of(&client, "inv-x").await[0]["id"], id);
 }
+
+#[tokio::test]
+async fn a_step_far_beyond_its_usual_time_and_silent_is_stuck_until_it_speaks() {
+    let (state, _dir) = core_state::on_temporary_file().await;
+    let token = core_state::operator_token(&state).await;
+    let client = Client::in_process(server::app(state)).with_token(token);
+    // Six earlier runs whose `deploy` took a second.
+    let hour_ago = now_ms() - 3_600 * SECOND;
+    let mut history = Vec::new();
+    for n in 0..6 {
+        let (id, start) = (format!("deploy-{n}"), hour_ago + n * 60 * SECOND);
+        history.extend([
+            json!({"type": "workflow_started", "workflow_id": id, "at": at(start),
+                   "workflow_type": "deploy_run", "total_steps": 1}),
+            json!({"type": "step_started", "workflow_id": id, "at": at(start),
+                   "step_number": 1, "name": "deploy"}),
+            json!({"type": "step_completed", "workflow_id": id, "at": at(start + SECOND),
+                   "step_number": 1}),
+            json!({"type": "workflow_status_changed", "workflow_id": id,
+                   "at": at(start + SECOND), "status": "COMPLETED"}),
+        ]);
+    }
+    push(&client, history).await;
+    // This one's `deploy` has run 30 s and said nothing.
+    let began = now_ms() - 30 * SECOND;
+    push(
+        &client,
+        vec![
+            json!({"type": "workflow_started", "workflow_id": "deploy-stuck", "at": at(began),
+                   "workflow_type": "deploy_run", "total_steps": 1}),
+            json!({"type": "step_started", "workflow_id": "deploy-stuck", "at": at(began),
+                   "step_number": 1, "name": "deploy"}),
+        ],
+    )
+    .await;
+    let stuck = until("the stuck step's alert", WITHIN, || async {
+        alerts_of(&client, "deploy-stuck")
+            .await
+            .into_iter()
+            .find(|alert| alert["condition"] == "stuck_step")
+    })
+    .await;
+    let summary = stuck["summary"].as_str().unwrap();
+    assert!(
+        summary.starts_with("deploy_run deploy-stuck: step 1 (deploy) has run 3"),
+        "{summary}"
+    );
+    assert!(
+        summary.ends_with("usually at most 1s (p95); no log line"),
+        "{summary}"
+    );
+
+    // It speaks: no longer stuck.
+    push(
+        &client,
+        vec![
+            json!({"type": "log_lines", "workflow_id": "deploy-stuck", "at": at(now_ms()),
+                    "step_number": 1, "lines": ["still copying"]}),
+        ],
+    )
+    .await;
+    until("the stuck step's alert resolved", WITHIN, || async {
+        (conditions_of(&client, "deploy-stuck").await == holding(&[("stuck_step", false)]))
+            .then_some(())
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_rule_of_the_alerts_file_turns_a_condition_off_for_its_runs_only() {
+    let (state, _dir) = core_state::on_temporary_file().await;
+    let settings = server::alerts::settings::parse_settings(
+        "[[rule]]\nworkflow_types = [\"invoice_run\"]\ntags = [\"expected-to-fail\"]\nconditions = [\"failed\"]\nalert = false\n",
+        |_| None,
+    )
+    .unwrap();
+    server::deliver_alerts(&state, settings);
+    let token = core_state::operator_token(&state).await;
+    let client = Client::in_process(server::app(state)).with_token(token);
+    for (id, tags) in [
+        ("inv-drill", json!(["expected-to-fail"])),
+        ("inv-real", json!([])),
+    ] {
+        push(
+            &client,
+            vec![
+                json!({"type": "workflow_started", "workflow_id": id, "at": at(now_ms()),
+                        "workflow_type": "invoice_run", "total_steps": 1, "tags": tags}),
+            ],
+        )
+        .await;
+        push(&client, vec![status_of(id, "FAILED", None)]).await;
+    }
+    assert_eq!(conditions_of(&client, "inv-drill").await, holding(&[]));
+    assert_eq!(
+        conditions_of(&client, "inv-real").await,
+        holding(&[("failed", true)])
+    );
+}

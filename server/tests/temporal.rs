@@ -506,6 +506,29 @@ async fn an_outage_shows_as_degraded_and_stepline_catches_up() {
         stale["status"], "RUNNING",
         "Stepline could not have seen the end yet"
     );
+    // Not answering for a while, the source is an alert of its own.
+    let degraded = |state: &'static str| {
+        let stepline = &stepline;
+        async move {
+            let (_, page) = stepline
+                .get(&format!("/api/platform/orchestration/alerts?state={state}"))
+                .await;
+            page["alerts"].as_array().and_then(|alerts| {
+                alerts
+                    .iter()
+                    .find(|a| a["condition"] == "source_degraded")
+                    .cloned()
+            })
+        }
+    };
+    let alert = until("the degraded source's alert", WITHIN, || degraded("firing")).await;
+    assert!(
+        alert["summary"]
+            .as_str()
+            .unwrap()
+            .contains("has not answered since"),
+        "{alert}"
+    );
 
     relay.set(true);
     let detail = stepline.wait_for_status(&id, "COMPLETED", WITHIN).await;
@@ -516,6 +539,8 @@ async fn an_outage_shows_as_degraded_and_stepline_catches_up() {
         (engine_state().await == "ok").then_some(())
     })
     .await;
+    let resolved = until("its alert resolved", WITHIN, || degraded("resolved")).await;
+    assert_eq!(resolved["id"], alert["id"]);
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! Alerts: what needs an operator now (a run failed, will miss or has missed its SLA, a
-//! compensation failed, an alert channel fails), each fired once per run (or channel) and
-//! condition and resolved when the condition clears; the inbox's API shapes.
+//! compensation failed, a step is stuck, an engine source or an alert channel fails),
+//! each fired once per run (or source, or channel) and condition and resolved when the
+//! condition clears; the inbox's API shapes.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -21,16 +22,22 @@ pub enum AlertCondition {
     CompensationFailed,
     /// An alert channel keeps failing to take alerts (about no run: the channel).
     ChannelFailing,
+    /// A step runs far beyond its usual time (its p95) with no new log line or attempt.
+    StuckStep,
+    /// An engine source Stepline follows does not answer (about no run: the source).
+    SourceDegraded,
 }
 
 impl AlertCondition {
-    pub const ALL: [AlertCondition; 6] = [
+    pub const ALL: [AlertCondition; 8] = [
         Self::ForecastBreach,
         Self::SlaWarning,
         Self::SlaBreached,
         Self::Failed,
         Self::CompensationFailed,
         Self::ChannelFailing,
+        Self::StuckStep,
+        Self::SourceDegraded,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -41,6 +48,8 @@ impl AlertCondition {
             Self::Failed => "failed",
             Self::CompensationFailed => "compensation_failed",
             Self::ChannelFailing => "channel_failing",
+            Self::StuckStep => "stuck_step",
+            Self::SourceDegraded => "source_degraded",
         }
     }
 
@@ -57,6 +66,8 @@ impl AlertCondition {
             Self::Failed => "Failed",
             Self::CompensationFailed => "Compensation failed",
             Self::ChannelFailing => "Alert channel failing",
+            Self::StuckStep => "Step stuck",
+            Self::SourceDegraded => "Source degraded",
         }
     }
 }

@@ -4,7 +4,7 @@
 //! as one digest. A failed try is retried with backoff, the outbox surviving restarts;
 //! a channel that keeps failing is itself an alert, resolved when it takes one again.
 
-use super::channels::{Channel, Channels, Reach};
+use super::settings::{Channel, Reach, SharedSettings};
 use super::{AlertMoves, NewAlert};
 use crate::live::LiveHub;
 use crate::retry::Backoff;
@@ -36,13 +36,18 @@ const FIRST_RETRY: Duration = Duration::from_secs(1);
 const LONGEST_RETRY: Duration = Duration::from_secs(300);
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Delivers alerts to `channels` while this instance holds the lease, for as long as the
+/// Delivers alerts to the channels of `settings` while this instance holds the lease, for as long as the
 /// process runs.
-pub async fn deliver(store: Store, hub: Arc<LiveHub>, channels: Channels, mut lease: LeaseKeeper) {
-    if channels.is_empty() {
+pub async fn deliver(
+    store: Store,
+    hub: Arc<LiveHub>,
+    settings: SharedSettings,
+    mut lease: LeaseKeeper,
+) {
+    if settings.channels.is_empty() {
         return;
     }
-    let mut deliverer = Deliverer::new(store, hub, channels);
+    let mut deliverer = Deliverer::new(store, hub, &settings.channels);
     loop {
         let term = lease.next_term(|| {}).await;
         tracing::info!("this instance delivers the alerts");
@@ -72,7 +77,7 @@ pub struct Deliverer {
 }
 
 impl Deliverer {
-    pub fn new(store: Store, hub: Arc<LiveHub>, channels: Channels) -> Self {
+    pub fn new(store: Store, hub: Arc<LiveHub>, channels: &[Channel]) -> Self {
         let http = crate::engines::outgoing_client(SEND_TIMEOUT);
         let channels = channels
             .iter()
@@ -249,26 +254,17 @@ async fn move_channel_alert(
     let subject = format!("channel:{name}");
     let mut moves = AlertMoves::default();
     match summary {
-        Some(summary) => moves.fire.push(NewAlert {
+        Some(summary) => moves.fire.push(NewAlert::about(
+            AlertCondition::ChannelFailing,
             subject,
-            condition: AlertCondition::ChannelFailing,
-            engine: STEPLINE.to_owned(),
-            workflow_id: None,
-            workflow_type: None,
-            summary: summary.chars().take(super::SUMMARY_CHARS).collect(),
-            tags: Vec::new(),
-        }),
+            STEPLINE,
+            &summary,
+        )),
         None => moves
             .resolve
             .push((subject, AlertCondition::ChannelFailing)),
     }
-    let mut writer = store.begin().await?;
-    let mut told = Vec::new();
-    crate::projector::move_alerts(&mut writer, &moves, now, &mut told).await?;
-    for (engine, events) in &told {
-        writer.record_live(Some(engine), events, now).await?;
-    }
-    writer.commit().await?;
+    let told = crate::projector::commit_alert_moves(store, &moves, now).await?;
     crate::projector::publish(store, hub, told);
     Ok(())
 }

@@ -12,12 +12,18 @@ pub struct HealthBoard {
 }
 
 impl HealthBoard {
-    /// Records `health` for `engine`; true when its state or message changed (the time
-    /// of a state is when it began).
-    pub fn set(&self, engine: &str, health: EngineHealth) -> bool {
+    /// Records `health` for `engine`; true when its state or message changed. The time of
+    /// a state is when it began: a new message in the same state (each failed poll says
+    /// its own error) keeps it, so that how long a source has been down is known.
+    pub fn set(&self, engine: &str, mut health: EngineHealth) -> bool {
         let mut engines = self.engines.lock().expect("not poisoned");
         match engines.get(engine) {
             Some(now) if now.state == health.state && now.message == health.message => false,
+            Some(now) if now.state == health.state => {
+                health.since = now.since;
+                engines.insert(engine.to_owned(), health);
+                true
+            }
             _ => {
                 engines.insert(engine.to_owned(), health);
                 true
@@ -102,5 +108,20 @@ mod tests {
         let snapshot = board.snapshot();
         assert_eq!(snapshot.len(), 1);
         assert_eq!(snapshot[0].state, EngineState::Degraded);
+    }
+
+    #[test]
+    fn a_new_message_in_the_same_state_keeps_when_the_state_began() {
+        let board = HealthBoard::default();
+        let mut first = EngineHealth::degraded("temporal:a:default", "refused");
+        first.since -= chrono::Duration::seconds(60);
+        board.set("temporal:a:default", first.clone());
+        assert!(board.set(
+            "temporal:a:default",
+            EngineHealth::degraded("temporal:a:default", "timed out")
+        ));
+        let now = &board.snapshot()[0];
+        assert_eq!(now.message.as_deref(), Some("timed out"));
+        assert_eq!(now.since, first.since);
     }
 }

@@ -466,6 +466,27 @@ pub async fn move_alerts(
     Ok(())
 }
 
+/// Fires and resolves what `moves` says in a write transaction of its own; the live
+/// events of the alerts that changed, by engine, to publish (on PostgreSQL they went to
+/// the shared log with the change).
+pub async fn commit_alert_moves(
+    store: &Store,
+    moves: &AlertMoves,
+    now: Millis,
+) -> Result<Vec<(String, Vec<LiveEvent>)>, StoreError> {
+    let mut told = Vec::new();
+    if moves.is_empty() {
+        return Ok(told);
+    }
+    let mut writer = store.begin().await?;
+    move_alerts(&mut writer, moves, now, &mut told).await?;
+    for (engine, events) in &told {
+        writer.record_live(Some(engine), events, now).await?;
+    }
+    writer.commit().await?;
+    Ok(told)
+}
+
 /// Adds `events` to those of `engine` in `out` (live events are published by engine).
 pub fn add_of_engine(
     out: &mut Vec<(String, Vec<LiveEvent>)>,

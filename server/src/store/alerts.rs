@@ -95,10 +95,10 @@ const ENQUEUE_RESOLVED: &str =
 
 impl Writer {
     /// Fires and resolves what `moves` says, in this transaction: an alert already
-    /// holding does not fire again, one not holding is not resolved. Each alert that
-    /// fires (unmuted) is written to the outbox of every channel that takes it, and one
-    /// that resolves to the channels told it fired. Returns the alerts that changed, as
-    /// they now are.
+    /// holding does not fire again, one not holding is not resolved, one a rule of the
+    /// alerts file turns off is not raised. Each alert that fires (unmuted) is written to
+    /// the outbox of every channel that takes it, and one that resolves to the channels
+    /// told it fired. Returns the alerts that changed, as they now are.
     pub async fn move_alerts(
         &mut self,
         moves: &AlertMoves,
@@ -107,9 +107,26 @@ impl Writer {
         if moves.is_empty() {
             return Ok(Vec::new());
         }
+        // Resolutions first: a condition that clears and holds again at once (another
+        // step stuck) is a new alert.
+        let mut resolved: Vec<i64> = Vec::new();
+        for (subject, condition) in &moves.resolve {
+            let ids: Vec<i64> = on_backend!(&mut self.tx, tx => {
+                sqlx::query_scalar(RESOLVE)
+                    .bind(now)
+                    .bind(subject)
+                    .bind(condition.as_str())
+                    .fetch_all(&mut **tx)
+                    .await?
+            });
+            resolved.extend(ids);
+        }
         // Each changed alert with the channels to tell it fired (none for a resolution).
         let mut changed: Vec<(i64, Vec<String>)> = Vec::new();
         for alert in &moves.fire {
+            if self.alerting.silences(alert) {
+                continue;
+            }
             let fired: Option<i64> = on_backend!(&mut self.tx, tx => {
                 sqlx::query_scalar(FIRE)
                     .bind(&alert.subject)
@@ -124,25 +141,14 @@ impl Writer {
             });
             if let Some(id) = fired {
                 let to = self
+                    .alerting
                     .channels
                     .iter()
-                    .filter(|channel| channel.takes(alert, &alert.tags))
+                    .filter(|channel| channel.takes(alert))
                     .map(|channel| channel.name.clone())
                     .collect();
                 changed.push((id, to));
             }
-        }
-        let mut resolved: Vec<i64> = Vec::new();
-        for (subject, condition) in &moves.resolve {
-            let ids: Vec<i64> = on_backend!(&mut self.tx, tx => {
-                sqlx::query_scalar(RESOLVE)
-                    .bind(now)
-                    .bind(subject)
-                    .bind(condition.as_str())
-                    .fetch_all(&mut **tx)
-                    .await?
-            });
-            resolved.extend(ids);
         }
         let mut alerts = Vec::with_capacity(changed.len() + resolved.len());
         for (id, to) in changed
@@ -311,17 +317,63 @@ impl Store {
         Ok(count.max(0) as u64)
     }
 
-    /// Sends alerts to `channels` from now on (the deliveries of the alerts that fire).
-    pub fn send_alerts_to(&self, channels: crate::alerts::channels::Channels) {
-        *self
-            .channels
-            .write()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = channels;
+    /// The subjects of the holding alerts of `condition`.
+    pub async fn holding_alerts(
+        &self,
+        condition: AlertCondition,
+    ) -> Result<Vec<String>, StoreError> {
+        let subjects: Vec<String> = on_backend!(&self.pool, pool => {
+            sqlx::query_scalar("SELECT subject FROM alerts WHERE condition = $1 AND resolved_ms IS NULL")
+                .bind(condition.as_str())
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(subjects)
     }
 
-    /// The channels alerts are sent to.
-    pub fn alert_channels(&self) -> crate::alerts::channels::Channels {
-        self.channels
+    /// When run `workflow_id`'s step `step_number` last logged, if it ever did.
+    pub async fn last_log_ms(
+        &self,
+        workflow_id: &str,
+        step_number: u32,
+    ) -> Result<Option<Millis>, StoreError> {
+        let at: Option<Millis> = on_backend!(&self.pool, pool => {
+            sqlx::query_scalar(
+                "SELECT at_ms FROM step_logs WHERE workflow_id = $1 AND step_number = $2
+                 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(workflow_id)
+            .bind(i64::from(step_number))
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(at)
+    }
+
+    /// Which of the runs `ids` still run (or are held mid-run).
+    pub async fn still_running(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let rows = self.workflows_by_id(ids, 0).await?;
+        Ok(rows
+            .into_iter()
+            .filter(|row| !row.status.is_terminal())
+            .map(|row| row.id)
+            .collect())
+    }
+
+    /// Raises and sends alerts as `settings` say from now on.
+    pub fn alert_by(&self, settings: crate::alerts::settings::SharedSettings) {
+        *self
+            .alerting
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = settings;
+    }
+
+    /// The alerts file in force.
+    pub fn alert_settings(&self) -> crate::alerts::settings::SharedSettings {
+        self.alerting
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()

@@ -235,8 +235,9 @@ pub struct Store {
     stats: std::sync::Arc<StatsKept>,
     /// Each workflow type's history as the forecasts last read it.
     histories: std::sync::Arc<forecast::HistoriesKept>,
-    /// Where alerts are sent: each fired alert's deliveries are written with it.
-    channels: std::sync::Arc<std::sync::RwLock<crate::alerts::channels::Channels>>,
+    /// The alerts file: which alerts are raised, and where they are sent (each fired
+    /// alert's deliveries are written with it).
+    alerting: std::sync::Arc<std::sync::RwLock<crate::alerts::settings::SharedSettings>>,
 }
 
 /// The stats line (every engine's) kept between the writes that change it: every list
@@ -351,7 +352,7 @@ impl Store {
             densities: std::sync::Arc::default(),
             stats: std::sync::Arc::default(),
             histories: std::sync::Arc::default(),
-            channels: std::sync::Arc::default(),
+            alerting: std::sync::Arc::default(),
         }
     }
 

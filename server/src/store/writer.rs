@@ -35,8 +35,8 @@ fn power_of_two_chunks<T>(mut items: &[T], largest: usize) -> impl Iterator<Item
 pub struct Writer {
     pub(super) tx: WriteTransaction,
     stats: std::sync::Arc<super::StatsKept>,
-    /// The alert channels as declared when the transaction began.
-    pub(super) channels: crate::alerts::channels::Channels,
+    /// The alerts file as it was when the transaction began.
+    pub(super) alerting: crate::alerts::settings::SharedSettings,
 }
 
 impl Store {
@@ -45,7 +45,7 @@ impl Store {
         Ok(Writer {
             tx: self.write_transaction().await?,
             stats: self.stats.clone(),
-            channels: self.alert_channels(),
+            alerting: self.alert_settings(),
         })
     }
 }

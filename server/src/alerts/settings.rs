@@ -1,14 +1,14 @@
-//! Where alerts are sent: the channels of the `--alert-channels` file (a signed JSON
-//! webhook, a Slack-compatible incoming webhook, email over SMTP), each with the alerts
-//! it takes (by condition, engine, workflow type and tag) and how many messages a minute
-//! it may get before the rest go as a digest.
+//! The alerts file (`--alerts`): the channels alerts are sent to (a signed JSON webhook,
+//! a Slack-compatible incoming webhook, email over SMTP), each with the alerts it takes
+//! and how many messages a minute it may get before the rest go as a digest; and rules
+//! that turn conditions off for some runs. Both choose alerts by condition, engine,
+//! workflow type and tag.
 
 use crate::alerts::NewAlert;
 use app::model::alert::AlertCondition;
 use app::model::identity::engine_matches;
 use serde::Deserialize;
 use std::path::Path;
-use std::sync::Arc;
 
 /// Messages a channel gets in a minute unless its declaration says otherwise.
 pub const DEFAULT_PER_MINUTE: u32 = 10;
@@ -40,30 +40,20 @@ impl Reach {
     }
 }
 
-/// One declared channel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Channel {
-    pub name: String,
-    pub reach: Reach,
-    /// The conditions it takes (all when empty).
+/// Which alerts a channel or a rule is about: each list, when not empty, narrows them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
     pub conditions: Vec<AlertCondition>,
-    /// The engines whose alerts it takes, as patterns (`temporal:*`; all when empty).
+    /// Engines, as patterns (`temporal:*`).
     pub engines: Vec<String>,
-    /// The workflow types whose alerts it takes (all when empty).
     pub workflow_types: Vec<String>,
-    /// Only runs carrying one of these tags (any run when empty).
+    /// Runs carrying one of these tags.
     pub tags: Vec<String>,
-    /// Messages a minute before a digest.
-    pub per_minute: u32,
 }
 
-impl Channel {
-    /// Whether it takes `alert`, of a run tagged `tags` (never its own failing: it is told
-    /// to the other channels).
-    pub fn takes(&self, alert: &NewAlert, tags: &[String]) -> bool {
-        if alert.subject.strip_prefix("channel:") == Some(self.name.as_str()) {
-            return false;
-        }
+impl Scope {
+    /// Whether it covers `alert` (its run's tags with it).
+    pub fn covers(&self, alert: &NewAlert) -> bool {
         let condition = self.conditions.is_empty() || self.conditions.contains(&alert.condition);
         let engine = self.engines.is_empty()
             || self
@@ -75,19 +65,75 @@ impl Channel {
                 .workflow_type
                 .as_ref()
                 .is_some_and(|t| self.workflow_types.contains(t));
-        let tagged = self.tags.is_empty() || tags.iter().any(|tag| self.tags.contains(tag));
+        let tagged = self.tags.is_empty() || alert.tags.iter().any(|tag| self.tags.contains(tag));
         condition && engine && workflow_type && tagged
     }
 }
 
-/// Every declared channel; cheap to clone.
-pub type Channels = Arc<Vec<Channel>>;
+/// One declared channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Channel {
+    pub name: String,
+    pub reach: Reach,
+    /// The alerts it takes.
+    pub scope: Scope,
+    /// Messages a minute before a digest.
+    pub per_minute: u32,
+}
+
+impl Channel {
+    /// Whether it takes `alert` (never its own failing: that is told to the others).
+    pub fn takes(&self, alert: &NewAlert) -> bool {
+        alert.subject.strip_prefix("channel:") != Some(self.name.as_str())
+            && self.scope.covers(alert)
+    }
+}
+
+/// A rule: the alerts of its scope are not raised at all (`alert = false`), for runs
+/// that overrun or fail by design.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub scope: Scope,
+}
+
+/// What the alerts file declares.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AlertSettings {
+    pub channels: Vec<Channel>,
+    pub rules: Vec<Rule>,
+}
+
+/// The alerts file in force; cheap to clone.
+pub type SharedSettings = std::sync::Arc<AlertSettings>;
+
+impl AlertSettings {
+    /// Whether a rule turns `alert` off.
+    pub fn silences(&self, alert: &NewAlert) -> bool {
+        self.rules.iter().any(|rule| rule.scope.covers(alert))
+    }
+}
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ChannelsFile {
+struct SettingsFile {
     #[serde(default)]
     channel: Vec<Declaration>,
+    #[serde(default)]
+    rule: Vec<RuleDeclaration>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleDeclaration {
+    conditions: Vec<String>,
+    #[serde(default)]
+    engines: Vec<String>,
+    #[serde(default)]
+    workflow_types: Vec<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    /// Only `false` (the conditions are on unless a rule turns them off).
+    alert: bool,
 }
 
 /// A channel as declared (secrets only by the name of the environment variable that
@@ -117,19 +163,19 @@ struct Declaration {
     per_minute: Option<u32>,
 }
 
-/// Reads the channels file: every channel, or what is wrong with one.
-pub fn load_channels(path: &Path) -> Result<Vec<Channel>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("alert channels {}: {e}", path.display()))?;
-    parse_channels(&text, |name| std::env::var(name).ok())
-        .map_err(|e| format!("alert channels {}: {e}", path.display()))
+/// Reads the alerts file: every channel and rule, or what is wrong with one.
+pub fn load_settings(path: &Path) -> Result<AlertSettings, String> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| format!("alerts {}: {e}", path.display()))?;
+    parse_settings(&text, |name| std::env::var(name).ok())
+        .map_err(|e| format!("alerts {}: {e}", path.display()))
 }
 
-pub fn parse_channels(
+pub fn parse_settings(
     text: &str,
     env: impl Fn(&str) -> Option<String>,
-) -> Result<Vec<Channel>, String> {
-    let file: ChannelsFile = toml::from_str(text).map_err(|e| e.to_string())?;
+) -> Result<AlertSettings, String> {
+    let file: SettingsFile = toml::from_str(text).map_err(|e| e.to_string())?;
     let mut channels: Vec<Channel> = Vec::new();
     for declaration in file.channel {
         if channels.iter().any(|known| known.name == declaration.name) {
@@ -137,7 +183,48 @@ pub fn parse_channels(
         }
         channels.push(declaration.channel(&env)?);
     }
-    Ok(channels)
+    let rules = file
+        .rule
+        .into_iter()
+        .enumerate()
+        .map(|(index, rule)| {
+            let at = |what: String| format!("rule {}: {what}", index + 1);
+            if rule.alert {
+                return Err(at("alert = true changes nothing: conditions are on unless a rule turns them off (alert = false)".into()));
+            }
+            if rule.conditions.is_empty() {
+                return Err(at("name the conditions it turns off".into()));
+            }
+            Ok(Rule {
+                scope: Scope {
+                    conditions: conditions(&rule.conditions, &at)?,
+                    engines: rule.engines,
+                    workflow_types: rule.workflow_types,
+                    tags: rule.tags,
+                },
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(AlertSettings { channels, rules })
+}
+
+/// The conditions named by `names`, or which name is none.
+fn conditions(
+    names: &[String],
+    at: &impl Fn(String) -> String,
+) -> Result<Vec<AlertCondition>, String> {
+    names
+        .iter()
+        .map(|text| {
+            AlertCondition::parse(text).ok_or_else(|| {
+                let known: Vec<&str> = AlertCondition::ALL.iter().map(|c| c.as_str()).collect();
+                at(format!(
+                    "condition {text:?} is not one of {}",
+                    known.join(", ")
+                ))
+            })
+        })
+        .collect()
 }
 
 fn http_url(url: String, at: &impl Fn(String) -> String) -> Result<String, String> {
@@ -226,10 +313,12 @@ impl Declaration {
         Ok(Channel {
             name: self.name,
             reach,
-            conditions,
-            engines: self.engines,
-            workflow_types: self.workflow_types,
-            tags: self.tags,
+            scope: Scope {
+                conditions,
+                engines: self.engines,
+                workflow_types: self.workflow_types,
+                tags: self.tags,
+            },
             per_minute,
         })
     }
@@ -262,6 +351,11 @@ to = ["ops@example.com"]
 workflow_types = ["billing"]
 tags = ["page-me"]
 per_minute = 2
+
+[[rule]]
+workflow_types = ["nightly_export"]
+conditions = ["stuck_step", "forecast_breach"]
+alert = false
 "#;
 
     fn env(name: &str) -> Option<String> {
@@ -286,7 +380,8 @@ per_minute = 2
 
     #[test]
     fn channels_declare_how_they_are_reached_and_what_they_take() {
-        let channels = parse_channels(FILE, env).unwrap();
+        let settings = parse_settings(FILE, env).unwrap();
+        let channels = &settings.channels;
         assert_eq!(channels.len(), 3);
         assert_eq!(channels[0].per_minute, DEFAULT_PER_MINUTE);
         assert_eq!(
@@ -298,26 +393,39 @@ per_minute = 2
         assert_eq!(channels[2].reach.kind(), "email");
 
         let failed = alert(AlertCondition::Failed, "temporal:prod", "billing");
-        assert!(channels[0].takes(&failed, &[]), "no filter: everything");
-        assert!(channels[1].takes(&failed, &[]));
+        assert!(channels[0].takes(&failed), "no filter: everything");
+        assert!(channels[1].takes(&failed));
         let warning = alert(AlertCondition::SlaWarning, "temporal:prod", "billing");
-        assert!(!channels[1].takes(&warning, &[]), "not its condition");
+        assert!(!channels[1].takes(&warning), "not its condition");
         let elsewhere = alert(AlertCondition::Failed, "builtin", "billing");
-        assert!(!channels[1].takes(&elsewhere, &[]), "not its engine");
-        assert!(!channels[2].takes(&failed, &[]), "untagged");
-        assert!(channels[2].takes(&failed, &["page-me".into()]));
-        let other_type = alert(AlertCondition::Failed, "builtin", "sync");
-        assert!(!channels[2].takes(&other_type, &["page-me".into()]));
+        assert!(!channels[1].takes(&elsewhere), "not its engine");
+        assert!(!channels[2].takes(&failed), "untagged");
+        let mut tagged = failed.clone();
+        tagged.tags = vec!["page-me".into()];
+        assert!(channels[2].takes(&tagged));
+        let mut other_type = alert(AlertCondition::Failed, "builtin", "sync");
+        other_type.tags = vec!["page-me".into()];
+        assert!(!channels[2].takes(&other_type));
 
         // A failing channel is told to the others, not to itself.
         let mut failing = alert(AlertCondition::ChannelFailing, "stepline", "");
         failing.subject = "channel:ops-hook".into();
         failing.workflow_type = None;
-        assert!(!channels[0].takes(&failing, &[]));
+        assert!(!channels[0].takes(&failing));
+        assert!(channels[1].scope.conditions.len() == 2 && !channels[1].takes(&failing));
+
+        // The rule turns two conditions off for one type, no other.
+        assert!(settings.silences(&alert(
+            AlertCondition::StuckStep,
+            "builtin",
+            "nightly_export"
+        )));
+        assert!(!settings.silences(&alert(AlertCondition::Failed, "builtin", "nightly_export")));
+        assert!(!settings.silences(&alert(AlertCondition::StuckStep, "builtin", "billing")));
     }
 
     #[test]
-    fn each_mistake_is_named_with_its_channel() {
+    fn each_mistake_is_named_with_its_channel_or_rule() {
         for (broken, said) in [
             (
                 FILE.replace("\"HOOK_SECRET\"", "\"NO_SUCH_VAR\""),
@@ -352,8 +460,13 @@ per_minute = 2
                 ),
                 "nmae",
             ),
+            (FILE.replace("alert = false", "alert = true"), "rule 1"),
+            (
+                FILE.replace("\"stuck_step\", \"forecast_breach\"", "\"stuck\""),
+                "rule 1: condition \"stuck\"",
+            ),
         ] {
-            let error = parse_channels(&broken, env).unwrap_err();
+            let error = parse_settings(&broken, env).unwrap_err();
             assert!(error.contains(said), "{said}: {error}");
         }
     }
