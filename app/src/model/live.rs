@@ -107,7 +107,8 @@ pub enum LiveEvent {
         state: CommandState,
     },
     /// An alert fired, cleared, or was acknowledged or muted: sent to every client that
-    /// may see its engine, whatever it follows (the header's badge counts them).
+    /// follows the alerts and may see its engine, whatever runs it follows (the header's
+    /// badge counts them).
     AlertChanged { alert: Box<Alert> },
     /// Sent first on every connection: the hub's current position.
     Hello {},
@@ -123,8 +124,8 @@ pub enum LiveEvent {
 }
 
 impl LiveEvent {
-    /// Whether every client that may see the event's engine gets it, whatever runs it
-    /// follows.
+    /// Whether every client that follows the alerts and may see the event's engine gets
+    /// it, whatever runs it follows.
     pub fn is_for_everyone(&self) -> bool {
         matches!(self, Self::AlertChanged { .. })
     }
@@ -156,7 +157,8 @@ pub struct LiveMessage {
     pub event: LiveEvent,
 }
 
-/// What a client asks for: all workflows, or some ids.
+/// What a client asks for: all workflows, or some ids; and the alerts (of every engine
+/// it may see), whatever runs it follows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Subscription {
     /// Every workflow (the list page).
@@ -165,6 +167,9 @@ pub struct Subscription {
     /// These workflows (a detail page), in addition to `all`.
     #[serde(default)]
     pub workflow_ids: Vec<String>,
+    /// Every alert that fires, resolves or is taken in hand (`alert_changed`).
+    #[serde(default)]
+    pub alerts: bool,
 }
 
 /// Messages from a client.

@@ -237,8 +237,8 @@ fn story_subscribe_message_parses() {
         message,
         ClientMessage::Subscribe {
             subscription: Subscription {
-                all: false,
-                workflow_ids: vec!["trial-wf-12345".into()]
+                workflow_ids: vec!["trial-wf-12345".into()],
+                ..Subscription::default()
             },
             since_seq: None
         }

@@ -73,7 +73,9 @@ pub struct LiveConnection {
 impl LiveConnection {
     /// Follows every run (the list) or just some (a detail page); the socket's
     /// subscription changes to match, resuming from the last seq seen.
-    pub fn follow(&self, subscription: Subscription) {
+    pub fn follow(&self, mut subscription: Subscription) {
+        // Every page has the header's badge.
+        subscription.alerts = true;
         if self
             .following
             .with_untracked(|current| *current != subscription)
@@ -108,6 +110,7 @@ pub fn provide_live_connection() -> LiveConnection {
         following: RwSignal::new(Subscription {
             all: true,
             workflow_ids: Vec::new(),
+            alerts: true,
         }),
         last_seq: StoredValue::new(None),
         failures: StoredValue::new(0),

@@ -56,7 +56,7 @@ pub fn WorkflowListPage() -> impl IntoView {
     Effect::new(move |_| {
         live.follow(Subscription {
             all: true,
-            workflow_ids: Vec::new(),
+            ..Subscription::default()
         })
     });
     let list = Resource::new(

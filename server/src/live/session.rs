@@ -29,6 +29,8 @@ struct Session<S> {
     snapshots: Arc<dyn SnapshotSource>,
     all: bool,
     ids: HashSet<String>,
+    /// Follows the alerts.
+    alerts: bool,
     /// The engines whose runs this client may see.
     sight: Sight,
     /// The newest seq this client has been brought up to.
@@ -50,7 +52,7 @@ where
         };
         visible
             && (self.all
-                || published.to_everyone
+                || (published.to_everyone && self.alerts)
                 || published
                     .workflow_id
                     .as_ref()
@@ -159,6 +161,7 @@ where
                     .cloned()
                     .collect();
                 self.all |= subscription.all;
+                self.alerts |= subscription.alerts;
                 self.ids.extend(new_ids.iter().cloned());
                 match since_seq {
                     Some(since) => match self.hub.replay(since, self.last_sent) {
@@ -176,6 +179,9 @@ where
             ClientMessage::Unsubscribe { subscription } => {
                 if subscription.all {
                     self.all = false;
+                }
+                if subscription.alerts {
+                    self.alerts = false;
                 }
                 for id in &subscription.workflow_ids {
                     self.ids.remove(id);
@@ -220,6 +226,7 @@ pub async fn run_session<S, R>(
         snapshots,
         all: false,
         ids: HashSet::new(),
+        alerts: false,
         sight,
         last_sent: start,
     };

@@ -155,8 +155,8 @@ impl Client {
 
 fn ids(list: &[&str]) -> Subscription {
     Subscription {
-        all: false,
         workflow_ids: list.iter().map(|s| s.to_string()).collect(),
+        ..Subscription::default()
     }
 }
 
@@ -202,22 +202,31 @@ fn alert_on(engine: &str, workflow_id: &str) -> LiveEvent {
 }
 
 #[tokio::test]
-async fn an_alert_reaches_every_client_that_may_see_its_engine_whatever_it_follows() {
+async fn an_alert_reaches_every_client_that_follows_alerts_and_may_see_its_engine() {
     let hub = Arc::new(LiveHub::new(1));
     let mut following_another = Client::connect(hub.clone());
     let mut seeing_other_engines = Client::connect_seeing(
         hub.clone(),
         app::model::identity::Sight::Engines(vec!["temporal:*".into()]),
     );
-    for client in [&mut following_another, &mut seeing_other_engines] {
+    let mut not_following_alerts = Client::connect(hub.clone());
+    let with_alerts = Subscription {
+        alerts: true,
+        ..ids(&["wf-a"])
+    };
+    for (client, subscription) in [
+        (&mut following_another, with_alerts.clone()),
+        (&mut seeing_other_engines, with_alerts),
+        (&mut not_following_alerts, ids(&["wf-a"])),
+    ] {
         assert!(matches!(client.next().await.event, LiveEvent::Hello {}));
-        client.subscribe(ids(&["wf-a"]), None).await;
+        client.subscribe(subscription, None).await;
     }
     hub.publish_of(
         Some("custom:billing"),
         vec![alert_on("custom:billing", "wf-z")],
     );
-    hub.publish_of(Some("temporal:prod"), vec![log_event("wf-a", "for both")]);
+    hub.publish_of(Some("temporal:prod"), vec![log_event("wf-a", "for all")]);
 
     let alert = following_another.next().await;
     assert!(
@@ -228,9 +237,12 @@ async fn an_alert_reaches_every_client_that_may_see_its_engine_whatever_it_follo
         following_another.next().await.event.workflow_id(),
         Some("wf-a")
     );
-    // The other client may not see custom:billing: its first event is the log line.
-    let first = seeing_other_engines.next().await;
-    assert_eq!(first.event.workflow_id(), Some("wf-a"), "{first:?}");
+    // The others may not see custom:billing, or do not follow the alerts: their first
+    // event is the log line.
+    for client in [&mut seeing_other_engines, &mut not_following_alerts] {
+        let first = client.next().await;
+        assert_eq!(first.event.workflow_id(), Some("wf-a"), "{first:?}");
+    }
 }
 
 #[tokio::test]
@@ -246,7 +258,7 @@ async fn a_reconnecting_client_gets_what_it_missed_in_order() {
         .subscribe(
             Subscription {
                 all: true,
-                workflow_ids: Vec::new(),
+                ..Subscription::default()
             },
             Some(seen),
         )
@@ -275,7 +287,7 @@ async fn a_client_too_far_behind_is_told_to_reload() {
         .subscribe(
             Subscription {
                 all: true,
-                workflow_ids: Vec::new(),
+                ..Subscription::default()
             },
             Some(1),
         )

@@ -42,8 +42,8 @@ pub fn WorkflowDetailPage() -> impl IntoView {
     // The socket follows this run only while its page is on screen.
     Effect::new(move |_| {
         live.follow(Subscription {
-            all: false,
             workflow_ids: vec![id.get()],
+            ..Subscription::default()
         })
     });
     // Re-read when the live summary of this run changes, and on every (re)connect, so
