@@ -183,6 +183,24 @@ async fn operators_acknowledge_and_mute_alerts_and_the_audit_log_says_who() {
     assert_eq!(open_count(&client).await, 3);
     let id = alerts_of(&client, "inv-0").await[0]["id"].as_i64().unwrap();
 
+    // Newest first, a page at a time.
+    let (_, first) = client.get(&format!("{ALERTS}?limit=2")).await;
+    let runs = |page: &Value| -> Vec<String> {
+        page["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|alert| alert["workflow_id"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(runs(&first), ["inv-2", "inv-1"]);
+    let before = first["next_before"].as_i64().expect("an older page");
+    let (_, older) = client
+        .get(&format!("{ALERTS}?limit=2&before={before}"))
+        .await;
+    assert_eq!(runs(&older), ["inv-0"]);
+    assert!(older["next_before"].is_null(), "{older}");
+
     // A reader may read, not acknowledge.
     assert_eq!(open_count(&reading).await, 3);
     let (status, refused) = reading

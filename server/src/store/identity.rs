@@ -690,12 +690,7 @@ impl Store {
                 .push_bind(i64::from(limit) + 1);
             select.build_query_as().fetch_all(pool).await?
         });
-        let next_before = if rows.len() > limit as usize {
-            rows.truncate(limit as usize);
-            rows.last().map(|row| row.0)
-        } else {
-            None
-        };
+        let next_before = super::next_before(&mut rows, limit, |row| row.0);
         Ok(AuditPage {
             entries: rows
                 .into_iter()

@@ -1168,6 +1168,17 @@ const WORKFLOW_BY_ID: &str = "SELECT * FROM workflows WHERE id = $1";
 /// A run's steps in step order.
 const STEPS_OF_RUN: &str = "SELECT * FROM steps WHERE workflow_id = $1 ORDER BY step_number";
 
+/// Of a page read newest first with one row more than its `limit` (to know whether older
+/// ones follow): the page, and the id to ask for the next one `before`, if there is one.
+fn next_before<T>(rows: &mut Vec<T>, limit: u32, id: impl Fn(&T) -> i64) -> Option<i64> {
+    if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last().map(id)
+    } else {
+        None
+    }
+}
+
 pub(super) fn json_text<T: serde::Serialize + ?Sized>(value: &T) -> String {
     // Serialising our own plain data types to a string cannot fail.
     serde_json::to_string(value).unwrap_or_else(|_| "null".to_owned())
