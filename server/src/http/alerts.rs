@@ -7,6 +7,7 @@ use crate::auth::{refusal_on_engine, Caller};
 use crate::projector::alert_events;
 use crate::source::now_ms;
 use crate::store::alerts::mute_scope;
+use app::api::ReadModel;
 use app::model::alert::{Alert, AlertPage, AlertQuery, MuteRequest, MAX_MUTE_MINUTES};
 use app::model::identity::{Grants, Role};
 use axum::body::Bytes;
@@ -21,28 +22,13 @@ pub async fn list(
     query: Result<Query<AlertQuery>, QueryRejection>,
 ) -> Result<Json<AlertPage>, AppError> {
     let Query(query) = query.map_err(|e| AppError::BadRequest(e.body_text()))?;
-    Ok(Json(page(&state, Some(&caller), &query).await?))
-}
-
-/// A page of the inbox as `caller` may see it (every engine for `None`).
-pub async fn page(
-    state: &AppState,
-    caller: Option<&Caller>,
-    query: &AlertQuery,
-) -> Result<AlertPage, AppError> {
-    if let Some(invalid) = query.invalid() {
-        return Err(AppError::BadRequest(invalid));
-    }
-    let sight = caller.map(Grants::sight);
-    let patterns = sight.as_ref().and_then(|sight| sight.patterns());
-    Ok(state.store.alerts(query, patterns, now_ms()).await?)
-}
-
-/// How many alerts `caller` would see open (the badge).
-pub async fn open_count(state: &AppState, caller: Option<&Caller>) -> Result<u64, AppError> {
-    let sight = caller.map(Grants::sight);
-    let patterns = sight.as_ref().and_then(|sight| sight.patterns());
-    Ok(state.store.open_alerts(patterns, now_ms()).await?)
+    // The pages' reader: the same validation and the same sight as the inbox's page.
+    state
+        .reader_for(Some(caller))
+        .alerts(&query)
+        .await
+        .map(Json)
+        .map_err(super::workflows::read_error)
 }
 
 /// `POST .../alerts/{id}/acknowledge`.
