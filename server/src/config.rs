@@ -91,6 +91,12 @@ pub struct Config {
     #[arg(long, env = "STEPLINE_RETAIN_ANALYTICS", default_value = "400d")]
     pub retain_analytics: Age,
 
+    /// How long to keep serving after a shutdown signal while `/readyz` already answers
+    /// 503, so that load balancers stop sending requests before the listener closes
+    /// ("5s"; 0 closes at once).
+    #[arg(long, env = "STEPLINE_SHUTDOWN_DELAY", default_value = "0s")]
+    pub shutdown_delay: humantime::Duration,
+
     /// Keep starting demo runs of the defined workflow types.
     #[arg(long, env = "STEPLINE_DEMO")]
     pub demo: bool,

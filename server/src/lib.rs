@@ -13,6 +13,7 @@ pub mod engines;
 pub mod forecast;
 pub mod http;
 pub mod live;
+pub mod metrics;
 pub mod projector;
 pub mod retention;
 pub mod retry;
@@ -134,6 +135,7 @@ pub async fn start_core(
         pushing: Default::default(),
         leptos_options,
         instance,
+        readiness: http::health::Readiness::ready_now(),
     };
     Ok(Core { state, builtin })
 }
@@ -287,6 +289,7 @@ pub fn page_routes() -> Vec<AxumRouteListing> {
 /// caller needs ([`http::routes`]); the pages and their server functions read and act as
 /// the caller.
 pub fn app(state: AppState) -> Router {
+    metrics::install();
     let options = state.leptos_options.clone();
     let routes = page_routes();
     let per_request = state.clone();
@@ -328,6 +331,7 @@ pub fn app(state: AppState) -> Router {
         .layer(axum::middleware::from_fn(http::auth::over_https))
         .layer(axum::middleware::map_response(http::server_fn_status))
         .layer(axum::middleware::map_response(http::log_internal_errors))
+        .layer(axum::middleware::from_fn(http::count_request))
         // Failures are logged once, with their cause, by `log_internal_errors`.
         .layer(
             tower_http::trace::TraceLayer::new_for_http()

@@ -7,7 +7,9 @@ use clap::Parser;
 use server::config::{Config, LogFormat};
 use server::engines::builtin::definition::load_dir;
 use server::engines::builtin::{demo, Limits};
+use server::http::health::{Gate, Readiness};
 use server::BuiltinSettings;
+use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -65,15 +67,66 @@ async fn main() -> anyhow::Result<()> {
         Some(path) => server::auth::oidc::load_providers(path).map_err(anyhow::Error::msg)?,
         None => Vec::new(),
     };
-    let server::Core { mut state, builtin } =
-        server::start_core(&config.database_url, leptos_options, Some(builtin))
-            .await
-            .with_context(|| {
-                format!(
-                    "opening the store at {}",
-                    server::store::without_password(&config.database_url)
-                )
-            })?;
+    let tls = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            Some(server::http::tls_settings(cert, key).map_err(anyhow::Error::msg)?)
+        }
+        _ => None,
+    };
+    let serving = server::http::Serving {
+        limits: server::http::ConnectionLimits {
+            max_connections: config.max_connections as usize,
+            header_timeout: config.header_timeout.into(),
+        },
+        tls: tls.clone(),
+        trusted_proxies: config.trusted_proxies.clone(),
+    };
+
+    // Serving from the first moment: the probes answer (alive, not ready yet) while the
+    // store opens, and a signal during start-up stops it cleanly.
+    server::metrics::install();
+    let readiness = Readiness::starting("opening the store");
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("Stepline is starting: {scheme}://{local} (/readyz answers when it is ready)");
+    let stop = CancellationToken::new();
+    let delay: std::time::Duration = config.shutdown_delay.into();
+    tokio::spawn({
+        let (stop, readiness) = (stop.clone(), readiness.clone());
+        async move {
+            shutdown_signal().await;
+            readiness.stopping();
+            if !delay.is_zero() {
+                tracing::info!(
+                    ?delay,
+                    "not ready any more; serving on until the delay is up"
+                );
+                tokio::time::sleep(delay).await;
+            }
+            stop.cancel();
+        }
+    });
+    let gate = Gate::new(readiness.clone());
+    let served = tokio::spawn(server::http::serve(
+        listener,
+        gate.router(),
+        serving,
+        stop.clone().cancelled_owned(),
+    ));
+
+    let core = tokio::select! {
+        core = open_core(&config, leptos_options, builtin, &readiness) => core?,
+        () = stop.cancelled() => {
+            served.await??;
+            return Ok(());
+        }
+    };
+    let server::Core { mut state, builtin } = core;
+    state.readiness = readiness.clone();
+    readiness.waiting_for("starting the engine sources");
     for provider in &providers {
         tracing::info!(provider = %provider.name, issuer = %provider.issuer, "single sign-on offered");
     }
@@ -110,20 +163,10 @@ async fn main() -> anyhow::Result<()> {
         },
     ));
     if config.demo {
-        if let Some(engine) = builtin {
-            tokio::spawn(demo::run(engine, demo::DemoSettings::default()));
+        if let Some(engine) = &builtin {
+            tokio::spawn(demo::run(engine.clone(), demo::DemoSettings::default()));
         }
     }
-    let tls = match (&config.tls_cert, &config.tls_key) {
-        (Some(cert), Some(key)) => {
-            Some(server::http::tls_settings(cert, key).map_err(anyhow::Error::msg)?)
-        }
-        _ => None,
-    };
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
-    let local = listener.local_addr()?;
     // The first start: an admin to sign in with.
     let data_dir = config
         .database_url
@@ -136,7 +179,8 @@ async fn main() -> anyhow::Result<()> {
         server::auth::first_admin::ensure_first_admin(&state.store, data_dir.as_deref(), given)
             .await
             .context("making the first admin")?;
-    let scheme = if tls.is_some() { "https" } else { "http" };
+    gate.open(server::app(state.clone()));
+    readiness.ready();
     let database = server::store::without_password(&config.database_url);
     tracing::info!(%database, "Stepline is serving on {scheme}://{local}/orchestration");
     println!("Stepline is running: {scheme}://{local}/orchestration");
@@ -155,24 +199,68 @@ async fn main() -> anyhow::Result<()> {
         tracing::warn!(%local, "serving plain HTTP beyond this machine: passwords and session cookies cross the network readable; serve TLS (--tls-cert, --tls-key) or put Stepline behind a proxy that terminates it (--trusted-proxies)");
     }
 
-    let serving = server::http::Serving {
-        limits: server::http::ConnectionLimits {
-            max_connections: config.max_connections as usize,
-            header_timeout: config.header_timeout.into(),
-        },
-        tls,
-        trusted_proxies: config.trusted_proxies.clone(),
-    };
-    let (store, instance) = (state.store.clone(), state.instance.clone());
-    server::launch(listener, state, serving, shutdown_signal()).await?;
+    stop.cancelled().await;
+    // Shutdown: no new connections; the requests in flight are answered, the live clients
+    // told to reconnect elsewhere, and the built-in engine records where it stopped.
+    let (served, all_closed) = tokio::join!(served, state.hub.close(SHUTDOWN_GRACE));
+    served??;
+    if !all_closed {
+        tracing::warn!("live clients still connected after the shutdown grace period");
+    }
+    if let Some(engine) = &builtin {
+        if let Some(running) = engine.stop().await {
+            tracing::info!(
+                running,
+                "built-in engine stopped; its running steps run again when it resumes"
+            );
+        }
+    }
     // Another instance takes over at once rather than when the leases run out; what this
     // one still writes under them is refused from now on.
-    if let Err(error) = store.release_leases(&instance).await {
+    if let Err(error) = state.store.release_leases(&state.instance).await {
         tracing::warn!(%error, "cannot give the leases up; they run out by themselves");
     }
+    tracing::info!("stopped");
     Ok(())
 }
 
+/// How long live clients get to be told goodbye once shutdown is asked for.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Opens the store (and starts the core on it), trying again while the database is busy,
+/// unreachable or starting; a mistake (a bad URL, a failed migration) ends start-up.
+async fn open_core(
+    config: &Config,
+    leptos_options: leptos::config::LeptosOptions,
+    builtin: BuiltinSettings,
+    readiness: &Readiness,
+) -> anyhow::Result<server::Core> {
+    let database = server::store::without_password(&config.database_url);
+    let mut backoff = server::retry::Backoff::new(
+        std::time::Duration::from_millis(250),
+        std::time::Duration::from_secs(10),
+    );
+    loop {
+        match server::start_core(
+            &config.database_url,
+            leptos_options.clone(),
+            Some(builtin.clone()),
+        )
+        .await
+        {
+            Ok(core) => return Ok(core),
+            Err(server::StartError::Store(error)) if error.is_transient() => {
+                let cause = app::model::error_chain(&error);
+                tracing::warn!(%database, %cause, "cannot open the store yet; trying again");
+                readiness.waiting_for(&format!("opening the store: {cause}"));
+                backoff.wait().await;
+            }
+            Err(error) => {
+                return Err(error).with_context(|| format!("opening the store at {database}"))
+            }
+        }
+    }
+}
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

@@ -81,6 +81,8 @@ pub async fn sweep(
         loop {
             let deleted = store.delete_closed_runs(before, batch).await?;
             swept.runs += deleted;
+            metrics::counter!(crate::metrics::RETENTION_DELETED, "what" => "runs")
+                .increment(deleted);
             if deleted < u64::from(batch) {
                 break;
             }
@@ -91,6 +93,8 @@ pub async fn sweep(
         loop {
             let deleted = store.delete_rollups(before, batch).await?;
             swept.rollup_rows += deleted;
+            metrics::counter!(crate::metrics::RETENTION_DELETED, "what" => "rollup_rows")
+                .increment(deleted);
             if deleted == 0 {
                 break;
             }

@@ -368,8 +368,26 @@ fn slack_escaped(text: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Sends `message` to `channel` (`key`: the idempotency key of a webhook's POST).
+/// Sends `message` to `channel` (`key`: the idempotency key of a webhook's POST), and
+/// counts how that went.
 pub async fn send(
+    http: &reqwest::Client,
+    channel: &Channel,
+    message: &Message,
+    key: i64,
+) -> Result<(), String> {
+    let sent = send_once(http, channel, message, key).await;
+    metrics::counter!(
+        crate::metrics::ALERT_DELIVERIES,
+        "channel" => channel.name.clone(),
+        "kind" => channel.reach.kind(),
+        "outcome" => if sent.is_ok() { "sent" } else { "failed" },
+    )
+    .increment(1);
+    sent
+}
+
+async fn send_once(
     http: &reqwest::Client,
     channel: &Channel,
     message: &Message,

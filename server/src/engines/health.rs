@@ -4,11 +4,14 @@
 use app::model::{EngineHealth, EngineState};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 /// The engines' health, shared between the engines and the readers.
 #[derive(Clone, Default)]
 pub struct HealthBoard {
     engines: Arc<Mutex<BTreeMap<String, EngineHealth>>>,
+    /// When each engine this instance follows last answered (its follow lag).
+    heard: Arc<Mutex<BTreeMap<String, Instant>>>,
 }
 
 impl HealthBoard {
@@ -16,6 +19,15 @@ impl HealthBoard {
     /// a state is when it began: a new message in the same state (each failed poll says
     /// its own error) keeps it, so that how long a source has been down is known.
     pub fn set(&self, engine: &str, mut health: EngineHealth) -> bool {
+        {
+            let mut heard = self.heard.lock().expect("not poisoned");
+            if health.state == EngineState::Ok && health.message.is_none() {
+                heard.insert(engine.to_owned(), Instant::now());
+            } else if health.state == EngineState::Ok {
+                // On standby: another instance follows it, this one hears nothing.
+                heard.remove(engine);
+            }
+        }
         let mut engines = self.engines.lock().expect("not poisoned");
         match engines.get(engine) {
             Some(now) if now.state == health.state && now.message == health.message => false,
@@ -29,6 +41,19 @@ impl HealthBoard {
                 true
             }
         }
+    }
+
+    /// Every engine's health, with when it last answered this instance (`None`: never,
+    /// or another instance follows it).
+    pub fn with_last_heard(&self) -> Vec<(EngineHealth, Option<Instant>)> {
+        let heard = self.heard.lock().expect("not poisoned").clone();
+        self.snapshot()
+            .into_iter()
+            .map(|health| {
+                let at = heard.get(&health.engine).copied();
+                (health, at)
+            })
+            .collect()
     }
 
     /// Every engine's health, by id.

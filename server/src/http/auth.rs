@@ -189,9 +189,12 @@ fn plain_page(title: &str, main: &str) -> String {
 }
 
 /// Whether a route is one of the app's pages (answered with HTML, so a visitor not
-/// signed in is sent to sign in rather than given JSON).
+/// signed in is sent to sign in rather than given JSON). Prometheus's scrape is not.
 fn is_page(method: &Method, path: &str) -> bool {
-    *method == Method::GET && !path.starts_with("/api/") && !path.starts_with("/ws/")
+    *method == Method::GET
+        && !path.starts_with("/api/")
+        && !path.starts_with("/ws/")
+        && path != super::routes::METRICS
 }
 
 /// What each route needs. Every route of the router has a rule here; one without is

@@ -157,7 +157,13 @@ pub async fn pull(
                 commands: due.iter().map(OutboxCommand::message).collect(),
             }));
         }
-        if tokio::time::timeout_at(deadline, woken).await.is_err() {
+        // Nothing due by the deadline, or the server shuts down: an empty answer (the
+        // engine asks again, of another instance or of this one restarted).
+        let woken = tokio::select! {
+            woken = tokio::time::timeout_at(deadline, woken) => woken.is_ok(),
+            () = state.hub.closing() => false,
+        };
+        if !woken {
             return Ok(Json(Pulled {
                 commands: Vec::new(),
             }));

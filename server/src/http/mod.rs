@@ -9,6 +9,7 @@ mod commands;
 mod error;
 mod gantt;
 mod headers;
+pub mod health;
 mod ingest;
 pub mod origin;
 pub mod routes;
@@ -55,6 +56,8 @@ pub struct AppState {
     pub leptos_options: LeptosOptions,
     /// This instance as the holder of leases (see `source::lease`).
     pub instance: String,
+    /// Whether this instance takes traffic (`/readyz`).
+    pub readiness: Arc<health::Readiness>,
 }
 
 /// What signing in and sessions need while serving.
@@ -145,6 +148,9 @@ pub fn api_router() -> Router<AppState> {
             post(alerts::mute).layer(DefaultBodyLimit::max(1024)),
         ),
         (HEALTH, get(|| async { "ok" })),
+        (LIVEZ, get(health::livez)),
+        (READYZ, get(health::readyz)),
+        (METRICS, get(health::metrics)),
         (
             SIGN_IN,
             post(auth::sign_in).layer(DefaultBodyLimit::max(16 * 1024)),
@@ -182,6 +188,39 @@ pub fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing:
         status = tracing::field::Empty,
         latency_ms = tracing::field::Empty,
     )
+}
+
+/// Counts each request for the metrics, by method, route as matched (a path no route
+/// matches counts as `(unmatched)`: a client's made-up paths cannot multiply the series)
+/// and status, with its latency.
+pub async fn count_request(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::http::Method;
+    let method = match *request.method() {
+        Method::GET
+        | Method::POST
+        | Method::PUT
+        | Method::PATCH
+        | Method::DELETE
+        | Method::HEAD
+        | Method::OPTIONS => request.method().as_str().to_owned(),
+        _ => "other".to_owned(),
+    };
+    let route = request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "(unmatched)".to_owned(), |path| path.as_str().to_owned());
+    let started = std::time::Instant::now();
+    let response = next.run(request).await;
+    crate::metrics::http_request(
+        &method,
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
 }
 
 pub fn record_response(

@@ -45,6 +45,11 @@ pub const ALERTS: &str = "/api/platform/orchestration/alerts";
 pub const ALERT_ACKNOWLEDGE: &str = "/api/platform/orchestration/alerts/{id}/acknowledge";
 pub const ALERT_MUTE: &str = "/api/platform/orchestration/alerts/{id}/mute";
 pub const HEALTH: &str = "/api/health";
+/// The probes: the process answers; the instance takes traffic.
+pub const LIVEZ: &str = "/livez";
+pub const READYZ: &str = "/readyz";
+/// Prometheus's scrape.
+pub const METRICS: &str = "/metrics";
 pub const UNKNOWN_API: &str = "/api/{*rest}";
 pub const LIVE: &str = "/ws/orchestration";
 pub const SIGN_IN: &str = "/api/auth/sign-in";
@@ -81,6 +86,9 @@ pub const API: &[Rule] = &[
     rule(Method::POST, ALERT_ACKNOWLEDGE, Need::Operate),
     rule(Method::POST, ALERT_MUTE, Need::Operate),
     rule(Method::GET, HEALTH, Need::Nobody),
+    rule(Method::GET, LIVEZ, Need::Nobody),
+    rule(Method::GET, READYZ, Need::Nobody),
+    rule(Method::GET, METRICS, Need::Read),
     rule(Method::GET, LIVE, Need::Read),
     rule(Method::POST, SIGN_IN, Need::Nobody),
     rule(Method::GET, SIGN_IN_PAGE, Need::Nobody),

@@ -6,12 +6,14 @@ mod session;
 pub mod shared;
 pub mod ws;
 
-pub use session::{run_session, SnapshotSource};
+pub use session::{run_session, SessionEnd, SnapshotSource};
 
 use app::model::{LiveEvent, LiveMessage};
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, Notify};
+use tokio_util::sync::CancellationToken;
 
 /// How many recent events the hub keeps for replay...
 pub const RING_CAPACITY: usize = 8_192;
@@ -56,6 +58,25 @@ pub struct LiveHub {
     /// PostgreSQL, see [`shared`]): what is published here goes to the log, and comes back
     /// numbered, as every instance's does.
     to_log: Option<ToLog>,
+    /// The sessions connected now.
+    clients: AtomicUsize,
+    /// Cancelled when the server shuts down: every session says goodbye and ends.
+    closing: CancellationToken,
+    /// Told when the last session ends.
+    all_gone: Notify,
+}
+
+/// A session's place among the hub's clients, given up when the session ends.
+pub struct ClientSlot {
+    hub: Arc<LiveHub>,
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        if self.hub.clients.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.hub.all_gone.notify_waiters();
+        }
+    }
 }
 
 /// What a replay request found.
@@ -85,7 +106,45 @@ impl LiveHub {
             }),
             fanout,
             to_log,
+            clients: AtomicUsize::new(0),
+            closing: CancellationToken::new(),
+            all_gone: Notify::new(),
         }
+    }
+
+    /// A session joins; it counts among the clients while it holds the slot.
+    pub fn join(self: &Arc<Self>) -> ClientSlot {
+        self.clients.fetch_add(1, Ordering::AcqRel);
+        ClientSlot { hub: self.clone() }
+    }
+
+    /// The sessions connected now.
+    pub fn clients(&self) -> usize {
+        self.clients.load(Ordering::Acquire)
+    }
+
+    /// Resolves when the server is shutting down.
+    pub async fn closing(&self) {
+        self.closing.cancelled().await;
+    }
+
+    /// Shutdown: every session closes its connection (the clients reconnect, to another
+    /// instance or to this one restarted). Resolves when all have, or after `grace`.
+    pub async fn close(&self, grace: std::time::Duration) -> bool {
+        self.closing.cancel();
+        let all_gone = async {
+            loop {
+                // Listening before looking: a session ending in between is not missed.
+                let gone = self.all_gone.notified();
+                tokio::pin!(gone);
+                gone.as_mut().enable();
+                if self.clients() == 0 {
+                    return;
+                }
+                gone.await;
+            }
+        };
+        tokio::time::timeout(grace, all_gone).await.is_ok()
     }
 
     /// Whether events reach this hub numbered from the shared log (see [`shared`]).
@@ -175,6 +234,7 @@ impl LiveHub {
         ring.events.push_back(published.clone());
         // No receivers is fine: nobody is watching.
         let _ = self.fanout.send(published);
+        metrics::counter!(crate::metrics::LIVE_PUBLISHED).increment(1);
     }
 
     /// The seq of the newest event (0 before the first one).

@@ -208,6 +208,15 @@ where
     }
 }
 
+/// Why a session ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// The client left, or its connection broke.
+    ClientGone,
+    /// The server is shutting down: the connection should be closed as "going away".
+    ServerClosing,
+}
+
 /// Serves one client until it disconnects or the hub shuts down.
 pub async fn run_session<S, R>(
     hub: Arc<LiveHub>,
@@ -215,10 +224,13 @@ pub async fn run_session<S, R>(
     sight: Sight,
     outgoing: S,
     mut incoming: R,
-) where
+) -> SessionEnd
+where
     S: Sink<String> + Unpin,
     R: Stream<Item = String> + Unpin,
 {
+    let _slot = hub.join();
+    let closing = hub.clone();
     let (start, mut receiver) = hub.subscribe();
     let mut session = Session {
         outgoing,
@@ -231,13 +243,14 @@ pub async fn run_session<S, R>(
         last_sent: start,
     };
     if session.send_event(LiveEvent::Hello {}).await.is_err() {
-        return;
+        return SessionEnd::ClientGone;
     }
     loop {
         let step = tokio::select! {
+            () = closing.closing() => return SessionEnd::ServerClosing,
             text = incoming.next() => match text {
                 Some(text) => session.on_client_message(&text).await,
-                None => break,
+                None => return SessionEnd::ClientGone,
             },
             received = receiver.recv() => match received {
                 Ok(published) => {
@@ -252,7 +265,8 @@ pub async fn run_session<S, R>(
                                 fresh.push(published);
                             }
                             Ok(_) => {}
-                            Err(TryRecvError::Lagged(_)) => {
+                            Err(TryRecvError::Lagged(missed)) => {
+                                metrics::counter!(crate::metrics::LIVE_DROPPED).increment(missed);
                                 lagged = true;
                                 break;
                             }
@@ -272,15 +286,16 @@ pub async fn run_session<S, R>(
                         sent => sent,
                     }
                 }
-                Err(RecvError::Lagged(_)) => {
+                Err(RecvError::Lagged(missed)) => {
+                    metrics::counter!(crate::metrics::LIVE_DROPPED).increment(missed);
                     let since = session.last_sent;
                     session.catch_up(since).await
                 }
-                Err(RecvError::Closed) => break,
+                Err(RecvError::Closed) => return SessionEnd::ServerClosing,
             },
         };
         if step.is_err() {
-            break;
+            return SessionEnd::ClientGone;
         }
     }
 }

@@ -1,9 +1,9 @@
 //! The `/ws/orchestration` endpoint: adapts axum's WebSocket to a live session.
 
-use super::{run_session, LiveHub, SnapshotSource};
+use super::{run_session, LiveHub, SessionEnd, SnapshotSource};
 use crate::auth::Caller;
 use app::model::identity::{Grants, Sight};
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{close_code, CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
 use axum::Extension;
@@ -50,8 +50,9 @@ pub async fn handler(
 
 async fn serve(endpoint: LiveEndpoint, socket: WebSocket) {
     let (sink, stream) = socket.split();
-    let outgoing =
-        sink.with(|text: String| future::ok::<_, axum::Error>(Message::Text(text.into())));
+    let mut outgoing = Box::pin(
+        sink.with(|text: String| future::ok::<_, axum::Error>(Message::Text(text.into()))),
+    );
     let incoming = stream
         .take_while(|message| {
             future::ready(matches!(message, Ok(m) if !matches!(m, Message::Close(_))))
@@ -62,12 +63,22 @@ async fn serve(endpoint: LiveEndpoint, socket: WebSocket) {
                 _ => None,
             })
         });
-    run_session(
+    let end = run_session(
         endpoint.hub,
         endpoint.snapshots,
         endpoint.sight,
-        Box::pin(outgoing),
+        &mut outgoing,
         Box::pin(incoming),
     )
     .await;
+    if end == SessionEnd::ServerClosing {
+        // "Going away": the console reconnects (to another instance, or to this one
+        // restarted) and catches up from its last seq.
+        let close = Message::Close(Some(CloseFrame {
+            code: close_code::AWAY,
+            reason: "Stepline is shutting down".into(),
+        }));
+        let mut sink = std::pin::Pin::into_inner(outgoing).into_inner();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(1), sink.send(close)).await;
+    }
 }

@@ -138,7 +138,19 @@ async fn run(store: Store, hub: Arc<LiveHub>, mut inbox: mpsc::Receiver<Request>
             request = inbox.recv() => {
                 let Some(Request { batch, atomicity, reply }) = request else { break };
                 let engine = batch.engine.clone();
+                let events = batch.events.len();
+                let transitions = crate::metrics::step_transitions(&batch);
+                let started = std::time::Instant::now();
                 let result = apply_events(&store, batch, atomicity, now_ms()).await;
+                let outcome = match &result {
+                    Ok(_) => "applied",
+                    Err(ApplyError::Store(_)) => "failed",
+                    Err(_) => "refused",
+                };
+                crate::metrics::projector_batch(outcome, events, started.elapsed());
+                if result.is_ok() {
+                    crate::metrics::count_step_transitions(transitions);
+                }
                 let answer = match result {
                     Ok(applied) => {
                         if !applied.logged {

@@ -193,6 +193,29 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+impl StoreError {
+    /// Whether trying again later may work: the database is busy or locked by another
+    /// process, not reachable yet, or still starting. A bad URL, a missing permission or a
+    /// failed migration is not.
+    pub fn is_transient(&self) -> bool {
+        let sql = match self {
+            Self::Sql(error) => error,
+            Self::Migrate(sqlx::migrate::MigrateError::Execute(error)) => error,
+            _ => return false,
+        };
+        match sql {
+            sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => true,
+            sqlx::Error::Database(error) => matches!(
+                error.code().as_deref(),
+                // SQLite: busy, locked (another process writes); PostgreSQL: the server
+                // is starting, shutting down, or out of connections.
+                Some("5" | "6" | "517" | "262" | "57P03" | "57P01" | "53300")
+            ),
+            _ => false,
+        }
+    }
+}
+
 /// `url` as it may be shown (in logs, in errors): a password it holds
 /// (`postgres://user:password@host/db`) is replaced by `***`.
 pub fn without_password(url: &str) -> String {
@@ -217,6 +240,15 @@ fn read_connections() -> u32 {
     std::thread::available_parallelism()
         .map_or(2, |cores| u32::try_from(cores.get()).unwrap_or(u32::MAX))
         .clamp(2, 16)
+}
+
+/// How many runs of one engine are in one status and SLA status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunCount {
+    pub engine: String,
+    pub status: WorkflowStatus,
+    pub sla: SlaStatus,
+    pub runs: u64,
 }
 
 /// The handle on the database; cheap to clone.
@@ -613,6 +645,30 @@ impl Store {
         *self.stats.kept.lock().unwrap_or_else(|p| p.into_inner()) =
             Some((version, day, stats.clone()));
         Ok(stats)
+    }
+
+    /// How many runs each engine holds in each status and SLA status, from the counters
+    /// the projector keeps (a few rows however long the history): for the metrics.
+    pub async fn run_counts(&self) -> Result<Vec<RunCount>, StoreError> {
+        let rows: Vec<(String, String, String, i64)> = on_backend!(&self.pool, pool => {
+            sqlx::query_as(
+                "SELECT engine, status, sla_status, CAST(SUM(runs) AS BIGINT) FROM workflow_counts
+                 GROUP BY engine, status, sla_status HAVING SUM(runs) > 0",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        Ok(rows
+            .into_iter()
+            .filter_map(|(engine, status, sla, runs)| {
+                Some(RunCount {
+                    engine,
+                    status: WorkflowStatus::parse(&status)?,
+                    sla: SlaStatus::parse(&sla)?,
+                    runs: u64::try_from(runs).ok()?,
+                })
+            })
+            .collect())
     }
 
     /// The stats line as the counters have it now (see [`Self::stats_seen`]).

@@ -20,6 +20,10 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 
+/// What a running step's log says when the server stops under it.
+pub(super) const STOPPED_LINE: &str = "Stepline stopped here (the server shut down): this attempt \
+     runs again from the start when the engine resumes";
+
 /// Most source events committed in one transaction; more wait for the next one.
 const MAX_EVENTS_PER_COMMIT: usize = 4_000;
 
@@ -34,6 +38,9 @@ pub(super) enum Message {
     Start(StartRequest, Reply),
     Command(String, Command, Reply),
     Census(oneshot::Sender<Census>),
+    /// The server shuts down: record where each running step stopped, then stop (answered
+    /// with how many steps were running).
+    Stop(oneshot::Sender<usize>),
     Log {
         workflow_id: String,
         step_number: u32,
@@ -56,6 +63,8 @@ pub(super) struct Cycle {
     touched: BTreeSet<String>,
     /// Log lines per (run, step), in arrival order, folded into events at commit.
     logs: Vec<(String, u32, Vec<String>)>,
+    /// Set by [`Message::Stop`]: the driver stops once this cycle is stored.
+    stop: Option<(oneshot::Sender<usize>, usize)>,
 }
 
 pub(super) struct Driver {
@@ -213,11 +222,18 @@ impl Driver {
             if let Some(message) = first {
                 self.handle(message, now, &mut cycle).await;
             }
-            while cycle.decisions.events.len() < MAX_EVENTS_PER_COMMIT {
+            while cycle.stop.is_none() && cycle.decisions.events.len() < MAX_EVENTS_PER_COMMIT {
                 match messages.try_recv() {
                     Ok(message) => self.handle(message, now, &mut cycle).await,
                     Err(_) => break,
                 }
+            }
+            if let Some((reply, running)) = cycle.stop.take() {
+                // Nothing new starts; what happened so far is stored, with where each
+                // running step was left.
+                self.commit(cycle).await;
+                let _ = reply.send(running);
+                break;
             }
             self.fire_timers(now, &mut cycle);
             self.admit(now, &mut cycle);
@@ -257,6 +273,18 @@ impl Driver {
             Message::Command(id, command, reply) => {
                 let outcome = self.command(&id, command, now, cycle).await;
                 cycle.replies.push((reply, outcome));
+            }
+            Message::Stop(reply) => {
+                let mut running: Vec<(String, u32)> = self.executions.keys().cloned().collect();
+                running.sort();
+                for (workflow_id, step_number) in &running {
+                    cycle.logs.push((
+                        workflow_id.clone(),
+                        *step_number,
+                        vec![STOPPED_LINE.to_owned()],
+                    ));
+                }
+                cycle.stop = Some((reply, running.len()));
             }
             Message::Census(reply) => {
                 let mut census = Census::default();

@@ -159,6 +159,15 @@ impl BuiltinEngine {
         self.perform(Request::Start { request }).await
     }
 
+    /// Shutdown: the driver stores what happened so far and, on each running step, that
+    /// the server stopped under it (the attempt runs again when the engine resumes), then
+    /// stops. How many steps were running; `None` when this instance does not drive the
+    /// runs.
+    pub async fn stop(&self) -> Option<usize> {
+        let inbox = self.driver()?;
+        forward::ask(&inbox, Message::Stop).await.ok()
+    }
+
     /// How many runs are where, per type; only on the instance that drives them.
     pub async fn census(&self) -> Result<Census, CommandError> {
         let inbox = self.driver().ok_or_else(|| {
