@@ -4,7 +4,8 @@
 
 use anyhow::Context;
 use clap::Parser;
-use server::config::{Config, LogFormat};
+use server::config::deployment::Deployment;
+use server::config::{Command, Config, LogFormat};
 use server::engines::builtin::definition::load_dir;
 use server::engines::builtin::{demo, Limits};
 use server::http::health::{Gate, Readiness};
@@ -13,7 +14,25 @@ use tokio_util::sync::CancellationToken;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let config = Config::parse();
+    let given = Config::parse();
+    if let Some(Command::CheckConfig { file }) = &given.command {
+        std::process::exit(check_config(file));
+    }
+    // The configuration file's settings stand in for the built-in defaults; flags and
+    // environment variables win over them.
+    let (config, deployment) = match &given.config {
+        Some(path) => {
+            let deployment = read_deployment(path).map_err(|mistakes| {
+                anyhow::anyhow!(
+                    "the configuration file is not applied, as it has mistakes:\n{mistakes}"
+                )
+            })?;
+            let config = Config::with_file_defaults(std::env::args_os(), &deployment.defaults)
+                .unwrap_or_else(|error| error.exit());
+            (config, deployment)
+        }
+        None => (given, Deployment::default()),
+    };
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log).context("--log")?;
     match config.log_format {
         LogFormat::Text => tracing_subscriber::fmt().with_env_filter(filter).init(),
@@ -47,25 +66,27 @@ async fn main() -> anyhow::Result<()> {
         },
         ..BuiltinSettings::default()
     };
+    // A file of one kind given by flag (or variable) wins over the configuration file's
+    // section of that kind.
     let temporal = match &config.temporal_sources {
         Some(path) => server::engines::temporal::load_sources(path).map_err(anyhow::Error::msg)?,
-        None => Vec::new(),
+        None => deployment.temporal.unwrap_or_default(),
     };
     let airflow = match &config.airflow_sources {
         Some(path) => server::engines::airflow::load_sources(path).map_err(anyhow::Error::msg)?,
-        None => Vec::new(),
+        None => deployment.airflow.unwrap_or_default(),
     };
     let pushing = match &config.push_sources {
         Some(path) => server::engines::commands::load_sources(path).map_err(anyhow::Error::msg)?,
-        None => Vec::new(),
+        None => deployment.pushing.unwrap_or_default(),
     };
     let alerting = match &config.alerts {
         Some(path) => server::alerts::settings::load_settings(path).map_err(anyhow::Error::msg)?,
-        None => Default::default(),
+        None => deployment.alerts.unwrap_or_default(),
     };
     let providers = match &config.sign_in_providers {
         Some(path) => server::auth::oidc::load_providers(path).map_err(anyhow::Error::msg)?,
-        None => Vec::new(),
+        None => deployment.sign_in.unwrap_or_default(),
     };
     let tls = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => {
@@ -261,6 +282,42 @@ async fn open_core(
         }
     }
 }
+/// Reads the configuration file at `path`: what it sets, or every mistake in it (one a
+/// line, each with the file, line and key).
+fn read_deployment(path: &std::path::Path) -> Result<Deployment, String> {
+    let text = std::fs::read_to_string(path).map_err(|error| {
+        format!(
+            "cannot read the configuration file {}: {error}",
+            path.display()
+        )
+    })?;
+    server::config::deployment::read(&text, &server::config::file::process_env)
+        .map_err(|problems| server::config::file::report(&path.display().to_string(), &problems))
+}
+
+/// `stepline check-config FILE`: every mistake, one a line, and the exit code.
+fn check_config(path: &std::path::Path) -> i32 {
+    match read_deployment(path) {
+        Ok(deployment) => {
+            println!(
+                "{}: no mistakes ({} settings; {} Temporal, {} Airflow and {} pushing sources; {} sign-in providers; {} alert channels)",
+                path.display(),
+                deployment.defaults.len(),
+                deployment.temporal.map_or(0, |s| s.len()),
+                deployment.airflow.map_or(0, |s| s.len()),
+                deployment.pushing.map_or(0, |s| s.len()),
+                deployment.sign_in.map_or(0, |s| s.len()),
+                deployment.alerts.map_or(0, |a| a.channels.len()),
+            );
+            0
+        }
+        Err(report) => {
+            eprintln!("{report}");
+            1
+        }
+    }
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;

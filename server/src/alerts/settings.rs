@@ -113,18 +113,10 @@ impl AlertSettings {
     }
 }
 
+/// A `[[rule]]` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SettingsFile {
-    #[serde(default)]
-    channel: Vec<Declaration>,
-    #[serde(default)]
-    rule: Vec<RuleDeclaration>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RuleDeclaration {
+pub struct RuleDeclaration {
     conditions: Vec<String>,
     #[serde(default)]
     engines: Vec<String>,
@@ -140,14 +132,16 @@ struct RuleDeclaration {
 /// holds them).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Declaration {
+pub struct Declaration {
     name: String,
     /// `webhook`, `slack` or `email`.
     kind: String,
     url: Option<String>,
-    /// A variable holding the URL (a Slack webhook's URL is its secret).
+    /// A variable holding the URL (a Slack webhook's URL is its secret), or a file.
     url_env: Option<String>,
+    url_file: Option<std::path::PathBuf>,
     secret_env: Option<String>,
+    secret_file: Option<std::path::PathBuf>,
     smtp: Option<String>,
     from: Option<String>,
     #[serde(default)]
@@ -175,37 +169,83 @@ pub fn parse_settings(
     text: &str,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<AlertSettings, String> {
-    let file: SettingsFile = toml::from_str(text).map_err(|e| e.to_string())?;
-    let mut channels: Vec<Channel> = Vec::new();
-    for declaration in file.channel {
-        if channels.iter().any(|known| known.name == declaration.name) {
-            return Err(format!("channel {:?} is declared twice", declaration.name));
-        }
-        channels.push(declaration.channel(&env)?);
+    use crate::config::file::Document;
+    let mut document = Document::parse(text);
+    document.unknown_keys(&["channel", "rule"]);
+    let (channel, rule) = (document.get("channel"), document.get("rule"));
+    let settings = read_settings(&mut document, "", channel, rule, &env);
+    if document.problems.is_empty() {
+        Ok(settings)
+    } else {
+        Err(document
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; "))
     }
-    let rules = file
-        .rule
-        .into_iter()
-        .enumerate()
-        .map(|(index, rule)| {
-            let at = |what: String| format!("rule {}: {what}", index + 1);
-            if rule.alert {
-                return Err(at("alert = true changes nothing: conditions are on unless a rule turns them off (alert = false)".into()));
-            }
-            if rule.conditions.is_empty() {
-                return Err(at("name the conditions it turns off".into()));
-            }
-            Ok(Rule {
-                scope: Scope {
-                    conditions: conditions(&rule.conditions, &at)?,
-                    engines: rule.engines,
-                    workflow_types: rule.workflow_types,
-                    tags: rule.tags,
-                },
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(AlertSettings { channels, rules })
+}
+
+/// The channels and rules of the `[[channel]]` and `[[rule]]` tables given (under
+/// `prefix`, such as `alerts.` in the configuration file); their problems go to `document`.
+pub fn read_settings<'a>(
+    document: &mut crate::config::file::Document<'a>,
+    prefix: &str,
+    channel: Option<toml::Spanned<toml::de::DeValue<'a>>>,
+    rule: Option<toml::Spanned<toml::de::DeValue<'a>>>,
+    env: crate::config::file::Env<'_>,
+) -> AlertSettings {
+    let channels = channel.map_or_else(Vec::new, |value| {
+        document.declared::<Channel>(&format!("{prefix}channel"), &value, env)
+    });
+    let rules = rule.map_or_else(Vec::new, |value| {
+        document.declared::<Rule>(&format!("{prefix}rule"), &value, env)
+    });
+    AlertSettings { channels, rules }
+}
+
+impl crate::config::file::Declared for Channel {
+    type Raw = Declaration;
+    const WHAT: &'static str = "channel";
+
+    fn declare(raw: Declaration, env: crate::config::file::Env<'_>) -> Result<Vec<Self>, String> {
+        raw.channel(&env).map(|channel| vec![channel])
+    }
+
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+}
+
+impl crate::config::file::Declared for Rule {
+    type Raw = RuleDeclaration;
+    const WHAT: &'static str = "rule";
+
+    fn declare(
+        rule: RuleDeclaration,
+        _env: crate::config::file::Env<'_>,
+    ) -> Result<Vec<Self>, String> {
+        let at = |what: String| what;
+        if rule.alert {
+            return Err("alert = true changes nothing: conditions are on unless a rule turns them off (alert = false)".into());
+        }
+        if rule.conditions.is_empty() {
+            return Err("name the conditions it turns off".into());
+        }
+        Ok(vec![Rule {
+            scope: Scope {
+                conditions: conditions(&rule.conditions, &at)?,
+                engines: rule.engines,
+                workflow_types: rule.workflow_types,
+                tags: rule.tags,
+            },
+        }])
+    }
+
+    /// Rules may repeat.
+    fn name(&self) -> String {
+        String::new()
+    }
 }
 
 /// The conditions named by `names`, or which name is none.
@@ -242,22 +282,32 @@ impl Declaration {
         if name.trim().is_empty() || name.len() > 64 || name.chars().any(char::is_control) {
             return Err(at("the name must be 1 to 64 printable characters".into()));
         }
-        let url = match (&self.url, &self.url_env) {
-            (Some(url), None) => Some(url.clone()),
-            (None, Some(var)) => Some(crate::config::secret_from(var, env).map_err(at)?),
-            (None, None) => None,
-            (Some(_), Some(_)) => return Err(at("give url or url_env, not both".into())),
+        let url_secret = crate::config::secret(
+            "url",
+            self.url_env.as_deref(),
+            self.url_file.as_deref(),
+            env,
+        )
+        .map_err(at)?;
+        let url = match (&self.url, url_secret) {
+            (Some(_), Some(_)) => return Err(at("give url, url_env or url_file, only one".into())),
+            (url, secret) => secret.or_else(|| url.clone()),
         };
         let reach = match self.kind.as_str() {
             "webhook" => {
                 let url = http_url(url.ok_or_else(|| at("a webhook needs a url".into()))?, &at)?;
-                let var = self
-                    .secret_env
-                    .as_ref()
-                    .ok_or_else(|| at("a webhook needs secret_env (its signing secret)".into()))?;
-                let secret = crate::config::secret_from(var, env).map_err(at)?;
+                let secret = crate::config::secret(
+                    "secret",
+                    self.secret_env.as_deref(),
+                    self.secret_file.as_deref(),
+                    env,
+                )
+                .map_err(at)?
+                .ok_or_else(|| {
+                    at("a webhook needs secret_env or secret_file (its signing secret)".into())
+                })?;
                 if secret.len() < 16 {
-                    return Err(at(format!("the secret in {var} must be 16 bytes or more")));
+                    return Err(at("its signing secret must be 16 bytes or more".into()));
                 }
                 Reach::Webhook { url, secret }
             }
@@ -460,10 +510,10 @@ alert = false
                 ),
                 "nmae",
             ),
-            (FILE.replace("alert = false", "alert = true"), "rule 1"),
+            (FILE.replace("alert = false", "alert = true"), "rule[1]"),
             (
                 FILE.replace("\"stuck_step\", \"forecast_breach\"", "\"stuck\""),
-                "rule 1: condition \"stuck\"",
+                "rule[1]: condition \"stuck\"",
             ),
         ] {
             let error = parse_settings(&broken, env).unwrap_err();

@@ -76,24 +76,19 @@ impl ProviderConfig {
     }
 }
 
-/// The providers file (`--sign-in-providers`).
+/// One `[[provider]]` of the providers file (`--sign-in-providers`), or a `[[sign_in]]`
+/// of the configuration file, as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ProvidersFile {
-    #[serde(default)]
-    provider: Vec<RawProvider>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawProvider {
+pub struct RawProvider {
     name: String,
     label: Option<String>,
     issuer: String,
     client_id: String,
-    /// The name of an environment variable holding the client secret (secrets stay out
-    /// of files).
+    /// The name of an environment variable holding the client secret, or of a file that
+    /// does (secrets stay out of settings files).
     client_secret_env: Option<String>,
+    client_secret_file: Option<std::path::PathBuf>,
     #[serde(default = "default_scopes")]
     scopes: Vec<String>,
     #[serde(default = "default_groups_claim")]
@@ -136,22 +131,27 @@ fn parse_providers(
     text: &str,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Vec<ProviderConfig>, String> {
-    let file: ProvidersFile = toml::from_str(text).map_err(|e| e.to_string())?;
-    let mut providers: Vec<ProviderConfig> = Vec::new();
-    for raw in file.provider {
+    crate::config::file::read_declarations(text, "provider", &env)
+}
+
+impl crate::config::file::Declared for ProviderConfig {
+    type Raw = RawProvider;
+    const WHAT: &'static str = "provider";
+
+    fn declare(raw: RawProvider, env: crate::config::file::Env<'_>) -> Result<Vec<Self>, String> {
         crate::config::check_name("provider", &raw.name)?;
-        if providers.iter().any(|known| known.name == raw.name) {
-            return Err(format!("provider {:?} is declared twice", raw.name));
-        }
         let at = |what: String| format!("provider {:?}: {what}", raw.name);
         IssuerUrl::new(raw.issuer.clone()).map_err(|e| at(format!("issuer: {e}")))?;
         if let Some(url) = &raw.redirect_url {
             RedirectUrl::new(url.clone()).map_err(|e| at(format!("redirect_url: {e}")))?;
         }
-        let client_secret = match &raw.client_secret_env {
-            Some(var) => Some(crate::config::secret_from(var, &env).map_err(at)?),
-            None => None,
-        };
+        let client_secret = crate::config::secret(
+            "client_secret",
+            raw.client_secret_env.as_deref(),
+            raw.client_secret_file.as_deref(),
+            env,
+        )
+        .map_err(at)?;
         let mut roles = Vec::new();
         for rule in raw.roles {
             let role = Role::parse(&rule.role).ok_or_else(|| {
@@ -168,7 +168,7 @@ fn parse_providers(
                 },
             });
         }
-        providers.push(ProviderConfig {
+        Ok(vec![ProviderConfig {
             label: raw.label.unwrap_or_else(|| raw.name.clone()),
             name: raw.name,
             issuer: raw.issuer,
@@ -178,9 +178,12 @@ fn parse_providers(
             groups_claim: raw.groups_claim,
             redirect_url: raw.redirect_url,
             roles,
-        });
+        }])
     }
-    Ok(providers)
+
+    fn name(&self) -> String {
+        self.name.clone()
+    }
 }
 
 /// Claims beyond the standard ones, kept whole: the groups claim is named in config.

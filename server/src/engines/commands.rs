@@ -78,13 +78,6 @@ impl PushSource {
     }
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SourcesFile {
-    #[serde(default)]
-    source: Vec<Declaration>,
-}
-
 /// A pushing source as declared, in the file or through the API (secrets only by the
 /// name of the environment variable that holds them).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -117,15 +110,20 @@ fn parse_sources(
     text: &str,
     env: impl Fn(&str) -> Option<String>,
 ) -> Result<Vec<PushSource>, String> {
-    let file: SourcesFile = toml::from_str(text).map_err(|e| e.to_string())?;
-    let mut sources: Vec<PushSource> = Vec::new();
-    for declaration in file.source {
-        if sources.iter().any(|known| known.name == declaration.name) {
-            return Err(format!("source {:?} is declared twice", declaration.name));
-        }
-        sources.push(declaration.source(&env)?);
+    crate::config::file::read_declarations(text, "source", &env)
+}
+
+impl crate::config::file::Declared for PushSource {
+    type Raw = Declaration;
+    const WHAT: &'static str = "pushing source";
+
+    fn declare(raw: Declaration, env: crate::config::file::Env<'_>) -> Result<Vec<Self>, String> {
+        raw.source(env).map(|source| vec![source])
     }
-    Ok(sources)
+
+    fn name(&self) -> String {
+        self.name.clone()
+    }
 }
 
 impl Declaration {

@@ -121,23 +121,20 @@ pub fn parse_engine_ref(reference: &str) -> Option<(String, String)> {
     Some((dag_id.to_owned(), dag_run_id.to_owned()))
 }
 
-/// The sources file (`--airflow-sources`).
+/// One `[[source]]` of the sources file (`--airflow-sources`), or an `[[airflow]]` of the
+/// configuration file, as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SourcesFile {
-    #[serde(default)]
-    source: Vec<RawSource>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSource {
+pub struct RawSource {
     name: String,
     url: String,
     username: Option<String>,
-    /// Environment variables holding the password or a token: secrets stay out of files.
+    /// Environment variables holding the password or a token, or files that do: secrets
+    /// stay out of settings files.
     password_env: Option<String>,
+    password_file: Option<std::path::PathBuf>,
     token_env: Option<String>,
+    token_file: Option<std::path::PathBuf>,
     #[serde(default)]
     dag_ids: Vec<String>,
     #[serde(default)]
@@ -168,40 +165,52 @@ fn parse_sources(
     text: &str,
     env: impl Fn(&str) -> Option<String> + Copy,
 ) -> Result<Vec<SourceConfig>, String> {
-    let file: SourcesFile = toml::from_str(text).map_err(|e| e.to_string())?;
-    let mut names = std::collections::HashSet::new();
-    file.source
-        .into_iter()
-        .map(|raw| {
-            let source = parse_source(raw, env)?;
-            if !names.insert(source.name.clone()) {
-                return Err(format!("source {:?} is declared twice", source.name));
-            }
-            Ok(source)
-        })
-        .collect()
+    crate::config::file::read_declarations(text, "source", &env)
 }
 
-fn parse_source(
-    raw: RawSource,
-    env: impl Fn(&str) -> Option<String> + Copy,
-) -> Result<SourceConfig, String> {
+impl crate::config::file::Declared for SourceConfig {
+    type Raw = RawSource;
+    const WHAT: &'static str = "Airflow source";
+
+    fn declare(raw: RawSource, env: crate::config::file::Env<'_>) -> Result<Vec<Self>, String> {
+        parse_source(raw, env).map(|source| vec![source])
+    }
+
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+}
+
+fn parse_source(raw: RawSource, env: crate::config::file::Env<'_>) -> Result<SourceConfig, String> {
     crate::config::check_name("source", &raw.name)?;
     let named = |e: String| format!("source {:?}: {e}", raw.name);
     if !(raw.url.starts_with("http://") || raw.url.starts_with("https://")) {
         return Err(named("url must be http:// or https://".into()));
     }
-    let credentials = match (&raw.username, &raw.password_env, &raw.token_env) {
-        (Some(username), Some(var), None) => Credentials::Password {
+    let password = crate::config::secret(
+        "password",
+        raw.password_env.as_deref(),
+        raw.password_file.as_deref(),
+        env,
+    )
+    .map_err(named)?;
+    let token = crate::config::secret(
+        "token",
+        raw.token_env.as_deref(),
+        raw.token_file.as_deref(),
+        env,
+    )
+    .map_err(named)?;
+    let credentials = match (&raw.username, password, token) {
+        (Some(username), Some(password), None) => Credentials::Password {
             username: username.clone(),
-            password: crate::config::secret_from(var, env).map_err(named)?,
+            password,
         },
-        (None, None, Some(var)) => {
-            Credentials::Token(crate::config::secret_from(var, env).map_err(named)?)
-        }
+        (None, None, Some(token)) => Credentials::Token(token),
         _ => {
             return Err(named(
-                "give either username and password_env, or token_env".into(),
+                "give either username and password_env (or password_file), or token_env (or token_file)"
+                    .into(),
             ))
         }
     };

@@ -92,23 +92,19 @@ fn quoted(value: &str) -> String {
     format!("\"{}\"", value.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// The sources file (`--temporal-sources`).
+/// One `[[source]]` of the sources file (`--temporal-sources`), or a `[[temporal]]` of
+/// the configuration file, as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct SourcesFile {
-    #[serde(default)]
-    source: Vec<RawSource>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSource {
+pub struct RawSource {
     name: String,
     url: String,
     #[serde(default = "default_namespaces")]
     namespaces: Vec<String>,
     /// The name of an environment variable holding the API key (keys stay out of files).
     api_key_env: Option<String>,
+    /// Or a file holding it.
+    api_key_file: Option<std::path::PathBuf>,
     task_queue: Option<String>,
     #[serde(default)]
     workflow_types: Vec<String>,
@@ -133,13 +129,20 @@ pub fn load_sources(path: &Path) -> Result<Vec<SourceConfig>, String> {
 }
 
 fn parse_sources(text: &str) -> Result<Vec<SourceConfig>, String> {
-    let file: SourcesFile = toml::from_str(text).map_err(|e| e.to_string())?;
-    let duration = |value: &Option<String>, default: Duration, what: &str| match value {
-        Some(text) => humantime::parse_duration(text).map_err(|e| format!("{what} {text:?}: {e}")),
-        None => Ok(default),
-    };
-    let mut out = Vec::new();
-    for raw in file.source {
+    crate::config::file::read_declarations(text, "source", &crate::config::file::process_env)
+}
+
+impl crate::config::file::Declared for SourceConfig {
+    type Raw = RawSource;
+    const WHAT: &'static str = "Temporal source";
+
+    fn declare(raw: RawSource, env: crate::config::file::Env<'_>) -> Result<Vec<Self>, String> {
+        let duration = |value: &Option<String>, default: Duration, what: &str| match value {
+            Some(text) => {
+                humantime::parse_duration(text).map_err(|e| format!("{what} {text:?}: {e}"))
+            }
+            None => Ok(default),
+        };
         crate::config::check_name("source", &raw.name)?;
         if !(raw.url.starts_with("http://") || raw.url.starts_with("https://")) {
             return Err(format!(
@@ -147,19 +150,20 @@ fn parse_sources(text: &str) -> Result<Vec<SourceConfig>, String> {
                 raw.name
             ));
         }
-        let api_key = match &raw.api_key_env {
-            Some(var) => Some(
-                crate::config::secret_from(var, |var| std::env::var(var).ok())
-                    .map_err(|e| format!("source {:?}: {e}", raw.name))?,
-            ),
-            None => None,
-        };
+        let api_key = crate::config::secret(
+            "api_key",
+            raw.api_key_env.as_deref(),
+            raw.api_key_file.as_deref(),
+            env,
+        )
+        .map_err(|e| format!("source {:?}: {e}", raw.name))?;
         let poll_interval = duration(&raw.poll_interval, Duration::from_secs(1), "poll_interval")?;
         let import_since = duration(
             &raw.import_since,
             Duration::from_secs(24 * 3600),
             "import_since",
         )?;
+        let mut out = Vec::new();
         for namespace in &raw.namespaces {
             let namespace_ok = !namespace.is_empty()
                 && namespace.len() <= 64
@@ -187,8 +191,12 @@ fn parse_sources(text: &str) -> Result<Vec<SourceConfig>, String> {
                 import_since,
             });
         }
+        Ok(out)
     }
-    Ok(out)
+
+    fn name(&self) -> String {
+        self.engine_id()
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,9 @@
 //! Configuration: command-line flags, each also settable by a `STEPLINE_*` environment
 //! variable, with defaults that run the embedded setup out of the box.
 
+pub mod deployment;
+pub mod file;
+
 use clap::Parser;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,6 +16,14 @@ use std::time::Duration;
     about = "Stepline: one console for every workflow engine"
 )]
 pub struct Config {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// A configuration file (TOML) with every setting of a deployment; flags and
+    /// environment variables still win over it (see stepline.example.toml).
+    #[arg(long, env = "STEPLINE_CONFIG")]
+    pub config: Option<PathBuf>,
+
     /// Where the read model lives: sqlite://PATH (created and migrated at start).
     #[arg(
         long,
@@ -116,6 +127,40 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+/// What else the binary does than serve.
+#[derive(Debug, Clone, clap::Subcommand)]
+pub enum Command {
+    /// Reads a configuration file and tells every mistake in it, with its line and key
+    /// (secrets it names must be in the environment or their files, as when serving);
+    /// exits 1 if there is any.
+    CheckConfig {
+        /// The configuration file.
+        file: PathBuf,
+    },
+}
+
+impl Config {
+    /// The configuration from the command line and the environment, with `defaults` (the
+    /// configuration file's settings: a flag's id and its value) in place of the built-in
+    /// defaults: flag, then environment variable, then file, then built-in default.
+    pub fn with_file_defaults<I, T>(
+        args: I,
+        defaults: &[(&'static str, String)],
+    ) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        use clap::{CommandFactory, FromArgMatches};
+        let mut command = Self::command();
+        for (id, value) in defaults {
+            command = command.mut_arg(*id, |arg| arg.default_value(value.clone()));
+        }
+        let matches = command.try_get_matches_from(args)?;
+        Self::from_arg_matches(&matches)
+    }
+}
+
 /// How log lines are written (`--log-format`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum LogFormat {
@@ -146,6 +191,35 @@ pub fn secret_from(var: &str, env: impl Fn(&str) -> Option<String>) -> Result<St
     env(var)
         .filter(|secret| !secret.is_empty())
         .ok_or_else(|| format!("environment variable {var} is not set"))
+}
+
+/// A secret a settings file refers to, by the environment variable that holds it
+/// (`<what>_env`) or the file that does (`<what>_file`, its content trimmed); `None` when
+/// neither is given. Secrets themselves never sit in a settings file.
+pub fn secret(
+    what: &str,
+    var: Option<&str>,
+    file: Option<&std::path::Path>,
+    env: file::Env<'_>,
+) -> Result<Option<String>, String> {
+    match (var, file) {
+        (Some(_), Some(_)) => Err(format!("give {what}_env or {what}_file, not both")),
+        (Some(var), None) => secret_from(var, env).map(Some),
+        (None, Some(path)) => secret_in_file(path).map(Some),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The secret in the file at `path` (a mounted secret, say), without its surrounding
+/// whitespace.
+pub fn secret_in_file(path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|error| format!("cannot read the secret file {}: {error}", path.display()))?;
+    let secret = text.trim();
+    if secret.is_empty() {
+        return Err(format!("the secret file {} is empty", path.display()));
+    }
+    Ok(secret.to_owned())
 }
 
 /// A retention age: a duration of at least a minute, or "off" (`None`) for keeping
