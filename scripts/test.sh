@@ -32,6 +32,9 @@ cargo test -p server
 STEPLINE_RECEIVER_PYTHON="$(scripts/receivers.sh python)"
 export STEPLINE_RECEIVER_PYTHON
 cargo test -p server --test alert_delivery -- --include-ignored
+# The OpenAPI document, validated by a standard validator (openapi-spec-validator).
+STEPLINE_OPENAPI_VALIDATOR="$(scripts/openapi-validator.sh path)" \
+  cargo test -p server --test openapi -- --include-ignored
 
 step "The story tests again on PostgreSQL (a private cluster on loopback)"
 # Each test's Stepline gets a database of its own on this server (tests/common/database.rs).

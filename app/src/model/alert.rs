@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// What an alert is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AlertCondition {
     /// The run is forecast to end past its SLA deadline (before it is breached).
@@ -74,6 +75,7 @@ impl AlertCondition {
 
 /// Which alerts a page of the inbox holds.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum AlertState {
     /// Still holding (acknowledged or not).
@@ -97,6 +99,7 @@ impl AlertState {
 
 /// One alert, as the inbox and the API show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Alert {
     pub id: i64,
     pub condition: AlertCondition,
@@ -129,6 +132,7 @@ impl Alert {
 
 /// A page of the inbox, newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AlertQuery {
     #[serde(default)]
     pub state: AlertState,
@@ -166,6 +170,7 @@ impl AlertQuery {
 
 /// A page of the inbox.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AlertPage {
     pub alerts: Vec<Alert>,
     /// Pass as `before` for the next (older) page.
@@ -181,6 +186,7 @@ pub const MAX_MUTE_MINUTES: u32 = 7 * 24 * 60;
 /// An operator mutes an alert's condition for its workflow type (or, for an alert about
 /// no run, its engine) for a while; `minutes: 0` unmutes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct MuteRequest {
     pub minutes: u32,
 }

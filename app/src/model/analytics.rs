@@ -13,6 +13,7 @@ pub const MAX_RANGE_DAYS: i64 = 92;
 /// What analytics cover: one of the periods up to now, or a date range (the list's
 /// `from`/`to`, so a filtered list and its analytics show the same runs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum Window {
     Period(Period),
     Range {
@@ -100,6 +101,7 @@ impl Window {
 
 /// The periods analytics are computed over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub enum Period {
     #[serde(rename = "1h")]
     Hour,
@@ -144,6 +146,7 @@ impl Period {
 
 /// Runs that ended within their SLA target, and those that did not.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SlaCompliance {
     /// `on_track` of `on_track + breached`, rounded; none when no run with a target ended.
     pub percent: Option<u32>,
@@ -153,6 +156,7 @@ pub struct SlaCompliance {
 
 /// Failed runs as a percentage of the runs that ended.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct FailureRate {
     pub overall: u32,
     pub by_type: BTreeMap<String, u32>,
@@ -160,6 +164,7 @@ pub struct FailureRate {
 
 /// A step and how long it takes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct SlowStep {
     pub step_name: String,
     pub workflow_type: String,
@@ -170,6 +175,7 @@ pub struct SlowStep {
 
 /// A step and how often it needed more than one attempt.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct StepRetryRate {
     pub step_name: String,
     pub workflow_type: String,
@@ -179,6 +185,7 @@ pub struct StepRetryRate {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct RetryRate {
     /// Percentage of step runs that needed a retry.
     pub overall: u32,
@@ -187,6 +194,7 @@ pub struct RetryRate {
 
 /// The analytics of the runs that ended within a period.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Analytics {
     /// The period asked for; none for a date range.
     pub period: Option<Period>,
@@ -209,6 +217,7 @@ pub struct Analytics {
 /// How long a step of a workflow type usually takes: the yardstick the Gantt chart
 /// holds each step against ("ran 2.4× its usual duration").
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct StepNorm {
     pub step_name: String,
     pub p50_seconds: f64,
@@ -238,6 +247,7 @@ const GROWTH: f64 = 1.1;
 /// come from summing stored histograms. Counts are signed so a run counted once can be
 /// taken out again.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 pub struct Histogram(BTreeMap<u16, i64>);
 

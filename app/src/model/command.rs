@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 /// Where a command is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum CommandState {
     /// Written down, not yet handed to the engine.
@@ -34,6 +35,7 @@ impl CommandState {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct EngineCommand {
     pub id: i64,
     pub action: Action,

@@ -10,6 +10,7 @@ pub const MIN_RUNS_FOR_FORECAST: u32 = 5;
 
 /// How likely a run is to miss its SLA target, by its forecast.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum BreachOutlook {
     /// Even the likely-latest end is within the target (or the run has no target).
@@ -61,6 +62,7 @@ impl BreachOutlook {
 /// runs of its type (parallel branches counted as their slowest, a running step with what
 /// it usually has left).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Forecast {
     /// Earlier runs of the type the forecast comes from; under
     /// [`MIN_RUNS_FOR_FORECAST`] there is no forecast and the times are absent.

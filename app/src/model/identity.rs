@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// What a person may do, each role including the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Reads everything it is allowed to see.
@@ -65,6 +66,7 @@ pub fn is_valid_engine_pattern(pattern: &str) -> bool {
 
 /// A role on the engines a pattern names.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct RoleBinding {
     pub role: Role,
     /// `*` for every engine, else an engine id or an id prefix ending in `*`.
@@ -159,6 +161,7 @@ impl Grants for Vec<RoleBinding> {
 
 /// The signed-in person (or token), as `GET /api/auth/me` and the pages see them.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Me {
     /// An account's login, or `token:<name>`.
     pub actor: String,
@@ -208,6 +211,23 @@ impl std::fmt::Display for Scope {
     }
 }
 
+/// A scope is written as text: `read`, `operate` or `ingest:<source>`.
+#[cfg(feature = "ssr")]
+impl utoipa::PartialSchema for Scope {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .pattern(Some("^(read|operate|ingest:[a-z0-9_-]+)$"))
+            .description(Some(
+                "read (everything), operate (read, and act on every run) or ingest:<source> (push events as that source)",
+            ))
+            .into()
+    }
+}
+
+#[cfg(feature = "ssr")]
+impl utoipa::ToSchema for Scope {}
+
 impl Serialize for Scope {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_str(self)
@@ -227,6 +247,7 @@ impl<'de> Deserialize<'de> for Scope {
 
 /// An API token as admins see it; its value is shown once, when it is created.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TokenInfo {
     pub id: i64,
     pub name: String,
@@ -240,6 +261,7 @@ pub struct TokenInfo {
 
 /// A request for a new token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct NewToken {
     pub name: String,
     pub scopes: Vec<Scope>,
@@ -250,6 +272,7 @@ pub struct NewToken {
 
 /// A token just created: its value, which is never shown again, and what it is.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct CreatedToken {
     pub token: String,
     #[serde(flatten)]
@@ -258,6 +281,7 @@ pub struct CreatedToken {
 
 /// An account as admins see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct UserInfo {
     pub id: i64,
     pub login: String,
@@ -271,6 +295,7 @@ pub struct UserInfo {
 
 /// A request for a new local account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct NewUser {
     pub login: String,
     #[serde(default)]
@@ -281,6 +306,7 @@ pub struct NewUser {
 
 /// A change to an account: any of its password, bindings and whether it may sign in.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct UserChange {
     #[serde(default)]
     pub password: Option<String>,
@@ -299,6 +325,7 @@ pub const MAX_NAME_LEN: usize = 256;
 
 /// One entry of the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     pub id: i64,
     pub at: DateTime<Utc>,
@@ -318,6 +345,11 @@ pub struct AuditEntry {
 
 /// A search of the audit log, newest first.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "ssr",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
 pub struct AuditQuery {
     #[serde(default)]
     pub actor: Option<String>,
@@ -366,6 +398,7 @@ impl AuditQuery {
 
 /// A page of the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct AuditPage {
     pub entries: Vec<AuditEntry>,
     /// Pass as `before` for the next (older) page.

@@ -35,6 +35,7 @@ pub fn keep_newest(rows: &mut HashMap<String, Workflow>, max: usize) {
 
 /// A change to the read model, as the story names it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum LiveEvent {
     /// A list row appeared or changed (status, progress, SLA, ...): the whole row, so a
@@ -151,6 +152,7 @@ impl LiveEvent {
 
 /// A pushed message: an event with its position in the hub's sequence.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct LiveMessage {
     pub seq: u64,
     #[serde(flatten)]
@@ -160,6 +162,7 @@ pub struct LiveMessage {
 /// What a client asks for: all workflows, or some ids; and the alerts (of every engine
 /// it may see), whatever runs it follows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Subscription {
     /// Every workflow (the list page).
     #[serde(default)]
@@ -174,6 +177,7 @@ pub struct Subscription {
 
 /// Messages from a client.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(tag = "action", rename_all = "snake_case")]
 pub enum ClientMessage {
     /// Adds to the subscription. With `since_seq`, the hub first replays what the client

@@ -14,6 +14,7 @@ pub const MAX_LIMIT: u32 = 500;
 
 /// The list's order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Sort {
     #[default]
@@ -32,6 +33,7 @@ pub const MAX_ENGINE_LEN: usize = 100;
 
 /// Which workflows to list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ListQuery {
     /// One of the tabs; none = every run.
     #[serde(default)]

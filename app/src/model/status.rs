@@ -5,6 +5,7 @@ use std::fmt;
 
 /// Where a workflow run stands. Engines map their own states onto these.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum WorkflowStatus {
     /// Queued: waiting for a concurrency slot or for its engine to pick it up.
@@ -140,6 +141,7 @@ impl fmt::Display for WorkflowStatus {
 
 /// Where one step stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum StepStatus {
     Pending,
@@ -195,6 +197,7 @@ impl fmt::Display for StepStatus {
 
 /// A step of the workflow's own work, or a compensation that undoes one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum StepKind {
     #[default]
@@ -221,6 +224,7 @@ impl StepKind {
 
 /// How a run stands against its SLA target: at risk from 90 % of the target.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SlaStatus {
     /// The workflow type declares no SLA target.
@@ -273,6 +277,7 @@ impl SlaStatus {
 
 /// The list's tabs: where an operator looks first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Tab {
     /// Running, pausing, paused or rolling back.

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 /// Queue priority of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Priority {
     High,
@@ -37,6 +38,7 @@ impl Priority {
 
 /// How fresh an engine's data is: pushed to us as it happens, or polled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum LiveMode {
     #[default]
@@ -47,6 +49,7 @@ pub enum LiveMode {
 /// What the engine behind a workflow can honour. The UI offers exactly these actions and
 /// the API refuses the others with 409: capabilities are never faked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Capabilities {
     pub can_pause: bool,
     pub can_resume: bool,
@@ -106,6 +109,7 @@ impl Capabilities {
 
 /// The story's progress triple: the step the run is on, out of how many.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Progress {
     pub current_step: u32,
     pub total_steps: u32,
@@ -140,6 +144,7 @@ pub fn progress_of(completed_steps: u32, total_steps: u32, status: WorkflowStatu
 
 /// One row of the workflow list (and the summary pushed live when a row changes).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Workflow {
     pub id: String,
     #[serde(rename = "type")]
@@ -184,6 +189,7 @@ pub struct Workflow {
 
 /// Whether Stepline reaches an engine it follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EngineState {
     /// Not answered yet since Stepline started.
@@ -195,6 +201,7 @@ pub enum EngineState {
 
 /// An engine Stepline follows, and how that goes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct EngineHealth {
     pub engine: String,
     pub state: EngineState,
@@ -207,6 +214,7 @@ pub struct EngineHealth {
 
 /// Counts shown above the list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct WorkflowStats {
     pub active: u64,
     pub pending: u64,
@@ -226,6 +234,7 @@ pub struct WorkflowStats {
 
 /// The list tabs' counts (the Completed tab shows at most its newest 100).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct TabCounts {
     pub active: u64,
     pub pending: u64,
@@ -248,6 +257,7 @@ impl TabCounts {
 
 /// A page of the workflow list.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct WorkflowList {
     pub workflows: Vec<Workflow>,
     /// How many workflows match the filters, over all pages; with `total_capped`, at
@@ -267,6 +277,7 @@ pub struct WorkflowList {
 
 /// One try of a step.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Attempt {
     pub attempt: u32,
     pub status: StepStatus,
@@ -278,6 +289,7 @@ pub struct Attempt {
 
 /// One step of a run, with every attempt it took.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Step {
     pub step_number: u32,
     pub name: String,
@@ -315,6 +327,7 @@ pub struct Step {
 
 /// How a step is retried, as its engine declares it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct RetryPolicyInfo {
     /// Attempts in all, the first one included.
     pub max_attempts: u32,
@@ -359,6 +372,7 @@ pub fn attempt_label(attempt: u32, max_attempts: Option<u32>) -> String {
 
 /// A parallel path of a run and how far it got.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Branch {
     pub branch_id: String,
     pub steps: Vec<u32>,
@@ -367,6 +381,7 @@ pub struct Branch {
 
 /// The definition a run follows, as far as its engine tells.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct DefinitionInfo {
     pub name: Option<String>,
     pub version: Option<String>,
@@ -376,6 +391,7 @@ pub struct DefinitionInfo {
 
 /// The execution part of the detail view.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Execution {
     pub started_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
@@ -394,6 +410,7 @@ pub struct Execution {
 /// `next_from` is where the next page starts, absent on the last one. The branches
 /// are those of the steps on the page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct StepsPage {
     pub from: u32,
     pub limit: u32,
@@ -410,6 +427,7 @@ impl StepsPage {
 
 /// Who started a run, how, and how it is labelled.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct Metadata {
     /// The run's own reference in its engine (e.g. Temporal's workflow and run id), when
     /// Stepline's id does not carry it whole.
@@ -425,6 +443,7 @@ pub struct Metadata {
 
 /// Everything about one run (`GET .../workflows/{id}`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct WorkflowDetail {
     pub id: String,
     #[serde(rename = "type")]
@@ -521,6 +540,7 @@ fn branch_status(statuses: impl Iterator<Item = StepStatus>) -> StepStatus {
 
 /// What an operator can ask of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Action {
     Pause,
@@ -588,6 +608,7 @@ impl Action {
 
 /// The answer to an action (`POST .../workflows/{id}/pause` and the like).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
 pub struct ActionResponse {
     pub status: String,
     pub workflow_id: String,

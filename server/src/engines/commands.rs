@@ -80,7 +80,7 @@ impl PushSource {
 
 /// A pushing source as declared, in the file or through the API (secrets only by the
 /// name of the environment variable that holds them).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Declaration {
     pub name: String,
@@ -307,7 +307,7 @@ impl Engine for PushEngine {
 }
 
 /// Where a pushing source was declared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeclaredIn {
     /// The `--push-sources` file: changed there, not through the API.

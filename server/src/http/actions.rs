@@ -26,7 +26,7 @@ const MAX_REASON: usize = 2 * 1024;
 
 /// The optional body of an action (`{"reason": ...}` for cancel, `{"from_step": N}` for
 /// retry).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ActionBody {
     #[serde(default)]
@@ -36,7 +36,7 @@ struct ActionBody {
 }
 
 /// The body of `POST .../workflows`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StartBody {
     workflow_type: String,
@@ -62,6 +62,22 @@ fn answer(outcome: CommandOutcome) -> ActionResponse {
 }
 
 /// Starts a run of a workflow type of the built-in engine.
+#[utoipa::path(
+    post,
+    operation_id = "start_workflow",
+    path = crate::http::routes::WORKFLOWS,
+    tag = "actions",
+    request_body = StartBody,
+    responses(
+        (status = 201, description = "Started (or queued as PENDING)", body = app::model::ActionResponse),
+        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
+        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
+        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
+        (status = 409, description = "Not possible in the present state; the message says why", body = app::model::ErrorBody),
+        (status = 413, description = "The body is larger than allowed", body = app::model::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub async fn start(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -128,6 +144,24 @@ pub(super) fn checked_id(id: &str) -> Result<(), AppError> {
     }
 }
 
+#[utoipa::path(
+    post,
+    operation_id = "act_on_workflow",
+    path = crate::http::routes::WORKFLOW_ACTION,
+    tag = "actions",
+    params(("id" = String, Path, description = "The run's id"), ("action" = String, Path, description = "pause, resume, cancel, retry, clone or terminate")),
+    request_body = Option<ActionBody>,
+    responses(
+        (status = 200, description = "Done, or begun (PAUSING, CANCELLING); for clone, the new run", body = app::model::ActionResponse),
+        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
+        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
+        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
+        (status = 404, description = "No such thing", body = app::model::ErrorBody),
+        (status = 409, description = "Not possible in the present state; the message says why", body = app::model::ErrorBody),
+        (status = 503, description = "The engine or the store cannot take it now; try again", body = app::model::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub async fn act(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -281,6 +315,20 @@ async fn act_on(
 }
 
 /// The full execution trace as a JSON download.
+#[utoipa::path(
+    get,
+    operation_id = "export_workflow",
+    path = crate::http::routes::WORKFLOW_EXPORT,
+    tag = "workflows",
+    params(("id" = String, Path, description = "The run's id")),
+    responses(
+        (status = 200, description = "The run as a JSON file to save (its detail with every step and log line kept)", body = app::model::WorkflowDetail),
+        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
+        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
+        (status = 404, description = "No such thing", body = app::model::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub async fn export(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

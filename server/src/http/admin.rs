@@ -67,6 +67,18 @@ async fn audit_change(state: &AppState, caller: &Caller, action: &str, detail: S
 }
 
 /// `GET /api/auth/users`.
+#[utoipa::path(
+    get,
+    operation_id = "list_users",
+    path = crate::http::routes::USERS,
+    tag = "admin",
+    responses(
+        (status = 200, description = "Every account", body = Vec<app::model::identity::UserInfo>),
+        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
+        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub async fn users(State(state): State<AppState>) -> Result<Json<Vec<UserInfo>>, AppError> {
     Ok(Json(
         state
@@ -80,6 +92,21 @@ pub async fn users(State(state): State<AppState>) -> Result<Json<Vec<UserInfo>>,
 }
 
 /// `POST /api/auth/users`: a local account with a password and its role bindings.
+#[utoipa::path(
+    post,
+    path = crate::http::routes::USERS,
+    tag = "admin",
+    request_body = app::model::identity::NewUser,
+    responses(
+        (status = 201, description = "Created", body = app::model::identity::UserInfo),
+        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
+        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
+        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
+        (status = 409, description = "Not possible in the present state; the message says why", body = app::model::ErrorBody),
+        (status = 413, description = "The body is larger than allowed", body = app::model::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub async fn create_user(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -125,6 +152,22 @@ pub async fn create_user(
 
 /// `PATCH /api/auth/users/{id}`: a new password, new bindings, disabled or enabled. A new
 /// password or disabling ends the account's sessions.
+#[utoipa::path(
+    patch,
+    path = crate::http::routes::USER,
+    tag = "admin",
+    params(("id" = i64, Path, description = "The account's id")),
+    request_body = app::model::identity::UserChange,
+    responses(
+        (status = 200, description = "Changed", body = app::model::identity::UserInfo),
+        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
+        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
+        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
+        (status = 404, description = "No such thing", body = app::model::ErrorBody),
+        (status = 413, description = "The body is larger than allowed", body = app::model::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub async fn update_user(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -198,6 +241,18 @@ fn describe(bindings: &[RoleBinding]) -> String {
 }
 
 /// `GET /api/auth/tokens`: every token (never its value).
+#[utoipa::path(
+    get,
+    operation_id = "list_tokens",
+    path = crate::http::routes::TOKENS,
+    tag = "admin",
+    responses(
+        (status = 200, description = "Every API token (never its secret)", body = Vec<app::model::identity::TokenInfo>),
+        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
+        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub async fn tokens(State(state): State<AppState>) -> Result<Json<Vec<TokenInfo>>, AppError> {
     Ok(Json(
         state
@@ -211,6 +266,20 @@ pub async fn tokens(State(state): State<AppState>) -> Result<Json<Vec<TokenInfo>
 }
 
 /// `POST /api/auth/tokens`: a new token; its value is in this answer and nowhere else.
+#[utoipa::path(
+    post,
+    path = crate::http::routes::TOKENS,
+    tag = "admin",
+    request_body = app::model::identity::NewToken,
+    responses(
+        (status = 201, description = "Created: the secret is shown this once", body = app::model::identity::CreatedToken),
+        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
+        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
+        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
+        (status = 413, description = "The body is larger than allowed", body = app::model::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub async fn create_token(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -268,6 +337,20 @@ pub async fn create_token(
 }
 
 /// `DELETE /api/auth/tokens/{id}`: the token stops working at once.
+#[utoipa::path(
+    delete,
+    path = crate::http::routes::TOKEN,
+    tag = "admin",
+    params(("id" = i64, Path, description = "The token's id")),
+    responses(
+        (status = 200, description = "Revoked", body = app::model::identity::TokenInfo),
+        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
+        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
+        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
+        (status = 404, description = "No such thing", body = app::model::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub async fn revoke_token(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -290,6 +373,20 @@ pub async fn revoke_token(
 
 /// `GET .../audit?actor=&workflow_id=&action=&since=&until=&before=&limit=`: the audit
 /// log, newest first.
+#[utoipa::path(
+    get,
+    operation_id = "read_audit",
+    path = crate::http::routes::AUDIT,
+    tag = "audit",
+    params(app::model::identity::AuditQuery),
+    responses(
+        (status = 200, description = "The audit log, newest first", body = app::model::identity::AuditPage),
+        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
+        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
+        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub async fn audit(
     State(state): State<AppState>,
     query: Result<Query<AuditQuery>, QueryRejection>,
@@ -303,7 +400,7 @@ pub async fn audit(
 
 /// A pushing source as an admin reads it back (no secret: only where it is read from is
 /// kept, and not shown).
-#[derive(Debug, serde::Serialize)]
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
 pub struct SourceShown {
     pub name: String,
     pub engine: String,
@@ -333,6 +430,18 @@ fn shown(engine: &PushEngine, declared_in: DeclaredIn) -> SourceShown {
 
 /// `GET /api/platform/orchestration/sources`: the pushing sources whose engines take
 /// commands, from the file and from admins.
+#[utoipa::path(
+    get,
+    operation_id = "list_sources",
+    path = crate::http::routes::SOURCES,
+    tag = "sources",
+    responses(
+        (status = 200, description = "The pushing sources that take commands", body = Vec<SourceShown>),
+        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
+        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub async fn sources(State(state): State<AppState>) -> Json<Vec<SourceShown>> {
     Json(
         state
@@ -346,6 +455,21 @@ pub async fn sources(State(state): State<AppState>) -> Json<Vec<SourceShown>> {
 
 /// `POST /api/platform/orchestration/sources` with a declaration as in the
 /// `--push-sources` file: its engine takes commands from now on, and after restarts.
+#[utoipa::path(
+    post,
+    path = crate::http::routes::SOURCES,
+    tag = "sources",
+    request_body = crate::engines::commands::Declaration,
+    responses(
+        (status = 201, description = "Declared: the source takes commands from now on", body = SourceShown),
+        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
+        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
+        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
+        (status = 409, description = "Not possible in the present state; the message says why", body = app::model::ErrorBody),
+        (status = 413, description = "The body is larger than allowed", body = app::model::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub async fn declare_source(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -379,6 +503,20 @@ pub async fn declare_source(
 /// `DELETE /api/platform/orchestration/sources/{source}`: a source an admin declared
 /// takes no more commands (those already written stay, undelivered, until it is declared
 /// again).
+#[utoipa::path(
+    delete,
+    path = crate::http::routes::SOURCE,
+    tag = "sources",
+    params(("source" = String, Path, description = "The source's name")),
+    responses(
+        (status = 200, description = "Removed: it takes no more commands", body = serde_json::Value),
+        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
+        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
+        (status = 404, description = "No such thing", body = app::model::ErrorBody),
+        (status = 409, description = "Not possible in the present state; the message says why", body = app::model::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub async fn remove_source(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -16,6 +16,20 @@ use axum::extract::{Path, Query, State};
 use axum::{Extension, Json};
 
 /// `GET .../alerts?state=firing|resolved|all&workflow_id=&before=&limit=`.
+#[utoipa::path(
+    get,
+    operation_id = "list_alerts",
+    path = crate::http::routes::ALERTS,
+    tag = "alerts",
+    params(("state" = Option<String>, Query, description = "firing (the default), resolved or all"), ("workflow_id" = Option<String>, Query, description = "Only this run's"), ("before" = Option<i64>, Query, description = "Older than this alert id (the previous page's next_before)"), ("limit" = Option<u32>, Query, description = "At most this many (50 by default, at most 200)")),
+    responses(
+        (status = 200, description = "Alerts of the engines the caller may read, newest first, and how many are open", body = app::model::alert::AlertPage),
+        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
+        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
+        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub async fn list(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -32,6 +46,21 @@ pub async fn list(
 }
 
 /// `POST .../alerts/{id}/acknowledge`.
+#[utoipa::path(
+    post,
+    operation_id = "acknowledge_alert",
+    path = crate::http::routes::ALERT_ACKNOWLEDGE,
+    tag = "alerts",
+    params(("id" = i64, Path, description = "The alert's id")),
+    responses(
+        (status = 200, description = "Acknowledged (written to the audit log, told live)", body = app::model::alert::Alert),
+        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
+        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
+        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
+        (status = 404, description = "No such thing", body = app::model::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub async fn acknowledge(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -42,6 +71,23 @@ pub async fn acknowledge(
 }
 
 /// `POST .../alerts/{id}/mute` with `{"minutes": N}` (0 unmutes).
+#[utoipa::path(
+    post,
+    operation_id = "mute_alert",
+    path = crate::http::routes::ALERT_MUTE,
+    tag = "alerts",
+    params(("id" = i64, Path, description = "The alert's id")),
+    request_body = app::model::alert::MuteRequest,
+    responses(
+        (status = 200, description = "The condition is muted for the alert's workflow type (0 minutes unmutes)", body = app::model::alert::Alert),
+        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
+        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
+        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
+        (status = 404, description = "No such thing", body = app::model::ErrorBody),
+        (status = 413, description = "The body is larger than allowed", body = app::model::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub async fn mute(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

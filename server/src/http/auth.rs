@@ -281,7 +281,8 @@ pub(super) fn safe_next(next: Option<&str>) -> &str {
 }
 
 /// What the sign-in page is asked with: where to go after, and why the last try failed.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SignInPage {
     #[serde(default)]
     next: Option<String>,
@@ -291,6 +292,15 @@ pub struct SignInPage {
 
 /// `GET /signin`: the sign-in form, a plain page that works without JavaScript (and
 /// loads none: nothing on it needs the app).
+#[utoipa::path(
+    get,
+    path = crate::http::routes::SIGN_IN_PAGE,
+    tag = "auth",
+    params(SignInPage),
+    responses(
+        (status = 200, description = "The sign-in page", content_type = "text/html", body = String)
+    )
+)]
 pub async fn sign_in_page(
     State(state): State<AppState>,
     query: Result<axum::extract::Query<SignInPage>, axum::extract::rejection::QueryRejection>,
@@ -364,7 +374,7 @@ pub(super) fn sign_in_answer(
 }
 
 /// The sign-in request: JSON from a script, or the sign-in page's form.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 pub struct SignIn {
     login: String,
     password: String,
@@ -375,6 +385,19 @@ pub struct SignIn {
 /// `POST /api/auth/sign-in`: checks a local account's password, opens a session and sets
 /// its cookie. A form (the sign-in page) is sent on to `next`, or back to the page with
 /// the reason; JSON gets who signed in, or the API's error.
+#[utoipa::path(
+    post,
+    path = crate::http::routes::SIGN_IN,
+    tag = "auth",
+    request_body = SignIn,
+    responses(
+        (status = 200, description = "Signed in: the session cookie is set; the body says who", body = app::model::identity::Me),
+        (status = 303, description = "From the sign-in page's form: on to next, or back to the page with the reason"),
+        (status = 429, description = "Too many failed tries: retry-after says when to try again", body = app::model::ErrorBody),
+        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
+        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody)
+    )
+)]
 pub async fn sign_in(
     State(state): State<AppState>,
     peer: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -546,6 +569,16 @@ pub(super) fn set_cookie(response: &mut Response, value: &str) {
 
 /// `POST /api/auth/sign-out`: ends the session (its cookie no longer works anywhere)
 /// and clears the cookie. A form is sent to the sign-in page.
+#[utoipa::path(
+    post,
+    path = crate::http::routes::SIGN_OUT,
+    tag = "auth",
+    responses(
+        (status = 200, description = "Signed out: the session is ended", body = serde_json::Value),
+        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub async fn sign_out(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -572,6 +605,16 @@ pub async fn sign_out(
 }
 
 /// `GET /api/auth/me`: who the request is from, and their roles.
+#[utoipa::path(
+    get,
+    path = crate::http::routes::ME,
+    tag = "auth",
+    responses(
+        (status = 200, description = "Who is calling, and what they may do", body = app::model::identity::Me),
+        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub async fn me(Extension(caller): Extension<Caller>) -> Json<Me> {
     Json(caller.me())
 }

@@ -25,7 +25,8 @@ const LONGEST_PULL: Duration = Duration::from_secs(30);
 /// Most commands in one pull.
 const PULLED_AT_MOST: i64 = 100;
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PullQuery {
     /// Seconds to wait for a command when none is due (default 20, at most 30; 0: answer
     /// at once).
@@ -33,7 +34,7 @@ pub struct PullQuery {
     wait: Option<u64>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Pulled {
     pub commands: Vec<CommandMessage>,
 }
@@ -118,6 +119,23 @@ fn outbox_failed(error: crate::source::OutboxError) -> AppError {
 
 /// `GET .../sources/{source}/commands?wait=20`: the source's due commands, waiting up to
 /// `wait` seconds for one. Each is handed out again if not answered within 30 s.
+#[utoipa::path(
+    get,
+    operation_id = "pull_commands",
+    path = crate::http::routes::SOURCE_COMMANDS,
+    tag = "commands",
+    params(("source" = String, Path, description = "The source's name"), PullQuery),
+    responses(
+        (status = 200, description = "The source's due commands (none after the wait)", body = Pulled),
+        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
+        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
+        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
+        (status = 404, description = "No such thing", body = app::model::ErrorBody),
+        (status = 409, description = "Not possible in the present state; the message says why", body = app::model::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = [])),
+    description = "An in-house engine pulls its commands (a long poll); each is handed out again if not answered within 30 s. Needs a token with ingest:<source>."
+)]
 pub async fn pull(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -173,6 +191,23 @@ pub async fn pull(
 
 /// `POST .../sources/{source}/commands/{id}` `{"accepted": true}` or `{"accepted": false,
 /// "reason": "..."}`: the engine's answer, shown to the operator as its own words.
+#[utoipa::path(
+    post,
+    operation_id = "answer_command",
+    path = crate::http::routes::SOURCE_COMMAND,
+    tag = "commands",
+    params(("source" = String, Path, description = "The source's name"), ("command" = i64, Path, description = "The command's id")),
+    request_body = crate::source::outbox::Reply,
+    responses(
+        (status = 200, description = "The answer is recorded", body = serde_json::Value),
+        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
+        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
+        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
+        (status = 404, description = "No such thing", body = app::model::ErrorBody),
+        (status = 409, description = "Not possible in the present state; the message says why", body = app::model::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub async fn answer(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
@@ -199,6 +234,20 @@ pub async fn answer(
 }
 
 /// `GET .../workflows/{id}/commands`: what was asked of the run's engine, newest first.
+#[utoipa::path(
+    get,
+    operation_id = "workflow_commands",
+    path = crate::http::routes::WORKFLOW_COMMANDS,
+    tag = "commands",
+    params(("id" = String, Path, description = "The run's id")),
+    responses(
+        (status = 200, description = "The commands sent to the run's engine, newest first, with whether each was carried out", body = Vec<app::model::EngineCommand>),
+        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
+        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
+        (status = 404, description = "No such thing", body = app::model::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub async fn of_run(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -18,7 +18,8 @@ use serde::Deserialize;
 const WIDTHS: std::ops::RangeInclusive<u32> = 320..=4000;
 const DEFAULT_WIDTH: u32 = 1100;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SvgParams {
     width: Option<u32>,
     /// Only the first this many steps (the page's first paint of a huge run).
@@ -27,6 +28,21 @@ pub struct SvgParams {
     download: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    operation_id = "workflow_gantt_svg",
+    path = crate::http::routes::WORKFLOW_GANTT,
+    tag = "workflows",
+    params(("id" = String, Path, description = "The run's id"), SvgParams),
+    responses(
+        (status = 200, description = "The run's Gantt chart as SVG", content_type = "image/svg+xml", body = String),
+        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
+        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
+        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
+        (status = 404, description = "No such thing", body = app::model::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub async fn svg(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -27,7 +27,7 @@ const READY: u8 = 1;
 const STOPPING: u8 = 2;
 
 /// What `/readyz` answers.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct ReadyBody {
     /// `starting`, `ready` or `stopping`.
     pub status: String,
@@ -120,18 +120,57 @@ pub fn alive() -> Response {
         .into_response()
 }
 
+/// `GET /api/health`: the oldest probe, kept for what already asks it.
+#[utoipa::path(
+    get,
+    path = crate::http::routes::HEALTH,
+    tag = "operations",
+    responses((status = 200, description = "The process serves (the body is `ok`)", content_type = "text/plain", body = String))
+)]
+pub async fn health() -> &'static str {
+    "ok"
+}
+
 /// `GET /livez`.
+#[utoipa::path(
+    get,
+    path = crate::http::routes::LIVEZ,
+    tag = "operations",
+    responses(
+        (status = 200, description = "The process serves", body = serde_json::Value)
+    )
+)]
 pub async fn livez() -> Response {
     alive()
 }
 
 /// `GET /readyz`.
+#[utoipa::path(
+    get,
+    path = crate::http::routes::READYZ,
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready: the store is open and migrated, the sources started", body = ReadyBody),
+        (status = 503, description = "Starting (and what it waits for), or stopping", body = ReadyBody)
+    )
+)]
 pub async fn readyz(State(state): State<AppState>) -> Response {
     state.readiness.answer()
 }
 
 /// `GET /metrics`: every engine's figures, so only for a caller who may read every
 /// engine (an API token of the reader role and no engine scope, for Prometheus).
+#[utoipa::path(
+    get,
+    path = crate::http::routes::METRICS,
+    tag = "operations",
+    responses(
+        (status = 200, description = "Prometheus' text format", content_type = "text/plain", body = String),
+        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
+        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = []))
+)]
 pub async fn metrics(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -14,20 +14,41 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::{Extension, Json};
 use serde::{Deserialize, Serialize};
 
-/// A pushed batch, before each event is checked.
-#[derive(Deserialize)]
+/// A pushed batch, before each event is checked (each is one `SourceEvent`).
+#[derive(Deserialize, utoipa::ToSchema)]
 struct RawBatch {
+    /// The pushing source's name (the caller's token must have `ingest:<source>`).
     source: String,
+    /// At most 1,000 events (and 5 MiB), applied all or none, in order.
+    #[schema(value_type = Vec<crate::source::SourceEvent>)]
     events: Vec<serde_json::Value>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct Accepted {
     pub status: &'static str,
     pub source: String,
     pub applied: usize,
 }
 
+#[utoipa::path(
+    post,
+    path = crate::http::routes::EVENTS,
+    tag = "events",
+    request_body = RawBatch,
+    responses(
+        (status = 200, description = "Every event applied", body = Accepted),
+        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
+        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
+        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
+        (status = 409, description = "Not possible in the present state; the message says why", body = app::model::ErrorBody),
+        (status = 413, description = "The body is larger than allowed", body = app::model::ErrorBody),
+        (status = 422, description = "Refused: the message says which event and why", body = app::model::ErrorBody),
+        (status = 503, description = "The engine or the store cannot take it now; try again", body = app::model::ErrorBody)
+    ),
+    security(("bearer" = []), ("session" = [])),
+    description = "Custom engines push what happens to their runs: a batch of events of one source, applied in order, all or none. Each event names its run (workflow_id), when it happened (at, RFC 3339) and its type: workflow_started, step_scheduled, step_started, step_attempt_failed, step_completed, step_output, step_failed, step_skipped, step_cancelled, workflow_status_changed, log_lines. Text too long is cut and says so; a refused event answers 409 or 422 with its event_index. Needs a token with ingest:<source>."
+)]
 pub async fn push_events(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,

@@ -11,6 +11,7 @@ mod gantt;
 mod headers;
 pub mod health;
 mod ingest;
+pub mod openapi;
 pub mod origin;
 pub mod routes;
 mod serve;
@@ -147,10 +148,11 @@ pub fn api_router() -> Router<AppState> {
             ALERT_MUTE,
             post(alerts::mute).layer(DefaultBodyLimit::max(1024)),
         ),
-        (HEALTH, get(|| async { "ok" })),
+        (HEALTH, get(health::health)),
         (LIVEZ, get(health::livez)),
         (READYZ, get(health::readyz)),
         (METRICS, get(health::metrics)),
+        (OPENAPI, get(openapi::serve)),
         (
             SIGN_IN,
             post(auth::sign_in).layer(DefaultBodyLimit::max(16 * 1024)),

@@ -48,6 +48,8 @@ pub const HEALTH: &str = "/api/health";
 /// The probes: the process answers; the instance takes traffic.
 pub const LIVEZ: &str = "/livez";
 pub const READYZ: &str = "/readyz";
+/// The API's OpenAPI document.
+pub const OPENAPI: &str = "/api/openapi.json";
 /// Prometheus's scrape.
 pub const METRICS: &str = "/metrics";
 pub const UNKNOWN_API: &str = "/api/{*rest}";
@@ -89,6 +91,7 @@ pub const API: &[Rule] = &[
     rule(Method::GET, LIVEZ, Need::Nobody),
     rule(Method::GET, READYZ, Need::Nobody),
     rule(Method::GET, METRICS, Need::Read),
+    rule(Method::GET, OPENAPI, Need::Nobody),
     rule(Method::GET, LIVE, Need::Read),
     rule(Method::POST, SIGN_IN, Need::Nobody),
     rule(Method::GET, SIGN_IN_PAGE, Need::Nobody),

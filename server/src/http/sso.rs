@@ -16,7 +16,8 @@ use axum::Extension;
 use serde::Deserialize;
 
 /// What the sign-in's first leg is asked with.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Start {
     #[serde(default)]
     next: Option<String>,
@@ -24,7 +25,8 @@ pub struct Start {
 
 /// What the provider sends the browser back with (other parameters, such as `iss`, are
 /// let be: the ID token's issuer is what is checked).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Callback {
     code: Option<String>,
     state: Option<String>,
@@ -34,6 +36,17 @@ pub struct Callback {
 
 /// `GET /signin/oidc/{provider}`: to the provider, with a new state, nonce and PKCE
 /// challenge kept in this browser's flow cookie.
+#[utoipa::path(
+    get,
+    operation_id = "start_single_sign_on",
+    path = crate::http::routes::SSO_START,
+    tag = "auth",
+    params(("provider" = String, Path, description = "The provider's name"), Start),
+    responses(
+        (status = 303, description = "On to the provider's sign-in"),
+        (status = 404, description = "No such thing", body = app::model::ErrorBody)
+    )
+)]
 pub async fn start(
     State(state): State<AppState>,
     Path(provider): Path<String>,
@@ -71,6 +84,16 @@ pub async fn start(
 /// `GET /signin/oidc/{provider}/callback`: the provider's answer, checked against this
 /// browser's flow; a session for the person it vouches for if their account may sign in
 /// and has a role here.
+#[utoipa::path(
+    get,
+    operation_id = "single_sign_on_callback",
+    path = crate::http::routes::SSO_CALLBACK,
+    tag = "auth",
+    params(("provider" = String, Path, description = "The provider's name"), Callback),
+    responses(
+        (status = 303, description = "Signed in (to next), or back to the sign-in page with the reason")
+    )
+)]
 pub async fn callback(
     State(state): State<AppState>,
     Path(provider): Path<String>,

@@ -28,6 +28,23 @@ pub struct LiveEndpoint {
 }
 
 /// `GET /ws/orchestration`: the live endpoint, for a caller already allowed to read.
+#[utoipa::path(
+    get,
+    operation_id = "live",
+    path = crate::http::routes::LIVE,
+    tag = "live",
+    description = "The live protocol, over a WebSocket: the client sends `ClientMessage`s (subscribe to runs, to all, to the alerts; with since_seq to catch up), the server sends `LiveMessage`s, each numbered by seq (a snapshot when the client is too far behind). A shutting-down server closes with 1001.",
+    responses(
+        (status = 101, description = "Switching to the WebSocket protocol"),
+        (status = 401, description = "Not signed in", body = app::model::ErrorBody),
+        (status = 403, description = "May not read", body = app::model::ErrorBody),
+    ),
+    security(("bearer" = []), ("session" = [])),
+    extensions(("x-websocket-messages" = json!({
+        "client": {"$ref": "#/components/schemas/ClientMessage"},
+        "server": {"$ref": "#/components/schemas/LiveMessage"}
+    })))
+)]
 pub async fn handler(
     State(state): State<crate::http::AppState>,
     Extension(caller): Extension<Caller>,

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// One fact an engine reports about one workflow run.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct SourceEvent {
     pub workflow_id: String,
     /// When it happened, by the engine's clock.
@@ -17,7 +17,7 @@ pub struct SourceEvent {
 }
 
 /// What happened.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Change {
     WorkflowStarted(WorkflowStart),
@@ -123,7 +123,7 @@ pub fn ended_with_the_run(status: WorkflowStatus, reason: Option<&str>) -> Strin
 }
 
 /// A new run and what is known of it up front.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct WorkflowStart {
     pub workflow_type: String,
     /// The run's own reference in its engine, as an operator would look it up there
@@ -158,7 +158,7 @@ pub struct WorkflowStart {
 }
 
 /// A step as known before it runs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct StepDeclaration {
     pub step_number: u32,
     pub name: String,

@@ -34,7 +34,7 @@ pub struct OutboxCommand {
 }
 
 /// A command as its engine receives it (a webhook's body, one item of a pull).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct CommandMessage {
     /// Answer with this id.
     pub id: i64,
@@ -86,7 +86,7 @@ pub enum Answer {
 
 /// An engine's answer as it sends it, to a webhook delivery or by the answer endpoint:
 /// `{"accepted": true}` or `{"accepted": false, "reason": "..."}`.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 pub struct Reply {
     pub accepted: bool,
     #[serde(default)]
