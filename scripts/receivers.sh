@@ -6,23 +6,12 @@
 #   scripts/receivers.sh install   create the venv and install aiosmtpd (idempotent)
 #   scripts/receivers.sh python    install, then print the venv's python
 set -euo pipefail
+cd "$(dirname "$0")"
 
-AIOSMTPD_VERSION=1.4.6
-VENV="${STEPLINE_CACHE:-$HOME/.cache/stepline}/receivers-venv"
-PY="$VENV/bin/python"
-
-cmd_install() {
-  if [ ! -x "$PY" ]; then
-    python3 -m venv "$VENV" >&2
-  fi
-  if [ "$("$PY" -c 'import importlib.metadata as m; print(m.version("aiosmtpd"))' 2>/dev/null || true)" != "$AIOSMTPD_VERSION" ]; then
-    echo "installing aiosmtpd==$AIOSMTPD_VERSION into $VENV" >&2
-    "$PY" -m pip install --quiet --disable-pip-version-check "aiosmtpd==$AIOSMTPD_VERSION" >&2
-  fi
-}
+venv() { ./venv.sh receivers-venv aiosmtpd 1.4.6; }
 
 case "${1:-}" in
-  install) cmd_install ;;
-  python) cmd_install; echo "$PY" ;;
+  install) venv >/dev/null ;;
+  python) echo "$(venv)/bin/python" ;;
   *) echo "usage: scripts/receivers.sh install|python" >&2; exit 2 ;;
 esac

@@ -2,9 +2,10 @@
 //! and on a file with mistakes, a server that refuses a file with mistakes, and the
 //! precedence of flag over environment variable over file.
 
+mod common;
+
 use std::path::Path;
 use std::process::{Command, Output};
-use tokio::io::AsyncBufReadExt;
 
 const EXAMPLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../stepline.example.toml");
 
@@ -144,19 +145,9 @@ async fn starts_on(args: &[&str], env: &[(&str, &str)]) -> String {
         .stdout(std::process::Stdio::piped())
         .kill_on_drop(true);
     let mut child = command.spawn().unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let line = loop {
-        let line = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("the server says where it starts");
-        if let Some(rest) = line.strip_prefix("Stepline is starting: ") {
-            break rest.to_owned();
-        }
-    };
+    let base = common::binary::starting_at(&mut child).await;
     child.kill().await.unwrap();
-    line.split_whitespace().next().unwrap().to_owned()
+    base
 }
 
 fn free_port() -> u16 {

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 const LONG_STEP: &str = r#"
 type = "long"
@@ -46,31 +46,10 @@ fn terminate(child: &tokio::process::Child) {
 /// The binary started with `env`, not waited for: the process and the base URL it says
 /// it starts on (before its store is open).
 async fn spawn_starting(dir: &Path, env: &[(&str, String)]) -> (tokio::process::Child, String) {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_server"));
-    command
-        .env("STEPLINE_LISTEN", "127.0.0.1:0")
-        .env("STEPLINE_DATABASE_URL", binary::database_url(dir))
-        .env("STEPLINE_LOG", "warn")
-        .env("STEPLINE_WORKFLOWS", dir.join("no-definitions"))
-        .env("LEPTOS_SITE_ROOT", dir.join("site"))
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    for (name, value) in env {
-        command.env(name, value);
-    }
+    let mut command = binary::command(dir, env);
+    command.env("STEPLINE_WORKFLOWS", dir.join("no-definitions"));
     let mut child = command.spawn().unwrap();
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-    let base = loop {
-        let line = lines
-            .next_line()
-            .await
-            .unwrap()
-            .expect("it says where it starts");
-        if let Some(rest) = line.strip_prefix("Stepline is starting: ") {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    let base = binary::starting_at(&mut child).await;
     (child, base)
 }
 
@@ -228,14 +207,7 @@ async fn sigterm_under_load_answers_every_request_in_flight() {
         .await;
 
     // A live client.
-    let ws_url = format!("{}/ws/orchestration", base.replace("http://", "ws://"));
-    let mut request =
-        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(ws_url)
-            .unwrap();
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let (mut live, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut live = common::client::live_socket(&base, &token).await;
     let hello = live.next().await.unwrap().unwrap();
     assert!(hello.to_text().unwrap().contains("hello"), "{hello}");
 

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 /// Stepline's own prints to the person who started it, not log lines.
 fn is_print(line: &str) -> bool {
-    line.starts_with("Stepline is running: ") || line.starts_with("First start: ")
+    line.starts_with("Stepline is starting: ")
+        || line.starts_with("Stepline is running: ")
+        || line.starts_with("First start: ")
 }
 
 #[tokio::test]

@@ -118,14 +118,7 @@ async fn metrics_count_known_traffic_and_the_dashboard_names_only_real_series() 
     client
         .wait_for_status(&id, "COMPLETED", Duration::from_secs(20))
         .await;
-    let ws_url = format!("{}/ws/orchestration", base.replace("http://", "ws://"));
-    let mut request =
-        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(ws_url)
-            .unwrap();
-    request
-        .headers_mut()
-        .insert("authorization", format!("Bearer {token}").parse().unwrap());
-    let (_live, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let _live = common::client::live_socket(&base, &token).await;
     until("the live client counted", Duration::from_secs(10), || {
         let hub = state.hub.clone();
         async move { (hub.clients() == 1).then_some(()) }

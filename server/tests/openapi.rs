@@ -45,6 +45,25 @@ fn the_document_describes_exactly_the_routes_of_the_router() {
         undescribed.is_empty() && unrouted.is_empty(),
         "routes the document does not describe: {undescribed:?}; described but not routed: {unrouted:?}"
     );
+    // Open routes say so; the others need a token or a session (the document's default).
+    assert_eq!(
+        document["security"],
+        serde_json::json!([{"bearer": []}, {"session": []}])
+    );
+    for rule in API.iter().filter(|rule| rule.path != UNKNOWN_API) {
+        let method = rule.method.as_ref().unwrap().as_str().to_lowercase();
+        let security = &document["paths"][rule.path][&method]["security"];
+        if rule.need == server::auth::Need::Nobody {
+            assert_eq!(
+                security,
+                &serde_json::json!([{}]),
+                "{method} {} is open",
+                rule.path
+            );
+        } else {
+            assert!(security.is_null(), "{method} {} needs a caller", rule.path);
+        }
+    }
     // Each operation names its responses, each with a description.
     for (path, item) in document["paths"].as_object().unwrap() {
         for (method, operation) in item.as_object().unwrap() {

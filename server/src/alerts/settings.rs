@@ -174,16 +174,7 @@ pub fn parse_settings(
     document.unknown_keys(&["channel", "rule"]);
     let (channel, rule) = (document.get("channel"), document.get("rule"));
     let settings = read_settings(&mut document, "", channel, rule, &env);
-    if document.problems.is_empty() {
-        Ok(settings)
-    } else {
-        Err(document
-            .problems
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; "))
-    }
+    document.finish(settings)
 }
 
 /// The channels and rules of the `[[channel]]` and `[[rule]]` tables given (under

@@ -123,6 +123,19 @@ impl<'a> Document<'a> {
         }
     }
 
+    /// `value` if no problem was found, else every problem, one after the other.
+    pub fn finish<T>(self, value: T) -> Result<T, String> {
+        if self.problems.is_empty() {
+            return Ok(value);
+        }
+        Err(self
+            .problems
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; "))
+    }
+
     /// Records every top-level key not in `known`.
     pub fn unknown_keys(&mut self, known: &[&str]) {
         for (key, span, _) in self.entries() {
@@ -207,14 +220,5 @@ pub fn read_declarations<T: Declared>(
         Some(value) => document.declared::<T>(key, &value, env),
         None => Vec::new(),
     };
-    if document.problems.is_empty() {
-        Ok(declared)
-    } else {
-        Err(document
-            .problems
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("; "))
-    }
+    document.finish(declared)
 }

@@ -70,13 +70,11 @@ fn answer(outcome: CommandOutcome) -> ActionResponse {
     request_body = StartBody,
     responses(
         (status = 201, description = "Started (or queued as PENDING)", body = app::model::ActionResponse),
-        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
-        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
-        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
-        (status = 409, description = "Not possible in the present state; the message says why", body = app::model::ErrorBody),
-        (status = 413, description = "The body is larger than allowed", body = app::model::ErrorBody)
-    ),
-    security(("bearer" = []), ("session" = []))
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Denied,
+        crate::http::openapi::Conflicting,
+        crate::http::openapi::TooLarge
+    )
 )]
 pub async fn start(
     State(state): State<AppState>,
@@ -153,14 +151,12 @@ pub(super) fn checked_id(id: &str) -> Result<(), AppError> {
     request_body = Option<ActionBody>,
     responses(
         (status = 200, description = "Done, or begun (PAUSING, CANCELLING); for clone, the new run", body = app::model::ActionResponse),
-        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
-        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
-        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
-        (status = 404, description = "No such thing", body = app::model::ErrorBody),
-        (status = 409, description = "Not possible in the present state; the message says why", body = app::model::ErrorBody),
-        (status = 503, description = "The engine or the store cannot take it now; try again", body = app::model::ErrorBody)
-    ),
-    security(("bearer" = []), ("session" = []))
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Denied,
+        crate::http::openapi::Missing,
+        crate::http::openapi::Conflicting,
+        crate::http::openapi::Unavailable
+    )
 )]
 pub async fn act(
     State(state): State<AppState>,
@@ -323,11 +319,9 @@ async fn act_on(
     params(("id" = String, Path, description = "The run's id")),
     responses(
         (status = 200, description = "The run as a JSON file to save (its detail with every step and log line kept)", body = app::model::WorkflowDetail),
-        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
-        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
-        (status = 404, description = "No such thing", body = app::model::ErrorBody)
-    ),
-    security(("bearer" = []), ("session" = []))
+        crate::http::openapi::Denied,
+        crate::http::openapi::Missing
+    )
 )]
 pub async fn export(
     State(state): State<AppState>,

@@ -74,10 +74,8 @@ async fn audit_change(state: &AppState, caller: &Caller, action: &str, detail: S
     tag = "admin",
     responses(
         (status = 200, description = "Every account", body = Vec<app::model::identity::UserInfo>),
-        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
-        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody)
-    ),
-    security(("bearer" = []), ("session" = []))
+        crate::http::openapi::Denied
+    )
 )]
 pub async fn users(State(state): State<AppState>) -> Result<Json<Vec<UserInfo>>, AppError> {
     Ok(Json(
@@ -99,13 +97,11 @@ pub async fn users(State(state): State<AppState>) -> Result<Json<Vec<UserInfo>>,
     request_body = app::model::identity::NewUser,
     responses(
         (status = 201, description = "Created", body = app::model::identity::UserInfo),
-        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
-        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
-        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
-        (status = 409, description = "Not possible in the present state; the message says why", body = app::model::ErrorBody),
-        (status = 413, description = "The body is larger than allowed", body = app::model::ErrorBody)
-    ),
-    security(("bearer" = []), ("session" = []))
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Denied,
+        crate::http::openapi::Conflicting,
+        crate::http::openapi::TooLarge
+    )
 )]
 pub async fn create_user(
     State(state): State<AppState>,
@@ -160,13 +156,11 @@ pub async fn create_user(
     request_body = app::model::identity::UserChange,
     responses(
         (status = 200, description = "Changed", body = app::model::identity::UserInfo),
-        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
-        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
-        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
-        (status = 404, description = "No such thing", body = app::model::ErrorBody),
-        (status = 413, description = "The body is larger than allowed", body = app::model::ErrorBody)
-    ),
-    security(("bearer" = []), ("session" = []))
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Denied,
+        crate::http::openapi::Missing,
+        crate::http::openapi::TooLarge
+    )
 )]
 pub async fn update_user(
     State(state): State<AppState>,
@@ -248,10 +242,8 @@ fn describe(bindings: &[RoleBinding]) -> String {
     tag = "admin",
     responses(
         (status = 200, description = "Every API token (never its secret)", body = Vec<app::model::identity::TokenInfo>),
-        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
-        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody)
-    ),
-    security(("bearer" = []), ("session" = []))
+        crate::http::openapi::Denied
+    )
 )]
 pub async fn tokens(State(state): State<AppState>) -> Result<Json<Vec<TokenInfo>>, AppError> {
     Ok(Json(
@@ -273,12 +265,10 @@ pub async fn tokens(State(state): State<AppState>) -> Result<Json<Vec<TokenInfo>
     request_body = app::model::identity::NewToken,
     responses(
         (status = 201, description = "Created: the secret is shown this once", body = app::model::identity::CreatedToken),
-        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
-        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
-        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
-        (status = 413, description = "The body is larger than allowed", body = app::model::ErrorBody)
-    ),
-    security(("bearer" = []), ("session" = []))
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Denied,
+        crate::http::openapi::TooLarge
+    )
 )]
 pub async fn create_token(
     State(state): State<AppState>,
@@ -344,12 +334,10 @@ pub async fn create_token(
     params(("id" = i64, Path, description = "The token's id")),
     responses(
         (status = 200, description = "Revoked", body = app::model::identity::TokenInfo),
-        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
-        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
-        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
-        (status = 404, description = "No such thing", body = app::model::ErrorBody)
-    ),
-    security(("bearer" = []), ("session" = []))
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Denied,
+        crate::http::openapi::Missing
+    )
 )]
 pub async fn revoke_token(
     State(state): State<AppState>,
@@ -381,11 +369,9 @@ pub async fn revoke_token(
     params(app::model::identity::AuditQuery),
     responses(
         (status = 200, description = "The audit log, newest first", body = app::model::identity::AuditPage),
-        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
-        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
-        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody)
-    ),
-    security(("bearer" = []), ("session" = []))
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Denied
+    )
 )]
 pub async fn audit(
     State(state): State<AppState>,
@@ -437,10 +423,8 @@ fn shown(engine: &PushEngine, declared_in: DeclaredIn) -> SourceShown {
     tag = "sources",
     responses(
         (status = 200, description = "The pushing sources that take commands", body = Vec<SourceShown>),
-        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
-        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody)
-    ),
-    security(("bearer" = []), ("session" = []))
+        crate::http::openapi::Denied
+    )
 )]
 pub async fn sources(State(state): State<AppState>) -> Json<Vec<SourceShown>> {
     Json(
@@ -462,13 +446,11 @@ pub async fn sources(State(state): State<AppState>) -> Json<Vec<SourceShown>> {
     request_body = crate::engines::commands::Declaration,
     responses(
         (status = 201, description = "Declared: the source takes commands from now on", body = SourceShown),
-        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
-        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
-        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
-        (status = 409, description = "Not possible in the present state; the message says why", body = app::model::ErrorBody),
-        (status = 413, description = "The body is larger than allowed", body = app::model::ErrorBody)
-    ),
-    security(("bearer" = []), ("session" = []))
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Denied,
+        crate::http::openapi::Conflicting,
+        crate::http::openapi::TooLarge
+    )
 )]
 pub async fn declare_source(
     State(state): State<AppState>,
@@ -510,12 +492,10 @@ pub async fn declare_source(
     params(("source" = String, Path, description = "The source's name")),
     responses(
         (status = 200, description = "Removed: it takes no more commands", body = serde_json::Value),
-        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
-        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
-        (status = 404, description = "No such thing", body = app::model::ErrorBody),
-        (status = 409, description = "Not possible in the present state; the message says why", body = app::model::ErrorBody)
-    ),
-    security(("bearer" = []), ("session" = []))
+        crate::http::openapi::Denied,
+        crate::http::openapi::Missing,
+        crate::http::openapi::Conflicting
+    )
 )]
 pub async fn remove_source(
     State(state): State<AppState>,

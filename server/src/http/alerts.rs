@@ -24,11 +24,9 @@ use axum::{Extension, Json};
     params(("state" = Option<String>, Query, description = "firing (the default), resolved or all"), ("workflow_id" = Option<String>, Query, description = "Only this run's"), ("before" = Option<i64>, Query, description = "Older than this alert id (the previous page's next_before)"), ("limit" = Option<u32>, Query, description = "At most this many (50 by default, at most 200)")),
     responses(
         (status = 200, description = "Alerts of the engines the caller may read, newest first, and how many are open", body = app::model::alert::AlertPage),
-        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
-        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
-        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody)
-    ),
-    security(("bearer" = []), ("session" = []))
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Denied
+    )
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -54,12 +52,10 @@ pub async fn list(
     params(("id" = i64, Path, description = "The alert's id")),
     responses(
         (status = 200, description = "Acknowledged (written to the audit log, told live)", body = app::model::alert::Alert),
-        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
-        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
-        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
-        (status = 404, description = "No such thing", body = app::model::ErrorBody)
-    ),
-    security(("bearer" = []), ("session" = []))
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Denied,
+        crate::http::openapi::Missing
+    )
 )]
 pub async fn acknowledge(
     State(state): State<AppState>,
@@ -80,13 +76,11 @@ pub async fn acknowledge(
     request_body = app::model::alert::MuteRequest,
     responses(
         (status = 200, description = "The condition is muted for the alert's workflow type (0 minutes unmutes)", body = app::model::alert::Alert),
-        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
-        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
-        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
-        (status = 404, description = "No such thing", body = app::model::ErrorBody),
-        (status = 413, description = "The body is larger than allowed", body = app::model::ErrorBody)
-    ),
-    security(("bearer" = []), ("session" = []))
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Denied,
+        crate::http::openapi::Missing,
+        crate::http::openapi::TooLarge
+    )
 )]
 pub async fn mute(
     State(state): State<AppState>,

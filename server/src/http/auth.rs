@@ -297,6 +297,7 @@ pub struct SignInPage {
     path = crate::http::routes::SIGN_IN_PAGE,
     tag = "auth",
     params(SignInPage),
+    security(()),
     responses(
         (status = 200, description = "The sign-in page", content_type = "text/html", body = String)
     )
@@ -390,12 +391,13 @@ pub struct SignIn {
     path = crate::http::routes::SIGN_IN,
     tag = "auth",
     request_body = SignIn,
+    security(()),
     responses(
         (status = 200, description = "Signed in: the session cookie is set; the body says who", body = app::model::identity::Me),
         (status = 303, description = "From the sign-in page's form: on to next, or back to the page with the reason"),
         (status = 429, description = "Too many failed tries: retry-after says when to try again", body = app::model::ErrorBody),
-        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
-        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody)
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Unauthenticated
     )
 )]
 pub async fn sign_in(
@@ -575,9 +577,8 @@ pub(super) fn set_cookie(response: &mut Response, value: &str) {
     tag = "auth",
     responses(
         (status = 200, description = "Signed out: the session is ended", body = serde_json::Value),
-        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody)
-    ),
-    security(("bearer" = []), ("session" = []))
+        crate::http::openapi::Unauthenticated
+    )
 )]
 pub async fn sign_out(
     State(state): State<AppState>,
@@ -611,9 +612,8 @@ pub async fn sign_out(
     tag = "auth",
     responses(
         (status = 200, description = "Who is calling, and what they may do", body = app::model::identity::Me),
-        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody)
-    ),
-    security(("bearer" = []), ("session" = []))
+        crate::http::openapi::Unauthenticated
+    )
 )]
 pub async fn me(Extension(caller): Extension<Caller>) -> Json<Me> {
     Json(caller.me())

@@ -127,13 +127,11 @@ fn outbox_failed(error: crate::source::OutboxError) -> AppError {
     params(("source" = String, Path, description = "The source's name"), PullQuery),
     responses(
         (status = 200, description = "The source's due commands (none after the wait)", body = Pulled),
-        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
-        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
-        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
-        (status = 404, description = "No such thing", body = app::model::ErrorBody),
-        (status = 409, description = "Not possible in the present state; the message says why", body = app::model::ErrorBody)
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Denied,
+        crate::http::openapi::Missing,
+        crate::http::openapi::Conflicting
     ),
-    security(("bearer" = []), ("session" = [])),
     description = "An in-house engine pulls its commands (a long poll); each is handed out again if not answered within 30 s. Needs a token with ingest:<source>."
 )]
 pub async fn pull(
@@ -200,13 +198,11 @@ pub async fn pull(
     request_body = crate::source::outbox::Reply,
     responses(
         (status = 200, description = "The answer is recorded", body = serde_json::Value),
-        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
-        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
-        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
-        (status = 404, description = "No such thing", body = app::model::ErrorBody),
-        (status = 409, description = "Not possible in the present state; the message says why", body = app::model::ErrorBody)
-    ),
-    security(("bearer" = []), ("session" = []))
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Denied,
+        crate::http::openapi::Missing,
+        crate::http::openapi::Conflicting
+    )
 )]
 pub async fn answer(
     State(state): State<AppState>,
@@ -242,11 +238,9 @@ pub async fn answer(
     params(("id" = String, Path, description = "The run's id")),
     responses(
         (status = 200, description = "The commands sent to the run's engine, newest first, with whether each was carried out", body = Vec<app::model::EngineCommand>),
-        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
-        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
-        (status = 404, description = "No such thing", body = app::model::ErrorBody)
-    ),
-    security(("bearer" = []), ("session" = []))
+        crate::http::openapi::Denied,
+        crate::http::openapi::Missing
+    )
 )]
 pub async fn of_run(
     State(state): State<AppState>,

@@ -36,12 +36,10 @@ pub struct SvgParams {
     params(("id" = String, Path, description = "The run's id"), SvgParams),
     responses(
         (status = 200, description = "The run's Gantt chart as SVG", content_type = "image/svg+xml", body = String),
-        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
-        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
-        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
-        (status = 404, description = "No such thing", body = app::model::ErrorBody)
-    ),
-    security(("bearer" = []), ("session" = []))
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Denied,
+        crate::http::openapi::Missing
+    )
 )]
 pub async fn svg(
     State(state): State<AppState>,

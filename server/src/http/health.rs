@@ -125,6 +125,7 @@ pub fn alive() -> Response {
     get,
     path = crate::http::routes::HEALTH,
     tag = "operations",
+    security(()),
     responses((status = 200, description = "The process serves (the body is `ok`)", content_type = "text/plain", body = String))
 )]
 pub async fn health() -> &'static str {
@@ -136,6 +137,7 @@ pub async fn health() -> &'static str {
     get,
     path = crate::http::routes::LIVEZ,
     tag = "operations",
+    security(()),
     responses(
         (status = 200, description = "The process serves", body = serde_json::Value)
     )
@@ -149,6 +151,7 @@ pub async fn livez() -> Response {
     get,
     path = crate::http::routes::READYZ,
     tag = "operations",
+    security(()),
     responses(
         (status = 200, description = "Ready: the store is open and migrated, the sources started", body = ReadyBody),
         (status = 503, description = "Starting (and what it waits for), or stopping", body = ReadyBody)
@@ -166,10 +169,8 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     tag = "operations",
     responses(
         (status = 200, description = "Prometheus' text format", content_type = "text/plain", body = String),
-        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
-        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody)
-    ),
-    security(("bearer" = []), ("session" = []))
+        crate::http::openapi::Denied
+    )
 )]
 pub async fn metrics(
     State(state): State<AppState>,

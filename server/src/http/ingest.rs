@@ -38,15 +38,13 @@ pub struct Accepted {
     request_body = RawBatch,
     responses(
         (status = 200, description = "Every event applied", body = Accepted),
-        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
-        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
-        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
-        (status = 409, description = "Not possible in the present state; the message says why", body = app::model::ErrorBody),
-        (status = 413, description = "The body is larger than allowed", body = app::model::ErrorBody),
-        (status = 422, description = "Refused: the message says which event and why", body = app::model::ErrorBody),
-        (status = 503, description = "The engine or the store cannot take it now; try again", body = app::model::ErrorBody)
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Denied,
+        crate::http::openapi::Conflicting,
+        crate::http::openapi::TooLarge,
+        crate::http::openapi::Refused,
+        crate::http::openapi::Unavailable
     ),
-    security(("bearer" = []), ("session" = [])),
     description = "Custom engines push what happens to their runs: a batch of events of one source, applied in order, all or none. Each event names its run (workflow_id), when it happened (at, RFC 3339) and its type: workflow_started, step_scheduled, step_started, step_attempt_failed, step_completed, step_output, step_failed, step_skipped, step_cancelled, workflow_status_changed, log_lines. Text too long is cut and says so; a refused event answers 409 or 422 with its event_index. Needs a token with ingest:<source>."
 )]
 pub async fn push_events(

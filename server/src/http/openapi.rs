@@ -3,7 +3,9 @@
 //! table ([`super::routes::API`]) in step, and CI validates it with a standard validator.
 
 use super::{actions, admin, alerts, auth, commands, gantt, health, ingest, sso, workflows};
+use std::collections::BTreeMap;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, Response, ResponseBuilder};
 use utoipa::OpenApi;
 
 #[derive(OpenApi)]
@@ -53,6 +55,7 @@ use utoipa::OpenApi;
         admin::revoke_token,
     ),
     components(schemas(
+        app::model::ErrorBody,
         app::model::ClientMessage,
         app::model::LiveMessage,
         crate::source::SourceEvent,
@@ -72,8 +75,63 @@ use utoipa::OpenApi;
         (name = "operations", description = "Probes, metrics and the instance's state"),
     ),
     modifiers(&Security),
+    // Every route needs a caller but those that say otherwise (`security(())`).
+    security(("bearer" = []), ("session" = [])),
 )]
 pub struct ApiDoc;
+
+/// The error answers an operation may give, each with the API's error body: described
+/// once here, named in each operation's responses.
+macro_rules! error_answers {
+    ($($name:ident => $status:literal, $description:literal;)+) => {$(
+        #[doc = $description]
+        pub struct $name;
+
+        impl utoipa::IntoResponses for $name {
+            fn responses() -> BTreeMap<String, RefOr<Response>> {
+                error_answer($status, $description)
+            }
+        }
+    )+};
+}
+
+error_answers! {
+    Invalid => "400", "The request is not valid; the message says why";
+    Unauthenticated => "401", "Not signed in: no session, no token, or one that no longer works";
+    Forbidden => "403", "Signed in without the role or scope this needs";
+    Missing => "404", "No such thing";
+    Conflicting => "409", "Not possible in the present state; the message says why";
+    TooLarge => "413", "The body is larger than allowed";
+    Refused => "422", "Refused: the message says which event and why";
+    Unavailable => "503", "The engine or the store cannot take it now; try again";
+}
+
+/// Not signed in, or without the role or scope: the answers of every route that needs a
+/// caller.
+pub struct Denied;
+
+impl utoipa::IntoResponses for Denied {
+    fn responses() -> BTreeMap<String, RefOr<Response>> {
+        let mut answers = Unauthenticated::responses();
+        answers.append(&mut Forbidden::responses());
+        answers
+    }
+}
+
+/// One error answer: `status`, `description`, and the API's error body.
+fn error_answer(status: &str, description: &str) -> BTreeMap<String, RefOr<Response>> {
+    let body = ContentBuilder::new()
+        .schema(Some(Ref::from_schema_name("ErrorBody")))
+        .build();
+    BTreeMap::from([(
+        status.to_owned(),
+        ResponseBuilder::new()
+            .description(description)
+            .content("application/json", body)
+            .build()
+            .into(),
+    )])
+}
 
 /// How callers prove who they are: an API token, or the session cookie of a person
 /// signed in.
@@ -120,6 +178,7 @@ pub fn document() -> &'static str {
     operation_id = "openapi_document",
     path = crate::http::routes::OPENAPI,
     tag = "operations",
+    security(()),
     responses((status = 200, description = "This document", content_type = "application/json", body = serde_json::Value))
 )]
 pub async fn serve() -> axum::response::Response {

@@ -42,9 +42,10 @@ pub struct Callback {
     path = crate::http::routes::SSO_START,
     tag = "auth",
     params(("provider" = String, Path, description = "The provider's name"), Start),
+    security(()),
     responses(
         (status = 303, description = "On to the provider's sign-in"),
-        (status = 404, description = "No such thing", body = app::model::ErrorBody)
+        crate::http::openapi::Missing
     )
 )]
 pub async fn start(
@@ -90,6 +91,7 @@ pub async fn start(
     path = crate::http::routes::SSO_CALLBACK,
     tag = "auth",
     params(("provider" = String, Path, description = "The provider's name"), Callback),
+    security(()),
     responses(
         (status = 303, description = "Signed in (to next), or back to the sign-in page with the reason")
     )

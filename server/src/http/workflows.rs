@@ -27,11 +27,9 @@ pub(super) fn read_error(error: ReadError) -> AppError {
     params(("tab" = Option<String>, Query, description = "active, pending, completed (newest 100), failed or slow"), ("status" = Option<String>, Query, description = "Statuses, comma-separated (RUNNING,PENDING)"), ("type" = Option<String>, Query, description = "A workflow type"), ("engine" = Option<String>, Query, description = "An engine id (builtin, temporal:prod:orders, ...)"), ("q" = Option<String>, Query, description = "Text searched in id, type, trigger, tags and the engine's own id (3 characters or more)"), ("from" = Option<String>, Query, description = "Started on or after (a date, 2026-11-01, or an RFC 3339 time)"), ("to" = Option<String>, Query, description = "Started before"), ("sort" = Option<String>, Query, description = "newest (the default) or oldest"), ("limit" = Option<u32>, Query, description = "Runs in the page (50 by default, at most 200)"), ("cursor" = Option<String>, Query, description = "Where the page starts: the previous page's next_cursor"), ("will_breach" = Option<bool>, Query, description = "Only running runs forecast to miss their SLA")),
     responses(
         (status = 200, description = "A page of runs, newest first, with the counts above the list", body = app::model::WorkflowList),
-        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
-        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
-        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody)
-    ),
-    security(("bearer" = []), ("session" = []))
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Denied
+    )
 )]
 pub async fn list(
     State(state): State<AppState>,
@@ -59,12 +57,10 @@ pub async fn list(
     params(("id" = String, Path, description = "The run's id"), ("steps_from" = Option<u32>, Query, description = "The first step of the page (1 by default)"), ("steps_limit" = Option<u32>, Query, description = "Steps in the page (1,000 by default, at most 5,000)")),
     responses(
         (status = 200, description = "The run with its steps (a page of them), attempts, log tails, branches and metadata", body = app::model::WorkflowDetail),
-        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
-        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
-        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody),
-        (status = 404, description = "No such thing", body = app::model::ErrorBody)
-    ),
-    security(("bearer" = []), ("session" = []))
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Denied,
+        crate::http::openapi::Missing
+    )
 )]
 pub async fn detail(
     State(state): State<AppState>,
@@ -113,11 +109,9 @@ pub async fn detail(
     params(("period" = Option<String>, Query, description = "1h, 24h (the default) or 7d")),
     responses(
         (status = 200, description = "Runs that ended in the period: counts, durations, success rates, slowest steps", body = app::model::analytics::Analytics),
-        (status = 400, description = "The request is not valid; the message says why", body = app::model::ErrorBody),
-        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
-        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody)
-    ),
-    security(("bearer" = []), ("session" = []))
+        crate::http::openapi::Invalid,
+        crate::http::openapi::Denied
+    )
 )]
 pub async fn analytics(
     State(state): State<AppState>,
@@ -143,10 +137,8 @@ pub async fn analytics(
     tag = "operations",
     responses(
         (status = 200, description = "The followed engines and how each is doing", body = Vec<app::model::EngineHealth>),
-        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
-        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody)
-    ),
-    security(("bearer" = []), ("session" = []))
+        crate::http::openapi::Denied
+    )
 )]
 pub async fn engines(State(state): State<AppState>) -> Json<Vec<app::model::EngineHealth>> {
     Json(state.health.snapshot())
@@ -175,10 +167,8 @@ pub struct Lease {
     tag = "operations",
     responses(
         (status = 200, description = "The instance that answers, and which instance holds each lease", body = Leases),
-        (status = 401, description = "Not signed in: no session, no token, or one that no longer works", body = app::model::ErrorBody),
-        (status = 403, description = "Signed in without the role or scope this needs", body = app::model::ErrorBody)
-    ),
-    security(("bearer" = []), ("session" = []))
+        crate::http::openapi::Denied
+    )
 )]
 pub async fn leases(State(state): State<AppState>) -> Result<Json<Leases>, AppError> {
     let leases = state

@@ -39,7 +39,6 @@ pub struct LiveEndpoint {
         (status = 401, description = "Not signed in", body = app::model::ErrorBody),
         (status = 403, description = "May not read", body = app::model::ErrorBody),
     ),
-    security(("bearer" = []), ("session" = [])),
     extensions(("x-websocket-messages" = json!({
         "client": {"$ref": "#/components/schemas/ClientMessage"},
         "server": {"$ref": "#/components/schemas/LiveMessage"}

@@ -20,18 +20,7 @@ pub async fn launch_printing(
     String,
     tokio::sync::mpsc::UnboundedReceiver<String>,
 ) {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_server"));
-    command
-        .env("STEPLINE_LISTEN", "127.0.0.1:0")
-        .env("STEPLINE_DATABASE_URL", database_url(dir))
-        .env("STEPLINE_LOG", "warn")
-        .env("LEPTOS_SITE_ROOT", dir.join("site"))
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true);
-    for (name, value) in env {
-        command.env(name, value);
-    }
-    let mut child = command.spawn().unwrap();
+    let mut child = command(dir, env).spawn().unwrap();
     let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
     let (printed, receiver) = tokio::sync::mpsc::unbounded_channel();
     let (serving, served_at) = tokio::sync::oneshot::channel();
@@ -55,6 +44,23 @@ pub async fn launch_printing(
         base.trim_end_matches("/orchestration").to_owned(),
         receiver,
     )
+}
+
+/// The binary on `dir`'s database, listening on a free port, with `env` set too, its
+/// output piped; killed when dropped.
+pub fn command(dir: &Path, env: &[(&str, String)]) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_server"));
+    command
+        .env("STEPLINE_LISTEN", "127.0.0.1:0")
+        .env("STEPLINE_DATABASE_URL", database_url(dir))
+        .env("STEPLINE_LOG", "warn")
+        .env("LEPTOS_SITE_ROOT", dir.join("site"))
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    for (name, value) in env {
+        command.env(name, value);
+    }
+    command
 }
 
 /// The binary with no workflow definitions and the pushing sources `declared` (a
@@ -102,6 +108,13 @@ pub async fn output_after(child: &mut tokio::process::Child, prefix: &str) -> St
     };
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     rest
+}
+
+/// Where `child` (spawned with its stdout piped) says it starts: its base URL, printed
+/// before its store is open.
+pub async fn starting_at(child: &mut tokio::process::Child) -> String {
+    let rest = output_after(child, "Stepline is starting: ").await;
+    rest.split_whitespace().next().unwrap().to_owned()
 }
 
 /// The database the binary uses in `dir`.
