@@ -152,7 +152,7 @@ async fn cancel_terminate_timeouts_timers_and_children_map_to_our_statuses() {
         .execution
         .steps
         .iter()
-        .any(|s| s.name.starts_with("⏱ timer")));
+        .any(|s| s.name.starts_with("timer ")));
     let timed_out = replay("timeout").await;
     assert!(timed_out.execution.steps.iter().any(|s| s
         .error

@@ -523,7 +523,7 @@ fn note(row: &Row) -> String {
         parts.push(format!("undoes step {step}"));
     }
     if let Some(slow) = row.slow {
-        parts.push(format!("⚠ {:.1}× usual", slow.ratio));
+        parts.push(format!("slow: {:.1}× usual", slow.ratio));
     }
     parts.join(" · ")
 }

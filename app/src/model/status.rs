@@ -118,19 +118,6 @@ impl WorkflowStatus {
             _ => false,
         }
     }
-
-    /// The icon the story uses for this status.
-    pub fn icon(self) -> &'static str {
-        match self {
-            Self::Pending => "⏳",
-            Self::Running | Self::Pausing => "⚙️",
-            Self::Paused => "⏸️",
-            Self::Completed => "✅",
-            Self::Failed | Self::CompensationFailed | Self::TimedOut => "❌",
-            Self::Cancelling => "↩️",
-            Self::Cancelled | Self::Terminated => "⛔",
-        }
-    }
 }
 
 impl fmt::Display for WorkflowStatus {

@@ -3,6 +3,7 @@
 //! slowest steps, and the steps that retry most. Server-rendered; the period is in the
 //! URL.
 
+use super::icons::{Icon, IconView};
 use super::parts::ErrorView;
 use crate::api::get_analytics;
 use crate::model::analytics::{Analytics, Period, Window};
@@ -33,7 +34,7 @@ pub fn AnalyticsPage() -> impl IntoView {
     );
     view! {
         <section class="analytics">
-            <h1>"📈 Workflow analytics"</h1>
+            <h1><IconView icon=Icon::Chart /> " Workflow analytics"</h1>
             <nav class="tabs" aria-label="Period">
                 {Period::ALL
                     .into_iter()

@@ -4,6 +4,7 @@ mod alerts;
 mod analytics;
 mod audit;
 mod clock;
+pub mod icons;
 mod live;
 mod parts;
 mod workflow_detail;
@@ -64,7 +65,7 @@ pub fn Header() -> impl IntoView {
     view! {
         <header class="topbar">
             <A href="/orchestration" attr:class="brand">
-                "⚙️ Stepline"
+                <icons::IconView icon=icons::Icon::Running /> " Stepline"
             </A>
             <nav>
                 <A href="/orchestration" exact=true>"Workflows"</A>

@@ -2,6 +2,7 @@
 //! bar, its duration ticking live while it runs, and why a page could not be shown.
 
 use super::clock::use_now;
+use super::icons::{status_icon, IconView};
 use crate::model::{
     format_duration, BreachOutlook, ErrorBody, Forecast, Progress, SlaStatus, WorkflowStatus,
     MIN_RUNS_FOR_FORECAST,
@@ -18,7 +19,7 @@ pub fn StatusBadge(
     let class = format!("badge status-{}", status.as_str().to_ascii_lowercase());
     view! {
         <span class=class data-testid=testid>
-            {status.icon()} " " {status.as_str()}
+            <IconView icon=status_icon(status) /> " " {status.as_str()}
         </span>
     }
 }

@@ -8,6 +8,7 @@ mod gantt;
 mod state;
 mod step;
 
+use super::icons::{Icon, IconView};
 use super::live::{ConnectionState, LiveConnection};
 use super::parts::{ErrorView, LiveDuration, ProgressBar, SlaBadge, StatusBadge};
 use crate::api::get_workflow;
@@ -159,7 +160,7 @@ fn RunView(run: WorkflowDetail, state: PageState, may_operate: bool) -> impl Int
             _ => StepsView::Timeline,
         })
     });
-    let tab = move |view: StepsView, href: String, label: &'static str| {
+    let tab = move |view: StepsView, href: String, icon: Option<Icon>, label: &'static str| {
         view! {
             <a
                 href=href
@@ -167,6 +168,7 @@ fn RunView(run: WorkflowDetail, state: PageState, may_operate: bool) -> impl Int
                 aria-selected=move || (steps_view.get() == view).to_string()
                 aria-current=move || (steps_view.get() == view).then_some("page")
             >
+                {icon.map(|icon| view! { <IconView icon /> " " })}
                 {label}
             </a>
         }
@@ -223,8 +225,8 @@ fn RunView(run: WorkflowDetail, state: PageState, may_operate: bool) -> impl Int
         }}
         <NoticeLine state />
         <nav class="view-tabs" role="tablist" aria-label="Views of the steps">
-            {tab(StepsView::Timeline, format!("/orchestration/workflows/{id}"), "Timeline")}
-            {tab(StepsView::Gantt, format!("/orchestration/workflows/{id}?view=gantt"), "📊 Gantt")}
+            {tab(StepsView::Timeline, format!("/orchestration/workflows/{id}"), None, "Timeline")}
+            {tab(StepsView::Gantt, format!("/orchestration/workflows/{id}?view=gantt"), Some(Icon::Gantt), "Gantt")}
         </nav>
         {steps}
         {run
@@ -432,7 +434,7 @@ fn ActionsBar(run: WorkflowDetail, state: PageState) -> impl IntoView {
     let busy = move || state.action.pending().get();
     let button = {
         let id = id.clone();
-        move |action: Action, label: &'static str, title: String| {
+        move |action: Action, icon: Icon, label: &'static str, title: String| {
             let dialog = match action {
                 Action::Cancel => Some(Dialog::Cancel),
                 Action::Retry => Some(Dialog::Retry),
@@ -459,7 +461,7 @@ fn ActionsBar(run: WorkflowDetail, state: PageState) -> impl IntoView {
                                 state.dialog.set(Some(dialog));
                             }
                         >
-                            {label}
+                            <IconView icon /> " " {label}
                         </button>
                     </form>
                 }
@@ -467,7 +469,7 @@ fn ActionsBar(run: WorkflowDetail, state: PageState) -> impl IntoView {
                 None => view! {
                     <ActionSender state id=id.clone() action>
                         <button type="submit" class=class data-action=action.as_str() title=title disabled=busy>
-                            {label}
+                            <IconView icon /> " " {label}
                         </button>
                     </ActionSender>
                 }
@@ -488,12 +490,12 @@ fn ActionsBar(run: WorkflowDetail, state: PageState) -> impl IntoView {
     };
     view! {
         <div class="actions" role="toolbar" aria-label="Actions">
-            {allowed(Action::Pause).then(|| button(Action::Pause, "⏸ Pause", pause_title.clone()))}
-            {allowed(Action::Resume).then(|| button(Action::Resume, "▶ Resume", "Continue the run".into()))}
-            {allowed(Action::Cancel).then(|| button(Action::Cancel, "⛔ Cancel", cancel_title.into()))}
-            {allowed(Action::Retry).then(|| button(Action::Retry, "↻ Retry", "Run again".into()))}
-            {allowed(Action::Clone).then(|| button(Action::Clone, "⧉ Clone", "Start a new run with the same input".into()))}
-            {allowed(Action::Terminate).then(|| button(Action::Terminate, "✖ Terminate (hard stop)", "Stop at once: nothing is rolled back".into()))}
+            {allowed(Action::Pause).then(|| button(Action::Pause, Icon::Pause, "Pause", pause_title.clone()))}
+            {allowed(Action::Resume).then(|| button(Action::Resume, Icon::Resume, "Resume", "Continue the run".into()))}
+            {allowed(Action::Cancel).then(|| button(Action::Cancel, Icon::Cancelled, "Cancel", cancel_title.into()))}
+            {allowed(Action::Retry).then(|| button(Action::Retry, Icon::Retry, "Retry", "Run again".into()))}
+            {allowed(Action::Clone).then(|| button(Action::Clone, Icon::Clone, "Clone", "Start a new run with the same input".into()))}
+            {allowed(Action::Terminate).then(|| button(Action::Terminate, Icon::Terminate, "Terminate (hard stop)", "Stop at once: nothing is rolled back".into()))}
             {none_allowed.then(|| view! {
                 <span class="no-actions">"The engine of this workflow takes no actions from Stepline."</span>
             })}

@@ -3,19 +3,8 @@
 
 use super::state::PageState;
 use crate::model::{attempt_label, format_duration, Attempt, Step, StepKind, StepStatus};
+use crate::ui::icons::{step_icon, IconView};
 use leptos::prelude::*;
-
-fn step_icon(status: StepStatus) -> &'static str {
-    match status {
-        StepStatus::Pending => "⏳",
-        StepStatus::Running => "⚙️",
-        StepStatus::Retrying => "🔁",
-        StepStatus::Completed => "✅",
-        StepStatus::Failed => "❌",
-        StepStatus::Cancelled => "⛔",
-        StepStatus::Skipped => "⏭️",
-    }
-}
 
 fn pretty(value: &serde_json::Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
@@ -56,7 +45,7 @@ pub(super) fn StepItem(step: Step, label: Option<String>, state: PageState) -> i
         <li class=class id=format!("step-{number}") data-step=number data-status=step.status.as_str()>
             <details open=move || state.expanded.with(|set| set.contains(&number))>
                 <summary on:click=toggle>
-                    <span class="icon">{step_icon(step.status)}</span>
+                    <IconView icon=step_icon(step.status) />
                     <span class="name">{name_label}</span>
                     <span class="step-status">{step.status.as_str()}</span>
                     {attempt_note.map(|note| view! { <span class="attempt-note">{note}</span> })}

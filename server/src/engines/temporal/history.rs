@@ -671,7 +671,7 @@ impl HistoryMapper {
                 push(Change::StepStarted {
                     step_number: number,
                     name: Some(format!(
-                        "⏱ timer {} ({wait})",
+                        "timer {} ({wait})",
                         text(attrs, "/timerId").unwrap_or("?")
                     )),
                     attempt: Some(1),
