@@ -143,6 +143,10 @@ pub struct Declaration {
     secret_env: Option<String>,
     secret_file: Option<std::path::PathBuf>,
     smtp: Option<String>,
+    /// A variable holding the SMTP URL (one with a user and password is a secret), or a
+    /// file.
+    smtp_env: Option<String>,
+    smtp_file: Option<std::path::PathBuf>,
     from: Option<String>,
     #[serde(default)]
     to: Vec<String>,
@@ -309,10 +313,33 @@ impl Declaration {
                 )?,
             },
             "email" => {
-                let server = self
-                    .smtp
+                let smtp_secret = crate::config::secret(
+                    "smtp",
+                    self.smtp_env.as_deref(),
+                    self.smtp_file.as_deref(),
+                    env,
+                )
+                .map_err(at)?;
+                let smtp = match (self.smtp, smtp_secret) {
+                    (Some(_), Some(_)) => {
+                        return Err(at("give smtp, smtp_env or smtp_file, only one".into()))
+                    }
+                    (Some(smtp), None) if crate::store::without_password(&smtp) != smtp => {
+                        return Err(at(
+                            "the SMTP URL holds a password: give it whole by smtp_env or smtp_file"
+                                .into(),
+                        ));
+                    }
+                    (smtp, secret) => secret.or(smtp),
+                };
+                let server = smtp
                     .filter(|smtp| smtp.starts_with("smtp://") || smtp.starts_with("smtps://"))
-                    .ok_or_else(|| at("email needs smtp = \"smtp://host:port\"".into()))?;
+                    .ok_or_else(|| {
+                        at(
+                            "email needs smtp = \"smtp://host:port\" (or smtp_env, smtp_file)"
+                                .into(),
+                        )
+                    })?;
                 let from = self
                     .from
                     .ok_or_else(|| at("email needs from = \"stepline@example.com\"".into()))?;
@@ -403,6 +430,7 @@ alert = false
         match name {
             "HOOK_SECRET" => Some("0123456789abcdef".into()),
             "SLACK_URL" => Some("https://hooks.slack.example/T0/B0/x".into()),
+            "SMTP_URL" => Some("smtp://alerts:s3cret@mail.example.com:587?tls=required".into()),
             _ => None,
         }
     }
@@ -417,6 +445,27 @@ alert = false
             summary: String::new(),
             tags: Vec::new(),
         }
+    }
+
+    #[test]
+    fn an_smtp_url_with_its_password_comes_by_reference() {
+        let file = FILE.replace(
+            "smtp = \"smtp://mail.example.com:2525\"",
+            "smtp_env = \"SMTP_URL\"",
+        );
+        let settings = parse_settings(&file, env).unwrap();
+        let email = settings
+            .channels
+            .iter()
+            .find_map(|channel| match &channel.reach {
+                Reach::Email { server, .. } => Some(server.clone()),
+                _ => None,
+            })
+            .unwrap();
+        assert_eq!(
+            email,
+            "smtp://alerts:s3cret@mail.example.com:587?tls=required"
+        );
     }
 
     #[test]
@@ -478,6 +527,17 @@ alert = false
             ),
             (FILE.replace("\"sla_breached\"", "\"sla_late\""), "sla_late"),
             (FILE.replace("smtp://mail", "imap://mail"), "smtp://"),
+            (
+                FILE.replace("smtp://mail", "smtp://user:secret@mail"),
+                "holds a password",
+            ),
+            (
+                FILE.replace(
+                    "smtp = \"smtp://mail.example.com:2525\"",
+                    "smtp_env = \"NO_SMTP_URL\"",
+                ),
+                "NO_SMTP_URL",
+            ),
             (
                 FILE.replace("ops@example.com", "not an address"),
                 "not an address",
