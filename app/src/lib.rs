@@ -50,6 +50,7 @@ pub fn App() -> impl IntoView {
     view! {
         <Router>
             <ui::Header />
+            <ui::KeyboardShortcuts />
             <main>
                 <Routes fallback=ui::NotFound>
                     <Route path=path!("/") view=|| view! { <Redirect path="/orchestration" /> } />

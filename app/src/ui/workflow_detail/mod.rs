@@ -537,6 +537,13 @@ fn ReasonDialog(
     let default = reason;
     let reason = move || typed.get().unwrap_or_else(|| default.to_owned());
     let title_id = format!("{}-title", action.as_str());
+    // The dialog takes the focus when it opens, on its reason (keyboard users type at once).
+    let field = NodeRef::<leptos::html::Input>::new();
+    Effect::new(move |_| {
+        if let Some(field) = field.get() {
+            let _ = field.focus();
+        }
+    });
     view! {
         <Show when=move || state.dialog.get() == Some(dialog)>
             <div class="dialog" role="dialog" aria-modal="true" aria-labelledby=title_id.clone()>
@@ -550,6 +557,7 @@ fn ReasonDialog(
                         "Reason "
                         // `value` for the page as served, `prop:value` once it is live.
                         <input
+                            node_ref=field
                             type="text"
                             name="reason"
                             required=true
