@@ -150,18 +150,14 @@ async fn starts_on(args: &[&str], env: &[(&str, &str)]) -> String {
     base
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[tokio::test]
 async fn a_flag_wins_over_its_variable_which_wins_over_the_file() {
     let dir = tempfile::tempdir().unwrap();
-    let (in_file, in_env, in_flag) = (free_port(), free_port(), free_port());
+    let (in_file, in_env, in_flag) = (
+        common::binary::free_port(),
+        common::binary::free_port(),
+        common::binary::free_port(),
+    );
     let file = dir.path().join("stepline.toml");
     std::fs::write(
         &file,

@@ -42,15 +42,6 @@ impl Mode {
     }
 }
 
-/// A free loopback port (the engine's; its webhook URL is declared before it starts).
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Stepline (the real binary) with both of the reference engine's sources declared.
 struct Stepline {
     process: tokio::process::Child,
@@ -231,7 +222,7 @@ fn step<'a>(detail: &'a Value, name: &str) -> &'a Value {
 /// The story's operator flows on runs of the reference engine, commanded in `mode`.
 async fn operator_flows(mode: Mode) {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::binary::free_port();
     let stepline = Stepline::launch(dir.path(), port).await;
     let engine = Engine::start(mode, &stepline, port, &dir.path().join("engine.json")).await;
     let client = &stepline.client;
@@ -344,7 +335,7 @@ async fn operator_flows_on_the_reference_engine_by_pull() {
 #[tokio::test]
 async fn a_command_asked_while_the_engine_is_down_is_delivered_when_it_returns() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::binary::free_port();
     let stepline = Stepline::launch(dir.path(), port).await;
     let state: PathBuf = dir.path().join("engine.json");
     let engine = Engine::start(Mode::Webhook, &stepline, port, &state).await;
@@ -382,7 +373,7 @@ async fn a_command_asked_while_the_engine_is_down_is_delivered_when_it_returns()
 #[tokio::test]
 async fn commands_left_undelivered_by_a_killed_stepline_reach_the_engine_once_each() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::binary::free_port();
     let mut stepline = Stepline::launch(dir.path(), port).await;
     let state = dir.path().join("engine.json");
     let engine = Engine::start(Mode::Pull, &stepline, port, &state).await;
@@ -430,7 +421,7 @@ async fn commands_left_undelivered_by_a_killed_stepline_reach_the_engine_once_ea
 #[tokio::test]
 async fn the_engine_refuses_a_forged_or_replayed_webhook() {
     let dir = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = common::binary::free_port();
     let stepline = Stepline::launch(dir.path(), port).await;
     let engine = Engine::start(Mode::Webhook, &stepline, port, &dir.path().join("e.json")).await;
     let hook = format!("{}/stepline/commands", engine.base);

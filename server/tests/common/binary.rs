@@ -117,6 +117,15 @@ pub async fn starting_at(child: &mut tokio::process::Child) -> String {
     rest.split_whitespace().next().unwrap().to_owned()
 }
 
+/// A free loopback port (for a process told its address before it starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// The database the binary uses in `dir`.
 pub fn database_url(dir: &Path) -> String {
     format!("sqlite://{}/stepline.db", dir.display())
