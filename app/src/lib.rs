@@ -16,18 +16,21 @@ use leptos_router::{
     path, SsrMode,
 };
 
+/// The console's stylesheet (themes included), as the browser asks for it.
+pub const STYLESHEET: &str = "/pkg/stepline.css";
+
 /// The HTML document around the app, rendered on the server.
 pub fn shell(options: LeptosOptions) -> impl IntoView {
     view! {
         <!DOCTYPE html>
-        <html lang="en">
+        <html lang="en" data-theme=ui::theme_of_request()>
             <head>
                 <meta charset="utf-8" />
                 <meta name="viewport" content="width=device-width, initial-scale=1" />
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml" />
                 // In the server-rendered shell, not through leptos_meta: its <Stylesheet>
                 // broke hydration here (the client looked for it in the body).
-                <link rel="stylesheet" id="stepline" href="/pkg/stepline.css" />
+                <link rel="stylesheet" id="stepline" href=STYLESHEET />
                 <title>"Stepline"</title>
                 <AutoReload options=options.clone() />
                 <HydrationScripts options />
@@ -47,6 +50,7 @@ pub fn App() -> impl IntoView {
     ui::provide_signed_in();
     ui::provide_live_connection();
     ui::provide_clock();
+    ui::provide_preferences();
     view! {
         <Router>
             <ui::Header />

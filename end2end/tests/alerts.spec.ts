@@ -79,7 +79,7 @@ test('the badge counts an engine’s failures live and acknowledging clears them
   await expect(badge).toHaveText('1');
   await pushFailure(request, second);
   await expect(badge).toHaveText('2');
-  await expect(page.getByTestId('alerts-link')).toHaveAttribute('aria-label', 'Alerts: 2 open');
+  await expect(page.getByTestId('alerts-link')).toHaveAttribute('aria-label', 'Alerts 2 open');
 
   // The inbox lists both, live, the run's words as text.
   const row = (id: string) => page.getByTestId('alert-row').filter({ hasText: id });

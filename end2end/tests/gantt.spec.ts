@@ -143,6 +143,11 @@ test('without JavaScript the Gantt tab shows the server SVG, whose bars link to 
     await expect(gantt.serverSvg()).toHaveCount(0);
   } else {
     await expect(gantt.serverSvg()).toHaveAttribute('data', `${API}/workflows/${id}/gantt.svg?width=1100&rows=200`);
+    // The page may embed it (its policy allows our own objects, the SVG's allows our
+    // pages to frame it), and it is really shown: its bars are there to hover and click.
+    await expect.poll(() => page.frames().some((frame) => frame.url().includes('/gantt.svg'))).toBe(true);
+    const shown = page.frames().find((frame) => frame.url().includes('/gantt.svg'))!;
+    await expect(shown.locator('a.bar')).toHaveCount(6);
   }
   // The link a bar leads to opens that step on the timeline, also without JavaScript.
   await page.goto(`/orchestration/workflows/${id}?step=3#step-3`);

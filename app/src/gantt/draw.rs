@@ -37,24 +37,114 @@ const fn rgb(r: u8, g: u8, b: u8) -> BackendColor {
     }
 }
 
-const BACKGROUND: BackendColor = rgb(255, 255, 255);
-const STRIPE: BackendColor = rgb(246, 247, 249);
-const GRID: BackendColor = rgb(226, 229, 234);
-const INK: BackendColor = rgb(31, 41, 55);
-const MUTED: BackendColor = rgb(107, 114, 128);
-const CRITICAL: BackendColor = rgb(91, 33, 182);
-const SLA: BackendColor = rgb(220, 38, 38);
-const SLOW: BackendColor = rgb(180, 83, 9);
+/// The chart's colours. The page's stylesheet holds them per theme, as the custom
+/// properties named in [`Palette::SLOTS`]; [`Palette::LIGHT`] is what is used where no
+/// stylesheet is (a downloaded SVG).
+#[derive(Clone, Copy)]
+pub struct Palette {
+    pub background: BackendColor,
+    pub stripe: BackendColor,
+    pub grid: BackendColor,
+    pub ink: BackendColor,
+    pub muted: BackendColor,
+    pub critical: BackendColor,
+    pub sla: BackendColor,
+    pub slow: BackendColor,
+    pub succeeded: BackendColor,
+    pub failed: BackendColor,
+    pub running: BackendColor,
+    pub compensation: BackendColor,
+    pub cancelled: BackendColor,
+}
 
-/// The colour of a bar: green succeeded, red failed, blue running, yellow rollback.
-pub fn tone_color(tone: Tone) -> BackendColor {
-    match tone {
-        Tone::Succeeded => rgb(22, 163, 74),
-        Tone::Failed => rgb(220, 38, 38),
-        Tone::Running => rgb(37, 99, 235),
-        Tone::Compensation => rgb(234, 179, 8),
-        Tone::Cancelled => rgb(156, 163, 175),
+/// Where a palette's colour is: read it, or set it.
+type Slot = fn(&mut Palette) -> &mut BackendColor;
+
+impl Palette {
+    pub const LIGHT: Palette = Palette {
+        background: rgb(255, 255, 255),
+        stripe: rgb(246, 247, 249),
+        grid: rgb(226, 229, 234),
+        ink: rgb(31, 41, 55),
+        muted: rgb(107, 114, 128),
+        critical: rgb(91, 33, 182),
+        sla: rgb(185, 28, 28),
+        slow: rgb(180, 83, 9),
+        succeeded: rgb(22, 163, 74),
+        failed: rgb(220, 38, 38),
+        running: rgb(37, 99, 235),
+        compensation: rgb(234, 179, 8),
+        cancelled: rgb(156, 163, 175),
+    };
+
+    /// Each colour's custom property in the stylesheet (`style/main.css`).
+    pub const SLOTS: [(&'static str, Slot); 13] = [
+        ("--gantt-background", |p| &mut p.background),
+        ("--gantt-stripe", |p| &mut p.stripe),
+        ("--gantt-grid", |p| &mut p.grid),
+        ("--gantt-ink", |p| &mut p.ink),
+        ("--gantt-muted", |p| &mut p.muted),
+        ("--gantt-critical", |p| &mut p.critical),
+        ("--gantt-sla", |p| &mut p.sla),
+        ("--gantt-slow", |p| &mut p.slow),
+        ("--gantt-succeeded", |p| &mut p.succeeded),
+        ("--gantt-failed", |p| &mut p.failed),
+        ("--gantt-running", |p| &mut p.running),
+        ("--gantt-compensation", |p| &mut p.compensation),
+        ("--gantt-cancelled", |p| &mut p.cancelled),
+    ];
+
+    /// The palette a stylesheet sets: `property` reads a custom property's computed
+    /// value; a colour it does not give, or not as `#rrggbb` or `rgb(r, g, b)`, stays light.
+    pub fn from_properties(property: impl Fn(&str) -> Option<String>) -> Palette {
+        let mut palette = Palette::LIGHT;
+        for (name, slot) in Palette::SLOTS {
+            if let Some(color) = property(name).as_deref().and_then(parse_color) {
+                *slot(&mut palette) = color;
+            }
+        }
+        palette
     }
+
+    /// The colour of a bar: green succeeded, red failed, blue running, yellow rollback.
+    pub fn tone(&self, tone: Tone) -> BackendColor {
+        match tone {
+            Tone::Succeeded => self.succeeded,
+            Tone::Failed => self.failed,
+            Tone::Running => self.running,
+            Tone::Compensation => self.compensation,
+            Tone::Cancelled => self.cancelled,
+        }
+    }
+}
+
+impl PartialEq for Palette {
+    fn eq(&self, other: &Self) -> bool {
+        Palette::SLOTS.iter().all(|(_, slot)| {
+            let (mut mine, mut theirs) = (*self, *other);
+            let (a, b) = (slot(&mut mine), slot(&mut theirs));
+            a.rgb == b.rgb && a.alpha == b.alpha
+        })
+    }
+}
+
+/// `#rrggbb` or `rgb(r, g, b)` / `rgb(r g b)`, as a stylesheet's computed value reads.
+pub fn parse_color(text: &str) -> Option<BackendColor> {
+    let text = text.trim();
+    if let Some(hex) = text.strip_prefix('#') {
+        if hex.len() != 6 {
+            return None;
+        }
+        let byte = |i: usize| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok();
+        return Some(rgb(byte(0)?, byte(2)?, byte(4)?));
+    }
+    let inner = text.strip_prefix("rgb(")?.strip_suffix(')')?;
+    let mut parts = inner
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|p| !p.is_empty())
+        .map(|p| p.parse::<u8>().ok());
+    let color = rgb(parts.next()??, parts.next()??, parts.next()??);
+    parts.next().is_none().then_some(color)
 }
 
 /// A line of some width.
@@ -143,10 +233,20 @@ pub fn draw<B: DrawingBackend>(
     backend: &mut B,
     layout: &Layout,
     view: Viewport,
+    palette: &Palette,
 ) -> Result<(), DrawingErrorKind<B::ErrorType>> {
-    let painter = Painter { view };
+    let painter = Painter {
+        view,
+        palette: *palette,
+    };
+    let colors = palette;
     let (width, height) = backend.get_size();
-    backend.draw_rect((0, 0), (width as i32, height as i32), &BACKGROUND, true)?;
+    backend.draw_rect(
+        (0, 0),
+        (width as i32, height as i32),
+        &colors.background,
+        true,
+    )?;
     let bottom = view.top + view.height;
     let visible = layout.rows_between(view.top + AXIS_HEIGHT, bottom);
     let rows_bottom = layout.footer_top();
@@ -158,7 +258,7 @@ pub fn draw<B: DrawingBackend>(
                 backend,
                 (0.0, row.top),
                 (layout.width, row.top + ROW_HEIGHT),
-                STRIPE,
+                colors.stripe,
                 true,
             )?;
         }
@@ -170,14 +270,14 @@ pub fn draw<B: DrawingBackend>(
             backend,
             (tick.x, view.top + AXIS_HEIGHT),
             (tick.x, grid_bottom),
-            Stroke(GRID, 1),
+            Stroke(colors.grid, 1),
         )?;
     }
     if let Some(sla) = &layout.sla {
         if sla.breached && layout.end_x > sla.x {
             let shade = BackendColor {
                 alpha: 0.08,
-                rgb: SLA.rgb,
+                rgb: colors.sla.rgb,
             };
             painter.rect(
                 backend,
@@ -196,7 +296,7 @@ pub fn draw<B: DrawingBackend>(
             backend,
             (sla.x, view.top + AXIS_HEIGHT),
             (sla.x, grid_bottom),
-            Stroke(SLA, 2),
+            Stroke(colors.sla, 2),
         )?;
     }
     if rows_bottom < bottom {
@@ -205,9 +305,10 @@ pub fn draw<B: DrawingBackend>(
     draw_axis(backend, &painter, layout)
 }
 
-/// Chart pixels to device pixels.
+/// Chart pixels to device pixels, in the palette's colours.
 struct Painter {
     view: Viewport,
+    palette: Palette,
 }
 
 impl Painter {
@@ -265,11 +366,11 @@ fn draw_row<B: DrawingBackend>(
             backend,
             (0.0, row.top + 2.0),
             (3.0, row.top + ROW_HEIGHT - 2.0),
-            CRITICAL,
+            painter.palette.critical,
             true,
         )?;
     }
-    let mut label = Text::new(12.0, INK, HPos::Left, VPos::Center);
+    let mut label = Text::new(12.0, painter.palette.ink, HPos::Left, VPos::Center);
     label.bold = row.critical;
     painter.text(
         backend,
@@ -283,13 +384,13 @@ fn draw_row<B: DrawingBackend>(
             backend,
             (wait.x0, middle),
             (wait.x1, middle),
-            Stroke(MUTED, 1),
+            Stroke(painter.palette.muted, 1),
         )?;
         painter.line(
             backend,
             (wait.x1, middle - 3.0),
             (wait.x1, middle + 3.0),
-            Stroke(MUTED, 1),
+            Stroke(painter.palette.muted, 1),
         )?;
         if wait.x1 - wait.x0 > 56.0 {
             let text = format!("wait {}", crate::model::format_duration(wait.seconds));
@@ -297,7 +398,7 @@ fn draw_row<B: DrawingBackend>(
                 backend,
                 &fit(&text, wait.x1 - wait.x0 - 4.0),
                 ((wait.x0 + wait.x1) / 2.0, bar_top - 1.0),
-                Text::new(10.0, MUTED, HPos::Center, VPos::Center),
+                Text::new(10.0, painter.palette.muted, HPos::Center, VPos::Center),
             )?;
         }
     }
@@ -308,7 +409,7 @@ fn draw_row<B: DrawingBackend>(
             backend,
             (bar.x0, bar_top),
             (x1, bar_top + BAR_HEIGHT),
-            tone_color(bar.tone),
+            painter.palette.tone(bar.tone),
             true,
         )?;
         if row.critical {
@@ -316,7 +417,7 @@ fn draw_row<B: DrawingBackend>(
                 backend,
                 (bar.x0, bar_top),
                 (x1, bar_top + BAR_HEIGHT),
-                CRITICAL,
+                painter.palette.critical,
                 false,
             )?;
         }
@@ -329,7 +430,11 @@ fn draw_row<B: DrawingBackend>(
                 .fold(layout.plot_left, f64::max),
             f64::max,
         );
-        let color = if row.slow.is_some() { SLOW } else { MUTED };
+        let color = if row.slow.is_some() {
+            painter.palette.slow
+        } else {
+            painter.palette.muted
+        };
         painter.text(
             backend,
             &fit(
@@ -353,37 +458,37 @@ fn draw_axis<B: DrawingBackend>(
         backend,
         (0.0, top),
         (layout.width, top + AXIS_HEIGHT),
-        BACKGROUND,
+        painter.palette.background,
         true,
     )?;
     painter.line(
         backend,
         (0.0, top + AXIS_HEIGHT - 0.5),
         (layout.width, top + AXIS_HEIGHT - 0.5),
-        Stroke(GRID, 1),
+        Stroke(painter.palette.grid, 1),
     )?;
     painter.text(
         backend,
-        "Step",
+        &layout.axis_title,
         (8.0, top + AXIS_HEIGHT / 2.0),
-        Text::new(11.0, MUTED, HPos::Left, VPos::Center),
+        Text::new(11.0, painter.palette.muted, HPos::Left, VPos::Center),
     )?;
     for tick in &layout.ticks {
         painter.line(
             backend,
             (tick.x, top + AXIS_HEIGHT - 5.0),
             (tick.x, top + AXIS_HEIGHT),
-            Stroke(MUTED, 1),
+            Stroke(painter.palette.muted, 1),
         )?;
         painter.text(
             backend,
             &tick.label,
             (tick.x, top + AXIS_HEIGHT / 2.0 - 2.0),
-            Text::new(11.0, MUTED, HPos::Center, VPos::Center),
+            Text::new(11.0, painter.palette.muted, HPos::Center, VPos::Center),
         )?;
     }
     if let Some(sla) = &layout.sla {
-        let mut text = Text::new(11.0, SLA, HPos::Left, VPos::Center);
+        let mut text = Text::new(11.0, painter.palette.sla, HPos::Left, VPos::Center);
         text.bold = true;
         let label = format!(
             "SLA {}",
@@ -407,7 +512,11 @@ fn draw_footer<B: DrawingBackend>(
 ) -> Result<(), DrawingErrorKind<B::ErrorType>> {
     let middle = top + 15.0;
     let breached = layout.sla.as_ref().is_some_and(|s| s.breached);
-    let color = if breached { SLA } else { INK };
+    let color = if breached {
+        painter.palette.sla
+    } else {
+        painter.palette.ink
+    };
     painter.text(
         backend,
         &layout.summary,
@@ -416,12 +525,12 @@ fn draw_footer<B: DrawingBackend>(
     )?;
     // The legend, right-aligned.
     let legend: [(&str, BackendColor); 6] = [
-        ("succeeded", tone_color(Tone::Succeeded)),
-        ("failed", tone_color(Tone::Failed)),
-        ("running", tone_color(Tone::Running)),
-        ("rollback", tone_color(Tone::Compensation)),
-        ("cancelled", tone_color(Tone::Cancelled)),
-        ("critical path", CRITICAL),
+        ("succeeded", painter.palette.tone(Tone::Succeeded)),
+        ("failed", painter.palette.tone(Tone::Failed)),
+        ("running", painter.palette.tone(Tone::Running)),
+        ("rollback", painter.palette.tone(Tone::Compensation)),
+        ("cancelled", painter.palette.tone(Tone::Cancelled)),
+        ("critical path", painter.palette.critical),
     ];
     let mut x = layout.width
         - legend
@@ -443,7 +552,7 @@ fn draw_footer<B: DrawingBackend>(
             backend,
             name,
             (x + 13.0, middle),
-            Text::new(11.0, MUTED, HPos::Left, VPos::Center),
+            Text::new(11.0, painter.palette.muted, HPos::Left, VPos::Center),
         )?;
         x += 18.0 + name.len() as f64 * CHAR_WIDTH;
     }

@@ -4,7 +4,8 @@
 
 use crate::model::analytics::StepNorm;
 use crate::model::{
-    attempt_label, format_duration, Step, StepKind, StepStatus, WorkflowDetail, WorkflowStatus,
+    attempt_label, format_duration, thousands, FanOut, Step, StepKind, StepStatus, WorkflowDetail,
+    WorkflowStatus,
 };
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -125,6 +126,9 @@ pub struct Row {
     pub critical: bool,
     pub slow: Option<Slowness>,
     pub max_attempts: Option<u32>,
+    /// A fan-out's siblings summarised in one row: how many (its `step_number` is the
+    /// first's, its one bar spans them all).
+    pub fan_out_size: Option<usize>,
 }
 
 impl Row {
@@ -143,6 +147,8 @@ impl Row {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tick {
     pub x: f64,
+    /// Epoch ms the tick stands for.
+    pub at_ms: i64,
     pub label: String,
 }
 
@@ -169,6 +175,8 @@ pub struct Layout {
     /// Where the run's own time ends (its end, or now while it runs), in pixels.
     pub end_x: f64,
     pub ticks: Vec<Tick>,
+    /// What the axis' header says: "Step", or with the zone of clock ticks "Step · UTC".
+    pub axis_title: String,
     pub rows: Vec<Row>,
     pub sla: Option<SlaLine>,
     /// "SLA target 5:00 • Current 5:30 • Breach +30s".
@@ -178,6 +186,63 @@ pub struct Layout {
 }
 
 impl Layout {
+    /// Labels the ticks with the time of day each stands for (`clock` writes one from
+    /// its epoch ms) instead of the time since the run began; `zone` says in which zone.
+    pub fn label_ticks_with_clock(&mut self, clock: impl Fn(i64) -> String, zone: &str) {
+        for tick in &mut self.ticks {
+            tick.label = clock(tick.at_ms);
+        }
+        self.axis_title = format!("Step · {zone}");
+    }
+
+    /// Shows each fan-out whose first sibling `open` does not name as one row: a bar from
+    /// its first sibling's start to its last one's end, in the colour of how it stands, and
+    /// its counts ("950 completed, 48 failed, 2 running") beside it.
+    pub fn collapse_fan_outs(&mut self, fan_outs: &[FanOut], open: impl Fn(u32) -> bool) {
+        let shut: Vec<&FanOut> = fan_outs.iter().filter(|f| !open(f.first())).collect();
+        if shut.is_empty() {
+            return;
+        }
+        let member_of: HashMap<u32, usize> = shut
+            .iter()
+            .enumerate()
+            .flat_map(|(i, fan_out)| fan_out.members.iter().map(move |&n| (n, i)))
+            .collect();
+        // Where each fan-out's row is among the rows kept.
+        let mut placed: Vec<Option<usize>> = vec![None; shut.len()];
+        let mut rows: Vec<Row> = Vec::with_capacity(self.rows.len());
+        for row in std::mem::take(&mut self.rows) {
+            let fan_out = (row.kind == StepKind::Normal)
+                .then(|| member_of.get(&row.step_number))
+                .flatten();
+            let Some(&i) = fan_out else {
+                rows.push(row);
+                continue;
+            };
+            match placed[i] {
+                Some(at) => absorb(&mut rows[at], &row),
+                None => {
+                    placed[i] = Some(rows.len());
+                    rows.push(summary_row(shut[i], row));
+                }
+            }
+        }
+        for (fan_out, at) in shut.iter().zip(placed) {
+            if let Some(at) = at {
+                let row = &mut rows[at];
+                let tone = tone(StepKind::Normal, fan_out.status());
+                for bar in &mut row.bars {
+                    bar.tone = tone;
+                }
+            }
+        }
+        for (i, row) in rows.iter_mut().enumerate() {
+            row.top = AXIS_HEIGHT + i as f64 * ROW_HEIGHT;
+        }
+        self.rows = rows;
+        self.height = AXIS_HEIGHT + self.rows.len() as f64 * ROW_HEIGHT + FOOTER_HEIGHT;
+    }
+
     /// Pixels of an instant.
     pub fn x_of(&self, ms: i64) -> f64 {
         x_of(
@@ -217,6 +282,60 @@ impl Layout {
 
 fn x_of(ms: i64, origin: i64, span: i64, left: f64, right: f64) -> f64 {
     left + (ms - origin) as f64 / span.max(1) as f64 * (right - left)
+}
+
+/// A fan-out's row, begun from its first sibling's.
+fn summary_row(fan_out: &FanOut, first: Row) -> Row {
+    let mut row = Row {
+        label: format!("{} × {}", thousands(fan_out.members.len()), fan_out.name),
+        status: fan_out.status(),
+        branch: None,
+        waits: Vec::new(),
+        note: fan_out.summary(),
+        slow: None,
+        max_attempts: None,
+        fan_out_size: Some(fan_out.members.len()),
+        bars: Vec::new(),
+        ..first.clone()
+    };
+    absorb(&mut row, &first);
+    row
+}
+
+/// Widens a fan-out's row over one more sibling's bars.
+fn absorb(summary: &mut Row, sibling: &Row) {
+    summary.critical |= sibling.critical;
+    summary.span_ms = match (summary.span_ms, sibling.span_ms) {
+        (Some((a0, a1)), Some((b0, b1))) => Some((a0.min(b0), a1.max(b1))),
+        (a, b) => a.or(b),
+    };
+    let (Some(first), Some(last)) = (sibling.bars.first(), sibling.bars.last()) else {
+        return;
+    };
+    let offset = first.offset_seconds;
+    let end = last.offset_seconds + last.duration_seconds;
+    let open = sibling.bars.iter().any(|b| b.open);
+    match summary.bars.first_mut() {
+        None => summary.bars.push(Bar {
+            x0: first.x0,
+            x1: last.x1,
+            attempt: 1,
+            label: "All of them".to_owned(),
+            tone: first.tone,
+            offset_seconds: offset,
+            duration_seconds: end - offset,
+            open,
+            error: None,
+        }),
+        Some(bar) => {
+            let bar_end = (bar.offset_seconds + bar.duration_seconds).max(end);
+            bar.x0 = bar.x0.min(first.x0);
+            bar.x1 = bar.x1.max(last.x1);
+            bar.offset_seconds = bar.offset_seconds.min(offset);
+            bar.duration_seconds = bar_end - bar.offset_seconds;
+            bar.open |= open;
+        }
+    }
 }
 
 fn millis(at: Option<DateTime<Utc>>) -> Option<i64> {
@@ -469,6 +588,7 @@ pub fn layout(run: &WorkflowDetail, norms: &[StepNorm], now: DateTime<Utc>, widt
                 critical: false,
                 slow,
                 max_attempts,
+                fan_out_size: None,
             };
             row.note = note(&row);
             row
@@ -487,6 +607,7 @@ pub fn layout(run: &WorkflowDetail, norms: &[StepNorm], now: DateTime<Utc>, widt
         .into_iter()
         .map(|(at, label)| Tick {
             x: x(origin + (at * 1000.0) as i64),
+            at_ms: origin + (at * 1000.0) as i64,
             label,
         })
         .collect();
@@ -499,6 +620,7 @@ pub fn layout(run: &WorkflowDetail, norms: &[StepNorm], now: DateTime<Utc>, widt
         span_ms: span,
         end_x: x(run_until),
         ticks,
+        axis_title: "Step".to_owned(),
         rows,
         sla,
         summary: summary(elapsed_ms, target_ms, active),
@@ -605,6 +727,19 @@ pub fn mark_critical_path(rows: &mut [Row]) -> Vec<u32> {
 /// What the tooltip of an attempt's bar says, line by line (untrusted text included:
 /// callers render these as text).
 pub fn tooltip(row: &Row, bar: &Bar) -> Vec<String> {
+    if row.fan_out_size.is_some() {
+        return vec![
+            row.label.clone(),
+            row.note.clone(),
+            format!(
+                "From +{} · {} in all{}",
+                format_duration(bar.offset_seconds),
+                format_duration(bar.duration_seconds),
+                if bar.open { " so far" } else { "" }
+            ),
+            "Open to see each step".to_owned(),
+        ];
+    }
     let mut lines = vec![
         row.label.clone(),
         format!(

@@ -9,10 +9,10 @@ mod svg;
 #[cfg(test)]
 mod tests;
 
-pub use draw::{draw, fit, tone_color, Viewport};
+pub use draw::{draw, fit, parse_color, Palette, Viewport};
 pub use layout::{
     layout, mark_critical_path, ticks, tooltip, Bar, Layout, Row, SlaLine, Slowness, Tick, Tone,
     Wait, AXIS_HEIGHT, BAR_HEIGHT, FOOTER_HEIGHT, MIN_NORM_OCCURRENCES, ROW_HEIGHT,
 };
 #[cfg(feature = "ssr")]
-pub use svg::render_svg;
+pub use svg::{render_svg, SvgLook};

@@ -1,37 +1,91 @@
 //! The Gantt chart as a standalone SVG document (first paint without JavaScript, and
 //! download): plotters' SVG backend paints it, and each attempt's bar gets a link to its
-//! step and a native tooltip on top.
+//! step and a native tooltip on top. Its colours are the page's stylesheet's, so it
+//! follows the theme; a document read without the stylesheet is light.
 
-use super::draw::{draw, Viewport};
+use super::draw::{draw, Palette, Viewport};
 use super::layout::{tooltip, Layout, BAR_HEIGHT};
 use html_escape::{encode_double_quoted_attribute, encode_text};
 use plotters_backend::DrawingBackend;
 use plotters_svg::SVGBackend;
 use std::fmt::Write;
 
+/// How the document finds its colours: the stylesheet that holds them and the theme it
+/// shows (`data-theme` on its root, as on the page's).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SvgLook<'a> {
+    pub stylesheet: Option<&'a str>,
+    pub theme: &'a str,
+}
+
+/// plotters writes each colour as `fill="#RRGGBB"` or `stroke="#RRGGBB"`: each of the
+/// palette's becomes its custom property, with the light colour where none is set.
+fn themed(painted: &str) -> String {
+    let mut out = painted.to_owned();
+    for (property, slot) in Palette::SLOTS {
+        let mut light = Palette::LIGHT;
+        let (r, g, b) = slot(&mut light).rgb;
+        let hex = format!("#{r:02X}{g:02X}{b:02X}");
+        for attribute in ["fill", "stroke"] {
+            out = out.replace(
+                &format!(r#" {attribute}="{hex}""#),
+                &format!(r#" style="{attribute}:var({property},{hex})""#),
+            );
+        }
+    }
+    out
+}
+
 /// The SVG of `layout`. `step_href` is where a click on step N's bar leads.
-pub fn render_svg(layout: &Layout, title: &str, step_href: impl Fn(u32) -> String) -> String {
+pub fn render_svg(
+    layout: &Layout,
+    title: &str,
+    look: SvgLook<'_>,
+    step_href: impl Fn(u32) -> String,
+) -> String {
     let (width, height) = (layout.width.ceil() as u32, layout.height.ceil() as u32);
     let mut painted = String::with_capacity(256 * layout.rows.len() + 4096);
     {
         let mut backend = SVGBackend::with_string(&mut painted, (width, height));
         // Writing into a String cannot fail; an error here would be a bug in the layout,
         // and the links below still make a usable document.
-        let _ = draw(&mut backend, layout, Viewport::whole(layout));
+        let _ = draw(
+            &mut backend,
+            layout,
+            Viewport::whole(layout),
+            &Palette::LIGHT,
+        );
         let _ = backend.present();
     }
+    let painted = themed(&painted);
     // plotters closes the document; the links go inside it, on top of the painting.
     let body = painted
         .trim_end()
         .strip_suffix("</svg>")
         .unwrap_or(&painted);
     let mut out = String::with_capacity(body.len() + 400 * layout.rows.len() + 256);
+    if let Some(stylesheet) = look.stylesheet {
+        let _ = writeln!(
+            out,
+            r#"<?xml-stylesheet href="{}" type="text/css"?>"#,
+            encode_double_quoted_attribute(stylesheet)
+        );
+    }
     match body.split_once('\n') {
         Some((open, rest)) => {
-            out.push_str(open);
+            match open.strip_suffix('>') {
+                Some(open) if !look.theme.is_empty() => {
+                    let _ = write!(
+                        out,
+                        r#"{open} data-theme="{}">"#,
+                        encode_double_quoted_attribute(look.theme)
+                    );
+                }
+                _ => out.push_str(open),
+            }
             let _ = write!(
                 out,
-                "\n<title>{}</title>\n<style>a rect{{cursor:pointer}}a:hover rect,a:focus rect{{stroke:#111827;stroke-width:2}}</style>\n",
+                "\n<title>{}</title>\n<style>a rect{{cursor:pointer}}a:hover rect,a:focus rect{{stroke:var(--gantt-ink,#1F2937);stroke-width:2}}</style>\n",
                 encode_text(title)
             );
             out.push_str(rest);

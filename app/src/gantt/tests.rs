@@ -342,7 +342,7 @@ fn the_svg_escapes_what_the_workflow_wrote_and_links_each_bar() {
     detail.execution.steps[0].name = "<script>alert(1)</script>".into();
     detail.execution.steps[0].attempts[0].error = Some("\"><img src=x onerror=alert(1)>".into());
     let chart = layout(&detail, &[], at(20_000), 900.0);
-    let svg = render_svg(&chart, "Gantt of <wf>", |n| {
+    let svg = render_svg(&chart, "Gantt of <wf>", Default::default(), |n| {
         format!("/orchestration/workflows/wf-1?step={n}&view=gantt")
     });
     assert!(svg.starts_with("<svg"), "{}", &svg[..80]);
@@ -355,4 +355,117 @@ fn the_svg_escapes_what_the_workflow_wrote_and_links_each_bar() {
     assert!(svg.contains(r#"href="/orchestration/workflows/wf-1?step=3&amp;view=gantt""#));
     assert!(svg
         .contains(r#"data-step="3" data-attempt="1" data-tone="succeeded" data-critical="true""#));
+}
+
+#[test]
+fn a_palette_reads_the_colours_a_stylesheet_computes_and_keeps_light_for_the_rest() {
+    let dark = Palette::from_properties(|name| match name {
+        "--gantt-background" => Some("rgb(17, 24, 39)".to_owned()),
+        "--gantt-ink" => Some(" #E5E7EB".to_owned()),
+        "--gantt-grid" => Some("rgb(55 65 81)".to_owned()),
+        "--gantt-muted" => Some("light-dark(#fff, #000)".to_owned()),
+        _ => None,
+    });
+    assert_eq!(dark.background.rgb, (17, 24, 39));
+    assert_eq!(dark.ink.rgb, (229, 231, 235));
+    assert_eq!(dark.grid.rgb, (55, 65, 81));
+    // What is not a plain colour stays as in the light palette.
+    assert_eq!(dark.muted.rgb, Palette::LIGHT.muted.rgb);
+    assert_eq!(dark.failed.rgb, Palette::LIGHT.failed.rgb);
+    assert!(dark != Palette::LIGHT);
+    assert!(parse_color("rgb(1, 2, 3, 4)").is_none());
+    assert!(parse_color("#12345").is_none());
+}
+
+#[test]
+fn clock_ticks_say_the_time_of_day_and_the_zone() {
+    let mut chart = layout(&branching(), &[], at(20_000), 900.0);
+    assert_eq!(chart.ticks[0].label, "0:00");
+    let origin = chart.origin_ms;
+    chart.label_ticks_with_clock(|ms| format!("t{}", (ms - origin) / 1000), "UTC");
+    assert_eq!(chart.ticks[0].label, "t0");
+    assert_eq!(chart.axis_title, "Step · UTC");
+}
+
+#[cfg(feature = "ssr")]
+#[test]
+fn the_svg_takes_its_colours_from_the_stylesheet_with_light_ones_where_there_is_none() {
+    let chart = layout(&branching(), &[], at(20_000), 900.0);
+    let look = SvgLook {
+        stylesheet: Some("/pkg/stepline.css"),
+        theme: "dark",
+    };
+    let svg = render_svg(&chart, "Gantt", look, |n| format!("?step={n}"));
+    assert!(
+        svg.starts_with("<?xml-stylesheet href=\"/pkg/stepline.css\" type=\"text/css\"?>\n<svg ")
+    );
+    assert!(svg.contains(r#"xmlns="http://www.w3.org/2000/svg" data-theme="dark">"#));
+    assert!(svg.contains(r#"style="fill:var(--gantt-background,#FFFFFF)""#));
+    assert!(svg.contains(r#"style="stroke:var(--gantt-grid,#E2E5EA)""#));
+    // Every colour painted is one of the palette's, so each follows the theme.
+    assert!(!svg.contains(r##" fill="#"##), "a colour left fixed");
+    assert!(!svg.contains(r##" stroke="#"##), "a colour left fixed");
+    // A download names no stylesheet and no theme: light, wherever it is opened.
+    let plain = render_svg(&chart, "Gantt", SvgLook::default(), |n| {
+        format!("?step={n}")
+    });
+    assert!(plain.starts_with("<svg "));
+    assert!(!plain.contains("data-theme"));
+}
+
+#[test]
+fn a_big_fan_out_is_one_row_until_it_is_opened() {
+    // prepare, then 30 "resize" siblings (one failed, one still running), then notify.
+    let mut steps = vec![step(1, "prepare", 0, Some(1_000))];
+    for i in 0..30 {
+        let end = match i {
+            29 => None,
+            _ => Some(2_000 + i64::from(i) * 100),
+        };
+        let mut sibling = in_branch(
+            step(2 + i, "resize", 1_000 + i64::from(i) * 10, end),
+            &format!("b{i}"),
+        );
+        if i == 5 {
+            sibling.status = StepStatus::Failed;
+            sibling.attempts[0].status = StepStatus::Failed;
+        }
+        steps.push(sibling);
+    }
+    steps.push(step(32, "notify", 6_000, None));
+    let detail = run(WorkflowStatus::Running, None, None, steps);
+    let fan_outs = crate::model::fan_outs(&detail.execution.steps);
+    assert_eq!(fan_outs.len(), 1);
+
+    let open = layout(&detail, &[], at(9_000), 900.0);
+    assert_eq!(open.rows.len(), 32);
+    let mut shut = open.clone();
+    shut.collapse_fan_outs(&fan_outs, |_| false);
+    let numbers: Vec<u32> = shut.rows.iter().map(|r| r.step_number).collect();
+    assert_eq!(numbers, [1, 2, 32]);
+    assert_eq!(shut.height, open.height - 29.0 * ROW_HEIGHT);
+    let summary = &shut.rows[1];
+    assert_eq!(summary.fan_out_size, Some(30));
+    assert_eq!(summary.label, "30 × resize");
+    assert_eq!(
+        summary.note,
+        "30 × resize: 28 completed, 1 failed, 1 running"
+    );
+    assert_eq!(summary.top, AXIS_HEIGHT + ROW_HEIGHT);
+    assert_eq!(shut.rows[2].top, AXIS_HEIGHT + 2.0 * ROW_HEIGHT);
+    // One bar from the first sibling's start to the last one's end (now: one still runs),
+    // red as one sibling failed.
+    let [bar] = summary.bars.as_slice() else {
+        panic!("one bar: {:?}", summary.bars)
+    };
+    assert_eq!(bar.x0, row(&open, 2).bars[0].x0);
+    assert_eq!(bar.x1, row(&open, 31).bars[0].x1);
+    assert!(bar.open);
+    assert_eq!(bar.tone, Tone::Failed);
+    assert_eq!(tooltip(summary, bar)[1], summary.note);
+
+    // Opened, every sibling has its row again.
+    let mut opened = open.clone();
+    opened.collapse_fan_outs(&fan_outs, |first| first == 2);
+    assert_eq!(opened, open);
 }

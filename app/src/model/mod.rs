@@ -5,6 +5,7 @@ pub mod alert;
 pub mod analytics;
 mod command;
 mod error;
+mod fan_out;
 mod forecast;
 pub mod identity;
 mod instant;
@@ -15,6 +16,7 @@ mod workflow;
 
 pub use command::{carried_out, CommandState, EngineCommand};
 pub use error::{error_chain, ErrorBody, ErrorKind};
+pub use fan_out::{fan_outs, thousands, FanOut, FAN_OUT_COLLAPSE_AT};
 pub use forecast::{BreachOutlook, Forecast, MIN_RUNS_FOR_FORECAST};
 pub use live::{keep_newest, ClientMessage, LiveEvent, LiveMessage, Subscription, LIVE_ROWS_KEPT};
 pub use query::{

@@ -728,3 +728,61 @@ fn the_live_map_keeps_only_the_most_recently_updated_runs() {
     kept.sort();
     assert_eq!(kept, ["wf-7", "wf-8", "wf-9"]);
 }
+
+/// A run that fans out `n` ways after a first step: on branch i, "download" then "resize";
+/// resize i fails when `failed(i)`, runs when `running(i)`, else completes; then "report".
+fn fan_out_run(n: u32, failed: impl Fn(u32) -> bool, running: impl Fn(u32) -> bool) -> Vec<Step> {
+    use StepStatus::*;
+    let mut steps = vec![step(1, None, Completed)];
+    for i in 0..n {
+        let branch = format!("b{i}");
+        let mut download = step(2 + i, Some(&branch), Completed);
+        download.name = "download".into();
+        let status = if failed(i) {
+            Failed
+        } else if running(i) {
+            Running
+        } else {
+            Completed
+        };
+        let mut resize = step(2 + n + i, Some(&branch), status);
+        resize.name = "resize".into();
+        steps.push(download);
+        steps.push(resize);
+    }
+    steps.push(step(2 + 2 * n, None, Pending));
+    steps
+}
+
+#[test]
+fn the_siblings_of_one_parallel_step_beyond_the_threshold_are_one_fan_out() {
+    let steps = fan_out_run(1_000, |i| i % 20 == 7 || i == 999, |i| i == 3 || i == 500);
+    let found = fan_outs(&steps);
+    let summaries: Vec<String> = found.iter().map(FanOut::summary).collect();
+    assert_eq!(
+        summaries,
+        [
+            "1,000 × download: 1,000 completed",
+            "1,000 × resize: 947 completed, 51 failed, 2 running"
+        ]
+    );
+    assert_eq!(found[1].first(), 1_002);
+    assert_eq!(found[1].members.len(), 1_000);
+    assert!(found[1].contains(1_500) && !found[1].contains(2_002));
+    assert_eq!(found[1].status(), StepStatus::Failed);
+    assert_eq!(found[0].status(), StepStatus::Completed);
+
+    // At the threshold, siblings stay as they are; a step on no branch is never one.
+    assert!(fan_outs(&fan_out_run(
+        FAN_OUT_COLLAPSE_AT as u32,
+        |_| false,
+        |_| false
+    ))
+    .is_empty());
+    let sequential: Vec<Step> = (1..=100)
+        .map(|n| step(n, None, StepStatus::Completed))
+        .collect();
+    assert!(fan_outs(&sequential).is_empty());
+    assert_eq!(thousands(1_234_567), "1,234,567");
+    assert_eq!(thousands(999), "999");
+}

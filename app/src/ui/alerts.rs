@@ -4,6 +4,7 @@
 //! run's own alerts on its page. Everything an alert says of its run is shown as text.
 
 use super::parts::{encode_component, ErrorView};
+use super::time::Time;
 use super::LiveConnection;
 use crate::api::{list_alerts, AcknowledgeAlert, MuteAlert};
 use crate::model::alert::{open_badge, Alert, AlertQuery, AlertState};
@@ -30,11 +31,13 @@ pub fn AlertBadge() -> impl IntoView {
             class="alerts-link"
             data-testid="alerts-link"
             aria-label=move || match live.open_alerts.get() {
-                Some(open) => format!("Alerts: {} open", open_badge(open)),
-                None => "Alerts".to_owned(),
+                Some(open) if open > 0 => format!("Alerts {} open", open_badge(open)),
+                _ => "Alerts".to_owned(),
             }
         >
-            "Alerts"
+            // The name read out holds the words shown ("Alerts 2"), then says what the
+            // number is.
+            "Alerts "
             {count}
         </a>
     }
@@ -141,7 +144,7 @@ pub fn AlertInboxPage() -> impl IntoView {
                                                     <th>"Condition"</th>
                                                     <th>"Run"</th>
                                                     <th>"What happened"</th>
-                                                    <th>"Fired (UTC)"</th>
+                                                    <th>"Fired"</th>
                                                     <th>"State"</th>
                                                     <th>"Taken in hand"</th>
                                                 </tr>
@@ -164,11 +167,6 @@ pub fn AlertInboxPage() -> impl IntoView {
     }
 }
 
-/// When an alert fired, or cleared, as the inbox shows it.
-fn utc(time: chrono::DateTime<chrono::Utc>) -> impl IntoView {
-    view! { <time datetime=time.to_rfc3339()>{time.format("%Y-%m-%d %H:%M:%S").to_string()}</time> }
-}
-
 /// The run an alert is about, as a link.
 fn run_link(alert: &Alert) -> Option<impl IntoView> {
     alert.workflow_id.clone().map(|id| {
@@ -187,12 +185,12 @@ fn AlertRow(
     let now = chrono::Utc::now();
     let muted = alert.muted_until.filter(|until| *until > now);
     let state = match alert.resolved_at {
-        Some(resolved) => view! { "resolved " {utc(resolved)} }.into_any(),
+        Some(resolved) => view! { "resolved " <Time at=resolved /> }.into_any(),
         None => view! { <strong>"firing"</strong> }.into_any(),
     };
     let handled = match (&alert.acknowledged_by, alert.acknowledged_at) {
         (Some(by), Some(at)) => view! {
-            <span data-testid="acknowledged">"acknowledged by " {by.clone()} " at " {utc(at)}</span>
+            <span data-testid="acknowledged">"acknowledged by " {by.clone()} " at " <Time at=at /></span>
         }
         .into_any(),
         _ => view! {
@@ -211,7 +209,7 @@ fn AlertRow(
         Some(_) => (0, "Unmute".to_owned()),
         None => (MUTE_MINUTES, format!("Mute for {scope}, 1 h")),
     };
-    let muted_line = muted.map(|until| view! { <span class="muted" data-testid="muted">" muted until " {utc(until)}</span> });
+    let muted_line = muted.map(|until| view! { <span class="muted" data-testid="muted">" muted until " <Time at=until /></span> });
     view! {
         <tr
             class=format!("alert {}", alert.condition.as_str())
@@ -222,7 +220,7 @@ fn AlertRow(
             <td class="alert-condition">{alert.condition.label()}</td>
             <td>{run_link(&alert)}</td>
             <td class="alert-summary">{alert.summary.clone()}</td>
-            <td>{utc(alert.fired_at)}</td>
+            <td><Time at=alert.fired_at /></td>
             <td>{state}</td>
             <td>
                 {handled}
@@ -262,7 +260,7 @@ pub fn RunAlerts(id: String) -> impl IntoView {
         view! {
             <li class=format!("alert {state}") data-testid="run-alert" data-condition=alert.condition.as_str() data-state=state>
                 <span class="alert-condition">{alert.condition.label()}</span>
-                " — " {state} " — fired " {utc(alert.fired_at)}
+                " — " {state} " — fired " <Time at=alert.fired_at />
                 {alert.acknowledged_by.clone().map(|by| view! { " — acknowledged by " {by} })}
             </li>
         }

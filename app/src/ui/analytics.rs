@@ -5,6 +5,7 @@
 
 use super::icons::{Icon, IconView};
 use super::parts::ErrorView;
+use super::time::Time;
 use crate::api::get_analytics;
 use crate::model::analytics::{Analytics, Period, Window};
 use crate::model::{format_duration, ErrorBody, ErrorKind};
@@ -55,10 +56,13 @@ pub fn AnalyticsPage() -> impl IntoView {
             </nav>
             {move || match window.get() {
                 Ok(Window::Range { from, to }) => {
-                    let until = to.map_or("now".to_owned(), |to| to.format("%Y-%m-%d %H:%M").to_string());
                     Some(view! {
                         <p class="muted" data-testid="range">
-                            {format!("From {} to {until} (UTC)", from.format("%Y-%m-%d %H:%M"))}
+                            "From " <Time at=from />
+                            " to " {match to {
+                                Some(to) => view! { <Time at=to /> }.into_any(),
+                                None => "now".into_any(),
+                            }}
                         </p>
                     })
                 }

@@ -4,6 +4,7 @@
 //! with JavaScript off; older entries are a link away. Operators and admins only.
 
 use super::parts::{encode_component, ErrorView};
+use super::time::Time;
 use crate::api::search_audit;
 use crate::model::identity::{AuditEntry, AuditQuery};
 use crate::model::{ErrorBody, ErrorKind};
@@ -106,7 +107,7 @@ pub fn AuditLogPage() -> impl IntoView {
                                 <table class="workflow-table audit-table">
                                     <thead>
                                         <tr>
-                                            <th>"When (UTC)"</th>
+                                            <th>"When"</th>
                                             <th>"Who"</th>
                                             <th>"Action"</th>
                                             <th>"Run"</th>
@@ -147,7 +148,7 @@ fn Entry(entry: AuditEntry) -> impl IntoView {
     .collect();
     view! {
         <tr class=format!("audit-entry {}", entry.outcome) data-testid="audit-row">
-            <td><time datetime=entry.at.to_rfc3339()>{entry.at.format("%Y-%m-%d %H:%M:%S").to_string()}</time></td>
+            <td><Time at=entry.at /></td>
             <td><span class="audit-actor">{entry.actor.clone()}</span> <span class="muted">{format!("({})", entry.via)}</span></td>
             <td class="audit-action">{entry.action.clone()}</td>
             <td>{run}</td>

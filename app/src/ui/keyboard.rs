@@ -19,7 +19,8 @@ pub const SHORTCUTS: &[(&str, &str)] = &[
 
 /// What `j` and `k` move through: the runs of a list (their links), the steps of a run.
 #[cfg(feature = "hydrate")]
-const ROWS: &str = "tr[data-workflow-id] td.id a, li[data-step] > details > summary";
+const ROWS: &str =
+    "tr[data-workflow-id] td.id a, li[data-step] > details > summary, li[data-fan-out] > details > summary";
 
 /// Listens for the shortcuts on the whole page, and shows their list on `?`.
 #[component]

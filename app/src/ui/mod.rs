@@ -8,6 +8,8 @@ pub mod icons;
 mod keyboard;
 mod live;
 mod parts;
+pub mod preferences;
+pub mod time;
 mod workflow_detail;
 mod workflow_list;
 
@@ -17,6 +19,7 @@ pub use audit::AuditLogPage;
 pub use clock::provide_clock;
 pub use keyboard::KeyboardShortcuts;
 pub use live::{provide_live_connection, ConnectionState, LiveConnection};
+pub use preferences::{provide_preferences, theme_of_request, DisplayMenu};
 pub use workflow_detail::WorkflowDetailPage;
 pub use workflow_list::WorkflowListPage;
 
@@ -81,6 +84,7 @@ pub fn Header() -> impl IntoView {
             >
                 {move || live.state.get().label()}
             </span>
+            <DisplayMenu />
             <Transition fallback=|| ()>{who}</Transition>
         </header>
     }

@@ -3,6 +3,8 @@
 
 use super::clock::use_now;
 use super::icons::{status_icon, IconView};
+use super::preferences::use_preferences;
+use super::time::{absolute_time, Time, TimeForm};
 use crate::model::{
     format_duration, BreachOutlook, ErrorBody, Forecast, Progress, SlaStatus, WorkflowStatus,
     MIN_RUNS_FOR_FORECAST,
@@ -34,35 +36,26 @@ pub fn SlaBadge(sla: SlaStatus) -> impl IntoView {
     }
 }
 
-/// What a run's forecast says, in words: "12:07 UTC, likely by 12:11 UTC", with how its
-/// SLA target stands ("likely breach"); or why there is none.
-pub fn forecast_words(forecast: &Forecast) -> (String, Option<&'static str>) {
-    let clock = |at: DateTime<Utc>| at.format("%H:%M:%S UTC").to_string();
-    match (forecast.expected_at, forecast.likely_by) {
-        (Some(expected), Some(likely_by)) => {
-            let breach = match forecast.breach {
-                BreachOutlook::Likely => Some("likely breach"),
-                BreachOutlook::Possible => Some("possible breach"),
-                BreachOutlook::Unlikely => None,
-            };
-            (
-                format!("{}, likely by {}", clock(expected), clock(likely_by)),
-                breach,
-            )
-        }
-        _ => (
-            format!(
-                "too little history ({} earlier run{}, {} needed)",
-                forecast.runs_seen,
-                if forecast.runs_seen == 1 { "" } else { "s" },
-                MIN_RUNS_FOR_FORECAST
-            ),
-            None,
-        ),
+/// How a known forecast stands against its run's SLA target ("likely breach").
+pub fn breach_words(forecast: &Forecast) -> Option<&'static str> {
+    match forecast.breach {
+        BreachOutlook::Likely => Some("likely breach"),
+        BreachOutlook::Possible => Some("possible breach"),
+        BreachOutlook::Unlikely => None,
     }
 }
 
-/// A running run's expected end for the list: "12:07:10 UTC" (likely-latest on hover),
+/// Why a run has no forecast: "too little history (2 earlier runs, 5 needed)".
+pub fn no_forecast_words(forecast: &Forecast) -> String {
+    format!(
+        "too little history ({} earlier run{}, {} needed)",
+        forecast.runs_seen,
+        if forecast.runs_seen == 1 { "" } else { "s" },
+        MIN_RUNS_FOR_FORECAST
+    )
+}
+
+/// A running run's expected end for the list: "12:07:10" (its likely-latest on hover),
 /// marked when its SLA target is likely or possibly missed.
 #[component]
 pub fn ForecastCell(forecast: Option<Forecast>, status: WorkflowStatus) -> impl IntoView {
@@ -70,15 +63,24 @@ pub fn ForecastCell(forecast: Option<Forecast>, status: WorkflowStatus) -> impl 
     let Some(forecast) = forecast else {
         return view! { <span class="forecast none">"–"</span> }.into_any();
     };
-    let (words, breach) = forecast_words(&forecast);
-    let shown = match forecast.expected_at {
-        Some(expected) => expected.format("%H:%M:%S").to_string(),
-        None => "no history".to_owned(),
+    let preferences = use_preferences();
+    let title = match forecast.likely_by {
+        Some(likely_by) => Signal::derive(move || {
+            format!(
+                "likely by {}",
+                absolute_time(likely_by, TimeForm::DateTime, preferences.zone_shown())
+            )
+        }),
+        None => Signal::stored(no_forecast_words(&forecast)),
     };
+    let breach = forecast.expected_at.and(breach_words(&forecast));
     let class = format!("forecast breach-{}", forecast.breach.as_str());
     view! {
-        <span class=class title=words data-testid="forecast" data-breach=forecast.breach.as_str()>
-            {shown}
+        <span class=class title=title data-testid="forecast" data-breach=forecast.breach.as_str()>
+            {match forecast.expected_at {
+                Some(expected) => view! { <Time at=expected form=TimeForm::Clock /> }.into_any(),
+                None => "no history".into_any(),
+            }}
             {breach.map(|breach| view! { " " <span class="badge forecast-breach">{breach}</span> })}
         </span>
     }

@@ -7,6 +7,7 @@ use super::live::LiveConnection;
 use super::parts::{
     encode_component, ErrorView, ForecastCell, LiveDuration, ProgressBar, SlaBadge, StatusBadge,
 };
+use super::time::{Time, TimeForm};
 use crate::api::{get_stats, list_workflows};
 use crate::model::{
     EngineState, ErrorBody, ErrorKind, ListQuery, Sort, Subscription, Tab, Workflow, WorkflowList,
@@ -144,13 +145,16 @@ fn EngineBanner(stats: Signal<WorkflowStats>) -> impl IntoView {
                 .filter(|engine| engine.state != EngineState::Ok)
                 .map(|engine| {
                     let text = match engine.state {
-                        EngineState::Connecting => format!("Connecting to {}…", engine.engine),
-                        _ => format!(
-                            "{} is unreachable since {} UTC ({}). Its workflows may be stale; Stepline catches up when it answers again.",
-                            engine.engine,
-                            engine.since.format("%H:%M:%S"),
-                            engine.message.clone().unwrap_or_default()
-                        ),
+                        EngineState::Connecting => format!("Connecting to {}…", engine.engine).into_any(),
+                        _ => view! {
+                            {format!("{} is unreachable since ", engine.engine)}
+                            <Time at=engine.since form=TimeForm::Clock />
+                            {format!(
+                                " ({}). Its workflows may be stale; Stepline catches up when it answers again.",
+                                engine.message.clone().unwrap_or_default()
+                            )}
+                        }
+                        .into_any(),
                     };
                     view! {
                         <p
@@ -378,11 +382,12 @@ fn WorkflowTable(page: WorkflowList, query: ListQuery, live: LiveConnection) -> 
                         <th>"Workflow ID"</th>
                         <th>"Type"</th>
                         <th>"Engine"</th>
+                        <th>"Started"</th>
                         <th>"Progress"</th>
                         <th>"Duration"</th>
                         <th>"Status"</th>
                         <th>"SLA"</th>
-                        <th title="Expected end, from earlier runs of the type (UTC)">"ETA"</th>
+                        <th title="Expected end, from earlier runs of the type">"ETA"</th>
                         <th>"Triggered by"</th>
                         <th>"Priority"</th>
                     </tr>
@@ -420,6 +425,9 @@ fn WorkflowRow(workflow: Workflow) -> impl IntoView {
             <td class="id"><a href=href title=workflow.engine_ref.clone()>{workflow.id.clone()}</a></td>
             <td>{workflow.workflow_type.clone()}</td>
             <td class="engine">{workflow.engine.clone()}</td>
+            <td class="started">
+                {workflow.started_at.map(|at| view! { <Time at /> })}
+            </td>
             <td class="progress">
                 <ProgressBar progress />
             </td>

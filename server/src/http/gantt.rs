@@ -7,9 +7,12 @@ use super::{AppError, AppState};
 use crate::auth::Caller;
 use crate::source::now_ms;
 use app::api::ReadModel;
+use app::gantt::SvgLook;
+use app::ui::preferences::{Choice, Choices, Zone};
+use app::ui::time::label_gantt_axis;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderMap, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
 use serde::Deserialize;
@@ -24,7 +27,8 @@ pub struct SvgParams {
     width: Option<u32>,
     /// Only the first this many steps (the page's first paint of a huge run).
     rows: Option<usize>,
-    /// Any value: answer as a file to save.
+    /// Any value: answer as a file to save (light, with the time since the run began on
+    /// its axis: a file read anywhere).
     download: Option<String>,
 }
 
@@ -45,6 +49,7 @@ pub async fn svg(
     State(state): State<AppState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
+    headers: HeaderMap,
     params: Result<Query<SvgParams>, QueryRejection>,
 ) -> Result<Response, AppError> {
     checked_id(&id)?;
@@ -70,10 +75,31 @@ pub async fn svg(
     };
     let now = crate::store::rows::to_datetime(now_ms());
     let mut layout = app::gantt::layout(&run, &norms, now, f64::from(width));
+    // A big fan-out is one row here; the page opens it.
+    layout.collapse_fan_outs(&app::model::fan_outs(&run.execution.steps), |_| false);
     if let Some(rows) = params.rows {
         layout.keep_first_rows(rows);
     }
-    let svg = app::gantt::render_svg(&layout, &format!("Gantt chart of {id}"), |step| {
+    // In the page, the chart looks as the viewer chose (their cookies come with the
+    // request); the server knows no time zone but UTC.
+    let choices = Choices::from_cookies(
+        &headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect::<Vec<_>>()
+            .join("; "),
+    );
+    let look = if params.download.is_some() {
+        SvgLook::default()
+    } else {
+        label_gantt_axis(&mut layout, choices.style, Zone::Utc);
+        SvgLook {
+            stylesheet: Some(app::STYLESHEET),
+            theme: choices.theme.as_str(),
+        }
+    };
+    let svg = app::gantt::render_svg(&layout, &format!("Gantt chart of {id}"), look, |step| {
         format!("/orchestration/workflows/{id}?step={step}#step-{step}")
     });
     let mut response = svg.into_response();
@@ -85,7 +111,14 @@ pub async fn svg(
     // Nothing in the document runs: a belt to the escaping's braces.
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static("default-src 'none'; style-src 'unsafe-inline'"),
+        HeaderValue::from_static(
+            "default-src 'none'; style-src 'self' 'unsafe-inline'; frame-ancestors 'self'",
+        ),
+    );
+    // Shown inside the run's page (an `<object>`), and in no one else's.
+    headers.insert(
+        header::X_FRAME_OPTIONS,
+        HeaderValue::from_static("SAMEORIGIN"),
     );
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     if params.download.is_some() {

@@ -6,7 +6,7 @@
 use super::state::PageState;
 use super::step::StepItem;
 use crate::gantt::{self, Layout, BAR_HEIGHT};
-use crate::model::{WorkflowDetail, WorkflowStatus};
+use crate::model::{fan_outs, WorkflowDetail, WorkflowStatus};
 use crate::ui::clock::use_now;
 use leptos::prelude::*;
 use std::sync::Arc;
@@ -27,6 +27,8 @@ struct Hit {
     width: f64,
     tone: &'static str,
     critical: bool,
+    /// The bar of a fan-out's row: a click opens (or closes) the fan-out.
+    fan_out: bool,
     tip: Vec<String>,
 }
 
@@ -44,6 +46,7 @@ fn hits(layout: &Layout, top: f64, height: f64) -> Vec<Hit> {
                 width: (bar.x1 - bar.x0).max(2.0),
                 tone: bar.tone.as_str(),
                 critical: row.critical,
+                fan_out: row.fan_out_size.is_some(),
                 tip: gantt::tooltip(row, bar),
             })
         })
@@ -79,12 +82,8 @@ impl ChartSignals {
 pub(super) fn GanttPanel(run: WorkflowDetail, state: PageState) -> impl IntoView {
     let id = run.id.clone();
     let svg_url = format!("/api/platform/orchestration/workflows/{id}/gantt.svg");
-    let rows = run.execution.steps.len();
-    let height = gantt::AXIS_HEIGHT + rows as f64 * gantt::ROW_HEIGHT + gantt::FOOTER_HEIGHT;
     let active = run.status.is_active() || run.status == WorkflowStatus::Pending;
     let now = use_now();
-    let first_summary =
-        gantt::layout(&run, &[], chrono::Utc::now(), f64::from(FIRST_PAINT_WIDTH)).summary;
     let signals = ChartSignals::new(state);
     let ChartSignals {
         chart,
@@ -94,12 +93,28 @@ pub(super) fn GanttPanel(run: WorkflowDetail, state: PageState) -> impl IntoView
         frame,
         canvas,
     } = signals;
+    let fan_outs = Arc::new(fan_outs(&run.execution.steps));
+    // As the server's SVG lays it out (fan-outs shut), until the page lays it out itself.
+    let first_layout = {
+        let mut layout = gantt::layout(&run, &[], chrono::Utc::now(), f64::from(FIRST_PAINT_WIDTH));
+        layout.collapse_fan_outs(&fan_outs, |_| false);
+        layout
+    };
+    let first_summary = first_layout.summary;
+    let height = Signal::derive(move || {
+        chart.with(|chart| {
+            chart
+                .as_ref()
+                .map_or(first_layout.height, |layout| layout.height)
+        })
+    });
+
     let hovered: RwSignal<Option<Hit>> = RwSignal::new(None);
 
     #[cfg(feature = "hydrate")]
-    client::start(run.clone(), state, signals, now, active);
+    client::start(run.clone(), fan_outs.clone(), state, signals, now, active);
     #[cfg(not(feature = "hydrate"))]
-    let _ = (now, active);
+    let _ = (now, active, fan_outs);
 
     let visible_hits = Memo::new(move |_| {
         chart.with(|chart| {
@@ -168,7 +183,7 @@ pub(super) fn GanttPanel(run: WorkflowDetail, state: PageState) -> impl IntoView
                     state.gantt_scroll.set(top);
                 }
             >
-                <div class="gantt-track" style:height=format!("{height}px")>
+                <div class="gantt-track" style:height=move || format!("{}px", height.get())>
                     <canvas
                         node_ref=canvas
                         class="gantt-canvas"
@@ -200,7 +215,7 @@ pub(super) fn GanttPanel(run: WorkflowDetail, state: PageState) -> impl IntoView
                                 view! {
                                     <a
                                         class="gantt-hit"
-                                        href=format!("?view=gantt&step={step}")
+                                        href=if hit.fan_out { format!("?view=gantt&fan_out={step}") } else { format!("?view=gantt&step={step}") }
                                         data-step=step
                                         data-attempt=hit.attempt
                                         data-tone=hit.tone
@@ -220,12 +235,21 @@ pub(super) fn GanttPanel(run: WorkflowDetail, state: PageState) -> impl IntoView
                                         }
                                         on:mouseleave=move |_| hovered.set(None)
                                         on:blur=move |_| hovered.set(None)
-                                        on:click=move |ev| {
-                                            ev.prevent_default();
-                                            state.expanded.update(|open| {
-                                                open.insert(step);
-                                            });
-                                            state.gantt_selected.set(Some(step));
+                                        on:click={
+                                            let fan_out = hit.fan_out;
+                                            move |ev| {
+                                                ev.prevent_default();
+                                                if fan_out {
+                                                    state.fan_outs_open.update(|open| {
+                                                        open.insert(step);
+                                                    });
+                                                    return;
+                                                }
+                                                state.expanded.update(|open| {
+                                                    open.insert(step);
+                                                });
+                                                state.gantt_selected.set(Some(step));
+                                            }
                                         }
                                     ></a>
                                 }
@@ -240,8 +264,8 @@ pub(super) fn GanttPanel(run: WorkflowDetail, state: PageState) -> impl IntoView
                             // Below the bar in the upper half of the chart, above it lower
                             // down, so the frame does not cut it off.
                             style:left=format!("{}px", hit.left.clamp(0.0, (width.get_untracked() - 430.0).max(0.0)))
-                            style:top=format!("{}px", if hit.top < height / 2.0 { hit.top + BAR_HEIGHT + 6.0 } else { hit.top - 6.0 })
-                            style:transform=if hit.top < height / 2.0 { "none" } else { "translateY(-100%)" }
+                            style:top=format!("{}px", if hit.top < height.get_untracked() / 2.0 { hit.top + BAR_HEIGHT + 6.0 } else { hit.top - 6.0 })
+                            style:transform=if hit.top < height.get_untracked() / 2.0 { "none" } else { "translateY(-100%)" }
                         >
                             {hit.tip.into_iter().map(|line| view! { <div>{line}</div> }).collect_view()}
                         </div>
@@ -250,6 +274,12 @@ pub(super) fn GanttPanel(run: WorkflowDetail, state: PageState) -> impl IntoView
             </div>
             <p class="gantt-links">
                 <a href=download download="">"Download SVG"</a>
+                {move || state.fan_outs_open.with(|open| !open.is_empty()).then(|| view! {
+                    " "
+                    <button type="button" data-testid="collapse-fan-outs" on:click=move |_| state.fan_outs_open.set(Default::default())>
+                        "Show each fan-out as one row"
+                    </button>
+                })}
             </p>
             {selected_step}
         </section>
@@ -263,8 +293,32 @@ mod client {
 
     use super::*;
     use crate::api::get_step_norms;
-    use crate::gantt::Viewport;
+    use crate::gantt::{Palette, Viewport};
+    use crate::model::FanOut;
+    use crate::ui::preferences::{use_preferences, Theme};
+    use crate::ui::time::label_gantt_axis;
     use leptos::web_sys;
+
+    /// The chart's colours as the page's stylesheet sets them for the theme shown: each
+    /// custom property is read through the element's `color`, which the browser resolves
+    /// whatever the theme writes (`light-dark(...)` included).
+    fn palette_of(element: &web_sys::HtmlElement) -> Palette {
+        let Some(window) = web_sys::window() else {
+            return Palette::LIGHT;
+        };
+        let style = element.style();
+        let before = style.get_property_value("color").unwrap_or_default();
+        let palette = Palette::from_properties(|name| {
+            style.set_property("color", &format!("var({name})")).ok()?;
+            window
+                .get_computed_style(element)
+                .ok()??
+                .get_property_value("color")
+                .ok()
+        });
+        let _ = style.set_property("color", &before);
+        palette
+    }
 
     fn performance_now() -> f64 {
         web_sys::window()
@@ -275,6 +329,7 @@ mod client {
 
     pub(super) fn start(
         run: WorkflowDetail,
+        fan_outs: Arc<Vec<FanOut>>,
         state: PageState,
         signals: ChartSignals,
         now: ReadSignal<f64>,
@@ -311,6 +366,13 @@ mod client {
         let resize = window_event_listener(leptos::ev::resize, move |_| measure());
         on_cleanup(move || resize.remove());
 
+        let preferences = use_preferences();
+        let theme = Memo::new(move |_| preferences.choices.with(|c| c.theme));
+        // Read from the stylesheet once per theme, when painting: by then the canvas is in
+        // the document (a canvas drawn again after a live re-read is not, when it is made).
+        let palette: StoredValue<Option<(Theme, Palette)>> = StoredValue::new(None);
+        let axis = Memo::new(move |_| (preferences.choices.get().style, preferences.zone_shown()));
+
         let layout_ms = RwSignal::new(0.0_f64);
         Effect::new(move |_| {
             let width = signals.width.get();
@@ -330,7 +392,13 @@ mod client {
                     .map(|(_, n)| n.as_slice())
                     .unwrap_or_default();
                 let at = chrono::DateTime::from_timestamp_millis(at as i64).unwrap_or_default();
-                gantt::layout(&run, norms, at, width)
+                let mut layout = gantt::layout(&run, norms, at, width);
+                state.fan_outs_open.with(|open| {
+                    layout.collapse_fan_outs(&fan_outs, |first| open.contains(&first))
+                });
+                let (style, zone) = axis.get();
+                label_gantt_axis(&mut layout, style, zone);
+                layout
             });
             layout_ms.set(performance_now() - started);
             signals.chart.set(Some(Arc::new(layout)));
@@ -350,8 +418,20 @@ mod client {
                 .get_untracked()
                 .min(layout.height)
                 .max(1.0);
-            match paint(&canvas, &layout, top, height) {
+            let theme = theme.get();
+            let colors = match palette.get_value() {
+                Some((read_for, colors)) if read_for == theme => colors,
+                _ if !canvas.is_connected() => Palette::LIGHT,
+                _ => {
+                    let colors = palette_of(&canvas);
+                    palette.set_value(Some((theme, colors)));
+                    colors
+                }
+            };
+            match paint(&canvas, &layout, top, height, &colors) {
                 Ok(()) => {
+                    let ticks: Vec<&str> = layout.ticks.iter().map(|t| t.label.as_str()).collect();
+                    let _ = canvas.set_attribute("data-axis", &ticks.join(" | "));
                     let drawn_ms = performance_now() - started;
                     // For the benchmark and for anyone curious: what the last paint cost.
                     let _ = canvas.set_attribute("data-rows", &layout.rows.len().to_string());
@@ -385,6 +465,7 @@ mod client {
         layout: &Layout,
         top: f64,
         height: f64,
+        palette: &Palette,
     ) -> Result<(), String> {
         let scale = web_sys::window()
             .map(|w| w.device_pixel_ratio())
@@ -398,7 +479,12 @@ mod client {
         );
         let mut backend = plotters_canvas::CanvasBackend::with_canvas_object(canvas.clone())
             .ok_or("the browser gave no 2D context")?;
-        gantt::draw(&mut backend, layout, Viewport { top, height, scale })
-            .map_err(|e| e.to_string())
+        gantt::draw(
+            &mut backend,
+            layout,
+            Viewport { top, height, scale },
+            palette,
+        )
+        .map_err(|e| e.to_string())
     }
 }

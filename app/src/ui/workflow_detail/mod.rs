@@ -11,17 +11,19 @@ mod step;
 use super::icons::{Icon, IconView};
 use super::live::{ConnectionState, LiveConnection};
 use super::parts::{ErrorView, LiveDuration, ProgressBar, SlaBadge, StatusBadge};
+use super::time::{Time, TimeForm};
 use crate::api::get_workflow;
 use crate::model::identity::{AuditEntry, Grants, Role};
 use crate::model::{
-    format_duration, Action, CommandState, EngineCommand, SlaStatus, Step, StepKind, StepStatus,
-    Subscription, WorkflowDetail, WorkflowStatus,
+    fan_outs, format_duration, Action, CommandState, EngineCommand, FanOut, SlaStatus, Step,
+    StepKind, StepStatus, Subscription, WorkflowDetail, WorkflowStatus,
 };
 use gantt::GanttPanel;
 use leptos::prelude::*;
 use leptos_router::hooks::{use_params_map, use_query_map};
 use state::{Dialog, PageState};
-use step::StepItem;
+use std::collections::HashMap;
+use step::{FanOutItem, StepItem};
 
 /// Steps shown per page of a long timeline.
 const STEPS_PER_PAGE: usize = 100;
@@ -64,6 +66,9 @@ pub fn WorkflowDetailPage() -> impl IntoView {
     // `?confirm=cancel` (where a dialog's button leads without JavaScript) opens it.
     let asked_dialog =
         query.with_untracked(|q| q.get("confirm").and_then(|c| Dialog::from_query(&c)));
+    // `?fan_out=N` (where a fan-out's link leads without JavaScript) opens that fan-out.
+    let asked_fan_out =
+        query.with_untracked(|q| q.get("fan_out").and_then(|s| s.parse::<u32>().ok()));
     let state = PageState {
         expanded: RwSignal::new(asked_step.into_iter().collect()),
         action: ServerAction::new(),
@@ -73,6 +78,7 @@ pub fn WorkflowDetailPage() -> impl IntoView {
         gantt_drawn: RwSignal::new(false),
         gantt_selected: RwSignal::new(asked_step),
         gantt_norms: RwSignal::new(None),
+        fan_outs_open: RwSignal::new(asked_fan_out.into_iter().collect()),
     };
     // A dialog closes once its action is on its way.
     Effect::new(move |_| {
@@ -197,6 +203,7 @@ fn RunView(run: WorkflowDetail, state: PageState, may_operate: bool) -> impl Int
                 " • "
                 <span>{run.metadata.priority.as_str()}</span>
                 {run.metadata.triggered_by.clone().map(|t| view! { " • triggered by " <span>{t}</span> })}
+                {run.execution.started_at.map(|at| view! { " • started " <Time at testid="started-at" /> })}
             </p>
             <div class="run-figures">
                 <div class="progress">
@@ -309,7 +316,7 @@ fn EngineCommands(
                 // other text is one node in the browser, which hydration could not match.
                 <span class="command-action">{command.action.as_str()}</span>
                 " asked by " <span class="command-by">{command.requested_by.clone()}</span>
-                " at " <time datetime=command.requested_at.to_rfc3339()>{command.requested_at.format("%Y-%m-%d %H:%M:%S UTC").to_string()}</time>
+                " at " <Time at=command.requested_at />
                 {command.reason.clone().map(|reason| view! { " — reason: " <span class="command-reason">{reason}</span> })}
                 " — " <span class="command-life">{life}</span>
             </li>
@@ -346,7 +353,7 @@ fn AuditTrail(id: String, version: Option<chrono::DateTime<chrono::Utc>>) -> imp
             <li class=format!("audit-entry {outcome}") data-testid="audit-entry">
                 <span class="audit-action">{entry.action.clone()}</span>
                 " by " <span class="audit-actor">{entry.actor.clone()}</span>
-                " at " <time datetime=entry.at.to_rfc3339()>{entry.at.format("%Y-%m-%d %H:%M:%S UTC").to_string()}</time>
+                " at " <Time at=entry.at />
                 {entry.reason.clone().map(|reason| view! { " — reason: " <span class="audit-reason">{reason}</span> })}
                 {(outcome != "ok").then(|| view! { " — " {outcome.clone()} })}
                 {entry.detail.clone().map(|detail| view! { <span class="audit-detail">" (" {detail} ")"</span> })}
@@ -644,15 +651,73 @@ fn CloseDialog(state: PageState, id: String, label: &'static str) -> impl IntoVi
     }
 }
 
-/// A stretch of the timeline: one step, or steps of parallel branches side by side.
+/// A row of the timeline before it is cut into pages: a step, or a big fan-out as one.
+#[derive(Clone)]
+enum Entry<'a> {
+    Step(&'a Step),
+    FanOut(FanOut),
+}
+
+impl Entry<'_> {
+    fn holds(&self, step_number: u32) -> bool {
+        match self {
+            Entry::Step(step) => step.step_number == step_number,
+            Entry::FanOut(fan_out) => fan_out.contains(step_number),
+        }
+    }
+
+    /// The first and last step number in the row.
+    fn steps(&self) -> (u32, u32) {
+        match self {
+            Entry::Step(step) => (step.step_number, step.step_number),
+            Entry::FanOut(fan_out) => (
+                fan_out.first(),
+                fan_out.members.last().copied().unwrap_or_default(),
+            ),
+        }
+    }
+}
+
+/// The run's own steps (in order) as timeline rows: each fan-out's siblings become one
+/// row, where its first sibling was.
+fn entries<'a>(normal: &'a [Step], fan_outs: &[FanOut]) -> Vec<Entry<'a>> {
+    let member_of: HashMap<u32, usize> = fan_outs
+        .iter()
+        .enumerate()
+        .flat_map(|(i, fan_out)| fan_out.members.iter().map(move |&n| (n, i)))
+        .collect();
+    let mut shown = vec![false; fan_outs.len()];
+    normal
+        .iter()
+        .filter_map(|step| match member_of.get(&step.step_number) {
+            None => Some(Entry::Step(step)),
+            Some(&i) if !shown[i] => {
+                shown[i] = true;
+                Some(Entry::FanOut(fan_outs[i].clone()))
+            }
+            Some(_) => None,
+        })
+        .collect()
+}
+
+/// A stretch of the timeline: one step, steps of parallel branches side by side, or a
+/// fan-out's summary.
 enum Stretch<'a> {
     Single(&'a Step),
     Branches(Vec<(String, Vec<&'a Step>)>),
+    FanOut(FanOut),
 }
 
-fn stretches<'a>(steps: &[&'a Step]) -> Vec<Stretch<'a>> {
+fn stretches<'a>(entries: &[Entry<'a>]) -> Vec<Stretch<'a>> {
     let mut out: Vec<Stretch<'a>> = Vec::new();
-    for step in steps {
+    for entry in entries {
+        let step = match entry {
+            Entry::FanOut(fan_out) => {
+                out.push(Stretch::FanOut(fan_out.clone()));
+                continue;
+            }
+            Entry::Step(step) => *step,
+        };
         match (&step.branch, out.last_mut()) {
             (None, _) => out.push(Stretch::Single(step)),
             (Some(branch), Some(Stretch::Branches(columns))) => {
@@ -684,30 +749,48 @@ fn Timeline(run: WorkflowDetail, state: PageState) -> impl IntoView {
         .filter(|s| s.kind == StepKind::Compensation)
         .cloned()
         .collect();
-    let pages = normal.len().div_ceil(STEPS_PER_PAGE).max(1);
+    let fan_outs = fan_outs(&normal);
+    let rows = entries(&normal, &fan_outs);
+    let pages = rows.len().div_ceil(STEPS_PER_PAGE).max(1);
+    let asked_step = query.with_untracked(|q| q.get("step")?.parse::<u32>().ok());
+    // A step asked for inside a fan-out opens it.
+    if let Some(fan_out) = asked_step.and_then(|n| fan_outs.iter().find(|f| f.contains(n))) {
+        state.fan_outs_open.update(|open| {
+            open.insert(fan_out.first());
+        });
+    }
     // The page asked for, else the one holding the step asked for (`?step=N`).
     let page = query
         .with_untracked(|q| {
             q.get("page")
                 .and_then(|p| p.parse::<usize>().ok())
                 .or_else(|| {
-                    let step = q.get("step")?.parse::<u32>().ok()?;
-                    let index = normal.iter().position(|s| s.step_number == step)?;
+                    let step = asked_step?;
+                    let index = rows.iter().position(|row| row.holds(step))?;
                     Some(index / STEPS_PER_PAGE + 1)
                 })
         })
         .unwrap_or(1)
         .clamp(1, pages);
-    let shown: Vec<&Step> = normal
+    let shown: Vec<Entry> = rows
         .iter()
         .skip((page - 1) * STEPS_PER_PAGE)
         .take(STEPS_PER_PAGE)
+        .cloned()
         .collect();
     let id = run.id.clone();
     let blocks = stretches(&shown)
         .into_iter()
         .map(|stretch| match stretch {
             Stretch::Single(step) => view! { <StepItem step=step.clone() label=None state /> }.into_any(),
+            Stretch::FanOut(fan_out) => {
+                let members: Vec<Step> = normal
+                    .iter()
+                    .filter(|s| fan_out.contains(s.step_number))
+                    .cloned()
+                    .collect();
+                view! { <FanOutItem fan_out members run_id=id.clone() state /> }.into_any()
+            }
             Stretch::Branches(columns) => {
                 let open = columns.len() <= BRANCHES_SHOWN_OPEN;
                 let count = columns.len();
@@ -743,8 +826,9 @@ fn Timeline(run: WorkflowDetail, state: PageState) -> impl IntoView {
             <nav class="pager" aria-label="Step pages">
                 {(1..=pages)
                     .map(|n| {
-                        let first = (n - 1) * STEPS_PER_PAGE + 1;
-                        let last = (n * STEPS_PER_PAGE).min(normal.len());
+                        let on_page = &rows[(n - 1) * STEPS_PER_PAGE..(n * STEPS_PER_PAGE).min(rows.len())];
+                        let first = on_page.first().map_or(0, |row| row.steps().0);
+                        let last = on_page.last().map_or(0, |row| row.steps().1);
                         view! {
                             <a
                                 href=format!("/orchestration/workflows/{id}?page={n}")
@@ -770,26 +854,33 @@ fn Timeline(run: WorkflowDetail, state: PageState) -> impl IntoView {
     }
 }
 
-/// "Expected 12:07:10 UTC, likely by 12:11:40 UTC — SLA 12:05:00 UTC: likely breach", or
-/// why there is no forecast.
+/// "Expected 12:07:10, likely by 12:11:40 — SLA 12:05:00: likely breach", or why there is
+/// no forecast.
 #[component]
 fn ForecastLine(
     forecast: crate::model::Forecast,
     sla_deadline: Option<chrono::DateTime<chrono::Utc>>,
 ) -> impl IntoView {
-    let (words, breach) = super::parts::forecast_words(&forecast);
-    let known = forecast.is_known();
-    let deadline = sla_deadline
-        .filter(|_| known)
-        .map(|at| format!(" — SLA {}", at.format("%H:%M:%S UTC")));
     let class = format!("forecast-line breach-{}", forecast.breach.as_str());
+    let breach = super::parts::breach_words(&forecast);
+    let words = match (forecast.expected_at, forecast.likely_by) {
+        (Some(expected), Some(likely_by)) => view! {
+            "Expected " <Time at=expected form=TimeForm::Clock />
+            ", likely by " <Time at=likely_by form=TimeForm::Clock />
+            {sla_deadline.map(|at| view! { " — SLA " <Time at form=TimeForm::Clock /> })}
+            {breach.map(|breach| view! { ": " <strong>{breach}</strong> })}
+            {format!(" (from {} earlier runs)", forecast.runs_seen)}
+        }
+        .into_any(),
+        _ => format!(
+            "No forecast: {}",
+            super::parts::no_forecast_words(&forecast)
+        )
+        .into_any(),
+    };
     view! {
         <p class=class role="status" data-testid="forecast-line" data-breach=forecast.breach.as_str()>
-            {if known { "Expected " } else { "No forecast: " }}
             {words}
-            {deadline}
-            {breach.map(|breach| view! { ": " <strong>{breach}</strong> })}
-            {known.then(|| format!(" (from {} earlier runs)", forecast.runs_seen))}
         </p>
     }
 }

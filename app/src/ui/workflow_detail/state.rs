@@ -50,4 +50,7 @@ pub(super) struct PageState {
     pub(super) gantt_selected: RwSignal<Option<u32>>,
     #[cfg_attr(not(feature = "hydrate"), allow(dead_code))]
     pub(super) gantt_norms: RwSignal<Option<(String, Vec<StepNorm>)>>,
+    /// The fan-outs shown sibling by sibling (by their first sibling's number), in the
+    /// timeline and the Gantt chart alike.
+    pub(super) fan_outs_open: RwSignal<HashSet<u32>>,
 }

@@ -2,8 +2,9 @@
 //! status, attempts, retry policy, input, output, logs and error, shown as text.
 
 use super::state::PageState;
-use crate::model::{attempt_label, format_duration, Attempt, Step, StepKind, StepStatus};
+use crate::model::{attempt_label, format_duration, Attempt, FanOut, Step, StepKind, StepStatus};
 use crate::ui::icons::{step_icon, IconView};
+use crate::ui::time::{Time, TimeForm};
 use leptos::prelude::*;
 
 fn pretty(value: &serde_json::Value) -> String {
@@ -114,7 +115,7 @@ fn AttemptsTable(attempts: Vec<Attempt>, last: usize, max_attempts: Option<u32>)
                                 <tr data-attempt=attempt.attempt>
                                     <td>{label}</td>
                                     <td>{attempt.status.as_str()}</td>
-                                    <td>{attempt.started_at.map(|t| t.format("%H:%M:%S%.3f").to_string()).unwrap_or_default()}</td>
+                                    <td>{attempt.started_at.map(|at| view! { <Time at form=TimeForm::Clock /> })}</td>
                                     <td>{attempt.duration_seconds.map(format_duration).unwrap_or_default()}</td>
                                     <td>{attempt.error.unwrap_or_default()}</td>
                                 </tr>
@@ -124,5 +125,85 @@ fn AttemptsTable(attempts: Vec<Attempt>, last: usize, max_attempts: Option<u32>)
                 </tbody>
             </table>
         </div>
+    }
+}
+
+/// Siblings listed at a time when a fan-out is open (more on demand).
+const FAN_OUT_SHOWN: usize = 100;
+
+/// Where a sibling comes in an open fan-out: what needs looking at first.
+fn attention(status: StepStatus) -> u8 {
+    match status {
+        StepStatus::Failed => 0,
+        StepStatus::Running | StepStatus::Retrying => 1,
+        StepStatus::Pending => 2,
+        StepStatus::Cancelled => 3,
+        StepStatus::Completed => 4,
+        StepStatus::Skipped => 5,
+    }
+}
+
+/// A big fan-out as one row ("1,000 × resize: 950 completed, 48 failed, 2 running");
+/// opened, its siblings, failed and running first, a hundred at a time. Without
+/// JavaScript it opens through its link (`?fan_out=N`).
+#[component]
+pub(super) fn FanOutItem(
+    fan_out: FanOut,
+    mut members: Vec<Step>,
+    run_id: String,
+    state: PageState,
+) -> impl IntoView {
+    let first = fan_out.first();
+    let last = fan_out.members.last().copied().unwrap_or(first);
+    let status = fan_out.status();
+    let open = move || state.fan_outs_open.with(|set| set.contains(&first));
+    let toggle = move |ev: leptos::ev::MouseEvent| {
+        ev.prevent_default();
+        state.fan_outs_open.update(|set| {
+            if !set.remove(&first) {
+                set.insert(first);
+            }
+        });
+    };
+    members.sort_by_key(|s| (attention(s.status), s.step_number));
+    let total = members.len();
+    let members = StoredValue::new(members);
+    let shown = RwSignal::new(FAN_OUT_SHOWN);
+    let link = format!("/orchestration/workflows/{run_id}?fan_out={first}#fan-out-{first}");
+    let class = format!(
+        "step fan-out status-{}",
+        status.as_str().to_ascii_lowercase()
+    );
+    view! {
+        <li class=class id=format!("fan-out-{first}") data-fan-out=first data-testid="fan-out" data-status=status.as_str()>
+            <details open=open>
+                <summary on:click=toggle>
+                    <IconView icon=step_icon(status) />
+                    <span class="name" data-testid="fan-out-summary">{fan_out.summary()}</span>
+                    <span class="step-status">{format!("steps {first}–{last}")}</span>
+                </summary>
+                <div class="step-body">
+                    <Show
+                        when=open
+                        fallback=move || view! { <a href=link.clone()>"Show each step"</a> }
+                    >
+                        <ol class="timeline fan-out-members">
+                            <For
+                                each=move || members.with_value(|m| m.iter().take(shown.get()).cloned().collect::<Vec<_>>())
+                                key=|step| step.step_number
+                                let:step
+                            >
+                                <StepItem step label=None state />
+                            </For>
+                        </ol>
+                        {move || (shown.get() < total).then(|| view! {
+                            <button type="button" class="more" on:click=move |_| shown.update(|n| *n += FAN_OUT_SHOWN)>
+                                {format!("Show more ({} of {total} shown)", shown.get())}
+                            </button>
+                        })}
+                    </Show>
+                </div>
+            </details>
+        </li>
     }
 }
