@@ -54,3 +54,19 @@ export function stepCompleted(workflowId: string, stepNumber: number): SourceEve
     output: { ok: true },
   };
 }
+
+/**
+ * Events of one run on its own clock: `at(s)` is `s` seconds after `origin` (ms), and
+ * `step(type, n, s, fields)` an event of type `type` about step `n` then.
+ */
+export function runClock(workflowId: string, origin: number) {
+  const at = (seconds: number) => new Date(origin + seconds * 1000).toISOString();
+  const step = (type: string, n: number, seconds: number, fields: Record<string, unknown> = {}): SourceEvent => ({
+    type,
+    workflow_id: workflowId,
+    at: at(seconds),
+    step_number: n,
+    ...fields,
+  });
+  return { at, step };
+}

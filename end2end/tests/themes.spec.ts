@@ -6,7 +6,7 @@
 import AxeBuilder from '@axe-core/playwright';
 import { APIRequestContext, Page, expect, test } from '@playwright/test';
 import { choose, Theme } from '../support/display';
-import { push, uniqueId, workflowStarted } from '../support/ingest';
+import { push, runClock, uniqueId, workflowStarted } from '../support/ingest';
 
 test.beforeEach(({}, testInfo) => {
   test.skip(testInfo.project.name !== 'hydrated', 'the choice is made, and axe runs, in the app');
@@ -19,17 +19,9 @@ const BACKGROUND: Record<Exclude<Theme, 'system'>, { page: string; chart: number
   contrast: { page: 'rgb(0, 0, 0)', chart: [0, 0, 0] },
 };
 
-/** A run with a step in each state, a retry, a rollback and an SLA it is about to miss. */
+/** A run with a step in each state, a retry, a wait, a step to come and an SLA it is about to miss. */
 async function pushRun(request: APIRequestContext, id: string): Promise<void> {
-  const began = Date.now() - 9 * 60_000;
-  const at = (seconds: number) => new Date(began + seconds * 1000).toISOString();
-  const step = (type: string, n: number, seconds: number, extra: Record<string, unknown> = {}) => ({
-    type,
-    workflow_id: id,
-    at: at(seconds),
-    step_number: n,
-    ...extra,
-  });
+  const { at, step } = runClock(id, Date.now() - 9 * 60_000);
   await push(request, [
     workflowStarted(id, { at: at(0), total_steps: 5, sla_target_seconds: 590 }),
     step('step_started', 1, 1, { name: 'provision' }),
@@ -41,6 +33,8 @@ async function pushRun(request: APIRequestContext, id: string): Promise<void> {
     step('step_started', 3, 201, { name: 'notify' }),
     step('step_failed', 3, 300, { error: 'mail server refused' }),
     step('step_started', 4, 301, { name: 'load' }),
+    step('step_waiting', 4, 302, { reason: 'signal', detail: 'the warehouse says it is ready' }),
+    step('step_scheduled', 5, 302, { name: 'archive' }),
   ]);
 }
 

@@ -174,6 +174,7 @@ pub fn step_transitions(batch: &crate::source::Batch) -> BTreeMap<&'static str, 
             Change::StepCompleted { .. } => "completed",
             Change::StepFailed { .. } => "failed",
             Change::StepSkipped { .. } => "skipped",
+            Change::StepWaiting { .. } => "waiting",
             Change::StepCancelled { .. } => "cancelled",
             _ => continue,
         };

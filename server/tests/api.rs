@@ -1089,3 +1089,128 @@ async fn cloudevents_are_pushed_as_one_event_or_a_batch() {
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
     assert!(body.contains("\"event_index\":1"), "{body}");
 }
+
+/// Pushes `events` (all accepted) and answers what step 1 of `wf-wait` waits for then.
+async fn waiting_after(server: &TestServer, events: Value) -> Value {
+    let (status, body) = server.push(events).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, detail) = server
+        .get("/api/platform/orchestration/workflows/wf-wait")
+        .await;
+    detail["execution"]["steps"][0]["waiting"].clone()
+}
+
+#[tokio::test]
+async fn a_step_says_what_it_waits_for_until_it_moves_on() {
+    let server = TestServer::start().await;
+    let began = chrono::Utc::now() - chrono::Duration::seconds(600);
+    let at = move |seconds: i64| {
+        (began + chrono::Duration::seconds(seconds))
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    };
+    let event = |kind: &str, seconds: i64, fields: Value| {
+        let mut event =
+            json!({"type": kind, "workflow_id": "wf-wait", "at": at(seconds), "step_number": 1});
+        event
+            .as_object_mut()
+            .unwrap()
+            .extend(fields.as_object().unwrap().clone());
+        event
+    };
+    let mut start = started("wf-wait");
+    start["at"] = json!(at(0));
+    // An instant, however many digits of a second it is written with.
+    let instant = |value: &Value| {
+        chrono::DateTime::parse_from_rfc3339(value.as_str().unwrap_or_default())
+            .unwrap_or_else(|_| panic!("not an instant: {value}"))
+    };
+    let told = |seconds: i64| instant(&json!(at(seconds)));
+    let waiting = waiting_after(
+        &server,
+        json!([
+            start,
+            event(
+                "step_scheduled",
+                0,
+                json!({"name": "resize",
+                "retry_policy": {"max_attempts": 3, "delays_seconds": [30, 60]}})
+            ),
+            event(
+                "step_waiting",
+                1,
+                json!({"reason": "queue_slot", "detail": "a worker on task queue images"})
+            ),
+        ]),
+    )
+    .await;
+    assert_eq!(waiting["reason"], "queue_slot", "{waiting}");
+    assert_eq!(instant(&waiting["since"]), told(1));
+    assert_eq!(waiting["until"], Value::Null);
+    assert_eq!(waiting["detail"], "a worker on task queue images");
+
+    // It starts: it waits no more. Its attempt fails: it waits for its backoff, 30 s as
+    // its retry policy says.
+    let waiting = waiting_after(&server, json!([event("step_started", 5, json!({}))])).await;
+    assert_eq!(waiting, Value::Null);
+    let waiting = waiting_after(
+        &server,
+        json!([event(
+            "step_attempt_failed",
+            10,
+            json!({"error": "timeout"})
+        )]),
+    )
+    .await;
+    assert_eq!(waiting["reason"], "retry_backoff", "{waiting}");
+    assert_eq!(instant(&waiting["since"]), told(10));
+    assert_eq!(instant(&waiting["until"]), told(40));
+
+    // An engine that tells more says what it waits for; a detail too long is cut, and
+    // says so.
+    let waiting = waiting_after(
+        &server,
+        json!([event(
+            "step_waiting",
+            11,
+            json!({"reason": "human_input",
+            "until": at(3_600), "detail": "x".repeat(100_000)})
+        )]),
+    )
+    .await;
+    assert_eq!(waiting["reason"], "human_input");
+    assert_eq!(instant(&waiting["until"]), told(3_600));
+    let cut = waiting["detail"].as_str().unwrap();
+    assert!(
+        cut.len() < 10_000 && cut.ends_with("bytes cut]"),
+        "{}",
+        &cut[cut.len() - 40..]
+    );
+
+    // Done: nothing to wait for, and a wait told after is out of order; a reason Stepline
+    // does not know is refused with what it knows.
+    let waiting = waiting_after(
+        &server,
+        json!([
+            event("step_started", 50, json!({})),
+            event("step_completed", 60, json!({}))
+        ]),
+    )
+    .await;
+    assert_eq!(waiting, Value::Null);
+    let (status, body) = server
+        .push(json!([event(
+            "step_waiting",
+            61,
+            json!({"reason": "timer"})
+        )]))
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    let (status, body) = server
+        .push(json!([event("step_waiting", 61, json!({"reason": "nap"}))]))
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("queue_slot"),
+        "{body}"
+    );
+}

@@ -127,6 +127,16 @@ const STATUSES: [&str; 12] = [
 ];
 
 /// A well-formed event of a random kind about a run of the pool (most of the time).
+/// What a step may wait for, and one reason Stepline does not know.
+const WAIT_REASONS: [&str; 6] = [
+    "timer",
+    "signal",
+    "queue_slot",
+    "retry_backoff",
+    "human_input",
+    "nap",
+];
+
 fn event(rng: &mut fastrand::Rng) -> Value {
     let workflow_id = if rng.u8(..30) == 0 {
         hostile_text(rng)
@@ -151,9 +161,13 @@ fn event(rng: &mut fastrand::Rng) -> Value {
         6 => {
             json!({"type": "step_failed", "step_number": rng.u32(..6), "error": hostile_text(rng)})
         }
-        7 => {
+        7 if rng.bool() => {
             json!({"type": "step_cancelled", "step_number": rng.u32(..6), "reason": hostile_text(rng)})
         }
+        7 => json!({"type": "step_waiting", "step_number": rng.u32(..6),
+            "reason": WAIT_REASONS[rng.usize(..WAIT_REASONS.len())],
+            "until": if rng.bool() { json!("9999-12-31T23:59:59Z") } else { json!(hostile_text(rng)) },
+            "detail": hostile_text(rng)}),
         8 => json!({"type": "workflow_status_changed",
             "status": STATUSES[rng.usize(..STATUSES.len())], "reason": hostile_text(rng)}),
         _ => {

@@ -105,6 +105,7 @@ fn the_events_api_describes_every_event_type() {
         "step_failed",
         "step_skipped",
         "step_cancelled",
+        "step_waiting",
         "workflow_status_changed",
         "log_lines",
     ] {

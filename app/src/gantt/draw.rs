@@ -3,6 +3,7 @@
 //! what its visible rows cost.
 
 use super::layout::{Layout, Row, Tone, AXIS_HEIGHT, BAR_HEIGHT, CHAR_WIDTH, ROW_HEIGHT};
+use crate::model::StepStatus;
 use plotters_backend::text_anchor::{HPos, Pos, VPos};
 use plotters_backend::{
     BackendColor, BackendCoord, BackendStyle, BackendTextStyle, DrawingBackend, DrawingErrorKind,
@@ -370,7 +371,13 @@ fn draw_row<B: DrawingBackend>(
             true,
         )?;
     }
-    let mut label = Text::new(12.0, painter.palette.ink, HPos::Left, VPos::Center);
+    // Steps still to come are greyed.
+    let ink = if row.status == StepStatus::Pending {
+        painter.palette.muted
+    } else {
+        painter.palette.ink
+    };
+    let mut label = Text::new(12.0, ink, HPos::Left, VPos::Center);
     label.bold = row.critical;
     painter.text(
         backend,

@@ -4,8 +4,8 @@
 
 use crate::model::analytics::StepNorm;
 use crate::model::{
-    attempt_label, format_duration, thousands, FanOut, Step, StepKind, StepStatus, WorkflowDetail,
-    WorkflowStatus,
+    attempt_label, format_duration, thousands, FanOut, Step, StepKind, StepStatus, WaitReason,
+    WorkflowDetail, WorkflowStatus,
 };
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
@@ -129,6 +129,8 @@ pub struct Row {
     /// A fan-out's siblings summarised in one row: how many (its `step_number` is the
     /// first's, its one bar spans them all).
     pub fan_out_size: Option<usize>,
+    /// What the step waits for, while it waits.
+    pub waiting: Option<WaitReason>,
 }
 
 impl Row {
@@ -295,6 +297,7 @@ fn summary_row(fan_out: &FanOut, first: Row) -> Row {
         slow: None,
         max_attempts: None,
         fan_out_size: Some(fan_out.members.len()),
+        waiting: None,
         bars: Vec::new(),
         ..first.clone()
     };
@@ -589,6 +592,7 @@ pub fn layout(run: &WorkflowDetail, norms: &[StepNorm], now: DateTime<Utc>, widt
                 slow,
                 max_attempts,
                 fan_out_size: None,
+                waiting: step.waiting.as_ref().map(|w| w.reason),
             };
             row.note = note(&row);
             row
@@ -633,6 +637,9 @@ fn note(row: &Row) -> String {
     let mut parts: Vec<String> = Vec::new();
     if row.bars.is_empty() {
         parts.push(row.status.as_str().to_ascii_lowercase());
+    }
+    if let Some(reason) = row.waiting {
+        parts.push(format!("waiting for {}", reason.words()));
     }
     if row.bars.len() > 1 {
         parts.push(format!("{} attempts", row.bars.len()));
@@ -768,6 +775,9 @@ pub fn tooltip(row: &Row, bar: &Bar) -> Vec<String> {
     }
     if let Some(error) = &bar.error {
         lines.push(format!("Error: {error}"));
+    }
+    if let Some(reason) = row.waiting.filter(|_| bar.open) {
+        lines.push(format!("Waiting for {}", reason.words()));
     }
     if let Some(slow) = row.slow {
         lines.push(format!("Slow: {}", slow.describe()));

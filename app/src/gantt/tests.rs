@@ -45,6 +45,7 @@ fn step(number: u32, name: &str, start: i64, end: Option<i64>) -> Step {
         branch: None,
         compensates: None,
         retry_policy: None,
+        waiting: None,
     }
 }
 

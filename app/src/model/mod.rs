@@ -27,8 +27,8 @@ pub use status::{SlaStatus, StepKind, StepStatus, Tab, WorkflowStatus, COMPLETED
 pub use workflow::{
     attempt_label, derive_branches, format_duration, progress_of, Action, ActionResponse, Attempt,
     Branch, Capabilities, DefinitionInfo, EngineHealth, EngineState, Execution, LiveMode, Metadata,
-    Priority, Progress, RetryPolicyInfo, Step, StepsPage, TabCounts, Workflow, WorkflowDetail,
-    WorkflowList, WorkflowStats,
+    Priority, Progress, RetryPolicyInfo, Step, StepsPage, TabCounts, WaitReason, Waiting, Workflow,
+    WorkflowDetail, WorkflowList, WorkflowStats,
 };
 
 /// Longest workflow type stored (longer ones are cut), defined or searched for.

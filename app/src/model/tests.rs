@@ -377,6 +377,7 @@ fn step(step_number: u32, branch: Option<&str>, status: StepStatus) -> Step {
         branch: branch.map(str::to_owned),
         compensates: None,
         retry_policy: None,
+        waiting: None,
     }
 }
 

@@ -323,6 +323,70 @@ pub struct Step {
     /// How the engine retries the step, when it says.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry_policy: Option<RetryPolicyInfo>,
+    /// What the step waits for, while it waits and its engine tells.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<Waiting>,
+}
+
+/// What a step waits for before it can go on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum WaitReason {
+    /// A timer (a sleep, a scheduled time).
+    Timer,
+    /// The pause before its next attempt.
+    RetryBackoff,
+    /// A message from outside (a signal, an event, a trigger).
+    Signal,
+    /// A free worker or slot (a queue, a pool).
+    QueueSlot,
+    /// A person (an approval, an answer).
+    HumanInput,
+}
+
+impl WaitReason {
+    pub const ALL: [WaitReason; 5] = [
+        Self::Timer,
+        Self::RetryBackoff,
+        Self::Signal,
+        Self::QueueSlot,
+        Self::HumanInput,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timer => "timer",
+            Self::RetryBackoff => "retry_backoff",
+            Self::Signal => "signal",
+            Self::QueueSlot => "queue_slot",
+            Self::HumanInput => "human_input",
+        }
+    }
+
+    /// "a timer", "the retry backoff", ...: what the step waits for, in words.
+    pub fn words(self) -> &'static str {
+        match self {
+            Self::Timer => "a timer",
+            Self::RetryBackoff => "its retry backoff",
+            Self::Signal => "a signal",
+            Self::QueueSlot => "a free worker",
+            Self::HumanInput => "a person",
+        }
+    }
+}
+
+/// A step's wait: why, since when, until when (when known), and what the engine adds
+/// ("task queue images", "approval by finance"; untrusted text).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "ssr", derive(utoipa::ToSchema))]
+pub struct Waiting {
+    pub reason: WaitReason,
+    pub since: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub until: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
 }
 
 /// How a step is retried, as its engine declares it.

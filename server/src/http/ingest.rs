@@ -45,7 +45,7 @@ pub struct Accepted {
         crate::http::openapi::Refused,
         crate::http::openapi::Unavailable
     ),
-    description = "Custom engines push what happens to their runs: a batch of events of one source, applied in order, all or none. Each event names its run (workflow_id), when it happened (at, RFC 3339) and its type: workflow_started, step_scheduled, step_started, step_attempt_failed, step_completed, step_output, step_failed, step_skipped, step_cancelled, workflow_status_changed, log_lines. Text too long is cut and says so; a refused event answers 409 or 422 with its event_index. Needs a token with ingest:<source>."
+    description = "Custom engines push what happens to their runs: a batch of events of one source, applied in order, all or none. Each event names its run (workflow_id), when it happened (at, RFC 3339) and its type: workflow_started, step_scheduled, step_started, step_attempt_failed, step_completed, step_output, step_failed, step_skipped, step_cancelled, step_waiting (what a step waits for: timer, retry_backoff, signal, queue_slot or human_input, until when), workflow_status_changed, log_lines. Text too long is cut and says so; a refused event answers 409 or 422 with its event_index. Needs a token with ingest:<source>."
 )]
 pub async fn push_events(
     State(state): State<AppState>,

@@ -9,9 +9,12 @@
 
 use crate::alerts::Conditions;
 use crate::source::{limits, Change, Refusal, SourceEvent, StepDeclaration, WorkflowStart};
-use crate::store::rows::{to_millis, AttemptRecord, LogRow, Millis, StepRow, WorkflowRow};
+use crate::store::rows::{
+    to_datetime, to_millis, AttemptRecord, LogRow, Millis, StepRow, WorkflowRow,
+};
 use app::model::{
-    is_valid_workflow_id, Capabilities, LiveEvent, SlaStatus, StepKind, StepStatus, WorkflowStatus,
+    is_valid_workflow_id, Capabilities, LiveEvent, SlaStatus, StepKind, StepStatus, WaitReason,
+    Waiting, WorkflowStatus,
 };
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -241,7 +244,7 @@ pub fn apply(
     if let Some(step_number) = event.change.step_number() {
         check_step_number(step_number)?;
     }
-    match &event.change {
+    let applied = match &event.change {
         // A run starts once: its start is not applied to it again.
         Change::WorkflowStarted(_) => Err(Refusal::AlreadyExists(state.row.id.clone())),
         Change::StepScheduled(declaration) => step_scheduled(state, declaration),
@@ -290,7 +293,77 @@ pub fn apply(
             workflow_status_changed(state, status, reason, at, out)
         }
         Change::LogLines { step_number, lines } => log_lines(state, step_number, lines, at, out),
+        Change::StepWaiting {
+            step_number,
+            reason,
+            until,
+            detail,
+        } => step_waiting(
+            state,
+            *step_number,
+            Waiting {
+                reason: *reason,
+                since: event.at,
+                until: *until,
+                detail: detail.clone(),
+            },
+        ),
+    };
+    if applied.is_ok() {
+        end_wait(state, &event.change, at);
     }
+    applied
+}
+
+/// A step waits for something (a timer, a signal, ...): only a step that has not
+/// finished can, and its wait is what the event says until the step moves on.
+fn step_waiting(
+    state: &mut WorkflowState,
+    step_number: u32,
+    waiting: Waiting,
+) -> Result<(), Refusal> {
+    let id = state.row.id.clone();
+    let step = state.steps.get_mut(&step_number).ok_or_else(|| {
+        Refusal::OutOfOrder(format!(
+            "step {step_number} of {id:?} cannot wait: it was never scheduled"
+        ))
+    })?;
+    if step.status.is_finished() {
+        return Err(Refusal::OutOfOrder(format!(
+            "step {step_number} of {id:?} is {}: it waits for nothing",
+            step.status
+        )));
+    }
+    step.waiting = Some(waiting);
+    state.dirty_steps.insert(step_number);
+    Ok(())
+}
+
+/// A step that moves on (an attempt starts or fails, the step ends) waits no more; after
+/// a failed attempt it waits for its retry backoff, until when its retry policy says.
+fn end_wait(state: &mut WorkflowState, change: &Change, at: Millis) {
+    let moved = match change {
+        Change::StepWaiting { .. } | Change::StepOutput { .. } | Change::LogLines { .. } => None,
+        other => other.step_number(),
+    };
+    let Some(step) = moved.and_then(|n| state.steps.get_mut(&n)) else {
+        return;
+    };
+    step.waiting = match change {
+        Change::StepAttemptFailed { .. } => Some(Waiting {
+            reason: WaitReason::RetryBackoff,
+            since: to_datetime(at),
+            until: step.retry_policy.as_ref().and_then(|policy| {
+                let failed = step.attempts.len().checked_sub(1)?;
+                let delay = policy.delays_seconds.get(failed)?;
+                Some(to_datetime(
+                    at.saturating_add((delay * 1000.0).round() as Millis),
+                ))
+            }),
+            detail: None,
+        }),
+        _ => None,
+    };
 }
 
 // The rules, one function per change.

@@ -209,6 +209,11 @@ pub fn fit(mut event: SourceEvent) -> SourceEvent {
                 fit_multi_line(line, limits::LOG_LINE);
             }
         }
+        Change::StepWaiting { detail, .. } => {
+            if let Some(detail) = detail {
+                fit_one_line(detail, limits::REASON);
+            }
+        }
         Change::StepSkipped { .. } => {}
     }
     event

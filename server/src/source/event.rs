@@ -1,7 +1,7 @@
 //! The facts engines report: one [`SourceEvent`] per change of one run, in the shape
 //! the events API documents for engine authors.
 
-use app::model::{Priority, RetryPolicyInfo, StepKind, WorkflowStatus};
+use app::model::{Priority, RetryPolicyInfo, StepKind, WaitReason, WorkflowStatus};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -65,6 +65,18 @@ pub enum Change {
     StepSkipped {
         step_number: u32,
     },
+    /// A step that has not finished waits (for a timer, its retry backoff, a signal, a
+    /// free worker, a person), from `at` until `until` when known. Its next change (an
+    /// attempt starting, its end) ends the wait.
+    StepWaiting {
+        step_number: u32,
+        reason: WaitReason,
+        #[serde(default)]
+        until: Option<DateTime<Utc>>,
+        /// What it waits for, in the engine's words ("task queue images").
+        #[serde(default)]
+        detail: Option<String>,
+    },
     /// A running or retrying step was stopped (the run was cancelled, or failed
     /// elsewhere); its running attempt, if any, ends with `reason`.
     StepCancelled {
@@ -106,6 +118,7 @@ impl Change {
             | Self::StepOutput { step_number, .. }
             | Self::StepFailed { step_number, .. }
             | Self::StepSkipped { step_number }
+            | Self::StepWaiting { step_number, .. }
             | Self::StepCancelled { step_number, .. }
             | Self::LogLines { step_number, .. } => Some(*step_number),
             Self::WorkflowStarted(_) | Self::WorkflowStatusChanged { .. } => None,

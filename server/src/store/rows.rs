@@ -3,7 +3,7 @@
 
 use app::model::{
     progress_of, Action, Attempt, BreachOutlook, Capabilities, Forecast, Priority, RetryPolicyInfo,
-    SlaStatus, Step, StepKind, StepStatus, Workflow, WorkflowStatus,
+    SlaStatus, Step, StepKind, StepStatus, Waiting, Workflow, WorkflowStatus,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -246,6 +246,7 @@ macro_rules! decoding {
                         error: row.try_get("error")?,
                         attempts: json_column(row, "attempts")?,
                         retry_policy: optional_json_column(row, "retry_policy")?,
+                        waiting: optional_json_column(row, "waiting")?,
                     })
                 }
             }
@@ -299,6 +300,8 @@ pub struct StepRow {
     pub error: Option<String>,
     pub attempts: Vec<AttemptRecord>,
     pub retry_policy: Option<RetryPolicyInfo>,
+    /// What it waits for, as last told (shown only while the step has not finished).
+    pub waiting: Option<Waiting>,
 }
 
 impl StepRow {
@@ -318,6 +321,7 @@ impl StepRow {
             error: None,
             attempts: Vec::new(),
             retry_policy: None,
+            waiting: None,
         }
     }
 
@@ -350,6 +354,7 @@ impl StepRow {
             branch: self.branch.clone(),
             compensates: self.compensates,
             retry_policy: self.retry_policy.clone(),
+            waiting: self.waiting.clone().filter(|_| !self.status.is_finished()),
         }
     }
 }

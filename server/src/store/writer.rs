@@ -180,7 +180,7 @@ impl Writer {
                     "INSERT INTO steps (
                          workflow_id, step_number, name, status, kind, branch, compensates,
                          started_ms, completed_ms, input, output, error, retry_count, attempts,
-                         retry_policy) ",
+                         retry_policy, waiting) ",
                 );
                 upsert.push_values(chunk, |mut values, (workflow_id, step)| {
                     values
@@ -198,7 +198,8 @@ impl Writer {
                         .push_bind(step.error.clone())
                         .push_bind(i64::from(step.retry_count()))
                         .push_bind(json_text(&step.attempts))
-                        .push_bind(step.retry_policy.as_ref().map(json_text));
+                        .push_bind(step.retry_policy.as_ref().map(json_text))
+                        .push_bind(step.waiting.as_ref().map(json_text));
                 });
                 upsert.push(
                     " ON CONFLICT (workflow_id, step_number) DO UPDATE SET
@@ -214,7 +215,8 @@ impl Writer {
                          error = excluded.error,
                          retry_count = excluded.retry_count,
                          attempts = excluded.attempts,
-                         retry_policy = excluded.retry_policy",
+                         retry_policy = excluded.retry_policy,
+                         waiting = excluded.waiting",
                 );
                 upsert.build().execute(&mut **tx).await?;
             });

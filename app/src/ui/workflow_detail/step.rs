@@ -2,7 +2,10 @@
 //! status, attempts, retry policy, input, output, logs and error, shown as text.
 
 use super::state::PageState;
-use crate::model::{attempt_label, format_duration, Attempt, FanOut, Step, StepKind, StepStatus};
+use crate::model::{
+    attempt_label, format_duration, Attempt, FanOut, Step, StepKind, StepStatus, Waiting,
+};
+use crate::ui::clock::use_now;
 use crate::ui::icons::{step_icon, IconView};
 use crate::ui::time::{Time, TimeForm};
 use leptos::prelude::*;
@@ -52,6 +55,7 @@ pub(super) fn StepItem(step: Step, label: Option<String>, state: PageState) -> i
                     {attempt_note.map(|note| view! { <span class="attempt-note">{note}</span> })}
                     <span class="step-duration">{step.duration_seconds.map(format_duration).unwrap_or_default()}</span>
                     {undoes.map(|u| view! { <span class="undoes">{u}</span> })}
+                    {step.waiting.clone().map(|waiting| view! { <WaitingNote waiting /> })}
                 </summary>
                 <div class="step-body">
                     {step.error.clone().map(|error| view! {
@@ -205,5 +209,35 @@ pub(super) fn FanOutItem(
                 </div>
             </details>
         </li>
+    }
+}
+
+/// "waiting for a timer · 0:12 left" (or "· for 3:05" when the engine did not say until
+/// when), with what the engine says it waits for, counting with the clock.
+#[component]
+fn WaitingNote(waiting: Waiting) -> impl IntoView {
+    let now = use_now();
+    let (since, until) = (waiting.since, waiting.until);
+    let how_long = move || {
+        let now = now.get();
+        match until {
+            Some(until) => {
+                let left = (until.timestamp_millis() as f64 - now) / 1000.0;
+                format!("{} left", format_duration(left.max(0.0)))
+            }
+            None => format!(
+                "for {}",
+                format_duration(((now - since.timestamp_millis() as f64) / 1000.0).max(0.0))
+            ),
+        }
+    };
+    view! {
+        <span class="waiting" data-testid="step-waiting" data-reason=waiting.reason.as_str()>
+            <span>{format!("waiting for {}", waiting.reason.words())}</span>
+            " · "
+            <span class="waiting-time">{how_long}</span>
+            {until.map(|at| view! { " (until " <Time at form=TimeForm::Clock /> ")" })}
+            {waiting.detail.map(|detail| view! { " · " <span class="waiting-detail">{detail}</span> })}
+        </span>
     }
 }

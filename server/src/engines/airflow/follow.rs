@@ -34,7 +34,9 @@ use crate::source::{
     WorkflowStart,
 };
 use crate::source::{LeaseKeeper, Term};
-use app::model::{Capabilities, EngineHealth, LiveMode, StepKind, StepStatus, WorkflowStatus};
+use app::model::{
+    Capabilities, EngineHealth, LiveMode, StepKind, StepStatus, WaitReason, WorkflowStatus,
+};
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -900,13 +902,27 @@ impl Inner {
                     reason,
                 },
             ),
-            StepFact::Waiting { at, why } => push(
-                at,
-                Change::LogLines {
-                    step_number: number,
-                    lines: vec![why],
-                },
-            ),
+            StepFact::Waiting { at, reason, why } => {
+                push(
+                    at,
+                    Change::StepWaiting {
+                        step_number: number,
+                        reason,
+                        until: None,
+                        detail: Some(why.clone()),
+                    },
+                );
+                // A running step's log says it too, where its lines are.
+                if reason != WaitReason::QueueSlot {
+                    push(
+                        at,
+                        Change::LogLines {
+                            step_number: number,
+                            lines: vec![why],
+                        },
+                    );
+                }
+            }
         }
     }
 

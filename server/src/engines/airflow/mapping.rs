@@ -7,7 +7,7 @@
 use super::client::{DagRun, Task, TaskInstance};
 use super::CompensationRule;
 use crate::source::{RunSnapshot, StepDeclaration};
-use app::model::{RetryPolicyInfo, StepKind, StepStatus, WorkflowStatus};
+use app::model::{RetryPolicyInfo, StepKind, StepStatus, WaitReason, WorkflowStatus};
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, HashMap};
 
@@ -329,9 +329,11 @@ pub enum StepFact {
         at: DateTime<Utc>,
         reason: String,
     },
-    /// Waiting on something other than a worker (deferred to the triggerer, a human).
+    /// Waiting: for a worker (queued), its trigger (deferred), a reschedule (a sensor),
+    /// a human.
     Waiting {
         at: DateTime<Utc>,
+        reason: WaitReason,
         why: String,
     },
 }
@@ -477,17 +479,29 @@ pub fn step_facts(
         }
     }
     let waiting = match state {
-        Some("deferred") => Some("deferred: waiting for its trigger in Airflow's triggerer"),
-        Some("up_for_reschedule") => {
-            Some("waiting to be rescheduled (a sensor in reschedule mode)")
-        }
-        Some("awaiting_input") => Some("waiting for a human's input in Airflow"),
+        Some("scheduled" | "queued") if step.status == StepStatus::Pending => Some((
+            WaitReason::QueueSlot,
+            "queued in Airflow: waiting for a free worker slot",
+        )),
+        Some("deferred") if step.status == StepStatus::Running => Some((
+            WaitReason::Signal,
+            "deferred: waiting for its trigger in Airflow's triggerer",
+        )),
+        Some("up_for_reschedule") if step.status == StepStatus::Running => Some((
+            WaitReason::Timer,
+            "waiting to be rescheduled (a sensor in reschedule mode)",
+        )),
+        Some("awaiting_input") if step.status == StepStatus::Running => Some((
+            WaitReason::HumanInput,
+            "waiting for a human's input in Airflow",
+        )),
         _ => None,
     };
-    if let Some(why) = waiting {
-        if step.seen.as_deref() != state && step.status == StepStatus::Running {
+    if let Some((reason, why)) = waiting {
+        if step.seen.as_deref() != state {
             facts.push(StepFact::Waiting {
                 at: now,
+                reason,
                 why: why.to_owned(),
             });
         }

@@ -5,7 +5,7 @@
 
 use crate::source::event::ended_with_the_run;
 use crate::source::{Change, SourceEvent, StepDeclaration, WorkflowStart};
-use app::model::{RetryPolicyInfo, StepKind, WorkflowStatus};
+use app::model::{RetryPolicyInfo, StepKind, WaitReason, WorkflowStatus};
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use serde_json::{json, Value};
@@ -541,6 +541,14 @@ impl HistoryMapper {
                     input: payload(attrs.get("input")),
                     retry_policy: attrs.get("retryPolicy").and_then(retry_policy),
                 }));
+                // Until a worker of its task queue picks it up.
+                push(Change::StepWaiting {
+                    step_number: number,
+                    reason: WaitReason::QueueSlot,
+                    until: None,
+                    detail: text(attrs, "/taskQueue/name")
+                        .map(|queue| format!("a worker on task queue {queue}")),
+                });
             }
             "ACTIVITY_TASK_STARTED" => {
                 let number = self.step_of(&event_id, text(attrs, "/scheduledEventId"))?;
@@ -679,6 +687,14 @@ impl HistoryMapper {
                     kind: None,
                     branch: None,
                     compensates: None,
+                });
+                push(Change::StepWaiting {
+                    step_number: number,
+                    reason: WaitReason::Timer,
+                    until: seconds(Some(wait))
+                        .and_then(|wait| chrono::Duration::try_milliseconds((wait * 1000.0) as i64))
+                        .and_then(|wait| at.checked_add_signed(wait)),
+                    detail: None,
                 });
             }
             "TIMER_FIRED" => {

@@ -52,7 +52,9 @@ fn kinds(facts: &[StepFact]) -> Vec<String> {
             StepFact::Completed { .. } => "completed".to_owned(),
             StepFact::Skipped { .. } => "skipped".to_owned(),
             StepFact::Cancelled { reason, .. } => format!("cancelled: {reason}"),
-            StepFact::Waiting { why, .. } => format!("waiting: {why}"),
+            StepFact::Waiting { reason, why, .. } => {
+                format!("waiting ({}): {why}", reason.as_str())
+            }
         })
         .collect()
 }
@@ -236,7 +238,10 @@ fn a_deferred_task_says_once_what_it_waits_for() {
     let mut step = pending(1);
     let facts = kinds(&step_facts(&mut step, wait, &[wait.clone()], Utc::now()));
     assert_eq!(facts[0], "started 1");
-    assert!(facts[1].starts_with("waiting: deferred"), "{facts:?}");
+    assert!(
+        facts[1].starts_with("waiting (signal): deferred"),
+        "{facts:?}"
+    );
     assert!(step_facts(&mut step, wait, &[wait.clone()], Utc::now()).is_empty());
     let after = all.iter().find(|i| i.task_id == "after_wait").unwrap();
     assert!(

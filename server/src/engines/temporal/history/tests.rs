@@ -178,3 +178,54 @@ fn an_activity_still_out_when_the_run_is_cancelled_ends_with_it() {
         .count();
     assert_eq!(cancelled, 1);
 }
+
+#[test]
+fn a_timer_waits_until_it_fires_and_a_scheduled_activity_for_a_worker() {
+    let event = |id: u64, kind: &str, attributes: (&str, Value)| {
+        let mut event = json!({
+            "eventId": id.to_string(),
+            "eventTime": "2026-01-01T12:00:00Z",
+            "eventType": format!("EVENT_TYPE_{kind}"),
+        });
+        event[attributes.0] = attributes.1;
+        event
+    };
+    let mut mapper = HistoryMapper::new("wf", CompensationRule::default());
+    let events = mapper
+        .map(&[
+            event(5, "TIMER_STARTED", ("timerStartedEventAttributes", json!({"timerId": "t1", "startToFireTimeout": "90.500s"}))),
+            event(6, "ACTIVITY_TASK_SCHEDULED", ("activityTaskScheduledEventAttributes",
+                json!({"activityId": "1", "activityType": {"name": "resize"}, "taskQueue": {"name": "images"}}))),
+            // A hostile duration waits with no end rather than breaking the mapping.
+            event(7, "TIMER_STARTED", ("timerStartedEventAttributes", json!({"timerId": "t2", "startToFireTimeout": "1e300s"}))),
+        ])
+        .expect("mapped");
+    let waits: Vec<(WaitReason, Option<String>, Option<String>)> = events
+        .iter()
+        .filter_map(|e| match &e.change {
+            Change::StepWaiting {
+                reason,
+                until,
+                detail,
+                ..
+            } => Some((*reason, until.map(|u| u.to_rfc3339()), detail.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        waits,
+        [
+            (
+                WaitReason::Timer,
+                Some("2026-01-01T12:01:30.500+00:00".to_owned()),
+                None
+            ),
+            (
+                WaitReason::QueueSlot,
+                None,
+                Some("a worker on task queue images".to_owned())
+            ),
+            (WaitReason::Timer, None, None),
+        ]
+    );
+}
