@@ -5,7 +5,7 @@
 // Usage (after `cargo leptos build --release`):
 //   STEPLINE_SERVER_BIN=$CARGO_TARGET_DIR/release/server STEPLINE_SITE_ROOT=$PWD/target/site \
 //     node end2end/perf/console-perf.js
-const { quantile, startServer, post, launchChromium, API } = require('./stepline-server');
+const { quantile, startServer, post, launchChromium, API, request, newPage } = require('./stepline-server');
 
 async function main() {
   const { server, base } = await startServer({ STEPLINE_WORKFLOWS: require('path').join(__dirname, 'workflows') });
@@ -21,7 +21,7 @@ async function main() {
       events.push({ type: 'step_started', workflow_id: id, at: at(), step_number: 1, name: 'extract' });
     }
     await post(base, `${API}/events`, { source: 'perf', events });
-    const page = await browser.newPage();
+    const page = await newPage(browser);
     // Measured by the browser itself (navigation and paint timing): the rows are in the
     // server's HTML, so the list is populated at its first contentful paint.
     const browserTiming = () =>
@@ -87,7 +87,7 @@ async function main() {
       observer.observe(document.body, { subtree: true, childList: true, characterData: true, attributes: true });
     }, id);
     await page.locator(`tr[data-workflow-id="${id}"][data-status="COMPLETED"]`).waitFor({ timeout: 60_000 });
-    const detail = await (await fetch(`${base}${API}/workflows/${id}`)).json();
+    const detail = await (await request(base, `${API}/workflows/${id}`)).json();
     const changes = await page.evaluate(() => window.changes);
     const delays = [];
     for (const step of detail.execution.steps) {

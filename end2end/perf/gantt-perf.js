@@ -6,7 +6,7 @@
 // Usage (after `cargo leptos build --release`):
 //   STEPLINE_SERVER_BIN=$CARGO_TARGET_DIR/release/server STEPLINE_SITE_ROOT=$PWD/target/site \
 //     node end2end/perf/gantt-perf.js
-const { quantile, startServer, post, launchChromium, API } = require('./stepline-server');
+const { quantile, startServer, post, launchChromium, API, request, newPage } = require('./stepline-server');
 
 const SIZES = (process.env.GANTT_SIZES ?? '50,1000,10000').split(',').map(Number);
 const LOADS = 5;
@@ -52,13 +52,13 @@ async function main() {
       let svgBytes = 0;
       for (let i = 0; i < LOADS; i++) {
         const started = performance.now();
-        const response = await fetch(`${base}${API}/workflows/${id}/gantt.svg`);
+        const response = await request(base, `${API}/workflows/${id}/gantt.svg`);
         svgBytes = (await response.text()).length;
         svgTimes.push(performance.now() - started);
       }
       const layout = [], paint = [], total = [], scrolled = [], painted = [];
       for (let i = 0; i < LOADS; i++) {
-        const page = await browser.newPage({ viewport: { width: 1400, height: 900 } });
+        const page = await newPage(browser, { viewport: { width: 1400, height: 900 } });
         page.on('console', (m) => { if (m.type() === 'error' || m.type() === 'warning') console.error('browser:', m.text()); });
         await page.goto(`${base}/orchestration/workflows/${id}?view=gantt`);
         const canvas = page.locator('canvas.gantt-canvas[data-paint-ms]');

@@ -127,7 +127,8 @@ pub fn provide_live_connection() -> LiveConnection {
             connection.reloads.track();
             leptos::task::spawn_local(async move {
                 if let Ok(open) = crate::api::count_open_alerts().await {
-                    connection.open_alerts.set(Some(open));
+                    // Not after the app is gone (the page closing).
+                    let _ = connection.open_alerts.try_set(Some(open));
                 }
             });
         });

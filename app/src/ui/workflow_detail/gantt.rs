@@ -346,7 +346,8 @@ mod client {
                 let norms = get_step_norms(workflow_type.clone())
                     .await
                     .unwrap_or_default();
-                state.gantt_norms.set(Some((workflow_type, norms)));
+                // The page may be gone by the time they come (a navigation, a close).
+                let _ = state.gantt_norms.try_set(Some((workflow_type, norms)));
             });
         }
 

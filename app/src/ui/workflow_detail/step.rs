@@ -15,7 +15,7 @@ fn pretty(value: &serde_json::Value) -> String {
 }
 
 #[component]
-pub(super) fn StepItem(step: Step, label: Option<String>, state: PageState) -> impl IntoView {
+pub(super) fn StepItem(step: Step, label: Option<String>, state: PageState) -> AnyView {
     let number = step.step_number;
     let name_label = match &label {
         Some(label) => format!("{label} {}", step.name),
@@ -93,6 +93,9 @@ pub(super) fn StepItem(step: Step, label: Option<String>, state: PageState) -> i
             </details>
         </li>
     }
+    // Its type erased: a step nests in branches and fan-outs, whose view types would
+    // otherwise grow past what the compiler lays out.
+    .into_any()
 }
 
 #[component]
