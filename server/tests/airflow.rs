@@ -370,7 +370,7 @@ async fn a_cancel_marks_the_run_failed_in_airflow_and_a_clone_runs_with_the_same
         "{in_airflow:#}"
     );
     // The clone runs two minutes: stop it too.
-    let (status, _) = stepline
+    let (status, answer) = stepline
         .post(
             &format!("/api/platform/orchestration/workflows/{clone_id}/cancel"),
             &json!({}),
@@ -378,7 +378,7 @@ async fn a_cancel_marks_the_run_failed_in_airflow_and_a_clone_runs_with_the_same
         .await;
     assert!(
         status == StatusCode::OK || status == StatusCode::CONFLICT,
-        "{status}"
+        "{status}: {answer}"
     );
 }
 

@@ -22,6 +22,16 @@ impl ClientError {
             _ => None,
         }
     }
+
+    /// The server was slow or briefly failing (no answer in time, a 5xx): the same call
+    /// may well go through a moment later.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unreachable(_) => true,
+            Self::Refused { status, .. } => *status >= 500,
+            Self::Unreadable(_) => false,
+        }
+    }
 }
 
 /// Sends `request` and reads the engine's answer ([`read`]).

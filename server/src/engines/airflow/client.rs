@@ -16,6 +16,10 @@ use std::time::Duration;
 
 /// Every call; Airflow answers a page of 1,000 in about half a second here.
 const CALL_TIMEOUT: Duration = Duration::from_secs(15);
+/// How long an operator's action that is safe to repeat is tried again while Airflow is
+/// slow or briefly failing. Marking a run failed waits for the scheduler's lock on the
+/// run: seconds here when idle, longer when busy.
+const ACTION_PATIENCE: Duration = Duration::from_secs(30);
 /// Items per page of a list (Airflow's `maximum_page_limit` may cap it lower: paging
 /// follows `next_cursor` or the offset either way).
 pub const PAGE: usize = 500;
@@ -324,6 +328,28 @@ impl AirflowClient {
         }
     }
 
+    /// A call that is safe to repeat, tried again with backoff while its failure is
+    /// transient, for up to [`ACTION_PATIENCE`].
+    async fn call_repeatable<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        url: Url,
+        body: &Value,
+    ) -> Result<T, ClientError> {
+        let give_up = tokio::time::Instant::now() + ACTION_PATIENCE;
+        let mut backoff =
+            crate::retry::Backoff::new(Duration::from_millis(250), Duration::from_secs(4));
+        loop {
+            match self.call(method.clone(), url.clone(), Some(body)).await {
+                Err(error) if error.is_transient() && tokio::time::Instant::now() < give_up => {
+                    tracing::warn!(%error, %url, "Airflow did not take the action; trying again");
+                    backoff.wait().await;
+                }
+                answer => return answer,
+            }
+        }
+    }
+
     async fn get<T: DeserializeOwned>(&self, url: Url) -> Result<T, ClientError> {
         self.call(Method::GET, url, None).await
     }
@@ -554,10 +580,11 @@ impl AirflowClient {
         }
     }
 
-    /// Marks a run `failed`: Airflow stops its running tasks and skips the rest.
+    /// Marks a run `failed`: Airflow stops its running tasks and skips the rest. Marking
+    /// it twice is marking it once, so a slow or failing answer is tried again.
     pub async fn mark_run_failed(&self, dag_id: &str, dag_run_id: &str) -> Result<(), ClientError> {
         let url = self.url(&["dags", dag_id, "dagRuns", dag_run_id]);
-        self.call::<Value>(Method::PATCH, url, Some(&json!({"state": "failed"})))
+        self.call_repeatable::<Value>(Method::PATCH, url, &json!({"state": "failed"}))
             .await
             .map(drop)
     }
@@ -600,5 +627,64 @@ impl AirflowClient {
             "note": note,
         });
         self.call(Method::POST, url, Some(&body)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::{http::StatusCode as Status, routing::patch, Json, Router};
+    use std::sync::atomic::AtomicU32;
+
+    /// A stand-in for Airflow's run endpoint (a real Airflow cannot be made to fail on
+    /// cue): it answers the first `failures` calls with `failure`, then marks the run.
+    async fn fake_airflow_failing_first(
+        failures: u32,
+        failure: Status,
+    ) -> (String, Arc<AtomicU32>) {
+        let calls = Arc::new(AtomicU32::new(0));
+        let counted = calls.clone();
+        let app = Router::new().route(
+            "/api/v2/dags/{dag}/dagRuns/{run}",
+            patch(move || {
+                let counted = counted.clone();
+                async move {
+                    if counted.fetch_add(1, Ordering::SeqCst) < failures {
+                        (
+                            failure,
+                            Json(json!({"detail": "the scheduler holds the run"})),
+                        )
+                    } else {
+                        (Status::OK, Json(json!({"state": "failed"})))
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, calls)
+    }
+
+    fn client(url: &str) -> AirflowClient {
+        AirflowClient::new(url, Credentials::Token("token".into())).unwrap()
+    }
+
+    #[tokio::test]
+    async fn marking_a_run_failed_is_tried_again_while_airflow_answers_a_5xx() {
+        let (url, calls) = fake_airflow_failing_first(2, Status::SERVICE_UNAVAILABLE).await;
+        client(&url).mark_run_failed("etl", "run 1").await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn a_refusal_is_not_tried_again() {
+        let (url, calls) = fake_airflow_failing_first(1, Status::CONFLICT).await;
+        let refused = client(&url)
+            .mark_run_failed("etl", "run 1")
+            .await
+            .unwrap_err();
+        assert_eq!(refused.status(), Some(409), "{refused}");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
     }
 }
