@@ -2,7 +2,7 @@
 // browser sends itself, a dialog is the page asked for again with it open, and the
 // engine's answer or refusal comes back as a page. The hydrated app's actions are
 // covered by operator-flows.spec.ts.
-import { expect, test } from '@playwright/test';
+import { expect, test } from '../support/test';
 import { startWorkflow, waitForStatus, waitForStep, workflowDetail } from '../support/engine';
 import { WorkflowPage } from '../support/workflow-page';
 

@@ -1,7 +1,7 @@
 // Airflow beside Temporal and the built-in engine (issue 15): the Stepline under test also
 // follows the real Airflow that scripts/test.sh starts, with its fixture DAGs.
 import { createHash } from 'node:crypto';
-import { expect, test } from '@playwright/test';
+import { expect, test } from '../support/test';
 import { startWorkflow, waitForStatus } from '../support/engine';
 import { GanttPage } from '../support/gantt-page';
 import { OrchestrationPage } from '../support/orchestration-page';

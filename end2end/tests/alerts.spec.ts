@@ -1,7 +1,8 @@
 // The alert inbox in the browser: an operator who looks after one engine sees the header's
 // badge count that engine's failures live as they happen, acknowledges them in the inbox
 // (the badge counts down), and finds a run's alerts on its page.
-import { APIRequestContext, expect, test } from '@playwright/test';
+import { APIRequestContext } from '@playwright/test';
+import { expect, test } from '../support/test';
 import {
   ADMIN,
   ADMIN_PASSWORD,

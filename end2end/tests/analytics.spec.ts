@@ -1,6 +1,7 @@
 // The analytics page against figures this test computes itself, from the same runs, read
 // through the list API.
-import { APIRequestContext, expect, test } from '@playwright/test';
+import { APIRequestContext } from '@playwright/test';
+import { expect, test } from '../support/test';
 import { AnalyticsPage } from '../support/analytics-page';
 import { startWorkflow, waitForStatus } from '../support/engine';
 

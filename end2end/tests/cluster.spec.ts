@@ -4,7 +4,8 @@
 // instance holds the lease within 10 s, every workflow completes with each step done once,
 // and the browser, whose live connection went through the balancer to the first dead
 // instance, keeps receiving every live event, its seqs with no gap and none twice.
-import { expect, request as playwrightRequest, test } from '@playwright/test';
+import { request as playwrightRequest } from '@playwright/test';
+import { expect, test } from '../support/test';
 import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

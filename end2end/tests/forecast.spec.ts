@@ -1,7 +1,7 @@
 // Forecasts in the browser: a run of a type with history, forecast to miss its SLA target,
 // shows the warning live in the list and on its page long before 90 % of the target has
 // passed, and the "Will breach" filter lists it.
-import { expect, test } from '@playwright/test';
+import { expect, test } from '../support/test';
 import { OrchestrationPage } from '../support/orchestration-page';
 import { push, SourceEvent, uniqueId, workflowStarted } from '../support/ingest';
 

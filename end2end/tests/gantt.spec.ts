@@ -1,7 +1,7 @@
 // The Gantt tab of a run (issue 5): overlapping bars for parallel branches, a retried
 // step's attempts, tooltips, opening a step from its bar, the critical path; and the
 // server's SVG, which is the chart without JavaScript.
-import { expect, test } from '@playwright/test';
+import { expect, test } from '../support/test';
 import { startWorkflow, waitForStatus, waitForStep, workflowDetail } from '../support/engine';
 import { GanttPage } from '../support/gantt-page';
 

@@ -3,7 +3,8 @@
 // with a box the browser really painted, and no text of the console is an emoji (this
 // machine's Chromium has no emoji font, where an emoji is an empty box). A status is never
 // told by its icon alone: its name is written beside it.
-import { expect, Page, test } from '@playwright/test';
+import { Page } from '@playwright/test';
+import { expect, test } from '../support/test';
 import { startWorkflow, waitForStatus } from '../support/engine';
 import { now, push, uniqueId, workflowStarted } from '../support/ingest';
 

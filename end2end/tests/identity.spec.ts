@@ -2,7 +2,8 @@
 // viewer who sees no actions and whom the API refuses, an operator whose cancel (with its
 // reason) the run's page and the audit log attribute to them, and a cross-site form that
 // is refused. Each test starts from a fresh context with no token and no cookie.
-import { APIRequestContext, expect, request as playwrightRequest, test } from '@playwright/test';
+import { APIRequestContext, request as playwrightRequest } from '@playwright/test';
+import { expect, test } from '../support/test';
 import { startWorkflow, waitForStep } from '../support/engine';
 import {
   ADMIN,

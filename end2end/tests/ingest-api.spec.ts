@@ -1,6 +1,6 @@
 // The ingest endpoint's answers to malformed and out-of-order batches, seen from an
 // engine's side (HTTP only; runs once, in the hydrated project).
-import { expect, test } from '@playwright/test';
+import { expect, test } from '../support/test';
 import { SOURCE, stepCompleted, uniqueId, workflowStarted } from '../support/ingest';
 
 test.skip(({ javaScriptEnabled }) => !javaScriptEnabled, 'HTTP only: once is enough');

@@ -3,7 +3,8 @@
 // of carrying it out). The operator's cancel is shown as requested and not confirmed —
 // the run stays RUNNING — until the engine's own events show it done, with the engine's
 // compensation as the rollback.
-import { APIRequestContext, expect, test } from '@playwright/test';
+import { APIRequestContext } from '@playwright/test';
+import { expect, test } from '../support/test';
 import { now, uniqueId } from '../support/ingest';
 import { WorkflowPage } from '../support/workflow-page';
 

@@ -1,7 +1,8 @@
 // The console without a mouse (issue 20, part 3): open the list, search, open a run, expand
 // a step and cancel the run with a reason, with the keyboard alone; `?` lists the
 // shortcuts, `g` then `a` / `l` goes to analytics and back.
-import { expect, Page, test } from '@playwright/test';
+import { Page } from '@playwright/test';
+import { expect, test } from '../support/test';
 import { startWorkflow, waitForStep } from '../support/engine';
 
 test.skip(({ javaScriptEnabled }) => !javaScriptEnabled, 'the shortcuts need the hydrated app');

@@ -1,6 +1,6 @@
 // The story's operator flows 1-4 against the real server and its built-in engine,
 // running the test workflow types of end2end/workflows.
-import { expect, test } from '@playwright/test';
+import { expect, test } from '../support/test';
 import { startWorkflow, waitForStatus, waitForStep } from '../support/engine';
 import { OrchestrationPage } from '../support/orchestration-page';
 import { WorkflowPage } from '../support/workflow-page';

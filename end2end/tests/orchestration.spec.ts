@@ -1,6 +1,7 @@
 // The orchestration list: server-rendered from the store, hydrated, and updated live
 // from events a custom engine pushes through the ingest endpoint.
-import { expect, test, WebSocketRoute } from '@playwright/test';
+import { WebSocketRoute } from '@playwright/test';
+import { expect, test } from '../support/test';
 import { OrchestrationPage } from '../support/orchestration-page';
 import { push, stepCompleted, stepStarted, uniqueId, workflowStarted } from '../support/ingest';
 

@@ -3,7 +3,8 @@
 // commands from Stepline as source `e2e-reference` (declared by scripts/test.sh): the
 // operator's click goes to the engine, and the page shows what the engine's own events
 // then say.
-import { expect, request as playwrightRequest, test } from '@playwright/test';
+import { request as playwrightRequest } from '@playwright/test';
+import { expect, test } from '../support/test';
 import { ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';

@@ -4,7 +4,8 @@
 // operator, stepline-viewers: viewer). A person with no mapped group is refused, and so is
 // a callback that is not the answer to a sign-in this browser began. Each test starts
 // from a fresh context with no token and no cookie.
-import { expect, Page, request as playwrightRequest, test } from '@playwright/test';
+import { Page, request as playwrightRequest } from '@playwright/test';
+import { expect, test } from '../support/test';
 import { startWorkflow, waitForStep } from '../support/engine';
 import { visitor } from '../support/identity';
 import { WorkflowPage } from '../support/workflow-page';

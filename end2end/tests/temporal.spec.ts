@@ -1,6 +1,6 @@
 // Temporal and the built-in engine side by side (issue 6): the Stepline under test also
 // follows the Temporal dev server that scripts/test.sh starts, with its fixture worker.
-import { expect, test } from '@playwright/test';
+import { expect, test } from '../support/test';
 import { startWorkflow, waitForStatus } from '../support/engine';
 import { OrchestrationPage } from '../support/orchestration-page';
 import { startInTemporal, statusIn, temporal } from '../support/temporal';

@@ -4,7 +4,8 @@
 // there is a high-contrast theme; and axe-core finds no serious or critical violation on
 // the list, a run, its Gantt chart and analytics in the light, dark and high-contrast themes.
 import AxeBuilder from '@axe-core/playwright';
-import { APIRequestContext, Page, expect, test } from '@playwright/test';
+import { APIRequestContext, Page } from '@playwright/test';
+import { expect, test } from '../support/test';
 import { choose, Theme } from '../support/display';
 import { push, runClock, uniqueId, workflowStarted } from '../support/ingest';
 

@@ -4,7 +4,8 @@
 // alert inbox and the audit log — and remembered on the next visit; hovering a time shows
 // it the other way. The browser is put in Kathmandu (UTC+05:45, no daylight saving), so a
 // local time can never pass for a UTC one.
-import { APIRequestContext, expect, test } from '@playwright/test';
+import { APIRequestContext } from '@playwright/test';
+import { expect, test } from '../support/test';
 import { choose, expectTimesRead, TimeStyle, Zone } from '../support/display';
 import { push, uniqueId, workflowStarted } from '../support/ingest';
 

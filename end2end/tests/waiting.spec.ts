@@ -1,7 +1,7 @@
 // What a run waits for (issue 20, part 5): a waiting step says why (a timer, its retry
 // backoff, a signal, a free worker, a person) and for how long, counting down to when the
 // engine said it ends, in the timeline and the Gantt chart; steps still to come are greyed.
-import { expect, test } from '@playwright/test';
+import { expect, test } from '../support/test';
 import { push, runClock, uniqueId, workflowStarted } from '../support/ingest';
 
 test('a waiting step says why and for how long; steps to come are greyed', async ({ page, request, javaScriptEnabled }) => {

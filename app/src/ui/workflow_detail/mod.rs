@@ -79,6 +79,7 @@ pub fn WorkflowDetailPage() -> impl IntoView {
         gantt_selected: RwSignal::new(asked_step),
         gantt_norms: RwSignal::new(None),
         fan_outs_open: RwSignal::new(asked_fan_out.into_iter().collect()),
+        fan_outs_listed: RwSignal::new(HashMap::new()),
     };
     // A dialog closes once its action is on its way.
     Effect::new(move |_| {

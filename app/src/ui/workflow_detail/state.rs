@@ -4,7 +4,7 @@
 use crate::api::ActOnWorkflow;
 use crate::model::analytics::StepNorm;
 use leptos::prelude::*;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 /// A dialog the actions bar opened. Without JavaScript its button asks for the page
 /// again with `?confirm=<dialog>`, and the server renders it open.
@@ -53,4 +53,8 @@ pub(super) struct PageState {
     /// The fan-outs shown sibling by sibling (by their first sibling's number), in the
     /// timeline and the Gantt chart alike.
     pub(super) fan_outs_open: RwSignal<HashSet<u32>>,
+    /// How many siblings the timeline lists of each fan-out where "Show more" was
+    /// pressed. Kept here, not in the fan-out's row, because a live re-read replaces the
+    /// row, possibly while its list is being drawn.
+    pub(super) fan_outs_listed: RwSignal<HashMap<u32, usize>>,
 }

@@ -3,12 +3,14 @@
 
 use super::state::PageState;
 use crate::model::{
-    attempt_label, format_duration, Attempt, FanOut, Step, StepKind, StepStatus, Waiting,
+    attempt_label, format_duration, thousands, Attempt, FanOut, Step, StepKind, StepStatus, Waiting,
 };
+
 use crate::ui::clock::use_now;
 use crate::ui::icons::{step_icon, IconView};
 use crate::ui::time::{Time, TimeForm};
 use leptos::prelude::*;
+use std::sync::Arc;
 
 fn pretty(value: &serde_json::Value) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|_| value.to_string())
@@ -174,8 +176,16 @@ pub(super) fn FanOutItem(
     };
     members.sort_by_key(|s| (attention(s.status), s.step_number));
     let total = members.len();
-    let members = StoredValue::new(members);
-    let shown = RwSignal::new(FAN_OUT_SHOWN);
+    // Neither the siblings nor how many are listed belong to this row's owner: a live
+    // re-read disposes of the row, and a list being drawn at that moment must still read
+    // them.
+    let members = Arc::new(members);
+    let listed = state.fan_outs_listed;
+    let shown = move || listed.with(|n| n.get(&first).copied().unwrap_or(FAN_OUT_SHOWN));
+    let listed_members = move || members.iter().take(shown()).cloned().collect::<Vec<_>>();
+    let show_more = move |_| {
+        listed.update(|n| *n.entry(first).or_insert(FAN_OUT_SHOWN) += FAN_OUT_SHOWN);
+    };
     let link = format!("/orchestration/workflows/{run_id}?fan_out={first}#fan-out-{first}");
     let class = format!(
         "step fan-out status-{}",
@@ -196,16 +206,16 @@ pub(super) fn FanOutItem(
                     >
                         <ol class="timeline fan-out-members">
                             <For
-                                each=move || members.with_value(|m| m.iter().take(shown.get()).cloned().collect::<Vec<_>>())
+                                each=listed_members.clone()
                                 key=|step| step.step_number
                                 let:step
                             >
                                 <StepItem step label=None state />
                             </For>
                         </ol>
-                        {move || (shown.get() < total).then(|| view! {
-                            <button type="button" class="more" on:click=move |_| shown.update(|n| *n += FAN_OUT_SHOWN)>
-                                {format!("Show more ({} of {total} shown)", shown.get())}
+                        {move || (shown() < total).then(|| view! {
+                            <button type="button" class="more" on:click=show_more>
+                                {format!("Show more ({} of {} shown)", thousands(shown()), thousands(total))}
                             </button>
                         })}
                     </Show>
