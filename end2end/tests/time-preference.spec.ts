@@ -103,3 +103,19 @@ test('the time preference changes every displayed time on every page', async ({ 
   const utc = await firstTick('utc');
   await expect.poll(async () => ((await firstTick('local')) - utc + 86_400) % 86_400).toBe(KATHMANDU * 60);
 });
+
+test('an absolute time says how long ago as of the moment it is hovered', async ({ page, request }) => {
+  const id = uniqueId('times-hover');
+  await pushRun(request, id);
+  // The page's clock is the test's: five minutes pass in an instant.
+  await page.clock.install();
+  await page.goto(`/orchestration/workflows/${id}`);
+  await expect(page.locator('.connection')).toHaveAttribute('data-state', 'connected');
+  await choose(page, { style: 'absolute', zone: 'utc' });
+  const started = page.locator('time').first();
+  await expect(started).toHaveAttribute('title', /^2 h 5 min ago • /);
+  await page.clock.fastForward('05:00');
+  await page.mouse.move(0, 0);
+  await started.hover();
+  await expect(started).toHaveAttribute('title', /^2 h 10 min ago • /);
+});

@@ -19,20 +19,52 @@ pub struct SvgLook<'a> {
 }
 
 /// plotters writes each colour as `fill="#RRGGBB"` or `stroke="#RRGGBB"`: each of the
-/// palette's becomes its custom property, with the light colour where none is set.
+/// palette's becomes its custom property, with the light colour where none is set. One
+/// pass over the document, whatever its size (a download of 10,000 rows).
 fn themed(painted: &str) -> String {
-    let mut out = painted.to_owned();
-    for (property, slot) in Palette::SLOTS {
-        let mut light = Palette::LIGHT;
-        let (r, g, b) = slot(&mut light).rgb;
-        let hex = format!("#{r:02X}{g:02X}{b:02X}");
-        for attribute in ["fill", "stroke"] {
-            out = out.replace(
-                &format!(r#" {attribute}="{hex}""#),
-                &format!(r#" style="{attribute}:var({property},{hex})""#),
-            );
+    let properties: Vec<(String, &str)> = Palette::SLOTS
+        .iter()
+        .map(|(property, slot)| {
+            let mut light = Palette::LIGHT;
+            let (r, g, b) = slot(&mut light).rgb;
+            (format!("#{r:02X}{g:02X}{b:02X}"), *property)
+        })
+        .collect();
+    let property_of = |hex: &str| {
+        properties
+            .iter()
+            .find(|(colour, _)| colour == hex)
+            .map(|(_, property)| *property)
+    };
+    let mut out = String::with_capacity(painted.len() + painted.len() / 4);
+    let mut rest = painted;
+    // Each `="#` is where a colour may be written; `="#RRGGBB"` is ten bytes.
+    while let Some(at) = rest.find("=\"#") {
+        let (before, after) = rest.split_at(at);
+        let attribute = ["fill", "stroke"].into_iter().find(|attribute| {
+            before
+                .strip_suffix(attribute)
+                .is_some_and(|start| start.ends_with(' '))
+        });
+        let colour = after
+            .get(2..9)
+            .filter(|_| after.as_bytes().get(9) == Some(&b'"'));
+        match (
+            attribute,
+            colour.and_then(|hex| property_of(hex).map(|p| (hex, p))),
+        ) {
+            (Some(attribute), Some((hex, property))) => {
+                out.push_str(&before[..before.len() - attribute.len()]);
+                let _ = write!(out, r#"style="{attribute}:var({property},{hex})""#);
+                rest = &after[10..];
+            }
+            _ => {
+                out.push_str(&rest[..at + 3]);
+                rest = &rest[at + 3..];
+            }
         }
     }
+    out.push_str(rest);
     out
 }
 
@@ -114,4 +146,26 @@ pub fn render_svg(
     }
     out.push_str("</svg>\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::themed;
+
+    #[test]
+    fn each_palette_colour_becomes_its_property_and_anything_else_is_kept() {
+        let painted = concat!(
+            r##"<rect fill="#FFFFFF" stroke="#E2E5EA"/>"##,
+            r##"<rect fill="#123456" stroke-width="1" stroke="#E2E5EA"/>"##,
+            r##"<text refill="#FFFFFF" fill="#FFF">a="#b"</text><line stroke="#E2E5EA""##,
+        );
+        assert_eq!(
+            themed(painted),
+            concat!(
+                r##"<rect style="fill:var(--gantt-background,#FFFFFF)" style="stroke:var(--gantt-grid,#E2E5EA)"/>"##,
+                r##"<rect fill="#123456" stroke-width="1" style="stroke:var(--gantt-grid,#E2E5EA)"/>"##,
+                r##"<text refill="#FFFFFF" fill="#FFF">a="#b"</text><line style="stroke:var(--gantt-grid,#E2E5EA)""##,
+            )
+        );
+    }
 }

@@ -109,7 +109,8 @@ pub fn time_words(
 }
 
 /// An instant on a page: a `<time>` whose words follow the viewer's choices (and, when
-/// relative, the clock).
+/// relative, the clock). An absolute time does not follow the clock: its hover text
+/// ("3 min ago") is brought up to date when the pointer comes to it.
 #[component]
 pub fn Time(
     at: DateTime<Utc>,
@@ -118,15 +119,27 @@ pub fn Time(
 ) -> impl IntoView {
     let preferences = use_preferences();
     let now = use_now();
-    let words = Memo::new(move |_| {
-        let choices = preferences.choices.get();
-        time_words(at, form, choices.style, preferences.zone_shown(), now.get())
+    let pointed_at = ArcTrigger::new();
+    let words = Memo::new({
+        let pointed_at = pointed_at.clone();
+        move |_| {
+            let choices = preferences.choices.get();
+            let now = match choices.style {
+                TimeStyle::Relative => now.get(),
+                TimeStyle::Absolute => {
+                    pointed_at.track();
+                    now.get_untracked()
+                }
+            };
+            time_words(at, form, choices.style, preferences.zone_shown(), now)
+        }
     });
     view! {
         <time
             datetime=at.to_rfc3339_opts(SecondsFormat::Millis, true)
             title=move || words.with(|(_, other)| other.clone())
             data-testid=testid
+            on:mouseenter=move |_| pointed_at.notify()
         >
             {move || words.with(|(shown, _)| shown.clone())}
         </time>
