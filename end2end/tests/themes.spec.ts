@@ -85,6 +85,15 @@ test('the theme follows the system until chosen, is remembered, and the Gantt ch
     await expect.poll(() => backgroundOf(page)).toBe(BACKGROUND[theme].page);
     await expect.poll(() => chartCorner(page)).toEqual(BACKGROUND[theme].chart);
   }
+  // As the system: the chart is painted again when the system switches, nothing else
+  // happening on the page.
+  await choose(page, { theme: 'system' });
+  await expect.poll(() => chartCorner(page)).toEqual(BACKGROUND.light.chart);
+  await page.emulateMedia({ colorScheme: 'dark' });
+  await expect.poll(() => chartCorner(page)).toEqual(BACKGROUND.dark.chart);
+  await page.emulateMedia({ colorScheme: 'light' });
+  await expect.poll(() => chartCorner(page)).toEqual(BACKGROUND.light.chart);
+  await choose(page, { theme: 'dark' });
 
   // The server's SVG (the first paint, and all there is without JavaScript) takes the
   // same colours from the same stylesheet; a download stays light and self-contained.

@@ -240,7 +240,7 @@ fn AlertRow(
 #[component]
 pub fn RunAlerts(id: String) -> impl IntoView {
     let live = expect_context::<LiveConnection>();
-    let alerts = Resource::new(
+    let alerts = ArcResource::new(
         move || (id.clone(), live.alert_changes.get()),
         |(id, _)| {
             list_alerts(AlertQuery {
@@ -267,7 +267,9 @@ pub fn RunAlerts(id: String) -> impl IntoView {
     };
     view! {
         <Transition fallback=|| ()>
-            {move || Suspend::new(async move {
+            {move || {
+                let alerts = alerts.clone();
+                Suspend::new(async move {
                 match alerts.await {
                     Ok(page) if !page.alerts.is_empty() => Some(view! {
                         <section class="run-alerts" aria-label="Alerts">
@@ -278,7 +280,8 @@ pub fn RunAlerts(id: String) -> impl IntoView {
                     }),
                     _ => None,
                 }
-            })}
+            })
+            }}
         </Transition>
     }
 }

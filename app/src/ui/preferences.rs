@@ -156,9 +156,22 @@ pub struct Preferences {
     /// not know it) nor while the page hydrates (it must read as the server wrote it), so
     /// local times read as UTC until the app runs.
     local_known: RwSignal<bool>,
+    /// Whether the operating system asks for dark colours (as the browser says, and as it
+    /// changes): what the page shows while the theme is "as the system".
+    pub system_dark: RwSignal<bool>,
 }
 
 impl Preferences {
+    /// The colours shown: the theme chosen, or light or dark as the system is set. What
+    /// paints itself (the Gantt canvas) paints again when this changes.
+    pub fn colours_shown(&self) -> Theme {
+        match self.choices.with(|c| c.theme) {
+            Theme::System if self.system_dark.get() => Theme::Dark,
+            Theme::System => Theme::Light,
+            chosen => chosen,
+        }
+    }
+
     /// The zone times are written in now.
     pub fn zone_shown(&self) -> Zone {
         match self.choices.get().zone {
@@ -213,9 +226,14 @@ pub fn provide_preferences() {
     let preferences = Preferences {
         choices: RwSignal::new(read_choices()),
         local_known: RwSignal::new(false),
+        system_dark: RwSignal::new(false),
     };
     // Effects run in the browser only, once the page is hydrated.
-    Effect::new(move |_| preferences.local_known.set(true));
+    Effect::new(move |_| {
+        preferences.local_known.set(true);
+        #[cfg(feature = "hydrate")]
+        browser::follow_system_colours(preferences.system_dark);
+    });
     provide_context(preferences);
 }
 
@@ -240,6 +258,27 @@ mod browser {
         html_document()
             .and_then(|document| document.cookie().ok())
             .unwrap_or_default()
+    }
+
+    /// Keeps `dark` to whether the system asks for dark colours, for the app's lifetime.
+    pub(super) fn follow_system_colours(dark: leptos::prelude::RwSignal<bool>) {
+        use leptos::prelude::Set;
+        use leptos::wasm_bindgen::closure::Closure;
+        let Some(query) = web_sys::window().and_then(|window| {
+            window
+                .match_media("(prefers-color-scheme: dark)")
+                .ok()
+                .flatten()
+        }) else {
+            return;
+        };
+        dark.set(query.matches());
+        let changed = Closure::<dyn Fn(web_sys::MediaQueryListEvent)>::new(
+            move |event: web_sys::MediaQueryListEvent| dark.set(event.matches()),
+        );
+        let _ = query.add_event_listener_with_callback("change", changed.as_ref().unchecked_ref());
+        // The app's root holds the preferences as long as the page lives: so does this.
+        changed.forget();
     }
 
     pub(super) fn keep(choices: Choices) {

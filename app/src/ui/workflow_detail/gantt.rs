@@ -368,7 +368,7 @@ mod client {
         on_cleanup(move || resize.remove());
 
         let preferences = use_preferences();
-        let theme = Memo::new(move |_| preferences.choices.with(|c| c.theme));
+        let theme = Memo::new(move |_| preferences.colours_shown());
         // Read from the stylesheet once per theme, when painting: by then the canvas is in
         // the document (a canvas drawn again after a live re-read is not, when it is made).
         let palette: StoredValue<Option<(Theme, Palette)>> = StoredValue::new(None);

@@ -270,7 +270,7 @@ fn EngineCommands(
                 .with(|changes| changes.get(&id).copied())
         })
     };
-    let commands = Resource::new(
+    let commands = ArcResource::new(
         move || (id.clone(), version, acted.get(), moved.get()),
         |(id, _, _, _)| crate::api::get_engine_commands(id),
     );
@@ -325,7 +325,9 @@ fn EngineCommands(
     };
     view! {
         <Transition fallback=|| ()>
-            {move || Suspend::new(async move {
+            {move || {
+                let commands = commands.clone();
+                Suspend::new(async move {
                 match commands.await {
                     Ok(commands) if !commands.is_empty() => Some(view! {
                         <section class="engine-commands" aria-label="Commands to the engine">
@@ -335,7 +337,8 @@ fn EngineCommands(
                     }),
                     _ => None,
                 }
-            })}
+            })
+            }}
         </Transition>
     }
 }
@@ -344,7 +347,7 @@ fn EngineCommands(
 /// ended), re-read when the run changes.
 #[component]
 fn AuditTrail(id: String, version: Option<chrono::DateTime<chrono::Utc>>) -> impl IntoView {
-    let entries = Resource::new(
+    let entries = ArcResource::new(
         move || (id.clone(), version),
         |(id, _)| crate::api::get_audit(id),
     );
@@ -363,7 +366,9 @@ fn AuditTrail(id: String, version: Option<chrono::DateTime<chrono::Utc>>) -> imp
     };
     view! {
         <Transition fallback=|| ()>
-            {move || Suspend::new(async move {
+            {move || {
+                let entries = entries.clone();
+                Suspend::new(async move {
                 match entries.await {
                     Ok(entries) if !entries.is_empty() => Some(view! {
                         <section class="audit-trail" aria-label="Actions taken">
@@ -373,7 +378,8 @@ fn AuditTrail(id: String, version: Option<chrono::DateTime<chrono::Utc>>) -> imp
                     }),
                     _ => None,
                 }
-            })}
+            })
+            }}
         </Transition>
     }
 }
