@@ -114,9 +114,7 @@ pub fn WorkflowListPage() -> impl IntoView {
                             view! {
                                 <EngineBanner stats />
                                 <StatsLine stats />
-                                <Tabs query=query.clone() stats />
-                                <Filters query=query.clone() />
-                                <WorkflowTable page query live />
+                                <Tabs query stats />
                             }
                                 .into_any()
                         }
@@ -128,6 +126,17 @@ pub fn WorkflowListPage() -> impl IntoView {
                                 .into_any()
                         }
                     }
+                })}
+            </Suspense>
+            // The search form follows the address only: a reload of the list (a live
+            // resync) does not redraw it under the operator's typing.
+            {move || query.get().ok().map(|query| view! { <Filters query /> })}
+            <Suspense fallback=|| ()>
+                {move || Suspend::new(async move {
+                    list.await.ok().map(|page| {
+                        let query = query.get_untracked().unwrap_or_default();
+                        view! { <WorkflowTable page query live /> }
+                    })
                 })}
             </Suspense>
         </section>
