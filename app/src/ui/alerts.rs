@@ -240,6 +240,8 @@ fn AlertRow(
 #[component]
 pub fn RunAlerts(id: String) -> impl IntoView {
     let live = expect_context::<LiveConnection>();
+    // Shared, not kept by this component: a live re-read disposes of it while its
+    // Transition may still be waiting for this read.
     let alerts = ArcResource::new(
         move || (id.clone(), live.alert_changes.get()),
         |(id, _)| {
@@ -270,17 +272,17 @@ pub fn RunAlerts(id: String) -> impl IntoView {
             {move || {
                 let alerts = alerts.clone();
                 Suspend::new(async move {
-                match alerts.await {
-                    Ok(page) if !page.alerts.is_empty() => Some(view! {
-                        <section class="run-alerts" aria-label="Alerts">
-                            <h2>"Alerts"</h2>
-                            <ul>{page.alerts.into_iter().map(line).collect_view()}</ul>
-                            <p><a href="/orchestration/alerts?state=all">"All alerts"</a></p>
-                        </section>
-                    }),
-                    _ => None,
-                }
-            })
+                    match alerts.await {
+                        Ok(page) if !page.alerts.is_empty() => Some(view! {
+                            <section class="run-alerts" aria-label="Alerts">
+                                <h2>"Alerts"</h2>
+                                <ul>{page.alerts.into_iter().map(line).collect_view()}</ul>
+                                <p><a href="/orchestration/alerts?state=all">"All alerts"</a></p>
+                            </section>
+                        }),
+                        _ => None,
+                    }
+                })
             }}
         </Transition>
     }

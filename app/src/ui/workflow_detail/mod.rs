@@ -270,6 +270,8 @@ fn EngineCommands(
                 .with(|changes| changes.get(&id).copied())
         })
     };
+    // Shared, not kept by this component: a live re-read disposes of it while its
+    // Transition may still be waiting for this read.
     let commands = ArcResource::new(
         move || (id.clone(), version, acted.get(), moved.get()),
         |(id, _, _, _)| crate::api::get_engine_commands(id),
@@ -328,16 +330,16 @@ fn EngineCommands(
             {move || {
                 let commands = commands.clone();
                 Suspend::new(async move {
-                match commands.await {
-                    Ok(commands) if !commands.is_empty() => Some(view! {
-                        <section class="engine-commands" aria-label="Commands to the engine">
-                            <h2>"Commands to the engine"</h2>
-                            <ul>{commands.into_iter().map(line).collect_view()}</ul>
-                        </section>
-                    }),
-                    _ => None,
-                }
-            })
+                    match commands.await {
+                        Ok(commands) if !commands.is_empty() => Some(view! {
+                            <section class="engine-commands" aria-label="Commands to the engine">
+                                <h2>"Commands to the engine"</h2>
+                                <ul>{commands.into_iter().map(line).collect_view()}</ul>
+                            </section>
+                        }),
+                        _ => None,
+                    }
+                })
             }}
         </Transition>
     }
@@ -347,6 +349,8 @@ fn EngineCommands(
 /// ended), re-read when the run changes.
 #[component]
 fn AuditTrail(id: String, version: Option<chrono::DateTime<chrono::Utc>>) -> impl IntoView {
+    // Shared, not kept by this component: a live re-read disposes of it while its
+    // Transition may still be waiting for this read.
     let entries = ArcResource::new(
         move || (id.clone(), version),
         |(id, _)| crate::api::get_audit(id),
@@ -369,16 +373,16 @@ fn AuditTrail(id: String, version: Option<chrono::DateTime<chrono::Utc>>) -> imp
             {move || {
                 let entries = entries.clone();
                 Suspend::new(async move {
-                match entries.await {
-                    Ok(entries) if !entries.is_empty() => Some(view! {
-                        <section class="audit-trail" aria-label="Actions taken">
-                            <h2>"Actions taken"</h2>
-                            <ul>{entries.into_iter().map(line).collect_view()}</ul>
-                        </section>
-                    }),
-                    _ => None,
-                }
-            })
+                    match entries.await {
+                        Ok(entries) if !entries.is_empty() => Some(view! {
+                            <section class="audit-trail" aria-label="Actions taken">
+                                <h2>"Actions taken"</h2>
+                                <ul>{entries.into_iter().map(line).collect_view()}</ul>
+                            </section>
+                        }),
+                        _ => None,
+                    }
+                })
             }}
         </Transition>
     }

@@ -5,7 +5,6 @@ use super::state::PageState;
 use crate::model::{
     attempt_label, format_duration, thousands, Attempt, FanOut, Step, StepKind, StepStatus, Waiting,
 };
-
 use crate::ui::clock::use_now;
 use crate::ui::icons::{step_icon, IconView};
 use crate::ui::time::{Time, TimeForm};
